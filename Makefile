@@ -1,0 +1,46 @@
+# Two entry points for a fresh machine (Python >= 3.11 and pip only):
+#   make run   - create .venv, install siliconomics, run the main job (chip comparison)
+#   make test  - create .venv, install dev tools, run ruff, mypy and pytest
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+
+.PHONY: run test install install-dev lint typecheck pytest validate docs bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+
+run: install
+	$(BIN)/siliconomics compare --model llama-3.1-70b --input 1500 --output 300 --ttft 2s --tpot 60ms
+
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+validate: install
+	$(BIN)/siliconomics validate $(SHARED)/validation/measured.csv
+
+docs: install
+	$(BIN)/python scripts/gen_validation_doc.py $(SHARED)/validation/measured.csv docs/VALIDATION.md
+
+bench: install-dev
+	$(BIN)/python benchmarks/bench_estimate.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

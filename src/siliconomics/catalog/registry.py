@@ -1,0 +1,116 @@
+"""Exact-id lookup of the packaged catalog (chips, systems, models, efficiency profiles).
+
+Files are read once from the package (``catalog/data/<kind>/<id>.toml``) and validated against
+the schemas in :mod:`.schema`. An unknown id raises :class:`UnknownIdError` listing close ids.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import SiliconomicsError, UnknownIdError
+from .schema import ChipSpec, EfficiencyProfile, ModelSpec, SystemSpec
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def _data_dir(kind: str) -> Path:
+    return Path(str(resources.files("siliconomics.catalog") / "data" / kind))
+
+
+def parse_toml(path: Path, schema: type[T]) -> T:
+    """Read one TOML data file into ``schema``; errors name the file and the field."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SiliconomicsError(f"{path.name}: not valid TOML: {e}") from None
+    return validate_as(schema, raw, where=path.name)
+
+
+def validate_as(schema: type[T], raw: object, *, where: str) -> T:
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise SiliconomicsError(
+            f"{where}: field '{loc}': {first['msg']} ({e.error_count()} error(s))"
+        ) from None
+
+
+@cache
+def _load_all(kind: str, schema: type[T]) -> dict[str, T]:
+    out: dict[str, T] = {}
+    for path in sorted(_data_dir(kind).glob("*.toml")):
+        item = parse_toml(path, schema)
+        key = getattr(item, "id", None) or getattr(item, "family", None)
+        assert isinstance(key, str)
+        if key != path.stem:
+            raise SiliconomicsError(f"{path.name}: id '{key}' does not match the file name")
+        out[key] = item
+    return out
+
+
+def chips() -> dict[str, ChipSpec]:
+    """All packaged chips by id."""
+    return _load_all("chips", ChipSpec)
+
+
+def systems() -> dict[str, SystemSpec]:
+    """All packaged systems (instances, slices, servers) by id."""
+    return _load_all("systems", SystemSpec)
+
+
+def models() -> dict[str, ModelSpec]:
+    """All packaged model presets by id."""
+    return _load_all("models", ModelSpec)
+
+
+def efficiency_profiles() -> dict[str, EfficiencyProfile]:
+    """All efficiency profiles by family id."""
+    return _load_all("efficiency", EfficiencyProfile)
+
+
+def get_chip(chip_id: str) -> ChipSpec:
+    table = chips()
+    if chip_id not in table:
+        raise UnknownIdError("chip", chip_id, table)
+    return table[chip_id]
+
+
+def get_system(system_id: str) -> SystemSpec:
+    table = systems()
+    if system_id not in table:
+        raise UnknownIdError("system", system_id, table)
+    return table[system_id]
+
+
+def systems_for_chip(chip_id: str) -> list[SystemSpec]:
+    return [s for s in systems().values() if s.chip == chip_id]
+
+
+def get_efficiency(family: str) -> EfficiencyProfile:
+    table = efficiency_profiles()
+    if family not in table:
+        raise UnknownIdError("efficiency profile", family, table)
+    return table[family]
+
+
+def get_model(model: str) -> ModelSpec:
+    """A model preset by id, or a Hugging Face ``config.json`` (or a folder holding one)
+    given by path."""
+    table = models()
+    if model in table:
+        return table[model]
+    p = Path(model)
+    if p.suffix == ".json" or p.is_dir():
+        from .hf import load_hf_config  # local import: optional path, keeps startup light
+
+        return load_hf_config(p)
+    raise UnknownIdError("model", model, table)

@@ -1,0 +1,323 @@
+"""Typed schemas of the packaged data files (chips, systems, models, efficiency profiles).
+
+Each schema is written once, here. Data files are TOML; quantities may be written with units
+(``"80 GiB"``, ``"3.35 TB/s"``) and are converted to SI at load. Every measured or published
+number is a :class:`Sourced` value that keeps where it came from and how sure we are.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..units import DTYPES, Dimension, parse_quantity
+
+Confidence = Literal["vendor", "derived", "inferred", "measured", "fitted", "estimate"]
+"""How sure we are of a number: ``vendor`` (published spec), ``derived`` (arithmetic on vendor
+numbers), ``inferred`` (reasoned assumption), ``measured`` (our or a public measurement),
+``fitted`` (calibrated on a named data set), ``estimate`` (third-party estimate)."""
+
+Topology = Literal["switch", "ring", "torus2d", "torus3d", "mesh", "pcie", "none"]
+"""Scale-up topology: ``switch`` (NVSwitch: any-to-any at full link rate), ``ring`` (1D ring),
+``torus2d``/``torus3d`` (TPU ICI, NeuronLink), ``mesh`` (full point-to-point mesh: each chip has
+a direct link to every other chip, e.g. MI300X Infinity Fabric, Gaudi RoCE), ``pcie`` (through
+the host PCIe switch), ``none`` (single chip)."""
+
+ComputeDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sourced(_Frozen):
+    """A number with provenance. ``value`` is in SI units after load."""
+
+    value: float = Field(description="the number, in SI units (converted at load)")
+    conf: Confidence = Field(description="how sure we are of it")
+    src: str = Field(description="key into the file's [sources] table, or a URL")
+    note: str = Field(default="", description="caveat or derivation")
+
+
+def _sourced(dim: Dimension) -> Any:
+    """Validator factory: accept ``{value="80 GiB", conf=..., src=...}`` and convert units."""
+
+    def convert(v: Any, info: Any) -> Any:
+        if isinstance(v, dict) and "value" in v:
+            v = dict(v)
+            v["value"] = parse_quantity(v["value"], dim, what=str(info.field_name))
+        return v
+
+    return convert
+
+
+def sourced_field(dim: Dimension, description: str) -> Any:
+    return Field(default=None, description=description, json_schema_extra={"dimension": dim})
+
+
+class ChipCompute(_Frozen):
+    """Peak dense (no sparsity) matrix throughput per chip, per input dtype, in FLOP/s (OP/s
+    for integers). A dtype listed in ``unsupported`` is absent in hardware; a dtype neither
+    given nor unsupported is unknown."""
+
+    fp32: Sourced | None = sourced_field("flops_per_s", "FP32 (GPU: CUDA-core/vector) peak")
+    tf32: Sourced | None = sourced_field("flops_per_s", "TF32 tensor peak")
+    bf16: Sourced | None = sourced_field("flops_per_s", "BF16 matrix peak")
+    fp16: Sourced | None = sourced_field("flops_per_s", "FP16 matrix peak (= BF16 if omitted)")
+    fp8: Sourced | None = sourced_field("flops_per_s", "FP8 matrix peak")
+    int8: Sourced | None = sourced_field("flops_per_s", "INT8 matrix peak (OP/s)")
+    fp4: Sourced | None = sourced_field("flops_per_s", "FP4 matrix peak")
+    vector_bf16: Sourced | None = sourced_field(
+        "flops_per_s", "non-matrix (vector/SIMD) BF16 peak, for element-wise ops"
+    )
+    unsupported: tuple[ComputeDtype, ...] = Field(
+        default=(), description="dtypes the matrix units lack in hardware ('n/a' in the sheet)"
+    )
+
+    _conv = field_validator("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "vector_bf16",
+                            mode="before")(_sourced("flops_per_s"))
+
+
+class ChipMemory(_Frozen):
+    """Device memory and on-chip SRAM."""
+
+    kind: str = Field(description="memory technology, e.g. HBM3, HBM3e, GDDR6, SRAM")
+    capacity_bytes: Sourced | None = sourced_field("bytes", "device memory capacity")
+    bytes_per_s: Sourced | None = sourced_field("bytes_per_s", "peak device memory bandwidth")
+    sram_bytes: Sourced | None = sourced_field(
+        "bytes", "vendor-named main on-chip SRAM (not comparable across vendors)"
+    )
+
+    _conv_b = field_validator("capacity_bytes", "sram_bytes", mode="before")(_sourced("bytes"))
+    _conv_bw = field_validator("bytes_per_s", mode="before")(_sourced("bytes_per_s"))
+
+
+class ChipInterconnect(_Frozen):
+    """Scale-up (inside the fast domain) and scale-out (between domains) links."""
+
+    scale_up_name: str = Field(default="", description="e.g. 'NVLink 4 via NVSwitch'")
+    scale_up_bytes_per_s: Sourced | None = sourced_field(
+        "bytes_per_s", "aggregate scale-up bandwidth per chip, both directions summed"
+    )
+    scale_up_domain: int = Field(default=1, ge=1, description="chips in one scale-up domain")
+    topology: Topology = Field(default="none", description="scale-up topology")
+    links: int | None = Field(
+        default=None, ge=1, description="scale-up links per chip (mesh/torus bandwidth split)"
+    )
+    scale_out_bytes_per_s: Sourced | None = sourced_field(
+        "bytes_per_s", "scale-out (NIC/DCN) bandwidth per chip, one direction"
+    )
+
+    _conv = field_validator("scale_up_bytes_per_s", "scale_out_bytes_per_s", mode="before")(
+        _sourced("bytes_per_s")
+    )
+
+
+class ChipMatrix(_Frozen):
+    """Geometry of the matrix engines that decides padding and wave quantisation.
+
+    ``arch = "tiles"`` (GPU): a GEMM is cut into ``tile_m x tile_n`` output tiles spread over
+    ``units`` streaming multiprocessors in waves. ``arch = "systolic"`` (TPU, Trainium, Gaudi
+    MME): the contraction and output-column dims are padded to the array's ``rows x cols``."""
+
+    arch: Literal["tiles", "systolic"] = Field(description="GPU tiles or systolic array")
+    units: int = Field(ge=1, description="SMs / CUs / NeuronCores / TensorCores / MMEs per chip")
+    tile_m: int = Field(default=128, ge=1, description="output tile rows (tokens) per unit")
+    tile_n: int = Field(default=128, ge=1, description="output tile cols per unit")
+    rows: int = Field(default=128, ge=1, description="systolic array rows (contraction dim)")
+    cols: int = Field(default=128, ge=1, description="systolic array cols (output dim)")
+    clock_hz: Sourced | None = sourced_field("hertz", "matrix-engine clock")
+    note: str = Field(default="", description="where the geometry comes from")
+
+    _conv = field_validator("clock_hz", mode="before")(_sourced("hertz"))
+
+
+class ChipPower(_Frozen):
+    """Board/package power."""
+
+    tdp_w: Sourced | None = sourced_field("watts", "max TDP/TBP per chip; empty if unpublished")
+    idle_fraction: float = Field(
+        default=0.3, ge=0, le=1, description="idle power as a fraction of TDP (power model)"
+    )
+
+    _conv = field_validator("tdp_w", mode="before")(_sourced("watts"))
+
+
+class ChipSpec(_Frozen):
+    """One accelerator (chip/package). Ids are those of shared/reference/accelerators.csv."""
+
+    id: str = Field(description="exact catalog id, e.g. 'h100-sxm'")
+    name: str = Field(description="marketing name")
+    vendor: str = Field(description="NVIDIA, AMD, AWS, Google, Intel, Microsoft, ...")
+    kind: Literal["gpu", "asic"] = Field(description="GPU or AI ASIC")
+    family: str = Field(description="efficiency-profile family id (catalog/data/efficiency)")
+    year: int | None = Field(default=None, description="announcement/launch year")
+    process_nm: float | None = Field(default=None, description="process node, nm")
+    compute: ChipCompute
+    memory: ChipMemory
+    interconnect: ChipInterconnect
+    matrix: ChipMatrix
+    power: ChipPower
+    sources: dict[str, str] = Field(default_factory=dict, description="source key -> URL/ref")
+    notes: str = Field(default="", description="caveats")
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> ChipSpec:
+        for section in (self.compute, self.memory, self.interconnect, self.matrix, self.power):
+            for name in type(section).model_fields:
+                v = getattr(section, name)
+                if isinstance(v, Sourced) and not (v.src in self.sources or "://" in v.src):
+                    raise ValueError(f"{self.id}: {name}.src '{v.src}' is not in [sources]")
+        return self
+
+    def peak_flops(self, dtype: str) -> float | None:
+        """Dense matrix peak for ``dtype`` in FLOP/s, ``None`` if unknown. fp16 falls back to
+        bf16 and int4 to int8 (no chip here has a faster int4 matrix path in the sheet)."""
+        c = self.compute
+        v = getattr(c, dtype, None) if dtype in DTYPES else None
+        if v is None and dtype == "fp16":
+            v = c.bf16
+        return v.value if isinstance(v, Sourced) else None
+
+    def supports(self, dtype: str) -> bool:
+        return dtype not in self.compute.unsupported
+
+
+class Price(_Frozen):
+    """A dated price of a system (instance, slice, server)."""
+
+    usd_per_hour: float = Field(gt=0, description="USD per hour for the whole system")
+    mode: Literal["on-demand", "reserved-1y", "reserved-3y", "spot"] = "on-demand"
+    region: str = Field(description="cloud region")
+    as_of: str = Field(description="date or snapshot the price was read (ISO date or note)")
+    conf: Confidence = "vendor"
+    src: str = Field(description="URL or source key")
+    note: str = ""
+
+
+class SystemSpec(_Frozen):
+    """A purchasable/rentable unit: a cloud instance, TPU slice or server."""
+
+    id: str = Field(description="e.g. 'p5.48xlarge', 'tpu-v6e-8'")
+    chip: str = Field(description="chip id")
+    chips: int = Field(ge=1, description="chips in the system")
+    provider: str = Field(description="aws, gcp, azure, ... or 'owned'")
+    host: str = Field(default="", description="host CPU / NIC summary")
+    scale_up_domain: int | None = Field(
+        default=None, ge=1, description="chips in one scale-up domain here (default: chip's)"
+    )
+    prices: tuple[Price, ...] = Field(default=(), description="dated prices")
+    notes: str = ""
+
+
+class MoESpec(_Frozen):
+    """Mixture-of-experts FFN (absent for dense models)."""
+
+    n_experts: int = Field(ge=1, description="routed experts (E)")
+    experts_per_token: int = Field(ge=1, description="top-k routed experts per token")
+    moe_d_ff: int = Field(ge=1, description="per-expert FFN hidden size")
+    n_shared_experts: int = Field(default=0, ge=0, description="always-active experts")
+    n_dense_layers: int = Field(default=0, ge=0, description="leading dense (non-MoE) layers")
+
+
+class MLASpec(_Frozen):
+    """Multi-head latent attention (DeepSeek-V2/V3): the KV cache holds one compressed latent
+    of ``kv_lora_rank + qk_rope_head_dim`` values per token and layer."""
+
+    q_lora_rank: int | None = Field(default=None, ge=1, description="query low-rank dim")
+    kv_lora_rank: int = Field(ge=1, description="compressed KV latent dim")
+    qk_rope_head_dim: int = Field(ge=0, description="decoupled RoPE key dim")
+    v_head_dim: int = Field(ge=1, description="value head dim")
+
+
+class ModelSpec(_Frozen):
+    """Transformer architecture. Notation: L layers, D d_model, H heads, K kv heads,
+    hd head_dim, F d_ff, V vocab, E experts."""
+
+    id: str = Field(description="exact catalog id, e.g. 'llama-3.1-70b'")
+    family: str = Field(description="model family")
+    n_layers: int = Field(ge=1, description="L: transformer blocks")
+    d_model: int = Field(ge=1, description="D: hidden size")
+    n_heads: int = Field(ge=1, description="H: query heads")
+    n_kv_heads: int = Field(ge=1, description="K: key/value heads")
+    head_dim: int = Field(ge=1, description="hd: per-head q/k dim")
+    d_ff: int = Field(ge=1, description="F: dense FFN hidden size (each gate/up for SwiGLU)")
+    vocab_size: int = Field(ge=1, description="V: embedding rows")
+    max_position: int | None = Field(default=None, description="max context of the model")
+    tied_embeddings: bool = Field(default=False, description="LM head shares embeddings")
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    activation: Literal["swiglu", "geglu", "gelu", "relu"] = "swiglu"
+    attention: Literal["mha", "gqa", "mqa", "mla"] = "gqa"
+    position: str = Field(default="rope", description="rope, rope-partial, learned, ...")
+    parallel_attn_mlp: bool = Field(default=False, description="GPT-J style parallel block")
+    sliding_window: int | None = Field(
+        default=None, ge=1, description="window of sliding-window attention layers"
+    )
+    sliding_window_every: int = Field(
+        default=0, ge=0, description="every n-th layer is full attention, others windowed "
+        "(0 = all layers full attention)"
+    )
+    qkv_bias: bool = False
+    moe: MoESpec | None = None
+    mla: MLASpec | None = None
+    default_weight_dtype: ComputeDtype = Field(
+        default="bf16", description="dtype of the released checkpoint"
+    )
+    source: str = Field(description="where the hyperparameters come from")
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"{self.id}: n_heads {self.n_heads} not a multiple of n_kv_heads {self.n_kv_heads}"
+            )
+        if self.attention == "mla" and self.mla is None:
+            raise ValueError(f"{self.id}: attention 'mla' needs an [mla] table")
+        return self
+
+    @property
+    def gated(self) -> bool:
+        return self.activation in ("swiglu", "geglu")
+
+
+EffValue = Annotated[float, Field(gt=0)]
+
+
+class EfficiencyProfile(_Frozen):
+    """Fraction-of-peak factors and fixed overheads of one chip family and software stack.
+
+    Each factor says where it came from in ``provenance`` (``spec-derived``,
+    ``fitted on <data set>``, ``measured on <device>``)."""
+
+    family: str = Field(description="family id referenced by chips")
+    stack: str = Field(description="software stack these factors describe")
+    gemm_efficiency: EffValue = Field(
+        le=1, description="fraction of dense matrix peak reached by large, well-shaped GEMMs"
+    )
+    memory_efficiency: EffValue = Field(
+        le=1, description="fraction of peak HBM bandwidth reached by large streaming reads"
+    )
+    attention_efficiency: EffValue = Field(
+        le=1, description="fraction of matrix peak reached by fused (flash) attention"
+    )
+    kernel_overhead_s: float = Field(
+        ge=0, description="fixed time per kernel/op launch on the device, s"
+    )
+    step_overhead_s: float = Field(
+        ge=0, description="fixed host-side time per forward step (scheduling, sampling), s"
+    )
+    collective_latency_s: float = Field(
+        ge=0, description="fixed latency per collective step (alpha in alpha-beta), s"
+    )
+    collective_efficiency: EffValue = Field(
+        le=1, description="fraction of link bandwidth reached by large collectives"
+    )
+    memory_reserve_fraction: float = Field(
+        ge=0, lt=1, description="fraction of device memory unavailable (runtime, fragmentation)"
+    )
+    provenance: dict[str, str] = Field(
+        description="factor name -> 'spec-derived' / 'fitted on ...' / 'measured on ...'"
+    )
+    notes: str = ""
