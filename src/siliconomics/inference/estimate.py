@@ -1,0 +1,224 @@
+"""Latency and throughput of one deployment: static batches and max-throughput operation.
+
+* Static batch (``static_batch`` / ``latency`` scenarios): prefill of the whole batch
+  (TTFT), then ``output_len - 1`` decode steps at growing context. TPOT is the mean decode step,
+  integrated over the context with a 4-point midpoint rule (decode time is nearly affine in
+  context, so this is accurate to well under 1%).
+* Max throughput (``offline``): continuous batching in steady state. The running batch B is the
+  smaller of the engine limit and what the free memory holds at the average context
+  ``input + output/2`` (paged KV cache). Each request costs one prefill of ``input`` tokens
+  (batched up to ``max_prefill_tokens`` per step) and ``output`` decode slots, so per replica
+  ``tokens/s = B * O / (B * I * t_prefill_per_token + O * t_decode(B))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..catalog.registry import get_efficiency
+from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
+from ..errors import DoesNotFitError, SiliconomicsError
+from ..ops.device import Device
+from ..parallel.memory import (
+    MemoryBreakdown,
+    activation_bytes_per_chip,
+    kv_bytes_per_seq_per_chip,
+    memory_breakdown,
+    weight_bytes_per_chip,
+)
+from ..parallel.plan import InferencePlan
+from ..units import fmt_si
+from .forward import ForwardCost, forward_cost
+
+F = NDArray[np.float64]
+_QUAD = (np.arange(4) + 0.5) / 4.0  # midpoints of 4 equal context slices
+
+
+def make_device(chip: ChipSpec, eff: EfficiencyProfile | None = None) -> Device:
+    return Device(chip=chip, eff=eff if eff is not None else get_efficiency(chip.family))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate:
+    """Result of one (or an array of) inference configuration(s) for one replica layout."""
+
+    model: ModelSpec
+    device: Device
+    plan: InferencePlan
+    scenario: str
+    batch: F
+    input_len: F
+    output_len: F
+    ttft_s: F
+    tpot_s: F
+    e2e_s: F
+    output_tokens_per_s: F
+    """whole deployment (all replicas)"""
+    prefill: ForwardCost
+    decode: ForwardCost
+    """decode step at the mid-generation context (for the breakdown)"""
+    memory: MemoryBreakdown
+    prefill_time_share: F
+    """fraction of busy time spent in prefill (to split cost between input and output)"""
+
+    @property
+    def output_tokens_per_s_per_chip(self) -> F:
+        return self.output_tokens_per_s / self.plan.chips
+
+    @property
+    def decode_bound(self) -> NDArray[np.str_]:
+        return _bound_name(self.decode)
+
+    @property
+    def prefill_bound(self) -> NDArray[np.str_]:
+        return _bound_name(self.prefill)
+
+
+def _bound_name(fc: ForwardCost) -> NDArray[np.str_]:
+    shares = fc.bound_shares()
+    names = list(shares)
+    stacked = np.stack(np.broadcast_arrays(*[np.asarray(v) for v in shares.values()]))
+    return np.asarray(names)[np.argmax(stacked, axis=0)]
+
+
+def _check_lengths(batch: F, input_len: F, output_len: F) -> None:
+    for name, v, lo in (("batch", batch, 1), ("input_len", input_len, 1),
+                        ("output_len", output_len, 1)):
+        if np.any(~np.isfinite(v)) or np.any(v < lo):
+            raise SiliconomicsError(f"{name} must be >= {lo}, got {np.min(v):g}")
+
+
+def _require_fit(mem: MemoryBreakdown, model: ModelSpec, dev: Device, plan: InferencePlan,
+                 what: str) -> None:
+    if np.all(mem.fits):
+        return
+    short = float(np.max(-mem.free))
+    hint = suggest_tp(model, dev, plan)
+    raise DoesNotFitError(
+        f"{model.id} does not fit on {plan.tp * plan.pp} x {dev.id} ({what}): needs "
+        f"{fmt_si(float(np.max(mem.total)), 'B', binary=True)} per chip of "
+        f"{fmt_si(mem.capacity, 'B', binary=True)} (weights "
+        f"{fmt_si(mem.weights, 'B', binary=True)}, KV cache "
+        f"{fmt_si(float(np.max(mem.kv_cache)), 'B', binary=True)}), short by "
+        f"{fmt_si(short, 'B', binary=True)}",
+        shortfall_bytes=short,
+        suggestion=hint,
+    )
+
+
+def suggest_tp(model: ModelSpec, dev: Device, plan: InferencePlan) -> str:
+    """The smallest tensor-parallel degree (within the scale-up domain) whose weights fit."""
+    domain = dev.chip.interconnect.scale_up_domain
+    for tp in (1, 2, 4, 8, 12, 16, 32, 64):
+        if tp > max(domain, 1) * plan.pp or tp > model.n_heads:
+            break
+        ep = plan.ep if tp % plan.ep == 0 else 1
+        p = InferencePlan(tp=tp, pp=plan.pp, ep=ep, weight_dtype=plan.weight_dtype,
+                          act_dtype=plan.act_dtype, kv_dtype=plan.kv_dtype)
+        free = dev.usable_hbm_bytes - weight_bytes_per_chip(model, p)
+        if free > 0.1 * dev.hbm_bytes:
+            return f"smallest tp that fits the weights with 10% left for KV cache: tp={tp}"
+    return "it does not fit within one scale-up domain; use pipeline stages (pp) or a " \
+           "narrower weight dtype"
+
+
+def _decode_mean(model: ModelSpec, dev: Device, plan: InferencePlan, B: F, ctx0: F,
+                 steps: F) -> F:
+    """Mean decode-step time over contexts ctx0 .. ctx0+steps (midpoint rule)."""
+    ctx = ctx0[..., None] + steps[..., None] * _QUAD
+    fc = forward_cost(model, dev, plan, B[..., None], 1.0, ctx)
+    return np.asarray(fc.time.mean(axis=-1), dtype=np.float64)
+
+
+def estimate_static(
+    model: ModelSpec,
+    chip: ChipSpec,
+    plan: InferencePlan,
+    batch: ArrayLike,
+    input_len: ArrayLike,
+    output_len: ArrayLike,
+    *,
+    eff: EfficiencyProfile | None = None,
+    check_memory: bool = True,
+) -> Estimate:
+    """Static batch: every sequence has ``input_len`` prompt and ``output_len`` new tokens."""
+    dev = make_device(chip, eff)
+    plan.validate(model, dev)
+    B, I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
+                                    for x in (batch, input_len, output_len)))
+    _check_lengths(B, I, O)
+    mem = memory_breakdown(model, dev, plan, B, I + O, B * I)
+    if check_memory:
+        _require_fit(mem, model, dev, plan, f"batch {np.max(B):g} x {np.max(I + O):g} tokens")
+    prefill = forward_cost(model, dev, plan, B, I, 0.0)
+    ttft = prefill.time
+    steps = np.maximum(O - 1.0, 0.0)
+    tpot = _decode_mean(model, dev, plan, B, I, steps)
+    decode_mid = forward_cost(model, dev, plan, B, 1.0, I + steps / 2)
+    e2e = ttft + steps * tpot
+    tput = plan.replicas * B * O / e2e
+    return Estimate(
+        model=model, device=dev, plan=plan, scenario="static_batch", batch=B, input_len=I,
+        output_len=O, ttft_s=ttft, tpot_s=np.where(steps > 0, tpot, 0.0), e2e_s=e2e,
+        output_tokens_per_s=tput, prefill=prefill, decode=decode_mid, memory=mem,
+        prefill_time_share=ttft / e2e,
+    )
+
+
+def max_batch(model: ModelSpec, dev: Device, plan: InferencePlan, ctx: ArrayLike,
+              prefill_tokens: ArrayLike) -> F:
+    """Largest number of concurrent sequences of ``ctx`` tokens that fit in memory (may be 0)."""
+    free = (dev.usable_hbm_bytes - weight_bytes_per_chip(model, plan)
+            - activation_bytes_per_chip(model, plan, prefill_tokens))
+    per_seq = kv_bytes_per_seq_per_chip(model, plan, ctx)
+    return np.maximum(np.floor(free / per_seq), 0.0)
+
+
+def estimate_max_throughput(
+    model: ModelSpec,
+    chip: ChipSpec,
+    plan: InferencePlan,
+    input_len: ArrayLike,
+    output_len: ArrayLike,
+    *,
+    batch_limit: ArrayLike | None = None,
+    max_prefill_tokens: float = 8192.0,
+    eff: EfficiencyProfile | None = None,
+) -> Estimate:
+    """Steady-state continuous batching with every request available (MLPerf Offline)."""
+    dev = make_device(chip, eff)
+    plan.validate(model, dev)
+    I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
+    _check_lengths(np.ones_like(I), I, O)
+    chunk = np.maximum(max_prefill_tokens, I)
+    avg_ctx = I + O / 2.0
+    cap = max_batch(model, dev, plan, avg_ctx, chunk)
+    if batch_limit is not None:
+        cap = np.minimum(cap, np.asarray(batch_limit, dtype=np.float64))
+    mem0 = memory_breakdown(model, dev, plan, np.maximum(cap, 1.0), avg_ctx, chunk)
+    if np.any(cap < 1):
+        _require_fit(memory_breakdown(model, dev, plan, 1.0, avg_ctx, chunk), model, dev, plan,
+                     f"one sequence of {np.max(avg_ctx):g} tokens")
+    B = np.maximum(cap, 1.0)
+    # Prefill: as many whole prompts as fit in one chunk, batched.
+    bp = np.maximum(np.floor(chunk / I), 1.0)
+    prefill = forward_cost(model, dev, plan, bp, I, 0.0)
+    t_prefill_tok = prefill.time / (bp * I)
+    # Decode: with pp > 1 the batch is split into pp micro-batches that fill the pipeline.
+    micro = np.maximum(B / plan.pp, 1.0)
+    t_dec = _decode_mean(model, dev, plan, micro, I, O)
+    decode_mid = forward_cost(model, dev, plan, micro, 1.0, avg_ctx)
+    busy_prefill = B * I * t_prefill_tok
+    busy_decode = O * t_dec
+    per_replica = B * O / (busy_prefill + busy_decode)
+    tpot = t_dec + busy_prefill / O
+    ttft = prefill.time  # unloaded; queueing belongs to the serving simulator
+    return Estimate(
+        model=model, device=dev, plan=plan, scenario="max_throughput", batch=B, input_len=I,
+        output_len=O, ttft_s=ttft, tpot_s=tpot, e2e_s=ttft + O * tpot,
+        output_tokens_per_s=plan.replicas * per_replica, prefill=prefill, decode=decode_mid,
+        memory=mem0, prefill_time_share=busy_prefill / (busy_prefill + busy_decode),
+    )

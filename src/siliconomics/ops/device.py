@@ -1,0 +1,96 @@
+"""A chip as the cost model sees it: SI peaks plus the efficiency profile of its stack.
+
+``Device`` is the only object the op layer needs. It is built once per (chip, profile) and
+is cheap to pass around; all numbers are plain floats in SI units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog.schema import ChipSpec, EfficiencyProfile, Sourced
+from ..errors import SiliconomicsError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Device:
+    """Derived view of a chip for cost functions."""
+
+    chip: ChipSpec
+    eff: EfficiencyProfile
+
+    @property
+    def id(self) -> str:
+        return self.chip.id
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense matrix peak (FLOP/s) for ``dtype``; a clear error if absent or unknown."""
+        if not self.chip.supports(dtype):
+            raise SiliconomicsError(
+                f"chip '{self.chip.id}' has no {dtype} matrix support in hardware; "
+                f"supported: {', '.join(self.supported_dtypes())}"
+            )
+        v = self.chip.peak_flops(dtype)
+        if v is None:
+            raise SiliconomicsError(
+                f"chip '{self.chip.id}': {dtype} peak is not published (unknown); "
+                f"choose one of: {', '.join(self.supported_dtypes())}"
+            )
+        return v
+
+    def supported_dtypes(self) -> list[str]:
+        out = []
+        for d in ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"):
+            if self.chip.supports(d) and self.chip.peak_flops(d) is not None:
+                out.append(d)
+        return out
+
+    @property
+    def vector_flops(self) -> float:
+        """Element-wise throughput; falls back to 1/8 of the bf16 matrix peak, a conservative
+        ratio (H100: 134/989 = 0.135; Gaudi 3: 28.7/1835 = 0.016 is lower, and published)."""
+        v = self.chip.compute.vector_bf16
+        if v is not None:
+            return v.value
+        bf = self.chip.peak_flops("bf16") or self.chip.peak_flops("fp16") or 1e12
+        return bf / 8
+
+    @property
+    def hbm_bytes(self) -> float:
+        return _need(self.chip.memory.capacity_bytes, self.chip.id, "memory.capacity_bytes")
+
+    @property
+    def hbm_bytes_per_s(self) -> float:
+        return _need(self.chip.memory.bytes_per_s, self.chip.id, "memory.bytes_per_s")
+
+    @property
+    def usable_hbm_bytes(self) -> float:
+        """Capacity minus the runtime reserve of the profile (context, allocator, graphs)."""
+        return self.hbm_bytes * (1.0 - self.eff.memory_reserve_fraction)
+
+    @property
+    def scale_up_bytes_per_s_dir(self) -> float:
+        """Scale-up bandwidth per chip in one direction (sheet values are bidirectional)."""
+        v = self.chip.interconnect.scale_up_bytes_per_s
+        if v is None:
+            return self.pcie_bytes_per_s_dir
+        return v.value / 2.0
+
+    @property
+    def pcie_bytes_per_s_dir(self) -> float:
+        # PCIe Gen4 x16 ~ 32 GB/s/dir, Gen5 x16 ~ 64 GB/s/dir; used only where no scale-up
+        # bandwidth is published. Gen5 for chips from 2022 on (an inferred default).
+        year = self.chip.year or 2022
+        return 64e9 if year >= 2022 else 32e9
+
+    @property
+    def scale_out_bytes_per_s_dir(self) -> float:
+        v = self.chip.interconnect.scale_out_bytes_per_s
+        return v.value if v is not None else 12.5e9  # 100 Gb/s per chip: inferred default
+
+
+def _need(v: Sourced | None, chip: str, field: str) -> float:
+    if v is None:
+        raise SiliconomicsError(f"chip '{chip}': {field} is unknown (not published); "
+                                "the model needs it for this estimate")
+    return v.value

@@ -1,0 +1,158 @@
+"""Memory footprint per chip of an inference replica: weights + KV cache + activations +
+runtime reserve. Parameter counts follow the layer formulas in :mod:`..inference.forward`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..catalog.schema import ModelSpec
+from ..ops.device import Device
+from ..parallel.plan import InferencePlan
+from ..units import DTYPE_BYTES
+
+F = NDArray[np.float64]
+
+
+def param_counts(model: ModelSpec, tp: int = 1, ep: int = 1) -> dict[str, float]:
+    """Parameters held by ONE chip of a tp-way (ep-way for experts) shard, by component, for
+    the whole model (all layers). With tp=ep=1 these are the model's total parameters."""
+    D, hd, L = model.d_model, model.head_dim, model.n_layers
+    hq = -(-model.n_heads // tp)
+    hkv = -(-model.n_kv_heads // tp)
+    if model.mla is None:
+        attn = D * (hq + 2 * hkv) * hd + hq * hd * D
+        if model.qkv_bias:
+            attn += (hq + 2 * hkv) * hd
+    else:
+        m = model.mla
+        lat = m.kv_lora_rank + m.qk_rope_head_dim
+        nope = hd - m.qk_rope_head_dim
+        q = (D * m.q_lora_rank + m.q_lora_rank * hq * hd) if m.q_lora_rank else D * hq * hd
+        attn = q + D * lat + m.kv_lora_rank * hq * (nope + m.v_head_dim) + hq * m.v_head_dim * D
+    mats = 3 if model.gated else 2
+    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    n_dense = L - n_moe
+    dense_ffn = mats * D * -(-model.d_ff // tp)
+    experts = 0.0
+    if model.moe is not None:
+        moe = model.moe
+        etp = max(tp // ep, 1)
+        experts = (moe.n_experts / ep) * mats * D * -(-moe.moe_d_ff // etp)
+        experts += mats * D * -(-(moe.n_shared_experts * moe.moe_d_ff) // tp) + D * moe.n_experts
+    vocab = -(-model.vocab_size // tp) * D
+    return {
+        "attention": float(attn * L),
+        "ffn_dense": float(dense_ffn * n_dense),
+        "ffn_experts": float(experts * n_moe),
+        "norms": float(2 * D * L + D),
+        "embedding": float(vocab),
+        "lm_head": 0.0 if model.tied_embeddings else float(vocab),
+    }
+
+
+def total_params(model: ModelSpec) -> float:
+    return sum(param_counts(model).values())
+
+
+def active_params(model: ModelSpec) -> float:
+    """Parameters used per token (MoE: shared + top-k experts), embeddings included."""
+    pc = param_counts(model)
+    if model.moe is None:
+        return sum(pc.values())
+    moe = model.moe
+    mats = 3 if model.gated else 2
+    n_moe = model.n_layers - moe.n_dense_layers
+    routed = moe.n_experts * mats * model.d_model * moe.moe_d_ff * n_moe
+    active_routed = moe.experts_per_token * mats * model.d_model * moe.moe_d_ff * n_moe
+    return sum(pc.values()) - routed + active_routed
+
+
+def weight_bytes_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
+    """Weights on the most loaded chip (pipeline stages hold L/pp layers; embeddings and the
+    LM head stay 16-bit when linear layers are quantised)."""
+    pc = param_counts(model, plan.tp, plan.ep)
+    w = DTYPE_BYTES[plan.weight_dtype]
+    emb_b = max(w, 2.0)
+    layers = (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"]) * w + pc["norms"] * 2.0
+    edge = max(pc["embedding"], pc["lm_head"]) if plan.pp > 1 else pc["embedding"] + pc["lm_head"]
+    return float(layers / plan.pp + edge * emb_b)
+
+
+def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
+    """KV-cache bytes one token adds on one chip (all its layers), for full-attention layers.
+    GQA heads are replicated when K < tp; MLA latents are replicated on every TP rank."""
+    kvb = DTYPE_BYTES[plan.kv_dtype]
+    layers = model.n_layers / plan.pp
+    if model.mla is not None:
+        return layers * (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * kvb
+    hkv = -(-model.n_kv_heads // plan.tp)
+    return layers * 2 * hkv * model.head_dim * kvb
+
+
+def kv_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan, ctx: ArrayLike) -> F:
+    """KV bytes of one sequence of ``ctx`` tokens on one chip (windowed layers cap at W)."""
+    c = np.asarray(ctx, dtype=np.float64)
+    per_tok = kv_bytes_per_token_per_chip(model, plan)
+    if model.sliding_window and model.mla is None:
+        every = model.sliding_window_every
+        full_frac = (1.0 / every) if every else 0.0
+        return per_tok * (full_frac * c + (1 - full_frac) * np.minimum(c, model.sliding_window))
+    return per_tok * c
+
+
+def activation_bytes_per_chip(model: ModelSpec, plan: InferencePlan, tokens: ArrayLike) -> F:
+    """Peak transient activations of a forward over ``tokens`` new tokens: the widest layer
+    input/output pair plus fp32 logits of one position per sequence (upper bound: all)."""
+    T = np.asarray(tokens, dtype=np.float64)
+    a = DTYPE_BYTES[plan.act_dtype]
+    hq = -(-model.n_heads // plan.tp)
+    widest = max(2 * -(-model.d_ff // plan.tp), hq * model.head_dim * 3, model.d_model)
+    if model.moe is not None:
+        widest = max(widest, 2 * model.moe.moe_d_ff * model.moe.experts_per_token)
+    return T * (2 * model.d_model + widest) * a
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryBreakdown:
+    """Bytes per chip."""
+
+    weights: float
+    kv_cache: F
+    activations: F
+    reserve: float
+    capacity: float
+
+    @property
+    def total(self) -> F:
+        return self.weights + self.kv_cache + self.activations + self.reserve
+
+    @property
+    def free(self) -> F:
+        return self.capacity - self.total
+
+    @property
+    def fits(self) -> NDArray[np.bool_]:
+        return self.free >= 0
+
+
+def memory_breakdown(
+    model: ModelSpec,
+    dev: Device,
+    plan: InferencePlan,
+    batch: ArrayLike,
+    ctx: ArrayLike,
+    prefill_tokens: ArrayLike,
+) -> MemoryBreakdown:
+    """Footprint of ``batch`` sequences of up to ``ctx`` tokens while prefilling at most
+    ``prefill_tokens`` tokens in one step."""
+    B = np.asarray(batch, dtype=np.float64)
+    return MemoryBreakdown(
+        weights=weight_bytes_per_chip(model, plan),
+        kv_cache=B * kv_bytes_per_seq_per_chip(model, plan, ctx),
+        activations=activation_bytes_per_chip(model, plan, prefill_tokens),
+        reserve=dev.hbm_bytes * dev.eff.memory_reserve_fraction,
+        capacity=dev.hbm_bytes,
+    )
