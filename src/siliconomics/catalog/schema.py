@@ -252,11 +252,12 @@ class ModelSpec(_Frozen):
     position: str = Field(default="rope", description="rope, rope-partial, learned, ...")
     parallel_attn_mlp: bool = Field(default=False, description="GPT-J style parallel block")
     sliding_window: int | None = Field(
-        default=None, ge=1, description="window of sliding-window attention layers"
+        default=None, ge=1, description="window of sliding-window attention layers (None = no "
+        "windowed layers)"
     )
     sliding_window_every: int = Field(
-        default=0, ge=0, description="every n-th layer is full attention, others windowed "
-        "(0 = all layers full attention)"
+        default=0, ge=0, description="with a window: every n-th layer is full attention and "
+        "the others windowed; 0 = every layer windowed"
     )
     qkv_bias: bool = False
     moe: MoESpec | None = None

@@ -1,0 +1,236 @@
+"""Read a Hugging Face ``config.json`` into a :class:`ModelSpec`.
+
+Covers the decoder-only families whose configs use the common key names (llama, mistral,
+mixtral, qwen2/qwen3(-moe), deepseek_v3, gpt_oss, gptj, gpt2, gpt_neox, phi, gemma). Keys that
+differ between families are tried in order (``hidden_size`` | ``n_embd`` | ``d_model``); the
+defaults are those of the ``transformers`` config classes. Pure: reads only the given file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import SiliconomicsError
+from .registry import validate_as
+from .schema import ModelSpec
+
+# Families with a plain (2-matrix) MLP, LayerNorm and biased projections; all others are
+# gated (3-matrix) RMSNorm models.
+_PLAIN_MLP = frozenset({"gpt2", "gptj", "gpt_neox", "phi", "opt", "bloom", "falcon", "gpt_bigcode"})
+_TIED_BY_DEFAULT = frozenset({"gpt2", "opt", "bloom", "gemma", "gemma2", "gemma3", "gemma3_text"})
+_QKV_BIAS_BY_DEFAULT = frozenset({"qwen2", "qwen2_moe", "gpt2", "gpt_neox", "phi"})
+_LEARNED_POSITIONS = frozenset({"gpt2", "opt", "gpt_bigcode"})
+_TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+_QUANT_DTYPES = {"mxfp4": "fp4", "nvfp4": "fp4", "fp8": "fp8", "fbgemm_fp8": "fp8"}
+
+
+class _Config:
+    """Typed access to the raw JSON object; every failure names the file and the key."""
+
+    def __init__(self, raw: dict[str, Any], where: str) -> None:
+        self.raw = raw
+        self.where = where
+
+    def fail(self, msg: str) -> SiliconomicsError:
+        return SiliconomicsError(f"{self.where}: {msg}")
+
+    def first(self, *keys: str) -> tuple[str, Any]:
+        """The first of ``keys`` that is present and not null, or ``(keys[0], None)``."""
+        for k in keys:
+            if self.raw.get(k) is not None:
+                return k, self.raw[k]
+        return keys[0], None
+
+    def opt_int(
+        self, *keys: str, default: int | None = None, required: bool = False, minimum: int = 1
+    ) -> int | None:
+        key, v = self.first(*keys)
+        if v is None:
+            if default is None and required:
+                alts = f" (or {'/'.join(keys[1:])})" if len(keys) > 1 else ""
+                raise self.fail(f"missing '{key}'{alts}")
+            return default
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise self.fail(f"'{key}' must be an integer >= {minimum}, got {v!r}")
+        return v
+
+    def req(self, *keys: str, default: int | None = None, minimum: int = 1) -> int:
+        v = self.opt_int(*keys, default=default, required=True, minimum=minimum)
+        assert v is not None  # opt_int raised otherwise
+        return v
+
+    def opt_str(self, *keys: str) -> str | None:
+        key, v = self.first(*keys)
+        if v is not None and not isinstance(v, str):
+            raise self.fail(f"'{key}' must be a string, got {v!r}")
+        return v
+
+
+def _read(path: Path) -> tuple[Path, dict[str, Any]]:
+    file = path / "config.json" if path.is_dir() else path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SiliconomicsError(f"{file}: cannot read the file ({e})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SiliconomicsError(f"{file}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(raw, dict):
+        raise SiliconomicsError(f"{file}: expected a JSON object at the top level")
+    # Multimodal wrappers (gemma3, llama4, qwen-vl) keep the language model in text_config.
+    text_cfg = raw.get("text_config")
+    if isinstance(text_cfg, dict) and "hidden_size" not in raw:
+        raw = {**raw, **text_cfg}
+    return file, raw
+
+
+def _model_id(path: Path, file: Path, c: _Config) -> str:
+    if path.is_dir():
+        return path.name
+    name = c.opt_str("_name_or_path")
+    if name:
+        return name
+    return file.parent.name if file.stem == "config" and file.parent.name else file.stem
+
+
+def _activation(c: _Config, gated: bool) -> str:
+    key, act = c.first("hidden_act", "hidden_activation", "activation_function")
+    act = str(act or ("silu" if gated else "gelu")).lower()
+    if "gelu" in act:
+        return "geglu" if gated else "gelu"
+    if act in ("silu", "swish") and gated:
+        return "swiglu"
+    if act == "relu" and not gated:
+        return "relu"
+    raise c.fail(f"'{key}' = {act!r} is not supported for model_type {c.raw.get('model_type')!r}")
+
+
+def _sliding(c: _Config) -> tuple[int | None, int]:
+    """(window, every n-th layer full attention; 0 = all layers windowed)."""
+    layer_types = c.raw.get("layer_types")
+    if isinstance(layer_types, list):
+        n_window = sum(t == "sliding_attention" for t in layer_types)
+        if n_window == 0:
+            return None, 0
+        n_full = len(layer_types) - n_window
+        return c.req("sliding_window"), round(len(layer_types) / n_full) if n_full else 0
+    window = c.opt_int("sliding_window")
+    if not window or c.raw.get("use_sliding_window") is False:
+        return None, 0
+    if c.raw.get("model_type") == "gemma2":
+        return window, 2  # gemma2 alternates local/global without a pattern key
+    return window, c.req("sliding_window_pattern", default=0, minimum=0)
+
+
+def _position(raw: dict[str, Any], family: str, head_dim: int) -> str:
+    scaling = raw.get("rope_scaling")
+    kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
+    partial = raw.get("partial_rotary_factor", raw.get("rotary_pct", 1.0))
+    rotary_dim = raw.get("rotary_dim")
+    if family in _LEARNED_POSITIONS:
+        return "learned"
+    if isinstance(rotary_dim, int) and 0 < rotary_dim < head_dim:
+        return "rope-partial"
+    if isinstance(partial, float) and partial < 1:
+        return "rope-partial"
+    return "rope-yarn" if kind == "yarn" else "rope"
+
+
+def _weight_dtype(c: _Config) -> str:
+    q = c.raw.get("quantization_config")
+    if isinstance(q, dict):
+        method = str(q.get("quant_method", "")).lower()
+        if method in _QUANT_DTYPES:
+            return _QUANT_DTYPES[method]
+        if method in ("gptq", "awq") and q.get("bits") in (4, 8):
+            return f"int{q['bits']}"
+    key, dt = c.first("torch_dtype", "dtype")
+    if dt is None:
+        return "bf16"
+    if dt not in _TORCH_DTYPES:
+        raise c.fail(f"'{key}' = {dt!r} is not one of {', '.join(_TORCH_DTYPES)}")
+    return _TORCH_DTYPES[dt]
+
+
+def load_hf_config(path: Path) -> ModelSpec:
+    """Map a Hugging Face ``config.json`` (a file, or a folder holding one) to a ModelSpec."""
+    path = Path(path)
+    file, raw = _read(path)
+    c = _Config(raw, str(file))
+    family = c.opt_str("model_type") or "unknown"
+    gated = family not in _PLAIN_MLP
+
+    d = c.req("hidden_size", "n_embd", "d_model")
+    n_layers = c.req("num_hidden_layers", "n_layer", "num_layers")
+    n_heads = c.req("num_attention_heads", "n_head", "num_heads")
+    n_kv = c.req(
+        "num_key_value_heads", "num_kv_heads", default=1 if raw.get("multi_query") else n_heads
+    )
+    kv_lora = c.opt_int("kv_lora_rank")
+    mla = None
+    if kv_lora:
+        rope = c.req("qk_rope_head_dim", minimum=0)
+        head_dim = c.req("qk_nope_head_dim") + rope
+        mla = {
+            "q_lora_rank": c.opt_int("q_lora_rank"),
+            "kv_lora_rank": kv_lora,
+            "qk_rope_head_dim": rope,
+            "v_head_dim": c.req("v_head_dim"),
+        }
+    else:
+        if d % n_heads and raw.get("head_dim") is None:
+            raise c.fail(
+                f"missing 'head_dim' (hidden size {d} is not a multiple of {n_heads} heads)"
+            )
+        head_dim = c.req("head_dim", default=d // n_heads)
+    d_ff = c.req("intermediate_size", "n_inner", "ffn_dim", default=4 * d)
+
+    moe = None
+    n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
+    if n_experts and n_experts > 1:
+        moe = {
+            "n_experts": n_experts,
+            "experts_per_token": c.req("num_experts_per_tok", "experts_per_token"),
+            "moe_d_ff": c.req("moe_intermediate_size", default=d_ff),
+            "n_shared_experts": c.req(
+                "n_shared_experts", "num_shared_experts", default=0, minimum=0
+            ),
+            "n_dense_layers": c.req("first_k_dense_replace", default=0, minimum=0),
+        }
+
+    window, every = _sliding(c)
+
+    spec: dict[str, Any] = {
+        "id": _model_id(path, file, c),
+        "family": family,
+        "n_layers": n_layers,
+        "d_model": d,
+        "n_heads": n_heads,
+        "n_kv_heads": n_kv,
+        "head_dim": head_dim,
+        "d_ff": d_ff,
+        "vocab_size": c.req("vocab_size"),
+        "max_position": c.opt_int(
+            "max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"
+        ),
+        "tied_embeddings": bool(raw.get("tie_word_embeddings", family in _TIED_BY_DEFAULT)),
+        "norm": "rmsnorm" if gated else "layernorm",
+        "activation": _activation(c, gated),
+        "attention": "mla" if mla else "mha" if n_kv == n_heads else "mqa" if n_kv == 1 else "gqa",
+        "position": _position(raw, family, head_dim),
+        "parallel_attn_mlp": family in ("gptj", "phi")
+        or bool(raw.get("use_parallel_residual", family == "gpt_neox") or raw.get("parallel_attn")),
+        "sliding_window": window,
+        "sliding_window_every": every,
+        "qkv_bias": bool(
+            raw.get("attention_bias", raw.get("qkv_bias", family in _QKV_BIAS_BY_DEFAULT))
+        ),
+        "moe": moe,
+        "mla": mla,
+        "default_weight_dtype": _weight_dtype(c),
+        "source": f"Hugging Face config.json at {file}",
+    }
+    return validate_as(ModelSpec, spec, where=str(file))
