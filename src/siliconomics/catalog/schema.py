@@ -75,8 +75,9 @@ class ChipCompute(_Frozen):
         default=(), description="dtypes the matrix units lack in hardware ('n/a' in the sheet)"
     )
 
-    _conv = field_validator("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "vector_bf16",
-                            mode="before")(_sourced("flops_per_s"))
+    _conv = field_validator(
+        "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "vector_bf16", mode="before"
+    )(_sourced("flops_per_s"))
 
 
 class ChipMemory(_Frozen):
@@ -172,8 +173,8 @@ class ChipSpec(_Frozen):
         return self
 
     def peak_flops(self, dtype: str) -> float | None:
-        """Dense matrix peak for ``dtype`` in FLOP/s, ``None`` if unknown. fp16 falls back to
-        bf16 and int4 to int8 (no chip here has a faster int4 matrix path in the sheet)."""
+        """Published dense matrix peak for ``dtype`` in FLOP/s, ``None`` if unknown (fp16
+        falls back to bf16, which every sheet gives at the same rate)."""
         c = self.compute
         v = getattr(c, dtype, None) if dtype in DTYPES else None
         if v is None and dtype == "fp16":
@@ -252,12 +253,15 @@ class ModelSpec(_Frozen):
     position: str = Field(default="rope", description="rope, rope-partial, learned, ...")
     parallel_attn_mlp: bool = Field(default=False, description="GPT-J style parallel block")
     sliding_window: int | None = Field(
-        default=None, ge=1, description="window of sliding-window attention layers (None = no "
-        "windowed layers)"
+        default=None,
+        ge=1,
+        description="window of sliding-window attention layers (None = no windowed layers)",
     )
     sliding_window_every: int = Field(
-        default=0, ge=0, description="with a window: every n-th layer is full attention and "
-        "the others windowed; 0 = every layer windowed"
+        default=0,
+        ge=0,
+        description="with a window: every n-th layer is full attention and "
+        "the others windowed; 0 = every layer windowed",
     )
     qkv_bias: bool = False
     moe: MoESpec | None = None
@@ -296,6 +300,13 @@ class EfficiencyProfile(_Frozen):
     stack: str = Field(description="software stack these factors describe")
     gemm_efficiency: EffValue = Field(
         le=1, description="fraction of dense matrix peak reached by large, well-shaped GEMMs"
+    )
+    lowp_gemm_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of the fp8/int8/fp4 matrix peak reached by "
+        "large GEMMs in this stack (low-precision kernels are often power- or scale-limited); "
+        "default: gemm_efficiency",
     )
     memory_efficiency: EffValue = Field(
         le=1, description="fraction of peak HBM bandwidth reached by large streaming reads"

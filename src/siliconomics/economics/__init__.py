@@ -1,0 +1,1 @@
+"""Prices, power and energy: $/hour, $ per million tokens, joules per token."""

@@ -63,6 +63,8 @@ class Estimate:
     memory: MemoryBreakdown
     prefill_time_share: F
     """fraction of busy time spent in prefill (to split cost between input and output)"""
+    assumptions: tuple[str, ...] = ()
+    """stated assumptions the model had to make (unpublished peaks, defaults)"""
 
     @property
     def output_tokens_per_s_per_chip(self) -> F:
@@ -85,14 +87,18 @@ def _bound_name(fc: ForwardCost) -> NDArray[np.str_]:
 
 
 def _check_lengths(batch: F, input_len: F, output_len: F) -> None:
-    for name, v, lo in (("batch", batch, 1), ("input_len", input_len, 1),
-                        ("output_len", output_len, 1)):
+    for name, v, lo in (
+        ("batch", batch, 1),
+        ("input_len", input_len, 1),
+        ("output_len", output_len, 1),
+    ):
         if np.any(~np.isfinite(v)) or np.any(v < lo):
             raise SiliconomicsError(f"{name} must be >= {lo}, got {np.min(v):g}")
 
 
-def _require_fit(mem: MemoryBreakdown, model: ModelSpec, dev: Device, plan: InferencePlan,
-                 what: str) -> None:
+def _require_fit(
+    mem: MemoryBreakdown, model: ModelSpec, dev: Device, plan: InferencePlan, what: str
+) -> None:
     if np.all(mem.fits):
         return
     short = float(np.max(-mem.free))
@@ -116,17 +122,24 @@ def suggest_tp(model: ModelSpec, dev: Device, plan: InferencePlan) -> str:
         if tp > max(domain, 1) * plan.pp or tp > model.n_heads:
             break
         ep = plan.ep if tp % plan.ep == 0 else 1
-        p = InferencePlan(tp=tp, pp=plan.pp, ep=ep, weight_dtype=plan.weight_dtype,
-                          act_dtype=plan.act_dtype, kv_dtype=plan.kv_dtype)
+        p = InferencePlan(
+            tp=tp,
+            pp=plan.pp,
+            ep=ep,
+            weight_dtype=plan.weight_dtype,
+            act_dtype=plan.act_dtype,
+            kv_dtype=plan.kv_dtype,
+        )
         free = dev.usable_hbm_bytes - weight_bytes_per_chip(model, p)
         if free > 0.1 * dev.hbm_bytes:
             return f"smallest tp that fits the weights with 10% left for KV cache: tp={tp}"
-    return "it does not fit within one scale-up domain; use pipeline stages (pp) or a " \
-           "narrower weight dtype"
+    return (
+        "it does not fit within one scale-up domain; use pipeline stages (pp) or a "
+        "narrower weight dtype"
+    )
 
 
-def _decode_mean(model: ModelSpec, dev: Device, plan: InferencePlan, B: F, ctx0: F,
-                 steps: F) -> F:
+def _decode_mean(model: ModelSpec, dev: Device, plan: InferencePlan, B: F, ctx0: F, steps: F) -> F:
     """Mean decode-step time over contexts ctx0 .. ctx0+steps (midpoint rule)."""
     ctx = ctx0[..., None] + steps[..., None] * _QUAD
     fc = forward_cost(model, dev, plan, B[..., None], 1.0, ctx)
@@ -147,8 +160,9 @@ def estimate_static(
     """Static batch: every sequence has ``input_len`` prompt and ``output_len`` new tokens."""
     dev = make_device(chip, eff)
     plan.validate(model, dev)
-    B, I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
-                                    for x in (batch, input_len, output_len)))
+    B, I, O = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (batch, input_len, output_len))
+    )
     _check_lengths(B, I, O)
     mem = memory_breakdown(model, dev, plan, B, I + O, B * I)
     if check_memory:
@@ -161,18 +175,34 @@ def estimate_static(
     e2e = ttft + steps * tpot
     tput = plan.replicas * B * O / e2e
     return Estimate(
-        model=model, device=dev, plan=plan, scenario="static_batch", batch=B, input_len=I,
-        output_len=O, ttft_s=ttft, tpot_s=np.where(steps > 0, tpot, 0.0), e2e_s=e2e,
-        output_tokens_per_s=tput, prefill=prefill, decode=decode_mid, memory=mem,
+        model=model,
+        device=dev,
+        plan=plan,
+        scenario="static_batch",
+        batch=B,
+        input_len=I,
+        output_len=O,
+        ttft_s=ttft,
+        tpot_s=np.where(steps > 0, tpot, 0.0),
+        e2e_s=e2e,
+        output_tokens_per_s=tput,
+        prefill=prefill,
+        decode=decode_mid,
+        memory=mem,
         prefill_time_share=ttft / e2e,
+        assumptions=_assumptions(dev, plan),
     )
 
 
-def max_batch(model: ModelSpec, dev: Device, plan: InferencePlan, ctx: ArrayLike,
-              prefill_tokens: ArrayLike) -> F:
+def max_batch(
+    model: ModelSpec, dev: Device, plan: InferencePlan, ctx: ArrayLike, prefill_tokens: ArrayLike
+) -> F:
     """Largest number of concurrent sequences of ``ctx`` tokens that fit in memory (may be 0)."""
-    free = (dev.usable_hbm_bytes - weight_bytes_per_chip(model, plan)
-            - activation_bytes_per_chip(model, plan, prefill_tokens))
+    free = (
+        dev.usable_hbm_bytes
+        - weight_bytes_per_chip(model, plan)
+        - activation_bytes_per_chip(model, plan, prefill_tokens)
+    )
     per_seq = kv_bytes_per_seq_per_chip(model, plan, ctx)
     return np.maximum(np.floor(free / per_seq), 0.0)
 
@@ -200,8 +230,13 @@ def estimate_max_throughput(
         cap = np.minimum(cap, np.asarray(batch_limit, dtype=np.float64))
     mem0 = memory_breakdown(model, dev, plan, np.maximum(cap, 1.0), avg_ctx, chunk)
     if np.any(cap < 1):
-        _require_fit(memory_breakdown(model, dev, plan, 1.0, avg_ctx, chunk), model, dev, plan,
-                     f"one sequence of {np.max(avg_ctx):g} tokens")
+        _require_fit(
+            memory_breakdown(model, dev, plan, 1.0, avg_ctx, chunk),
+            model,
+            dev,
+            plan,
+            f"one sequence of {np.max(avg_ctx):g} tokens",
+        )
     B = np.maximum(cap, 1.0)
     # Prefill: as many whole prompts as fit in one chunk, batched.
     bp = np.maximum(np.floor(chunk / I), 1.0)
@@ -217,8 +252,26 @@ def estimate_max_throughput(
     tpot = t_dec + busy_prefill / O
     ttft = prefill.time  # unloaded; queueing belongs to the serving simulator
     return Estimate(
-        model=model, device=dev, plan=plan, scenario="max_throughput", batch=B, input_len=I,
-        output_len=O, ttft_s=ttft, tpot_s=tpot, e2e_s=ttft + O * tpot,
-        output_tokens_per_s=plan.replicas * per_replica, prefill=prefill, decode=decode_mid,
-        memory=mem0, prefill_time_share=busy_prefill / (busy_prefill + busy_decode),
+        model=model,
+        device=dev,
+        plan=plan,
+        scenario="max_throughput",
+        batch=B,
+        input_len=I,
+        output_len=O,
+        ttft_s=ttft,
+        tpot_s=tpot,
+        e2e_s=ttft + O * tpot,
+        output_tokens_per_s=plan.replicas * per_replica,
+        prefill=prefill,
+        decode=decode_mid,
+        memory=mem0,
+        prefill_time_share=busy_prefill / (busy_prefill + busy_decode),
+        assumptions=_assumptions(dev, plan),
+    )
+
+
+def _assumptions(dev: Device, plan: InferencePlan) -> tuple[str, ...]:
+    return tuple(
+        dev.assumptions(plan.compute_dtype, dev.attention_dtype(plan.act_dtype, plan.kv_dtype))
     )

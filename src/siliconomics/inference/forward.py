@@ -122,6 +122,7 @@ def forward_cost(
     kvb = DTYPE_BYTES[plan.kv_dtype]
     emb_b = max(w, 2.0)  # embeddings and LM head stay 16-bit in quantised checkpoints
     cd = plan.compute_dtype
+    ad = dev.attention_dtype(plan.act_dtype, plan.kv_dtype)
     D, hd = model.d_model, model.head_dim
     hq, hkv = _heads_per_chip(model, t)
     n_full, n_swa, n_dense, n_moe = _layer_counts(model)
@@ -129,8 +130,7 @@ def forward_cost(
     ops: list[OpCost] = []
 
     def g(name: str, m: ArrayLike, n: float, k: float, **kw: object) -> OpCost:
-        return gemm(dev, name, m, n, k, compute_dtype=cd, a_bytes=a, w_bytes=w, out_bytes=a,
-                    **kw)  # type: ignore[arg-type]
+        return gemm(dev, name, m, n, k, compute_dtype=cd, a_bytes=a, w_bytes=w, out_bytes=a, **kw)  # type: ignore[arg-type]
 
     # ---- attention block -------------------------------------------------------------
     keys_full = c + (s + 1.0) / 2.0
@@ -145,7 +145,7 @@ def forward_cost(
             flops = 4.0 * B * s * hq * hd * keys
             nbytes = B * cache * 2 * hkv * hd * kvb + 2.0 * T * hq * hd * a
             name = "attention" if window is None else "attention_window"
-            ops.append(attention_op(dev, name, flops, nbytes, compute_dtype=cd).scaled(n_layers))
+            ops.append(attention_op(dev, name, flops, nbytes, compute_dtype=ad).scaled(n_layers))
         ops.append(g("o_proj", T, D, hq * hd).scaled(L))
     else:
         mla = model.mla
@@ -163,12 +163,13 @@ def forward_cost(
         naive = 2.0 * B * s * hq * keys_full * (hd + mla.v_head_dim)
         flops = np.where(s > 1, naive, absorbed)
         nbytes = B * cache_full * lat * kvb + 2.0 * T * hq * hd * a
-        ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=cd).scaled(L))
+        ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=ad).scaled(L))
         ops.append(g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
 
     norms_per_layer = 1 if model.parallel_attn_mlp else 2
-    ops.append(memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
-               .scaled(norms_per_layer * L))
+    ops.append(
+        memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D).scaled(norms_per_layer * L)
+    )
     ar_per_layer = 1 if model.parallel_attn_mlp else 2
     if t > 1:
         ar = all_reduce_time(dev, T * D * a, t)
@@ -179,8 +180,9 @@ def forward_cost(
     if n_dense:
         f = -(-model.d_ff // t)
         ops.append(g("mlp_up", T, mats_in * f, D).scaled(n_dense))
-        ops.append(memory_op(dev, "mlp_act", T * f * a * (mats_in + 1), 4.0 * T * f)
-                   .scaled(n_dense))
+        ops.append(
+            memory_op(dev, "mlp_act", T * f * a * (mats_in + 1), 4.0 * T * f).scaled(n_dense)
+        )
         ops.append(g("mlp_down", T, D, f).scaled(n_dense))
     if n_moe and model.moe is not None:
         moe = model.moe
@@ -192,12 +194,13 @@ def forward_cost(
         rows = T * k / plan.ep  # token-expert pairs computed on this chip
         per_expert = T * k / E
         ops.append(g("router", T, E, D).scaled(n_moe))
-        ops.append(g("moe_up", rows, mats_in * fe, D, weight_reads=hit, util_m=per_expert)
-                   .scaled(n_moe))
-        ops.append(memory_op(dev, "moe_act", rows * fe * a * (mats_in + 1), 4.0 * rows * fe)
-                   .scaled(n_moe))
-        ops.append(g("moe_down", rows, D, fe, weight_reads=hit, util_m=per_expert)
-                   .scaled(n_moe))
+        ops.append(
+            g("moe_up", rows, mats_in * fe, D, weight_reads=hit, util_m=per_expert).scaled(n_moe)
+        )
+        ops.append(
+            memory_op(dev, "moe_act", rows * fe * a * (mats_in + 1), 4.0 * rows * fe).scaled(n_moe)
+        )
+        ops.append(g("moe_down", rows, D, fe, weight_reads=hit, util_m=per_expert).scaled(n_moe))
         if moe.n_shared_experts:
             fs = -(-moe.n_shared_experts * moe.moe_d_ff // t)
             ops.append(g("shared_expert_up", T, mats_in * fs, D).scaled(n_moe))
@@ -208,12 +211,27 @@ def forward_cost(
     ops.append(memory_op(dev, "embedding", T * D * (a + emb_b)))
     ops.append(memory_op(dev, "final_norm", 2.0 * T * D * a))
     vocab_shard = -(-model.vocab_size // t)
-    ops.append(gemm(dev, "lm_head", lt, vocab_shard, D, compute_dtype=cd, a_bytes=a,
-                    w_bytes=emb_b, out_bytes=4.0))
+    head_dtype = dev.attention_dtype("bf16", "fp16")  # the LM head stays 16-bit
+    ops.append(
+        gemm(
+            dev,
+            "lm_head",
+            lt,
+            vocab_shard,
+            D,
+            compute_dtype=head_dtype,
+            a_bytes=a,
+            w_bytes=emb_b,
+            out_bytes=4.0,
+        )
+    )
 
     pipeline = np.zeros(())
     if plan.pp > 1:
         crosses = plan.chips_per_replica > dev.chip.interconnect.scale_up_domain
         pipeline = (plan.pp - 1) * send_recv_time(dev, T * D * a, crosses_domain=crosses)
-    return ForwardCost(ops=tuple(ops), step_overhead_s=dev.eff.step_overhead_s,
-                       pipeline_s=np.asarray(pipeline, dtype=np.float64))
+    return ForwardCost(
+        ops=tuple(ops),
+        step_overhead_s=dev.eff.step_overhead_s,
+        pipeline_s=np.asarray(pipeline, dtype=np.float64),
+    )

@@ -11,6 +11,17 @@ from dataclasses import dataclass
 from ..catalog.schema import ChipSpec, EfficiencyProfile, Sourced
 from ..errors import SiliconomicsError
 
+# Where a format's peak is unpublished, the nearest wider format with a published rate.
+_FALLBACK: dict[str, tuple[str, ...]] = {
+    "fp4": ("fp4", "fp8", "bf16"),
+    "int4": ("int4", "int8", "bf16"),
+    "fp8": ("fp8", "bf16"),
+    "int8": ("int8", "bf16"),
+    "fp16": ("fp16", "bf16"),
+    "tf32": ("tf32", "bf16"),
+}
+_LOWP = frozenset({"fp8", "int8", "fp4", "int4"})
+
 
 @dataclass(frozen=True, kw_only=True)
 class Device:
@@ -24,26 +35,64 @@ class Device:
         return self.chip.id
 
     def peak_flops(self, dtype: str) -> float:
-        """Dense matrix peak (FLOP/s) for ``dtype``; a clear error if absent or unknown."""
+        """Dense matrix peak (FLOP/s) for ``dtype``.
+
+        A format the hardware lacks is an error. A format it has but whose peak is
+        unpublished (e.g. Gaudi 2 FP8) runs at the nearest wider published rate (fp4 -> fp8
+        -> bf16, int8 -> bf16): a conservative, stated assumption (see :meth:`assumptions`)."""
         if not self.chip.supports(dtype):
             raise SiliconomicsError(
                 f"chip '{self.chip.id}' has no {dtype} matrix support in hardware; "
                 f"supported: {', '.join(self.supported_dtypes())}"
             )
-        v = self.chip.peak_flops(dtype)
-        if v is None:
-            raise SiliconomicsError(
-                f"chip '{self.chip.id}': {dtype} peak is not published (unknown); "
-                f"choose one of: {', '.join(self.supported_dtypes())}"
-            )
-        return v
+        for d in _FALLBACK.get(dtype, (dtype,)):
+            v = self.chip.peak_flops(d)
+            if v is not None and self.chip.supports(d):
+                return v
+        raise SiliconomicsError(
+            f"chip '{self.chip.id}': {dtype} peak is not published (unknown); "
+            f"choose one of: {', '.join(self.supported_dtypes())}"
+        )
+
+    def assumptions(self, *dtypes: str) -> list[str]:
+        """Stated assumptions the model made for this chip and these formats."""
+        out = []
+        for dtype in dict.fromkeys(dtypes):
+            if self.chip.supports(dtype) and self.chip.peak_flops(dtype) is None:
+                for d in _FALLBACK.get(dtype, ())[1:]:
+                    if self.chip.peak_flops(d) is not None:
+                        out.append(
+                            f"{self.chip.id}: {dtype} peak unpublished, assumed equal "
+                            f"to the {d} rate (no speed-up)"
+                        )
+                        break
+        return out
+
+    def gemm_efficiency(self, dtype: str) -> float:
+        """Fraction of the ``dtype`` peak that large GEMMs reach in this stack."""
+        if dtype in _LOWP and self.eff.lowp_gemm_efficiency is not None:
+            return self.eff.lowp_gemm_efficiency
+        return self.eff.gemm_efficiency
+
+    def attention_dtype(self, act_dtype: str, kv_dtype: str) -> str:
+        """Attention matmuls (QK^T, PV) run in the KV-cache format when the chip has it and it
+        is at least 8 bits wide (FP8 FMHA), else in the 16-bit activation format: no stack
+        runs attention in 4-bit."""
+        for d in (kv_dtype, act_dtype):
+            if d in ("fp8", "bf16", "fp16", "fp32") and self.chip.supports(d):
+                try:
+                    self.peak_flops(d)
+                    return d
+                except SiliconomicsError:
+                    continue
+        return "bf16"
 
     def supported_dtypes(self) -> list[str]:
-        out = []
-        for d in ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"):
-            if self.chip.supports(d) and self.chip.peak_flops(d) is not None:
-                out.append(d)
-        return out
+        return [
+            d
+            for d in ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
+            if self.chip.supports(d) and self.chip.peak_flops(d) is not None
+        ]
 
     @property
     def vector_flops(self) -> float:
@@ -91,6 +140,8 @@ class Device:
 
 def _need(v: Sourced | None, chip: str, field: str) -> float:
     if v is None:
-        raise SiliconomicsError(f"chip '{chip}': {field} is unknown (not published); "
-                                "the model needs it for this estimate")
+        raise SiliconomicsError(
+            f"chip '{chip}': {field} is unknown (not published); "
+            "the model needs it for this estimate"
+        )
     return v.value

@@ -130,7 +130,7 @@ def gemm(
     k_ = np.asarray(k, dtype=np.float64)
     flops = 2.0 * m_ * n_ * k_
     util = gemm_utilisation(dev, m_ if util_m is None else util_m, n_, k_)
-    peak = dev.peak_flops(compute_dtype) * dev.eff.gemm_efficiency
+    peak = dev.peak_flops(compute_dtype) * dev.gemm_efficiency(compute_dtype)
     t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0)
     nbytes = m_ * k_ * a_bytes + k_ * n_ * w_bytes * np.asarray(weight_reads) + m_ * n_ * out_bytes
     t_memory = nbytes / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency)

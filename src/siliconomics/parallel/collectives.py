@@ -9,7 +9,8 @@ time = steps * alpha + traffic_per_chip / bandwidth, with the algorithm fixed by
   groups see a fraction of the aggregate bandwidth. 2 latency steps.
 * ``ring``: bidirectional ring; both directions carry half the data.
 * ``torus2d`` / ``torus3d``: dimension-wise rings; a group inside one dimension uses the 2 links
-  of that ring, a group spanning d dimensions uses 2d links.
+  of that ring, a group spanning d dimensions uses 2d links, with 2 * sum(side_i - 1) latency
+  steps.
 * ``pcie``: through the host switch at PCIe bandwidth.
 
 Reference: Thakur, Rabenseifner, Gropp, "Optimization of Collective Communication Operations in
@@ -41,10 +42,13 @@ def _links_used(dev: Device, n: int) -> tuple[float, float]:
         links = float(ic.links or max(ic.scale_up_domain - 1, 1))
         return bw * min(n - 1, links) / links, 2.0
     if topo in ("torus2d", "torus3d"):
+        # Dimension-wise rings (reduce-scatter along each spanned dimension, then all-gather
+        # back): 2 * sum(side_i - 1) latency steps instead of 2(n-1) for one flat ring.
         dims = 2 if topo == "torus2d" else 3
         side = max(round(ic.scale_up_domain ** (1.0 / dims)), 2)
         spanned = min(max(math.ceil(math.log(n) / math.log(side) - 1e-9), 1), dims)
-        return bw * spanned / dims, 2.0 * (n - 1)
+        sizes = [side] * (spanned - 1) + [max(math.ceil(n / side ** (spanned - 1)), 2)]
+        return bw * spanned / dims, 2.0 * sum(s_ - 1 for s_ in sizes)
     if topo == "pcie":
         return dev.pcie_bytes_per_s_dir * dev.eff.collective_efficiency, 2.0 * (n - 1)
     return bw, 2.0 * (n - 1)  # switch, ring

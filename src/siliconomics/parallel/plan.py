@@ -63,13 +63,13 @@ class InferencePlan:
             )
         dev.peak_flops(self.compute_dtype)  # raises if the chip lacks the format
         if self.pp > model.n_layers:
-            raise SiliconomicsError(
-                f"pp={self.pp} exceeds the model's {model.n_layers} layers"
-            )
+            raise SiliconomicsError(f"pp={self.pp} exceeds the model's {model.n_layers} layers")
         if self.ep > 1:
             if model.moe is None:
-                raise SiliconomicsError(f"ep={self.ep} needs a mixture-of-experts model; "
-                                        f"'{model.id}' is dense (use ep=1)")
+                raise SiliconomicsError(
+                    f"ep={self.ep} needs a mixture-of-experts model; "
+                    f"'{model.id}' is dense (use ep=1)"
+                )
             if self.tp % self.ep:
                 raise SiliconomicsError(f"ep={self.ep} must divide tp={self.tp}")
             if model.moe.n_experts % self.ep:

@@ -1,0 +1,1 @@
+"""Search over configurations: best deployment per chip, chip comparison."""

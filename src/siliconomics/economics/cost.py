@@ -1,0 +1,153 @@
+"""Cost and energy of a deployment.
+
+Price: the cheapest dated on-demand price of a catalog system holding the chip, divided by its
+chips (USD per chip-hour), unless the user overrides it (``--price chip=USD/h``).
+
+Power model (documented assumption, not a measurement):
+``P_chip = TDP * (idle + (1 - idle) * activity)`` where ``activity`` is the fraction of step
+time in which the chip's matrix units or memory system are the binding resource (1.0 for a
+compute- or memory-bound step, lower where launch overhead and communication dominate), and
+``idle`` the chip's idle fraction of TDP (default 0.3). The host (CPUs, NICs, fans) adds
+``host_w_per_chip``: by default 0.6 x TDP, from NVIDIA's DGX H100 datasheet (10.2 kW max system
+power for 8 x 700 W GPUs: (10.2 - 5.6) / 5.6 = 0.82 at maximum; 0.6 assumes hosts below their
+maximum). Facility overhead (PUE) belongs to owned-TCO and is not included here.
+
+Where a chip's TDP is unpublished, it is *estimated* from its bf16 peak at the median
+FLOP/s-per-watt of catalog chips with a published TDP from the same year +-1, and flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import median
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..catalog.registry import chips, systems_for_chip
+from ..catalog.schema import ChipSpec
+from ..errors import SiliconomicsError
+
+F = NDArray[np.float64]
+HOST_POWER_FRACTION = 0.6
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChipPrice:
+    """USD per chip-hour and where it came from."""
+
+    usd_per_chip_hour: float
+    system: str
+    region: str
+    as_of: str
+    source: str
+    note: str = ""
+
+
+def chip_price(
+    chip_id: str, overrides: dict[str, float] | None = None, *, chips_needed: int = 1
+) -> ChipPrice | None:
+    """On-demand price per chip-hour for ``chip_id`` on the cheapest system that can hold
+    a replica of ``chips_needed`` chips (the largest system when none is big enough: the
+    replica then spans several), or the user's override. Small instances often cost more per
+    chip (host share) and cannot host a multi-chip replica, so they are not mixed in."""
+    if overrides and chip_id in overrides:
+        return ChipPrice(
+            usd_per_chip_hour=overrides[chip_id],
+            system="user override",
+            region="-",
+            as_of="-",
+            source="--price",
+        )
+    priced = [s for s in systems_for_chip(chip_id) if s.prices]
+    if not priced:
+        return None
+    fitting = [s for s in priced if s.chips >= chips_needed]
+    pool = fitting or [max(priced, key=lambda s: s.chips)]
+    best: ChipPrice | None = None
+    for sys in pool:
+        for p in sys.prices:
+            if p.mode != "on-demand":
+                continue
+            per_chip = p.usd_per_hour / sys.chips
+            if best is None or per_chip < best.usd_per_chip_hour:
+                best = ChipPrice(
+                    usd_per_chip_hour=per_chip,
+                    system=sys.id,
+                    region=p.region,
+                    as_of=p.as_of,
+                    source=p.src,
+                    note=p.note,
+                )
+    return best
+
+
+def parse_price_overrides(items: list[str] | None) -> dict[str, float]:
+    """``["h100-sxm=4.5", ...]`` -> ``{"h100-sxm": 4.5}`` (USD per chip-hour)."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        chip, sep, val = item.partition("=")
+        try:
+            usd = float(val.strip().removesuffix("/h").removeprefix("$"))
+        except ValueError:
+            usd = -1.0
+        if not sep or usd <= 0:
+            raise SiliconomicsError(
+                f"--price '{item}': expected CHIP=USD_PER_CHIP_HOUR, e.g. h100-sxm=3.5"
+            )
+        if chip.strip() not in chips():
+            from ..errors import UnknownIdError
+
+            raise UnknownIdError("chip", chip.strip(), chips())
+        out[chip.strip()] = usd
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChipPower:
+    tdp_w: float
+    estimated: bool
+    basis: str
+
+
+def chip_tdp(chip: ChipSpec) -> ChipPower | None:
+    """Published TDP, or an estimate from the bf16 peak (flagged); None if neither works."""
+    if chip.power.tdp_w is not None:
+        return ChipPower(
+            tdp_w=chip.power.tdp_w.value, estimated=False, basis=f"TDP ({chip.power.tdp_w.conf})"
+        )
+    peak = chip.peak_flops("bf16")
+    if peak is None or chip.year is None:
+        return None
+    ratios = [
+        c.peak_flops("bf16") / c.power.tdp_w.value  # type: ignore[operator]
+        for c in chips().values()
+        if c.power.tdp_w is not None
+        and c.peak_flops("bf16")
+        and c.year
+        and abs(c.year - chip.year) <= 1
+    ]
+    if not ratios:
+        return None
+    r = median(ratios)
+    return ChipPower(
+        tdp_w=peak / r,
+        estimated=True,
+        basis=f"estimate: bf16 peak / median {r / 1e12:.2f} TFLOP/s per W of "
+        f"{len(ratios)} chips from {chip.year - 1}-{chip.year + 1}",
+    )
+
+
+def power_per_chip_w(chip: ChipSpec, activity: F | float) -> tuple[F, ChipPower | None]:
+    """Average electrical power per chip including its host share (W)."""
+    tdp = chip_tdp(chip)
+    if tdp is None:
+        return np.asarray(np.nan), None
+    idle = chip.power.idle_fraction
+    act = np.clip(np.asarray(activity, dtype=np.float64), 0.0, 1.0)
+    p = tdp.tdp_w * (idle + (1.0 - idle) * act) + HOST_POWER_FRACTION * tdp.tdp_w
+    return p, tdp
+
+
+def usd_per_million_tokens(usd_per_chip_hour: float, chips_: int, tokens_per_s: F) -> F:
+    return usd_per_chip_hour * chips_ / (np.asarray(tokens_per_s) * 3600.0) * 1e6

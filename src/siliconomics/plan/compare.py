@@ -1,0 +1,221 @@
+"""Best deployment per chip under latency targets, and the ranking of chips by cost.
+
+For each chip: every tensor-parallel degree inside the scale-up domain (powers of two and the
+domain size), pipeline stages only when the weights do not fit one domain, expert parallelism
+= tp for MoE models, and a ladder of batch limits (1 .. 4096 and the memory maximum), all
+evaluated vectorised per plan. A configuration is feasible when it fits in memory and its
+TTFT and TPOT meet the targets; the best has the lowest $ per million output tokens (highest
+tokens/s per chip where no price is known). One replica of the best layout is reported; the
+fleet size for a traffic level belongs to the planner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..catalog.registry import chips as all_chips
+from ..catalog.schema import ChipSpec, ModelSpec
+from ..errors import SiliconomicsError
+from ..inference.estimate import estimate_max_throughput, make_device
+from ..parallel.memory import weight_bytes_per_chip
+from ..parallel.plan import InferencePlan
+from .assess import Assessment, assess
+
+BATCH_LADDER = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 768, 1024, 2048, 4096.0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChipChoice:
+    """The best feasible configuration on one chip, or why there is none."""
+
+    chip: ChipSpec
+    assessment: Assessment | None
+    index: int = 0
+    reason: str = ""
+
+    @property
+    def feasible(self) -> bool:
+        return self.assessment is not None
+
+    def value(self, name: str) -> float:
+        """Scalar metric of the chosen configuration."""
+        a = self.assessment
+        assert a is not None
+        e = a.estimate
+        src = {
+            "batch": e.batch,
+            "ttft_s": e.ttft_s,
+            "tpot_s": e.tpot_s,
+            "tokens_per_s": e.output_tokens_per_s,
+            "tokens_per_s_per_chip": e.output_tokens_per_s_per_chip,
+            "usd_per_m_output": a.usd_per_million_output,
+            "usd_per_m_input": a.usd_per_million_input_split,
+            "usd_per_m_output_split": a.usd_per_million_output_split,
+            "j_per_token": a.joules_per_output_token,
+            "usd_per_hour": a.usd_per_hour,
+            "watts_per_chip": a.watts_per_chip,
+        }[name]
+        arr = np.broadcast_to(np.asarray(src, dtype=np.float64), e.batch.shape)
+        return float(arr.reshape(-1)[self.index])
+
+    @property
+    def bound(self) -> str:
+        assert self.assessment is not None
+        b = np.broadcast_to(
+            self.assessment.estimate.decode_bound, self.assessment.estimate.batch.shape
+        )
+        return str(b.reshape(-1)[self.index])
+
+
+def candidate_plans(
+    model: ModelSpec, chip: ChipSpec, weight_dtype: str, act_dtype: str, kv_dtype: str
+) -> list[InferencePlan]:
+    domain = chip.interconnect.scale_up_domain
+    tps = sorted({t for t in (1, 2, 4, 8, 16, 32, 64) if t <= domain} | {domain})
+    tps = [t for t in tps if t <= model.n_heads]
+    plans = []
+    for pp in (1, 2, 4, 8):
+        for tp in tps:
+            ep = tp if (model.moe is not None and model.moe.n_experts % tp == 0) else 1
+            plans.append(
+                InferencePlan(
+                    tp=tp,
+                    pp=pp,
+                    ep=ep,
+                    weight_dtype=weight_dtype,
+                    act_dtype=act_dtype,
+                    kv_dtype=kv_dtype,
+                )
+            )
+        if plans and _weights_fit(model, chip, plans[-1]):
+            break  # pipeline stages only when needed
+    return plans
+
+
+def _weights_fit(model: ModelSpec, chip: ChipSpec, plan: InferencePlan) -> bool:
+    dev = make_device(chip)
+    return weight_bytes_per_chip(model, plan) < dev.usable_hbm_bytes * 0.9
+
+
+def best_on_chip(
+    model: ModelSpec,
+    chip: ChipSpec,
+    *,
+    input_len: float,
+    output_len: float,
+    ttft_s: float | None,
+    tpot_s: float | None,
+    weight_dtype: str,
+    act_dtype: str,
+    kv_dtype: str,
+    price_overrides: dict[str, float] | None = None,
+) -> ChipChoice:
+    best: ChipChoice | None = None
+    reasons: list[str] = []
+    closest_tpot = np.inf
+    for plan in candidate_plans(model, chip, weight_dtype, act_dtype, kv_dtype):
+        try:
+            est = estimate_max_throughput(
+                model, chip, plan, input_len, output_len, batch_limit=BATCH_LADDER
+            )
+        except SiliconomicsError as e:
+            reasons.append(str(e))
+            continue
+        a = assess(est, price_overrides)
+        ok = np.ones(est.batch.shape, dtype=bool)
+        if ttft_s is not None:
+            ok &= np.broadcast_to(est.ttft_s <= ttft_s, ok.shape)
+        if tpot_s is not None:
+            ok &= np.broadcast_to(est.tpot_s <= tpot_s, ok.shape)
+        closest_tpot = min(closest_tpot, float(np.min(est.tpot_s)))
+        if not ok.any():
+            continue
+        cost = np.broadcast_to(a.usd_per_million_output, ok.shape)
+        score = np.where(
+            np.isfinite(cost), cost, -np.broadcast_to(est.output_tokens_per_s_per_chip, ok.shape)
+        )
+        score = np.where(ok, score, np.inf)
+        i = int(np.argmin(score))
+        cand = ChipChoice(chip=chip, assessment=a, index=i)
+        if best is None or _better(cand, best):
+            best = cand
+    if best is not None:
+        return best
+    if reasons and not np.isfinite(closest_tpot):
+        return ChipChoice(chip=chip, assessment=None, reason=reasons[-1])
+    return ChipChoice(
+        chip=chip,
+        assessment=None,
+        reason=f"no layout meets the targets (best TPOT {closest_tpot * 1e3:.1f} ms)",
+    )
+
+
+def _better(a: ChipChoice, b: ChipChoice) -> bool:
+    ca, cb = a.value("usd_per_m_output"), b.value("usd_per_m_output")
+    if np.isfinite(ca) and np.isfinite(cb):
+        return ca < cb
+    return a.value("tokens_per_s_per_chip") > b.value("tokens_per_s_per_chip")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comparison:
+    model: ModelSpec
+    input_len: float
+    output_len: float
+    ttft_s: float | None
+    tpot_s: float | None
+    choices: tuple[ChipChoice, ...]
+    """feasible chips first, by $/M output tokens (unpriced after priced), then the rest"""
+
+
+def compare_chips(
+    model: ModelSpec,
+    *,
+    input_len: float,
+    output_len: float,
+    ttft_s: float | None = None,
+    tpot_s: float | None = None,
+    chip_ids: list[str] | None = None,
+    weight_dtype: str = "bf16",
+    act_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    price_overrides: dict[str, float] | None = None,
+) -> Comparison:
+    if input_len < 1 or output_len < 1:
+        raise SiliconomicsError("input and output lengths must be >= 1 token")
+    table = all_chips()
+    ids = chip_ids or list(table)
+    choices = [
+        best_on_chip(
+            model,
+            table[c],
+            input_len=input_len,
+            output_len=output_len,
+            ttft_s=ttft_s,
+            tpot_s=tpot_s,
+            weight_dtype=weight_dtype,
+            act_dtype=act_dtype,
+            kv_dtype=kv_dtype,
+            price_overrides=price_overrides,
+        )
+        for c in ids
+    ]
+
+    def key(ch: ChipChoice) -> tuple[int, float]:
+        if not ch.feasible:
+            return (2, 0.0)
+        cost = ch.value("usd_per_m_output")
+        if np.isfinite(cost):
+            return (0, cost)
+        return (1, -ch.value("tokens_per_s_per_chip"))
+
+    return Comparison(
+        model=model,
+        input_len=input_len,
+        output_len=output_len,
+        ttft_s=ttft_s,
+        tpot_s=tpot_s,
+        choices=tuple(sorted(choices, key=key)),
+    )

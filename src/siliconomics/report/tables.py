@@ -1,0 +1,369 @@
+"""Rich tables for the CLI. The only module (with cli.py) that formats for people."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ..catalog.registry import chips, models
+from ..catalog.schema import ChipSpec, ModelSpec, Sourced
+from ..economics.cost import chip_price, chip_tdp
+from ..parallel.memory import active_params, total_params
+from ..plan.assess import Assessment
+from ..plan.compare import Comparison
+from ..units import fmt_si, fmt_time
+from ..validate.run import ValidationReport
+
+
+def _s(x: object) -> float:
+    return float(np.asarray(x, dtype=np.float64).reshape(-1)[0])
+
+
+def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
+    return "-" if v is None or not np.isfinite(v) else fmt.format(v)
+
+
+def _peak(c: ChipSpec, dtype: str) -> str:
+    if not c.supports(dtype):
+        return "n/a"
+    v = c.peak_flops(dtype)
+    return "?" if v is None else f"{v / 1e12:,.0f}"
+
+
+def chips_table() -> Table:
+    t = Table(title="Accelerators (dense peaks; '?' = unpublished, 'n/a' = unsupported)")
+    for col in (
+        "id",
+        "vendor",
+        "kind",
+        "bf16 TF",
+        "fp8 TF",
+        "fp4 TF",
+        "mem GiB",
+        "mem TB/s",
+        "scale-up GB/s",
+        "domain",
+        "topology",
+        "TDP W",
+        "$/chip-h",
+    ):
+        t.add_column(
+            col, justify="right" if col not in ("id", "vendor", "kind", "topology") else "left"
+        )
+    for c in chips().values():
+        price = chip_price(c.id)
+        tdp = chip_tdp(c)
+        mem = c.memory
+        su = c.interconnect.scale_up_bytes_per_s
+        t.add_row(
+            c.id,
+            c.vendor,
+            c.kind,
+            _peak(c, "bf16"),
+            _peak(c, "fp8"),
+            _peak(c, "fp4"),
+            _num(mem.capacity_bytes.value / 2**30 if mem.capacity_bytes else None),
+            _num(mem.bytes_per_s.value / 1e12 if mem.bytes_per_s else None, "{:.2f}"),
+            _num(su.value / 1e9 if su else None),
+            str(c.interconnect.scale_up_domain),
+            c.interconnect.topology,
+            ("~" if tdp and tdp.estimated else "") + _num(tdp.tdp_w if tdp else None),
+            _num(price.usd_per_chip_hour if price else None, "{:.2f}"),
+        )
+    return t
+
+
+def models_table() -> Table:
+    t = Table(title="Model presets")
+    for col in (
+        "id",
+        "family",
+        "params",
+        "active",
+        "layers",
+        "d_model",
+        "heads/kv",
+        "attention",
+        "experts",
+        "max ctx",
+    ):
+        t.add_column(col)
+    for m in models().values():
+        moe = f"{m.moe.experts_per_token}/{m.moe.n_experts}" if m.moe else "-"
+        t.add_row(
+            m.id,
+            m.family,
+            f"{total_params(m) / 1e9:.1f}B",
+            f"{active_params(m) / 1e9:.1f}B",
+            str(m.n_layers),
+            str(m.d_model),
+            f"{m.n_heads}/{m.n_kv_heads}",
+            m.attention,
+            moe,
+            str(m.max_position or "-"),
+        )
+    return t
+
+
+def _src(v: Sourced | None, unit: str, scale: float = 1.0, binary: bool = False) -> str:
+    if v is None:
+        return "unknown"
+    q = fmt_si(v.value / scale, unit, binary=binary) if unit else f"{v.value / scale:g}"
+    return f"{q}  [{v.conf}: {v.src}]" + (f" ({v.note})" if v.note else "")
+
+
+def chip_detail(c: ChipSpec) -> Table:
+    t = Table(title=f"{c.name} ({c.id})", show_header=False)
+    t.add_column("field")
+    t.add_column("value")
+    t.add_row("vendor / kind / family", f"{c.vendor} / {c.kind} / {c.family}")
+    for d in ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "vector_bf16"):
+        v = getattr(c.compute, d)
+        label = "n/a (unsupported)" if d in c.compute.unsupported else _src(v, "FLOP/s")
+        t.add_row(f"peak {d}", label)
+    t.add_row("memory", f"{c.memory.kind}: {_src(c.memory.capacity_bytes, 'B', binary=True)}")
+    t.add_row("memory bandwidth", _src(c.memory.bytes_per_s, "B/s"))
+    t.add_row("on-chip SRAM", _src(c.memory.sram_bytes, "B"))
+    ic = c.interconnect
+    t.add_row("scale-up", f"{ic.scale_up_name}: {_src(ic.scale_up_bytes_per_s, 'B/s')}")
+    t.add_row(
+        "domain / topology",
+        f"{ic.scale_up_domain} chips, {ic.topology}" + (f", {ic.links} links" if ic.links else ""),
+    )
+    t.add_row("scale-out (per direction)", _src(ic.scale_out_bytes_per_s, "B/s"))
+    mx = c.matrix
+    geo = (
+        f"{mx.units} units, tiles {mx.tile_m}x{mx.tile_n}"
+        if mx.arch == "tiles"
+        else f"{mx.units} units, systolic {mx.rows}x{mx.cols}"
+    )
+    t.add_row("matrix engines", f"{geo}; clock {_src(mx.clock_hz, 'Hz')}")
+    tdp = chip_tdp(c)
+    t.add_row(
+        "power",
+        _src(c.power.tdp_w, "W")
+        if c.power.tdp_w
+        else (f"~{tdp.tdp_w:.0f} W ({tdp.basis})" if tdp else "unknown"),
+    )
+    price = chip_price(c.id)
+    t.add_row(
+        "price",
+        f"${price.usd_per_chip_hour:.2f}/chip-h via {price.system} "
+        f"({price.region}, as of {price.as_of})"
+        if price
+        else "no price in catalog",
+    )
+    for k, v in c.sources.items():
+        t.add_row(f"source {k}", v)
+    if c.notes:
+        t.add_row("notes", c.notes)
+    return t
+
+
+def model_detail(m: ModelSpec) -> Table:
+    t = Table(title=m.id, show_header=False)
+    t.add_column("field")
+    t.add_column("value")
+    for k, v in m.model_dump().items():
+        if v is not None and v != "":
+            t.add_row(k, str(v))
+    t.add_row("total params", f"{total_params(m) / 1e9:.2f}B")
+    t.add_row("active params / token", f"{active_params(m) / 1e9:.2f}B")
+    return t
+
+
+def render_assessment(con: Console, a: Assessment) -> None:
+    e = a.estimate
+    p = e.plan
+    con.print(
+        f"[bold]{e.model.id}[/] on [bold]{p.chips} x {e.device.id}[/] "
+        f"(tp={p.tp} pp={p.pp} ep={p.ep} replicas={p.replicas}; weights {p.weight_dtype}, "
+        f"activations {p.act_dtype}, KV {p.kv_dtype}), {e.scenario.replace('_', ' ')}"
+    )
+    con.print(
+        f"batch {_s(e.batch):.0f}, input {_s(e.input_len):.0f}, output "
+        f"{_s(e.output_len):.0f} tokens"
+    )
+    t = Table(show_header=False)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("why")
+    t.add_row("TTFT", fmt_time(_s(e.ttft_s)), f"prefill is {_s_bound(e.prefill_bound)}-bound")
+    t.add_row("TPOT", fmt_time(_s(e.tpot_s)), f"decode is {_s_bound(e.decode_bound)}-bound")
+    t.add_row("end-to-end", fmt_time(_s(e.e2e_s)), "")
+    t.add_row(
+        "output tokens/s",
+        f"{_s(e.output_tokens_per_s):,.0f}",
+        f"{_s(e.output_tokens_per_s_per_chip):,.1f} per chip",
+    )
+    mem = e.memory
+    t.add_row(
+        "memory per chip",
+        fmt_si(_s(mem.total), "B", binary=True),
+        f"weights {fmt_si(mem.weights, 'B', binary=True)}, KV "
+        f"{fmt_si(_s(mem.kv_cache), 'B', binary=True)}, act "
+        f"{fmt_si(_s(mem.activations), 'B', binary=True)}, reserve "
+        f"{fmt_si(mem.reserve, 'B', binary=True)} of "
+        f"{fmt_si(mem.capacity, 'B', binary=True)}",
+    )
+    if a.price:
+        t.add_row(
+            "$/M output tokens",
+            f"${_s(a.usd_per_million_output):.3f}",
+            f"${a.price.usd_per_chip_hour:.2f}/chip-h ({a.price.system}, "
+            f"{a.price.region}, {a.price.as_of})",
+        )
+        t.add_row(
+            "split: $/M input | output",
+            f"${_s(a.usd_per_million_input_split):.3f} | ${_s(a.usd_per_million_output_split):.3f}",
+            "by prefill/decode time share",
+        )
+    else:
+        t.add_row("$/M output tokens", "-", "no price in catalog: pass --price CHIP=USD/h")
+    jt = _s(a.joules_per_output_token)
+    t.add_row(
+        "energy",
+        f"{jt:.3g} J/token" if np.isfinite(jt) else "-",
+        (a.power.basis + ", incl. host share") if a.power else "TDP unknown",
+    )
+    con.print(t)
+    for phase, fc in (("prefill", e.prefill), ("decode step", e.decode)):
+        ot = Table(title=f"{phase}: {fmt_time(_s(fc.time))} per step")
+        for col in ("op", "time", "share", "bound", "FLOPs", "bytes", "comm bytes"):
+            ot.add_column(col, justify="left" if col in ("op", "bound") else "right")
+        total = _s(fc.time)
+        from ..ops.roofline import BOUND_NAMES
+
+        for op in sorted(fc.ops, key=lambda o: -_s(o.time)):
+            ot.add_row(
+                op.name,
+                fmt_time(_s(op.time)),
+                f"{_s(op.time) / total:.1%}",
+                BOUND_NAMES[int(np.asarray(op.bound).reshape(-1)[0])],
+                fmt_si(_s(op.flops), "FLOP"),
+                fmt_si(_s(op.bytes), "B"),
+                fmt_si(_s(op.comm_bytes), "B"),
+            )
+        ot.add_row(
+            "step overhead",
+            fmt_time(fc.step_overhead_s),
+            f"{fc.step_overhead_s / total:.1%}",
+            "overhead",
+            "",
+            "",
+            "",
+        )
+        con.print(ot)
+
+
+def _s_bound(b: object) -> str:
+    return str(np.asarray(b).reshape(-1)[0])
+
+
+def render_comparison(con: Console, c: Comparison) -> None:
+    slo = []
+    if c.ttft_s is not None:
+        slo.append(f"TTFT <= {fmt_time(c.ttft_s)}")
+    if c.tpot_s is not None:
+        slo.append(f"TPOT <= {fmt_time(c.tpot_s)}")
+    t = Table(
+        title=f"{c.model.id}: {c.input_len:.0f} in / {c.output_len:.0f} out tokens"
+        + (f", {', '.join(slo)}" if slo else "")
+        + " - best layout per chip"
+    )
+    for col in (
+        "#",
+        "chip",
+        "layout",
+        "batch",
+        "tok/s/chip",
+        "TTFT",
+        "TPOT",
+        "$/M out",
+        "J/token",
+        "bound",
+        "price basis",
+    ):
+        t.add_column(
+            col, justify="left" if col in ("chip", "layout", "bound", "price basis") else "right"
+        )
+    rank = 0
+    for ch in c.choices:
+        if not ch.feasible:
+            continue
+        rank += 1
+        a = ch.assessment
+        assert a is not None
+        p = a.estimate.plan
+        cost = ch.value("usd_per_m_output")
+        jt = ch.value("j_per_token")
+        t.add_row(
+            str(rank),
+            ch.chip.id,
+            f"tp{p.tp}" + (f" pp{p.pp}" if p.pp > 1 else "") + (f" ep{p.ep}" if p.ep > 1 else ""),
+            f"{ch.value('batch'):.0f}",
+            f"{ch.value('tokens_per_s_per_chip'):,.0f}",
+            fmt_time(ch.value("ttft_s")),
+            fmt_time(ch.value("tpot_s")),
+            f"${cost:.2f}" if np.isfinite(cost) else "-",
+            ("~" if a.power and a.power.estimated else "")
+            + (f"{jt:.2f}" if np.isfinite(jt) else "-"),
+            ch.bound,
+            (f"{a.price.system} {a.price.as_of}" if a.price else "no price"),
+        )
+    con.print(t)
+    bad = [ch for ch in c.choices if not ch.feasible]
+    if bad:
+        con.print("[dim]Not feasible:[/]")
+        for ch in bad:
+            con.print(f"[dim]  {ch.chip.id}: {ch.reason}[/]")
+    con.print(
+        "[dim]~ = energy from an estimated TDP. Prices are dated catalog snapshots "
+        "(see 'siliconomics show CHIP'); override with --price CHIP=USD/h.[/]"
+    )
+
+
+def render_validation(con: Console, r: ValidationReport, *, rows: bool = True) -> None:
+    if rows:
+        t = Table(title="Predicted vs measured")
+        for col in ("id", "chip", "metric", "measured", "predicted", "error", "bound"):
+            t.add_column(
+                col, justify="right" if col in ("measured", "predicted", "error") else "left"
+            )
+        for x in r.results:
+            t.add_row(
+                x.row.id,
+                x.row.chip,
+                x.row.metric,
+                f"{x.row.value:.4g}",
+                f"{x.predicted:.4g}",
+                f"{x.signed_pct:+.1f}%",
+                x.bound,
+            )
+        con.print(t)
+    for title, groups in (
+        ("by chip family", r.by_family),
+        ("by metric", r.by_metric),
+        ("by chip", r.by_chip),
+    ):
+        t = Table(title=f"Error {title}")
+        for col in ("group", "rows", "median |err|", "median signed", "max |err|"):
+            t.add_column(col, justify="left" if col == "group" else "right")
+        for s in groups:
+            t.add_row(
+                s.group,
+                str(s.n),
+                f"{s.median_abs_pct:.1f}%",
+                f"{s.median_signed_pct:+.1f}%",
+                f"{s.max_abs_pct:.1f}%",
+            )
+        con.print(t)
+    if r.skipped:
+        con.print(f"Rows not run ({len(r.skipped)}):")
+        for sk in r.skipped:
+            con.print(f"  {sk.row.id}: {sk.reason}")
+    if r.not_inference:
+        con.print(
+            f"{r.not_inference} training rows not run (the training model is a separate capability)"
+        )
