@@ -50,9 +50,7 @@ def dtype_bytes(dtype: str) -> float:
     try:
         return DTYPE_BYTES[dtype]
     except KeyError:
-        raise SiliconomicsError(
-            f"unknown dtype '{dtype}'; allowed: {', '.join(DTYPES)}"
-        ) from None
+        raise SiliconomicsError(f"unknown dtype '{dtype}'; allowed: {', '.join(DTYPES)}") from None
 
 
 def _prefix_scale(prefix: str) -> float | None:
