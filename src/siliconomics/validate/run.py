@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog.registry import chips, get_chip, get_model, models
-from ..catalog.schema import EfficiencyProfile, ModelSpec
-from ..errors import SiliconomicsError
+from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
+from ..errors import DoesNotFitError, SiliconomicsError
 from ..inference.estimate import Estimate, estimate_max_throughput, estimate_static
 from ..parallel.plan import InferencePlan
 from .measured import MeasuredRow, read_measured, read_models_csv
@@ -107,26 +107,42 @@ def _summaries(results: Iterable[RowResult], key: str) -> tuple[Summary, ...]:
     return tuple(out)
 
 
-def _plan(row: MeasuredRow) -> tuple[InferencePlan, list[str]]:
+def _plans(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
+    """The row's layout; an empty KV dtype yields candidates in order of preference."""
     notes: list[str] = []
     act = row.act_dtype or "bf16"
     if not row.act_dtype:
         notes.append("act_dtype empty -> bf16")
     weight = row.weight_dtype or act
-    kv = row.kv_dtype
-    if not kv:
-        kv = act if act in ("bf16", "fp16", "fp32") else "bf16"
-        notes.append(f"kv_dtype empty -> {kv} (framework default)")
-    plan = InferencePlan(
-        tp=row.tp or 1,
-        pp=row.pp or 1,
-        ep=row.ep or 1,
-        replicas=row.replicas or 1,
-        weight_dtype=weight,
-        act_dtype=act,
-        kv_dtype=kv,
-    )
-    return plan, notes
+    kvs: list[tuple[str, list[str]]] = [(row.kv_dtype, [])] if row.kv_dtype else []
+    if not row.kv_dtype:
+        wide = act if act in ("bf16", "fp16", "fp32") else "bf16"
+        kvs.append((wide, [f"kv_dtype empty -> {wide} (framework default)"]))
+        if act != wide and act in ("fp8", "int8"):
+            kvs.append(
+                (
+                    act,
+                    [
+                        f"kv_dtype empty -> {act}: a {wide} cache cannot hold the "
+                        "measured batch, so the run must have used this"
+                    ],
+                )
+            )
+    return [
+        (
+            InferencePlan(
+                tp=row.tp or 1,
+                pp=row.pp or 1,
+                ep=row.ep or 1,
+                replicas=row.replicas or 1,
+                weight_dtype=weight,
+                act_dtype=act,
+                kv_dtype=kv,
+            ),
+            notes + extra,
+        )
+        for kv, extra in kvs
+    ]
 
 
 def _metric(est: Estimate, row: MeasuredRow) -> float:
@@ -146,6 +162,27 @@ def _metric(est: Estimate, row: MeasuredRow) -> float:
     raise AssertionError(m)
 
 
+def _run(
+    row: MeasuredRow,
+    model: ModelSpec,
+    chip: ChipSpec,
+    plan: InferencePlan,
+    eff: EfficiencyProfile | None,
+) -> tuple[Estimate, str]:
+    I, O = row.input_len or 0.0, row.output_len or 0.0
+    if row.scenario in ("static_batch", "latency"):
+        if row.batch is None:
+            raise SiliconomicsError("static/latency row without a batch size")
+        est = estimate_static(model, chip, plan, row.batch, I, O, eff=eff)
+        return est, str(est.decode_bound if row.metric != "ttft_s" else est.prefill_bound)
+    if row.scenario == "offline":
+        est = estimate_max_throughput(model, chip, plan, I, O, batch_limit=row.batch, eff=eff)
+        return est, str(est.decode_bound)
+    if row.scenario == "server":
+        raise SiliconomicsError("server scenario needs the request-level serving simulator")
+    raise SiliconomicsError(f"unknown scenario '{row.scenario}'")
+
+
 def run_row(
     row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
 ) -> RowResult:
@@ -160,32 +197,26 @@ def run_row(
         )
     if row.metric not in METRICS:
         raise SiliconomicsError(f"metric '{row.metric}' is not an inference metric")
-    plan, notes = _plan(row)
-    if row.n_chips is not None and plan.chips != row.n_chips:
-        raise SiliconomicsError(
-            f"layout {plan.replicas} x tp{plan.tp} x pp{plan.pp} != n_chips {row.n_chips}"
+    candidates = _plans(row)
+    for k, (plan, notes) in enumerate(candidates):
+        if row.n_chips is not None and plan.chips != row.n_chips:
+            raise SiliconomicsError(
+                f"layout {plan.replicas} x tp{plan.tp} x pp{plan.pp} != n_chips {row.n_chips}"
+            )
+        try:
+            est, bound = _run(row, model, chip, plan, eff)
+        except DoesNotFitError:
+            if k == len(candidates) - 1:
+                raise
+            continue
+        return RowResult(
+            row=row,
+            family=chip.family,
+            predicted=_metric(est, row),
+            bound=bound,
+            assumptions=(*notes, *est.assumptions),
         )
-    if row.scenario in ("static_batch", "latency"):
-        if row.batch is None:
-            raise SiliconomicsError("static/latency row without a batch size")
-        est = estimate_static(model, chip, plan, row.batch, row.input_len, row.output_len, eff=eff)
-        bound = str(est.decode_bound if row.metric != "ttft_s" else est.prefill_bound)
-    elif row.scenario == "offline":
-        est = estimate_max_throughput(
-            model, chip, plan, row.input_len, row.output_len, batch_limit=row.batch, eff=eff
-        )
-        bound = str(est.decode_bound)
-    elif row.scenario == "server":
-        raise SiliconomicsError("server scenario needs the request-level serving simulator")
-    else:
-        raise SiliconomicsError(f"unknown scenario '{row.scenario}'")
-    return RowResult(
-        row=row,
-        family=chip.family,
-        predicted=_metric(est, row),
-        bound=bound,
-        assumptions=(*notes, *est.assumptions),
-    )
+    raise AssertionError("no candidate plan")
 
 
 def validate_rows(

@@ -1,0 +1,1 @@
+"""Calibration: fit efficiency profiles to measured timings."""
