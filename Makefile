@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: run test install install-dev lint typecheck pytest validate docs bench clean
+.PHONY: run test install install-dev lint typecheck pytest validate docs calibrate bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,8 +36,12 @@ test: lint typecheck pytest
 validate: install
 	$(BIN)/siliconomics validate $(SHARED)/validation/measured.csv
 
-docs: install
+docs: install-dev
 	$(BIN)/python scripts/gen_validation_doc.py $(SHARED)/validation/measured.csv docs/VALIDATION.md
+
+calibrate: install-dev
+	$(BIN)/python scripts/calibrate_nvidia.py --shared $(SHARED) --write
+	$(BIN)/python scripts/calibrate_families.py $(SHARED)/validation/measured.csv --write
 
 bench: install-dev
 	$(BIN)/python benchmarks/bench_estimate.py

@@ -115,6 +115,8 @@ def best_on_chip(
     best: ChipChoice | None = None
     reasons: list[str] = []
     closest_tpot = np.inf
+    closest_ttft = np.inf
+    ttft_at_tpot = np.inf
     for plan in candidate_plans(model, chip, weight_dtype, act_dtype, kv_dtype):
         try:
             est = estimate_max_throughput(
@@ -129,7 +131,12 @@ def best_on_chip(
             ok &= np.broadcast_to(est.ttft_s <= ttft_s, ok.shape)
         if tpot_s is not None:
             ok &= np.broadcast_to(est.tpot_s <= tpot_s, ok.shape)
-        closest_tpot = min(closest_tpot, float(np.min(est.tpot_s)))
+        tpot_b = np.broadcast_to(est.tpot_s, ok.shape)
+        ttft_b = np.broadcast_to(est.ttft_s, ok.shape)
+        closest_tpot = min(closest_tpot, float(np.min(tpot_b)))
+        closest_ttft = min(closest_ttft, float(np.min(ttft_b)))
+        if tpot_s is not None and (tpot_b <= tpot_s).any():
+            ttft_at_tpot = min(ttft_at_tpot, float(np.min(ttft_b[tpot_b <= tpot_s])))
         if not ok.any():
             continue
         cost = np.broadcast_to(a.usd_per_million_output, ok.shape)
@@ -148,7 +155,25 @@ def best_on_chip(
     return ChipChoice(
         chip=chip,
         assessment=None,
-        reason=f"no layout meets the targets (best TPOT {closest_tpot * 1e3:.1f} ms)",
+        reason=_why_infeasible(ttft_s, tpot_s, closest_ttft, closest_tpot, ttft_at_tpot),
+    )
+
+
+def _why_infeasible(
+    ttft_s: float | None,
+    tpot_s: float | None,
+    best_ttft: float,
+    best_tpot: float,
+    ttft_at_tpot: float,
+) -> str:
+    """Name the binding target and how close the chip gets."""
+    if tpot_s is not None and best_tpot > tpot_s:
+        return f"TPOT target {tpot_s * 1e3:.0f} ms unreachable (best {best_tpot * 1e3:.1f} ms)"
+    if ttft_s is not None and best_ttft > ttft_s:
+        return f"TTFT target {ttft_s:.3g} s unreachable (best {best_ttft:.3g} s)"
+    return (
+        f"no layout meets both targets: where TPOT <= {tpot_s and tpot_s * 1e3:.0f} ms "
+        f"the best TTFT is {ttft_at_tpot:.3g} s"
     )
 
 

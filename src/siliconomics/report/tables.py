@@ -319,8 +319,10 @@ def render_comparison(con: Console, c: Comparison) -> None:
         for ch in bad:
             con.print(f"[dim]  {ch.chip.id}: {ch.reason}[/]")
     con.print(
-        "[dim]~ = energy from an estimated TDP. Prices are dated catalog snapshots "
-        "(see 'siliconomics show CHIP'); override with --price CHIP=USD/h.[/]"
+        "[dim]~ = energy from an estimated TDP. Prices are on-demand catalog snapshots of "
+        "uncertain date (AWS GPU prices predate the June 2025 cut; see 'siliconomics show "
+        "CHIP'); override with --price CHIP=USD/h. Unpriced chips rank by tok/s/chip after "
+        "priced ones.[/]"
     )
 
 
