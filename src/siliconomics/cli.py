@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .catalog.registry import chips, get_chip, get_model, models
+from .catalog.registry import chips, efficiency_profiles, get_chip, get_model, models
 from .economics.cost import parse_price_overrides
 from .errors import SiliconomicsError
 from .inference.estimate import estimate_max_throughput, estimate_static
@@ -65,10 +65,20 @@ def models_cmd(as_json: JsonOpt = False) -> None:
 
 @app.command("show")
 def show_cmd(
-    item: Annotated[str, typer.Argument(help="a chip id, model id, or path to config.json")],
+    item: Annotated[
+        str,
+        typer.Argument(help="a chip id, model id, efficiency-profile family, or config.json"),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Show one chip or model with every number's source."""
+    """Show one chip, model or efficiency profile with every number's source."""
+    if item in efficiency_profiles():
+        p = efficiency_profiles()[item]
+        if as_json:
+            _emit_json(p.model_dump(mode="json"))
+        else:
+            out.print(tables.profile_detail(p))
+        return
     if item in chips():
         c = get_chip(item)
         _emit_json(serialize.chip_dict(c)) if as_json else out.print(tables.chip_detail(c))

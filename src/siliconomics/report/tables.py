@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..catalog.registry import chips, models
-from ..catalog.schema import ChipSpec, ModelSpec, Sourced
+from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec, Sourced
 from ..economics.cost import chip_price, chip_tdp
 from ..parallel.memory import active_params, total_params
 from ..plan.assess import Assessment
@@ -170,6 +170,20 @@ def model_detail(m: ModelSpec) -> Table:
             t.add_row(k, str(v))
     t.add_row("total params", f"{total_params(m) / 1e9:.2f}B")
     t.add_row("active params / token", f"{active_params(m) / 1e9:.2f}B")
+    return t
+
+
+def profile_detail(p: EfficiencyProfile) -> Table:
+    t = Table(title=f"efficiency profile {p.family} ({p.stack})")
+    for col in ("factor", "value", "provenance"):
+        t.add_column(col)
+    for name in type(p).model_fields:
+        if name in ("family", "stack", "provenance", "notes"):
+            continue
+        v = getattr(p, name)
+        if v is None:
+            continue
+        t.add_row(name, f"{v:.4g}", p.provenance.get(name, ""))
     return t
 
 
