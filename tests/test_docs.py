@@ -25,8 +25,13 @@ def test_docs_have_examples():
 def test_doc_command_runs(doc, cmd, shared):
     args = shlex.split(cmd)[1:]
     args = [a.replace("../shared", str(shared)) for a in args]
-    r = subprocess.run([sys.executable, "-m", "siliconomics.cli", *args], capture_output=True,
-                       text=True, timeout=300, cwd=ROOT, env={"COLUMNS": "200",
-                                                              "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [sys.executable, "-m", "siliconomics.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, f"{doc}: {cmd}\n{r.stderr[-2000:]}"
     assert r.stdout.strip()

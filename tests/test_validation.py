@@ -22,9 +22,31 @@ def test_shared_file_meets_the_accuracy_targets(shared):
     assert all(s.reason for s in r.skipped)
 
 
-HEADER = ["id", "kind", "scenario", "usable", "model", "chip", "n_chips", "replicas", "tp",
-          "pp", "ep", "cp", "dp", "weight_dtype", "act_dtype", "kv_dtype", "batch",
-          "input_len", "output_len", "length_dist", "metric", "percentile", "value"]
+HEADER = [
+    "id",
+    "kind",
+    "scenario",
+    "usable",
+    "model",
+    "chip",
+    "n_chips",
+    "replicas",
+    "tp",
+    "pp",
+    "ep",
+    "cp",
+    "dp",
+    "weight_dtype",
+    "act_dtype",
+    "kv_dtype",
+    "batch",
+    "input_len",
+    "output_len",
+    "length_dist",
+    "metric",
+    "percentile",
+    "value",
+]
 
 
 def _write(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -44,16 +66,35 @@ def test_a_users_own_file_and_model(tmp_path):
         "activation,attention,source\n"
         "my-3b,mine,26,3072,24,8,128,8192,64000,rmsnorm,swiglu,gqa,our config\n"
     )
-    base = {"kind": "inference", "scenario": "latency", "usable": "true", "chip": "h100-sxm",
-            "n_chips": "1", "replicas": "1", "tp": "1", "pp": "1", "ep": "1", "dp": "1",
-            "weight_dtype": "bf16", "act_dtype": "bf16", "kv_dtype": "bf16", "batch": "1",
-            "input_len": "512", "output_len": "128", "length_dist": "fixed",
-            "metric": "tpot_s", "percentile": "p50"}
-    f = _write(tmp_path / "mine.csv", [
-        {**base, "id": "a", "model": "llama-3.1-8b", "value": "0.0075"},
-        {**base, "id": "b", "model": "my-3b", "value": "0.004"},
-        {**base, "id": "c", "model": "my-3b", "scenario": "server", "value": "1"},
-    ])
+    base = {
+        "kind": "inference",
+        "scenario": "latency",
+        "usable": "true",
+        "chip": "h100-sxm",
+        "n_chips": "1",
+        "replicas": "1",
+        "tp": "1",
+        "pp": "1",
+        "ep": "1",
+        "dp": "1",
+        "weight_dtype": "bf16",
+        "act_dtype": "bf16",
+        "kv_dtype": "bf16",
+        "batch": "1",
+        "input_len": "512",
+        "output_len": "128",
+        "length_dist": "fixed",
+        "metric": "tpot_s",
+        "percentile": "p50",
+    }
+    f = _write(
+        tmp_path / "mine.csv",
+        [
+            {**base, "id": "a", "model": "llama-3.1-8b", "value": "0.0075"},
+            {**base, "id": "b", "model": "my-3b", "value": "0.004"},
+            {**base, "id": "c", "model": "my-3b", "scenario": "server", "value": "1"},
+        ],
+    )
     r = validate_file(f)
     assert [x.row.id for x in r.results] == ["a", "b"]
     assert r.skipped[0].row.id == "c" and "serving simulator" in r.skipped[0].reason
@@ -67,9 +108,20 @@ def test_malformed_files_are_clear_errors(tmp_path):
         read_measured(bad)
     with pytest.raises(SiliconomicsError, match="not found"):
         read_measured(tmp_path / "nope.csv")
-    f = _write(tmp_path / "n.csv", [{"id": "z", "kind": "inference", "scenario": "latency",
-                                      "usable": "true", "model": "llama-3.1-8b",
-                                      "chip": "h100-sxm", "metric": "tpot_s",
-                                      "value": "fast"}])
+    f = _write(
+        tmp_path / "n.csv",
+        [
+            {
+                "id": "z",
+                "kind": "inference",
+                "scenario": "latency",
+                "usable": "true",
+                "model": "llama-3.1-8b",
+                "chip": "h100-sxm",
+                "metric": "tpot_s",
+                "value": "fast",
+            }
+        ],
+    )
     with pytest.raises(SiliconomicsError, match="'value' must be a number"):
         read_measured(f)
