@@ -49,9 +49,14 @@ class Device:
             v = self.chip.peak_flops(d)
             if v is not None and self.chip.supports(d):
                 return v
+        known = self.supported_dtypes()
+        hint = (
+            f"choose one of: {', '.join(known)}"
+            if known
+            else "no matrix peak of this chip is published, so it cannot be estimated"
+        )
         raise SiliconomicsError(
-            f"chip '{self.chip.id}': {dtype} peak is not published (unknown); "
-            f"choose one of: {', '.join(self.supported_dtypes())}"
+            f"chip '{self.chip.id}': {dtype} peak is not published (unknown); {hint}"
         )
 
     def assumptions(self, *dtypes: str) -> list[str]:
