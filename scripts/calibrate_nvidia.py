@@ -21,20 +21,14 @@ import tomli_w
 from rich.console import Console
 from rich.table import Table
 
-from siliconomics.calibrate.ops_fit import NvidiaFit, calibrate_nvidia
+from siliconomics.calibrate.ops_fit import FITTED_FACTORS, NvidiaFit, calibrate_nvidia
 from siliconomics.catalog.registry import get_chip
 from siliconomics.catalog.schema import EfficiencyProfile
 
 REPO = Path(__file__).resolve().parents[1]
 EFF_DIR = REPO / "src" / "siliconomics" / "catalog" / "data" / "efficiency"
 VIDUR = "vidur @7d47513"  # shared/data/README.md: commit the files were taken from
-FITTED = (
-    "gemm_efficiency",
-    "memory_efficiency",
-    "kernel_overhead_s",
-    "collective_latency_s",
-    "collective_efficiency",
-)
+FITTED = FITTED_FACTORS
 UNFITTED = ("attention_efficiency", "step_overhead_s", "memory_reserve_fraction")
 NO_DATA = "inferred default (no op-level data)"
 

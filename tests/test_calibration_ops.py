@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from siliconomics.calibrate.ops_fit import (
+    FITTED_FACTORS,
     AllReduceSamples,
     GemmSamples,
     NvidiaFit,
@@ -34,13 +35,7 @@ from siliconomics.ops.device import Device
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "measured-ops"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="shared/data not beside the checkout")
-FITTED = (
-    "gemm_efficiency",
-    "memory_efficiency",
-    "kernel_overhead_s",
-    "collective_latency_s",
-    "collective_efficiency",
-)
+FITTED = FITTED_FACTORS
 CASES = {
     "h100-sxm": ("h100", "h100_dgx"),
     "a100-sxm-80gb": ("a100", "a100_dgx"),

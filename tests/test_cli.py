@@ -103,6 +103,7 @@ def test_compare_ranks_priced_chips_by_cost():
             "not a dtype",
         ),
         (("compare", "--model", "llama-3.1-8b", "--tpot", "fast"), "--tpot"),
+        (("show", "nothing"), "unknown chip, model or profile"),
         (
             ("estimate", "--model", "llama-3.1-8b", "--chip", "h100-sxm", "--price", "h100-sxm=x"),
             "--price",

@@ -128,3 +128,12 @@ def test_moe_reads_only_touched_experts_at_batch1():
     fc = forward_cost(m, dev, InferencePlan(), 1, 1, 100)
     weight_traffic = sum(float(op.bytes) for op in fc.ops if op.op_class == "gemm")
     assert 2 * 11e9 < weight_traffic < 2 * 15e9
+
+
+def test_context_beyond_the_trained_maximum_is_stated():
+    # Llama-3.1-8B: max_position_embeddings 131072 (HF config). Vendors do benchmark past the
+    # trained context (AWS Neuron: Llama-2-13B at 4096 + 4096), so it is a stated caveat.
+    e = estimate_static(
+        get_model("llama-3.1-8b"), get_chip("h100-sxm"), InferencePlan(), 1, 200_000, 10
+    )
+    assert any("trained maximum context of 131072" in a for a in e.assumptions)

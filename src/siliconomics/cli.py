@@ -12,7 +12,7 @@ from rich.console import Console
 
 from .catalog.registry import chips, efficiency_profiles, get_chip, get_model, models
 from .economics.cost import parse_price_overrides
-from .errors import SiliconomicsError
+from .errors import SiliconomicsError, UnknownIdError
 from .inference.estimate import estimate_max_throughput, estimate_static
 from .parallel.plan import InferencePlan
 from .plan.assess import assess
@@ -83,7 +83,15 @@ def show_cmd(
         c = get_chip(item)
         _emit_json(serialize.chip_dict(c)) if as_json else out.print(tables.chip_detail(c))
         return
-    m = get_model(item)  # raises with close ids of models if unknown
+    if item not in models() and not item.endswith(".json") and not Path(item).is_dir():
+        known = [*chips(), *models(), *efficiency_profiles()]
+        raise UnknownIdError(
+            "chip, model or profile",
+            item,
+            known,
+            listing="see siliconomics chips / siliconomics models",
+        )
+    m = get_model(item)
     _emit_json(serialize.model_dict(m)) if as_json else out.print(tables.model_detail(m))
 
 

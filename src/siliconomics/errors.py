@@ -14,13 +14,12 @@ class SiliconomicsError(ValueError):
 class UnknownIdError(SiliconomicsError):
     """An exact-id lookup failed; the message lists the closest known ids."""
 
-    def __init__(self, kind: str, given: str, known: Iterable[str]) -> None:
+    def __init__(self, kind: str, given: str, known: Iterable[str], *, listing: str = "") -> None:
         known = sorted(known)
         close = difflib.get_close_matches(given, known, n=5, cutoff=0.4)
         hint = f"; did you mean: {', '.join(close)}" if close else ""
-        super().__init__(
-            f"unknown {kind} '{given}'{hint} (run 'siliconomics {kind}s' to list all {len(known)})"
-        )
+        listing = listing or f"run 'siliconomics {kind}s' to list all {len(known)}"
+        super().__init__(f"unknown {kind} '{given}'{hint} ({listing})")
         self.kind = kind
         self.given = given
 

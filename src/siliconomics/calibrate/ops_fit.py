@@ -101,6 +101,16 @@ _AR_LO: Final = (0.0, 0.1)
 _AR_HI: Final = (100.0, 1.0)
 
 
+#: The profile factors this module fits (the others have no op-level data).
+FITTED_FACTORS: tuple[str, ...] = (
+    "gemm_efficiency",
+    "memory_efficiency",
+    "kernel_overhead_s",
+    "collective_latency_s",
+    "collective_efficiency",
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GemmSamples:
     """One row per measured GEMM: ``[m x k] @ [k x n]`` and its median time."""

@@ -87,13 +87,21 @@ def _bound_name(fc: ForwardCost) -> NDArray[np.str_]:
 
 
 def _check_lengths(batch: F, input_len: F, output_len: F) -> None:
-    for name, v, lo in (
-        ("batch", batch, 1),
-        ("input_len", input_len, 1),
-        ("output_len", output_len, 1),
-    ):
-        if np.any(~np.isfinite(v)) or np.any(v < lo):
-            raise SiliconomicsError(f"{name} must be >= {lo}, got {np.min(v):g}")
+    for name, v in (("batch", batch), ("input_len", input_len), ("output_len", output_len)):
+        if np.any(~np.isfinite(v)) or np.any(v < 1):
+            raise SiliconomicsError(f"{name} must be >= 1, got {np.min(v):g}")
+
+
+def _context_note(model: ModelSpec, input_len: F, output_len: F) -> tuple[str, ...]:
+    """Running past the trained context is physically possible (vendors benchmark it) but
+    the answer quality is not the model's: say so rather than refuse."""
+    longest = float(np.max(input_len + output_len))
+    if model.max_position is not None and longest > model.max_position:
+        return (
+            f"input + output = {longest:g} tokens exceeds {model.id}'s trained maximum "
+            f"context of {model.max_position}: speed is modelled, output quality is not",
+        )
+    return ()
 
 
 def _require_fit(
@@ -190,7 +198,7 @@ def estimate_static(
         decode=decode_mid,
         memory=mem,
         prefill_time_share=ttft / e2e,
-        assumptions=_assumptions(dev, plan),
+        assumptions=_assumptions(dev, plan) + _context_note(model, I, O),
     )
 
 
@@ -267,7 +275,7 @@ def estimate_max_throughput(
         decode=decode_mid,
         memory=mem0,
         prefill_time_share=busy_prefill / (busy_prefill + busy_decode),
-        assumptions=_assumptions(dev, plan),
+        assumptions=_assumptions(dev, plan) + _context_note(model, I, O),
     )
 
 

@@ -105,6 +105,7 @@ def assessment_dict(a: Assessment) -> dict[str, Any]:
         "watts_per_chip": _f(a.watts_per_chip),
         "joules_per_output_token": _f(a.joules_per_output_token),
         "power_basis": a.power.basis if a.power else "unknown: no TDP and no estimate",
+        "assumptions": list(e.assumptions),
         "efficiency_profile": e.device.eff.model_dump(mode="json"),
         "ops": ops,
     }

@@ -242,6 +242,8 @@ def render_assessment(con: Console, a: Assessment) -> None:
         (a.power.basis + ", incl. host share") if a.power else "TDP unknown",
     )
     con.print(t)
+    for note in e.assumptions:
+        con.print(f"[yellow]assumption:[/] {note}")
     for phase, fc in (("prefill", e.prefill), ("decode step", e.decode)):
         ot = Table(title=f"{phase}: {fmt_time(_s(fc.time))} per step")
         for col in ("op", "time", "share", "bound", "FLOPs", "bytes", "comm bytes"):
