@@ -42,9 +42,12 @@ docs: install-dev
 calibrate: install-dev
 	$(BIN)/python scripts/calibrate_nvidia.py --shared $(SHARED) --write
 	$(BIN)/python scripts/calibrate_families.py $(SHARED)/validation/measured.csv --write
+	$(BIN)/python scripts/calibrate_training.py $(SHARED)/validation/measured.csv --write
 
 bench: install-dev
 	$(BIN)/python benchmarks/bench_estimate.py
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_plan.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

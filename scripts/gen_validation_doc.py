@@ -16,7 +16,54 @@ from pathlib import Path
 
 from siliconomics.calibrate.family_fit import FIT_PLAN
 from siliconomics.catalog.registry import efficiency_profiles
-from siliconomics.validate.run import validate_file
+from siliconomics.validate.run import ValidationReport, validate_file
+
+
+def training_section(t: ValidationReport | None) -> list[str]:
+    """Training rows (kind=training): same error definition, own calibration."""
+    if t is None:
+        return []
+    loo: dict[str, str] = {}
+    for fam, prof in efficiency_profiles().items():
+        for k, text in prof.provenance.items():
+            m = re.search(r"leave-one-out ([0-9.]+)%", text)
+            if m and k.startswith("train_") and "training rows" in text:
+                loo[fam] = f"{m.group(1)}%"
+    out = [
+        "",
+        "## Training rows",
+        "",
+        f"**Median absolute error: {t.median_abs_pct:.1f}% over {len(t.results)} usable "
+        f"training rows** (`siliconomics validate` prints `train_median_abs_pct_error`). "
+        "Unstated knobs of a row (virtual stages, micro-batch, recomputation) take the fastest "
+        "valid value that fits memory, listed per row. Training factors (`train_*` in the "
+        "profiles) are fitted per family by `scripts/calibrate_training.py`; the leave-one-out "
+        "column predicts each row with factors fitted without it. See docs/TRAINING.md.",
+        "",
+        "| family | rows | median abs | median signed | max abs | leave-one-out median abs |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {s.group} | {s.n} | {s.median_abs_pct:.1f}% | {s.median_signed_pct:+.1f}% | "
+        f"{s.max_abs_pct:.1f}% | {loo.get(s.group, 'no fit (defaults)')} |"
+        for s in t.by_family
+    ]
+    out += [
+        "",
+        "| id | chip | metric | measured | predicted | error | assumptions |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    out += [
+        f"| {x.row.id} | {x.row.chip} | {x.row.metric} | {x.row.value:.4g} | "
+        f"{x.predicted:.4g} | {x.signed_pct:+.1f}% | {'; '.join(x.assumptions) or '-'} |"
+        for x in t.results
+    ]
+    out += [
+        f"| {s.row.id} | {s.row.chip} | {s.row.metric} | {s.row.value:.4g} | - | - | "
+        f"not run: {s.reason} |"
+        for s in t.skipped
+    ]
+    return out
 
 
 def main() -> None:
@@ -93,6 +140,7 @@ def main() -> None:
         )
     lines += ["", "## Rows not run", "", "| id | reason |", "|---|---|"]
     lines += [f"| {s.row.id} | {s.reason} |" for s in r.skipped]
+    lines += training_section(r.training)
     lines += [
         "",
         "## Known gaps",

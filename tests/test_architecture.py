@@ -14,8 +14,10 @@ CORE = [
     "ops",
     "parallel",
     "inference",
+    "training",
     "economics",
     "plan",
+    "fleet",
     "validate",
     "calibrate",
 ]

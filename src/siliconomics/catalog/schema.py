@@ -329,6 +329,25 @@ class EfficiencyProfile(_Frozen):
     memory_reserve_fraction: float = Field(
         ge=0, lt=1, description="fraction of device memory unavailable (runtime, fragmentation)"
     )
+    train_gemm_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="training: fraction of the bf16/fp16 peak reached by the forward and "
+        "backward GEMMs of this training stack; default gemm_efficiency",
+    )
+    train_lowp_gemm_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="training: fraction of the fp8/int8 peak reached by training GEMMs "
+        "(scaling/casting overheads included); default lowp_gemm_efficiency",
+    )
+    train_comm_overlap: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="training: fraction of tensor-, context-, pipeline- and expert-parallel "
+        "communication hidden behind computation in this stack; default 0 (serialised)",
+    )
     provenance: dict[str, str] = Field(
         description="factor name -> 'spec-derived' / 'fitted on ...' / 'measured on ...'"
     )

@@ -191,6 +191,7 @@ def validation_dict(r: ValidationReport) -> dict[str, Any]:
         "by_chip": [s.__dict__ for s in r.by_chip],
         "median_abs_pct_error": r.median_abs_pct,
         "rows": len(r.results),
+        "training": validation_dict(r.training) if r.training is not None else None,
     }
 
 

@@ -381,7 +381,7 @@ def render_validation(con: Console, r: ValidationReport, *, rows: bool = True) -
         con.print(f"Rows not run ({len(r.skipped)}):")
         for sk in r.skipped:
             con.print(f"  {sk.row.id}: {sk.reason}")
-    if r.not_inference:
+    if r.not_inference and r.training is None:
         con.print(
             f"{r.not_inference} training rows not run (the training model is a separate capability)"
         )

@@ -5,7 +5,10 @@ Mapping of a row to a model run (SCHEMA.md scenarios):
 * ``static_batch``, ``latency``: :func:`estimate_static` with the row's batch and lengths.
 * ``offline``: :func:`estimate_max_throughput` with ``batch`` as the engine's limit per replica
   (empty = memory decides) and the dataset's mean lengths.
-* ``server``: needs the request-level serving simulator; listed as not run.
+* ``server``: the serving simulator's capacity search (max Poisson rate within the row's p99
+  limits), run by :func:`validate_rows` through :mod:`.serve_rows`, which also reports the
+  simulated value beside each offline row (``run_row`` itself stays analytic: calibration
+  fits call it many times).
 
 Row fields that are empty are filled by stated, documented defaults and listed per row in
 ``assumptions`` (an empty KV dtype becomes the 16-bit activation format: the frameworks'
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,9 @@ class RowResult:
     predicted: float
     bound: str
     assumptions: tuple[str, ...] = ()
+    simulated: float | None = None
+    """offline rows: the serving simulator's steady-state prediction, shown beside
+    ``predicted`` (the static max-throughput estimate), see serve_rows.py"""
 
     @property
     def signed_pct(self) -> float:
@@ -79,6 +85,8 @@ class ValidationReport:
     by_family: tuple[Summary, ...] = field(default=())
     by_metric: tuple[Summary, ...] = field(default=())
     by_chip: tuple[Summary, ...] = field(default=())
+    training: ValidationReport | None = None
+    """the training rows (kind=training), validated by :mod:`.train_rows`"""
 
     @property
     def median_abs_pct(self) -> float:
@@ -237,7 +245,9 @@ def validate_rows(
             continue
         try:
             model = extra[row.model] if row.model in extra else get_model(row.model)
-            results.append(run_row(row, model, profiles))
+            from .serve_rows import run_with_simulator  # local: serve_rows builds on this
+
+            results.append(run_with_simulator(row, model, profiles))
         except SiliconomicsError as e:
             skipped.append(Skipped(row=row, reason=str(e)))
     return ValidationReport(
@@ -262,4 +272,7 @@ def validate_file(
         known = models()
         extra = {k: v for k, v in read_models_csv(mc).items() if k not in known}
     _ = chips()  # load (and validate) the chip catalog up front: a broken file fails here
-    return validate_rows(rows, extra, profiles)
+    from .train_rows import validate_training_file  # local: train_rows imports this module
+
+    report = validate_rows(rows, extra, profiles)
+    return replace(report, training=validate_training_file(path, extra, profiles))

@@ -1,0 +1,201 @@
+"""The plan spec: what to serve (and train), under which targets and limits.
+
+A spec is a YAML or TOML file validated against :class:`PlanSpec` (pydantic, ``extra=forbid``:
+an unknown or misspelt field is an error naming it). Quantities may carry units where a
+duration is expected (``ttft: 2s``, ``tpot: 50ms``). Relative trace paths are resolved against
+the spec file's folder. Reading the file is the only I/O here; it happens once, at the edge of
+the planner (:func:`load_spec`), so every other fleet function stays pure.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..catalog.registry import validate_as
+from ..errors import SiliconomicsError
+from ..units import DTYPES, parse_positive
+
+PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Lengths(_Strict):
+    """A token-length distribution (prompt or answer)."""
+
+    mean: float = Field(gt=0, description="mean length in tokens")
+    dist: Literal["fixed", "lognormal", "uniform"] = Field(
+        default="lognormal", description="shape: fixed (always the mean), lognormal, uniform"
+    )
+    sigma: float = Field(
+        default=0.8, ge=0, description="lognormal: standard deviation of log(length)"
+    )
+    min: float = Field(default=1, ge=1, description="smallest length (clip)")
+    max: float | None = Field(default=None, ge=1, description="largest length (clip)")
+
+
+class Slo(_Strict):
+    """Latency targets, met at the given percentile over all requests (p99: 99% of them)."""
+
+    ttft: float | None = Field(default=None, description="time to first token, e.g. '2s'")
+    tpot: float | None = Field(default=None, description="time per output token, e.g. '50ms'")
+    percentile: float = Field(default=99, gt=0, lt=100, description="e.g. 50, 90, 99")
+
+    @field_validator("ttft", "tpot", mode="before")
+    @classmethod
+    def _seconds(cls, v: object, info: object) -> object:
+        if v is None or isinstance(v, bool):
+            return v
+        name = getattr(info, "field_name", "slo")
+        return parse_positive(v, "seconds", what=f"slo.{name}")  # type: ignore[arg-type]
+
+
+class Workload(_Strict):
+    """One model's traffic and latency targets."""
+
+    name: str = Field(default="", description="label (default: the model id)")
+    model: str = Field(description="model id (see 'siliconomics models')")
+    rate_rps: float | None = Field(
+        default=None, gt=0, description="requests per second (default: the trace's own rate)"
+    )
+    input: Lengths | None = Field(default=None, description="prompt-length distribution")
+    output: Lengths | None = Field(default=None, description="answer-length distribution")
+    trace: str | None = Field(
+        default=None,
+        description="CSV with num_prefill_tokens,num_decode_tokens[,arrived_at] per request "
+        "(instead of input/output)",
+    )
+    slo: Slo = Field(default_factory=Slo, description="latency targets")
+    weights_dtype: str = Field(default="bf16", description="weight format")
+    act_dtype: str = Field(default="bf16", description="activation (compute) format")
+    kv_dtype: str = Field(default="bf16", description="KV-cache format")
+    bucket_edges: tuple[float, ...] | None = Field(
+        default=None, description="prompt-length bucket edges (default: quantiles)"
+    )
+
+    @field_validator("weights_dtype", "act_dtype", "kv_dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        if v not in DTYPES:
+            raise ValueError(f"'{v}' is not a dtype; allowed: {', '.join(DTYPES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Workload:
+        has_dist = self.input is not None and self.output is not None
+        if self.trace is None and not has_dist:
+            raise ValueError("give either 'trace' or both 'input' and 'output' lengths")
+        if self.trace is not None and (self.input is not None or self.output is not None):
+            raise ValueError("give either 'trace' or 'input'/'output', not both")
+        if self.trace is None and self.rate_rps is None:
+            raise ValueError("'rate_rps' is required without a trace")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+class TrainingJob(_Strict):
+    """Train ``tokens`` tokens of ``model`` by a deadline, as cheaply as possible."""
+
+    model: str = Field(description="model id")
+    tokens: float = Field(gt=0, description="training tokens, e.g. 1e12")
+    deadline_days: float = Field(gt=0, description="wall-clock deadline in days")
+    seq_len: int = Field(default=4096, ge=1, description="sequence length")
+    global_batch_seqs: int = Field(default=1024, ge=1, description="sequences per step")
+    max_chips: int = Field(default=4096, ge=1, description="largest cluster to consider")
+
+
+class PlanSpec(_Strict):
+    """Everything the fleet planner needs."""
+
+    name: str = Field(default="plan", description="title of the plan")
+    pricing: PricingMode = Field(default="on-demand", description="how chips are paid for")
+    chips: tuple[str, ...] | None = Field(
+        default=None, description="allowed chip ids (default: every chip with a price)"
+    )
+    vendors: tuple[str, ...] | None = Field(default=None, description="allowed vendors")
+    availability: dict[str, int] = Field(
+        default_factory=dict, description="most chips obtainable per chip id"
+    )
+    prices: dict[str, float] = Field(
+        default_factory=dict, description="USD per chip-hour overrides per chip id"
+    )
+    instance_chips: dict[str, int] = Field(
+        default_factory=dict,
+        description="chips per rentable node for chips without a catalog system",
+    )
+    budget_usd_per_hour: float | None = Field(default=None, gt=0, description="cost cap, USD/h")
+    power_cap_kw: float | None = Field(default=None, gt=0, description="power cap, kW")
+    disaggregation: Literal["off", "auto", "only"] = Field(
+        default="auto",
+        description="prefill/decode on separate pools: off, auto (when cheaper), only",
+    )
+    kv_transfer_usd_per_gb: float = Field(
+        default=0.0,
+        ge=0,
+        description="USD per GB of KV cache moved prefill -> decode (0 inside one data "
+        "centre; your egress price across clouds)",
+    )
+    max_utilisation: float = Field(
+        default=0.8, gt=0, le=1, description="busy fraction per replica (queueing headroom)"
+    )
+    buckets: int = Field(default=3, ge=1, le=8, description="prompt-length buckets per workload")
+    seed: int = Field(default=0, description="seed for sampled lengths and the simulator")
+    workloads: tuple[Workload, ...] = Field(default=(), description="serving workloads")
+    training: TrainingJob | None = Field(default=None, description="a training job to plan")
+
+    @model_validator(mode="after")
+    def _something(self) -> PlanSpec:
+        if not self.workloads and self.training is None:
+            raise ValueError("give at least one of 'workloads' or 'training'")
+        for name, table in (("availability", self.availability), ("prices", self.prices)):
+            for k, v in table.items():
+                if v <= 0:
+                    raise ValueError(f"{name}.{k} must be > 0, got {v}")
+        return self
+
+
+def parse_spec(raw: object, *, where: str = "spec", base_dir: Path | None = None) -> PlanSpec:
+    """Validate a parsed mapping; resolve trace paths against ``base_dir``."""
+    spec = validate_as(PlanSpec, raw, where=where)
+    if base_dir is None:
+        return spec
+    fixed = []
+    for w in spec.workloads:
+        if w.trace is not None and not Path(w.trace).is_absolute():
+            w = w.model_copy(update={"trace": str((base_dir / w.trace).resolve())})
+        fixed.append(w)
+    return spec.model_copy(update={"workloads": tuple(fixed)})
+
+
+def load_spec(path: str | Path) -> PlanSpec:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) plan spec."""
+    p = Path(path)
+    if not p.is_file():
+        raise SiliconomicsError(f"plan spec '{p}' does not exist")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SiliconomicsError(f"{p.name}: not valid YAML: {e}") from None
+    elif p.suffix == ".toml":
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise SiliconomicsError(f"{p.name}: not valid TOML: {e}") from None
+    else:
+        raise SiliconomicsError(f"plan spec '{p.name}': expected a .yaml, .yml or .toml file")
+    if not isinstance(raw, dict):
+        raise SiliconomicsError(f"{p.name}: expected a mapping of fields at the top level")
+    return parse_spec(raw, where=p.name, base_dir=p.parent)

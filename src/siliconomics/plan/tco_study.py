@@ -1,0 +1,251 @@
+"""Rent or buy one chip: cost per chip-hour in every pricing mode, the break-even utilisation,
+cost per million tokens of a model served at its best layout, energy, and a sensitivity tornado.
+
+Throughput comes from :func:`.compare.best_on_chip` (the cheapest layout within the latency
+targets; its ranking does not depend on the price level, so it is run at 1 USD per chip-hour and
+costs are scaled afterwards). A busy chip-hour costs the mode's price divided by utilisation for
+owned and reserved capacity, and the price itself for on-demand and spot (rented only while
+busy). USD per million input/output tokens splits the busy cost by the prefill time share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..catalog.registry import get_chip
+from ..catalog.schema import ChipSpec, ModelSpec
+from ..economics.pricing import (
+    CLOUD_MODES,
+    MODES,
+    PriceOverrides,
+    breakeven_utilisation,
+    chip_hour_cost,
+    usd_per_busy_chip_hour,
+)
+from ..economics.sensitivity import CostSensitivity, cost_tornado
+from ..economics.tco import CostBreakdown, OwnedAssumptions, load_owned_assumptions, with_values
+from ..economics.tco import provisioned_w_per_chip as _provisioned_w
+from ..errors import SiliconomicsError
+from .assess import activity
+from .compare import best_on_chip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Throughput:
+    """The best layout of the model on one chip (one replica), busy."""
+
+    model: str
+    input_len: float
+    output_len: float
+    tp: int
+    pp: int
+    ep: int
+    chips_per_replica: int
+    batch: float
+    ttft_s: float
+    tpot_s: float
+    output_tokens_per_s_per_chip: float
+    prefill_time_share: float
+    watts_per_chip: float
+    """average IT power (chip + host share) while busy"""
+    j_per_output_token: float
+    """IT energy per output token (no PUE)"""
+    activity: float
+    bound: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeCost:
+    """One pricing mode: its cost per chip-hour (None with a reason when unknown) and what a
+    busy chip-hour and a million tokens cost."""
+
+    mode: str
+    cost: CostBreakdown | None
+    reason: str = ""
+    usd_per_busy_chip_hour: float | None = None
+    usd_per_m_output: float | None = None
+    """all cost charged to output tokens"""
+    usd_per_m_input_split: float | None = None
+    usd_per_m_output_split: float | None = None
+    breakeven_utilisation: float | None = None
+    """cloud modes: utilisation above which owning is cheaper"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TcoStudy:
+    chip: ChipSpec
+    mode: str
+    utilisation: float
+    assumptions: OwnedAssumptions
+    modes: tuple[ModeCost, ...]
+    throughput: Throughput | None
+    sensitivity: CostSensitivity
+    provisioned_w_per_chip: float
+
+    def selected(self) -> ModeCost:
+        return next(m for m in self.modes if m.mode == self.mode)
+
+    @property
+    def tokens_per_s_per_mw(self) -> float | None:
+        """Busy output tokens/s per MW of facility power provisioned (peak IT x PUE)."""
+        if self.throughput is None:
+            return None
+        mw = self.provisioned_w_per_chip * self.assumptions.pue / 1e6
+        return self.throughput.output_tokens_per_s_per_chip / mw
+
+    @property
+    def j_per_output_token_facility(self) -> float | None:
+        t = self.throughput
+        return None if t is None else t.j_per_output_token * self.assumptions.pue
+
+
+def _throughput(
+    model: ModelSpec,
+    chip: ChipSpec,
+    input_len: float,
+    output_len: float,
+    slo: tuple[float | None, float | None],
+    dtypes: tuple[str, str, str],
+) -> Throughput:
+    ch = best_on_chip(
+        model,
+        chip,
+        input_len=input_len,
+        output_len=output_len,
+        ttft_s=slo[0],
+        tpot_s=slo[1],
+        weight_dtype=dtypes[0],
+        act_dtype=dtypes[1],
+        kv_dtype=dtypes[2],
+        price_overrides={chip.id: 1.0},
+    )
+    if ch.assessment is None:
+        raise SiliconomicsError(f"{model.id} on {chip.id}: no feasible layout: {ch.reason}")
+    e = ch.assessment.estimate
+    act = np.broadcast_to(activity(e), e.batch.shape).reshape(-1)[ch.index]
+    share = np.broadcast_to(e.prefill_time_share, e.batch.shape).reshape(-1)[ch.index]
+    return Throughput(
+        model=model.id,
+        input_len=input_len,
+        output_len=output_len,
+        tp=e.plan.tp,
+        pp=e.plan.pp,
+        ep=e.plan.ep,
+        chips_per_replica=e.plan.chips_per_replica,
+        batch=ch.value("batch"),
+        ttft_s=ch.value("ttft_s"),
+        tpot_s=ch.value("tpot_s"),
+        output_tokens_per_s_per_chip=ch.value("tokens_per_s_per_chip"),
+        prefill_time_share=float(share),
+        watts_per_chip=ch.value("watts_per_chip"),
+        j_per_output_token=ch.value("j_per_token"),
+        activity=float(act),
+        bound=ch.bound,
+    )
+
+
+def _mode_cost(
+    chip_id: str,
+    mode: str,
+    tp: Throughput | None,
+    *,
+    a: OwnedAssumptions,
+    u: float,
+    overrides: PriceOverrides | None,
+    chips: int,
+) -> ModeCost:
+    try:
+        cost = chip_hour_cost(
+            chip_id, mode, overrides=overrides, assumptions=a, utilisation=u, chips_needed=chips
+        )
+    except SiliconomicsError as e:
+        return ModeCost(mode=mode, cost=None, reason=str(e))
+    busy = usd_per_busy_chip_hour(cost, u)
+    be = (
+        breakeven_utilisation(chip_id, mode, a, overrides=overrides, chips_needed=chips)
+        if mode in CLOUD_MODES
+        else None
+    )
+    if tp is None:
+        return ModeCost(mode=mode, cost=cost, usd_per_busy_chip_hour=busy, breakeven_utilisation=be)
+    per_m = busy / (tp.output_tokens_per_s_per_chip * 3600.0) * 1e6
+    input_tps = tp.output_tokens_per_s_per_chip * tp.input_len / tp.output_len
+    return ModeCost(
+        mode=mode,
+        cost=cost,
+        usd_per_busy_chip_hour=busy,
+        usd_per_m_output=per_m,
+        usd_per_m_input_split=busy * tp.prefill_time_share / (input_tps * 3600.0) * 1e6,
+        usd_per_m_output_split=per_m * (1.0 - tp.prefill_time_share),
+        breakeven_utilisation=be,
+    )
+
+
+def study_tco(
+    chip_id: str,
+    *,
+    mode: str = "owned",
+    utilisation: float = 0.6,
+    model: ModelSpec | None = None,
+    input_len: float = 1024,
+    output_len: float = 256,
+    ttft_s: float | None = None,
+    tpot_s: float | None = None,
+    weight_dtype: str = "bf16",
+    act_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    assumptions: OwnedAssumptions | None = None,
+    overrides: PriceOverrides | None = None,
+) -> TcoStudy:
+    """Everything ``siliconomics tco`` shows, for one chip (and optionally one model)."""
+    chip = get_chip(chip_id)
+    if mode not in MODES:
+        raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
+    if not 0 < utilisation <= 1:
+        raise SiliconomicsError(f"--utilisation {utilisation}: must be in (0, 1]")
+    a = assumptions or load_owned_assumptions()
+    tp = None
+    if model is not None:
+        tp = _throughput(
+            model,
+            chip,
+            input_len,
+            output_len,
+            (ttft_s, tpot_s),
+            (weight_dtype, act_dtype, kv_dtype),
+        )
+        if a.provenance.get("busy_activity") != "user override":
+            a = with_values(
+                a,
+                busy_activity=min(1.0, tp.activity),
+                provenance={**a.provenance, "busy_activity": f"from the {model.id} estimate"},
+            )
+    chips = tp.chips_per_replica if tp else 1
+    modes = tuple(
+        _mode_cost(chip_id, m, tp, a=a, u=utilisation, overrides=overrides, chips=chips)
+        for m in ("owned", *CLOUD_MODES)
+    )
+    chosen = next(m for m in modes if m.mode == mode)
+    if chosen.cost is None:
+        raise SiliconomicsError(chosen.reason)
+    sens = cost_tornado(
+        chip_id,
+        mode=mode,
+        utilisation=utilisation,
+        assumptions=a,
+        tokens_per_s_per_chip=tp.output_tokens_per_s_per_chip if tp else None,
+        overrides=overrides,
+        chips_needed=chips,
+    )
+    return TcoStudy(
+        chip=chip,
+        mode=mode,
+        utilisation=utilisation,
+        assumptions=a,
+        modes=modes,
+        throughput=tp,
+        sensitivity=sens,
+        provisioned_w_per_chip=_provisioned_w(chip_id),
+    )

@@ -1,0 +1,259 @@
+"""The discrete-event loop: requests arrive, routers pick replicas, engines run steps.
+
+Events are step completions (one per engine step) and KV arrivals (disaggregated pools) in a
+heap, merged with the pre-sampled, sorted arrival times. Engines start a step when idle and
+work is queued; admission happens at step boundaries, as in real engines. Ties resolve step
+completions first, then by insertion order, so a run is fully determined by its inputs.
+
+Memory per replica (per chip): usable HBM - weights - activations of a ``max_batched_tokens``
+step = KV cache, in blocks of ``block_size`` tokens. A replica with ``pp`` pipeline stages runs
+as ``pp`` virtual engines (vLLM's virtual engines / micro-batches in flight), each with 1/pp
+of the KV cache and a step time equal to the full forward latency through all stages.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..catalog.schema import ModelSpec
+from ..errors import DoesNotFitError, SiliconomicsError
+from ..inference.estimate import make_device
+from ..ops.device import Device
+from ..parallel.memory import (
+    activation_bytes_per_chip,
+    kv_bytes_per_token_per_chip,
+    weight_bytes_per_chip,
+)
+from ..units import fmt_si
+from .config import PoolConfig, ServingConfig
+from .disagg import KvLinks, default_link_bytes_per_s, kv_bytes_per_token
+from .engine import Engine, Ledger, Sink
+from .router import ROUTERS, Router
+from .schedulers import SCHEDULERS
+from .schedulers.static import default_buckets
+from .steptime import step_time_model
+from .workload import Requests
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(kw_only=True)
+class Pool:
+    cfg: PoolConfig
+    role: str
+    dev: Device
+    engines: list[Engine]
+    router: Router
+    kv_tokens: int
+    """KV-cache capacity of one replica, tokens"""
+    max_seqs: int
+
+
+def _pow2(n: float) -> int:
+    return 1 << max(int(math.ceil(math.log2(max(n, 2.0)))), 1)
+
+
+def kv_capacity_tokens(model: ModelSpec, dev: Device, pc: PoolConfig) -> int:
+    free = (
+        dev.usable_hbm_bytes
+        - weight_bytes_per_chip(model, pc.plan)
+        - float(activation_bytes_per_chip(model, pc.plan, pc.max_batched_tokens))
+    )
+    return max(int(free // kv_bytes_per_token_per_chip(model, pc.plan)), 0)
+
+
+def build_pool(
+    model: ModelSpec,
+    pc: PoolConfig,
+    *,
+    role: str,
+    pool_index: int,
+    first_engine: int,
+    ledger: Ledger,
+    max_ctx: int,
+    router: str,
+    sink: Sink | None,
+) -> Pool:
+    if pc.scheduler not in SCHEDULERS:
+        raise SiliconomicsError(f"scheduler '{pc.scheduler}': allowed: {', '.join(SCHEDULERS)}")
+    if router not in ROUTERS:
+        raise SiliconomicsError(f"router '{router}': allowed: {', '.join(ROUTERS)}")
+    dev = make_device(pc.chip, pc.eff)
+    pc.plan.validate(model, dev)
+    kv_tokens = kv_capacity_tokens(model, dev, pc)
+    pp = pc.plan.pp
+    per_engine = kv_tokens // pp
+    where = f"{pc.plan.tp * pp} x {dev.id} ({role} pool)"
+    if per_engine < max_ctx:
+        raise DoesNotFitError(
+            f"{model.id} on {where}: the KV cache holds {per_engine} tokens per engine, "
+            f"fewer than the longest request ({max_ctx} tokens)",
+            shortfall_bytes=(max_ctx - per_engine) * kv_bytes_per_token_per_chip(model, pc.plan),
+            suggestion="use more tensor parallelism, a narrower kv dtype or shorter requests",
+        )
+    blocks = per_engine // pc.block_size
+    buckets = pc.buckets
+    if pc.scheduler == "static":
+        buckets = tuple(sorted(pc.buckets)) or default_buckets(max_ctx)
+        top = next((b for b in buckets if b >= max_ctx), max_ctx)
+        fit = per_engine // top
+        max_seqs = pc.max_seqs if pc.max_seqs is not None else max(fit, 1)
+        if max_seqs * top > per_engine:
+            raise DoesNotFitError(
+                f"static batch {max_seqs} x {top}-token bucket needs "
+                f"{fmt_si(max_seqs * top, 'tokens')} of KV cache; {where} holds {per_engine}",
+                shortfall_bytes=(max_seqs * top - per_engine)
+                * kv_bytes_per_token_per_chip(model, pc.plan),
+                suggestion=f"largest batch that fits: {fit}",
+            )
+        stm_tokens = max_seqs * top
+    else:
+        max_seqs = pc.max_seqs if pc.max_seqs is not None else max(blocks, 1)  # memory decides
+        stm_tokens = max(pc.max_batched_tokens, max_ctx)
+    stm = step_time_model(
+        model,
+        dev,
+        pc.plan,
+        max_tokens=_pow2(stm_tokens),
+        max_seqs=_pow2(max_seqs),
+        max_ctx=_pow2(max_ctx),
+    )
+    cls = SCHEDULERS[pc.scheduler]
+    engines = [
+        cls(
+            index=first_engine + i,
+            pool=pool_index,
+            stm=stm,
+            ledger=ledger,
+            kv_blocks=blocks,
+            block_size=pc.block_size,
+            max_seqs=max_seqs,
+            max_tokens=pc.max_batched_tokens,
+            buckets=buckets,
+            sink=sink,
+        )
+        for i in range(pc.replicas * pp)
+    ]
+    return Pool(
+        cfg=pc,
+        role=role,
+        dev=dev,
+        engines=engines,
+        router=ROUTERS[router](),
+        kv_tokens=kv_tokens,
+        max_seqs=max_seqs,
+    )
+
+
+def build(
+    cfg: ServingConfig, reqs: Requests, ledger: Ledger, sink: Sink | None
+) -> tuple[list[Pool], KvLinks | None]:
+    cfg.validate()
+    max_ctx = int((reqs.input_tokens + reqs.output_tokens).max())
+    roles = ("serve",) if cfg.decode_pool is None else ("prefill", "decode")
+    pools: list[Pool] = []
+    for k, (pc, role) in enumerate(zip(cfg.pools, roles, strict=True)):
+        first = sum(len(p.engines) for p in pools)
+        pools.append(
+            build_pool(
+                cfg.model,
+                pc,
+                role=role,
+                pool_index=k,
+                first_engine=first,
+                ledger=ledger,
+                max_ctx=max_ctx,
+                router=cfg.router,
+                sink=sink,
+            )
+        )
+    links = None
+    if len(pools) == 2:
+        bw = cfg.kv_link_bytes_per_s or default_link_bytes_per_s(cfg, pools[0].dev, pools[1].dev)
+        per_tok = kv_bytes_per_token(cfg.model, cfg.pool.plan)
+        links = KvLinks(len(pools[0].engines), per_tok, bw, cfg.kv_link_latency_s)
+    return pools, links
+
+
+STEP, KV = 0, 1
+
+
+def run(
+    pools: list[Pool],
+    links: KvLinks | None,
+    reqs: Requests,
+    ledger: Ledger,
+    progress: Progress | None = None,
+) -> None:
+    """Advance the simulation until every request has finished."""
+    engines = [e for p in pools for e in p.engines]
+    front, back = pools[0], pools[-1]
+    heap: list[tuple[float, int, int, int]] = []
+    seq = 0
+    arrivals = reqs.arrival_s.tolist()
+    n = len(arrivals)
+    i = 0
+    ticks = 0
+    inf = math.inf
+
+    # Multi-step decode runs may not cross the next arrival (routing reads engine state);
+    # with a KV link, transfers from other engines can arrive any time: no runs.
+    allow_runs = links is None
+
+    def kick(e: Engine, t: float) -> None:
+        nonlocal seq
+        e.horizon = (arrivals[i] if i < n else inf) if allow_runs else t
+        dur = e.start_step(t)
+        if dur is None:
+            e.busy = False
+            return
+        e.busy = True
+        seq += 1
+        heapq.heappush(heap, (t + dur, seq, STEP, e.index))
+
+    if links is not None:
+
+        def handoff(e: Engine) -> Callable[[int, float], None]:
+            def go(rid: int, t: float) -> None:
+                nonlocal seq
+                arrive = links.transfer(e.index, ledger.inp[rid], t)
+                seq += 1
+                heapq.heappush(heap, (arrive, seq, KV, rid))
+
+            return go
+
+        for e in front.engines:
+            e.handoff = handoff(e)
+
+    pick_front, pick_back = front.router.pick, back.router.pick
+    while True:
+        ta = arrivals[i] if i < n else inf
+        if heap and heap[0][0] <= ta:
+            t, _, kind, x = heapq.heappop(heap)
+            if kind == STEP:
+                e = engines[x]
+                e.finish_step(t)
+                kick(e, t)
+            else:
+                e = pick_back(back.engines, x)
+                e.enqueue_ready(x)
+                if not e.busy:
+                    kick(e, t)
+        elif i < n:
+            e = pick_front(front.engines, i)
+            e.enqueue(i)
+            i += 1
+            if not e.busy:
+                kick(e, ta)
+        else:
+            break
+        ticks += 1
+        if progress is not None and ticks % 8192 == 0:
+            progress(ledger.done, n)
+    if ledger.done != n:  # an internal invariant: every request must finish
+        raise AssertionError(f"simulation ended with {n - ledger.done} unfinished requests")
+    if progress is not None:
+        progress(n, n)

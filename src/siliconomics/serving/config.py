@@ -1,0 +1,119 @@
+"""What a serving simulation runs: pools of replicas, their engine limits, and latency targets.
+
+A deployment is one pool of identical replicas (co-located prefill and decode), or two pools
+(prefill/decode disaggregation, Splitwise/DistServe style), possibly on different chips.
+
+Defaults and their sources:
+
+* ``max_seqs = 256``: vLLM's default ``max_num_seqs`` (vLLM engine arguments).
+* ``max_batched_tokens = 8192``: TensorRT-LLM's default ``max_num_tokens`` (TensorRT-LLM
+  "Tuning max batch size and max num tokens" guide); vLLM's chunked-prefill budget is of the
+  same order.
+* ``block_size = 16``: vLLM's default KV-cache block (tokens per block, PagedAttention paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
+from ..errors import SiliconomicsError
+from ..parallel.plan import InferencePlan
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolConfig:
+    """Identical replicas of one model on one chip type, and the engine each runs."""
+
+    chip: ChipSpec
+    plan: InferencePlan
+    """layout of one replica; ``plan.replicas`` is the number of replicas in the pool"""
+    scheduler: str = "chunked"
+    """replica scheduler (see ``serving.schedulers.SCHEDULERS``)"""
+    max_seqs: int | None = 256
+    """admission limit: concurrent sequences per replica (None: KV-cache memory decides)"""
+    max_batched_tokens: int = 8192
+    """admission limit: tokens processed in one step (prefill chunk budget)"""
+    block_size: int = 16
+    """tokens per paged KV-cache block"""
+    buckets: tuple[int, ...] = ()
+    """static scheduler: compiled sequence-length buckets (empty: powers of two from 128)"""
+    eff: EfficiencyProfile | None = None
+    """efficiency profile (default: the chip family's)"""
+
+    @property
+    def replicas(self) -> int:
+        return self.plan.replicas
+
+    @property
+    def chips(self) -> int:
+        return self.plan.chips
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingConfig:
+    """A deployment: one pool, or a prefill pool plus a decode pool (disaggregated)."""
+
+    model: ModelSpec
+    pool: PoolConfig
+    """all replicas (co-located), or the prefill pool when ``decode_pool`` is set"""
+    decode_pool: PoolConfig | None = None
+    """decode pool for prefill/decode disaggregation"""
+    router: str = "least-tokens"
+    """how requests are spread over replicas (see ``serving.router.ROUTERS``)"""
+    kv_link_bytes_per_s: float | None = None
+    """KV-transfer bandwidth per prefill replica (default: the slower pool's scale-out
+    bandwidth per chip times the chips of one replica)"""
+    kv_link_latency_s: float = 10e-6
+    """fixed latency of one KV transfer (RDMA-class network, an estimate)"""
+    price_overrides: dict[str, float] = field(default_factory=dict)
+    """chip id -> USD per chip-hour"""
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.decode_pool is not None
+
+    @property
+    def pools(self) -> tuple[PoolConfig, ...]:
+        return (self.pool,) if self.decode_pool is None else (self.pool, self.decode_pool)
+
+    @property
+    def chips(self) -> int:
+        return sum(p.chips for p in self.pools)
+
+    def validate(self) -> None:
+        for p in self.pools:
+            for name in ("max_batched_tokens", "block_size"):
+                v = getattr(p, name)
+                if not isinstance(v, int) or v < 1:
+                    raise SiliconomicsError(f"{name} must be a positive integer, got {v!r}")
+            if p.max_seqs is not None and p.max_seqs < 1:
+                raise SiliconomicsError(f"max_seqs must be >= 1 or empty, got {p.max_seqs}")
+            if any(b < 1 for b in p.buckets):
+                raise SiliconomicsError(f"buckets must be positive token counts: {p.buckets}")
+        if self.decode_pool is not None and self.pool.scheduler == "static":
+            raise SiliconomicsError(
+                "scheduler 'static' cannot run a disaggregated pool; use continuous or chunked"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slo:
+    """Latency targets, each at ``percentile`` over requests (MLPerf Server: p99)."""
+
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    e2e_s: float | None = None
+    percentile: float = 99.0
+
+    def __post_init__(self) -> None:
+        for name in ("ttft_s", "tpot_s", "e2e_s"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise SiliconomicsError(f"SLO {name} must be > 0, got {v}")
+        if not 0 < self.percentile <= 100:
+            raise SiliconomicsError(f"SLO percentile must be in (0, 100], got {self.percentile}")
+
+    @property
+    def empty(self) -> bool:
+        return self.ttft_s is None and self.tpot_s is None and self.e2e_s is None

@@ -1,0 +1,56 @@
+"""Routers: which replica (engine) of a pool gets a request. Adding one is a class here plus
+one line in ``ROUTERS``.
+
+* ``round-robin``: replicas in turn.
+* ``least-tokens``: the replica with the fewest outstanding tokens (prompt tokens not yet
+  prefilled plus output tokens not yet generated, over its queued and running requests).
+* ``jsq``: join the shortest queue: fewest requests assigned and not finished.
+
+Ties go to the lowest replica index, so routing is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .engine import Engine
+
+
+class Router:
+    name = ""
+
+    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:  # pragma: no cover
+        raise NotImplementedError
+
+
+class RoundRobin(Router):
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:
+        e = engines[self.next % len(engines)]
+        self.next += 1
+        return e
+
+
+class LeastTokens(Router):
+    name = "least-tokens"
+
+    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:
+        return min(engines, key=lambda e: e.load_tokens)
+
+
+class JoinShortestQueue(Router):
+    name = "jsq"
+
+    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:
+        return min(engines, key=lambda e: e.n_assigned)
+
+
+ROUTERS: dict[str, type[Router]] = {
+    "round-robin": RoundRobin,
+    "least-tokens": LeastTokens,
+    "jsq": JoinShortestQueue,
+}

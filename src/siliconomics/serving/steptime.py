@@ -1,0 +1,239 @@
+"""Step time of one replica for any batch composition, tabulated from the core model.
+
+A scheduler step processes ``Bd`` decode sequences holding ``C`` cached tokens in total, plus
+prefill chunks ``(s_i new tokens after c_i cached)``. Its time is assembled from parts of
+:func:`..inference.forward.forward_cost`, each tabulated once per replica configuration:
+
+* ``dense(T)``: every op except attention and the LM head (QKV/O projections, MLP or MoE,
+  norms, TP all-reduces, embeddings, step overhead, pipeline transfers) for ``T = Bd + sum
+  s_i`` tokens in one step. These ops see only the token count, so ``forward_cost(1, T, 0)``
+  is exact; tabulated at every integer T up to 8192, then on a 2%-spaced grid.
+* ``head(n)``: the LM head for ``n`` sampled positions (decode sequences plus prefills that
+  finish their prompt in this step); exact per integer.
+* ``attn_decode(Bd, C)``: decode attention (one kernel over the batch) from
+  ``forward_cost(Bd, 1, C/Bd)``: exact for full attention because its FLOPs and bytes are
+  linear in the summed context; windowed layers use the mean context (an approximation).
+* ``attn_prefill(s, c)``: one prefill chunk's attention from ``forward_cost(1, s, c)``.
+
+The two attention tables are 2-D grids (integers up to 32, then 10% steps) read with bilinear
+interpolation. Decode attention is affine in Bd and C within one roofline regime, so it is
+interpolated exactly except near the compute/memory kink; prefill attention is quadratic in
+``s``, so it carries a small error. ``tests/test_serving_steptime.py`` measures the error
+against exact ``forward_cost`` calls (documented in docs/SERVING.md). One evaluation costs a
+few microseconds of Python instead of ~ms for a ``forward_cost`` call.
+
+Mixed steps (decode + prefill chunks, as in chunked prefill or TensorRT-LLM in-flight batching)
+are costed as one pass of the dense ops over all tokens plus separate attention kernels, which
+is how those engines execute them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..catalog.schema import ModelSpec
+from ..inference.forward import ForwardCost, forward_cost
+from ..ops.device import Device
+from ..parallel.plan import InferencePlan
+
+F = NDArray[np.float64]
+EXACT_TOKENS = 8192
+
+
+def _axis(hi: float, *, start: float = 1.0, exact: int = 32, ratio: float = 1.1) -> list[float]:
+    """Integers ``start..exact``, then geometric steps up to ``hi`` (inclusive)."""
+    pts = [float(v) for v in range(int(start), exact + 1) if v <= hi]
+    v = float(exact)
+    while v < hi:
+        v = min(np.ceil(v * ratio), hi)
+        pts.append(float(v))
+    return pts or [float(start)]
+
+
+def _by_class(fc: ForwardCost, keep: str) -> F:
+    """Summed time of the attention ops, or of every other op except the LM head (plus the
+    per-step overhead and pipeline transfers)."""
+    total: F = np.zeros(())
+    if keep != "attention":
+        total = total + fc.step_overhead_s + fc.pipeline_s
+    for op in fc.ops:
+        if (op.op_class == "attention") == (keep == "attention") and op.name != "lm_head":
+            total = total + op.time
+    return total
+
+
+def _head(fc: ForwardCost) -> F:
+    return next(op.time for op in fc.ops if op.name == "lm_head")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grid2:
+    """Values on a rectilinear grid, read with bilinear interpolation (linear extrapolation
+    past the last node)."""
+
+    xs: list[float]
+    ys: list[float]
+    table: list[list[float]]
+
+    def __call__(self, x: float, y: float) -> float:
+        xs, ys = self.xs, self.ys
+        i = min(max(bisect_right(xs, x) - 1, 0), len(xs) - 2)
+        j = min(max(bisect_right(ys, y) - 1, 0), len(ys) - 2)
+        tx = (x - xs[i]) / (xs[i + 1] - xs[i])
+        ty = (y - ys[j]) / (ys[j + 1] - ys[j])
+        r0, r1 = self.table[i], self.table[i + 1]
+        a = r0[j] + (r0[j + 1] - r0[j]) * ty
+        b = r1[j] + (r1[j + 1] - r1[j]) * ty
+        return a + (b - a) * tx
+
+
+    def row_at(self, x: float) -> F:
+        """Values along ``ys`` interpolated at ``x`` (bilinear is separable: reading this row
+        with linear interpolation in ``y`` equals the 2-D lookup)."""
+        xs = self.xs
+        i = min(max(bisect_right(xs, x) - 1, 0), len(xs) - 2)
+        tx = (x - xs[i]) / (xs[i + 1] - xs[i])
+        r0, r1 = np.asarray(self.table[i]), np.asarray(self.table[i + 1])
+        return np.asarray(r0 + (r1 - r0) * tx, dtype=np.float64)
+
+
+def _grid(xs: list[float], ys: list[float], fn: object) -> Grid2:
+    if len(xs) < 2:
+        xs = [xs[0], xs[0] + 1.0]
+    if len(ys) < 2:
+        ys = [ys[0], ys[0] + 1.0]
+    X, Y = np.meshgrid(np.asarray(xs), np.asarray(ys), indexing="ij")
+    vals = np.broadcast_to(fn(X, Y), X.shape)  # type: ignore[operator]
+    return Grid2(xs=xs, ys=ys, table=np.asarray(vals, dtype=np.float64).tolist())
+
+
+class StepTimeModel:
+    """Step time of one replica (seconds) for any batch composition, from tables."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        dev: Device,
+        plan: InferencePlan,
+        *,
+        max_tokens: int,
+        max_seqs: int,
+        max_ctx: int,
+    ) -> None:
+        self.model, self.dev, self.plan = model, dev, plan
+        self.max_tokens, self.max_seqs, self.max_ctx = max_tokens, max_seqs, max_ctx
+        top = max(max_tokens, max_seqs, 2)
+        exact = np.arange(1, min(top, EXACT_TOKENS) + 1, dtype=np.float64)
+        tail = np.asarray(_axis(top, start=EXACT_TOKENS, exact=EXACT_TOKENS, ratio=1.02)[1:])
+        self._t_axis = np.concatenate((exact, tail)).tolist()
+        fc = forward_cost(model, dev, plan, 1.0, np.asarray(self._t_axis), 0.0, logits_tokens=0)
+        dense = np.broadcast_to(_by_class(fc, "dense"), (len(self._t_axis),))
+        self._dense = [0.0, *dense.tolist()]  # index T (exact part)
+        self._n_exact = int(len(exact))
+        n = np.arange(0, min(top, EXACT_TOKENS) + 1, dtype=np.float64)
+        h = _head(forward_cost(model, dev, plan, 1.0, 1.0, 0.0, logits_tokens=n))
+        self._head = np.where(n > 0, np.broadcast_to(h, n.shape), 0.0).tolist()
+        ctx = [0.0, *_axis(max(max_ctx, 2))]
+        b_axis = _axis(max(max_seqs, 2))
+        self.attn_decode_grid = _grid(
+            b_axis,
+            ctx,
+            lambda B, c: _by_class(forward_cost(model, dev, plan, B, 1.0, c), "attention"),
+        )
+        s_axis = _axis(max(max_tokens, max_ctx, 2))
+        self.attn_prefill = _grid(
+            s_axis,
+            ctx,
+            lambda s, c: _by_class(forward_cost(model, dev, plan, 1.0, s, c), "attention"),
+        )
+
+    def dense(self, tokens: int) -> float:
+        """Non-attention ops (with step overhead) for ``tokens`` tokens in one step."""
+        if tokens <= self._n_exact:
+            return self._dense[tokens]
+        ax, d = self._t_axis, self._dense
+        if tokens >= ax[-1]:  # past the table: extend the last segment linearly
+            slope = (d[-1] - d[-2]) / (ax[-1] - ax[-2])
+            return d[-1] + slope * (tokens - ax[-1])
+        return float(np.interp(tokens, ax, d[1:]))
+
+    def head(self, n: int) -> float:
+        """LM head for ``n`` sampled positions."""
+        if n < len(self._head):
+            return float(self._head[n])
+        return float(self._head[-1]) * n / (len(self._head) - 1)
+
+    def attn_decode(self, batch: int, total_ctx: float) -> float:
+        if batch <= 0:
+            return 0.0
+        return self.attn_decode_grid(batch, total_ctx / batch)
+
+    def decode_step(self, batch: int, total_ctx: float) -> float:
+        """A pure decode step of ``batch`` sequences with ``total_ctx`` cached tokens."""
+        return self.dense(batch) + self.head(batch) + self.attn_decode(batch, total_ctx)
+
+    def decode_steps(self, batch: int, total_ctx: F) -> F:
+        """Pure decode steps of ``batch`` sequences at each of the summed contexts
+        ``total_ctx`` (vectorised; equal to :meth:`decode_step` element by element)."""
+        g = self.attn_decode_grid
+        row = g.row_at(batch)
+        ys = np.asarray(g.ys)
+        c = np.asarray(total_ctx, dtype=np.float64) / batch
+        j = np.clip(np.searchsorted(ys, c, side="right") - 1, 0, len(ys) - 2)
+        ty = (c - ys[j]) / (ys[j + 1] - ys[j])
+        attn = row[j] + (row[j + 1] - row[j]) * ty
+        return np.asarray(self.dense(batch) + self.head(batch) + attn, dtype=np.float64)
+
+    def prefill_step(self, prompts: list[int]) -> float:
+        """A step that prefills whole prompts (no cached context) and samples each."""
+        t = self.dense(sum(prompts)) + self.head(len(prompts))
+        return t + sum(self.attn_prefill(s, 0.0) for s in prompts)
+
+    def exact(
+        self, decode_ctx: list[float], chunks: list[tuple[float, float]], sampled: int
+    ) -> float:
+        """The same composition from direct ``forward_cost`` calls (reference for tests):
+        decode sequences with the given contexts, prefill chunks ``(s, c)``."""
+        m, d, p = self.model, self.dev, self.plan
+        tokens = len(decode_ctx) + sum(s for s, _ in chunks)
+        fc = forward_cost(m, d, p, 1.0, float(tokens), 0.0, logits_tokens=sampled)
+        t = float(_by_class(fc, "dense") + _head(fc))
+        if decode_ctx:
+            b = float(len(decode_ctx))
+            attn = forward_cost(m, d, p, b, 1.0, float(np.mean(decode_ctx)))
+            t += float(_by_class(attn, "attention"))
+        for s, c in chunks:
+            t += float(_by_class(forward_cost(m, d, p, 1.0, s, c), "attention"))
+        return t
+
+
+_CACHE: dict[tuple[object, ...], tuple[object, ...]] = {}
+
+
+def step_time_model(
+    model: ModelSpec,
+    dev: Device,
+    plan: InferencePlan,
+    *,
+    max_tokens: int,
+    max_seqs: int,
+    max_ctx: int,
+) -> StepTimeModel:
+    """Memoised :class:`StepTimeModel` (capacity searches reuse one configuration many
+    times). Keyed by object identity; the cache keeps the objects alive so ids stay unique."""
+    plan = replace(plan, replicas=1)  # the step time of one replica ignores the pool size
+    key = (id(model), id(dev.chip), id(dev.eff), plan, max_tokens, max_seqs, max_ctx)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit[0]  # type: ignore[return-value]
+    stm = StepTimeModel(
+        model, dev, plan, max_tokens=max_tokens, max_seqs=max_seqs, max_ctx=max_ctx
+    )
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    _CACHE[key] = (stm, model, dev.chip, dev.eff)
+    return stm

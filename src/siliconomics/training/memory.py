@@ -1,0 +1,208 @@
+"""Memory per chip of a training job: weights, gradients, optimizer state, activations, reserve.
+
+Parameters and states (bytes per parameter; Megatron-LM distributed-optimizer accounting,
+``docs/source/api-guide/dist_optimizer.md``: bf16 params + fp32 grads = 6 + 12/d):
+
+* weights 2 (16-bit; fp8/int8 training keeps 16-bit weights and casts per GEMM), gradients 4
+  (fp32 main-grad buffers), optimizer state ``OPTIMIZER_BYTES`` (Adam: fp32 master + 2 moments
+  = 12). ZeRO (Rajbhandari et al. 2020) shards, over the sharding group, stage 1: optimizer
+  state; stage 2: + gradients; stage 3 (FSDP): + weights, plus two gathered layers in flight.
+* LoRA: the frozen base keeps only its 16-bit weights; adapters get gradients and state.
+
+Activations per transformer layer and token, in bytes (Korthikanti et al. 2022, "Reducing
+Activation Recomputation in Large Transformer Models", §4: ``sbh(34 + 5as/h)`` for GPT with
+16-bit activations and 1-byte dropout masks), generalised to GQA and gated MLPs:
+
+* kept whole on every tp rank unless sequence parallel (then /tp): the two norm inputs 4D, the
+  QKV input 2D, the MLP input 2D, two dropout masks 2D (only with dropout): 10D for GPT;
+* split over tp: Q, K, V ``2(hq + 2hkv)hd``, attention output ``2 hq hd``, MLP intermediates
+  ``2F·(gate/up) + 2F`` (down input), softmax statistics ``4 hq`` (flash attention), or without
+  flash attention the score, softmax and mask tensors ``5 hq S`` instead. fp8/int8 training
+  saves the quantised GEMM inputs (QKV, output-projection, MLP and down-projection inputs) at
+  1 byte (Transformer Engine, AQT). GPT (F = 4D, MHA, dropout): 10 + 24/t, and
+  ``34/t`` with sequence parallelism — the paper's Table 2.
+* selective recomputation drops the ``5 hq S`` term (the paper's selective policy; flash
+  attention never stores it); full recomputation keeps only each layer's input, 2D per token
+  (/tp with SP), plus one layer's activations live during its backward.
+
+Pipeline: the first 1F1B stage holds ``min(pp, m)`` micro-batches of its L/pp layers, i.e. L
+layers' worth; interleaving multiplies by ``1 + (pp-1)/(pp·vpp)`` (Korthikanti §4.2.3). The
+last stage adds fp32 logits and loss, ``4·tokens·V/tp`` (the paper's 4sbv/t). A fragmentation
+and runtime reserve (the profile's ``memory_reserve_fraction``) comes off the capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..catalog.schema import ModelSpec
+from ..ops.device import Device
+from ..parallel.memory import param_counts
+from .plan import OPTIMIZER_BYTES, PlanGrid
+
+F = NDArray[np.float64]
+WEIGHT_BYTES = 2.0
+GRAD_BYTES = 4.0
+ACT_BYTES = 2.0
+
+
+def _by_unique(fn: Callable[..., float], *arrays: NDArray[Any]) -> F:
+    """Evaluate scalar ``fn`` once per distinct tuple of ``arrays`` and scatter back."""
+    b = np.broadcast_arrays(*[np.asarray(a) for a in arrays])
+    keys = np.stack([x.ravel() for x in b], axis=1)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    vals = np.array([fn(*(int(v) for v in row)) for row in uniq], dtype=np.float64)
+    return vals[np.ravel(inv)].reshape(b[0].shape)
+
+
+def chip_params(model: ModelSpec, g: PlanGrid) -> tuple[F, F]:
+    """(transformer-layer params of one layer on one chip, averaged over layers; embedding
+    + LM head params on one chip) under tp/ep sharding."""
+
+    def body(tp: int, ep: int) -> float:
+        pc = param_counts(model, tp, ep)
+        return (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"] + pc["norms"]) / (
+            model.n_layers
+        )
+
+    def edges(tp: int) -> float:
+        pc = param_counts(model, tp, 1)
+        return pc["embedding"] + pc["lm_head"]
+
+    return _by_unique(body, g.tp, g.ep), _by_unique(edges, g.tp)
+
+
+def lora_params_per_layer(model: ModelSpec, rank: int, tp: NDArray) -> F:
+    """Adapter parameters of one layer on one chip: rank-r A and B matrices on the QKV and
+    output projections (Hu et al. 2021 adapt the attention weights)."""
+    hd = model.head_dim
+    qkv_out = (model.n_heads + 2 * model.n_kv_heads) * hd
+    full = rank * (model.d_model + qkv_out) + rank * (model.n_heads * hd + model.d_model)
+    return full / np.asarray(tp, dtype=np.float64)
+
+
+def activation_bytes_per_token_layer(
+    model: ModelSpec, g: PlanGrid, seq_len: int, *, flash: bool = True, dropout: bool = False
+) -> F:
+    """Stored activations of one layer per local token on one chip (no recomputation).
+    ``flash=False`` adds the attention score/softmax/mask tensors (``5 hq S`` bytes: what
+    selective recomputation removes); ``dropout`` adds two 1-byte masks of width D."""
+    tp = g.tp.astype(np.float64)
+    D, hd = model.d_model, model.head_dim
+    hq = np.ceil(model.n_heads / tp)
+    hkv = np.ceil(model.n_kv_heads / tp)
+    mats_in = 2 if model.gated else 1
+    # GEMM inputs saved for the weight gradient: 8-bit copies in fp8/int8 training
+    # (Transformer Engine and AQT keep the quantised input), else 16-bit.
+    gi = 1.0 if g.dtype in ("fp8", "int8") else ACT_BYTES
+    w = 2 * D * ACT_BYTES + 2 * D * gi + (2.0 * D if dropout else 0.0)  # norms, QKV/MLP in
+    whole = np.where(g.sp, w / tp, w)
+    # Q, K, V and the attention output (kept 16-bit for the attention backward), the
+    # output-projection input copy when it is quantised, softmax statistics.
+    attn_core = 4.0 * hq if flash else 5.0 * hq * seq_len
+    split = ACT_BYTES * ((hq + 2 * hkv) * hd + hq * hd) + attn_core
+    if gi < ACT_BYTES:
+        split = split + gi * hq * hd
+    if model.moe is None:
+        f = np.ceil(model.d_ff / tp)
+    else:
+        moe = model.moe
+        fe = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
+        frac_moe = (model.n_layers - moe.n_dense_layers) / model.n_layers
+        f = frac_moe * fe + (1 - frac_moe) * np.ceil(model.d_ff / tp)
+    # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
+    split = split + f * (ACT_BYTES * mats_in + gi)
+    return whole + split
+
+
+def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
+    """What full recomputation keeps per layer and token: the layer input (/tp with SP)."""
+    base = ACT_BYTES * model.d_model * np.ones(np.shape(g.tp))
+    return np.where(g.sp, base / g.tp, base)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainMemory:
+    """Bytes per chip on the most loaded chip, arrays over plans."""
+
+    weights: F
+    grads: F
+    optimizer: F
+    activations: F
+    reserve: float
+    capacity: float
+
+    @property
+    def total(self) -> F:
+        return self.weights + self.grads + self.optimizer + self.activations + self.reserve
+
+    @property
+    def free(self) -> F:
+        return self.capacity - self.total
+
+    @property
+    def fits(self) -> NDArray[np.bool_]:
+        return self.free >= 0
+
+    def parts(self) -> dict[str, F]:
+        return {
+            "weights": self.weights,
+            "gradients": self.grads,
+            "optimizer state": self.optimizer,
+            "activations": self.activations,
+            "reserve": np.asarray(self.reserve),
+        }
+
+
+def train_memory(
+    model: ModelSpec, dev: Device, g: PlanGrid, *, seq_len: int, global_batch: int
+) -> TrainMemory:
+    """Per-chip memory of every plan in ``g`` (see module docstring for the formulas)."""
+    L = model.n_layers
+    pp = g.pp.astype(np.float64)
+    per_layer, edges = chip_params(model, g)
+    # Most loaded stage: its L/pp layers plus the larger edge (embedding or LM head).
+    edge_chip = np.where(pp > 1, edges / 2.0, edges)
+    params = per_layer * L / pp + edge_chip
+    shard = np.maximum(g.shard.astype(np.float64), 1.0)
+    if g.method == "lora":
+        trainable = lora_params_per_layer(model, g.lora_rank, g.tp) * L / pp
+    else:
+        trainable = params
+    z = g.zero
+    weights = params * WEIGHT_BYTES
+    # FSDP: weights sharded, two layers gathered (current + prefetched) in flight; never more
+    # than sharding saves (a stage that small keeps its weights gathered, as FSDP's
+    # reshard_after_forward=False does).
+    gathered = np.minimum(2.0 * per_layer * WEIGHT_BYTES, weights * (1.0 - 1.0 / shard))
+    weights = np.where((z >= 3) & (g.method == "full"), weights / shard + gathered, weights)
+    grads = trainable * GRAD_BYTES
+    grads = np.where(z >= 2, grads / shard, grads)
+    opt = trainable * OPTIMIZER_BYTES[g.optimizer]
+    opt = np.where(z >= 1, opt / shard, opt)
+
+    tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)  # local tokens per micro-batch
+    act_layer = activation_bytes_per_token_layer(model, g, seq_len) * tokens
+    keep_full = layer_input_bytes_per_token(model, g) * tokens
+    rc = g.recompute
+    stored = np.where(rc == 2, keep_full, act_layer)
+    live_extra = np.where(rc == 2, act_layer, 0.0)  # one layer rebuilt during its backward
+    m = np.maximum(global_batch // np.maximum(g.dp * g.micro_batch, 1), 1)
+    inflight = np.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), np.minimum(pp, m))
+    first = stored * (L / pp) * inflight + live_extra
+    logits = 4.0 * tokens * np.ceil(model.vocab_size / g.tp)
+    last = stored * (L / pp) + live_extra + logits
+    acts = np.where(pp > 1, np.maximum(first, last), first + logits)
+    return TrainMemory(
+        weights=weights,
+        grads=grads,
+        optimizer=opt,
+        activations=acts,
+        reserve=dev.hbm_bytes * dev.eff.memory_reserve_fraction,
+        capacity=dev.hbm_bytes,
+    )

@@ -1,0 +1,331 @@
+"""Time of one optimizer step, vectorised over arrays of plans (:class:`PlanGrid`).
+
+One micro-batch of ``mb`` sequences on one pipeline stage (T = mb·S/cp local tokens):
+
+* forward: per layer the GEMMs of :mod:`..inference.forward` at training shapes (QKV, output
+  projection, MLP or experts; tile/wave and systolic padding from :mod:`..ops.roofline`), fused
+  causal attention ``4·T·hq·hd·(S+1)/2`` FLOPs, element-wise norms/activations; once per
+  pipeline the LM head and the loss. Backward: every GEMM again as dgrad ``[T×n]·[n×k]`` and
+  wgrad ``[k×T]·[T×n]`` (2x forward; LoRA: dgrad only), attention 2.5x forward (FlashAttention-2
+  recomputes the scores: 5 matmuls against 2, Dao 2023), element-wise 2x.
+* recomputation: full = the layers' forward once more (and its TP collectives); selective =
+  the element-wise forward (flash attention already recomputes the attention core).
+* tensor parallel: 2 all-reduces per layer per pass (GPT-J blocks: 1), or with sequence
+  parallelism the same volume as all-gather + reduce-scatter (Korthikanti et al. 2022);
+  context parallel: ring attention passes (cp-1) K/V blocks forward, K/V and dK/dV backward;
+  expert parallel: dispatch + combine all-to-all per MoE layer and pass.
+* pipeline: the stages are assumed balanced (frameworks split layers so that embedding and
+  loss count, e.g. Megatron's pipeline layouts), so a stage does 1/pp of all the work; each
+  micro-batch sends its activations forward and gradients back once per virtual stage.
+
+Step (Narayanan et al. 2021, §2.2): ``(m + (pp-1)/vpp) · t_microbatch`` with m = global batch
+/ (dp·mb) micro-batches — the bubble is ``(pp-1)/vpp`` micro-batch times — plus the exposed
+data-parallel gradient/parameter collectives, the optimizer update (memory-bound) and a fixed
+per-step overhead. What overlaps with what is the explicit :class:`Overlap`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..catalog.schema import ModelSpec
+from ..ops.device import Device
+from ..ops.roofline import OpCost, attention_op, gemm, memory_op
+from ..parallel import hierarchical as coll
+from .memory import ACT_BYTES, GRAD_BYTES, WEIGHT_BYTES, chip_params, lora_params_per_layer
+from .plan import OPTIMIZER_BYTES, PlanGrid
+
+F = NDArray[np.float64]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overlap:
+    """Which communication hides behind computation: stated assumptions, not fitted."""
+
+    tp: float = 0.0
+    """fraction of TP/SP collectives hidden behind GEMMs (Megatron/TE user-buffer overlap is
+    opt-in; 0 = serialised)"""
+    dp: bool = True
+    """gradient reduce-scatter hides behind the last micro-batch's backward and the parameter
+    all-gather behind the first forward (Megatron overlap-grad-reduce/param-gather, XLA async
+    collectives); only the excess is exposed"""
+    fsdp: bool = True
+    """ZeRO-3/FSDP gathers are prefetched layer by layer: hidden up to the micro-batch compute"""
+    cp: bool = True
+    """ring-attention transfers hide behind the attention compute of the previous block"""
+    pp: float = 0.0
+    """fraction of plain-1F1B pipeline send/receive hidden (the interleaved schedule hides it
+    behind the other chunks' compute up to that compute)"""
+    ep: float = 0.0
+    """fraction of MoE all-to-all hidden"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepTime:
+    """Seconds per optimizer step by component (they sum to ``total``), arrays over plans."""
+
+    forward: F
+    backward: F
+    recompute: F
+    tp_comm: F
+    cp_comm: F
+    ep_comm: F
+    pp_comm: F
+    fsdp_comm: F
+    """exposed part only (likewise every *_comm field)"""
+    bubble: F
+    dp_comm: F
+    optimizer: F
+    overhead: F
+    dp_comm_total: F
+    """data-parallel collective time before overlap"""
+    microbatches: F
+    t_microbatch: F
+
+    def parts(self) -> dict[str, F]:
+        return {
+            "forward": self.forward,
+            "backward": self.backward,
+            "recompute": self.recompute,
+            "tp/sp comm": self.tp_comm,
+            "cp comm": self.cp_comm,
+            "ep all-to-all": self.ep_comm,
+            "pp send/recv": self.pp_comm,
+            "fsdp gather/scatter": self.fsdp_comm,
+            "pipeline bubble": self.bubble,
+            "dp grad/param comm": self.dp_comm,
+            "optimizer": self.optimizer,
+            "overhead": self.overhead,
+        }
+
+    @property
+    def total(self) -> F:
+        out: F = np.zeros(np.shape(self.forward))
+        for v in self.parts().values():
+            out = out + v
+        return out
+
+
+def _t(op: OpCost) -> F:
+    return op.time
+
+
+class _Layer:
+    """Forward/backward op times of one transformer layer (averaged over layer kinds)."""
+
+    def __init__(self, model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> None:
+        self.model, self.dev, self.g = model, dev, g
+        tp = g.tp.astype(np.float64)
+        self.T = g.micro_batch * seq_len / g.cp.astype(np.float64)
+        self.S = float(seq_len)
+        self.hq = np.ceil(model.n_heads / tp)
+        self.hkv = np.ceil(model.n_kv_heads / tp)
+        self.tp = tp
+        self.fwd: F = np.zeros(np.shape(tp))
+        self.bwd: F = np.zeros(np.shape(tp))
+        self.elem_fwd: F = np.zeros(np.shape(tp))
+        self.attn_fwd: F = np.zeros(np.shape(tp))
+
+    def gemm(
+        self,
+        m: ArrayLike,
+        n: ArrayLike,
+        k: ArrayLike,
+        weight: float = 1.0,
+        *,
+        frozen: bool = False,
+        util_m: ArrayLike | None = None,
+    ) -> None:
+        """A linear layer's forward and backward (dgrad + wgrad), ``weight`` layers' worth."""
+        d, cd = self.dev, self.g.dtype
+        a = ACT_BYTES if cd not in ("fp8", "int8") else 1.0
+
+        def op(name: str, mm: ArrayLike, nn: ArrayLike, kk: ArrayLike, um: ArrayLike | None) -> F:
+            c = gemm(
+                d,
+                name,
+                mm,
+                nn,
+                kk,
+                compute_dtype=cd,
+                a_bytes=a,
+                w_bytes=a,
+                out_bytes=ACT_BYTES,
+                util_m=um,
+            )
+            return c.time
+
+        self.fwd = self.fwd + weight * op("fwd", m, n, k, util_m)
+        self.bwd = self.bwd + weight * op("dgrad", m, k, n, util_m)
+        if not frozen:
+            self.bwd = self.bwd + weight * op("wgrad", k, n, m, None)
+
+    def elementwise(self, nbytes: F, flops: F, weight: float = 1.0) -> None:
+        t = weight * _t(memory_op(self.dev, "e", nbytes, flops))
+        self.fwd, self.bwd, self.elem_fwd = self.fwd + t, self.bwd + 2.0 * t, self.elem_fwd + t
+
+
+def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _Layer:
+    """Forward and backward time of one average transformer layer, one micro-batch."""
+    ly = _Layer(model, dev, g, seq_len)
+    T, hq, hkv, tp, hd, D = ly.T, ly.hq, ly.hkv, ly.tp, model.head_dim, model.d_model
+    lora = g.method == "lora"
+    if model.mla is None:
+        ly.gemm(T, (hq + 2 * hkv) * hd, D, frozen=lora)
+        attn_flops = 4.0 * T * hq * hd * (ly.S + 1) / 2.0
+        v_dim = hd
+    else:
+        mla = model.mla
+        lat = mla.kv_lora_rank + mla.qk_rope_head_dim
+        q_in = mla.q_lora_rank or D
+        if mla.q_lora_rank:
+            ly.gemm(T, mla.q_lora_rank, D, frozen=lora)
+        ly.gemm(T, hq * hd, q_in, frozen=lora)
+        ly.gemm(T, lat, D, frozen=lora)
+        ly.gemm(T, hq * (hd - mla.qk_rope_head_dim + mla.v_head_dim), mla.kv_lora_rank)
+        attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * (ly.S + 1) / 2.0
+        v_dim = mla.v_head_dim
+    attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
+    af = _t(attention_op(dev, "attn", attn_flops, attn_bytes, compute_dtype="bf16"))
+    ly.fwd, ly.bwd, ly.attn_fwd = ly.fwd + af, ly.bwd + 2.5 * af, af
+    ly.gemm(T, D, hq * v_dim, frozen=lora)
+    sp_tokens = np.where(g.sp, T / tp, T)
+    norms = 1 if model.parallel_attn_mlp else 2
+    ly.elementwise(norms * 3.0 * sp_tokens * D * ACT_BYTES, norms * 8.0 * sp_tokens * D)
+    mats_in = 2 if model.gated else 1
+    L = model.n_layers
+    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    if L - n_moe:
+        w = (L - n_moe) / L
+        f = np.ceil(model.d_ff / tp)
+        ly.gemm(T, mats_in * f, D, w, frozen=lora)
+        ly.elementwise(T * f * ACT_BYTES * (mats_in + 1), 4.0 * T * f, w)
+        ly.gemm(T, D, f, w, frozen=lora)
+    if n_moe and model.moe is not None:
+        moe, w = model.moe, n_moe / L
+        k, E = moe.experts_per_token, moe.n_experts
+        fe = np.ceil(moe.moe_d_ff / tp)
+        rows = T * k  # token-expert pairs per chip (EP spreads them evenly)
+        per_expert = rows * g.ep / E
+        ly.gemm(T, E, D, w, frozen=lora)
+        ly.gemm(rows, mats_in * fe, D, w, frozen=lora, util_m=per_expert)
+        ly.elementwise(rows * fe * ACT_BYTES * (mats_in + 1), 4.0 * rows * fe, w)
+        ly.gemm(rows, D, fe, w, frozen=lora, util_m=per_expert)
+        if moe.n_shared_experts:
+            fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
+            ly.gemm(T, mats_in * fs, D, w, frozen=lora)
+            ly.gemm(T, D, fs, w, frozen=lora)
+    return ly
+
+
+def edge_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> tuple[F, F]:
+    """(forward, backward) of embedding, final norm, LM head and loss for one micro-batch."""
+    ly = _Layer(model, dev, g, seq_len)
+    T, D = ly.T, model.d_model
+    v = np.ceil(model.vocab_size / ly.tp)
+    ly.gemm(T, v, D, frozen=g.method == "lora")
+    ly.elementwise(T * D * ACT_BYTES * 3 + 12.0 * T * v, 6.0 * T * v)  # gather, norm, loss
+    return ly.fwd, ly.bwd
+
+
+def step_time(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    global_batch: int,
+    overlap: Overlap | None = None,
+    algorithm: str = "auto",
+) -> StepTime:
+    """Step time of every plan in ``g`` by component (module docstring)."""
+    ov = overlap or Overlap()
+    L = model.n_layers
+    pp = g.pp.astype(np.float64)
+    ly = layer_times(model, dev, g, seq_len)
+    e_fwd, e_bwd = edge_times(model, dev, g, seq_len)
+    T, tp, cp, dp = ly.T, g.tp, g.cp, g.dp
+    fwd = (L * ly.fwd + e_fwd) / pp
+    bwd = (L * ly.bwd + e_bwd) / pp
+    rc = np.where(g.recompute == 2, L * ly.fwd / pp, np.where(g.recompute == 1, 0.0, 0.0))
+    rc = rc + np.where(g.recompute == 1, L * ly.elem_fwd / pp, 0.0)
+    passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
+
+    # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
+    per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
+    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    ar = coll.all_reduce_time(dev, T * model.d_model * ACT_BYTES, tp, 1, algorithm)
+    t_tp = per_layer_ar * ar * passes * L / pp * (1.0 - ov.tp)
+    # context parallel: ring attention, (cp-1) K/V blocks per pass forward, 2x backward.
+    kv = T * 2 * ly.hkv * model.head_dim * ACT_BYTES
+    ring = np.where(cp > 1, (cp - 1) * coll.send_recv_time(dev, kv, tp), 0.0)
+    hide = ly.attn_fwd if ov.cp else 0.0
+    cp_layer = np.maximum(ring - hide, 0.0) + np.maximum(2.0 * ring - 2.5 * hide, 0.0)
+    t_cp = cp_layer * L / pp
+    # expert parallel: dispatch + combine per MoE layer and pass.
+    t_ep = np.zeros(np.shape(fwd))
+    if model.moe is not None:
+        a2a = coll.all_to_all_time(
+            dev, T * model.moe.experts_per_token * model.d_model, g.ep, tp * cp
+        )
+        t_ep = 2.0 * a2a * passes * n_moe / pp * (1.0 - ov.ep)
+    # pipeline: activations forward and gradients back once per virtual stage. The
+    # interleaved schedule overlaps these transfers with the other chunks' compute
+    # (Megatron-LM overlap_p2p_comm, on by default there); plain 1F1B waits for them.
+    p2p = 2.0 * g.vpp * coll.send_recv_time(dev, T * model.d_model * ACT_BYTES, tp * cp * dp)
+    t_pp = np.where(g.vpp > 1, np.maximum(p2p - (fwd + bwd), 0.0), p2p * (1.0 - ov.pp)) * (pp > 1)
+
+    per_layer, edges = chip_params(model, g)
+    params_stage = (per_layer * L + edges) / pp
+    full = g.method == "full"
+    trainable = params_stage if full else lora_params_per_layer(model, g.lora_rank, tp) * L / pp
+    nrep = (dp * cp).astype(np.float64)
+    shard = np.maximum(g.shard, 1)
+    # ZeRO-3 / FSDP: gather weights forward and backward, reduce-scatter grads, per micro-batch.
+    fsdp_on = (g.zero == 3) & full
+    ag = coll.all_gather_time(dev, params_stage * WEIGHT_BYTES, shard, tp, algorithm)
+    rs = coll.reduce_scatter_time(dev, params_stage * GRAD_BYTES, shard, tp, algorithm)
+    fsdp_raw = np.where(fsdp_on, 2.0 * ag + rs, 0.0)
+    busy = fwd + bwd + rc
+    t_fsdp = np.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
+
+    t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
+    m = global_batch / (dp * g.micro_batch).astype(np.float64)
+    bubble = (pp - 1.0) / g.vpp * t_mb
+
+    # data parallel, once per step: ZeRO-0 all-reduce; ZeRO-1/2 reduce-scatter + all-gather;
+    # hybrid FSDP (shard < dp*cp) all-reduces the sharded gradients across replicas.
+    g_bytes = trainable * GRAD_BYTES
+    rs_dp = coll.reduce_scatter_time(dev, g_bytes, nrep, tp, algorithm)
+    ag_dp = coll.all_gather_time(dev, trainable * WEIGHT_BYTES, nrep, tp, algorithm)
+    hyb = coll.all_reduce_time(dev, g_bytes / shard, nrep / shard, tp * shard, algorithm)
+    red = np.where(fsdp_on, hyb, np.where(g.zero == 0, 2.0 * rs_dp, rs_dp))
+    gat = np.where(fsdp_on | (g.zero == 0), 0.0, ag_dp)
+    dp_total = red + gat
+    hidden = np.maximum(red - bwd, 0.0) + np.maximum(gat - fwd, 0.0)
+    dp_exposed = hidden if ov.dp else dp_total
+    # optimizer: read+write states and master weights, read grads, write 16-bit weights.
+    local = np.where(g.zero >= 1, trainable / shard, trainable)
+    opt_bytes = local * (2.0 * OPTIMIZER_BYTES[g.optimizer] + GRAD_BYTES + WEIGHT_BYTES)
+    t_opt = _t(memory_op(dev, "optimizer", opt_bytes, 10.0 * local))
+    z = np.zeros(np.shape(fwd))
+    return StepTime(
+        forward=m * fwd,
+        backward=m * bwd,
+        recompute=m * rc,
+        tp_comm=m * t_tp,
+        cp_comm=m * t_cp,
+        ep_comm=m * t_ep + z,
+        pp_comm=m * t_pp,
+        fsdp_comm=m * t_fsdp,
+        bubble=bubble,
+        dp_comm=dp_exposed,
+        optimizer=t_opt + z,
+        overhead=z + dev.eff.step_overhead_s,
+        dp_comm_total=dp_total,
+        microbatches=m + z,
+        t_microbatch=t_mb,
+    )

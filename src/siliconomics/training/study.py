@@ -1,0 +1,89 @@
+"""What ``siliconomics train`` computes: one given plan or the best few searched plans, each
+with the time, cost and energy to train a token budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog.schema import ModelSpec
+from ..economics.cost import ChipPrice, chip_price
+from ..errors import SiliconomicsError
+from .estimate import TrainCost, TrainEstimate, estimate_training, time_and_cost_to_train
+from .plan import TrainPlan, parse_plan
+from .search import search_plans
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingStudy:
+    """Estimates (best first when searched) and their time/cost to train ``tokens``."""
+
+    estimates: tuple[TrainEstimate, ...]
+    costs: tuple[TrainCost, ...]
+    price: ChipPrice | None
+    tokens: float
+    searched: bool
+
+
+def resolve_plan(text: str, n_chips: int, base: TrainPlan) -> TrainPlan:
+    """Parse ``--plan``; an unset dp fills the chips left by tp*pp*cp."""
+    plan = parse_plan(text, base)
+    keys = {item.partition("=")[0].strip() for item in text.split(",")}
+    if "dp" not in keys:
+        rest = plan.tp * plan.pp * plan.cp
+        if n_chips % rest:
+            raise SiliconomicsError(f"--plan: tp*pp*cp = {rest} does not divide --chips {n_chips}")
+        plan = parse_plan(f"dp={n_chips // rest}", plan)
+    if plan.chips != n_chips:
+        raise SiliconomicsError(
+            f"--plan uses dp*tp*pp*cp = {plan.chips} chips but --chips is {n_chips}"
+        )
+    return plan
+
+
+def study_training(
+    model: ModelSpec,
+    chip_id: str,
+    n_chips: int,
+    tokens: float,
+    *,
+    seq_len: int,
+    global_batch_seqs: int,
+    plan_text: str | None = None,
+    top: int = 5,
+    dtype: str = "bf16",
+    method: str = "full",
+    optimizer: str = "adam",
+    price_overrides: dict[str, float] | None = None,
+) -> TrainingStudy:
+    """Estimate ``plan_text`` if given, else search the ``top`` fastest plans; price each."""
+    if tokens <= 0:
+        raise SiliconomicsError(f"--tokens must be positive, got {tokens:g}")
+    base = TrainPlan(dtype=dtype, method=method, optimizer=optimizer)  # type: ignore[arg-type]
+    if plan_text:
+        plan = resolve_plan(plan_text, n_chips, base)
+        ests = [
+            estimate_training(
+                model, chip_id, plan, seq_len=seq_len, global_batch_seqs=global_batch_seqs
+            )
+        ]
+    else:
+        ests = search_plans(
+            model,
+            chip_id,
+            n_chips,
+            seq_len=seq_len,
+            global_batch_seqs=global_batch_seqs,
+            top=top,
+            dtype=dtype,
+            method=method,
+            optimizer=optimizer,
+        )
+    price = chip_price(chip_id, price_overrides, chips_needed=n_chips)
+    usd = price.usd_per_chip_hour if price else None
+    return TrainingStudy(
+        estimates=tuple(ests),
+        costs=tuple(time_and_cost_to_train(e, tokens, usd) for e in ests),
+        price=price,
+        tokens=tokens,
+        searched=not plan_text,
+    )

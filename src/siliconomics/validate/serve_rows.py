@@ -1,0 +1,212 @@
+"""Measured ``server`` and ``offline`` rows through the serving simulator.
+
+* ``server`` (MLPerf Server / Interactive): Poisson arrivals; the capacity search finds the
+  highest rate whose p99 TTFT and p99 TPOT meet the row's limits; the prediction is that rate
+  times the mean output length (output tokens/s) or the rate itself (samples/s).
+* ``offline``: every request at t = 0 on one replica (replicas are identical and independent),
+  steady-state output tokens/s (requests finishing between the 10th and 90th percentile of
+  finish times) times the replicas. Reported beside the static max-throughput estimate, which
+  stays the row's prediction.
+
+Engine assumptions (the same for every row, never tuned per row): chunked-prefill scheduling
+with decode-first mixed steps (TensorRT-LLM in-flight batching with chunked context; vLLM's
+chunked prefill), a token budget of 8192 per step (TensorRT-LLM's default ``max_num_tokens``),
+``batch`` as the per-replica sequence limit (empty: the KV cache decides), 16-token KV blocks,
+least-outstanding-tokens routing.
+
+Length distributions: the file gives means (and for some sets a median and range); the shape
+is an assumption stated on each row. A lognormal is fitted to mean and median where both are
+known and the median is below the mean (sigma = sqrt(2 ln(mean / median))), clipped to the
+stated range; otherwise a uniform from the stated minimum with the stated mean, or the mean
+itself (fixed). Outputs are fixed at the mean (MLPerf publishes only a mean output length).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ..catalog.registry import get_chip
+from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..errors import DoesNotFitError, SiliconomicsError
+from ..parallel.plan import InferencePlan
+from ..serving.capacity import concurrency, max_rate
+from ..serving.config import PoolConfig, ServingConfig, Slo
+from ..serving.simulate import simulate
+from ..serving.workload import Arrival, Lengths, Workload
+from .measured import MeasuredRow
+from .run import RowResult, _plans, run_row
+
+MAX_BATCHED_TOKENS = 8192
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the file states about a length distribution beyond its mean."""
+
+    median_input: float | None = None
+    min_input: float | None = None
+    max_input: float | None = None
+    source: str = ""
+
+
+# Medians and ranges as stated in shared/validation/SCHEMA.md (length distributions).
+SHAPES: dict[str, Shape] = {
+    "openorca-mlperf": Shape(152.0, 48.0, 1021.0, "median 152, range 48-1021 (SCHEMA.md)"),
+    "llama3.1-405b-mlperf": Shape(10112.0, 476.0, 19988.0, "median 10,112, range 476-19,988"),
+    "mixtral-mlperf": Shape(source="mean only"),
+    "deepseek-r1-mlperf": Shape(source="mean only"),
+    "cnndm-mlperf-llama3.1-8b": Shape(None, 79.0, 2540.0, "range 79-2,540"),
+}
+
+
+def input_lengths(row: MeasuredRow) -> tuple[Lengths, str]:
+    """The prompt-length distribution assumed for ``row`` and a sentence saying so."""
+    mean = row.input_len or 0.0
+    s = SHAPES.get(row.length_dist)
+    if row.length_dist == "fixed" or s is None:
+        return Lengths(params=(mean,)), f"input fixed at {mean:g} tokens"
+    if s.median_input is not None and s.median_input < mean:
+        sigma = math.sqrt(2.0 * math.log(mean / s.median_input))
+        hi = s.max_input or math.inf
+        params = (mean, sigma) if math.isinf(hi) else (mean, sigma, hi)
+        return (
+            Lengths(kind="lognormal", params=params),
+            f"input lognormal with mean {mean:g} and sigma {sigma:.3f} fitted to the "
+            f"{s.source}, clipped at {hi:g}",
+        )
+    if s.min_input is not None and 2 * mean - s.min_input > s.min_input:
+        hi = 2 * mean - s.min_input
+        return (
+            Lengths(kind="uniform", params=(s.min_input, hi)),
+            f"input uniform {s.min_input:g}-{hi:g} (stated minimum, stated mean {mean:g}; "
+            "shape unpublished)",
+        )
+    return Lengths(params=(mean,)), f"input fixed at the mean {mean:g} (shape unpublished)"
+
+
+def _workload(row: MeasuredRow, n: int) -> tuple[Workload, list[str]]:
+    inp, note = input_lengths(row)
+    out = row.output_len or 1.0
+    notes = [note, f"output fixed at the mean {out:g} tokens"]
+    w = Workload(arrival=Arrival(), input=inp, output=Lengths(params=(out,)), n_requests=n)
+    return w, notes
+
+
+def _config(model: ModelSpec, row: MeasuredRow, plan: InferencePlan, eff: EfficiencyProfile | None, replicas: int) -> ServingConfig:
+    chip = get_chip(row.chip)
+    p = InferencePlan(
+        tp=plan.tp,
+        pp=plan.pp,
+        ep=plan.ep,
+        replicas=replicas,
+        weight_dtype=plan.weight_dtype,
+        act_dtype=plan.act_dtype,
+        kv_dtype=plan.kv_dtype,
+    )
+    pool = PoolConfig(
+        chip=chip,
+        plan=p,
+        scheduler="chunked",
+        max_seqs=row.batch,
+        max_batched_tokens=MAX_BATCHED_TOKENS,
+        eff=eff,
+    )
+    return ServingConfig(model=model, pool=pool)
+
+
+def _candidates(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
+    out = _plans(row)
+    for plan, _ in out:
+        if row.n_chips is not None and plan.chips != row.n_chips:
+            raise SiliconomicsError(
+                f"layout {plan.replicas} x tp{plan.tp} x pp{plan.pp} != n_chips {row.n_chips}"
+            )
+    return out
+
+
+def run_server_row(
+    row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
+) -> RowResult:
+    """Capacity search for the highest Poisson rate meeting the row's p99 limits."""
+    if row.slo_ttft_s is None and row.slo_tpot_s is None:
+        raise SiliconomicsError(
+            "server row without slo_ttft_s/slo_tpot_s: the serving simulator needs a limit"
+        )
+    if row.metric not in ("output_tokens_per_s", "samples_per_s"):
+        raise SiliconomicsError(f"server metric '{row.metric}' is not a throughput")
+    if row.dp not in (None, 1):
+        raise SiliconomicsError("attention data parallelism (dp > 1) is not modelled yet")
+    if row.input_len is None or row.output_len is None:
+        raise SiliconomicsError(
+            f"mean input/output length unknown for length_dist '{row.length_dist}'"
+        )
+    eff = profiles.get(get_chip(row.chip).family) if profiles else None
+    slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, percentile=99.0)
+    cands = _candidates(row)
+    for k, (plan, notes) in enumerate(cands):
+        w, wnotes = _workload(row, 2000)
+        try:
+            cap = max_rate(_config(model, row, plan, eff, plan.replicas), w, slo)
+        except DoesNotFitError:
+            if k == len(cands) - 1:
+                raise
+            continue
+        if cap.result is None:
+            raise SiliconomicsError(f"serving simulator: {cap.note}")
+        value = cap.output_tokens_per_s if row.metric == "output_tokens_per_s" else cap.rate
+        return RowResult(
+            row=row,
+            family=get_chip(row.chip).family,
+            predicted=value,
+            bound=cap.binding,
+            assumptions=(
+                *notes,
+                *wnotes,
+                f"simulated: Poisson arrivals, chunked prefill ({MAX_BATCHED_TOKENS} tokens/step), "
+                f"max rate {cap.rate:.3g} req/s ({len(cap.trials)} trials, "
+                f"{cap.result.n_requests} requests at the answer)",
+                *cap.result.assumptions,
+            ),
+        )
+    raise AssertionError("no candidate plan")
+
+
+def simulate_offline_row(
+    row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
+) -> float:
+    """Steady-state output tokens/s of an offline run (all requests at t = 0)."""
+    eff = profiles.get(get_chip(row.chip).family) if profiles else None
+    cands = _candidates(row)
+    for k, (plan, _) in enumerate(cands):
+        try:
+            cfg = _config(model, row, plan, eff, 1)
+            w, _ = _workload(row, 1)
+            n = max(2000, 4 * concurrency(cfg, w))
+            burst = Workload(
+                arrival=Arrival(kind="burst"), input=w.input, output=w.output, n_requests=n
+            )
+            r = simulate(cfg, burst)
+        except DoesNotFitError:
+            if k == len(cands) - 1:
+                raise
+            continue
+        tok = r.steady_output_tokens_per_s * plan.replicas
+        return tok if row.metric == "output_tokens_per_s" else tok / (row.output_len or 1.0)
+    raise AssertionError("no candidate plan")
+
+
+def run_with_simulator(
+    row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
+) -> RowResult:
+    """``run_row``, plus the simulator: server rows are predicted by it, offline rows carry
+    its value in ``simulated`` (None where it cannot run)."""
+    if row.scenario == "server":
+        return run_server_row(row, model, profiles)
+    res = run_row(row, model, profiles)
+    if row.scenario != "offline":
+        return res
+    try:
+        return replace(res, simulated=simulate_offline_row(row, model, profiles))
+    except SiliconomicsError:
+        return res

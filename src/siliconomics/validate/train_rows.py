@@ -1,0 +1,265 @@
+"""Predict each usable measured *training* row (``kind=training``) and compare.
+
+Row -> plan: the row's dp/tp/pp/cp/ep, ``virtual_pp``, ``micro_batch``, ``recompute``,
+``fsdp``/``zero_stage``, ``train_method`` and GEMM format are used as stated. A knob the row
+leaves empty is a stated assumption: where several values are valid (virtual stages, micro
+batch, recomputation) the fastest valid one that fits memory is taken — the published runs are
+tuned, so the model assumes the tuned choice — and the row's ``assumptions`` say which was
+picked. Rows whose modelled memory exceeds the chip are still predicted, with a note.
+
+Metrics (SCHEMA.md): ``step_time_s``; ``train_tokens_per_s``; ``samples_per_s`` (sequences of
+``seq_len``); ``model_flops_per_s_per_chip`` with the FLOP counter of the reporting framework
+(MaxText: 6 x all parameters x tokens + attention, not causally halved before 2023-11-08, per
+each row's notes; others: this model's 6N + causal attention); ``train_tokens_per_s_incl_eval``
+is predicted as training throughput (eval excluded, so the prediction is an upper bound of a
+lower bound — flagged). ``time_to_train_s`` needs convergence data and is never run.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog.registry import get_chip, get_model
+from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..errors import SiliconomicsError
+from ..training.estimate import evaluate_grid, result_at, train_device
+from ..training.flops import framework_flops_per_seq
+from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
+from .measured import MeasuredRow, read_measured
+from .run import RowResult, Skipped, ValidationReport
+from .run import _summaries as summaries
+
+METRICS = (
+    "step_time_s",
+    "train_tokens_per_s",
+    "samples_per_s",
+    "model_flops_per_s_per_chip",
+    "train_tokens_per_s_incl_eval",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRow:
+    """The training columns of one measured row (SCHEMA.md)."""
+
+    row: MeasuredRow
+    cp: int | None
+    fsdp: str
+    zero_stage: int | None
+    virtual_pp: int | None
+    micro_batch: int | None
+    global_batch_seqs: int | None
+    recompute: str
+    train_method: str
+    seq_len: int | None
+    notes: str
+    software: str
+
+
+def _int(v: str | None) -> int | None:
+    v = (v or "").strip()
+    return int(float(v)) if v else None
+
+
+def read_training_rows(path: Path) -> list[TrainRow]:
+    """Training rows of a measured file with their training-only columns."""
+    base = {r.id: r for r in read_measured(path) if r.kind == "training"}
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            if r.get("id") not in base:
+                continue
+            out.append(
+                TrainRow(
+                    row=base[r["id"]],
+                    cp=_int(r.get("cp")),
+                    fsdp=(r.get("fsdp") or "").strip().lower(),
+                    zero_stage=_int(r.get("zero_stage")),
+                    virtual_pp=_int(r.get("virtual_pp")),
+                    micro_batch=_int(r.get("micro_batch")),
+                    global_batch_seqs=_int(r.get("global_batch_seqs")),
+                    recompute=(r.get("recompute") or "").strip(),
+                    train_method=(r.get("train_method") or "full").strip() or "full",
+                    seq_len=_int(r.get("seq_len")),
+                    notes=r.get("notes") or "",
+                    software=r.get("software") or "",
+                )
+            )
+    return out
+
+
+def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainPlan]:
+    r = tr.row
+    tp, pp, cp, ep = r.tp or 1, r.pp or 1, tr.cp or 1, r.ep or 1
+    n = r.n_chips or 0
+    dp = r.dp or (n // (tp * pp * cp) if n else 1)
+    if n and dp * tp * pp * cp != n:
+        raise SiliconomicsError(f"layout dp{dp} x tp{tp} x pp{pp} x cp{cp} != n_chips {n}")
+    gb = tr.global_batch_seqs or 0
+    if tr.fsdp.isdigit():
+        zero, shard = 3, int(tr.fsdp)
+    elif tr.fsdp == "true":
+        zero, shard = 3, 0
+    elif tr.fsdp == "false":
+        zero, shard = tr.zero_stage if tr.zero_stage is not None else 1, 0
+    else:
+        zero, shard = tr.zero_stage if tr.zero_stage is not None else 1, 0
+        if tr.zero_stage is None:
+            notes.append("parameter sharding not stated -> zero=1 (distributed optimizer)")
+    act = r.act_dtype or "bf16"
+    base = TrainPlan(
+        dp=dp,
+        tp=tp,
+        pp=pp,
+        cp=cp,
+        ep=ep,
+        zero=zero,
+        shard=shard,
+        dtype=act if act in ("fp8", "int8") else "bf16",
+        method="lora" if tr.train_method == "lora" else "full",
+        recompute=tr.recompute if tr.recompute in RECOMPUTE else "none",  # type: ignore[arg-type]
+    )
+    vpps = [tr.virtual_pp] if tr.virtual_pp else ([1, 2, 4, 8] if pp > 1 else [1])
+    mbs = [tr.micro_batch] if tr.micro_batch else [b for b in (1, 2, 4, 8) if gb % (dp * b) == 0]
+    rcs = [base.recompute] if tr.recompute in RECOMPUTE else list(RECOMPUTE)
+    if tr.recompute == "custom":
+        notes.append("recompute 'custom' (per-tensor policy / host offload) -> best of the three")
+    return [
+        replace(base, vpp=v, micro_batch=b, recompute=c)  # type: ignore[arg-type]
+        for v in vpps
+        for b in mbs
+        for c in rcs
+    ]
+
+
+def _metric(tr: TrainRow, model: ModelSpec, tokens_per_s: float, step_s: float) -> float:
+    r = tr.row
+    S = tr.seq_len or 0
+    if r.metric in ("train_tokens_per_s", "train_tokens_per_s_incl_eval"):
+        return tokens_per_s
+    if r.metric == "step_time_s":
+        return step_s
+    if r.metric == "samples_per_s":
+        return tokens_per_s / S
+    if r.metric == "model_flops_per_s_per_chip":
+        maxtext = tr.software.lower().startswith("maxtext")
+        causal = "non-causal" not in tr.notes
+        per_seq = framework_flops_per_seq(
+            model, S, params="total" if maxtext else "matmul", causal=causal
+        )
+        return per_seq * tokens_per_s / S / (r.n_chips or 1)
+    raise AssertionError(r.metric)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRowResult:
+    predicted: float
+    bound: str
+    assumptions: tuple[str, ...]
+
+
+def run_train_row(
+    tr: TrainRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
+) -> TrainRowResult:
+    """Predict one training row (raises SiliconomicsError with the reason if it cannot)."""
+    r = tr.row
+    if r.metric not in METRICS:
+        raise SiliconomicsError(f"metric '{r.metric}' needs convergence data; not a step metric")
+    if not tr.seq_len or not tr.global_batch_seqs:
+        raise SiliconomicsError("seq_len and global_batch_seqs are needed")
+    chip = get_chip(r.chip)
+    dev = train_device(chip.id, profiles.get(chip.family) if profiles else None)
+    notes: list[str] = []
+    plans = _candidates(tr, model, notes)
+    gb, S = tr.global_batch_seqs, tr.seq_len
+    g = grid_of(plans)
+    ok, reasons = plan_validity(model, dev, g, S, gb)
+    if not ok.any():
+        raise SiliconomicsError(f"the row's layout is invalid here: {reasons[0]}")
+    g = g.take(np.flatnonzero(ok))
+    res = evaluate_grid(model, dev, g, seq_len=S, global_batch_seqs=gb)
+    fits = np.ravel(res.memory.fits)
+    # Fastest plan that fits; if none fits, the one needing least memory (the run fit, so
+    # it must have used at least that much recomputation/offload).
+    i = int(np.argmax(np.where(fits, np.ravel(res.tokens_per_s), -1.0)))
+    if not fits.any():
+        i = int(np.argmin(np.ravel(res.memory.total)))
+    est = result_at(res, i, model, dev, seq_len=S, global_batch_seqs=gb)
+    if len(plans) > 1:
+        notes.append(f"unstated knobs -> fastest valid: {est.plan.label()}")
+    if not fits[i]:
+        notes.append(
+            f"modelled memory {est.memory_total / 2**30:.0f} GiB exceeds "
+            f"{est.memory_capacity / 2**30:.0f} GiB (the run fit: the memory model is "
+            "conservative here)"
+        )
+    if r.metric == "train_tokens_per_s_incl_eval":
+        notes.append("measured time includes eval; predicted training throughput excludes it")
+    return TrainRowResult(
+        predicted=_metric(tr, model, est.tokens_per_s, est.step_time_s),
+        bound=est.bound,
+        assumptions=(*notes, *est.assumptions[:-1]),
+    )
+
+
+def train_rows_by_family(
+    path: Path, extra_models: dict[str, ModelSpec]
+) -> list[tuple[TrainRow, ModelSpec | None, str]]:
+    """Usable training rows with their model (None if unknown) and chip family."""
+    out = []
+    for tr in read_training_rows(path):
+        if not tr.row.usable:
+            continue
+        m = extra_models.get(tr.row.model)
+        if m is None:
+            try:
+                m = get_model(tr.row.model)
+            except SiliconomicsError:
+                m = None
+        out.append((tr, m, get_chip(tr.row.chip).family))
+    return out
+
+
+def validate_training_file(
+    path: Path,
+    extra_models: dict[str, ModelSpec] | None = None,
+    profiles: dict[str, EfficiencyProfile] | None = None,
+) -> ValidationReport:
+    """Every usable training row of ``path`` predicted and compared, as a report of the same
+    shape as the inference one (``not_inference`` = training rows not usable)."""
+    results: list[RowResult] = []
+    skipped: list[Skipped] = []
+    unusable = 0
+    for tr in read_training_rows(path):
+        if not tr.row.usable:
+            unusable += 1
+            skipped.append(Skipped(row=tr.row, reason="marked usable=false in the file"))
+            continue
+        try:
+            extra = extra_models or {}
+            model = extra[tr.row.model] if tr.row.model in extra else get_model(tr.row.model)
+            out = run_train_row(tr, model, profiles)
+        except SiliconomicsError as e:
+            skipped.append(Skipped(row=tr.row, reason=str(e)))
+            continue
+        results.append(
+            RowResult(
+                row=tr.row,
+                family=get_chip(tr.row.chip).family,
+                predicted=out.predicted,
+                bound=out.bound,
+                assumptions=out.assumptions,
+            )
+        )
+    return ValidationReport(
+        results=tuple(results),
+        skipped=tuple(skipped),
+        not_inference=0,
+        by_family=summaries(results, "family"),
+        by_metric=summaries(results, "metric"),
+        by_chip=summaries(results, "chip"),
+    )
