@@ -15,6 +15,7 @@ CORE = [
     "parallel",
     "inference",
     "training",
+    "serving",
     "economics",
     "plan",
     "fleet",

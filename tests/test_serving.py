@@ -38,8 +38,8 @@ def test_md1_mean_wait_matches_pollaczek_khinchine():
     S = one_request_service(cfg, 512, 2)
     rho = 0.6
     r = simulate(cfg, wl(rho / S, 40_000, "512", "2"), seed=11)
-    wq = r.requests.queue_s
-    assert np.allclose(r.requests.finish_s - r.requests.scheduled_s, S)  # deterministic service
+    wq = r.log.queue_s
+    assert np.allclose(r.log.finish_s - r.log.scheduled_s, S)  # deterministic service
     assert wq.mean() == pytest.approx(rho * S / (2 * (1 - rho)), rel=0.04)
 
 
@@ -50,17 +50,17 @@ def test_mg1_mean_wait_matches_pollaczek_khinchine():
     S1 = one_request_service(cfg, 256, 20)
     lam = 0.5 / S1
     r = simulate(cfg, wl(lam, 30_000, "256", "uniform:2,38"), seed=5)
-    s = r.requests.finish_s - r.requests.scheduled_s
+    s = r.log.finish_s - r.log.scheduled_s
     rho = lam * s.mean()
     expect = lam * (s**2).mean() / (2 * (1 - rho))
-    assert r.requests.queue_s.mean() == pytest.approx(expect, rel=0.05)
+    assert r.log.queue_s.mean() == pytest.approx(expect, rel=0.05)
 
 
 def test_every_request_finishes_and_tokens_add_up():
     cfg = make_config(M8, "h100-sxm", replicas=3, max_seqs=64)
     w = wl(40.0, 3000, "lognormal:800,0.7", "lognormal:150,0.6")
     r = simulate(cfg, w, seed=1)
-    q = r.requests
+    q = r.log
     assert r.n_requests == 3000 and np.all(np.isfinite(q.finish_s))
     assert np.all(q.arrival_s <= q.scheduled_s) and np.all(q.scheduled_s < q.first_token_s)
     assert np.all(q.first_token_s <= q.finish_s)
@@ -70,26 +70,45 @@ def test_every_request_finishes_and_tokens_add_up():
         q.output_tokens.sum() / r.duration_s
     )
     again = simulate(cfg, w, seed=1)
-    assert np.array_equal(again.requests.finish_s, q.finish_s)  # deterministic
+    assert np.array_equal(again.log.finish_s, q.finish_s)  # deterministic
     other = simulate(cfg, w, seed=2)
-    assert not np.array_equal(other.requests.finish_s, q.finish_s)
+    assert not np.array_equal(other.log.finish_s, q.finish_s)
 
 
-def test_decode_runs_give_identical_results(monkeypatch):
-    cfg = make_config(M8, "h100-sxm", replicas=2, max_seqs=32, scheduler="continuous")
-    w = wl(3.0, 400, "lognormal:500,0.5", "lognormal:300,0.5")
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"scheduler": "continuous", "max_seqs": 32},
+        {"scheduler": "chunked", "max_seqs": 512, "router": "least-tokens"},
+        {"scheduler": "chunked", "router": "jsq", "decode": ("h100-sxm", 1, 2)},
+        {"scheduler": "chunked", "max_seqs": 512, "heavy": True},  # KV runs out: preemptions
+    ],
+)
+def test_decode_runs_give_identical_results(monkeypatch, kw):
+    # Multi-step decode runs (cut short when work arrives) must reproduce step-by-step
+    # simulation exactly, including routing on mid-run load and preemptions.
+    heavy = kw.pop("heavy", False)
+    cfg = make_config(M8, "h100-sxm", replicas=2, **kw)
+    w = (
+        wl(20.0, 300, "4000", "uniform:1000,5000")
+        if heavy
+        else wl(6.0, 500, "lognormal:1500,0.8", "lognormal:600,0.8")
+    )
     fast = simulate(cfg, w, seed=3)
     monkeypatch.setattr(engine_mod, "MIN_RUN", 10**9)  # one event per step
     slow = simulate(cfg, w, seed=3)
-    assert np.allclose(fast.requests.finish_s, slow.requests.finish_s, rtol=1e-12)
-    assert fast.pools[0].steps == slow.pools[0].steps
+    assert np.allclose(fast.log.finish_s, slow.log.finish_s, rtol=1e-12, atol=0)
+    assert np.array_equal(fast.log.replica, slow.log.replica)
+    assert [p.steps for p in fast.pools] == [p.steps for p in slow.pools]
+    assert fast.preemptions == slow.preemptions
+    assert fast.preemptions > 0 if heavy else True
 
 
 def test_preemption_when_the_kv_cache_runs_out():
     # 512 x 8k-token sequences need ~4.2M tokens of KV; one H100 holds ~0.48M.
     cfg = make_config(M8, "h100-sxm", max_seqs=512, scheduler="continuous")
     r = simulate(cfg, wl(None, 600, "4000", "4000"), seed=0)
-    assert r.preemptions > 0 and np.all(np.isfinite(r.requests.finish_s))
+    assert r.preemptions > 0 and np.all(np.isfinite(r.log.finish_s))
     assert 0.5 < r.pools[0].kv_utilisation <= 1.0
     roomy = simulate(cfg, wl(None, 600, "200", "200"), seed=0)
     assert roomy.preemptions == 0
@@ -108,19 +127,21 @@ def test_static_batching_pads_and_waits():
     static = simulate(make_config(M8, "inf2", tp=2, scheduler="static", max_seqs=8), w, seed=0)
     cont = simulate(make_config(M8, "inf2", tp=2, scheduler="continuous", max_seqs=8), w, seed=0)
     assert static.ttft.mean > cont.ttft.mean
-    assert static.pools[0].scheduler == "static" and np.all(np.isfinite(static.requests.finish_s))
+    assert static.pools[0].scheduler == "static" and np.all(np.isfinite(static.log.finish_s))
     with pytest.raises(DoesNotFitError, match="static batch"):
-        simulate(make_config(M8, "h100-sxm", scheduler="static", max_seqs=4096), wl(None, 5), seed=0)
+        simulate(
+            make_config(M8, "h100-sxm", scheduler="static", max_seqs=4096), wl(None, 5), seed=0
+        )
 
 
 def test_routers_spread_load():
     w = wl(30.0, 900, "lognormal:500,0.8", "lognormal:100,0.8")
     for router in ("round-robin", "least-tokens", "jsq"):
         r = simulate(make_config(M8, "h100-sxm", replicas=3, router=router), w, seed=0)
-        counts = np.bincount(r.requests.replica, minlength=3)
+        counts = np.bincount(r.log.replica, minlength=3)
         assert counts.min() > 200, (router, counts)
     rr = simulate(make_config(M8, "h100-sxm", replicas=3, router="round-robin"), w, seed=0)
-    assert np.bincount(rr.requests.replica).tolist() == [300, 300, 300]
+    assert np.bincount(rr.log.replica).tolist() == [300, 300, 300]
 
 
 def test_disaggregated_prefill_on_gpu_decode_on_asic():
@@ -131,11 +152,13 @@ def test_disaggregated_prefill_on_gpu_decode_on_asic():
     assert [p.role for p in r.pools] == ["prefill", "decode"]
     assert [p.chip for p in r.pools] == ["h100-sxm", "trn2"]
     per_token = 32 * 2 * 8 * 128 * 2  # layers x K,V x kv heads x head dim x bf16
-    assert r.kv_transfer_bytes == pytest.approx(per_token * r.requests.input_tokens.sum())
-    assert set(r.requests.replica.tolist()) <= {1, 2}  # requests finish in the decode pool
+    assert r.kv_transfer_bytes == pytest.approx(per_token * r.log.input_tokens.sum())
+    assert set(r.log.replica.tolist()) <= {1, 2}  # requests finish in the decode pool
     assert r.cost_usd == pytest.approx(sum(p.usd for p in r.pools))
     with pytest.raises(SiliconomicsError, match="static"):
-        simulate(make_config(M8, "h100-sxm", scheduler="static", decode=("h100-sxm", 1, 1)), wl(1, 3))
+        simulate(
+            make_config(M8, "h100-sxm", scheduler="static", decode=("h100-sxm", 1, 1)), wl(1, 3)
+        )
 
 
 def test_cost_and_energy_scale_with_chips_and_time():
@@ -153,7 +176,9 @@ def test_slo_goodput_and_capacity_search():
     cap = max_rate(cfg, w, slo, rel_tol=0.05, max_requests=3000)
     assert cap.result is not None and cap.result.slo_met
     assert 0 < cap.rate < 3 * cap.saturation_rps
-    above = simulate(cfg, w.with_rate(cap.rate * 1.3).with_requests(cap.result.n_requests), slo=slo, warmup=0.1)
+    above = simulate(
+        cfg, w.with_rate(cap.rate * 1.3).with_requests(cap.result.n_requests), slo=slo, warmup=0.1
+    )
     assert not above.slo_met
     assert above.goodput_fraction < 1.0
     tight = max_rate(cfg, w, Slo(tpot_s=1e-4), max_requests=1000)
@@ -174,7 +199,7 @@ def test_min_replicas_is_the_fewest_that_pass():
 
 def test_exactly_n_requests_and_model_that_does_not_fit():
     r = simulate(make_config(M8, "h100-sxm"), wl(100.0, 1234), seed=0)
-    assert r.n_requests == 1234 == len(r.requests.finish_s)
+    assert r.n_requests == 1234 == len(r.log.finish_s)
     with pytest.raises(DoesNotFitError, match="KV cache holds"):
         simulate(make_config(M8, "l4"), wl(1.0, 2, "200000", "10"))
     with pytest.raises(DoesNotFitError):

@@ -1,26 +1,53 @@
 """`siliconomics simulate`: runs, --json, exact request counts, traces, clear errors."""
 
 import json
-import subprocess
 import sys
+from types import SimpleNamespace
 
-CLI = [sys.executable, "-m", "siliconomics.cli", "simulate"]
+import pytest
+
+from siliconomics.cli import main
+
 BASE = ["--model", "llama-3.1-8b", "--chip", "h100-sxm"]
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+@pytest.fixture
+def run(capsys, monkeypatch):
+    """Run ``siliconomics simulate ARGS`` in this process (no interpreter start-up)."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def go(*args: str) -> SimpleNamespace:
+        monkeypatch.setattr(sys, "argv", ["siliconomics", "simulate", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return go
+
+
+def test_simulate_json_has_percentiles_cost_and_exact_count(run):
+    r = run(
+        *BASE,
+        "--replicas",
+        "2",
+        "--rate",
+        "8",
+        "--requests",
+        "321",
+        "--ttft",
+        "1s",
+        "--tpot",
+        "50ms",
+        "--input",
+        "lognormal:1000,0.8",
+        "--output",
+        "uniform:50,150",
+        "--json",
     )
-
-
-def test_simulate_json_has_percentiles_cost_and_exact_count():
-    r = run(*BASE, "--replicas", "2", "--rate", "8", "--requests", "321", "--ttft", "1s",
-            "--tpot", "50ms", "--input", "lognormal:1000,0.8", "--output", "uniform:50,150", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["requests"] == 321
@@ -29,7 +56,7 @@ def test_simulate_json_has_percentiles_cost_and_exact_count():
     assert d["cost_usd"] > 0 and d["energy_j"] > 0 and d["pools"][0]["chips"] == 2
 
 
-def test_simulate_table_and_trace_file(tmp_path):
+def test_simulate_table_and_trace_file(run, tmp_path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n0,100,10\n0.1,200,20\n")
     out = tmp_path / "events.json"
@@ -40,28 +67,66 @@ def test_simulate_table_and_trace_file(tmp_path):
     assert events and events[0]["ph"] == "X"
 
 
-def test_named_trace_and_disaggregation():
-    r = run(*BASE, "--trace", "azure-conv", "--rate", "4", "--requests", "200",
-            "--prefill-chip", "h100-sxm", "--decode-chip", "trn2", "--json")
+def test_named_trace_and_disaggregation(run):
+    r = run(
+        *BASE,
+        "--trace",
+        "azure-conv",
+        "--rate",
+        "4",
+        "--requests",
+        "200",
+        "--prefill-chip",
+        "h100-sxm",
+        "--decode-chip",
+        "trn2",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert [p["role"] for p in d["pools"]] == ["prefill", "decode"]
     assert d["kv_transfer_bytes"] > 0
 
 
-def test_max_rate_and_min_replicas():
-    r = run(*BASE, "--input", "500", "--output", "100", "--requests", "400", "--ttft", "500ms",
-            "--tpot", "30ms", "--max-rate", "--json")
+def test_max_rate_and_min_replicas(run):
+    r = run(
+        *BASE,
+        "--input",
+        "500",
+        "--output",
+        "100",
+        "--requests",
+        "400",
+        "--ttft",
+        "500ms",
+        "--tpot",
+        "30ms",
+        "--max-rate",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["rate_requests_per_s"] > 0 and d["result"]["slo_met"]
-    r = run(*BASE, "--input", "500", "--output", "100", "--requests", "400", "--ttft", "500ms",
-            "--tpot", "30ms", "--min-replicas-for", "20")
+    r = run(
+        *BASE,
+        "--input",
+        "500",
+        "--output",
+        "100",
+        "--requests",
+        "400",
+        "--ttft",
+        "500ms",
+        "--tpot",
+        "30ms",
+        "--min-replicas-for",
+        "20",
+    )
     assert r.returncode == 0, r.stderr
     assert "fewest replicas" in r.stdout
 
 
-def test_bad_input_is_one_line_exit_2():
+def test_bad_input_is_one_line_exit_2(run):
     for args, msg in (
         (["--scheduler", "fifo"], "scheduler 'fifo'"),
         (["--router", "random"], "router 'random'"),

@@ -395,7 +395,8 @@ def simulate_cmd(
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
     energy; or search the max rate (--max-rate) or fewest replicas (--min-replicas-for)."""
     from .report import sim_tables
-    from .serving import Slo, max_rate as find_max_rate, min_replicas, simulate
+    from .serving import Slo, min_replicas, simulate
+    from .serving import max_rate as find_max_rate
     from .serving.spec import make_config, make_workload
 
     disagg = any(v is not None for v in (prefill_chip, prefill_tp, prefill_replicas))

@@ -145,7 +145,7 @@ def simulated_latency(
             model=wk.model, pool=pools[0], decode_pool=pools[1] if len(pools) > 1 else None
         )
         res = serving.simulate(cfg, Workload(trace=req, n_requests=len(req)), seed=seed)
-        log = res.requests
+        log = res.log
         a, o = log.ttft_s[res.measured_from :], log.tpot_s[res.measured_from :]
         ttft.append(a)
         tpot.append(o)

@@ -16,6 +16,7 @@ from ..fleet import PlanOutcome
 from ..fleet.result import FleetResult
 from ..fleet.training import TrainingResult
 from ..units import fmt_time
+from .style import compact_table
 
 
 def _t(s: float) -> str:
@@ -62,38 +63,24 @@ def render(con: Console, o: PlanOutcome) -> None:
 
 
 def _render_fleet(con: Console, f: FleetResult) -> None:
-    t = Table(title="Chosen fleet (pools of identical replicas)")
-    for c in (
-        "workload",
-        "chip",
-        "node",
-        "role",
-        "layout",
-        "batch",
-        "replicas",
-        "chips",
-        "busy",
-        "$/h",
-        "serves (share of bucket)",
-    ):
-        t.add_column(
-            c, justify="right" if c in ("batch", "replicas", "chips", "busy", "$/h") else "left"
-        )
-    for p in f.pools:
+    t = compact_table("Chosen fleet (pools of identical replicas)")
+    for c in ("#", "workload", "replicas", "node", "batch", "busy", "$/h"):
+        t.add_column(c, justify="left" if c in ("workload", "replicas", "node") else "right")
+    for k, p in enumerate(f.pools, start=1):
+        layout = f"tp{p.tp}" + (f" pp{p.pp}" if p.pp > 1 else "")
         t.add_row(
-            p.workload,
-            p.chip,
+            str(k),
+            p.workload + ("" if p.role == "both" else f" ({p.role})"),
+            f"{p.replicas} x {layout} {p.chip}",
             p.system,
-            p.role,
-            f"tp{p.tp}" + (f" pp{p.pp}" if p.pp > 1 else ""),
             f"{p.batch_limit:g}",
-            str(p.replicas),
-            str(p.chips),
             f"{p.utilisation:.0%}",
             f"{p.chips * p.usd_per_chip_hour:,.2f}",
-            ", ".join(f"{k} {v:.0%}" for k, v in p.buckets.items()),
         )
     con.print(t)
+    for k, p in enumerate(f.pools, start=1):
+        shares = ", ".join(f"{b} {v:.0%}" for b, v in p.buckets.items())
+        con.print(f"  pool {k} serves (share of each length bucket): {shares}", highlight=False)
     con.print(
         f"total: {_chips(f.chips)} on {', '.join(f'{n} x {s}' for s, n in f.nodes.items())}; "
         f"${f.usd_per_hour:,.2f}/h; ${f.usd_per_million_output:,.3f}/M output tokens "
@@ -105,8 +92,8 @@ def _render_fleet(con: Console, f: FleetResult) -> None:
         ),
         highlight=False,
     )
-    lt = Table(title="Predicted latency")
-    for c in ("workload", "TTFT p50", "TTFT p", "TPOT p50", "TPOT p", "target", "source"):
+    lt = compact_table("Predicted latency")
+    for c in ("workload", "TTFT p50 / tail", "TPOT p50 / tail", "target", "source"):
         lt.add_column(c)
     for la in f.latency:
         tgt = []
@@ -116,15 +103,13 @@ def _render_fleet(con: Console, f: FleetResult) -> None:
             tgt.append(f"TPOT {_t(la.slo_tpot_s)}")
         lt.add_row(
             la.workload,
-            _t(la.ttft_p50_s),
-            f"{_t(la.ttft_p_s)} (p{la.percentile:g})",
-            _t(la.tpot_p50_s),
-            f"{_t(la.tpot_p_s)} (p{la.percentile:g})",
+            f"{_t(la.ttft_p50_s)} / {_t(la.ttft_p_s)} (p{la.percentile:g})",
+            f"{_t(la.tpot_p50_s)} / {_t(la.tpot_p_s)} (p{la.percentile:g})",
             ", ".join(tgt) + (" ok" if la.meets_slo else " MISSED"),
             la.source,
         )
     con.print(lt)
-    at = Table(title="Runner-ups (re-planned with fewer choices)")
+    at = compact_table("Runner-ups (re-planned with fewer choices)")
     for c in ("fleet", "$/h", "vs chosen", "chips"):
         at.add_column(c)
     for a in f.alternatives:
@@ -132,10 +117,10 @@ def _render_fleet(con: Console, f: FleetResult) -> None:
             a.label,
             "-" if a.usd_per_hour is None else f"{a.usd_per_hour:,.2f}",
             "infeasible" if a.ratio is None else f"{(a.ratio - 1) * 100:+.0f}%",
-            _chips(a.chips) if a.chips else a.reason[:70],
+            _chips(a.chips) if a.chips else a.reason,
         )
     con.print(at)
-    pt = Table(title="Cost-latency frontier (targets scaled)")
+    pt = compact_table("Cost-latency frontier (targets scaled)")
     for c in ("targets x", "$/h", "worst TPOT", "worst TTFT", "chips"):
         pt.add_column(c)
     for pp in f.pareto:

@@ -181,6 +181,7 @@ def validation_dict(r: ValidationReport) -> dict[str, Any]:
                 "signed_pct_error": x.signed_pct,
                 "bound": x.bound,
                 "assumptions": list(x.assumptions),
+                "simulated": x.simulated,
             }
             for x in r.results
         ],

@@ -78,7 +78,9 @@ def capacity_dict(c: CapacityResult) -> dict[str, Any]:
 
 def _setup(cfg: ServingConfig) -> str:
     parts = []
-    for p, role in zip(cfg.pools, ("prefill", "decode") if cfg.disaggregated else ("",), strict=False):
+    for p, role in zip(
+        cfg.pools, ("prefill", "decode") if cfg.disaggregated else ("",), strict=False
+    ):
         pl = p.plan
         layout = f"{pl.replicas} x (tp{pl.tp}" + (f" pp{pl.pp}" if pl.pp > 1 else "") + ")"
         parts.append(f"{role + ': ' if role else ''}{layout} {p.chip.id}, {p.scheduler}")
@@ -90,27 +92,56 @@ def render_sim(con: Console, cfg: ServingConfig, r: SimResult) -> None:
     lat = Table(title=f"Latency over {r.n_requests - r.measured_from:,} requests")
     for col in ("metric", "mean", "p50", "p90", "p99", "max"):
         lat.add_column(col, justify="left" if col == "metric" else "right")
-    for name, d in (("TTFT", r.ttft), ("TPOT", r.tpot), ("end-to-end", r.e2e), ("queueing", r.queue)):
+    for name, d in (
+        ("TTFT", r.ttft),
+        ("TPOT", r.tpot),
+        ("end-to-end", r.e2e),
+        ("queueing", r.queue),
+    ):
         lat.add_row(name, *(fmt_time(getattr(d, k)) for k in ("mean", "p50", "p90", "p99", "max")))
     con.print(lat)
     t = Table(title="Run", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("duration (first arrival to last token)", fmt_time(r.duration_s))
-    t.add_row("throughput", f"{r.requests_per_s:,.3g} req/s, {r.output_tokens_per_s:,.0f} output tok/s")
-    t.add_row("steady-state output (10-90% of finishes)", f"{r.steady_output_tokens_per_s:,.0f} tok/s")
+    t.add_row(
+        "throughput", f"{r.requests_per_s:,.3g} req/s, {r.output_tokens_per_s:,.0f} output tok/s"
+    )
+    t.add_row(
+        "steady-state output (10-90% of finishes)", f"{r.steady_output_tokens_per_s:,.0f} tok/s"
+    )
     if r.slo is not None and not r.slo.empty:
         ok = "met" if r.slo_met else "NOT met"
         t.add_row(f"SLO at p{r.slo.percentile:g} ({r.binding()} binds)", ok)
-        t.add_row("goodput (requests meeting every limit)", f"{r.goodput_rps:,.3g} req/s ({r.goodput_fraction:.1%})")
+        t.add_row(
+            "goodput (requests meeting every limit)",
+            f"{r.goodput_rps:,.3g} req/s ({r.goodput_fraction:.1%})",
+        )
     t.add_row("preemptions (recomputation)", f"{r.preemptions:,}")
-    t.add_row("cost of the run", f"{_money(r.cost_usd)} ({_money(r.usd_per_million_output)} per M output tokens)")
-    t.add_row("energy", f"{fmt_si(r.energy_j, 'J')} ({r.joules_per_output_token:.3g} J per output token)")
+    t.add_row(
+        "cost of the run",
+        f"{_money(r.cost_usd)} ({_money(r.usd_per_million_output)} per M output tokens)",
+    )
+    t.add_row(
+        "energy", f"{fmt_si(r.energy_j, 'J')} ({r.joules_per_output_token:.3g} J per output token)"
+    )
     if r.kv_transfer_bytes:
         t.add_row("KV transferred prefill -> decode", fmt_si(r.kv_transfer_bytes, "B"))
     con.print(t)
     pt = Table(title="Pools")
-    for col in ("role", "chip", "chips", "busy", "MFU", "KV used", "mean batch", "max seqs", "steps", "W/chip", "$/chip-h"):
+    for col in (
+        "role",
+        "chip",
+        "chips",
+        "busy",
+        "MFU",
+        "KV used",
+        "mean batch",
+        "max seqs",
+        "steps",
+        "W/chip",
+        "$/chip-h",
+    ):
         pt.add_column(col, justify="left" if col in ("role", "chip") else "right")
     for p in r.pools:
         pt.add_row(

@@ -345,10 +345,9 @@ def render_comparison(con: Console, c: Comparison) -> None:
 def render_validation(con: Console, r: ValidationReport, *, rows: bool = True) -> None:
     if rows:
         t = Table(title="Predicted vs measured")
-        for col in ("id", "chip", "metric", "measured", "predicted", "error", "bound"):
-            t.add_column(
-                col, justify="right" if col in ("measured", "predicted", "error") else "left"
-            )
+        num = ("measured", "predicted", "error", "simulated")
+        for col in ("id", "chip", "metric", *num[:3], "bound", num[3]):
+            t.add_column(col, justify="right" if col in num else "left")
         for x in r.results:
             t.add_row(
                 x.row.id,
@@ -358,6 +357,7 @@ def render_validation(con: Console, r: ValidationReport, *, rows: bool = True) -
                 f"{x.predicted:.4g}",
                 f"{x.signed_pct:+.1f}%",
                 x.bound,
+                "-" if x.simulated is None else f"{x.simulated:.4g}",  # offline rows
             )
         con.print(t)
     for title, groups in (

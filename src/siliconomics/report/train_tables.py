@@ -12,6 +12,7 @@ from ..training.estimate import TrainCost, TrainEstimate
 from ..training.study import TrainingStudy
 from ..units import fmt_time
 from ..validate.run import ValidationReport
+from .style import compact_table
 
 
 def _gib(b: float) -> str:
@@ -20,6 +21,10 @@ def _gib(b: float) -> str:
 
 def _usd(x: float) -> str:
     return "-" if not math.isfinite(x) else f"${x:,.0f}"
+
+
+def _usd_short(x: float) -> str:
+    return "-" if not math.isfinite(x) else "$" + _count(x)
 
 
 def _count(x: float) -> str:
@@ -37,37 +42,26 @@ def render_study(con: Console, s: TrainingStudy) -> None:
         f"{e0.plan.dtype} GEMMs, {e0.plan.method} training, budget "
         f"{_count(s.tokens)} tokens"
     )
-    t = Table(title="Best plans (searched)" if s.searched else "Plan")
-    for col in (
-        "#",
-        "plan",
-        "step",
-        "tok/s",
-        "MFU",
-        "HFU",
-        "GiB/chip",
-        "days",
-        "cost",
-        "MWh",
-    ):
-        t.add_column(col, justify="left" if col == "plan" else "right")
+    t = compact_table("Best plans (searched)" if s.searched else "Plan")
+    # Narrow enough for an 80-column terminal with the plan on one line; HFU and energy go in
+    # the per-plan lines below the table.
+    for col in ("plan", "step", "tok/s", "MFU", "GiB", "days", "cost"):
+        t.add_column(col, justify="left" if col == "plan" else "right", no_wrap=True)
     for k, (e, c) in enumerate(zip(s.estimates, s.costs, strict=True), start=1):
         t.add_row(
-            str(k),
-            e.plan.short_label(),
+            f"{k}. {e.plan.short_label()}",
             fmt_time(e.step_time_s),
             f"{e.tokens_per_s:,.0f}",
             f"{e.mfu:.1%}",
-            f"{e.hfu:.1%}",
             _gib(e.memory_total),
             f"{c.time_s / 86400:,.1f}",
-            _usd(c.cost_usd),
-            "-" if not math.isfinite(c.energy_j) else f"{c.energy_j / 3.6e9:,.0f}",
+            _usd_short(c.cost_usd),
         )
     con.print(t)
     if s.searched:
-        for k, e in enumerate(s.estimates, start=1):
-            con.print(f"  {k}. " + "; ".join(e.why), highlight=False)
+        for k, (e, c) in enumerate(zip(s.estimates, s.costs, strict=True), start=1):
+            energy = "" if not math.isfinite(c.energy_j) else f", {c.energy_j / 3.6e9:,.0f} MWh"
+            con.print(f"  {k}. HFU {e.hfu:.1%}{energy}; " + "; ".join(e.why), highlight=False)
     render_breakdown(con, e0, s.costs[0])
     if s.price:
         con.print(

@@ -46,7 +46,7 @@ class CapacityResult:
         """Output tokens/s at the answer's rate (the MLPerf Server throughput)."""
         if self.result is None:
             return 0.0
-        return self.rate * float(self.result.requests.output_tokens.mean())
+        return self.rate * float(self.result.log.output_tokens.mean())
 
 
 def _check(slo: Slo) -> None:
@@ -116,7 +116,7 @@ def max_rate(
     conc = concurrency(config, w)
     n_off = min(max(w.n_requests, 4 * conc), max_requests)
     off = simulate(config, _offline(w.with_requests(n_off)), seed=seed)
-    sat = off.steady_output_tokens_per_s / float(off.requests.output_tokens.mean())
+    sat = off.steady_output_tokens_per_s / float(off.log.output_tokens.mean())
     span = horizon * _unloaded_e2e(config, w, seed)
     trials: list[tuple[float, int, bool]] = []
     reps = config.pool.replicas
@@ -195,7 +195,9 @@ def min_replicas(
         c = _with_replicas(config, n)
         if c.decode_pool is not None:
             m = max(1, math.ceil(dec * n / base))
-            c = replace(c, decode_pool=replace(c.decode_pool, plan=replace(c.decode_pool.plan, replicas=m)))
+            c = replace(
+                c, decode_pool=replace(c.decode_pool, plan=replace(c.decode_pool.plan, replicas=m))
+            )
         return c
 
     def ok(n: int) -> tuple[bool, SimResult]:

@@ -53,7 +53,7 @@ class Pool:
 
 
 def _pow2(n: float) -> int:
-    return 1 << max(int(math.ceil(math.log2(max(n, 2.0)))), 1)
+    return 1 << max(math.ceil(math.log2(max(n, 2.0))), 1)
 
 
 def kv_capacity_tokens(model: ModelSpec, dev: Device, pc: PoolConfig) -> int:
@@ -191,7 +191,7 @@ def run(
     """Advance the simulation until every request has finished."""
     engines = [e for p in pools for e in p.engines]
     front, back = pools[0], pools[-1]
-    heap: list[tuple[float, int, int, int]] = []
+    heap: list[tuple[float, int, int, int, int]] = []
     seq = 0
     arrivals = reqs.arrival_s.tolist()
     n = len(arrivals)
@@ -199,20 +199,27 @@ def run(
     ticks = 0
     inf = math.inf
 
-    # Multi-step decode runs may not cross the next arrival (routing reads engine state);
-    # with a KV link, transfers from other engines can arrive any time: no runs.
-    allow_runs = links is None
-
     def kick(e: Engine, t: float) -> None:
         nonlocal seq
-        e.horizon = (arrivals[i] if i < n else inf) if allow_runs else t
         dur = e.start_step(t)
         if dur is None:
             e.busy = False
             return
         e.busy = True
         seq += 1
-        heapq.heappush(heap, (t + dur, seq, STEP, e.index))
+        heapq.heappush(heap, (t + dur, seq, STEP, e.index, e.version))
+
+    def wake(e: Engine, t: float) -> None:
+        """New work for ``e`` at ``t``: start a step if idle; cut a decode run short."""
+        nonlocal seq
+        if not e.busy:
+            kick(e, t)
+        elif e.run_steps:
+            end = e.truncate_run(t)
+            if end is not None:
+                e.version += 1
+                seq += 1
+                heapq.heappush(heap, (end, seq, STEP, e.index, e.version))
 
     if links is not None:
 
@@ -221,7 +228,7 @@ def run(
                 nonlocal seq
                 arrive = links.transfer(e.index, ledger.inp[rid], t)
                 seq += 1
-                heapq.heappush(heap, (arrive, seq, KV, rid))
+                heapq.heappush(heap, (arrive, seq, KV, rid, 0))
 
             return go
 
@@ -232,22 +239,22 @@ def run(
     while True:
         ta = arrivals[i] if i < n else inf
         if heap and heap[0][0] <= ta:
-            t, _, kind, x = heapq.heappop(heap)
+            t, _, kind, x, ver = heapq.heappop(heap)
             if kind == STEP:
                 e = engines[x]
+                if ver != e.version:  # a run that was cut short: its new event is queued
+                    continue
                 e.finish_step(t)
                 kick(e, t)
             else:
-                e = pick_back(back.engines, x)
+                e = pick_back(back.engines, x, t)
                 e.enqueue_ready(x)
-                if not e.busy:
-                    kick(e, t)
+                wake(e, t)
         elif i < n:
-            e = pick_front(front.engines, i)
+            e = pick_front(front.engines, i, ta)
             e.enqueue(i)
             i += 1
-            if not e.busy:
-                kick(e, ta)
+            wake(e, ta)
         else:
             break
         ticks += 1

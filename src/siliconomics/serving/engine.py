@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from bisect import bisect_right
 from typing import Any
-
-import numpy as np
 
 from .steptime import StepTimeModel
 
 Sink = Callable[[dict[str, Any]], None]
-MIN_RUN = 4  # fewer steps than this run one by one (numpy overhead beats the saving)
+MIN_RUN = 2  # decode runs shorter than this are single steps
 
 
 class Ledger:
@@ -80,9 +78,11 @@ class Engine:
         self.ready: deque[int] = deque()  # requests whose KV arrived (disaggregated decode)
         self.handoff: Callable[[int, float], None] | None = None  # set for prefill pools
         self.busy = False
-        self.horizon = 0.0  # no multi-step decode run may end after this time
         self.run_steps = 0  # steps in the decode run now in flight (0: a single step)
-        self.last_step_s = 0.0
+        self.run_t0 = 0.0
+        self.run_ends: list[float] = []  # cumulative step end times of the run, from run_t0
+        self.run_cum: list[int] = []  # blocks needed by the first j steps of one period
+        self.version = 0  # bumps when a run is cut: its old completion event is stale
         # decode set
         self.k = 0
         self.n_dec = 0
@@ -181,58 +181,74 @@ class Engine:
             self.complete(rid, t)
 
     def decode_run(self, t: float) -> float | None:
-        """Several pure-decode steps as one event, when nothing can change in between: the
-        caller checked that no request waits; this stops before the next finish, before a
-        step that would lack KV blocks, and at the last step ending by ``self.horizon`` (the
-        next arrival, when routing could change this engine's work). Returns the total time,
-        or None when fewer than ``MIN_RUN`` steps qualify (then a single step runs)."""
+        """Several pure-decode steps as one event (the caller checked that no request
+        waits). The run stops before the next finish and before a step that would lack KV
+        blocks; a request routed here mid-run cuts it after the step in flight
+        (:meth:`truncate_run`), and routers read the state at any instant from
+        :meth:`load_at`, so results equal step-by-step simulation exactly. Returns the run's
+        time, or None when fewer than ``MIN_RUN`` steps qualify (then one step runs)."""
         fin, L = self.fin, self.L
         while fin and L.epoch[fin[0][1]] != fin[0][2]:
             heapq.heappop(fin)
         m = fin[0][0] - self.k if fin else 0
-        # Cheap rejection first (most calls under heavy load): the last step's time is a
-        # good guess of this one's. It only decides whether to try; results are identical.
-        if m < MIN_RUN or self.horizon - t < MIN_RUN * self.last_step_s:
-            return None
-        # Steps only get longer as contexts grow, so the first step bounds how many fit.
-        B = self.n_dec
-        first = self.stm.decode_step(B, self.ctx_sum)
-        if self.horizon - t < m * first:
-            m = int((self.horizon - t) / first)
         if m < MIN_RUN:
             return None
         # Blocks: step k+j needs residue[-(k+j) mod bs]; the pattern repeats every bs steps.
         bs, k = self.bs, self.k
-        per = [self.residue[-(k + j) % bs] for j in range(bs)]
         cum = [0]
-        for v in per:
-            cum.append(cum[-1] + v)
+        for j in range(bs):
+            cum.append(cum[-1] + self.residue[-(k + j) % bs])
         if cum[-1]:
             q, rem = divmod(self.blocks_free, cum[-1])
             m = min(m, q * bs + bisect_right(cum, rem, hi=bs) - 1)
         if m < MIN_RUN:
             return None
-        times = self.stm.decode_steps(B, self.ctx_sum + B * np.arange(m, dtype=np.float64))
-        ends = np.cumsum(times)
-        m = min(m, int(np.searchsorted(ends, self.horizon - t, side="right")))
-        if m < MIN_RUN:
+        ends = self.stm.decode_run_ends(self.n_dec, self.ctx_sum, m)
+        self.run_t0, self.run_ends, self.run_cum, self.run_steps = t, ends, cum, m
+        self._run_account(m, +1)
+        return ends[m - 1]
+
+    def _run_blocks(self, m: int) -> int:
+        q, r = divmod(m, self.bs)
+        return q * self.run_cum[-1] + self.run_cum[r]
+
+    def _run_account(self, m: int, sign: int) -> None:
+        """Add (sign +1) or remove (-1) the statistics and blocks of a run's first m steps."""
+        B, dur = self.n_dec, self.run_ends[m - 1]
+        self.blocks_free -= sign * self._run_blocks(m)
+        self.busy_s += sign * dur
+        self.steps += sign * m
+        self.tokens_done += sign * B * m
+        if sign > 0:
+            self.batch_sizes.extend([B] * m)
+        else:
+            del self.batch_sizes[len(self.batch_sizes) - m :]
+        # KV occupancy: blocks held at the end of the run, over the run (a slight overestimate)
+        self.kv_block_s += sign * (self.blocks_total - self.blocks_free) * dur
+
+    def load_at(self, t: float) -> int:
+        """Outstanding tokens at ``t``, counting the steps of a run completed by then."""
+        if not self.run_steps:
+            return self.load_tokens
+        return self.load_tokens - self.n_dec * bisect_right(self.run_ends, t - self.run_t0)
+
+    def truncate_run(self, t: float) -> float | None:
+        """New work arrived at ``t`` during a run: keep the steps completed by ``t`` and the
+        one in flight. Returns the new end time, or None when the run ends with that step."""
+        m = self.run_steps
+        keep = bisect_right(self.run_ends, t - self.run_t0) + 1
+        if keep >= m:
             return None
-        q, r = divmod(m, bs)
-        self.blocks_free -= q * cum[-1] + cum[r]
-        dur = float(ends[m - 1])
-        self.last_step_s = float(times[m - 1])
-        self.run_steps = m
-        self.busy_s += dur
-        self.steps += m
-        self.batch_sizes.extend([B] * m)
-        self.tokens_done += B * m
-        self.kv_block_s += (self.blocks_total - self.blocks_free) * dur  # blocks at the end
-        if self.sink is not None:
-            self.sink(_event("decode x{}".format(m), t, dur, self, B, B * m))
-        return dur
+        self._run_account(m, -1)
+        self._run_account(keep, +1)
+        self.run_steps = keep
+        return self.run_t0 + self.run_ends[keep - 1]
 
     def end_decode_run(self, t: float) -> None:
         m, self.run_steps = self.run_steps, 0
+        if self.sink is not None:
+            B = self.n_dec
+            self.sink(_event(f"decode x{m}", self.run_t0, t - self.run_t0, self, B, B * m))
         self.k += m - 1
         self.ctx_sum += self.n_dec * (m - 1)
         self.load_tokens -= self.n_dec * (m - 1)
@@ -269,7 +285,8 @@ class Engine:
             rid = self.ready[0]
             cached = L.inp[rid] + L.gen[rid] - 1
             need = -(-cached // self.bs)
-            if need > self.blocks_free - self.watermark:
+            idle = not self.n_dec and not self.n_prefilling()
+            if need > self.blocks_free - (0 if idle else self.watermark):
                 break
             self.ready.popleft()
             self.blocks_free -= need
@@ -279,7 +296,6 @@ class Engine:
         return 0
 
     def record(self, t: float, dur: float, batch: int, tokens: int, name: str) -> None:
-        self.last_step_s = dur
         self.busy_s += dur
         self.steps += 1
         self.batch_sizes.append(batch)

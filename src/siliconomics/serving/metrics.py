@@ -135,10 +135,16 @@ class SimResult:
     energy_j: float
     cost_usd: float
     kv_transfer_bytes: float
-    requests: RequestLog
+    log: RequestLog
+    """per-request times and lengths"""
     measured_from: int = 0
     """latency statistics cover requests from this index on (warm-up excluded)"""
     assumptions: tuple[str, ...] = ()
+
+    @property
+    def requests(self) -> RequestLog:
+        """Alias of ``log``."""
+        return self.log
 
     @property
     def chips(self) -> int:
@@ -146,17 +152,17 @@ class SimResult:
 
     @property
     def usd_per_million_output(self) -> float:
-        tok = float(self.requests.output_tokens.sum())
+        tok = float(self.log.output_tokens.sum())
         return self.cost_usd / tok * 1e6 if tok else math.nan
 
     @property
     def joules_per_output_token(self) -> float:
-        tok = float(self.requests.output_tokens.sum())
+        tok = float(self.log.output_tokens.sum())
         return self.energy_j / tok if tok else math.nan
 
     def percentile(self, metric: str, q: float) -> float:
-        """``metric`` in ttft, tpot, e2e, queue at percentile ``q`` over measured requests."""
-        x = getattr(self.requests, f"{metric}_s")[self.measured_from :]
+        """``metric`` in ttft, tpot, e2e, queue at percentile ``q`` over the measured ones."""
+        x = getattr(self.log, f"{metric}_s")[self.measured_from :]
         x = x[np.isfinite(x)]
         return float(np.percentile(x, q)) if x.size else math.nan
 
@@ -167,7 +173,11 @@ class SimResult:
         q = self.slo.percentile
         ratios = {
             m: self.percentile(m, q) / lim
-            for m, lim in (("ttft", self.slo.ttft_s), ("tpot", self.slo.tpot_s), ("e2e", self.slo.e2e_s))
+            for m, lim in (
+                ("ttft", self.slo.ttft_s),
+                ("tpot", self.slo.tpot_s),
+                ("e2e", self.slo.e2e_s),
+            )
             if lim is not None
         }
         worst = max(ratios, key=lambda m: ratios[m])

@@ -2,8 +2,9 @@
 one line in ``ROUTERS``.
 
 * ``round-robin``: replicas in turn.
-* ``least-tokens``: the replica with the fewest outstanding tokens (prompt tokens not yet
-  prefilled plus output tokens not yet generated, over its queued and running requests).
+* ``least-tokens``: the replica with the fewest outstanding tokens at the arrival instant
+  (prompt tokens not yet prefilled plus output tokens not yet generated, over its queued and
+  running requests).
 * ``jsq``: join the shortest queue: fewest requests assigned and not finished.
 
 Ties go to the lowest replica index, so routing is deterministic.
@@ -19,7 +20,7 @@ from .engine import Engine
 class Router:
     name = ""
 
-    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:  # pragma: no cover
+    def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -29,7 +30,7 @@ class RoundRobin(Router):
     def __init__(self) -> None:
         self.next = 0
 
-    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:
+    def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:
         e = engines[self.next % len(engines)]
         self.next += 1
         return e
@@ -38,14 +39,14 @@ class RoundRobin(Router):
 class LeastTokens(Router):
     name = "least-tokens"
 
-    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:
-        return min(engines, key=lambda e: e.load_tokens)
+    def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:
+        return min(engines, key=lambda e: e.load_at(t))
 
 
 class JoinShortestQueue(Router):
     name = "jsq"
 
-    def pick(self, engines: Sequence[Engine], rid: int) -> Engine:
+    def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:
         return min(engines, key=lambda e: e.n_assigned)
 
 

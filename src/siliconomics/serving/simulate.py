@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..economics.cost import chip_price, power_per_chip_w
+from ..errors import SiliconomicsError
 from ..inference.forward import forward_cost
 from ..parallel.memory import active_params
 from .cluster import Pool, Progress, build, run
@@ -33,9 +34,11 @@ def simulate(
     left out of the latency statistics; ``sink`` receives Chrome-trace events (dicts), one per
     engine step; ``progress(done, total)`` is called now and then."""
     if not 0 <= warmup < 1:
-        raise ValueError(f"warmup must be in [0, 1), got {warmup}")
-    reqs = workload if isinstance(workload, Requests) else workload.sample(
-        rng if rng is not None else np.random.default_rng(seed)
+        raise SiliconomicsError(f"warmup must be a fraction in [0, 1), got {warmup}")
+    reqs = (
+        workload
+        if isinstance(workload, Requests)
+        else workload.sample(rng if rng is not None else np.random.default_rng(seed))
     )
     ledger = Ledger(
         reqs.arrival_s.tolist(), reqs.input_tokens.tolist(), reqs.output_tokens.tolist()
@@ -78,7 +81,7 @@ def simulate(
         energy_j=sum(s.energy_j for s in stats),
         cost_usd=sum(s.usd for s in stats),
         kv_transfer_bytes=links.bytes if links is not None else 0.0,
-        requests=log,
+        log=log,
         measured_from=start,
         assumptions=_assumptions(config, pools),
     )
@@ -131,7 +134,8 @@ def _assumptions(cfg: ServingConfig, pools: list[Pool]) -> tuple[str, ...]:
     out = []
     for p in pools:
         out += p.dev.assumptions(
-            p.cfg.plan.compute_dtype, p.dev.attention_dtype(p.cfg.plan.act_dtype, p.cfg.plan.kv_dtype)
+            p.cfg.plan.compute_dtype,
+            p.dev.attention_dtype(p.cfg.plan.act_dtype, p.cfg.plan.kv_dtype),
         )
         if p.cfg.plan.pp > 1:
             out.append(

@@ -90,7 +90,6 @@ class Grid2:
         b = r1[j] + (r1[j + 1] - r1[j]) * ty
         return a + (b - a) * tx
 
-
     def row_at(self, x: float) -> F:
         """Values along ``ys`` interpolated at ``x`` (bilinear is separable: reading this row
         with linear interpolation in ``y`` equals the 2-D lookup)."""
@@ -133,7 +132,7 @@ class StepTimeModel:
         fc = forward_cost(model, dev, plan, 1.0, np.asarray(self._t_axis), 0.0, logits_tokens=0)
         dense = np.broadcast_to(_by_class(fc, "dense"), (len(self._t_axis),))
         self._dense = [0.0, *dense.tolist()]  # index T (exact part)
-        self._n_exact = int(len(exact))
+        self._n_exact = len(exact)
         n = np.arange(0, min(top, EXACT_TOKENS) + 1, dtype=np.float64)
         h = _head(forward_cost(model, dev, plan, 1.0, 1.0, 0.0, logits_tokens=n))
         self._head = np.where(n > 0, np.broadcast_to(h, n.shape), 0.0).tolist()
@@ -144,6 +143,10 @@ class StepTimeModel:
             ctx,
             lambda B, c: _by_class(forward_cost(model, dev, plan, B, 1.0, c), "attention"),
         )
+        self._rows: dict[int, tuple[float, list[float]]] = {}
+        self._ys = self.attn_decode_grid.ys
+        self._ylast = len(self._ys) - 2
+        self._yinv = [1.0 / (b - a) for a, b in zip(self._ys, self._ys[1:], strict=False)]
         s_axis = _axis(max(max_tokens, max_ctx, 2))
         self.attn_prefill = _grid(
             s_axis,
@@ -167,14 +170,49 @@ class StepTimeModel:
             return float(self._head[n])
         return float(self._head[-1]) * n / (len(self._head) - 1)
 
+    def _decode_row(self, batch: int) -> tuple[float, list[float]]:
+        """(dense + head time, decode attention along the context axis) for ``batch``
+        sequences, cached: a step then costs one bisection and one linear interpolation."""
+        row = self._rows.get(batch)
+        if row is None:
+            base = self.dense(batch) + self.head(batch)
+            row = self._rows[batch] = (base, self.attn_decode_grid.row_at(batch).tolist())
+        return row
+
     def attn_decode(self, batch: int, total_ctx: float) -> float:
         if batch <= 0:
             return 0.0
-        return self.attn_decode_grid(batch, total_ctx / batch)
+        return self.decode_step(batch, total_ctx) - self._decode_row(batch)[0]
 
     def decode_step(self, batch: int, total_ctx: float) -> float:
         """A pure decode step of ``batch`` sequences with ``total_ctx`` cached tokens."""
-        return self.dense(batch) + self.head(batch) + self.attn_decode(batch, total_ctx)
+        base, r = self._decode_row(batch)
+        ys = self._ys
+        c = total_ctx / batch
+        j = bisect_right(ys, c) - 1
+        if j < 0:
+            j = 0
+        elif j > self._ylast:
+            j = self._ylast
+        return base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * self._yinv[j]
+
+    def decode_run_ends(self, batch: int, total_ctx: float, m: int) -> list[float]:
+        """Cumulative end times of ``m`` consecutive decode steps of ``batch`` sequences
+        starting at ``total_ctx`` cached tokens (each step adds one token per sequence, so
+        the mean context grows by exactly 1: the grid index is walked, not searched)."""
+        base, r = self._decode_row(batch)
+        ys, yinv, last = self._ys, self._yinv, self._ylast
+        c = total_ctx / batch
+        j = min(max(bisect_right(ys, c) - 1, 0), last)
+        acc = 0.0
+        out = []
+        for _ in range(m):
+            while j < last and c >= ys[j + 1]:
+                j += 1
+            acc += base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * yinv[j]
+            out.append(acc)
+            c += 1.0
+        return out
 
     def decode_steps(self, batch: int, total_ctx: F) -> F:
         """Pure decode steps of ``batch`` sequences at each of the summed contexts
@@ -230,9 +268,7 @@ def step_time_model(
     hit = _CACHE.get(key)
     if hit is not None:
         return hit[0]  # type: ignore[return-value]
-    stm = StepTimeModel(
-        model, dev, plan, max_tokens=max_tokens, max_seqs=max_seqs, max_ctx=max_ctx
-    )
+    stm = StepTimeModel(model, dev, plan, max_tokens=max_tokens, max_seqs=max_seqs, max_ctx=max_ctx)
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[key] = (stm, model, dev.chip, dev.eff)

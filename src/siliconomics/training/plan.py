@@ -90,12 +90,13 @@ class TrainPlan:
         return " ".join(parts)
 
     def short_label(self) -> str:
-        """Compact form for tables: ``dp4 tp4 pp4/v4 z1 mb1 full``."""
+        """Compact form for tables: ``dp4 tp4 pp4/v4 z1 mb1 rc:full`` (no rc: no recompute)."""
         s = f"dp{self.dp} tp{self.tp}" + ("" if self.sp or self.tp == 1 else "(no sp)")
         s += f" pp{self.pp}" + (f"/v{self.vpp}" if self.vpp > 1 else "")
         s += "".join(f" {k}{getattr(self, k)}" for k in ("cp", "ep") if getattr(self, k) > 1)
         s += f" z{self.zero}" + (f"/{self.shard}" if self.shard and self.zero == 3 else "")
-        return s + f" mb{self.micro_batch} rc:{self.recompute}"
+        rc = {"none": "", "selective": " rc:sel"}.get(self.recompute, f" rc:{self.recompute}")
+        return s + f" mb{self.micro_batch}{rc}"
 
     def microbatches(self, global_batch_seqs: int) -> int:
         return global_batch_seqs // (self.dp * self.micro_batch)

@@ -93,7 +93,13 @@ def _workload(row: MeasuredRow, n: int) -> tuple[Workload, list[str]]:
     return w, notes
 
 
-def _config(model: ModelSpec, row: MeasuredRow, plan: InferencePlan, eff: EfficiencyProfile | None, replicas: int) -> ServingConfig:
+def _config(
+    model: ModelSpec,
+    row: MeasuredRow,
+    plan: InferencePlan,
+    eff: EfficiencyProfile | None,
+    replicas: int,
+) -> ServingConfig:
     chip = get_chip(row.chip)
     p = InferencePlan(
         tp=plan.tp,

@@ -47,12 +47,24 @@ class ChunkedEngine(Engine):
         return budget
 
     def start_step(self, t: float) -> float | None:
-        self.admit_ready()
+        if self.ready:
+            self.admit_ready()
         if self.n_dec and not (self.waiting or self.ready or self.partial):
+            # Pure decode (the common case): a multi-step run, or one step without the
+            # chunk bookkeeping.
             dur = self.decode_run(t)
             if dur is not None:
                 return dur
-        if self.n_dec:
+            self.reserve_decode_blocks()
+            reserved = True
+            if self.n_dec and not self.waiting:  # (a preemption puts a request in waiting)
+                self._chunks = []
+                dur = self.stm.decode_step(self.n_dec, self.ctx_sum)
+                self.record(t, dur, self.n_dec, self.n_dec, "decode")
+                return dur
+        else:
+            reserved = False
+        if self.n_dec and not reserved:
             self.reserve_decode_blocks()
         budget = self.max_tokens - self.n_dec
         self._chunks = chunks = []

@@ -59,12 +59,11 @@ class StaticEngine(Engine):
         dur = float(done_at[-1] - t)
         used = -(-B * self.bucket(prompt + steps) // self.bs)
         self.blocks_free = self.blocks_total - min(used, self.blocks_total)
+        useful = sum(L.inp[r] for r in batch) + int(outs.sum()) - len(batch)
+        self.record(t, dur, len(batch), useful, "static batch")  # the prefill step
         active = (outs[None, :] - 1 > np.arange(steps)[:, None]).sum(axis=1)
-        self.batch_sizes.extend([len(batch), *active.tolist()])
-        self.record(t, dur, len(batch), B * (prompt + steps), "static batch")
-        self.batch_sizes.pop()  # record() appended one entry; the per-step list is above
+        self.batch_sizes.extend(active.tolist())  # requests still generating, per step
         self.steps += steps
-        self.tokens_done += 0
         return dur
 
     def finish_step(self, t: float) -> None:
