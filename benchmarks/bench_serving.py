@@ -18,12 +18,16 @@ this script says so and prints no vidur number or ratio.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import _vidur_data
 import numpy as np
+from _vidur_data import VidurInputs
 
 from siliconomics.catalog.registry import get_model
 from siliconomics.serving import Arrival, Workload, named_workload, simulate
@@ -56,56 +60,83 @@ def ours(n: int, replicas: int, rate: float, repeats: int) -> tuple[float, str]:
     return best, summary
 
 
-VIDUR_SCRIPT = """
-import sys, time
-sys.argv = ["vidur"] + sys.argv[1:]
-from vidur.config import SimulationConfig
-from vidur.simulator import Simulator
-cfg = SimulationConfig.create_from_cli_args()
-sim = Simulator(cfg)
-t0 = time.perf_counter()
-sim.run()
-print("VIDUR_RUN_S", time.perf_counter() - t0)
-"""
+VIDUR_DRIVER = ROOT / "benchmarks/_vidur_driver.py"
+_OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "WANDB_MODE": "disabled",
+}
+MAX_TOKENS = 16384  # request length cap and vidur's prediction range (trace max: 14,089)
+CHUNK = 8192  # tokens per step (our max_batched_tokens, Sarathi's chunk_size)
+MAX_BATCH = 128  # vidur's batch_size_cap and prediction_max_batch_size defaults
 
 
-def vidur(n: int, replicas: int, rate: float, trace: Path) -> tuple[float | None, str]:
+def vidur_args(n: int, replicas: int, rate: float, inp: VidurInputs, out: Path) -> list[str]:
+    rf = "--random_forrest_execution_time_predictor_config_"
+    return [
+        "--seed", "0",
+        "--log_level", "warning",
+        "--replica_config_model_name", _vidur_data.MODEL,
+        "--replica_config_device", "h100",
+        "--replica_config_network_device", _vidur_data.NETWORK,
+        "--replica_config_tensor_parallel_size", "1",
+        "--replica_config_num_pipeline_stages", "1",
+        "--cluster_config_num_replicas", str(replicas),
+        "--request_generator_config_type", "synthetic",
+        "--synthetic_request_generator_config_num_requests", str(n),
+        "--synthetic_request_generator_config_max_tokens", str(MAX_TOKENS),
+        "--interval_generator_config_type", "poisson",
+        "--poisson_request_interval_generator_config_qps", str(rate),
+        "--length_generator_config_type", "trace",
+        "--trace_request_length_generator_config_trace_file", str(inp.lengths_csv),
+        "--trace_request_length_generator_config_max_tokens", str(MAX_TOKENS),
+        "--global_scheduler_config_type", "lor",
+        "--replica_scheduler_config_type", "sarathi",
+        "--sarathi_scheduler_config_chunk_size", str(CHUNK),
+        "--sarathi_scheduler_config_batch_size_cap", str(MAX_BATCH),
+        "--execution_time_predictor_config_type", "random_forrest",
+        rf + "cache_dir", str(inp.cache_dir),
+        rf + "model_profiling_dataset", _vidur_data.COMPUTE_DATASET,
+        rf + "network_profiling_dataset", _vidur_data.NETWORK_DATASET,
+        rf + "prediction_max_tokens_per_request", str(MAX_TOKENS),
+        rf + "prediction_max_prefill_chunk_size", str(CHUNK),
+        rf + "prediction_max_batch_size", str(MAX_BATCH),
+        "--no-metrics_config_write_metrics",
+        "--no-metrics_config_enable_chrome_trace",
+        "--metrics_config_output_dir", str(out),
+    ]  # fmt: skip
+
+
+def vidur(
+    n: int, replicas: int, rate: float, shared: Path, timeout: float
+) -> tuple[dict[str, float] | None, str]:
+    """Run vidur in its own venv on locally built profiling data; (result, note)."""
     if not VIDUR_PY.exists():
         return None, (
             "not installed: python3 -m venv .bench-venv-vidur && "
             ".bench-venv-vidur/bin/pip install vidur==0.0.26"
         )
-    args = [
-        "--replica_config_model_name", "meta-llama/Llama-3-8B",
-        "--replica_config_device", "h100",
-        "--cluster_config_num_replicas", str(replicas),
-        "--replica_config_tensor_parallel_size", "1",
-        "--request_generator_config_type", "synthetic",
-        "--synthetic_request_generator_config_num_requests", str(n),
-        "--interval_generator_config_type", "poisson",
-        "--poisson_request_interval_generator_config_qps", str(rate),
-        "--length_generator_config_type", "trace",
-        "--trace_request_length_generator_config_trace_file", str(trace),
-        "--global_scheduler_config_type", "lor",
-        "--replica_scheduler_config_type", "sarathi",
-        "--sarathi_scheduler_config_chunk_size", "8192",
-        "--no-metrics_config_write_metrics",
-    ]  # fmt: skip
-    try:
-        r = subprocess.run(
-            [str(VIDUR_PY), "-c", VIDUR_SCRIPT, *args],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            cwd=ROOT,
-            env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    if not (shared / "data/measured-ops").is_dir():
+        return None, f"no measured profiling data under {shared}/data/measured-ops"
+    with tempfile.TemporaryDirectory(prefix="bench-vidur-") as tmp:
+        work = Path(tmp)
+        inp = _vidur_data.build(
+            work, shared, n=n, max_ctx=MAX_TOKENS, max_chunk=CHUNK, max_batch=MAX_BATCH
         )
-    except subprocess.TimeoutExpired:
-        return None, "timed out after 1 h"
+        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "HF_HOME": str(work / "hf"), **_OFFLINE}
+        cmd = [str(VIDUR_PY), str(VIDUR_DRIVER), *vidur_args(n, replicas, rate, inp, work)]
+        try:
+            r = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, cwd=work, env=env
+            )
+        except subprocess.TimeoutExpired:
+            return None, f"timed out after {timeout:.0f} s"
     for line in r.stdout.splitlines():
-        if line.startswith("VIDUR_RUN_S"):
-            secs = float(line.split()[1])
-            return secs, "simulation loop only (profiling and model fits excluded)"
+        if line.startswith("VIDUR_RESULT "):
+            res: dict[str, float] = json.loads(line.split(" ", 1)[1])
+            return res, f"synthetic attention table: {inp.attention_rows} rows"
     tail = (r.stderr or r.stdout).strip().splitlines()
     reason = next(
         (x for x in reversed(tail) if "Error" in x or "error" in x), tail[-1] if tail else "?"
@@ -121,6 +152,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--no-vidur", action="store_true")
+    ap.add_argument(
+        "--vidur-requests", type=int, default=None, help="requests in vidur (default --requests)"
+    )
+    ap.add_argument("--vidur-timeout", type=float, default=3600.0, help="seconds")
     args = ap.parse_args()
     n = args.requests
     print(
@@ -133,13 +168,38 @@ def main() -> None:
     print(f"  goal: {n:,} requests in < 10 s on one core: {'met' if t < 10 else 'NOT met'}")
     if args.no_vidur:
         return
-    trace = args.shared / "data/traces/splitwise_conv.csv"
-    tv, note = vidur(n, args.replicas, args.rate, trace)
-    if tv is None:
+    nv = args.vidur_requests or n
+    res, note = vidur(nv, args.replicas, args.rate, args.shared, args.vidur_timeout)
+    if res is None:
         print(f"vidur: COULD NOT RUN ({note}); no ratio")
         return
-    print(f"vidur 0.0.26: {tv:.2f} s = {n / tv:,.0f} simulated requests/s ({note})")
-    print(f"ratio (same run): siliconomics is {tv / t:.1f}x faster than vidur (goal >= 20x)")
+    report_vidur(res, note, n / t)
+
+
+def report_vidur(res: dict[str, float], note: str, ours_rps: float) -> None:
+    nv, run = int(res["requests"]), res["run_s"]
+    print(
+        f"vidur {res['version']}: {nv:,} requests, Llama-2-7B (the model with measured H100 "
+        f"MLP data) on {_vidur_data.NETWORK} profiles, Sarathi chunk {CHUNK}, LOR routing"
+    )
+    print(
+        f"  start-up {res['startup_s']:.1f} s (predictor training {res['predictor_s']:.1f} s, "
+        f"all cores; rest: request generation)"
+    )
+    print(
+        f"  simulation {run:.2f} s = {nv / run:,.0f} simulated requests/s "
+        f"({int(res['completed']):,} completed, {res['sim_time_s']:,.0f} simulated s)"
+    )
+    print(
+        f"  predicted TTFT p50 {res['ttft_p50_s'] * 1e3:.0f} ms, TPOT p50 "
+        f"{res['tpot_p50_s'] * 1e3:.1f} ms ({note}: vidur's attention timings are "
+        "synthesised from siliconomics' roofline attention op; they change vidur's predicted "
+        "latencies, not its simulation speed)"
+    )
+    print(
+        f"ratio (same run, simulated requests/s): siliconomics {ours_rps:,.0f} vs vidur "
+        f"{nv / run:,.0f} = {ours_rps / (nv / run):.1f}x (goal >= 20x)"
+    )
 
 
 if __name__ == "__main__":

@@ -202,6 +202,12 @@ def _fit_error(est: TrainEstimate) -> DoesNotFitError:
         "gradients": "try zero=2 or higher",
         "weights": "try zero=3 (FSDP), or more tp/pp",
     }[biggest]
+    if biggest != "activations" and est.plan.shard_group == 1:
+        # ZeRO/FSDP shard over data (and context) parallel ranks; with one rank there is
+        # nothing to shard over.
+        hint = (
+            "ZeRO/FSDP cannot help at dp*cp=1; use more chips (dp>1 with zero=1..3) or more tp/pp"
+        )
     return DoesNotFitError(
         f"{est.model.id} does not fit on {est.chips} x {est.device.id} with {est.plan.label()}: "
         f"needs {fmt_si(est.memory_total, 'B', binary=True)} per chip of "
