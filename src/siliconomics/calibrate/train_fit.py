@@ -17,7 +17,6 @@ provenance says which. Reproduce with ``scripts/calibrate_training.py``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -25,6 +24,7 @@ from scipy.optimize import least_squares
 from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import SiliconomicsError
 from ..validate.train_rows import TrainRow, run_train_row
+from .family_fit import FamilyFit
 
 TRAIN_BOUNDS: dict[str, tuple[float, float]] = {
     "train_gemm_efficiency": (0.30, 0.95),
@@ -50,17 +50,6 @@ TRAIN_INHERIT: dict[str, str] = {
     "nvidia-ada": "nvidia-hopper",
     "nvidia-ampere": "nvidia-hopper",
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainFit:
-    family: str
-    params: tuple[str, ...]
-    values: dict[str, float]
-    n_rows: int
-    median_abs_pct_before: float
-    median_abs_pct_after: float
-    loo_median_abs_pct: float
 
 
 Rows = Sequence[tuple[TrainRow, ModelSpec]]
@@ -105,7 +94,7 @@ def fit_train_params(
 
 def fit_train_family(
     family: str, rows: Rows, base: EfficiencyProfile, *, leave_one_out: bool = True
-) -> TrainFit:
+) -> FamilyFit:
     """Fit ``TRAIN_FIT_PLAN[family]`` on the family's training rows."""
     params = TRAIN_FIT_PLAN.get(family, ())
     if params and len(rows) < 2 * len(params):
@@ -124,7 +113,7 @@ def fit_train_family(
     def pct(logerr: np.ndarray) -> float:
         return float(np.median(np.expm1(logerr)) * 100) if len(logerr) else float("nan")
 
-    return TrainFit(
+    return FamilyFit(
         family=family,
         params=params,
         values=values,
