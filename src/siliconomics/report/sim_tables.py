@@ -15,6 +15,7 @@ from ..serving.capacity import CapacityResult
 from ..serving.config import ServingConfig
 from ..serving.metrics import Dist, PoolStats, SimResult
 from ..units import fmt_si, fmt_time
+from .style import compact_table
 
 
 def _f(v: float) -> float | None:
@@ -89,7 +90,7 @@ def _setup(cfg: ServingConfig) -> str:
 
 def render_sim(con: Console, cfg: ServingConfig, r: SimResult) -> None:
     con.print(f"[bold]{_setup(cfg)}[/bold]", highlight=False)
-    lat = Table(title=f"Latency over {r.n_requests - r.measured_from:,} requests")
+    lat = compact_table(f"Latency over {r.n_requests - r.measured_from:,} requests")
     for col in ("metric", "mean", "p50", "p90", "p99", "max"):
         lat.add_column(col, justify="left" if col == "metric" else "right")
     for name, d in (
@@ -128,21 +129,20 @@ def render_sim(con: Console, cfg: ServingConfig, r: SimResult) -> None:
     if r.kv_transfer_bytes:
         t.add_row("KV transferred prefill -> decode", fmt_si(r.kv_transfer_bytes, "B"))
     con.print(t)
-    pt = Table(title="Pools")
+    pt = compact_table("Pools (batch: mean sequences per step / admission limit)")
     for col in (
         "role",
         "chip",
         "chips",
         "busy",
         "MFU",
-        "KV used",
-        "mean batch",
-        "max seqs",
+        "KV",
+        "batch",
         "steps",
         "W/chip",
         "$/chip-h",
     ):
-        pt.add_column(col, justify="left" if col in ("role", "chip") else "right")
+        pt.add_column(col, justify="left" if col in ("role", "chip") else "right", no_wrap=True)
     for p in r.pools:
         pt.add_row(
             p.role,
@@ -151,8 +151,7 @@ def render_sim(con: Console, cfg: ServingConfig, r: SimResult) -> None:
             f"{p.utilisation:.0%}",
             f"{p.mfu:.1%}",
             f"{p.kv_utilisation:.0%}",
-            f"{p.mean_batch:.1f}",
-            f"{p.max_seqs:,}",
+            f"{p.mean_batch:.1f} / {p.max_seqs:,}",
             f"{p.steps:,}",
             f"{p.watts_per_chip:,.0f}" if math.isfinite(p.watts_per_chip) else "-",
             _money(p.usd_per_chip_hour),
