@@ -220,3 +220,30 @@ def test_cli_train_json_and_errors():
         "train", "--model", "llama-3.1-8b", "--chip", "h100-sxm", "--chips", "16", "--plan", "tp=16"
     )
     assert bad.returncode == 2 and "scale-up domain" in bad.stderr
+
+
+def test_train_pricing_modes(tmp_path):
+    """--mode prices the run from economics.pricing: a reserved price from --prices, the
+    owned TCO (dearer per busy hour at lower utilisation), and a clear error for a missing
+    mode."""
+    from siliconomics.catalog.registry import get_model
+    from siliconomics.training.study import study_training
+
+    book = tmp_path / "prices.toml"
+    book.write_text("[chip_hour.h100-sxm]\nreserved-1y = 2.5\n")
+    base = ["train", "--model", "llama-3.1-8b", "--chip", "h100-sxm", "--chips", "16"]
+    base += ["--plan", "tp=2,zero=1,mb=1", "--global-batch", "64", "--json"]
+    r = _cli(*base, "--mode", "reserved-1y", "--prices", str(book))
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)["plans"][0]
+    assert p["cost_usd"] == pytest.approx(p["chip_hours"] * 2.5)
+
+    model = get_model("llama-3.1-8b")
+    kw = dict(seq_len=4096, global_batch_seqs=64, plan_text="tp=2,zero=1,mb=1", pricing="owned")
+    hi = study_training(model, "h100-sxm", 16, 1e12, utilisation=0.9, **kw)  # type: ignore[arg-type]
+    lo = study_training(model, "h100-sxm", 16, 1e12, utilisation=0.3, **kw)  # type: ignore[arg-type]
+    assert hi.price is not None and lo.price is not None
+    assert lo.price.usd_per_chip_hour > 2 * hi.price.usd_per_chip_hour
+
+    bad = _cli(*base, "--mode", "reserved-3y")
+    assert bad.returncode == 2 and "modes with a price" in bad.stderr

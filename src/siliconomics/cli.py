@@ -232,6 +232,18 @@ def train_cmd(
     method: Annotated[str, typer.Option(help="'full' or 'lora' (frozen base)")] = "full",
     optimizer: Annotated[str, typer.Option(help="adam, adam-8bit, sgd, adafactor")] = "adam",
     price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    mode: Annotated[
+        str, typer.Option(help="on-demand, reserved-1y, reserved-3y, spot or owned (TCO)")
+    ] = "on-demand",
+    prices: Annotated[
+        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
+    ] = None,
+    utilisation: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1.0, help="owned: cluster's average busy fraction over its life"
+        ),
+    ] = 0.6,
     as_json: JsonOpt = False,
 ) -> None:
     """Training: step time, MFU, memory, and time, cost and energy to train a token budget,
@@ -249,6 +261,11 @@ def train_cmd(
         method=method,
         optimizer=optimizer,
         price_overrides=parse_price_overrides(price),
+        pricing=mode,
+        utilisation=utilisation,
+        price_book=parse_price_overrides_toml(read_toml_file(prices, "--prices"))
+        if prices
+        else None,
     )
     _emit_json(train_tables.study_dict(study)) if as_json else train_tables.render_study(out, study)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..catalog.schema import ModelSpec
 from ..economics.cost import ChipPrice, chip_price
+from ..economics.pricing import PriceOverrides, chip_hour_cost
 from ..errors import SiliconomicsError
 from .estimate import TrainCost, TrainEstimate, estimate_training, time_and_cost_to_train
 from .plan import TrainPlan, parse_plan
@@ -54,8 +55,16 @@ def study_training(
     method: str = "full",
     optimizer: str = "adam",
     price_overrides: dict[str, float] | None = None,
+    pricing: str = "on-demand",
+    utilisation: float = 1.0,
+    price_book: PriceOverrides | None = None,
 ) -> TrainingStudy:
-    """Estimate ``plan_text`` if given, else search the ``top`` fastest plans; price each."""
+    """Estimate ``plan_text`` if given, else search the ``top`` fastest plans; price each.
+
+    ``pricing`` is a mode of :func:`economics.pricing.chip_hour_cost` (on-demand, reserved-1y,
+    reserved-3y, spot, owned); ``utilisation`` is the owned cluster's average busy fraction
+    over its life (an owner pays for idle hours too). ``price_overrides`` (USD per chip-hour)
+    win over every mode; ``price_book`` adds system prices per mode (``--prices FILE``)."""
     if tokens <= 0:
         raise SiliconomicsError(f"--tokens must be positive, got {tokens:g}")
     base = TrainPlan(dtype=dtype, method=method, optimizer=optimizer)  # type: ignore[arg-type]
@@ -78,7 +87,7 @@ def study_training(
             method=method,
             optimizer=optimizer,
         )
-    price = chip_price(chip_id, price_overrides, chips_needed=n_chips)
+    price = _price(chip_id, n_chips, pricing, utilisation, price_overrides, price_book)
     usd = price.usd_per_chip_hour if price else None
     return TrainingStudy(
         estimates=tuple(ests),
@@ -86,4 +95,33 @@ def study_training(
         price=price,
         tokens=tokens,
         searched=not plan_text,
+    )
+
+
+def _price(
+    chip_id: str,
+    n_chips: int,
+    pricing: str,
+    utilisation: float,
+    overrides: dict[str, float] | None,
+    book: PriceOverrides | None,
+) -> ChipPrice | None:
+    if (pricing == "on-demand" and book is None) or (overrides and chip_id in overrides):
+        return chip_price(chip_id, overrides, chips_needed=n_chips)
+    c = chip_hour_cost(
+        chip_id, pricing, overrides=book, utilisation=utilisation, chips_needed=n_chips
+    )
+    what = "owned TCO" + (", imputed from a cloud price" if c.imputed else "")
+    # The training job uses busy hours; an owner pays for every wall-clock hour, so a busy
+    # hour costs the wall-clock TCO over the cluster's average utilisation.
+    busy_hour = c.total / utilisation if pricing == "owned" else c.total
+    return ChipPrice(
+        usd_per_chip_hour=busy_hour,
+        system=c.source or what,
+        region=f"owned, per busy hour at {utilisation:.0%} utilisation"
+        if pricing == "owned"
+        else pricing,
+        as_of="the TCO defaults in docs/ECONOMICS.md" if pricing == "owned" else "see catalog",
+        source=what if pricing == "owned" else pricing,
+        note="; ".join(c.notes),
     )
