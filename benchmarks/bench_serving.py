@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import _vidur_data
 import numpy as np
-from _vidur_data import VidurInputs
 
+import _vidur_data
+from _vidur_data import VidurInputs
 from siliconomics.catalog.registry import get_model
 from siliconomics.serving import Arrival, Workload, named_workload, simulate
 from siliconomics.serving.spec import make_config
