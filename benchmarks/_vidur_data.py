@@ -14,15 +14,16 @@ the predictor's ``cache_dir``, so this module writes such a cache:
   vidur simulates.
 
 It also writes the request-length file vidur's ``trace`` length generator reads: ``n`` rows
-drawn with replacement from the Azure conversation trace (vidur stops at the end of the file).
+drawn with replacement from the Azure conversation trace (vidur fails past the end of the file).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import lzma
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,7 @@ from siliconomics.serving.spec import make_config
 MODEL = "meta-llama/Llama-2-7b-hf"  # the only Llama ~7-8B with measured H100 MLP data
 OUR_MODEL, CHIP = "llama-2-7b", "h100-sxm"
 NETWORK = "h100_dgx"
-COMPUTE_DATASET = "siliconomics-local/llama-2-7b-hf-h100"
-NETWORK_DATASET = "siliconomics-local/h100-dgx"
+ORG = "siliconomics-local"  # dataset names get a content hash: vidur keys its cache on them
 _REV = "0" * 40  # commit id of the local snapshot (any hex string; refs/main points to it)
 _STATS = ("min", "max", "mean", "median", "std")
 
@@ -46,24 +46,26 @@ _STATS = ("min", "max", "mean", "median", "std")
 @dataclass(frozen=True)
 class VidurInputs:
     cache_dir: Path
+    compute_dataset: str
+    network_dataset: str
     lengths_csv: Path
     attention_rows: int
 
 
-def _xz_copy(src: Path, dst: Path) -> None:
-    with src.open("rb") as f, lzma.open(dst, "wb", preset=1) as g:
-        shutil.copyfileobj(f, g)
-
-
-def _snapshot(cache_dir: Path, kind: str, repo: str, config: dict[str, str]) -> Path:
-    org, name = repo.split("/")
-    store = cache_dir / "profiling_data" / kind / f"datasets--{org}--{name}"
+def _snapshot(
+    cache_dir: Path, kind: str, name: str, config: dict[str, str], files: dict[str, bytes]
+) -> str:
+    """Write a Hugging Face cache snapshot of dataset ``ORG/name-<hash>``; return its id."""
+    name = f"{name}-{hashlib.sha256(b''.join(files.values())).hexdigest()[:10]}"
+    store = cache_dir / "profiling_data" / kind / f"datasets--{ORG}--{name}"
     snap = store / "snapshots" / _REV
     snap.mkdir(parents=True, exist_ok=True)
     (store / "refs").mkdir(exist_ok=True)
     (store / "refs" / "main").write_text(_REV)
     (snap / "config.json").write_text(json.dumps(config))
-    return snap
+    for fname, data in files.items():
+        (snap / fname).write_bytes(lzma.compress(data, preset=1))
+    return f"{ORG}/{name}"
 
 
 def _attention_grid(max_ctx: int, max_chunk: int, max_batch: int) -> list[tuple[int, int, int]]:
@@ -97,7 +99,9 @@ def _attention_rows(max_ctx: int, max_chunk: int, max_batch: int) -> list[dict[s
         row: dict[str, object] = {}
         for op, t in ops.items():
             for st in _STATS:
-                row[f"time_stats.{op}.{st}"] = "" if np.isnan(t) else (0.0 if st == "std" else t)
+                row[f"time_stats.{op}.{st}"] = (
+                    "" if np.isnan(t) else (0.0 if st == "std" else float(t))
+                )
         row.update(
             n_embd=model.d_model,
             n_q_head=model.n_heads,
@@ -108,18 +112,19 @@ def _attention_rows(max_ctx: int, max_chunk: int, max_batch: int) -> list[dict[s
             batch_size=int(B[i]),
             prefill_chunk_size=int(s[i]),
             kv_cache_size=int(c[i]),
-            is_prefill=not decode[i],
+            is_prefill=not bool(decode[i]),
             attention_backend="SILICONOMICS_ROOFLINE",
         )
         rows.append(row)
     return rows
 
 
-def _write_xz_csv(path: Path, rows: list[dict[str, object]]) -> None:
-    with lzma.open(path, "wt", preset=1, newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+def _csv_bytes(rows: list[dict[str, object]]) -> bytes:
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode()
 
 
 def _lengths(trace: Path, out: Path, n: int, seed: int) -> None:
@@ -132,18 +137,20 @@ def _lengths(trace: Path, out: Path, n: int, seed: int) -> None:
 
 
 def build(
-    work: Path, shared: Path, *, n: int, max_ctx: int, max_chunk: int, max_batch: int
+    work: Path, cache: Path, shared: Path, *, n: int, max_ctx: int, max_chunk: int, max_batch: int
 ) -> VidurInputs:
-    """Write vidur's offline profiling cache and length file under ``work``."""
+    """Write vidur's offline profiling snapshots under ``cache`` (vidur's ``cache_dir``, where
+    it also keeps its trained predictors) and the request-length file under ``work``."""
     ops = shared / "data/measured-ops"
-    cache = work / "vidur_cache"
-    comp = _snapshot(cache, "compute", COMPUTE_DATASET, {"model": MODEL, "device_sku": "h100"})
-    _xz_copy(ops / "compute/h100" / MODEL / "mlp.csv", comp / "mlp.csv.xz")
     rows = _attention_rows(max_ctx, max_chunk, max_batch)
-    _write_xz_csv(comp / "attention.csv.xz", rows)
-    net = _snapshot(cache, "network", NETWORK_DATASET, {"sku": NETWORK})
-    for name in ("all_reduce.csv", "send_recv.csv"):
-        _xz_copy(ops / "network" / NETWORK / name, net / f"{name}.xz")
+    compute = _snapshot(
+        cache, "compute", "llama-2-7b-hf-h100", {"model": MODEL, "device_sku": "h100"},
+        {"mlp.csv.xz": (ops / "compute/h100" / MODEL / "mlp.csv").read_bytes(),
+         "attention.csv.xz": _csv_bytes(rows)},
+    )  # fmt: skip
+    net = {f"{k}.csv.xz": (ops / "network" / NETWORK / f"{k}.csv").read_bytes()
+           for k in ("all_reduce", "send_recv")}  # fmt: skip
+    network = _snapshot(cache, "network", NETWORK.replace("_", "-"), {"sku": NETWORK}, net)
     lengths = work / "lengths.csv"
     _lengths(shared / "data/traces/splitwise_conv.csv", lengths, n, seed=0)
-    return VidurInputs(cache_dir=cache, lengths_csv=lengths, attention_rows=len(rows))
+    return VidurInputs(cache, compute, network, lengths, len(rows))
