@@ -16,7 +16,7 @@ Procedure (reproducible with ``scripts/calibrate_families.py``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,36 +99,37 @@ def _predictor(models: dict[str, ModelSpec]) -> Predict:
     return predict
 
 
-def _with(prof: EfficiencyProfile, params: Sequence[str], x: np.ndarray) -> EfficiencyProfile:
-    return prof.model_copy(update={p: float(v) for p, v in zip(params, x, strict=True)})
-
-
 def _residuals(
     rows: Sequence[MeasuredRow], prof: EfficiencyProfile, predict: Predict
 ) -> np.ndarray:
     return np.array([np.log(predict(r, prof) / r.value) for r in rows])
 
 
-def fit_params(
-    rows: Sequence[MeasuredRow], base: EfficiencyProfile, params: Sequence[str], predict: Predict
+def bounded_fit(
+    residuals: Callable[[dict[str, float]], np.ndarray],
+    params: Sequence[str],
+    bounds: Mapping[str, tuple[float, float]],
+    priors: Mapping[str, float],
 ) -> dict[str, float]:
-    """Least-squares fit of ``params`` on ``rows`` starting from ``base`` (deterministic)."""
+    """Deterministic robust least squares of ``residuals(values)`` over ``params`` in their
+    ``bounds``, always starting from the fixed ``priors`` (not from the file's current values),
+    so a re-run reproduces the same fit and leave-one-out never starts from a fit that saw the
+    held-out row."""
     if not params:
         return {}
-    lo = np.array([BOUNDS[p][0] for p in params])
-    hi = np.array([BOUNDS[p][1] for p in params])
-    # Always start from the fixed priors (not from the file's current values), so a re-run
-    # reproduces the same fit and leave-one-out never starts from a fit that saw the row.
-    start = [PRIORS[p] for p in params]
-    # Start strictly inside the box: an exact bound stalls the trust-region solver.
-    x0 = np.clip(np.array(start, dtype=float), lo + 1e-3 * (hi - lo), hi - 1e-3 * (hi - lo))
+    lo = np.array([bounds[p][0] for p in params])
+    hi = np.array([bounds[p][1] for p in params])
     scale = hi - lo
+    # Start strictly inside the box: an exact bound stalls the trust-region solver.
+    x0 = np.clip(
+        np.array([priors[p] for p in params], dtype=float), lo + 1e-3 * scale, hi - 1e-3 * scale
+    )
 
-    def f(z: np.ndarray) -> np.ndarray:
-        return _residuals(rows, _with(base, params, lo + z * scale), predict)
+    def values(z: np.ndarray) -> dict[str, float]:
+        return {p: float(v) for p, v in zip(params, lo + z * scale, strict=True)}
 
     res = least_squares(
-        f,
+        lambda z: residuals(values(z)),
         (x0 - lo) / scale,
         bounds=(0.0, 1.0),
         loss="soft_l1",
@@ -136,7 +137,16 @@ def fit_params(
         diff_step=1e-3,
         max_nfev=200,
     )
-    return {p: float(v) for p, v in zip(params, lo + res.x * scale, strict=True)}
+    return values(res.x)
+
+
+def fit_params(
+    rows: Sequence[MeasuredRow], base: EfficiencyProfile, params: Sequence[str], predict: Predict
+) -> dict[str, float]:
+    """Least-squares fit of ``params`` on ``rows`` starting from ``base`` (deterministic)."""
+    return bounded_fit(
+        lambda v: _residuals(rows, base.model_copy(update=v), predict), params, BOUNDS, PRIORS
+    )
 
 
 def fit_family(

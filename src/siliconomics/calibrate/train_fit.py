@@ -16,15 +16,14 @@ provenance says which. Reproduce with ``scripts/calibrate_training.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import SiliconomicsError
 from ..validate.train_rows import TrainRow, run_train_row
-from .family_fit import FamilyFit
+from .family_fit import FamilyFit, bounded_fit
 
 TRAIN_BOUNDS: dict[str, tuple[float, float]] = {
     "train_gemm_efficiency": (0.30, 0.95),
@@ -67,29 +66,9 @@ def fit_train_params(
     rows: Rows, base: EfficiencyProfile, params: Sequence[str]
 ) -> dict[str, float]:
     """Deterministic least-squares fit of ``params`` from the fixed priors."""
-    if not params:
-        return {}
-    lo = np.array([TRAIN_BOUNDS[p][0] for p in params])
-    hi = np.array([TRAIN_BOUNDS[p][1] for p in params])
-    x0 = np.array([TRAIN_PRIORS[p] for p in params])
-    x0 = np.clip(x0, lo + 1e-3 * (hi - lo), hi - 1e-3 * (hi - lo))
-    scale = hi - lo
-
-    def with_(z: np.ndarray) -> EfficiencyProfile:
-        vals = lo + z * scale
-        return base.model_copy(update={p: float(v) for p, v in zip(params, vals, strict=True)})
-
-    f: Callable[[np.ndarray], np.ndarray] = lambda z: _residuals(rows, with_(z))  # noqa: E731
-    res = least_squares(
-        f,
-        (x0 - lo) / scale,
-        bounds=(0.0, 1.0),
-        loss="soft_l1",
-        f_scale=0.1,
-        diff_step=1e-3,
-        max_nfev=200,
+    return bounded_fit(
+        lambda v: _residuals(rows, base.model_copy(update=v)), params, TRAIN_BOUNDS, TRAIN_PRIORS
     )
-    return {p: float(v) for p, v in zip(params, lo + res.x * scale, strict=True)}
 
 
 def fit_train_family(
