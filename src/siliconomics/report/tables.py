@@ -14,6 +14,7 @@ from ..plan.assess import Assessment
 from ..plan.compare import Comparison
 from ..units import fmt_si, fmt_time
 from ..validate.run import ValidationReport
+from .style import compact_table
 
 
 def _s(x: object) -> float:
@@ -283,39 +284,36 @@ def render_comparison(con: Console, c: Comparison) -> None:
         slo.append(f"TTFT <= {fmt_time(c.ttft_s)}")
     if c.tpot_s is not None:
         slo.append(f"TPOT <= {fmt_time(c.tpot_s)}")
-    t = Table(
-        title=f"{c.model.id}: {c.input_len:.0f} in / {c.output_len:.0f} out tokens"
+    t = compact_table(
+        f"{c.model.id}: {c.input_len:.0f} in / {c.output_len:.0f} out tokens"
         + (f", {', '.join(slo)}" if slo else "")
-        + " - best layout per chip"
+        + " - best layout per chip, cheapest first (tok/s per chip; $ per M output tokens)"
     )
+    # Ranked best first; narrow enough for an 80-column terminal (the system each price comes
+    # from is in --json and in 'siliconomics show CHIP').
     for col in (
-        "#",
         "chip",
         "layout",
         "batch",
-        "tok/s/chip",
+        "tok/s",
         "TTFT",
         "TPOT",
-        "$/M out",
-        "J/token",
+        "$/M",
+        "J/tok",
         "bound",
-        "price basis",
     ):
         t.add_column(
-            col, justify="left" if col in ("chip", "layout", "bound", "price basis") else "right"
+            col, justify="left" if col in ("chip", "layout", "bound") else "right", no_wrap=True
         )
-    rank = 0
     for ch in c.choices:
         if not ch.feasible:
             continue
-        rank += 1
         a = ch.assessment
         assert a is not None
         p = a.estimate.plan
         cost = ch.value("usd_per_m_output")
         jt = ch.value("j_per_token")
         t.add_row(
-            str(rank),
             ch.chip.id,
             f"tp{p.tp}" + (f" pp{p.pp}" if p.pp > 1 else "") + (f" ep{p.ep}" if p.ep > 1 else ""),
             f"{ch.value('batch'):.0f}",
@@ -326,7 +324,6 @@ def render_comparison(con: Console, c: Comparison) -> None:
             ("~" if a.power and a.power.estimated else "")
             + (f"{jt:.2f}" if np.isfinite(jt) else "-"),
             ch.bound,
-            (f"{a.price.system} {a.price.as_of}" if a.price else "no price"),
         )
     con.print(t)
     bad = [ch for ch in c.choices if not ch.feasible]
