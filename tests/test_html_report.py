@@ -136,3 +136,18 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert any(abs(c[0] - 0x4C) + abs(c[1] - 0x78) + abs(c[2] - 0xA8) < 12 for c in colours)
     text = r.stdout.decode(errors="replace")
     assert text.count('class="main-svg"') >= 4, "plotly did not render its SVG charts"
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    """An --html or --trace-out path that cannot be written is a SiliconomicsError naming the
+    option (one line in the CLI), not an OSError traceback."""
+    import pytest
+
+    from siliconomics.errors import SiliconomicsError
+    from siliconomics.report.html import write_output
+
+    with pytest.raises(SiliconomicsError, match="--html: cannot write"):
+        write_output(tmp_path / "missing-dir" / "r.html", "<html></html>", "--html")
+    ok = tmp_path / "r.html"
+    write_output(ok, "<html></html>", "--html")
+    assert ok.read_text() == "<html></html>"

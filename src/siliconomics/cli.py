@@ -22,7 +22,7 @@ from .plan.compare import compare_chips
 from .plan.tco_study import study_tco
 from .report import serialize, tables, train_tables
 from .report import tco as tco_report
-from .report.html import write_html
+from .report.html import write_html, write_output
 from .training.study import study_training
 from .units import DTYPES, parse_positive
 from .validate.run import validate_file
@@ -481,7 +481,7 @@ def simulate_cmd(
             progress=progress,
         )
     if trace_out:
-        trace_out.write_text(json.dumps({"traceEvents": events}), encoding="utf-8")
+        write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)
     _emit_json(sim_tables.sim_dict(res)) if as_json else sim_tables.render_sim(out, cfg, res)
 

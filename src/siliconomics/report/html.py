@@ -21,6 +21,7 @@ from typing import TypeAlias
 import plotly.graph_objects as go
 
 from .. import __version__
+from ..errors import SiliconomicsError
 
 Block: TypeAlias = str | go.Figure
 """A section block: raw HTML (e.g. from :func:`.charts.html_table`) or a plotly figure."""
@@ -92,5 +93,14 @@ def render_html(title: str, takeaway: str, sections: Sequence[Section], *, foote
 
 def write_html(path: Path, page: str) -> Path:
     """Write a rendered report; returns the path."""
-    path.write_text(page, encoding="utf-8")
+    write_output(path, page, "--html")
     return path
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    """Write a file the user asked for; an unwritable path is a one-line error naming the
+    option, not a traceback."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise SiliconomicsError(f"{option}: cannot write '{path}': {e.strerror}") from e
