@@ -83,6 +83,18 @@ def build_pool(
         raise SiliconomicsError(f"router '{router}': allowed: {', '.join(ROUTERS)}")
     dev = make_device(pc.chip, pc.eff)
     pc.plan.validate(model, dev)
+    weights = weight_bytes_per_chip(model, pc.plan)
+    if weights > dev.usable_hbm_bytes:
+        # Say what overflowed: the weights alone, before any KV cache.
+        short = weights - dev.usable_hbm_bytes
+        raise DoesNotFitError(
+            f"{model.id} on {pc.plan.tp * pc.plan.pp} x {dev.id} ({role} pool): the weights "
+            f"need {fmt_si(weights, 'B', binary=True)} per chip of "
+            f"{fmt_si(dev.usable_hbm_bytes, 'B', binary=True)} usable; short by "
+            f"{fmt_si(short, 'B', binary=True)}",
+            shortfall_bytes=short,
+            suggestion="use more tensor or pipeline parallelism, or a narrower weight dtype",
+        )
     kv_tokens = kv_capacity_tokens(model, dev, pc)
     pp = pc.plan.pp
     per_engine = kv_tokens // pp
