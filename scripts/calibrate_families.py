@@ -22,7 +22,7 @@ from siliconomics.calibrate.family_fit import BOUNDS, FIT_PLAN, INHERIT, fit_fam
 from siliconomics.catalog.registry import efficiency_profiles, get_chip, get_model, models
 from siliconomics.catalog.schema import EfficiencyProfile
 from siliconomics.errors import SiliconomicsError
-from siliconomics.validate.measured import MeasuredRow, read_measured, read_models_csv
+from siliconomics.measured.rows import MeasuredRow, read_measured, read_models_csv
 from siliconomics.validate.run import run_row
 
 EFF_DIR = Path(__file__).resolve().parents[1] / "src/siliconomics/catalog/data/efficiency"

@@ -20,7 +20,7 @@ import tomli_w
 from siliconomics.calibrate.train_fit import TRAIN_FIT_PLAN, TRAIN_INHERIT, fit_train_family
 from siliconomics.catalog.registry import efficiency_profiles, models
 from siliconomics.catalog.schema import EfficiencyProfile, ModelSpec
-from siliconomics.validate.measured import read_models_csv
+from siliconomics.measured.rows import read_models_csv
 from siliconomics.validate.train_rows import TrainRow, train_rows_by_family
 
 EFF_DIR = Path(__file__).resolve().parents[1] / "src/siliconomics/catalog/data/efficiency"

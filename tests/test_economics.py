@@ -27,7 +27,7 @@ from siliconomics.economics.tco import (
     with_values,
 )
 from siliconomics.errors import SiliconomicsError
-from siliconomics.plan.tco_study import study_tco
+from siliconomics.search.tco_study import study_tco
 
 CAPITAL = ("chip depreciation", "server depreciation", "network depreciation", "cost of capital")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from siliconomics.catalog.registry import get_model
-from siliconomics.plan.tco_study import study_tco
+from siliconomics.search.tco_study import study_tco
 from siliconomics.report import charts
 from siliconomics.report.html import Section, render_html
 from siliconomics.report.tco import tco_html

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from siliconomics.errors import SiliconomicsError
-from siliconomics.validate.measured import read_measured
+from siliconomics.measured.rows import read_measured
 from siliconomics.validate.run import validate_file
 
 

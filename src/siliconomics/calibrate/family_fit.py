@@ -24,7 +24,7 @@ from scipy.optimize import least_squares
 
 from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import SiliconomicsError
-from ..validate.measured import MeasuredRow
+from ..measured.rows import MeasuredRow
 from ..validate.run import run_row
 
 BOUNDS: dict[str, tuple[float, float]] = {

@@ -1,6 +1,6 @@
 """Replica configurations per (workload, chip) that meet the latency targets, per bucket.
 
-For every parallel layout of :func:`siliconomics.plan.compare.candidate_plans` one vectorised
+For every parallel layout of :func:`siliconomics.search.compare.candidate_plans` one vectorised
 call of :func:`estimate_max_throughput` evaluates all buckets x the batch-limit ladder twice: at
 the bucket's mean lengths (throughput and TPOT: the prefill work interleaved with decode steps
 depends on the mean prompt) and at its SLO-percentile prompt (TTFT). The grid is computed once
@@ -21,8 +21,8 @@ from ..catalog.schema import ChipSpec, ModelSpec
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput
 from ..parallel.plan import InferencePlan
-from ..plan.assess import assess
-from ..plan.compare import BATCH_LADDER, candidate_plans
+from ..search.assess import assess
+from ..search.compare import BATCH_LADDER, candidate_plans
 from .spec import Workload
 from .workload import Bucket
 

@@ -27,7 +27,7 @@ from ..inference.estimate import make_device, max_batch
 from ..inference.forward import ForwardCost, forward_cost
 from ..parallel.memory import kv_bytes_per_seq_per_chip
 from ..parallel.plan import InferencePlan
-from ..plan.compare import BATCH_LADDER, candidate_plans
+from ..search.compare import BATCH_LADDER, candidate_plans
 from .candidates import ChipGrid, Config
 from .spec import Workload
 from .workload import Bucket

@@ -10,8 +10,8 @@ import numpy as np
 from ..catalog.schema import ChipSpec, ModelSpec, Sourced
 from ..economics.cost import chip_price, chip_tdp
 from ..parallel.memory import active_params, total_params
-from ..plan.assess import Assessment
-from ..plan.compare import Comparison
+from ..search.assess import Assessment
+from ..search.compare import Comparison
 from ..validate.run import ValidationReport
 
 

@@ -10,8 +10,8 @@ from ..catalog.registry import chips, models
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec, Sourced
 from ..economics.cost import chip_price, chip_tdp
 from ..parallel.memory import active_params, total_params
-from ..plan.assess import Assessment
-from ..plan.compare import Comparison
+from ..search.assess import Assessment
+from ..search.compare import Comparison
 from ..units import fmt_si, fmt_time
 from ..validate.run import ValidationReport
 from .style import compact_table

@@ -1,4 +1,4 @@
-"""Rendering of a :class:`~siliconomics.plan.tco_study.TcoStudy`: rich tables, a JSON dict and
+"""Rendering of a :class:`~siliconomics.search.tco_study.TcoStudy`: rich tables, a JSON dict and
 a self-contained HTML report."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..economics.sensitivity import DEFAULT_RANGES
-from ..plan.tco_study import ModeCost, TcoStudy
+from ..search.tco_study import ModeCost, TcoStudy
 from . import charts
 from .html import Section, render_html
 

@@ -30,7 +30,7 @@ from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..inference.estimate import Estimate, estimate_max_throughput, estimate_static
 from ..parallel.plan import InferencePlan
-from .measured import MeasuredRow, read_measured, read_models_csv
+from ..measured.rows import MeasuredRow, read_measured, read_models_csv
 
 METRICS = (
     "output_tokens_per_s",

@@ -34,7 +34,7 @@ from ..serving.capacity import concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
-from .measured import MeasuredRow
+from ..measured.rows import MeasuredRow
 from .run import RowResult, _plans, run_row
 
 MAX_BATCHED_TOKENS = 8192

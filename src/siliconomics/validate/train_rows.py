@@ -29,7 +29,7 @@ from ..errors import SiliconomicsError
 from ..training.estimate import evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
-from .measured import MeasuredRow, read_measured
+from ..measured.rows import MeasuredRow, read_measured
 from .run import RowResult, Skipped, ValidationReport
 from .run import _summaries as summaries
 

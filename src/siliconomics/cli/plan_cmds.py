@@ -1,0 +1,35 @@
+"""plan: fleet planning from a spec file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..report.html import write_html
+from .common import JsonOpt, app, emit_json, err, out
+
+
+@app.command("plan")
+def plan_cmd(
+    spec: Annotated[Path, typer.Argument(help="plan spec, YAML or TOML (see docs/PLANNING.md)")],
+    html: Annotated[
+        Path | None, typer.Option(help="also write a self-contained HTML report")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
+    spec's traffic within its latency targets, and the cheapest cluster for its training job."""
+    from ..fleet import load_spec, run_plan
+    from ..report import plan_report
+
+    with plan_report.progress_bar(err) as progress:
+        outcome = run_plan(load_spec(spec), progress)
+    if html:
+        write_html(html, plan_report.plan_html(outcome))
+        err.print(f"wrote {html}", highlight=False)
+    if as_json:
+        emit_json(plan_report.outcome_dict(outcome))
+    else:
+        plan_report.render(out, outcome)

@@ -1,0 +1,75 @@
+"""tco: rent or buy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..catalog.registry import get_model
+from ..economics.pricing import MODES, parse_price_overrides_toml
+from ..economics.tco import load_owned_assumptions, read_toml_file
+from ..report import tco as tco_report
+from ..report.html import write_html
+from ..search.tco_study import study_tco
+from ..units import parse_positive
+from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+
+
+@app.command("tco")
+def tco_cmd(
+    chip: Annotated[str, typer.Option(help="chip id (see 'siliconomics chips')")],
+    model: Annotated[
+        str | None, typer.Option(help="model id or config.json: adds $/M tokens and J/token")
+    ] = None,
+    input_len: Annotated[int, typer.Option("--input", min=1, help="prompt tokens")] = 1024,
+    output_len: Annotated[int, typer.Option("--output", min=1, help="generated tokens")] = 256,
+    ttft: Annotated[str | None, typer.Option(help="time-to-first-token target, e.g. 2s")] = None,
+    tpot: Annotated[str | None, typer.Option(help="time-per-output-token target")] = None,
+    mode: Annotated[str, typer.Option(help=f"pricing mode: {', '.join(MODES)}")] = "owned",
+    utilisation: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="fraction of hours the chips are busy")
+    ] = 0.6,
+    prices: Annotated[
+        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
+    ] = None,
+    assumptions: Annotated[
+        Path | None, typer.Option(help="TOML overriding owned-TCO defaults (docs/ECONOMICS.md)")
+    ] = None,
+    weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
+    act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
+    kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
+    html: Annotated[
+        Path | None, typer.Option(help="also write a self-contained HTML report")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rent or buy: itemised owned vs cloud USD per chip-hour, break-even utilisation,
+    USD per million tokens and J/token for a model, and what moves the cost most."""
+    study = study_tco(
+        chip,
+        mode=mode,
+        utilisation=utilisation,
+        model=get_model(model) if model else None,
+        input_len=input_len,
+        output_len=output_len,
+        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
+        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        weight_dtype=check_dtype("weights-dtype", weights_dtype),
+        act_dtype=check_dtype("act-dtype", act_dtype),
+        kv_dtype=check_dtype("kv-dtype", kv_dtype),
+        assumptions=load_owned_assumptions(read_toml_file(assumptions, "--assumptions"))
+        if assumptions
+        else None,
+        overrides=parse_price_overrides_toml(read_toml_file(prices, "--prices"))
+        if prices
+        else None,
+    )
+    if html:
+        write_html(html, tco_report.tco_html(study))
+        err.print(f"wrote {html}", highlight=False)
+    if as_json:
+        emit_json(tco_report.tco_dict(study))
+    else:
+        tco_report.render_tco(out, study)

@@ -1,0 +1,77 @@
+"""train: training step time, MFU, memory, cost and energy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..catalog.registry import get_chip, get_model
+from ..economics.cost import parse_price_overrides
+from ..economics.pricing import parse_price_overrides_toml
+from ..economics.tco import read_toml_file
+from ..report import train_tables
+from ..training.study import study_training
+from ..units import parse_positive
+from .common import JsonOpt, app, check_dtype, emit_json, out
+
+
+@app.command("train")
+def train_cmd(
+    model: Annotated[str, typer.Option(help="model id or path to a HF config.json")],
+    chip: Annotated[str, typer.Option(help="chip id (see 'siliconomics chips')")],
+    n_chips: Annotated[int, typer.Option("--chips", min=1, help="chips in the job")],
+    tokens: Annotated[str, typer.Option(help="training token budget, e.g. 1T, 15.6T")] = "1T",
+    global_batch: Annotated[
+        int, typer.Option(min=1, help="sequences per optimizer step (whole job)")
+    ] = 1024,
+    seq_len: Annotated[int, typer.Option(min=1, help="tokens per sequence")] = 4096,
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            help="fixed plan, e.g. 'tp=8,pp=4,vpp=2,zero=1,mb=1,recompute=selective' "
+            "(dp fills the remaining chips); without it the plan space is searched"
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="plans to show when searching")] = 5,
+    dtype: Annotated[str, typer.Option(help="GEMM format: bf16, fp8, int8")] = "bf16",
+    method: Annotated[str, typer.Option(help="'full' or 'lora' (frozen base)")] = "full",
+    optimizer: Annotated[str, typer.Option(help="adam, adam-8bit, sgd, adafactor")] = "adam",
+    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    mode: Annotated[
+        str, typer.Option(help="on-demand, reserved-1y, reserved-3y, spot or owned (TCO)")
+    ] = "on-demand",
+    prices: Annotated[
+        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
+    ] = None,
+    utilisation: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1.0, help="owned: cluster's average busy fraction over its life"
+        ),
+    ] = 0.6,
+    as_json: JsonOpt = False,
+) -> None:
+    """Training: step time, MFU, memory, and time, cost and energy to train a token budget,
+    for a given plan or the fastest plans found by search."""
+    study = study_training(
+        get_model(model),
+        get_chip(chip).id,
+        n_chips,
+        parse_positive(tokens, "count", what="--tokens"),
+        seq_len=seq_len,
+        global_batch_seqs=global_batch,
+        plan_text=plan,
+        top=top,
+        dtype=check_dtype("dtype", dtype),
+        method=method,
+        optimizer=optimizer,
+        price_overrides=parse_price_overrides(price),
+        pricing=mode,
+        utilisation=utilisation,
+        price_book=parse_price_overrides_toml(read_toml_file(prices, "--prices"))
+        if prices
+        else None,
+    )
+    emit_json(train_tables.study_dict(study)) if as_json else train_tables.render_study(out, study)
