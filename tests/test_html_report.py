@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from siliconomics.catalog.registry import get_model
-from siliconomics.search.tco_study import study_tco
 from siliconomics.report import charts
 from siliconomics.report.html import Section, render_html
 from siliconomics.report.tco import tco_html
+from siliconomics.search.tco_study import study_tco
 
 CHROMIUM = next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
 FLAGS = [

@@ -29,8 +29,8 @@ from ..catalog.registry import chips, get_chip, get_model, models
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..inference.estimate import Estimate, estimate_max_throughput, estimate_static
-from ..parallel.plan import InferencePlan
 from ..measured.rows import MeasuredRow, read_measured, read_models_csv
+from ..parallel.plan import InferencePlan
 
 METRICS = (
     "output_tokens_per_s",

@@ -29,12 +29,12 @@ from dataclasses import dataclass, replace
 from ..catalog.registry import get_chip
 from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
+from ..measured.rows import MeasuredRow
 from ..parallel.plan import InferencePlan
 from ..serving.capacity import concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
-from ..measured.rows import MeasuredRow
 from .run import RowResult, _plans, run_row
 
 MAX_BATCHED_TOKENS = 8192

@@ -26,10 +26,10 @@ import numpy as np
 from ..catalog.registry import get_chip, get_model
 from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import SiliconomicsError
+from ..measured.rows import MeasuredRow, read_measured
 from ..training.estimate import evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
-from ..measured.rows import MeasuredRow, read_measured
 from .run import RowResult, Skipped, ValidationReport
 from .run import _summaries as summaries
 
