@@ -11,6 +11,7 @@ from ..errors import SiliconomicsError
 from . import (  # noqa: F401  (importing registers the commands)
     catalog_cmds,
     inference_cmds,
+    measured_cmds,
     plan_cmds,
     simulate_cmds,
     tco_cmds,

@@ -1,0 +1,71 @@
+"""measured: import measured results from local copies of public sources."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import SiliconomicsError
+from ..measured.importers import COLUMNS, IMPORTERS, complete
+from .common import app, err, out
+
+measured_app = typer.Typer(help="Measured results: import from local copies of public sources.")
+app.add_typer(measured_app, name="measured")
+
+
+class DirTree:
+    """A :class:`~siliconomics.measured.importers.SourceTree` over a local folder or file."""
+
+    def __init__(self, root: Path, label: str) -> None:
+        self.root = root
+        self.label = label
+
+    def list(self, pattern: str) -> list[str]:
+        if self.root.is_file():
+            return [self.root.name] if self.root.match(pattern) else []
+        return sorted(str(p.relative_to(self.root)) for p in self.root.glob(pattern) if p.is_file())
+
+    def read(self, path: str) -> str:
+        p = self.root if self.root.is_file() else self.root / path
+        try:
+            return p.read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise SiliconomicsError(f"cannot read {p}: {e.strerror}") from None
+
+
+@measured_app.command("formats")
+def formats_cmd() -> None:
+    """List the source formats that can be imported."""
+    for name, imp in sorted(IMPORTERS.items()):
+        out.print(f"{name}: {imp.description}", highlight=False)
+
+
+@measured_app.command("import")
+def import_cmd(
+    fmt: Annotated[str, typer.Argument(help="source format (see 'siliconomics measured formats')")],
+    path: Annotated[Path, typer.Argument(help="local copy of the source (folder or file)")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV to write (normalized schema)")],
+    label: Annotated[
+        str | None, typer.Option(help="how rows cite the source, e.g. owner/repo@commit")
+    ] = None,
+) -> None:
+    """Turn a local copy of a source into normalized measured rows."""
+    if fmt not in IMPORTERS:
+        raise SiliconomicsError(f"unknown format '{fmt}'; allowed: {', '.join(sorted(IMPORTERS))}")
+    if not path.exists():
+        raise SiliconomicsError(f"{path}: no such file or folder")
+    rows = IMPORTERS[fmt].read(DirTree(path, label or str(path)))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(complete(r))
+    try:
+        out_file.write_text(buf.getvalue(), encoding="utf-8")
+    except OSError as e:
+        raise SiliconomicsError(f"--out {out_file}: cannot write: {e.strerror}") from None
+    err.print(f"wrote {len(rows)} rows to {out_file}", highlight=False)
