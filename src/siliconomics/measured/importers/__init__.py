@@ -70,3 +70,4 @@ def complete(row: Row) -> Row:
 
 
 # Registry lines (one per importer module):
+from . import neuron_perf  # noqa: E402, F401
