@@ -70,5 +70,6 @@ def complete(row: Row) -> Row:
 
 
 # Registry lines (one per importer module):
+from .maxtext_perf import IMPORTER as _maxtext_perf  # noqa: E402, F401
 from .nemo_perf import IMPORTER as _nemo_perf  # noqa: E402, F401
 from .neuron_perf import IMPORTER as _neuron_perf  # noqa: E402, F401

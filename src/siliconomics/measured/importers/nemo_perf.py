@@ -40,7 +40,14 @@ MODELS = {
     "mixtral-8x22b": "mixtral-8x22b",
 }
 SYSTEMS = {"DGX-H100": "h100-sxm", "DGX-B200": "b200", "DGX-GB200": "gb200", "DGX-GB300": "gb300"}
-PRECISIONS = {"bf16": "bf16", "fp8": "fp8", "fp8-cs": "fp8", "fp8-mx": "fp8", "mxfp8": "fp8"}
+PRECISIONS = {
+    "fp8 (page text)": "fp8",
+    "bf16": "bf16",
+    "fp8": "fp8",
+    "fp8-cs": "fp8",
+    "fp8-mx": "fp8",
+    "mxfp8": "fp8",
+}
 _PAREN = re.compile(r"^(.*?)\s*\((.*)\)\s*$")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 
@@ -78,6 +85,7 @@ def _context(text: str, line_no: int) -> tuple[str, str, bool]:
 
 def _rows_of_table(text: str, line_no: int, table: list[list[str]], cite: str) -> list[Row]:
     container, system, finetune = _context(text, line_no)
+    stated_fp8 = "at FP8 precision" in "\n".join(text.splitlines()[:line_no][-12:])
     if not container or container.startswith("26"):
         return []  # 26.x containers are kept apart for independent testing
     head = [h.lower() for h in table[0]]
@@ -93,6 +101,8 @@ def _rows_of_table(text: str, line_no: int, table: list[list[str]], cite: str) -
                 k: (_split(c)[1] or _split(c)[0]) if alt else _split(c)[0] for k, c in rec.items()
             }
             sysname = vals.get("system", system)
+            if stated_fp8 and not vals.get("precision"):
+                vals["precision"] = "FP8 (page text)"
             row = _row(vals, rec, sysname, container, finetune, alt, cite)
             if row:
                 out.append(row)
@@ -157,7 +167,7 @@ def _row(
         "" if rem == 0 and prec else f"#GPUs {n} not divisible by tp*pp*cp or precision unknown"
     )
     sid = f"NEMO-{container.replace('.', '')}-{slug(sysname.replace('DGX-', ''))}-{slug(model)}-{n}"
-    sid += f"-{slug(prec_raw) or 'FP8'}" + (
+    sid += f"-{slug(prec_raw.replace(' (page text)', '')) or 'FP8'}" + (
         "-LORA" if method == "lora" else "-SFT" if finetune else ""
     )
     return {
