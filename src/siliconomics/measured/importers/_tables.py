@@ -34,17 +34,18 @@ def fmt(x: float) -> str:
 def md_tables(text: str) -> list[tuple[int, list[list[str]]]]:
     """Markdown pipe tables in ``text``: (line index of the header, rows of cells incl. header).
 
-    The separator row (``|---|``) is dropped; cells are stripped; ``<br/>`` becomes a space.
+    Leading/trailing pipes are optional (page text extracts omit them). The separator row
+    (``|---|``) is dropped; cells are stripped; ``<br/>`` becomes a space.
     """
     out: list[tuple[int, list[list[str]]]] = []
     lines = text.splitlines()
     i = 0
     while i < len(lines):
-        if lines[i].lstrip().startswith("|") and i + 1 < len(lines) and _is_sep(lines[i + 1]):
+        if "|" in lines[i] and i + 1 < len(lines) and _is_sep(lines[i + 1]):
             start = i
             rows = [_cells(lines[i])]
             i += 2
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
+            while i < len(lines) and "|" in lines[i]:
                 rows.append(_cells(lines[i]))
                 i += 1
             out.append((start, rows))
@@ -55,7 +56,7 @@ def md_tables(text: str) -> list[tuple[int, list[list[str]]]]:
 
 def _is_sep(line: str) -> bool:
     s = line.strip()
-    return s.startswith("|") and set(s) <= set("|-: ") and "-" in s
+    return "|" in s and set(s) <= set("|-: ") and "-" in s
 
 
 def _cells(line: str) -> list[str]:
