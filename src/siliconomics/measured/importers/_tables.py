@@ -46,6 +46,8 @@ def md_tables(text: str) -> list[tuple[int, list[list[str]]]]:
             rows = [_cells(lines[i])]
             i += 2
             while i < len(lines) and "|" in lines[i]:
+                if i + 1 < len(lines) and _is_sep(lines[i + 1]):
+                    break  # a new table's header line
                 rows.append(_cells(lines[i]))
                 i += 1
             out.append((start, rows))
