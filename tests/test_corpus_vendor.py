@@ -19,6 +19,7 @@ VENDOR = {
     "maxtext.csv": ("maxtext-perf", "maxtext", None),
     "gaudi.csv": ("gaudi-perf", "gaudi", None),
     "trtllm.csv": ("trtllm-perf", "trtllm", None),
+    "rocm.csv": ("rocm-perf", "rocm", None),
 }
 
 
@@ -211,6 +212,51 @@ def test_trtllm_importer_both_layouts() -> None:
     assert "ep" in moe["inferred_fields"]
 
 
+ROCM_MD = """- ROCm\u2122 6.4.1
+- vLLM 0.9.1
+
+### Throughput Measurements
+
+| Model | Precision | TP Size | Input | Output | Num Prompts | Max Num Seqs | Throughput (tokens/s) |
+|-------|-----------|---------|-------|--------|-------------|--------------|-----------------------|
+| Llama 3.1 70B (amd/Llama-3.1-70B-Instruct-FP8-KV) | FP8 | 8 | 128 | 2048 | 3200 | 3200 | 12638.9 |
+|  |  |  | 2048 | 2048 | 1500 | 1500 | 7354.9 |
+
+### Latency Measurements
+
+| Model | Precision | TP Size | Batch Size | Input | Output | MI300X Latency (ms) |
+|---|---|---|---|---|---|---|
+| Llama 3.1 405B (amd/Llama-3.1-405B-Instruct-FP8-KV) | FP8 | 8 | 1 | 128 | 2048 | 48453 |
+
+### Throughput Benchmark
+    --kv-cache-dtype fp8 \\
+"""
+
+
+def test_rocm_importer_rows_and_repeats_kept_once() -> None:
+    files = {
+        "ROCm+vllm/2025-01-01-aaaa/docs/dev-docker/README.md": ROCM_MD,
+        "ROCm+vllm/2025-02-01-bbbb/docs/dev-docker/README.md": ROCM_MD.replace("0.9.1", "0.9.2"),
+    }
+    rows = _by_id(IMPORTERS["rocm-perf"].read(MemTree(files)))
+    assert sorted(rows) == [
+        "ROCM-VLLM0.9.1-MI300X-LLAMA-3.1-405B-TP8-LAT-bs1-128-2048",
+        "ROCM-VLLM0.9.1-MI300X-LLAMA-3.1-70B-TP8-THR-128-2048",
+        "ROCM-VLLM0.9.1-MI300X-LLAMA-3.1-70B-TP8-THR-2048-2048",
+    ]  # the later README repeats the same numbers: kept once, with the earlier release
+    thr = rows["ROCM-VLLM0.9.1-MI300X-LLAMA-3.1-70B-TP8-THR-2048-2048"]
+    assert _sub(thr, "chip n_chips tp batch kv_dtype scenario value software") == {
+        "chip": "mi300x", "n_chips": "8", "tp": "8", "batch": "1500", "kv_dtype": "fp8",
+        "scenario": "offline", "value": "7354.9",
+        "software": "vLLM 0.9.1 ROCm (rocm/vllm-dev image, ROCm 6.4.1)",
+    }  # fmt: skip
+    lat = rows["ROCM-VLLM0.9.1-MI300X-LLAMA-3.1-405B-TP8-LAT-bs1-128-2048"]
+    assert _sub(lat, "scenario metric percentile value kv_dtype") == {
+        "scenario": "latency", "metric": "e2e_latency_s", "percentile": "mean",
+        "value": "48.453", "kv_dtype": "fp16",
+    }  # fmt: skip
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open(encoding="utf-8")))
 
@@ -255,7 +301,7 @@ def test_corpus_rows_follow_the_schema(name: str) -> None:
     assert rows and list(rows[0]) == list(COLUMNS)
     assert len({r["id"] for r in rows}) == len(rows)
     prefix = {"neuron.csv": "NEURON-", "nemo.csv": "NEMO-", "maxtext.csv": "MAXTEXT-",
-              "gaudi.csv": "GAUDI-", "trtllm.csv": "TRTLLM-"}[name]  # fmt: skip
+              "gaudi.csv": "GAUDI-", "trtllm.csv": "TRTLLM-", "rocm.csv": "ROCM-"}[name]  # fmt: skip
     for r in rows:
         assert r["id"].startswith(prefix)
         assert r["kind"] in KINDS and r["scenario"] in SCENARIOS

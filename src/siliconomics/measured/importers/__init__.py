@@ -74,4 +74,5 @@ from .gaudi_perf import IMPORTER as _gaudi_perf  # noqa: E402, F401
 from .maxtext_perf import IMPORTER as _maxtext_perf  # noqa: E402, F401
 from .nemo_perf import IMPORTER as _nemo_perf  # noqa: E402, F401
 from .neuron_perf import IMPORTER as _neuron_perf  # noqa: E402, F401
+from .rocm_perf import IMPORTER as _rocm_perf  # noqa: E402, F401
 from .trtllm_perf import IMPORTER as _trtllm_perf  # noqa: E402, F401
