@@ -20,6 +20,7 @@ VENDOR = {
     "gaudi.csv": ("gaudi-perf", "gaudi", None),
     "trtllm.csv": ("trtllm-perf", "trtllm", None),
     "rocm.csv": ("rocm-perf", "rocm", None),
+    "jetstream.csv": ("jetstream-perf", "jetstream", None),
 }
 
 
@@ -257,6 +258,35 @@ def test_rocm_importer_rows_and_repeats_kept_once() -> None:
     }  # fmt: skip
 
 
+JETSTREAM_MD = """## Gemma - 2B
+
+Date | Device  | dtype | batch size | cache length |max input length |max output length| throughput (token/s)
+----| ------- | ------ |---------- | -------------|-----------------|------------------|----------------------
+2024-05-14 | TPU v5e-8 | int8 | 1024 | 2048 | 1024 | 1024 | 8746
+
+** NOTE: ** Gemma 2B uses `--shard_on_batch` flag so it's data parallel instead
+of model parallel.
+
+## Llama 2 - 13B
+
+Date | Device  | dtype | batch size | cache length |max input length |max output length| throughput (token/s)
+----| ------- | ------ |---------- | -------------|-----------------|------------------|----------------------
+2024-03-28 | TPU v5e-8 | bfloat16 | 80 | 1280 | 1024 | 1024 | 2911
+"""
+
+
+def test_jetstream_importer_rows() -> None:
+    tree = MemTree({"o+r/abc/benchmarks/summary.md": JETSTREAM_MD})
+    rows = _by_id(IMPORTERS["jetstream-perf"].read(tree))
+    dp = rows["JETSTREAM-V5E8-GEMMA-2B-INT8-bs1024-C2048-2024-05-14"]
+    assert _sub(dp, "replicas tp batch weight_dtype kv_dtype act_dtype value usable") == {
+        "replicas": "8", "tp": "1", "batch": "128", "weight_dtype": "int8", "kv_dtype": "int8",
+        "act_dtype": "bf16", "value": "8746", "usable": "true",
+    }  # fmt: skip
+    rolling = rows["JETSTREAM-V5E8-LLAMA-2-13B-BFLOAT16-bs80-C1280-2024-03-28"]
+    assert _sub(rolling, "replicas tp usable") == {"replicas": "1", "tp": "8", "usable": "false"}
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open(encoding="utf-8")))
 
@@ -301,7 +331,8 @@ def test_corpus_rows_follow_the_schema(name: str) -> None:
     assert rows and list(rows[0]) == list(COLUMNS)
     assert len({r["id"] for r in rows}) == len(rows)
     prefix = {"neuron.csv": "NEURON-", "nemo.csv": "NEMO-", "maxtext.csv": "MAXTEXT-",
-              "gaudi.csv": "GAUDI-", "trtllm.csv": "TRTLLM-", "rocm.csv": "ROCM-"}[name]  # fmt: skip
+              "gaudi.csv": "GAUDI-", "trtllm.csv": "TRTLLM-", "rocm.csv": "ROCM-",
+              "jetstream.csv": "JETSTREAM-"}[name]  # fmt: skip
     for r in rows:
         assert r["id"].startswith(prefix)
         assert r["kind"] in KINDS and r["scenario"] in SCENARIOS
