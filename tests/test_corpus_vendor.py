@@ -287,6 +287,27 @@ def test_jetstream_importer_rows() -> None:
     assert _sub(rolling, "replicas tp usable") == {"replicas": "1", "tp": "8", "usable": "false"}
 
 
+def test_trtllm_v015_layout_with_a_gpu_spanning_two_precisions() -> None:
+    page = (
+        "repo: NVIDIA/TensorRT-LLM\ncommit: unknown\npath: p.md\nversion: 0.15.0\n\n"
+        "| | | | | | |\n| --- | --- | --- | --- | --- | --- |\n"
+        "| | GPU| | H100 80GB HBM3| | A100-PCIE-80GB |\n| | Precision| | FP8| Mixed| Mixed |\n"
+        "| Model| TP Size| Runtime Input/Output Lengths| | | |\n"
+        "| LLaMA v3 70B| 2| 128, 128| 6529.47| 3137.86| 792.95 |\n"
+    )
+    rows = _by_id(IMPORTERS["trtllm-perf"].read(MemTree({"p.md": page})))
+    assert sorted(rows) == [
+        "TRTLLM-0.15.0-A100-PCIE-80GB-LLAMA-3-70B-TP2-MIXED-128-128",
+        "TRTLLM-0.15.0-H100-SXM-LLAMA-3-70B-TP2-FP8-128-128",
+        "TRTLLM-0.15.0-H100-SXM-LLAMA-3-70B-TP2-MIXED-128-128",
+    ]
+    mixed = rows["TRTLLM-0.15.0-H100-SXM-LLAMA-3-70B-TP2-MIXED-128-128"]
+    assert _sub(mixed, "weight_dtype kv_dtype value") == {
+        "weight_dtype": "fp16", "kv_dtype": "fp16", "value": "3137.86",
+    }  # fmt: skip
+    assert "weight_dtype" in mixed["inferred_fields"]
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open(encoding="utf-8")))
 

@@ -52,7 +52,7 @@ MODELS = {
 }
 MOE = {"llama-4-scout", "llama-4-maverick", "qwen3-235b-a22b", "qwen3-30b-a3b", "mixtral-8x7b",
        "mixtral-8x22b"}  # fmt: skip
-PREC = {"fp8": "fp8", "fp4": "fp4", "fp16": "fp16", "bf16": "bf16"}
+PREC = {"fp8": "fp8", "fp4": "fp4", "fp16": "fp16", "bf16": "bf16", "mixed": "fp16"}
 
 
 def _meta(text: str) -> dict[str, str]:
@@ -66,6 +66,8 @@ def _meta(text: str) -> dict[str, str]:
 
 
 def _chip(name: str) -> str:
+    if "pcie" in name.lower():
+        return "a100-pcie-80gb" if name.lower().startswith("a100") else ""
     key = name.strip().split()[0].lower().split("-")[0] if name.strip() else ""
     return GPUS.get(key, "")
 
@@ -78,29 +80,37 @@ def _lengths(cell: str) -> tuple[int, int] | None:
 
 
 def _wide(table: list[list[str]]) -> list[tuple[str, str, int, str, tuple[int, int], float]]:
-    """(model name, gpu column, tp, precision, (isl, osl), value) of a v0.1x wide table."""
-    head = table[0]
-    gpu_col = next((i for i, h in enumerate(head) if h == "GPU"), None)
-    if gpu_col is None:
+    """(model name, gpu column, tp, precision, (isl, osl), value) of a v0.1x wide table.
+
+    The GPU names are in the row (header or first body row) that has a 'GPU' cell, one per
+    value column from the fourth on; an empty name continues the one to its left (a GPU with
+    two precision columns). The 'Precision' row gives each column's precision.
+    """
+    gpu_row = next((r for r in table if "GPU" in r[:3]), None)
+    prec_row = next((r for r in table if "Precision" in r[:3]), [])
+    if gpu_row is None:
         return []
-    prec_row = next((r for r in table[1:] if len(r) > 1 and r[1] == "Precision"), [])
+    names, last = [], ""
+    for c in gpu_row[3:]:
+        last = c or last
+        names.append(last)
     out = []
     model, tp = "", 0
-    for r in table[1:]:
-        if len(r) <= gpu_col:
+    for r in table:
+        if len(r) < 4:
             continue
-        lens = _lengths(r[gpu_col])
-        if r[0] and r[0] != "Model":
+        if r[0] and r[0] not in ("Model", "Throughput (tokens / sec)"):
             model = r[0]
         if num(r[1]) is not None:
             tp = int(num(r[1]) or 0)
+        lens = _lengths(r[2])
         if lens is None:
             continue
-        for j in range(gpu_col + 1, len(r)):
-            v = num(r[j])
-            if v is not None and j < len(head):
-                prec = prec_row[j] if j < len(prec_row) else ""
-                out.append((model, head[j], tp, prec, lens, v))
+        for j, cell in enumerate(r[3:]):
+            v = num(cell)
+            if v is not None and j < len(names):
+                prec = prec_row[3 + j] if 3 + j < len(prec_row) else ""
+                out.append((model, names[j], tp, prec, lens, v))
     return out
 
 
@@ -141,8 +151,10 @@ def _row(
     newer = ver.startswith("1") or "pytorch" in meta.get("version", "").lower()
     moe_adp = newer and model in MOE and tp > 1
     kv = "fp16" if prec == "fp16" else "fp8"
+    mixed = prec_raw.lower() == "mixed"
     inferred = [f for f, on in (("kv_dtype", newer), ("model", model == "mistral-7b-v0.1"),
-                                ("tp;dp;ep", moe_adp)) if on]  # fmt: skip
+                                ("tp;dp;ep", moe_adp),
+                                ("weight_dtype;act_dtype;kv_dtype", mixed)) if on]  # fmt: skip
     norm = [
         "trtllm-bench max-throughput run (all requests queued, in-flight batching) = offline "
         "scenario; batch empty (the scheduler and KV-cache capacity decide it). Fixed ISL/OSL "
@@ -163,6 +175,11 @@ def _row(
         )
     if model == "mistral-7b-v0.1":
         norm.append("'Mistral 7B' version not stated; mistral-7b-v0.1 assumed.")
+    if mixed:
+        norm.append(
+            "Precision column 'Mixed' (an unquantized 16-bit engine): fp16 weights, activations "
+            "and KV cache assumed."
+        )
     if prec == "fp4":
         norm.append("FP4 = NVFP4 weights and activations (ModelOpt FP4 checkpoints).")
     layout = (
@@ -174,7 +191,7 @@ def _row(
     if chip == "gh200" and not newer:
         stack = "TensorRT engine, gptManagerBenchmark IFB"
     return {
-        "id": f"TRTLLM-{slug(ver)}-{slug(chip)}-{slug(model)}-TP{tp}-{prec.upper()}-{isl}-{osl}",
+        "id": f"TRTLLM-{slug(ver)}-{slug(chip)}-{slug(model)}-TP{tp}-{'MIXED' if mixed else prec.upper()}-{isl}-{osl}",
         "kind": "inference",
         "scenario": "offline",
         "usable": "true",
