@@ -372,3 +372,15 @@ def test_corpus_holds_nothing_kept_apart() -> None:
             assert "developer-guide/perf-overview" not in r["source"]
             assert not r["software"].startswith("NeMo 26")
             assert "tpu-recipes" not in r["source"]
+
+
+def test_corpus_doc_row_counts_are_current() -> None:
+    doc = (Path(__file__).parents[1] / "docs/CORPUS.md").read_text(encoding="utf-8")
+    fmt_to_file = {fmt_: name for name, (fmt_, _, _) in VENDOR.items()}
+    seen = 0
+    for line in doc.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in fmt_to_file:
+            assert int(cells[2]) == len(_read_csv(CORPUS / fmt_to_file[cells[0]])), cells[0]
+            seen += 1
+    assert seen == len(VENDOR)
