@@ -166,6 +166,12 @@ def _row(
     unusable = (
         "" if rem == 0 and prec else f"#GPUs {n} not divisible by tp*pp*cp or precision unknown"
     )
+    ga, mbs, gbs = _int(vals, "ga"), _int(vals, "mbs"), _int(vals, "gbs")
+    if not unusable and ga and mbs and gbs and mbs * dp * ga != gbs:
+        unusable = (
+            f"as published, MBS {mbs} x DP {dp} x GA {ga} = {mbs * dp * ga} differs from GBS "
+            f"{gbs}: the micro-batch schedule is not determined"
+        )
     sid = f"NEMO-{container.replace('.', '')}-{slug(sysname.replace('DGX-', ''))}-{slug(model)}-{n}"
     sid += f"-{slug(prec_raw.replace(' (page text)', '')) or 'FP8'}" + (
         "-LORA" if method == "lora" else "-SFT" if finetune else ""
