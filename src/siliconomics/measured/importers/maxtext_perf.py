@@ -104,7 +104,11 @@ def _row(cell: tuple[str, str, str, str], folder: str, tree: SourceTree, commit:
     model = _model(a, plat, key)
     remat = a.get("remat_policy", "full")
     rel = folder.partition("/")[2]
-    dims = " ".join(f"{k}={v}" for k, v in sorted(a.items()) if k.startswith("base_"))
+    dims = " ".join(
+        f"{k}={v}"
+        for k, v in sorted(a.items())
+        if k.startswith("base_") and k != "base_output_directory"
+    )
     bad = tp * fsdp != per_slice
     norm = [
         f"Config {rel}/{spath.rsplit('/', 1)[1]} @{commit[:8]} (assumed to be the measured "
