@@ -384,3 +384,12 @@ def test_corpus_doc_row_counts_are_current() -> None:
             assert int(cells[2]) == len(_read_csv(CORPUS / fmt_to_file[cells[0]])), cells[0]
             seen += 1
     assert seen == len(VENDOR)
+
+
+def test_corpus_models_csv_covers_the_maxtext_rows() -> None:
+    from siliconomics.catalog.registry import models
+    from siliconomics.measured.rows import read_models_csv
+
+    extra = read_models_csv(CORPUS / "models.csv")
+    known = set(models()) | set(extra)
+    assert {r["model"] for r in _read_csv(CORPUS / "maxtext.csv")} <= known
