@@ -109,6 +109,11 @@ class ChipInterconnect(_Frozen):
     scale_out_bytes_per_s: Sourced | None = sourced_field(
         "bytes_per_s", "scale-out (NIC/DCN) bandwidth per chip, one direction"
     )
+    switch_reduction: bool = Field(
+        default=False,
+        description="the scale-up switch reduces in-network (NVLink SHARP / NVLS multimem, "
+        "NVSwitch gen 3 and later): enables the 'nvls' all-reduce",
+    )
 
     _conv = field_validator("scale_up_bytes_per_s", "scale_out_bytes_per_s", mode="before")(
         _sourced("bytes_per_s")
@@ -220,6 +225,12 @@ class MoESpec(_Frozen):
     moe_d_ff: int = Field(ge=1, description="per-expert FFN hidden size")
     n_shared_experts: int = Field(default=0, ge=0, description="always-active experts")
     n_dense_layers: int = Field(default=0, ge=0, description="leading dense (non-MoE) layers")
+    moe_layer_step: int = Field(
+        default=1,
+        ge=1,
+        description="after the leading dense layers, every moe_layer_step-th layer is MoE and "
+        "the others dense (Llama 4 interleave_moe_layer_step); 1 = every layer",
+    )
 
 
 class MLASpec(_Frozen):
@@ -266,6 +277,12 @@ class ModelSpec(_Frozen):
     qkv_bias: bool = False
     moe: MoESpec | None = None
     mla: MLASpec | None = None
+    n_mtp_layers: int = Field(
+        default=0,
+        ge=0,
+        description="multi-token-prediction modules after the last layer (DeepSeek-V3 "
+        "num_nextn_predict_layers); not counted in n_layers",
+    )
     default_weight_dtype: ComputeDtype = Field(
         default="bf16", description="dtype of the released checkpoint"
     )
@@ -328,6 +345,25 @@ class EfficiencyProfile(_Frozen):
     )
     memory_reserve_fraction: float = Field(
         ge=0, lt=1, description="fraction of device memory unavailable (runtime, fragmentation)"
+    )
+    collective_hop_latency_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="latency per ring/tree step on the scale-up fabric inside a library "
+        "collective (NCCL/RCCL hwLat); None: no per-step term on switch/mesh fabrics, and "
+        "collective_latency_s per step on rings and tori",
+    )
+    custom_allreduce_latency_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="per-call latency of the stack's in-graph one-shot all-reduce kernel "
+        "(TensorRT-LLM / vLLM custom all-reduce, NCCL symmetric kernels); None: the stack "
+        "all-reduces through the library only",
+    )
+    fused_allreduce_norm: bool = Field(
+        default=False,
+        description="the stack fuses residual add + RMSNorm into its custom all-reduce kernel "
+        "(TensorRT-LLM AllReduceFusionOp.RESIDUAL_RMS_NORM)",
     )
     train_gemm_efficiency: EffValue | None = Field(
         default=None,

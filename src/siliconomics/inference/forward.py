@@ -35,8 +35,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from ..ops.roofline import OpCost, attention_op, comm_op, gemm, memory_op
-from ..parallel.collectives import all_reduce_time, send_recv_time
+from ..ops.roofline import OpCost, attention_op, gemm, memory_op
+from ..parallel.collectives import all_reduce, send_recv_time
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 
@@ -167,13 +167,15 @@ def forward_cost(
         ops.append(g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
 
     norms_per_layer = 1 if model.parallel_attn_mlp else 2
-    ops.append(
-        memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D).scaled(norms_per_layer * L)
-    )
+    norm = memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
     ar_per_layer = 1 if model.parallel_attn_mlp else 2
     if t > 1:
-        ar = all_reduce_time(dev, T * D * a, t)
-        ops.append(comm_op("tp_all_reduce", T * D * a, ar).scaled(ar_per_layer * L))
+        # The stack's algorithm for this message size (parallel/collectives.py); a fused
+        # all-reduce + residual + RMSNorm kernel saves the norm's launch.
+        ar = all_reduce(dev, T * D * a, t)
+        norm = ar.fold_norm(norm)
+        ops.append(ar.op("tp_all_reduce", T * D * a).scaled(ar_per_layer * L))
+    ops.append(norm.scaled(norms_per_layer * L))
 
     # ---- feed-forward --------------------------------------------------------------
     mats_in = 2 if model.gated else 1
