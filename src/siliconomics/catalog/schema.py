@@ -303,6 +303,14 @@ class ModelSpec(_Frozen):
     def gated(self) -> bool:
         return self.activation in ("swiglu", "geglu")
 
+    @property
+    def n_moe_layers(self) -> int:
+        """MoE layers: every ``moe_layer_step``-th layer after the leading dense ones (Llama 4
+        Maverick: 48 layers, step 2 -> 24); 0 for a dense model."""
+        if self.moe is None:
+            return 0
+        return (self.n_layers - self.moe.n_dense_layers) // self.moe.moe_layer_step
+
 
 EffValue = Annotated[float, Field(gt=0)]
 

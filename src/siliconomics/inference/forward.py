@@ -94,7 +94,7 @@ def _layer_counts(model: ModelSpec) -> tuple[int, int, int, int]:
         n_full = 0
     else:
         n_full = L
-    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    n_moe = model.n_moe_layers
     return n_full, L - n_full, L - n_moe, n_moe
 
 
