@@ -368,6 +368,12 @@ class EfficiencyProfile(_Frozen):
         "(TensorRT-LLM / vLLM custom all-reduce, NCCL symmetric kernels); None: the stack "
         "all-reduces through the library only",
     )
+    custom_allreduce_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of link bandwidth the custom one-/two-shot kernels reach (they "
+        "run on a few thread blocks); default collective_efficiency",
+    )
     fused_allreduce_norm: bool = Field(
         default=False,
         description="the stack fuses residual add + RMSNorm into its custom all-reduce kernel "

@@ -18,10 +18,10 @@ MPICH" (IJHPCA 2005) for the ring/reduce-scatter cost; Patarasuk & Yuan (2009) f
 bandwidth-optimal ring all-reduce 2(n-1)/n * S.
 
 All-reduce algorithms (:func:`all_reduce`, the one inference uses; docs/MODEL.md "Collectives"):
-on switch and full-mesh fabrics the serving stack picks, per message size, among the library's
-``ring`` / ``nvls`` (the faster, as NCCL's tuner does) and its own in-graph ``one_shot`` /
-``two_shot`` kernels (thresholds of vLLM's custom all-reduce), optionally fused with the residual
-add + RMSNorm that follows. Rings and tori (TPU ICI, NeuronLink) run dimension-wise rings;
+on switch and full-mesh fabrics the serving stack picks, per message size, the fastest of the
+library's ``ring`` / ``nvls`` and its own ``one_shot`` / ``two_shot`` kernels (within the size
+limits of vLLM's custom all-reduce), optionally fused with the residual add + RMSNorm that
+follows. Rings and tori (TPU ICI, NeuronLink) run dimension-wise rings;
 groups that leave the scale-up domain run the faster of ``ring`` and ``tree`` over the NICs.
 Every result carries the algorithm it used, per element.
 """
@@ -184,38 +184,37 @@ def _in_domain_candidates(dev: Device, b: F, n: int, algorithms: tuple[str, ...]
         out["nvls"] = a_lib + 2.0 * h + (n + 1.0) / n * b / bw
     a_c = dev.eff.custom_allreduce_latency_s
     if a_c is not None:
+        e_c = dev.eff.custom_allreduce_efficiency
+        bw_c = bw if e_c is None else bw * e_c / dev.eff.collective_efficiency
         if "one_shot" in algorithms:
-            out["one_shot"] = a_c + (n - 1.0) * b / bw  # read every peer's full buffer
+            out["one_shot"] = a_c + (n - 1.0) * b / bw_c  # read every peer's full buffer
         if "two_shot" in algorithms:
-            out["two_shot"] = a_c + h + ring_bytes / bw  # direct reduce-scatter + all-gather
+            out["two_shot"] = a_c + h + ring_bytes / bw_c  # direct reduce-scatter + all-gather
     return out
 
 
 def _select(cands: dict[str, F], b: F, n: int) -> tuple[F, NDArray[np.int64]]:
-    """The stack's choice: custom kernels by vLLM's size thresholds, else the fastest
-    library algorithm (NCCL's tuner picks the minimum predicted time)."""
-    lib = [k for k in LIBRARY if k in cands]
-    if lib:
-        stack = np.stack([cands[k] for k in lib])
-        pick = np.argmin(stack, axis=0)
-        t = np.take_along_axis(stack, pick[None], axis=0)[0]
-        code = np.asarray([ALGORITHMS.index(k) for k in lib])[pick]
-    else:
-        t, code = np.full(b.shape, np.inf), np.zeros(b.shape, dtype=np.int64)
-    if "two_shot" in cands:
-        use = b <= CUSTOM_MAX_BYTES
-        t = np.where(use, cands["two_shot"], t)
-        code = np.where(use, ALGORITHMS.index("two_shot"), code)
-    if "one_shot" in cands:
-        use = b <= min(one_shot_max_bytes(n), CUSTOM_MAX_BYTES)
-        t = np.where(use, cands["one_shot"], t)
-        code = np.where(use, ALGORITHMS.index("one_shot"), code)
+    """The fastest available algorithm per message size, as NCCL's tuner (minimum predicted
+    time) and TensorRT-LLM's AUTO strategy (a per-size table of the fastest measured
+    strategy) choose; the custom kernels are available only within their size limits
+    (one-shot up to :func:`one_shot_max_bytes`, both up to :data:`CUSTOM_MAX_BYTES`)."""
+    limit = {
+        "one_shot": min(one_shot_max_bytes(n), CUSTOM_MAX_BYTES),
+        "two_shot": float(CUSTOM_MAX_BYTES),
+    }
+    keys = [k for k in ALGORITHMS if k in cands]
+    stack = np.stack(
+        [np.where(b <= limit.get(k, math.inf), cands[k], np.inf) + 0.0 * b for k in keys]
+    )
+    pick = np.argmin(stack, axis=0)
+    t = np.take_along_axis(stack, pick[None], axis=0)[0]
+    code = np.asarray([ALGORITHMS.index(k) for k in keys])[pick]
     return t, np.asarray(code, dtype=np.int64)
 
 
 def _across_domains(dev: Device, b: F, n: int, algorithms: tuple[str, ...]) -> dict[str, F]:
     """Flat ring or double binary tree over the NICs (NCCL inter-node): 2(n-1) vs
-    2 ceil(log2 n) latency steps, the ring's bandwidth term for both."""
+    2 ceil(log2 n) latency steps; the tree reaches 0.9 of the ring's bandwidth."""
     bw, _ = _links_used(dev, n)
     a = dev.eff.collective_latency_s
     term = 2.0 * (n - 1) / n * b / bw
@@ -223,7 +222,8 @@ def _across_domains(dev: Device, b: F, n: int, algorithms: tuple[str, ...]) -> d
     if "ring" in algorithms:
         out["ring"] = 2.0 * (n - 1) * a + term
     if "tree" in algorithms:
-        out["tree"] = 2.0 * math.ceil(math.log2(n)) * a + term
+        # NCCL's tuner credits the tree with 0.9 of the ring's bus bandwidth (tuning.cc).
+        out["tree"] = 2.0 * math.ceil(math.log2(n)) * a + term / 0.9
     return out
 
 
