@@ -266,3 +266,19 @@ def test_new_models_estimate_on_an_nvl72_rack(model_id: str) -> None:
         model, get_chip("gb300"), plan, 1024, 1024, batch_limit=np.array([1.0, 32.0])
     )
     assert np.all(np.asarray(e.output_tokens_per_s_per_chip) > 0)
+
+
+def test_eager_launches_bound_small_batches_only() -> None:
+    """With a per-kernel host launch cost (no CUDA graph), a small-batch decode step becomes
+    launch-bound (kernels x launch), a large batch stays device-bound; graph replay (None, every
+    shipped profile) pays only the per-step host overhead."""
+    m = get_model("llama-3.1-8b")
+    b = np.array([1.0, 4096.0])
+    graph = forward_cost(m, dev("h100-sxm"), InferencePlan(tp=1), b, 1.0, 1000.0)
+    eager = forward_cost(
+        m, dev("h100-sxm", host_launch_s=40e-6), InferencePlan(tp=1), b, 1.0, 1000.0
+    )
+    assert float(graph.kernels) == 32 * 8 + 3  # 8 kernels per layer + embedding, norm, head
+    launch_floor = graph.step_overhead_s + float(graph.kernels) * 40e-6
+    assert eager.time[0] == pytest.approx(launch_floor) and eager.time[0] > graph.time[0]
+    assert eager.time[1] == pytest.approx(graph.time[1])

@@ -354,6 +354,13 @@ class EfficiencyProfile(_Frozen):
     memory_reserve_fraction: float = Field(
         ge=0, lt=1, description="fraction of device memory unavailable (runtime, fragmentation)"
     )
+    host_launch_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="host time to launch one kernel when the stack launches eagerly (no CUDA "
+        "graph / compiled program): a step is then at least kernels x this; None = the step "
+        "replays a captured graph and only step_overhead_s is paid on the host",
+    )
     collective_hop_latency_s: float | None = Field(
         default=None,
         ge=0,

@@ -51,12 +51,24 @@ class ForwardCost:
     step_overhead_s: float
     pipeline_s: F = field(default_factory=lambda: np.zeros(()))
 
+    host_launch_s: float | None = None
+
+    @property
+    def kernels(self) -> F:
+        """Kernel launches in the step (every op, comm included, times its repeats)."""
+        n: F = np.zeros(())
+        for op in self.ops:
+            n = n + op.launches
+        return n
+
     @property
     def time(self) -> F:
-        total: F = np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s
+        device: F = np.zeros(())
         for op in self.ops:
-            total = total + op.time
-        return total
+            device = device + op.time
+        if self.host_launch_s:  # eager launches: the host may fall behind the device
+            device = np.maximum(device, self.kernels * self.host_launch_s)
+        return np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s + device
 
     def by_class(self) -> dict[str, F]:
         out: dict[str, F] = {}
@@ -236,4 +248,5 @@ def forward_cost(
         ops=tuple(ops),
         step_overhead_s=dev.eff.step_overhead_s,
         pipeline_s=np.asarray(pipeline, dtype=np.float64),
+        host_launch_s=dev.eff.host_launch_s,
     )
