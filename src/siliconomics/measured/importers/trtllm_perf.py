@@ -9,9 +9,9 @@ Reads saved copies (``*.md``) that start with ``key: value`` lines (``repo``, ``
   "GPU TPn (PREC)".
 
 Every value is ``trtllm-bench throughput`` max-throughput output tokens/s of one TP group
-(offline scenario: all requests queued, in-flight batching, fixed ISL/OSL). The newer
-``docs/source/developer-guide/perf-overview.md`` is kept apart for independent testing and is
-not read by this importer.
+(offline scenario: all requests queued, in-flight batching, fixed ISL/OSL). Only pages under
+``docs/source/performance/`` are read; the newer page kept apart for independent testing
+(see the kept-apart list in corpus/README.md) is not.
 """
 
 from __future__ import annotations
