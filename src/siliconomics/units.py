@@ -111,6 +111,20 @@ def _scaled(unit: str, bases: tuple[str, ...]) -> float | None:
     return None
 
 
+def parse_duration(text: str | float | int, *, what: str) -> float:
+    """A positive, finite duration that states its unit (``2s``, ``50ms``, ``300us``), in
+    seconds. A bare number is refused: ``50`` could be seconds or milliseconds, and a 1000x
+    wrong latency target is worse than an error."""
+    if isinstance(text, bool):
+        raise SiliconomicsError(f"{what}: expected a duration such as '50ms', got a boolean")
+    if isinstance(text, int | float) or _split(str(text), what)[1] == "":
+        raise SiliconomicsError(
+            f"{what}: '{text}' needs a unit, e.g. '{text}ms' or '{text}s' (allowed: "
+            f"{', '.join(sorted(_TIME))})"
+        )
+    return parse_positive(text, "seconds", what=what)
+
+
 def parse_positive(text: str | float | int, dim: Dimension, *, what: str) -> float:
     """As :func:`parse_quantity`, and the result must be finite and > 0."""
     v = parse_quantity(text, dim, what=what)

@@ -14,8 +14,8 @@ from ..parallel.plan import InferencePlan
 from ..report import serialize, tables
 from ..search.assess import assess
 from ..search.compare import compare_chips
-from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
+from .inputs import duration
 
 
 @app.command("estimate")
@@ -95,8 +95,8 @@ def compare_cmd(
         m,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
-        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        ttft_s=duration(ttft, "--ttft"),
+        tpot_s=duration(tpot, "--tpot"),
         chip_ids=chip,
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),

@@ -9,13 +9,20 @@ import typer
 
 from ..report.html import write_html
 from .common import JsonOpt, app, emit_json, err, out
+from .inputs import text_file_cb, writable_cb
 
 
 @app.command("plan")
 def plan_cmd(
-    spec: Annotated[Path, typer.Argument(help="plan spec, YAML or TOML (see docs/PLANNING.md)")],
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            help="plan spec, YAML or TOML (see docs/PLANNING.md)", callback=text_file_cb
+        ),
+    ],
     html: Annotated[
-        Path | None, typer.Option(help="also write a self-contained HTML report")
+        Path | None,
+        typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
