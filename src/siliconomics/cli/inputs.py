@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
 from ..units import parse_duration
 
@@ -124,3 +125,14 @@ def exclusive(**given: object) -> None:
     named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v not in (None, False)]
     if len(named) > 1:
         raise SiliconomicsError(f"{' and '.join(named)} cannot be used together; pick one")
+
+
+def check_context(model: ModelSpec, input_len: int, output_len: int, *, allow: bool) -> None:
+    """Refuse input + output beyond the model's trained context unless the user asks to go
+    past it (``--beyond-context``): speed can be modelled there, answer quality cannot."""
+    n = input_len + output_len
+    if model.max_position is not None and n > model.max_position and not allow:
+        raise SiliconomicsError(
+            f"--input + --output = {n:,} tokens exceeds {model.id}'s context of "
+            f"{model.max_position:,}; shorten them or pass --beyond-context"
+        )

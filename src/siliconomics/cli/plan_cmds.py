@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..report.html import write_html
-from .common import JsonOpt, app, emit_json, err, out
+from .common import JsonOpt, app, emit_json, err, library_output_silenced, out
 from .inputs import text_file_cb, writable_cb
 
 
@@ -31,7 +31,7 @@ def plan_cmd(
     from ..fleet import load_spec, run_plan
     from ..report import plan_report
 
-    with plan_report.progress_bar(err) as progress:
+    with plan_report.progress_bar(err) as progress, library_output_silenced():
         outcome = run_plan(load_spec(spec), progress)
     if html:
         write_html(html, plan_report.plan_html(outcome))

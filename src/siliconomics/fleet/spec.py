@@ -23,7 +23,7 @@ PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Lengths(_Strict):
