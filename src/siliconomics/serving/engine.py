@@ -66,11 +66,12 @@ class Ledger:
         self.scheduled = nan * n  # first time any of its prompt was processed
         zeros = array("q", [0])
         self.gen = zeros * n  # tokens generated so far (at the last time it left a decode set)
-        self.preemptions = zeros * n
-        self.engine = array("q", [-1]) * n
-        self.join_k = zeros * n
-        self.join_c = zeros * n
-        self.epoch = zeros * n  # invalidates stale heap entries after a preemption
+        self.join_k = zeros * n  # decode step at which it joined the decode set
+        self.join_c = zeros * n  # cached tokens when it joined
+        small = array("i", [0])  # 4-byte counters: preemptions, engine index, epoch
+        self.preemptions = small * n
+        self.engine = array("i", [-1]) * n
+        self.epoch = small * n  # invalidates stale heap entries after a preemption
         self.done = 0
 
 
@@ -156,6 +157,16 @@ class Engine:
         self.ctx_sum += cached
         heapq.heappush(self.fin, (k + L.out[rid] - L.gen[rid], rid, L.epoch[rid]))
         heapq.heappush(self.victims, (-rid, L.epoch[rid]))
+        if len(self.victims) > 2 * self.n_dec + 1024:
+            self._prune_victims()
+
+    def _prune_victims(self) -> None:
+        """Drop the entries of sequences that left the decode set (finished or preempted):
+        without it the heap keeps one entry per request ever decoded (lazy deletion). Live
+        entries keep their order, so the simulation is unchanged; amortised O(1)."""
+        epoch = self.L.epoch
+        self.victims = [v for v in self.victims if epoch[-v[0]] == v[1]]
+        heapq.heapify(self.victims)
 
     def _leave_decode(self, rid: int) -> int:
         """Remove ``rid`` from the decode set; returns its cached tokens (blocks freed)."""
