@@ -75,8 +75,8 @@ def chips_table() -> Table:
 
 def models_table() -> Table:
     # 80 columns with ids whole; family and max context are in 'siliconomics show MODEL'
-    t = compact_table("Model presets (parameters in billions; experts = active/total)")
-    for col in ("id", "params", "active", "layers", "d_model", "heads/kv", "attn", "experts"):
+    t = compact_table("Model presets (parameters in billions; exp = active/total experts)")
+    for col in ("id", "params", "active", "layers", "d_model", "heads/kv", "attn", "exp"):
         t.add_column(col, justify="left" if col in ("id", "attn") else "right", no_wrap=True)
     for m in models().values():
         moe = f"{m.moe.experts_per_token}/{m.moe.n_experts}" if m.moe else "-"
