@@ -166,3 +166,11 @@ def fmt_time(seconds: float) -> str:
     if s < 3 * 86400:
         return f"{seconds / 3600:.3g} h"
     return f"{seconds / 86400:.3g} days"
+
+
+def fmt_count(n: float) -> str:
+    """A large count the way people say it: 2e11 -> '200B', 1.5e12 -> '1.5T', 4096 -> '4,096'."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:,.0f}"
