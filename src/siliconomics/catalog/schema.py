@@ -28,7 +28,7 @@ ComputeDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "f
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Sourced(_Frozen):

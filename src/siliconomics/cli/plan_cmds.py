@@ -8,14 +8,21 @@ from typing import Annotated
 import typer
 
 from ..report.html import write_html
-from .common import JsonOpt, app, emit_json, err, out
+from .common import JsonOpt, app, emit_json, err, library_output_silenced, out
+from .inputs import text_file_cb, writable_cb
 
 
 @app.command("plan")
 def plan_cmd(
-    spec: Annotated[Path, typer.Argument(help="plan spec, YAML or TOML (see docs/PLANNING.md)")],
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            help="plan spec, YAML or TOML (see docs/PLANNING.md)", callback=text_file_cb
+        ),
+    ],
     html: Annotated[
-        Path | None, typer.Option(help="also write a self-contained HTML report")
+        Path | None,
+        typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -24,7 +31,7 @@ def plan_cmd(
     from ..fleet import load_spec, run_plan
     from ..report import plan_report
 
-    with plan_report.progress_bar(err) as progress:
+    with plan_report.progress_bar(err) as progress, library_output_silenced():
         outcome = run_plan(load_spec(spec), progress)
     if html:
         write_html(html, plan_report.plan_html(outcome))
