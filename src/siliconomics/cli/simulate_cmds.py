@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,10 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from ..catalog.registry import get_model
-from ..economics.cost import parse_price_overrides
 from ..report.html import write_output
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, RegionOpt, build_pricing
 
 
 @app.command("simulate")
@@ -69,7 +70,10 @@ def simulate_cmd(
     trace_out: Annotated[
         Path | None, typer.Option(help="write a Chrome trace (chrome://tracing, Perfetto)")
     ] = None,
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    pricing_mode: ModeOpt = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    price: PriceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
@@ -102,8 +106,8 @@ def simulate_cmd(
         decode=(decode_chip or chip, decode_tp or tp, decode_replicas or replicas)
         if disagg
         else None,
-        price_overrides=parse_price_overrides(price),
     )
+    cfg = dataclasses.replace(cfg, pricing=build_pricing(pricing_mode, prices, region, price))
     lines = None
     if trace is not None and Path(trace).is_file():
         lines = Path(trace).read_text(encoding="utf-8").splitlines()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..catalog.registry import get_chip, get_model
-from ..economics.cost import parse_price_overrides
-from ..economics.pricing import parse_price_overrides_toml
-from ..economics.tco import read_toml_file
+from ..economics.pricing import parse_price_overrides
 from ..report import train_tables
 from ..training.study import study_training
 from ..units import parse_positive
 from .common import JsonOpt, app, check_dtype, emit_json, out
+from .prices_cmds import PricesOpt, RegionOpt, load_book
 
 
 @app.command("train")
@@ -42,9 +40,8 @@ def train_cmd(
     mode: Annotated[
         str, typer.Option(help="on-demand, reserved-1y, reserved-3y, spot or owned (TCO)")
     ] = "on-demand",
-    prices: Annotated[
-        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
-    ] = None,
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
     utilisation: Annotated[
         float,
         typer.Option(
@@ -70,8 +67,6 @@ def train_cmd(
         price_overrides=parse_price_overrides(price),
         pricing=mode,
         utilisation=utilisation,
-        price_book=parse_price_overrides_toml(read_toml_file(prices, "--prices"))
-        if prices
-        else None,
+        price_book=load_book(prices, region),
     )
     emit_json(train_tables.study_dict(study)) if as_json else train_tables.render_study(out, study)

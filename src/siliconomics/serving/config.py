@@ -15,6 +15,7 @@ Defaults and their sources:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
 from ..errors import SiliconomicsError
@@ -68,6 +69,9 @@ class ServingConfig:
     """fixed latency of one KV transfer (RDMA-class network, an estimate)"""
     price_overrides: dict[str, float] = field(default_factory=dict)
     """chip id -> USD per chip-hour"""
+    pricing: Any = None
+    """an :class:`siliconomics.economics.pricing.Pricing` built at the edge (book, mode,
+    region); None: the packaged book, on-demand, with ``price_overrides``"""
 
     @property
     def disaggregated(self) -> bool:

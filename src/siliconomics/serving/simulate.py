@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from ..economics.cost import chip_price, power_per_chip_w
+from ..economics.cost import power_per_chip_w
+from ..economics.pricing import chip_price
 from ..errors import SiliconomicsError
 from ..inference.forward import forward_cost
 from ..parallel.memory import active_params
@@ -105,7 +106,9 @@ def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float
     total = sum(float(v) for v in shares.values())
     busy_activity = float(shares["compute"] + shares["memory"]) / total if total else 1.0
     watts, _ = power_per_chip_w(pc.chip, busy * busy_activity)
-    price = chip_price(pc.chip.id, cfg.price_overrides, chips_needed=pc.plan.chips_per_replica)
+    price = chip_price(
+        pc.chip.id, cfg.pricing or cfg.price_overrides, chips_needed=pc.plan.chips_per_replica
+    )
     usd_h = price.usd_per_chip_hour if price is not None else math.nan
     mask = np.isin(log.replica, [e.index for e in engines])
     return PoolStats(
