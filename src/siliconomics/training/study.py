@@ -108,4 +108,10 @@ def _price(
 ) -> ChipPrice | None:
     b = (book or default_book()).with_chip_hour(overrides or {}, pricing)
     p = Pricing(book=b, mode=pricing, chips=chips(), utilisation=utilisation)
-    return price_chip_hour(p, get_chip(chip_id), chips_needed=n_chips)
+    price = price_chip_hour(p, get_chip(chip_id), chips_needed=n_chips)
+    if price is None and pricing != "on-demand":
+        raise SiliconomicsError(
+            f"no {pricing} price for chip '{chip_id}' on any basis; modes with a price: "
+            f"{', '.join(b.modes_for(chip_id)) or 'none'} (and owned); add one with --prices"
+        )
+    return price
