@@ -142,9 +142,7 @@ def main(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     book = old_book() if args.old_book else default_book()
     if args.trn2_usd_per_hour:
-        book = replace(
-            book, chip_hour={"trn2": {"on-demand": args.trn2_usd_per_hour / 16}}
-        )
+        book = replace(book, chip_hour={"trn2": {"on-demand": args.trn2_usd_per_hour / 16}})
     print("\n".join(check(book)))
 
 

@@ -53,7 +53,7 @@ def test_one_mode_list():
     from siliconomics.catalog.schema import PricingMode
     from siliconomics.fleet.spec import PlanSpec
 
-    assert MODES == get_args(PricingMode)
+    assert get_args(PricingMode) == MODES
     assert PlanSpec.model_fields["pricing"].annotation == PricingMode
 
 
@@ -177,7 +177,9 @@ def test_user_book_folder_prices_compare(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     c = json.loads(r.stdout)["chips"][0]
-    assert c["price_basis"] == "listed" and c["usd_per_hour"] == pytest.approx(2.0 * c["chips_per_replica"])
+    assert c["price_basis"] == "listed" and c["usd_per_hour"] == pytest.approx(
+        2.0 * c["chips_per_replica"]
+    )
 
 
 def test_tco_breakeven_price_for_a_chip_not_sold(tmp_path):
