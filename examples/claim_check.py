@@ -140,7 +140,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--old-book", action="store_true", help="superseded pre-June-2025 prices")
     ap.add_argument("--trn2-usd-per-hour", type=float, help="a trn2.48xlarge price to test")
     args = ap.parse_args(argv)
-    book = old_book() if args.old_book else default_book()
+    # AWS's claim is about AWS instances: only AWS prices (neocloud GPUs are cheaper still)
+    book = old_book() if args.old_book else default_book().with_providers(("aws",))
     if args.trn2_usd_per_hour:
         book = replace(book, chip_hour={"trn2": {"on-demand": args.trn2_usd_per_hour / 16}})
     print("\n".join(check(book)))

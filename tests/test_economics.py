@@ -133,16 +133,21 @@ def test_unknown_owned_price_says_how_to_supply_it():
 def test_cloud_prices_per_chip_and_system_choice():
     # Prices moved with issue 12 to the dated book (catalog/data/prices): p5.48xlarge after the
     # June 2025 cut (was 98.32 USD/h); the old value stays in the book as history.
-    assert chip_hour_cost("h100-sxm", "on-demand").total == pytest.approx(6.88)
-    assert chip_hour_cost("h100-sxm", "on-demand", chips_needed=8).total == pytest.approx(55.04 / 8)
-    assert chip_hour_cost("h100-sxm", "spot").total == pytest.approx(14.246 / 8)
+    from siliconomics.economics.pricing import default_book
+
+    aws = default_book().with_providers(("aws",))
+    assert chip_hour_cost("h100-sxm", "on-demand", book=aws).total == pytest.approx(6.88)
+    p5 = chip_hour_cost("h100-sxm", "on-demand", book=aws, chips_needed=8)
+    assert p5.total == pytest.approx(55.04 / 8)
+    assert chip_hour_cost("h100-sxm", "spot", book=aws).total == pytest.approx(14.246 / 8)
+    # across providers the cheapest current offer wins (Nebius 8x H100, 23.60 USD/h)
+    assert chip_hour_cost("h100-sxm", "on-demand").total == pytest.approx(23.60 / 8)
     assert chip_hour_cost("inf2", "on-demand").total == pytest.approx(0.7582)  # 1-chip instance
     big = chip_hour_cost("inf2", "on-demand", chips_needed=12)
     assert big.total == pytest.approx(12.98127 / 12) and "inf2.48xlarge" in big.source
     huge = chip_hour_cost("inf2", "on-demand", chips_needed=64)
     assert "no offering holds 64" in " ".join(huge.notes)
     assert available_modes("h100-sxm") == ["on-demand", "spot", "capacity-block"]
-    from siliconomics.economics.pricing import default_book
 
     old = [o for o in default_book().history() if o.name == "p5.48xlarge" and o.mode == "on-demand"]
     assert [o.usd_per_hour for o in old] == [98.32]
@@ -183,10 +188,13 @@ def test_price_overrides_file():
 @pytest.mark.parametrize("rent", ["on-demand", "spot"])
 def test_breakeven_equalises_busy_hour_costs(rent):
     a = load_owned_assumptions()
-    u = breakeven_utilisation("h100-sxm", rent, a)
+    from siliconomics.economics.pricing import default_book
+
+    aws = default_book().with_providers(("aws",))
+    u = breakeven_utilisation("h100-sxm", rent, a, book=aws)
     assert u is not None and 0 < u < 1
     owned = chip_hour_cost("h100-sxm", "owned", assumptions=a, utilisation=u)
-    rented = chip_hour_cost("h100-sxm", rent)
+    rented = chip_hour_cost("h100-sxm", rent, book=aws)
     assert usd_per_busy_chip_hour(owned, u) == pytest.approx(rented.total, rel=1e-6)
 
 

@@ -15,7 +15,7 @@ from ..search.assess import assess
 from ..search.compare import compare_chips
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
-from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, RegionOpt, build_pricing
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("estimate")
@@ -49,6 +49,7 @@ def estimate_cmd(
     pricing: Annotated[str, typer.Option(help="pricing mode (see 'compare --mode')")] = "on-demand",
     prices: PricesOpt = None,
     region: RegionOpt = None,
+    provider: ProviderOpt = None,
     price: PriceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -70,7 +71,7 @@ def estimate_cmd(
         est = estimate_max_throughput(m, c, plan, input_len, output_len, batch_limit=batch)
     else:
         raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
-    a = assess(est, build_pricing(pricing, prices, region, price))
+    a = assess(est, build_pricing(pricing, prices, region, price, provider=provider))
     emit_json(serialize.assessment_dict(a)) if as_json else tables.render_assessment(out, a)
 
 
@@ -90,6 +91,7 @@ def compare_cmd(
     mode: ModeOpt = "on-demand",
     prices: PricesOpt = None,
     region: RegionOpt = None,
+    provider: ProviderOpt = None,
     price: PriceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -107,6 +109,6 @@ def compare_cmd(
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        price_overrides=build_pricing(mode, prices, region, price),
+        price_overrides=build_pricing(mode, prices, region, price, provider=provider),
     )
     emit_json(serialize.comparison_dict(cmp)) if as_json else tables.render_comparison(out, cmp)

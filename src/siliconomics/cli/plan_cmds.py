@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
+from ..economics.pricebook import MODES
+from ..errors import SiliconomicsError
 from ..report.html import write_html
 from .common import JsonOpt, app, emit_json, err, out
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("plan")
@@ -17,6 +20,12 @@ def plan_cmd(
     html: Annotated[
         Path | None, typer.Option(help="also write a self-contained HTML report")
     ] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="pricing mode (overrides the spec's 'pricing')")
+    ] = None,
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
@@ -25,7 +34,12 @@ def plan_cmd(
     from ..report import plan_report
 
     with plan_report.progress_bar(err) as progress:
-        outcome = run_plan(load_spec(spec), progress)
+        s = load_spec(spec)
+        if mode is not None:
+            if mode not in MODES:
+                raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
+            s = s.model_copy(update={"pricing": mode})
+        outcome = run_plan(s, progress, book=load_book(prices, region, provider))
     if html:
         write_html(html, plan_report.plan_html(outcome))
         err.print(f"wrote {html}", highlight=False)

@@ -31,6 +31,12 @@ PricesOpt = Annotated[
 RegionOpt = Annotated[
     str | None, typer.Option("--region", help="use only prices of this region (e.g. us-east-1)")
 ]
+ProviderOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--provider", help="use only prices of this provider (aws, gcp, lambda, ...; repeat)"
+    ),
+]
 PriceOpt = Annotated[
     list[str] | None, typer.Option("--price", help="CHIP=USD per chip-hour (repeat)")
 ]
@@ -58,8 +64,11 @@ def _origin(o: Any, origin: str) -> Any:
     return replace(o, origin=origin)
 
 
-def load_book(prices: Path | None = None, region: str | None = None) -> PriceBook:
-    """The packaged book, plus a user's file or folder of books, restricted to ``region``."""
+def load_book(
+    prices: Path | None = None, region: str | None = None, provider: list[str] | None = None
+) -> PriceBook:
+    """The packaged book, plus a user's file or folder of books, restricted to ``region`` and
+    ``provider``."""
     book = default_book()
     if prices is not None:
         files = sorted(prices.glob("*.toml")) if prices.is_dir() else [prices]
@@ -67,7 +76,7 @@ def load_book(prices: Path | None = None, region: str | None = None) -> PriceBoo
             raise SiliconomicsError(f"--prices {prices}: folder holds no *.toml price book")
         for f in files:
             book = book.merged(_read_file(f))
-    return book.with_region(region)
+    return book.with_providers(tuple(provider) if provider else None).with_region(region)
 
 
 def build_pricing(
@@ -76,13 +85,14 @@ def build_pricing(
     region: str | None = None,
     price: list[str] | None = None,
     *,
+    provider: list[str] | None = None,
     utilisation: float = 1.0,
     chip_price: list[str] | None = None,
 ) -> Pricing:
     """What every money-printing command builds once from its options."""
     if mode not in MODES:
         raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
-    book = load_book(prices, region).with_chip_hour(
+    book = load_book(prices, region, provider).with_chip_hour(
         parse_chip_prices(price, chips(), "--price"), mode
     )
     assumptions = None
@@ -115,7 +125,9 @@ def _rows(book: PriceBook, today: date, include_history: bool, chip: str | None)
     for o in book.offerings:
         if (not include_history and id(o) not in current) or (chip and o.chip != chip):
             continue
-        if book.region and o.region != book.region:
+        if (book.region and o.region != book.region) or (
+            book.providers and o.provider not in book.providers
+        ):
             continue
         rows.append(
             {
@@ -148,13 +160,14 @@ def prices_cmd(
     ] = MAX_AGE_DAYS,
     prices: PricesOpt = None,
     region: RegionOpt = None,
+    provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the price book: each price's date, age, source; warn on stale ones."""
     if ctx.invoked_subcommand is not None:
         return
     today = date.today()
-    book = load_book(prices, region)
+    book = load_book(prices, region, provider)
     rows = _rows(book, today, all_, chip)
     stale = [r for r in rows if r["current"] and (r["age_days"] or 0) > max_age_days]
     unpriced = sorted(set(chips()) - {o.chip for o in book.current()})

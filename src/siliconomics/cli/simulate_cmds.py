@@ -13,7 +13,7 @@ from ..catalog.registry import get_model
 from ..report.html import write_output
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
-from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, RegionOpt, build_pricing
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("simulate")
@@ -73,6 +73,7 @@ def simulate_cmd(
     pricing_mode: ModeOpt = "on-demand",
     prices: PricesOpt = None,
     region: RegionOpt = None,
+    provider: ProviderOpt = None,
     price: PriceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -107,7 +108,9 @@ def simulate_cmd(
         if disagg
         else None,
     )
-    cfg = dataclasses.replace(cfg, pricing=build_pricing(pricing_mode, prices, region, price))
+    cfg = dataclasses.replace(
+        cfg, pricing=build_pricing(pricing_mode, prices, region, price, provider=provider)
+    )
     lines = None
     if trace is not None and Path(trace).is_file():
         lines = Path(trace).read_text(encoding="utf-8").splitlines()

@@ -15,7 +15,7 @@ from ..report.html import write_html
 from ..search.tco_study import study_tco
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
-from .prices_cmds import PricesOpt, RegionOpt, load_book
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("tco")
@@ -34,6 +34,7 @@ def tco_cmd(
     ] = 0.6,
     prices: PricesOpt = None,
     region: RegionOpt = None,
+    provider: ProviderOpt = None,
     chip_price: Annotated[
         list[str] | None,
         typer.Option(help="CHIP=USD purchase price per chip (needed to own a chip not sold)"),
@@ -71,7 +72,7 @@ def tco_cmd(
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
         assumptions=_assumptions(assumptions, chip_price),
-        book=load_book(prices, region),
+        book=load_book(prices, region, provider),
         breakeven_price=breakeven_price,
     )
     if html:

@@ -12,7 +12,7 @@ from ..report import train_tables
 from ..training.study import study_training
 from ..units import parse_positive
 from .common import JsonOpt, app, check_dtype, emit_json, out
-from .prices_cmds import PricesOpt, RegionOpt, load_book
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("train")
@@ -42,6 +42,7 @@ def train_cmd(
     ] = "on-demand",
     prices: PricesOpt = None,
     region: RegionOpt = None,
+    provider: ProviderOpt = None,
     utilisation: Annotated[
         float,
         typer.Option(
@@ -67,6 +68,6 @@ def train_cmd(
         price_overrides=parse_price_overrides(price),
         pricing=mode,
         utilisation=utilisation,
-        price_book=load_book(prices, region),
+        price_book=load_book(prices, region, provider),
     )
     emit_json(train_tables.study_dict(study)) if as_json else train_tables.render_study(out, study)

@@ -87,6 +87,8 @@ class PriceBook:
     chip_hour: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     """user prices: chip id -> mode -> USD per chip-hour (win over everything)"""
     region: str | None = None
+    providers: tuple[str, ...] | None = None
+    """restrict listed prices to these providers (None: all)"""
 
     def current(self) -> tuple[Offering, ...]:
         """Newest entry per (provider, offering, region, mode); ties: later in the book wins
@@ -112,6 +114,7 @@ class PriceBook:
             if o.chip == chip_id
             and (mode is None or o.mode == mode)
             and (self.region is None or o.region == self.region)
+            and (self.providers is None or o.provider in self.providers)
         ]
 
     def modes_for(self, chip_id: str) -> list[str]:
@@ -130,6 +133,7 @@ class PriceBook:
             offerings=(*self.offerings, *other.offerings),
             chip_hour=hours,
             region=other.region or self.region,
+            providers=other.providers or self.providers,
         )
 
     def with_region(self, region: str | None) -> PriceBook:
@@ -139,6 +143,15 @@ class PriceBook:
                 f"{', '.join(self.regions())}"
             )
         return replace(self, region=region)
+
+    def with_providers(self, providers: tuple[str, ...] | None) -> PriceBook:
+        known = {o.provider for o in self.offerings}
+        for p in providers or ():
+            if p not in known:
+                raise SiliconomicsError(
+                    f"--provider '{p}': no price in the book; providers: {', '.join(sorted(known))}"
+                )
+        return replace(self, providers=providers or None)
 
     def with_chip_hour(self, prices: Mapping[str, float], mode: str = "on-demand") -> PriceBook:
         """The user's ``--price CHIP=USD`` applied to ``mode`` (and to every cloud mode where
