@@ -251,7 +251,7 @@ def update_cmd(
         path = out_dir / f"{book.provider}-{book.as_of}-{n}.toml"
     path.write_text(price_import.to_toml(book), encoding="utf-8")
     parse_toml(path, PriceBookFile)  # what we wrote must load
-    err.print(f"wrote {path} ({len(book.prices)} prices, as of {book.as_of})", highlight=False)
+    out.print(f"wrote {path} ({len(book.prices)} prices, as of {book.as_of})", highlight=False)
 
 
 def _json(source: Path, text: str) -> Any:
