@@ -176,9 +176,18 @@ def prices_cmd(
         return
     from rich.table import Table
 
-    t = Table(title=f"Price book ({len(rows)} prices; today {today})")
-    for col in ("chip", "offering", "region", "mode", "USD/h", "USD/chip-h", "as of", "age"):
-        t.add_column(col, justify="right" if col.startswith(("USD", "age")) else "left")
+    t = Table(
+        box=None, title=f"Price book ({len(rows)} prices; today {today}; USD/h and sources: --json)"
+    )
+    for col in ("chip", "offering (provider)", "region", "mode", "$/chip-h", "as of", "age"):
+        right = col.startswith(("$", "age"))
+        wrap = col.startswith("offering")
+        t.add_column(
+            col,
+            justify="right" if right else "left",
+            no_wrap=not wrap,
+            overflow="fold" if wrap else "ellipsis",
+        )
     for r in rows:
         old = (r["age_days"] or 0) > max_age_days
         t.add_row(
@@ -186,7 +195,6 @@ def prices_cmd(
             f"{r['offering']} ({r['provider']})" + ("" if r["current"] else " [old]"),
             r["region"],
             r["mode"],
-            f"{r['usd_per_hour']:,.2f}",
             f"{r['usd_per_chip_hour']:,.3f}",
             r["as_of"],
             f"{r['age_days']} d" + (" !" if old else ""),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import date
 from statistics import median
 from typing import get_args
@@ -93,6 +94,10 @@ class PriceBook:
     def current(self) -> tuple[Offering, ...]:
         """Newest entry per (provider, offering, region, mode); ties: later in the book wins
         (user files are appended after the packaged books)."""
+        return self._current
+
+    @cached_property
+    def _current(self) -> tuple[Offering, ...]:
         best: dict[tuple[str, str, str, str], Offering] = {}
         for o in self.offerings:
             old = best.get(o.key)
