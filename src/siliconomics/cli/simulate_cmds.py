@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..catalog.registry import get_model
+from ..economics.serving_cost import price_simulation
 from ..report.html import write_output
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
@@ -108,9 +109,11 @@ def simulate_cmd(
         if disagg
         else None,
     )
-    cfg = dataclasses.replace(
-        cfg, pricing=build_pricing(pricing_mode, prices, region, price, provider=provider)
-    )
+    pricing = build_pricing(pricing_mode, prices, region, price, provider=provider)
+    if cfg.price_overrides:
+        pricing = dataclasses.replace(
+            pricing, book=pricing.book.with_chip_hour(cfg.price_overrides, pricing.mode)
+        )
     lines = None
     if trace is not None and Path(trace).is_file():
         lines = Path(trace).read_text(encoding="utf-8").splitlines()
@@ -133,6 +136,8 @@ def simulate_cmd(
             cap = find_max_rate(cfg, w, slo, seed=seed)
         else:
             cap = min_replicas(cfg, w, slo, float(min_replicas_for or 0), seed=seed)
+        if cap.result is not None:
+            cap = dataclasses.replace(cap, result=price_simulation(cap.result, pricing))
         what = "max rate" if max_rate else "min replicas"
         if as_json:
             emit_json(sim_tables.capacity_dict(cap))
@@ -150,6 +155,7 @@ def simulate_cmd(
             sink=events.append if trace_out else None,
             progress=progress,
         )
+    res = price_simulation(res, pricing)
     if trace_out:
         write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)

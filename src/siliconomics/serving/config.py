@@ -15,7 +15,6 @@ Defaults and their sources:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
 from ..errors import SiliconomicsError
@@ -68,10 +67,8 @@ class ServingConfig:
     kv_link_latency_s: float = 10e-6
     """fixed latency of one KV transfer (RDMA-class network, an estimate)"""
     price_overrides: dict[str, float] = field(default_factory=dict)
-    """chip id -> USD per chip-hour"""
-    pricing: Any = None
-    """an :class:`siliconomics.economics.pricing.Pricing` built at the edge (book, mode,
-    region); None: the packaged book, on-demand, with ``price_overrides``"""
+    """chip id -> USD per chip-hour; the simulator ignores it (it measures seconds, tokens and
+    joules); the edge prices the result with it (economics.serving_cost)"""
 
     @property
     def disaggregated(self) -> bool:
