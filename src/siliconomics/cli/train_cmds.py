@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..catalog.registry import get_chip, get_model
-from ..economics.pricing import parse_price_overrides
+from ..economics.pricing import MODES, parse_price_overrides
 from ..report import train_tables
 from ..training.study import study_training
 from ..units import parse_positive
@@ -37,9 +37,7 @@ def train_cmd(
     method: Annotated[str, typer.Option(help="'full' or 'lora' (frozen base)")] = "full",
     optimizer: Annotated[str, typer.Option(help="adam, adam-8bit, sgd, adafactor")] = "adam",
     price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
-    mode: Annotated[
-        str, typer.Option(help="on-demand, reserved-1y, reserved-3y, spot or owned (TCO)")
-    ] = "on-demand",
+    mode: Annotated[str, typer.Option(help=f"pricing mode: {', '.join(MODES)}")] = "on-demand",
     prices: PricesOpt = None,
     region: RegionOpt = None,
     provider: ProviderOpt = None,
