@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,11 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from ..catalog.registry import get_model
-from ..economics.cost import parse_price_overrides
+from ..economics.serving_cost import price_simulation
 from ..errors import SiliconomicsError
 from ..report.html import write_output
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, exclusive, finite_cb, text_file, writable_cb
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("simulate")
@@ -87,7 +89,11 @@ def simulate_cmd(
             help="write a Chrome trace (chrome://tracing, Perfetto)", callback=writable_cb
         ),
     ] = None,
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    pricing_mode: ModeOpt = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
@@ -125,8 +131,12 @@ def simulate_cmd(
         decode=(decode_chip or chip, decode_tp or tp, decode_replicas or replicas)
         if disagg
         else None,
-        price_overrides=parse_price_overrides(price),
     )
+    pricing = build_pricing(pricing_mode, prices, region, price, provider=provider)
+    if cfg.price_overrides:
+        pricing = dataclasses.replace(
+            pricing, book=pricing.book.with_chip_hour(cfg.price_overrides, pricing.mode)
+        )
     lines = trace_lines(trace)
     w = make_workload(
         rate=rate,
@@ -144,6 +154,8 @@ def simulate_cmd(
             cap = find_max_rate(cfg, w, slo, seed=seed)
         else:
             cap = min_replicas(cfg, w, slo, float(min_replicas_for or 0), seed=seed)
+        if cap.result is not None:
+            cap = dataclasses.replace(cap, result=price_simulation(cap.result, pricing))
         what = "max rate" if max_rate else "min replicas"
         if as_json:
             emit_json(sim_tables.capacity_dict(cap))
@@ -161,6 +173,7 @@ def simulate_cmd(
             sink=events.append if trace_out else None,
             progress=progress,
         )
+    res = price_simulation(res, pricing)
     if trace_out:
         write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)

@@ -16,10 +16,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..catalog.registry import validate_as
+from ..catalog.schema import PricingMode
 from ..errors import SiliconomicsError
 from ..units import DTYPES, parse_duration
-
-PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
 
 
 class _Strict(BaseModel):

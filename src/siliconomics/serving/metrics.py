@@ -106,8 +106,10 @@ class PoolStats:
     preemptions: int
     watts_per_chip: float
     energy_j: float
-    usd: float
-    usd_per_chip_hour: float
+    usd: float = math.nan
+    """USD of the run on this pool: NaN from the simulator; attached by
+    :func:`siliconomics.economics.serving_cost.price_simulation`"""
+    usd_per_chip_hour: float = math.nan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +136,7 @@ class SimResult:
     pools: tuple[PoolStats, ...]
     energy_j: float
     cost_usd: float
+    """NaN from the simulator; attached by economics.serving_cost.price_simulation"""
     kv_transfer_bytes: float
     log: RequestLog
     """per-request times and lengths"""
