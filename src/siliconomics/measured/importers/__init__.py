@@ -70,3 +70,6 @@ def complete(row: Row) -> Row:
 
 
 # Registry lines (one per importer module):
+from . import mlperf_inference  # noqa: E402
+
+register(mlperf_inference.IMPORTER)
