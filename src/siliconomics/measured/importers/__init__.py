@@ -73,3 +73,6 @@ def complete(row: Row) -> Row:
 from . import mlperf_inference  # noqa: E402
 
 register(mlperf_inference.IMPORTER)
+from . import mlperf_training  # noqa: E402
+
+register(mlperf_training.IMPORTER)

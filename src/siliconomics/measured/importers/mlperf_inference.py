@@ -109,10 +109,10 @@ _GPTJ = dict(
     ),
 )
 BENCHES: dict[str, Bench] = {
-    "llama2-70b-99": Bench(**_L2),  # type: ignore[arg-type]
-    "llama2-70b-99.9": Bench(**_L2),  # type: ignore[arg-type]
-    "llama2-70b-interactive-99": Bench(**_L2),  # type: ignore[arg-type]
-    "llama2-70b-interactive-99.9": Bench(**_L2),  # type: ignore[arg-type]
+    "llama2-70b-99": Bench(**_L2),
+    "llama2-70b-99.9": Bench(**_L2),
+    "llama2-70b-interactive-99": Bench(**_L2),
+    "llama2-70b-interactive-99.9": Bench(**_L2),
     "mixtral-8x7b": Bench(
         model="mixtral-8x7b",
         dist="mixtral-mlperf",
@@ -127,11 +127,11 @@ BENCHES: dict[str, Bench] = {
             "tokens_per_sample 144.84"
         ),
     ),
-    "llama3.1-405b": Bench(**_405),  # type: ignore[arg-type]
-    "llama3_1-405b": Bench(**_405),  # type: ignore[arg-type]
-    "llama3.1-405b-interactive": Bench(**_405),  # type: ignore[arg-type]
-    "llama3.1-8b": Bench(**_8B),  # type: ignore[arg-type]
-    "llama3_1-8b": Bench(**_8B),  # type: ignore[arg-type]
+    "llama3.1-405b": Bench(**_405),
+    "llama3_1-405b": Bench(**_405),
+    "llama3.1-405b-interactive": Bench(**_405),
+    "llama3.1-8b": Bench(**_8B),
+    "llama3_1-8b": Bench(**_8B),
     "deepseek-r1": Bench(
         model="deepseek-r1",
         dist="deepseek-r1-mlperf",
@@ -145,8 +145,8 @@ BENCHES: dict[str, Bench] = {
             "803.79 (psap @7cd1065d), output_len = MLCommons reference 3,886.23"
         ),
     ),
-    "gptj-99": Bench(**_GPTJ),  # type: ignore[arg-type]
-    "gptj-99.9": Bench(**_GPTJ),  # type: ignore[arg-type]
+    "gptj-99": Bench(**_GPTJ),
+    "gptj-99.9": Bench(**_GPTJ),
 }
 """LLM benchmarks of rounds v4.0-v5.1 (datacenter suite). Dataset means: SCHEMA.md."""
 
@@ -730,7 +730,7 @@ def read(tree: SourceTree) -> list[Row]:
     return rows
 
 
-IMPORTER = Importer(
+IMPORTER: Importer = Importer(
     name="mlperf-inference",
     description=(
         "MLPerf Inference results tree v4.0-v5.1 (github mlcommons/inference_results_vX.Y; "

@@ -1,0 +1,456 @@
+"""MLPerf Training results trees (v4.0-v5.0, closed division, LLM benchmarks) -> rows.
+
+Reads ``<submitter>/results/<system>/<benchmark>/result_*.txt`` (MLLOG lines) for gpt3,
+llama2_70b_lora and llama31_405b, ``<submitter>/systems/<system>.json`` (accelerator, count,
+software), and the submitter's launch config ``<submitter>/benchmarks/<benchmark>/
+implementations/<impl>/config_*.sh`` for the parallel layout (NeMo/Megatron-style exports:
+TP/TENSOR_MODEL_PARALLEL, PP/PIPELINE_MODEL_PARALLEL, CP/CONTEXT_PARALLEL, MICRO_BATCH_SIZE,
+INTERLEAVED_PIPELINE, FP8). Per benchmark result it writes a step-throughput row where the logs
+carry per-step statistics (``tracked_stats``), and always a time-to-train row (``usable=false``:
+it depends on convergence).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import SiliconomicsError
+from . import Importer, Row, SourceTree
+from ._mlperf_common import ALLOWED_TRAINING, CHIP_NOTES, chip_id, fmt, ident, num, round_from_label
+
+
+@dataclass(frozen=True, kw_only=True)
+class TBench:
+    model: str
+    seq_len: int
+    method: str
+    desc: str
+
+
+BENCHES: dict[str, TBench] = {
+    "gpt3": TBench(
+        model="gpt-3-175b",
+        seq_len=2048,
+        method="full",
+        desc="MLPerf gpt3: GPT-3 175B on C4, continued from a checkpoint to log-perplexity 2.69, seq 2048",
+    ),
+    "llama2_70b_lora": TBench(
+        model="llama-2-70b",
+        seq_len=8192,
+        method="lora",
+        desc=(
+            "MLPerf llama2_70b_lora: LoRA fine-tuning of Llama-2-70B on GovReport (SCROLLS), "
+            "sequences of 8192 tokens, to eval loss 0.925"
+        ),
+    ),
+    "llama31_405b": TBench(
+        model="llama-3.1-405b",
+        seq_len=8192,
+        method="full",
+        desc="MLPerf llama31_405b: Llama-3.1-405B pre-training on C4 continued from a checkpoint, seq 8192",
+    ),
+}
+
+# --- MLLOG -----------------------------------------------------------------------------------
+
+_MLLOG = re.compile(r":::MLLOG (\{.*\})")
+
+
+def parse_mllog(text: str) -> dict[str, Any]:
+    """run time, global batch, and per-step statistics of one result_*.txt."""
+    out: dict[str, Any] = {
+        "throughput": [],
+        "step_time": [],
+        "gbs": None,
+        "start": None,
+        "stop": None,
+    }
+    out["status"] = None
+    for line in text.splitlines():
+        m = _MLLOG.search(line)
+        if not m:
+            continue
+        try:
+            ev = json.loads(m.group(1))
+        except json.JSONDecodeError:
+            continue
+        _take(ev, out)
+    return out
+
+
+def _take(ev: dict[str, Any], out: dict[str, Any]) -> None:
+    key, val = ev.get("key"), ev.get("value")
+    if key == "run_start":
+        out["start"] = ev.get("time_ms")
+    elif key == "run_stop":
+        out["stop"] = ev.get("time_ms")
+        out["status"] = (ev.get("metadata") or {}).get("status")
+    elif key == "global_batch_size" and isinstance(val, int | float):
+        out["gbs"] = int(val)
+    elif key == "tracked_stats" and isinstance(val, dict):
+        if isinstance(val.get("throughput"), int | float):
+            out["throughput"].append(float(val["throughput"]))
+        if isinstance(val.get("train_step_timing in s"), int | float):
+            out["step_time"].append(float(val["train_step_timing in s"]))
+
+
+# --- launch configs --------------------------------------------------------------------------
+
+_ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Z_][A-Z0-9_]*)=(\S*)")
+_SOURCE = re.compile(r"^\s*(?:source|\.)\s+.*/([A-Za-z0-9_.-]+\.sh)\b")
+
+
+def shell_env(
+    files: dict[str, str], name: str, env: dict[str, str] | None = None, depth: int = 0
+) -> dict[str, str]:
+    """Variables a launch config exports: ``X=v``, ``X="${X:=v}"`` (v unless already set) and
+    ``source .../other.sh`` of a file in the same folder, in file order (branches of ``if``
+    blocks are all read: a simplification)."""
+    env = {} if env is None else env
+    if name not in files or depth > 5:
+        return env
+    for raw in files[name].splitlines():
+        line = raw.split("#", 1)[0]
+        src = _SOURCE.match(line)
+        if src:
+            shell_env(files, src.group(1), env, depth + 1)
+            continue
+        m = _ASSIGN.match(line)
+        if not m:
+            continue
+        var, val = m.group(1), m.group(2).strip("\"'")
+        default = re.fullmatch(r"\$\{" + var + r":?=([^}]*)\}", val)
+        if default:
+            env.setdefault(var, default.group(1))
+        elif "$" not in val:
+            env[var] = val
+    return env
+
+
+def _int(env: dict[str, str], *names: str) -> int | None:
+    for n in names:
+        v = env.get(n, "")
+        if re.fullmatch(r"\d+", v):
+            return int(v)
+    return None
+
+
+@dataclass(kw_only=True)
+class TLayout:
+    tp: int = 1
+    pp: int = 1
+    cp: int = 1
+    vpp: int | None = None
+    mbs: int | None = None
+    fp8: bool = False
+    source: str = ""
+    said: list[str] = field(default_factory=list)
+
+
+def _layout_from_env(env: dict[str, str], source: str) -> TLayout | None:
+    tp = _int(env, "TENSOR_MODEL_PARALLEL", "TP")
+    pp = _int(env, "PIPELINE_MODEL_PARALLEL", "PP")
+    cp = _int(env, "CONTEXT_PARALLEL", "CP")
+    if tp is None and pp is None and cp is None:
+        return None
+    lay = TLayout(tp=tp or 1, pp=pp or 1, cp=cp or 1, source=source)
+    vpp = _int(env, "INTERLEAVED_PIPELINE")
+    lay.vpp = vpp if vpp and lay.pp > 1 else None
+    lay.mbs = _int(env, "MICRO_BATCH_SIZE")
+    lay.fp8 = any(
+        k.startswith("FP8") and v.lower() in ("true", "1") for k, v in env.items()
+    ) or env.get("FP8", "").lower() in ("true", "1", "hybrid")
+    nodes, gpus = _int(env, "DGXNNODES"), _int(env, "DGXNGPU")
+    lay.said.append(
+        f"launch config {source}: TP {lay.tp}, PP {lay.pp}, CP {lay.cp}"
+        + (f", virtual PP {lay.vpp}" if lay.vpp else "")
+        + (f", micro batch {lay.mbs}" if lay.mbs else "")
+        + (f", {nodes} nodes x {gpus} GPUs" if nodes and gpus else "")
+    )
+    return lay
+
+
+def _config_chips(env: dict[str, str], name: str) -> int | None:
+    """Chips a config launches: DGXNNODES x DGXNGPU, else the name's '<nodes>x<gpus>x' part."""
+    nodes, gpus = _int(env, "DGXNNODES"), _int(env, "DGXNGPU")
+    if nodes and gpus:
+        return nodes * gpus
+    m = re.search(r"_(\d+)x(\d+)x", name)
+    return int(m.group(1)) * int(m.group(2)) if m else None
+
+
+_TAGS = {
+    "h100-sxm": r"H100",
+    "h200-sxm": r"H200",
+    "b200": r"(?<!G)B200",
+    "gb200": r"GB200",
+    "l40s": r"L40S",
+    "mi300x": r"MI300X",
+    "mi325x": r"MI325X",
+    "gaudi2": r"[Gg]audi2|HLS",
+}
+
+
+def _same_chip(names: list[str], chip: str) -> list[str]:
+    """Configs whose file name names the chip, when some do (one folder often holds several)."""
+    tag = _TAGS.get(chip)
+    hits = [p for p in names if tag and re.search(tag, p.rsplit("/", 1)[-1])]
+    return hits or names
+
+
+def find_layout(
+    tree: SourceTree, paths: list[str], sub: str, system: str, bench: str, n_chips: int, chip: str
+) -> TLayout | None:
+    """The launch config of a result: in the implementation folder named like the system when
+    there is one, else the only config (or configs with one layout) for this chip count."""
+    base = f"{sub}/benchmarks/{bench}/implementations/"
+    cfgs = [p for p in paths if p.startswith(base) and p.rsplit("/", 1)[-1].startswith("config")]
+    own = [p for p in cfgs if p.split("/")[4] == system]
+    found: dict[str, TLayout] = {}
+    for p in _same_chip(own or cfgs, chip):
+        name = p.rsplit("/", 1)[-1]
+        if "common" in name or "mounts" in name or name.count("x") < 2:
+            continue
+        folder = p.rsplit("/", 1)[0]
+        files = {
+            q.rsplit("/", 1)[-1]: _read(tree, q) for q in cfgs if q.rsplit("/", 1)[0] == folder
+        }
+        env = shell_env(files, name)
+        if _config_chips(env, name) != n_chips:
+            continue
+        lay = _layout_from_env(env, p)
+        if lay is not None:
+            found[p] = lay
+    layouts = {(x.tp, x.pp, x.cp, x.vpp, x.mbs, x.fp8) for x in found.values()}
+    if len(layouts) != 1:
+        return None
+    lay = found[sorted(found)[0]]
+    if not own:
+        lay.said.append(
+            f"config chosen by chip count ({n_chips}) among {len(found)} matching file(s)"
+        )
+    return lay
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def _read(tree: SourceTree, path: str) -> str:
+    """Text of a file, '' when the local copy lacks it (mirrors omit files of 4 MiB and more)."""
+    try:
+        return tree.read(path)
+    except SiliconomicsError:
+        return ""
+
+
+def _olympic(xs: list[float]) -> float:
+    xs = sorted(xs)
+    if len(xs) >= 5:
+        xs = xs[1:-1]
+    return sum(xs) / len(xs)
+
+
+def _runs(tree: SourceTree, files: list[str]) -> list[dict[str, Any]]:
+    runs = []
+    for p in files:
+        r = parse_mllog(_read(tree, p))
+        if r["start"] is not None and r["stop"] is not None and r["status"] == "success":
+            runs.append(r)
+    return runs
+
+
+def _base_row(
+    rnd: str, sub: str, system: str, bench: str, sysd: dict[str, Any], chip: str, n: int
+) -> Row:
+    b = BENCHES[bench]
+    return {
+        "kind": "training",
+        "scenario": "training_step",
+        "model": b.model,
+        "chip": chip,
+        "n_chips": str(n),
+        "replicas": "1",
+        "ep": "1",
+        "train_method": b.method,
+        "seq_len": str(b.seq_len),
+        "length_dist": "fixed",
+        "software": "; ".join(
+            str(sysd[k])
+            for k in ("framework", "other_software_stack")
+            if isinstance(sysd.get(k), str) and sysd[k]
+        ),
+    }
+
+
+def _fill(row: Row, lay: TLayout | None, n: int, gbs: int | None, norm: list[str]) -> bool:
+    if gbs:
+        row["global_batch_seqs"] = str(gbs)
+    if lay is None:
+        return False
+    per = lay.tp * lay.pp * lay.cp
+    if n % per:
+        norm.append(f"config layout TP{lay.tp} x PP{lay.pp} x CP{lay.cp} does not divide {n} chips")
+        return False
+    row.update(tp=str(lay.tp), pp=str(lay.pp), cp=str(lay.cp), dp=str(n // per))
+    if lay.vpp:
+        row["virtual_pp"] = str(lay.vpp)
+    if lay.mbs:
+        row["micro_batch"] = str(lay.mbs)
+    if lay.fp8:
+        row["weight_dtype"] = row["act_dtype"] = "fp8"
+        norm.append("FP8 GEMMs (FP8 switches set in the launch config)")
+    norm.extend(lay.said)
+    norm.append(f"dp = n_chips / (tp*pp*cp) = {n // per}")
+    return True
+
+
+def _rows_for(
+    tree: SourceTree, paths: list[str], rnd: str, sub: str, system: str, bench: str
+) -> list[Row]:
+    sys_path = f"{sub}/systems/{system}.json"
+    if sys_path not in paths:
+        return []
+    try:
+        sysd = json.loads(_read(tree, sys_path))
+    except json.JSONDecodeError:
+        return []
+    accel = str(sysd.get("accelerator_model_name", ""))
+    chip = chip_id(accel)
+    per_node, nodes = num(sysd.get("accelerators_per_node")), num(sysd.get("number_of_nodes"))
+    if chip is None or not per_node:
+        return []
+    n = int(per_node * (nodes or 1))
+    files = sorted(
+        p
+        for p in paths
+        if re.fullmatch(rf"{re.escape(sub)}/results/{re.escape(system)}/{bench}/result_\d+\.txt", p)
+    )
+    runs = _runs(tree, files)
+    if not runs:
+        return []
+    label = tree.label
+    src = f"{label}: {sub}/results/{system}/{bench}/result_*.txt"
+    b = BENCHES[bench]
+    gbs = next((r["gbs"] for r in runs if r["gbs"]), None)
+    lay = find_layout(tree, paths, sub, system, bench, n, chip)
+    head = (
+        f"MLPerf Training v{rnd} closed, {sub} system '{system}' ({accel}, {per_node:.0f} per node x "
+        f"{nodes or 1:.0f} node(s)); {b.desc}; {len(runs)} successful run(s)"
+    )
+    if chip in CHIP_NOTES:
+        head += f"; {CHIP_NOTES[chip]}"
+    rows = []
+    thr = _throughput_row(rnd, sub, system, bench, sysd, chip, n, runs, lay, gbs, head, src)
+    if thr is not None:
+        rows.append(thr)
+    ttt = [(r["stop"] - r["start"]) / 1000.0 for r in runs]
+    row = _base_row(rnd, sub, system, bench, sysd, chip, n)
+    norm: list[str] = []
+    _fill(row, lay, n, gbs, norm)
+    row.update(
+        id=ident(f"MLPT-{rnd}", sub, system, bench, "TTT"),
+        usable="false",
+        metric="time_to_train_s",
+        value=fmt(round(_olympic(ttt), 3)),
+        source=src,
+        notes=(
+            f"{head}. time_to_train from MLLOG run_start/run_stop of each run (seconds: "
+            + ", ".join(f"{t:.1f}" for t in ttt)
+            + "); value = olympic mean (drop fastest and slowest when >= 5 runs, else plain mean); "
+            "RCP adjustments not applied. | NORMALIZED: "
+            + ". ".join(norm or ["layout not found"])
+            + " | UNUSABLE: time-to-train depends on the samples needed to converge (not in the "
+            "row) plus eval time; use the throughput row of the same result"
+        ),
+    )
+    rows.append(row)
+    return rows
+
+
+def _throughput_row(
+    rnd: str,
+    sub: str,
+    system: str,
+    bench: str,
+    sysd: dict[str, Any],
+    chip: str,
+    n: int,
+    runs: list[dict[str, Any]],
+    lay: TLayout | None,
+    gbs: int | None,
+    head: str,
+    src: str,
+) -> Row | None:
+    thr = [x for r in runs for x in r["throughput"][1:]]
+    step = [x for r in runs for x in r["step_time"][2:]]
+    if thr:
+        metric, value = "samples_per_s", statistics.median(thr)
+        how = (
+            f"median of MLLOG tracked_stats 'throughput' ({len(thr)} values over {len(runs)} runs, "
+            f"first value per run dropped); samples = {BENCHES[bench].seq_len}-token sequences; "
+            "excludes eval"
+        )
+    elif step:
+        metric, value = "step_time_s", statistics.median(step)
+        how = (
+            f"median of MLLOG tracked_stats 'train_step_timing in s' ({len(step)} steps over "
+            f"{len(runs)} runs, first 2 per run dropped); excludes eval"
+        )
+    else:
+        return None
+    row = _base_row(rnd, sub, system, bench, sysd, chip, n)
+    norm: list[str] = []
+    ok = _fill(row, lay, n, gbs, norm)
+    row.update(
+        id=ident(f"MLPT-{rnd}", sub, system, bench, "STEP" if metric == "step_time_s" else "THR"),
+        usable="true" if ok else "false",
+        metric=metric,
+        value=fmt(round(value, 6)),
+        source=src,
+        notes=f"{head}. {how}. | NORMALIZED: " + ". ".join(norm or ["-"]),
+    )
+    if not ok:
+        row["notes"] += (
+            " | UNUSABLE: parallel layout not found (no launch config with NeMo/Megatron-style "
+            f"TP/PP/CP exports for {n} chips)"
+        )
+    return row
+
+
+def read(tree: SourceTree) -> list[Row]:
+    """Normalized rows of one MLPerf Training results tree (round taken from the label)."""
+    rnd = round_from_label(tree.label, ALLOWED_TRAINING, "training")
+    paths: list[str] = []
+    for pat in (
+        "*/results/*/*/result_*.txt",
+        "*/systems/*.json",
+        "*/benchmarks/*/implementations/*/*.sh",
+    ):
+        paths.extend(tree.list(pat))
+    paths = sorted(set(paths))
+    keys = sorted(
+        {
+            (p.split("/")[0], p.split("/")[2], p.split("/")[3])
+            for p in paths
+            if p.count("/") == 4 and p.split("/")[1] == "results" and p.split("/")[3] in BENCHES
+        }
+    )
+    rows: list[Row] = []
+    for sub, system, bench in keys:
+        rows.extend(_rows_for(tree, paths, rnd, sub, system, bench))
+    rows.sort(key=lambda r: r["id"])
+    return rows
+
+
+IMPORTER: Importer = Importer(
+    name="mlperf-training",
+    description=(
+        "MLPerf Training results tree v4.0-v5.0 (github mlcommons/training_results_vX.Y; --label "
+        "must name the round): gpt3, llama2_70b_lora, llama31_405b step throughput and time to train"
+    ),
+    read=read,
+)

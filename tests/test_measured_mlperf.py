@@ -1,0 +1,156 @@
+"""MLPerf importers on small fixtures (hand-written in the results trees' real formats), the
+git-mirror reader, and the layout rules of every corpus row (SCHEMA.md)."""
+
+import csv
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from siliconomics.cli.measured_cmds import DirTree, GitTree
+from siliconomics.errors import SiliconomicsError
+from siliconomics.measured.importers import COLUMNS, IMPORTERS, complete
+
+FIX = Path(__file__).parent / "fixtures" / "mlperf"
+CORPUS = Path(__file__).parents[1] / "src" / "siliconomics" / "measured" / "corpus"
+REFERENCE = Path(__file__).parents[2] / "shared" / "reference" / "accelerators.csv"
+
+
+def _rows(fmt: str, folder: str, label: str) -> dict[str, dict[str, str]]:
+    rows = IMPORTERS[fmt].read(DirTree(FIX / folder, label))
+    return {r["id"]: complete(r) for r in rows}
+
+
+def test_inference_v51_rows():
+    rows = _rows("mlperf-inference", "inference_v5.1", "fixture/inference_results_v5.1@x")
+    # the INVALID Interactive run, the -99.9 twin and the GH200 (no catalog chip) are skipped
+    assert sorted(rows) == [
+        "MLPI-5.1-AMD-8xMI325X_2xEPYC_9575F-llama2-70b-99-Server",
+        "MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-deepseek-r1-Server",
+        "MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-llama2-70b-99-Offline",
+        "MLPI-5.1-RedHat-L40S_vLLM-llama3.1-8b-Offline",
+    ]
+    ds = rows["MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-deepseek-r1-Server"]
+    want = dict(scenario="server", model="deepseek-r1", chip="b200", n_chips="8", replicas="1")
+    want |= dict(tp="1", dp="8", ep="8", pp="1", batch="512", weight_dtype="fp4", kv_dtype="fp8")
+    want |= dict(metric="output_tokens_per_s", value="18592.24", slo_ttft_s="2", slo_tpot_s="0.08")
+    assert {k: ds[k] for k in want} == want
+    assert "enable_attention_dp" in ds["notes"] and "p99=1534 ms" in ds["notes"]
+    off = rows["MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-llama2-70b-99-Offline"]
+    assert (off["replicas"], off["tp"], off["batch"], off["weight_dtype"]) == (
+        "8",
+        "1",
+        "2048",
+        "fp4",
+    )
+    assert off["slo_ttft_s"] == "" and "DEDUPED" in off["notes"]  # offline: no limits
+    amd = rows["MLPI-5.1-AMD-8xMI325X_2xEPYC_9575F-llama2-70b-99-Server"]
+    assert (amd["chip"], amd["replicas"], amd["batch"], amd["kv_dtype"]) == (
+        "mi325x",
+        "8",
+        "1024",
+        "fp8",
+    )
+    rh = rows["MLPI-5.1-RedHat-L40S_vLLM-llama3.1-8b-Offline"]
+    assert rh["usable"] == "false" and "UNUSABLE:" in rh["notes"] and rh["tp"] == ""
+
+
+def test_inference_v41_class_configs_and_gptj():
+    rows = _rows("mlperf-inference", "inference_v4.1", "fixture/inference_results_v4.1@x")
+    l2 = rows["MLPI-4.1-Supermicro-SYS_821GE_TNHR_H100_SXM_80GBx8_TRT-llama2-70b-99-Offline"]
+    # custom.py class inherits TP2 and batch 896 from the NVIDIA class
+    assert (l2["replicas"], l2["tp"], l2["batch"], l2["weight_dtype"]) == ("4", "2", "896", "fp8")
+    assert "custom.py class SYS_821GE_TNHR_H100_SXM_80GBX8" in l2["notes"]
+    gj = rows["MLPI-4.1-Supermicro-SYS_821GE_TNHR_H100_SXM_80GBx8_TRT-gptj-99-Server"]
+    assert (gj["metric"], gj["value"], gj["slo_e2e_s"]) == ("samples_per_s", "278.89", "20")
+
+
+def test_training_rows():
+    rows = _rows("mlperf-training", "training_v5.0", "fixture/training_results_v5.0@x")
+    thr = rows["MLPT-5.0-NVIDIA-tyche_ngpu72_ngc25.04_nemo-llama2_70b_lora-THR"]
+    want = dict(usable="true", chip="gb200", n_chips="72", tp="1", pp="1", cp="8", dp="9")
+    want |= dict(global_batch_seqs="9", train_method="lora", weight_dtype="fp8", seq_len="8192")
+    assert {k: thr[k] for k in want} == want
+    # first value per run dropped: median of 38.00, 37.80, 38.01, 37.81
+    assert thr["metric"] == "samples_per_s" and float(thr["value"]) == pytest.approx(37.905)
+    ttt = rows["MLPT-5.0-NVIDIA-tyche_ngpu72_ngc25.04_nemo-llama2_70b_lora-TTT"]
+    assert ttt["usable"] == "false" and ttt["value"] == "123"  # mean of 120 s and 126 s
+    acme = rows["MLPT-5.0-Acme-box8-llama2_70b_lora-THR"]
+    assert acme["usable"] == "false" and "UNUSABLE" in acme["notes"]
+
+
+def test_rerun_is_identical():
+    for fmt, folder in (
+        ("mlperf-inference", "inference_v5.1"),
+        ("mlperf-training", "training_v5.0"),
+    ):
+        label = f"fixture/{folder.split('_')[0]}_results_v{folder.split('_v')[1]}@x"
+        a = IMPORTERS[fmt].read(DirTree(FIX / folder, label))
+        b = IMPORTERS[fmt].read(DirTree(FIX / folder, label))
+        assert a == b and a
+
+
+@pytest.mark.parametrize("label", ["x/inference_results_v6.0@y", "no-round"])
+def test_kept_apart_rounds_are_refused(label):
+    with pytest.raises(SiliconomicsError):
+        IMPORTERS["mlperf-inference"].read(DirTree(FIX / "inference_v5.1", label))
+    with pytest.raises(SiliconomicsError):
+        IMPORTERS["mlperf-training"].read(
+            DirTree(FIX / "training_v5.0", "t/training_results_v5.1@z")
+        )
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_git_tree_reads_a_commit_like_the_folder(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(FIX / "inference_v5.1", repo)
+    env = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "-A"], [*env, "commit", "-q", "-m", "fixture"]):
+        subprocess.run(["git", "-C", str(repo), *cmd], check=True)
+    tree = GitTree(repo / ".git", "HEAD", "fixture/inference_results_v5.1")
+    assert tree.label.startswith("fixture/inference_results_v5.1@") and len(tree.commit) == 40
+    from_git = IMPORTERS["mlperf-inference"].read(tree)
+    from_dir = IMPORTERS["mlperf-inference"].read(DirTree(FIX / "inference_v5.1", tree.label))
+    assert from_git == from_dir
+
+
+# --- the corpus ------------------------------------------------------------------------------
+
+
+def _corpus() -> list[dict[str, str]]:
+    rows = []
+    for f in sorted(CORPUS.glob("*.csv")):
+        with f.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            assert tuple(reader.fieldnames or ()) == COLUMNS, f.name
+            rows.extend(reader)
+    return rows
+
+
+def test_corpus_ids_unique_and_layouts_consistent():
+    rows = _corpus()
+    assert rows
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    for r in rows:
+        assert r["kind"] in ("inference", "training") and r["usable"] in ("true", "false")
+        float(r["value"])
+        if r["usable"] != "true":
+            assert "UNUSABLE" in r["notes"], r["id"]
+            continue
+        n = {k: int(r[k]) for k in ("n_chips", "replicas", "tp", "pp", "cp", "dp", "ep")}
+        if r["kind"] == "inference":
+            assert n["replicas"] * n["tp"] * n["pp"] * n["cp"] * n["dp"] == n["n_chips"], r["id"]
+            assert (n["tp"] * n["dp"]) % n["ep"] == 0, r["id"]
+        else:
+            assert n["replicas"] == 1 and n["tp"] * n["pp"] * n["cp"] * n["dp"] == n["n_chips"]
+            if r["fsdp"].isdigit():
+                assert n["dp"] % int(r["fsdp"]) == 0, r["id"]
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="../shared/reference missing")
+def test_corpus_chips_are_reference_chips():
+    with REFERENCE.open(newline="", encoding="utf-8") as fh:
+        chips = {r["id"] for r in csv.DictReader(fh)}
+    assert {r["chip"] for r in _corpus()} <= chips
