@@ -76,6 +76,17 @@ def test_training_rows():
     assert thr["metric"] == "samples_per_s" and float(thr["value"]) == pytest.approx(37.905)
     ttt = rows["MLPT-5.0-NVIDIA-tyche_ngpu72_ngc25.04_nemo-llama2_70b_lora-TTT"]
     assert ttt["usable"] == "false" and ttt["value"] == "123"  # mean of 120 s and 126 s
+    tpu = rows["MLPT-5.0-Google-cloud-tpu-trillium-512-maxtext-gpt3-THR"]
+    want = dict(usable="true", chip="tpu-v6e", n_chips="512", tp="1", dp="512", fsdp="256")
+    want |= dict(
+        micro_batch="3",
+        recompute="full",
+        weight_dtype="int8",
+        metric="train_tokens_per_s_incl_eval",
+    )
+    assert {k: tpu[k] for k in want} == want and tpu["inferred_fields"] == "micro_batch"
+    # first block per run dropped: median of 50331648/254 s and 50331648/256 s
+    assert float(tpu["value"]) == pytest.approx((50331648 / 254 + 50331648 / 256) / 2)
     acme = rows["MLPT-5.0-Acme-box8-llama2_70b_lora-THR"]
     assert acme["usable"] == "false" and "UNUSABLE" in acme["notes"]
 

@@ -69,7 +69,7 @@ def parse_mllog(text: str) -> dict[str, Any]:
         "start": None,
         "stop": None,
     }
-    out["status"] = None
+    out.update(status=None, blocks=[], _open=None)
     for line in text.splitlines():
         m = _MLLOG.search(line)
         if not m:
@@ -89,6 +89,13 @@ def _take(ev: dict[str, Any], out: dict[str, Any]) -> None:
     elif key == "run_stop":
         out["stop"] = ev.get("time_ms")
         out["status"] = (ev.get("metadata") or {}).get("status")
+    elif key == "block_start":
+        out["_open"] = (ev.get("time_ms"), (ev.get("metadata") or {}).get("epoch_count"))
+    elif key == "block_stop" and out["_open"] is not None:
+        t0, count = out["_open"]
+        if isinstance(t0, int | float) and isinstance(count, int | float):
+            out["blocks"].append((float(count), (ev["time_ms"] - t0) / 1000.0))
+        out["_open"] = None
     elif key == "global_batch_size" and isinstance(val, int | float):
         out["gbs"] = int(val)
     elif key == "tracked_stats" and isinstance(val, dict):
@@ -146,9 +153,12 @@ class TLayout:
     cp: int = 1
     vpp: int | None = None
     mbs: int | None = None
-    fp8: bool = False
+    dtype: str = ""
+    fsdp: int | None = None
+    recompute: str = ""
     source: str = ""
     said: list[str] = field(default_factory=list)
+    inferred: list[str] = field(default_factory=list)
 
 
 def _layout_from_env(env: dict[str, str], source: str) -> TLayout | None:
@@ -161,9 +171,8 @@ def _layout_from_env(env: dict[str, str], source: str) -> TLayout | None:
     vpp = _int(env, "INTERLEAVED_PIPELINE")
     lay.vpp = vpp if vpp and lay.pp > 1 else None
     lay.mbs = _int(env, "MICRO_BATCH_SIZE")
-    lay.fp8 = any(
-        k.startswith("FP8") and v.lower() in ("true", "1") for k, v in env.items()
-    ) or env.get("FP8", "").lower() in ("true", "1", "hybrid")
+    fp8 = any(k.startswith("FP8") and v.lower() in ("true", "1") for k, v in env.items())
+    lay.dtype = "fp8" if fp8 or env.get("FP8", "").lower() == "hybrid" else ""
     nodes, gpus = _int(env, "DGXNNODES"), _int(env, "DGXNGPU")
     lay.said.append(
         f"launch config {source}: TP {lay.tp}, PP {lay.pp}, CP {lay.cp}"
@@ -225,7 +234,7 @@ def find_layout(
         lay = _layout_from_env(env, p)
         if lay is not None:
             found[p] = lay
-    layouts = {(x.tp, x.pp, x.cp, x.vpp, x.mbs, x.fp8) for x in found.values()}
+    layouts = {(x.tp, x.pp, x.cp, x.vpp, x.mbs, x.dtype) for x in found.values()}
     if len(layouts) != 1:
         return None
     lay = found[sorted(found)[0]]
@@ -233,6 +242,79 @@ def find_layout(
         lay.said.append(
             f"config chosen by chip count ({n_chips}) among {len(found)} matching file(s)"
         )
+    return lay
+
+
+# --- MaxText (TPU) launch scripts ---------------------------------------------------------
+
+_MT_ARG = re.compile(
+    r"\b((?:ici|dcn)_[a-z]+_parallelism|per_device_batch_size|remat_policy|quantization)=\"?([-\w.]+)"
+)
+_REMAT = {"full": "full", "minimal": "selective", "none": "none"}
+
+
+def _mesh(args: dict[str, str], prefix: str, chips: int) -> dict[str, int] | None:
+    """MaxText mesh axes of one level (ici within a slice, dcn across slices), -1 filled."""
+    axes = {k.split("_")[1]: int(v) for k, v in args.items() if k.startswith(prefix)}
+    if prefix == "dcn_":
+        axes.setdefault("data", -1)  # MaxText default: remaining slices data-parallel
+    known = 1
+    for v in axes.values():
+        known *= v if v > 0 else 1
+    free = [k for k, v in axes.items() if v <= 0]
+    if len(free) > 1 or chips % known:
+        return None
+    if free:
+        axes[free[0]] = chips // known
+    elif known != chips:
+        return None
+    return axes
+
+
+def maxtext_layout(
+    tree: SourceTree, paths: list[str], sub: str, system: str, bench: str, n: int, topo: str
+) -> TLayout | None:
+    """Layout of a MaxText submission from its launch script (``<tpu>-<cores>.sh``) and the
+    slice topology of the system JSON (chips per slice = product of its dimensions)."""
+    m = re.search(r"(v5p|v5e|v6e|trillium)-(\d+)", system)
+    dims = [int(x) for x in re.findall(r"\d+", topo)]
+    if not m or not dims:
+        return None
+    tail = f"/{m.group(1)}-{m.group(2)}.sh"
+    base = f"{sub}/benchmarks/{bench}/implementations/"
+    scripts = [p for p in paths if p.startswith(base) and p.endswith(tail)]
+    if len(scripts) != 1:
+        return None
+    args = dict(_MT_ARG.findall(_read(tree, scripts[0])))
+    per_slice = 1
+    for d in dims:
+        per_slice *= d
+    if n % per_slice:
+        return None
+    ici, dcn = _mesh(args, "ici_", per_slice), _mesh(args, "dcn_", n // per_slice)
+    if ici is None or dcn is None:
+        return None
+    if any(v > 1 for k, v in {**ici, **dcn}.items() if k not in ("data", "fsdp", "tensor")):
+        return None  # sequence/pipeline/expert axes: not mapped here
+    lay = TLayout(tp=ici.get("tensor", 1) * dcn.get("tensor", 1), source=scripts[0])
+    dp = n // lay.tp
+    lay.fsdp = ici.get("fsdp", 1) * dcn.get("fsdp", 1)
+    pdb = args.get("per_device_batch_size", "")
+    if re.fullmatch(r"\d+", pdb):
+        lay.mbs = int(pdb) * n // dp
+        lay.inferred.append("micro_batch")
+    remat = args.get("remat_policy", "")
+    lay.recompute = _REMAT.get(remat, "selective" if remat.startswith("save_") else "")
+    if args.get("quantization") == "int8":
+        lay.dtype = "int8"
+    lay.said.append(
+        f"MaxText launch script {scripts[0]}: ici mesh {ici}, dcn mesh {dcn} "
+        f"({n // per_slice} slice(s) of {per_slice} chips, topology {topo}); tp = tensor, "
+        f"dp = data x fsdp = {dp}, fsdp = {lay.fsdp}; per_device_batch_size {pdb or '?'} -> "
+        f"micro_batch = per_device_batch_size x n_chips / dp (no gradient accumulation assumed); "
+        f"remat_policy {remat or '?'}; quantization {args.get('quantization', 'none')} "
+        "(int8 AQT: int8 GEMM inputs)"
+    )
     return lay
 
 
@@ -300,9 +382,17 @@ def _fill(row: Row, lay: TLayout | None, n: int, gbs: int | None, norm: list[str
         row["virtual_pp"] = str(lay.vpp)
     if lay.mbs:
         row["micro_batch"] = str(lay.mbs)
-    if lay.fp8:
+    if lay.dtype == "fp8":
         row["weight_dtype"] = row["act_dtype"] = "fp8"
         norm.append("FP8 GEMMs (FP8 switches set in the launch config)")
+    elif lay.dtype:
+        row["weight_dtype"] = row["act_dtype"] = lay.dtype
+    if lay.fsdp:
+        row["fsdp"] = str(lay.fsdp)
+    if lay.recompute:
+        row["recompute"] = lay.recompute
+    if lay.inferred:
+        row["inferred_fields"] = ";".join(lay.inferred)
     norm.extend(lay.said)
     norm.append(f"dp = n_chips / (tp*pp*cp) = {n // per}")
     return True
@@ -337,6 +427,9 @@ def _rows_for(
     b = BENCHES[bench]
     gbs = next((r["gbs"] for r in runs if r["gbs"]), None)
     lay = find_layout(tree, paths, sub, system, bench, n, chip)
+    if lay is None and "maxtext" in str(sysd.get("framework", "")).lower():
+        topo = str(sysd.get("accelerator_interconnect_topology", ""))
+        lay = maxtext_layout(tree, paths, sub, system, bench, n, topo)
     head = (
         f"MLPerf Training v{rnd} closed, {sub} system '{system}' ({accel}, {per_node:.0f} per node x "
         f"{nodes or 1:.0f} node(s)); {b.desc}; {len(runs)} successful run(s)"
@@ -400,6 +493,18 @@ def _throughput_row(
             f"median of MLLOG tracked_stats 'train_step_timing in s' ({len(step)} steps over "
             f"{len(runs)} runs, first 2 per run dropped); excludes eval"
         )
+    elif (
+        bench == "gpt3"
+        and all(r["blocks"][1:] for r in runs)
+        and "maxtext" in str(sysd.get("framework", "")).lower()
+    ):
+        rates = [t / d for r in runs for t, d in r["blocks"][1:] if d > 0]
+        metric, value = "train_tokens_per_s_incl_eval", statistics.median(rates)
+        how = (
+            f"median over {len(rates)} eval blocks ({len(runs)} runs, first block per run "
+            "dropped) of block tokens (epoch_count, 50,331,648) / block_start-to-block_stop "
+            "seconds; MaxText logs block_stop after the eval pass, so eval time is included"
+        )
     else:
         return None
     row = _base_row(rnd, sub, system, bench, sysd, chip, n)
@@ -429,6 +534,7 @@ def read(tree: SourceTree) -> list[Row]:
         "*/results/*/*/result_*.txt",
         "*/systems/*.json",
         "*/benchmarks/*/implementations/*/*.sh",
+        "*/benchmarks/*/implementations/*/*/*.sh",
     ):
         paths.extend(tree.list(pat))
     paths = sorted(set(paths))
