@@ -12,6 +12,7 @@ it depends on convergence).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import statistics
@@ -204,25 +205,28 @@ _TAGS = {
 }
 
 
-def _same_chip(names: list[str], chip: str) -> list[str]:
-    """Configs whose file name names the chip, when some do (one folder often holds several)."""
+def _same_chip(names: list[str], chip: str, all_names: list[str]) -> list[str]:
+    """Configs whose file name names the chip when any of the submitter's configs for the
+    benchmark does; else those naming no chip at all (a folder often holds configs for
+    several chips: one naming another chip is never taken)."""
     tag = _TAGS.get(chip)
-    hits = [p for p in names if tag and re.search(tag, p.rsplit("/", 1)[-1])]
-    return hits or names
+
+    def names_chip(p: str, t: str | None) -> bool:
+        return bool(t and re.search(t, p.rsplit("/", 1)[-1]))
+
+    if any(names_chip(p, tag) for p in all_names):
+        return [p for p in names if names_chip(p, tag)]
+    tagged_dirs = {
+        p.rsplit("/", 1)[0] for p in all_names if any(names_chip(p, t) for t in _TAGS.values())
+    }
+    return [p for p in names if p.rsplit("/", 1)[0] not in tagged_dirs]
 
 
-def find_layout(
-    tree: SourceTree, paths: list[str], sub: str, system: str, bench: str, n_chips: int, chip: str
-) -> TLayout | None:
-    """The launch config of a result: in the implementation folder named like the system when
-    there is one, else the only config (or configs with one layout) for this chip count."""
-    base = f"{sub}/benchmarks/{bench}/implementations/"
-    cfgs = [p for p in paths if p.startswith(base) and p.rsplit("/", 1)[-1].startswith("config")]
-    own = [p for p in cfgs if p.split("/")[4] == system]
+def _configs_for(tree: SourceTree, cfgs: list[str], n_chips: int) -> dict[str, TLayout]:
     found: dict[str, TLayout] = {}
-    for p in _same_chip(own or cfgs, chip):
+    for p in cfgs:
         name = p.rsplit("/", 1)[-1]
-        if "common" in name or "mounts" in name or name.count("x") < 2:
+        if "common" in name or "mounts" in name:
             continue
         folder = p.rsplit("/", 1)[0]
         files = {
@@ -234,13 +238,34 @@ def find_layout(
         lay = _layout_from_env(env, p)
         if lay is not None:
             found[p] = lay
+    return found
+
+
+def _likeness(path: str, system: str) -> float:
+    return difflib.SequenceMatcher(None, path.rsplit("/", 1)[-1].lower(), system.lower()).ratio()
+
+
+def find_layout(
+    tree: SourceTree, paths: list[str], sub: str, system: str, bench: str, n_chips: int, chip: str
+) -> TLayout | None:
+    """The launch config of a result: among the configs for this chip count, those in the
+    implementation folder named like the system if any, else those naming the chip (or no
+    chip); taken only when they agree on one layout."""
+    base = f"{sub}/benchmarks/{bench}/implementations/"
+    cfgs = [p for p in paths if p.startswith(base) and p.rsplit("/", 1)[-1].startswith("config")]
+    own = [p for p in cfgs if p.split("/")[4] == system]
+    found = _configs_for(tree, own or cfgs, n_chips)
+    if not own:
+        keep = set(_same_chip(sorted(found), chip, cfgs))
+        found = {p: v for p, v in found.items() if p in keep}
     layouts = {(x.tp, x.pp, x.cp, x.vpp, x.mbs, x.dtype) for x in found.values()}
     if len(layouts) != 1:
         return None
-    lay = found[sorted(found)[0]]
+    lay = found[max(sorted(found), key=lambda p: _likeness(p, system))]
     if not own:
         lay.said.append(
-            f"config chosen by chip count ({n_chips}) among {len(found)} matching file(s)"
+            f"config chosen by chip count ({n_chips}) and chip name among {len(found)} "
+            "agreeing file(s) of the submitter"
         )
     return lay
 
