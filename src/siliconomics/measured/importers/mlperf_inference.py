@@ -236,7 +236,10 @@ def _want(bench: str, system: str) -> tuple[float, str, str]:
 
 def _nv_fields(cfg: dict[str, Any], model_key: str) -> Layout:
     lay = Layout()
-    tp, pp = cfg.get("tensor_parallelism"), cfg.get("pipeline_parallelism")
+    build = cfg.get("trtllm_build_flags")
+    build = build if isinstance(build, dict) else {}
+    tp = cfg.get("tensor_parallelism", build.get("tensor_parallelism"))
+    pp = cfg.get("pipeline_parallelism", build.get("pipeline_parallelism"))
     if isinstance(tp, int):
         lay.tp = tp
         lay.pp = pp if isinstance(pp, int) else 1
@@ -253,7 +256,8 @@ def _nv_fields(cfg: dict[str, Any], model_key: str) -> Layout:
     ck = cfg.get("trtllm_checkpoint_flags")
     if isinstance(ck, dict) and str(ck.get("kv_cache_dtype", "")).lower() in _DTYPES:
         lay.kv = _DTYPES[str(ck["kv_cache_dtype"]).lower()]
-    flags = {**(cfg.get("trtllm_build_flags") or {}), **(cfg.get("trtllm_runtime_flags") or {})}
+    runtime = cfg.get("trtllm_runtime_flags")
+    flags = {**build, **(runtime if isinstance(runtime, dict) else {})}
     if isinstance(ep, int):
         lay.ep = ep
     if flags.get("enable_attention_dp") and lay.tp:
@@ -359,6 +363,13 @@ def _nv_v4(tree: _Index, sub: str, system: str, bench: str, scen: str) -> Layout
     if best is None:
         return None
     lay = _nv_fields(_resolve(classes, best[1]), b.cfg_v4.replace("_", "."))
+    if lay.weight == "fp8" and not lay.kv:
+        for doc in ("README.md", "builder.py"):
+            src = f"closed/{sub}/code/{b.cfg_v4}/tensorrt/{doc}"
+            if tree.has(src) and re.search(r"kv_cache_dtype[= ]+fp8", tree.read(src)):
+                lay.kv = "fp8"
+                lay.said.append(f"kv fp8 from the FP8 quantization recipe in {src}")
+                break
     where = (
         "custom.py"
         if best[1] in _class_attrs(_read_opt(tree, path[:-11] + "custom.py"))
@@ -375,9 +386,14 @@ def _read_opt(tree: _Index, path: str) -> str:
 def _amd_yaml(tree: _Index, sub: str, bench: str, scen: str, chip: str) -> Layout | None:
     b = BENCHES[bench]
     tail = f"/models/{b.amd_model}/{scen.lower()}_{chip}.yaml"
-    cands = sorted(
-        (p for p in tree.by_prefix(f"closed/{sub}/code/{bench}/") if p.endswith(tail)), key=len
-    )
+    sibling = bench[:-2] if bench.endswith("99.9") else bench + ".9"
+    cands: list[str] = []
+    for folder in (bench, sibling):
+        cands = sorted(
+            (p for p in tree.by_prefix(f"closed/{sub}/code/{folder}/") if p.endswith(tail)), key=len
+        )
+        if cands:
+            break
     if not cands:
         return None
     path = cands[0]
@@ -407,27 +423,45 @@ def _amd_yaml(tree: _Index, sub: str, bench: str, scen: str, chip: str) -> Layou
         if "kv_cache_dtype" not in (cfg.get("vllm_engine_config") or {}):
             lay.said.append(f"kv {kv} from the harness default {common_path}")
     lay.said.append(f"vLLM engine config: tensor_parallel_size {lay.tp}, max_num_seqs {seqs}")
+    if f"/code/{bench}/" not in path:
+        lay.said.append(
+            f"config taken from the submitter's {sibling} code folder (the {bench} one has none)"
+        )
     return lay
 
 
-def _amd_v41(tree: _Index, sub: str, bench: str) -> Layout | None:
+def _amd_v41(tree: _Index, sub: str, bench: str, scen: str) -> Layout | None:
     path = f"closed/{sub}/code/{bench}/VllmFp8/SUTVllm.py"
     if not tree.has(path):
         return None
     m = re.search(r'\["tensor_parallel_size"\]\s*=\s*(\d+)', tree.read(path))
     if not m:
         return None
-    return Layout(
+    lay = Layout(
         tp=int(m.group(1)),
         weight="fp8",
         act="fp8",
         source=path,
-        said=[
-            f"vLLM tensor_parallel_size hard-coded to {m.group(1)} in {path}; FP8 weights and "
-            "activations (Quark FP8, closed/AMD README); batch not fixed in the files"
-        ],
+        said=[f"vLLM tensor_parallel_size hard-coded to {m.group(1)} in {path}"],
         inferred=["weight_dtype", "act_dtype"],
     )
+    script = "Offline" if scen == "Offline" else "AsyncServer"
+    run = f"closed/{sub}/code/{bench}/test_VllmFp8/test_VllmFp8_{script}_perf.sh"
+    text = tree.read(run) if tree.has(run) else ""
+    kv = re.search(r"--kv-cache-dtype\s+(\w+)", text)
+    quant = re.search(r"--quantization\s+(\w+)", text)
+    if kv and kv.group(1) in _DTYPES:
+        lay.kv = _DTYPES[kv.group(1)]
+    if quant and quant.group(1) == "fp8":
+        lay.inferred = []
+        lay.said.append(
+            f"{run}: --quantization fp8 (vLLM FP8 W8A8: FP8 weights and activations)"
+            + (f", --kv-cache-dtype {kv.group(1)}" if kv else "")
+        )
+    else:
+        lay.said.append("FP8 weights and activations (Quark FP8, closed/AMD README)")
+    lay.said.append("batch (max_num_seqs) not fixed in the files")
+    return lay
 
 
 def find_layout(
@@ -438,7 +472,7 @@ def find_layout(
         lambda: _nv_v5(tree, sub, system, bench, scen),
         lambda: _nv_v4(tree, sub, system, bench, scen),
         lambda: _amd_yaml(tree, sub, bench, scen, chip),
-        lambda: _amd_v41(tree, sub, bench),
+        lambda: _amd_v41(tree, sub, bench, scen),
     ):
         lay = finder()
         if lay is not None and lay.tp is not None:
@@ -461,6 +495,9 @@ class _Index:
             "closed/*/configs/**/*.py",
             "closed/*/code/**/*.yaml",
             "closed/*/code/*/VllmFp8/SUTVllm.py",
+            "closed/*/code/*/test_VllmFp8/*_perf.sh",
+            "closed/*/code/*/tensorrt/README.md",
+            "closed/*/code/*/tensorrt/builder.py",
             "closed/*/measurements/*/*/*/*.json",
         ):
             self.paths.extend(tree.list(pat))
