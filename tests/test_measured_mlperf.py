@@ -165,3 +165,25 @@ def test_corpus_chips_are_reference_chips():
     with REFERENCE.open(newline="", encoding="utf-8") as fh:
         chips = {r["id"] for r in csv.DictReader(fh)}
     assert {r["chip"] for r in _corpus()} <= chips
+
+
+def test_launch_config_shell_semantics():
+    from siliconomics.measured.importers.mlperf_training import shell_env, train_intervals
+
+    files = {
+        "config_X_2x8x1.sh": (
+            "source $(dirname ${BASH_SOURCE[0]})/config_common.sh\n"
+            'export TENSOR_MODEL_PARALLEL="${TP:=4}"  # comment\n'
+            'export DGXNNODES="${DGXNNODES:=2}"\n'
+            "export PP=$((2 * 2))\n"
+        ),
+        "config_common.sh": "export TP=8\nexport CP=2\n",
+    }
+    env = shell_env(files, "config_X_2x8x1.sh")
+    assert env["TENSOR_MODEL_PARALLEL"] == "8" and env["DGXNNODES"] == "2" and env["CP"] == "2"
+    assert "PP" not in env  # shell arithmetic is not evaluated
+    evals = [("eval_start", 0.0, 100.0), ("eval_stop", 10_000.0, 100.0)]
+    evals += [("eval_start", 30_000.0, 300.0), ("eval_stop", 35_000.0, 300.0)]
+    assert train_intervals(evals) == [
+        10.0
+    ]  # 200 tokens in the 20 s between eval_stop and eval_start

@@ -70,7 +70,7 @@ def parse_mllog(text: str) -> dict[str, Any]:
         "start": None,
         "stop": None,
     }
-    out.update(status=None, blocks=[], _open=None)
+    out.update(status=None, blocks=[], _open=None, evals=[])
     for line in text.splitlines():
         m = _MLLOG.search(line)
         if not m:
@@ -90,6 +90,10 @@ def _take(ev: dict[str, Any], out: dict[str, Any]) -> None:
     elif key == "run_stop":
         out["stop"] = ev.get("time_ms")
         out["status"] = (ev.get("metadata") or {}).get("status")
+    elif key in ("eval_start", "eval_stop"):
+        epoch = (ev.get("metadata") or {}).get("epoch_num")
+        if isinstance(epoch, int | float) and isinstance(ev.get("time_ms"), int | float):
+            out["evals"].append((key, float(ev["time_ms"]), float(epoch)))
     elif key == "block_start":
         out["_open"] = (ev.get("time_ms"), (ev.get("metadata") or {}).get("epoch_count"))
     elif key == "block_stop" and out["_open"] is not None:
@@ -115,7 +119,7 @@ _SOURCE = re.compile(r"^\s*(?:source|\.)\s+.*/([A-Za-z0-9_.-]+\.sh)\b")
 def shell_env(
     files: dict[str, str], name: str, env: dict[str, str] | None = None, depth: int = 0
 ) -> dict[str, str]:
-    """Variables a launch config exports: ``X=v``, ``X="${X:=v}"`` (v unless already set) and
+    """Variables a launch config exports: ``X=v``, ``X="${Y:=v}"`` (Y if set, else v) and
     ``source .../other.sh`` of a file in the same folder, in file order (branches of ``if``
     blocks are all read: a simplification)."""
     env = {} if env is None else env
@@ -131,9 +135,13 @@ def shell_env(
         if not m:
             continue
         var, val = m.group(1), m.group(2).strip("\"'")
-        default = re.fullmatch(r"\$\{" + var + r":?=([^}]*)\}", val)
-        if default:
-            env.setdefault(var, default.group(1))
+        default = re.fullmatch(r"\$\{(\w+):?[=-]([^}]*)\}", val)
+        if default:  # X=${Y:=d}: Y if set, else d (and Y becomes d)
+            ref, dflt = default.groups()
+            if ref == var:
+                env.setdefault(var, dflt)
+            else:
+                env[var] = env.setdefault(ref, dflt)
         elif "$" not in val:
             env[var] = val
     return env
@@ -267,6 +275,45 @@ def find_layout(
             f"config chosen by chip count ({n_chips}) and chip name among {len(found)} "
             "agreeing file(s) of the submitter"
         )
+    return lay
+
+
+_FLAG = {
+    "tp": r"--tensor-model-parallel-size[= ](\d+)",
+    "pp": r"--pipeline-model-parallel-size[= ](\d+)",
+    "dp": r"--data-parallel-size[= ](\d+)",
+    "mbs": r"--micro-batch-size[= ](\d+)",
+    "nodes": r"--num-nodes[= ](\d+)",
+}
+
+
+def readme_layout(
+    tree: SourceTree, paths: list[str], sub: str, bench: str, n: int, per_node: int
+) -> TLayout | None:
+    """Layout from a run command in the benchmark README (Megatron-style flags), taken only
+    when the commands for this node count agree and their TP x PP x DP equals the chip count."""
+    path = f"{sub}/benchmarks/{bench}/README.md"
+    if path not in paths:
+        return None
+    text = _read(tree, path).replace("\\\n", " ")
+    found = []
+    for line in text.splitlines():
+        vals = {k: int(m.group(1)) for k, rx in _FLAG.items() if (m := re.search(rx, line))}
+        if not {"tp", "pp", "dp", "nodes"} <= set(vals) or vals["nodes"] * per_node != n:
+            continue
+        if vals["tp"] * vals["pp"] * vals["dp"] == n:
+            found.append((vals, "--use-fp8" in line))
+    if len({(tuple(sorted(v.items())), f) for v, f in found}) != 1:
+        return None
+    vals, fp8 = found[0]
+    lay = TLayout(tp=vals["tp"], pp=vals["pp"], mbs=vals.get("mbs"), source=path)
+    lay.dtype = "fp8" if fp8 else ""
+    lay.said.append(
+        f"run command in {path} for {vals['nodes']} nodes: TP {lay.tp}, PP {lay.pp}, "
+        f"DP {vals['dp']}"
+        + (f", micro batch {lay.mbs}" if lay.mbs else "")
+        + (", FP8 (--use-fp8...)" if fp8 else "")
+    )
     return lay
 
 
@@ -452,6 +499,8 @@ def _rows_for(
     b = BENCHES[bench]
     gbs = next((r["gbs"] for r in runs if r["gbs"]), None)
     lay = find_layout(tree, paths, sub, system, bench, n, chip)
+    if lay is None:
+        lay = readme_layout(tree, paths, sub, bench, n, int(per_node))
     if lay is None and "maxtext" in str(sysd.get("framework", "")).lower():
         topo = str(sysd.get("accelerator_interconnect_topology", ""))
         lay = maxtext_layout(tree, paths, sub, system, bench, n, topo)
@@ -489,6 +538,15 @@ def _rows_for(
     return rows
 
 
+def train_intervals(evals: list[tuple[str, float, float]]) -> list[float]:
+    """Units per second between an eval_stop and the next eval_start (train-only wall time)."""
+    rates = []
+    for (k1, t1, e1), (k2, t2, e2) in zip(evals, evals[1:], strict=False):
+        if k1 == "eval_stop" and k2 == "eval_start" and e2 > e1 and t2 > t1:
+            rates.append((e2 - e1) / ((t2 - t1) / 1000.0))
+    return rates
+
+
 def _throughput_row(
     rnd: str,
     sub: str,
@@ -517,6 +575,14 @@ def _throughput_row(
         how = (
             f"median of MLLOG tracked_stats 'train_step_timing in s' ({len(step)} steps over "
             f"{len(runs)} runs, first 2 per run dropped); excludes eval"
+        )
+    elif bench == "gpt3" and all(train_intervals(r["evals"]) for r in runs):
+        rates = [x for r in runs for x in train_intervals(r["evals"])]
+        metric, value = "train_tokens_per_s", statistics.median(rates)
+        how = (
+            f"median over {len(rates)} train-only intervals ({len(runs)} runs) of tokens trained "
+            "(difference of the MLLOG eval epoch_num, which counts tokens in gpt3) / wall time "
+            "from eval_stop to the next eval_start; excludes eval"
         )
     elif (
         bench == "gpt3"
@@ -560,6 +626,7 @@ def read(tree: SourceTree) -> list[Row]:
         "*/systems/*.json",
         "*/benchmarks/*/implementations/*/*.sh",
         "*/benchmarks/*/implementations/*/*/*.sh",
+        "*/benchmarks/*/README.md",
     ):
         paths.extend(tree.list(pat))
     paths = sorted(set(paths))
