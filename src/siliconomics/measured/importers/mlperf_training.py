@@ -13,6 +13,7 @@ it depends on convergence).
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
 import statistics
@@ -541,7 +542,7 @@ def _rows_for(
 def train_intervals(evals: list[tuple[str, float, float]]) -> list[float]:
     """Units per second between an eval_stop and the next eval_start (train-only wall time)."""
     rates = []
-    for (k1, t1, e1), (k2, t2, e2) in zip(evals, evals[1:], strict=False):
+    for (k1, t1, e1), (k2, t2, e2) in itertools.pairwise(evals):
         if k1 == "eval_stop" and k2 == "eval_start" and e2 > e1 and t2 > t1:
             rates.append((e2 - e1) / ((t2 - t1) / 1000.0))
     return rates
