@@ -663,6 +663,17 @@ def _row(tree: _Index, r: _Result, rnd: str, label: str, s: dict[str, Any]) -> R
             f"{s['tokens'] / s['samples']:.1f} generated tokens/sample"
         )
     norm.append(b.desc)
+    if not b.output_len and s["tokens"] and s["samples"]:
+        row["output_len"] = f"{s['tokens'] / s['samples']:.2f}"
+        norm.append(
+            "output_len = this run's generated tokens/s / samples/s (no reference mean output "
+            "length in tokens is published for this dataset)"
+            + (
+                " (the log's tokens/s is loadgen's estimate from the accuracy run)"
+                if s["tokens_inferred"]
+                else ""
+            )
+        )
     if scen == "server":
         norm.append(
             "slo_* are the p99 limits loadgen enforced (Test Parameters of this log); throughput "
