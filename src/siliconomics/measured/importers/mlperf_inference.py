@@ -597,6 +597,31 @@ def _value(b: Bench, s: dict[str, Any]) -> tuple[str, float | None, str]:
     return "output_tokens_per_s", s["tokens"], ""
 
 
+def _length_notes(row: Row, b: Bench, s: dict[str, Any]) -> list[str]:
+    """Notes on the run's generated tokens per sample and the dataset lengths; fills
+    ``output_len`` from the run where the dataset has no reference mean."""
+    out = []
+    per = s["tokens"] / s["samples"] if s["tokens"] and s["samples"] else None
+    if per is not None:
+        out.append(
+            f"This run: {fmt(s['tokens'])} tok/s / {fmt(s['samples'])} samples/s = "
+            f"{per:.1f} generated tokens/sample"
+        )
+    out.append(b.desc)
+    if not b.output_len and per is not None:
+        row["output_len"] = f"{per:.2f}"
+        out.append(
+            "output_len = this run's generated tokens/s / samples/s (no reference mean output "
+            "length in tokens is published for this dataset)"
+            + (
+                " (tokens/s is loadgen's estimate from the accuracy run)"
+                if s["tokens_inferred"]
+                else ""
+            )
+        )
+    return out
+
+
 def _row(tree: _Index, r: _Result, rnd: str, label: str, s: dict[str, Any]) -> Row | None:
     b = BENCHES[r.bench]
     sysd = _system(tree, r.sub, r.system)
@@ -657,23 +682,7 @@ def _row(tree: _Index, r: _Result, rnd: str, label: str, s: dict[str, Any]) -> R
     if s["slo_e2e"] is not None:
         row["slo_e2e_s"] = fmt(s["slo_e2e"] / 1e9)
     norm = _fill_layout(row, lay, n_chips, notes)
-    if s["tokens"] and s["samples"]:
-        norm.append(
-            f"This run: {fmt(s['tokens'])} tok/s / {fmt(s['samples'])} samples/s = "
-            f"{s['tokens'] / s['samples']:.1f} generated tokens/sample"
-        )
-    norm.append(b.desc)
-    if not b.output_len and s["tokens"] and s["samples"]:
-        row["output_len"] = f"{s['tokens'] / s['samples']:.2f}"
-        norm.append(
-            "output_len = this run's generated tokens/s / samples/s (no reference mean output "
-            "length in tokens is published for this dataset)"
-            + (
-                " (the log's tokens/s is loadgen's estimate from the accuracy run)"
-                if s["tokens_inferred"]
-                else ""
-            )
-        )
+    norm.extend(_length_notes(row, b, s))
     if scen == "server":
         norm.append(
             "slo_* are the p99 limits loadgen enforced (Test Parameters of this log); throughput "
