@@ -12,6 +12,7 @@ it depends on convergence).
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import itertools
 import json
@@ -394,6 +395,11 @@ def maxtext_layout(
 # --- rows ------------------------------------------------------------------------------------
 
 
+def _date(time_ms: float) -> str:
+    """UTC date of an MLLOG time stamp (shows when a result is repeated in a later round)."""
+    return datetime.datetime.fromtimestamp(time_ms / 1000.0, tz=datetime.UTC).date().isoformat()
+
+
 def _read(tree: SourceTree, path: str) -> str:
     """Text of a file, '' when the local copy lacks it (mirrors omit files of 4 MiB and more)."""
     try:
@@ -507,7 +513,8 @@ def _rows_for(
         lay = maxtext_layout(tree, paths, sub, system, bench, n, topo)
     head = (
         f"MLPerf Training v{rnd} closed, {sub} system '{system}' ({accel}, {per_node:.0f} per node x "
-        f"{nodes or 1:.0f} node(s)); {b.desc}; {len(runs)} successful run(s)"
+        f"{nodes or 1:.0f} node(s)); {b.desc}; {len(runs)} successful run(s), first run_start "
+        f"{_date(min(r['start'] for r in runs))}"
     )
     if chip in CHIP_NOTES:
         head += f"; {CHIP_NOTES[chip]}"
