@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from ...errors import SiliconomicsError
 from . import Importer, Row, SourceTree
 from ._mlperf_common import (
     ALLOWED_INFERENCE,
@@ -512,8 +513,13 @@ class _Index:
         return (p for p in self.paths if p.startswith(prefix))
 
     def read(self, path: str) -> str:
+        """Text of a listed file; '' when the local copy lacks its content (git mirrors omit
+        files of 4 MiB and more), so that result is skipped rather than the whole import."""
         if path not in self._cache:
-            self._cache[path] = self.tree.read(path)
+            try:
+                self._cache[path] = self.tree.read(path)
+            except SiliconomicsError:
+                self._cache[path] = ""
         return self._cache[path]
 
 
