@@ -70,9 +70,5 @@ def complete(row: Row) -> Row:
 
 
 # Registry lines (one per importer module):
-from . import mlperf_inference  # noqa: E402
-
-register(mlperf_inference.IMPORTER)
-from . import mlperf_training  # noqa: E402
-
-register(mlperf_training.IMPORTER)
+from .mlperf_inference import IMPORTER as _mlperf_inference  # noqa: E402, F401
+from .mlperf_training import IMPORTER as _mlperf_training  # noqa: E402, F401

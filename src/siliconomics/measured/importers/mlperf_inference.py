@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ...errors import SiliconomicsError
-from . import Importer, Row, SourceTree
+from . import Importer, Row, SourceTree, register
 from ._mlperf_common import (
     ALLOWED_INFERENCE,
     CHIP_NOTES,
@@ -793,12 +793,14 @@ def read(tree: SourceTree) -> list[Row]:
     return rows
 
 
-IMPORTER: Importer = Importer(
-    name="mlperf-inference",
-    description=(
-        "MLPerf Inference results tree v4.0-v5.1 (github mlcommons/inference_results_vX.Y; "
-        "--label must name the round): closed-division LLM results with layouts from "
-        "submitter configs"
-    ),
-    read=read,
+IMPORTER: Importer = register(
+    Importer(
+        name="mlperf-inference",
+        description=(
+            "MLPerf Inference results tree v4.0-v5.1 (github mlcommons/inference_results_vX.Y; "
+            "--label must name the round): closed-division LLM results with layouts from "
+            "submitter configs"
+        ),
+        read=read,
+    )
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import SiliconomicsError
-from . import Importer, Row, SourceTree
+from . import Importer, Row, SourceTree, register
 from ._mlperf_common import ALLOWED_TRAINING, CHIP_NOTES, chip_id, fmt, ident, num, round_from_label
 
 
@@ -652,11 +652,13 @@ def read(tree: SourceTree) -> list[Row]:
     return rows
 
 
-IMPORTER: Importer = Importer(
-    name="mlperf-training",
-    description=(
-        "MLPerf Training results tree v4.0-v5.0 (github mlcommons/training_results_vX.Y; --label "
-        "must name the round): gpt3, llama2_70b_lora, llama31_405b step throughput and time to train"
-    ),
-    read=read,
+IMPORTER: Importer = register(
+    Importer(
+        name="mlperf-training",
+        description=(
+            "MLPerf Training results tree v4.0-v5.0 (github mlcommons/training_results_vX.Y; --label "
+            "must name the round): gpt3, llama2_70b_lora, llama31_405b step throughput and time to train"
+        ),
+        read=read,
+    )
 )
