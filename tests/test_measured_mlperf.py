@@ -194,3 +194,15 @@ def test_launch_config_shell_semantics():
     assert train_intervals(evals) == [
         10.0
     ]  # 200 tokens in the 20 s between eval_stop and eval_start
+
+
+def test_mlperf_server_limits_agree_within_a_benchmark():
+    """Every log of a benchmark and scenario printed the same loadgen limits (a parse check)."""
+    limits: dict[tuple[str, str, bool], set[tuple[str, str, str]]] = {}
+    for r in _corpus("mlperf-inference-*.csv"):
+        if r["scenario"] == "server":
+            key = (r["id"].split("-")[1], r["model"], r["id"].endswith("-Interactive"))
+            limits.setdefault(key, set()).add((r["slo_ttft_s"], r["slo_tpot_s"], r["slo_e2e_s"]))
+    assert limits and all(len(v) == 1 for v in limits.values()), limits
+    assert limits[("5.1", "llama-2-70b", True)] == {("0.45", "0.04", "")}
+    assert limits[("4.1", "gpt-j-6b", False)] == {("", "", "20")}
