@@ -38,7 +38,7 @@ def round_from_label(label: str, allowed: tuple[str, ...], what: str) -> str:
 # Order matters: the first pattern that matches wins. None = chip not in the catalog (skipped).
 _CHIPS: tuple[tuple[str, str | None], ...] = (
     (r"MI300X.*MI325X|MI325X.*MI300X", None),  # heterogeneous systems
-    (r"GB300", "b300"),
+    (r"GB300", "gb300"),
     (r"GB200", "gb200"),
     (r"B300", "b300"),
     (r"RTX PRO|RTX", None),
@@ -77,7 +77,7 @@ def chip_id(accelerator: str) -> str | None:
 
 
 CHIP_NOTES = {
-    "b300": "GB300 superchip GPU = B300 (Blackwell Ultra); chip id b300",
+    "gb300": "GB300 superchip GPU (Blackwell Ultra, NVL72 rack)",
     "gb200": "GB200 superchip GPU (NVL72 rack)",
 }
 
