@@ -323,7 +323,7 @@ def render_comparison(con: Console, c: Comparison) -> None:
             + (_BASIS.get(a.price.basis, "?") if a.price else ""),
             ("~" if a.power and a.power.estimated else "")
             + (f"{jt:.2f}" if np.isfinite(jt) else "-"),
-            ch.bound,
+            _BOUND_SHORT.get(ch.bound, ch.bound),
         )
     con.print(t)
     bad = [ch for ch in c.choices if not ch.feasible]
