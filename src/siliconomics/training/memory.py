@@ -43,7 +43,9 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
+from .lora import base_weight_bytes
 from .plan import OPTIMIZER_BYTES, PlanGrid
+from .precision import recipe
 
 F = NDArray[np.float64]
 WEIGHT_BYTES = 2.0
@@ -97,10 +99,13 @@ def activation_bytes_per_token_layer(
     hq = np.ceil(model.n_heads / tp)
     hkv = np.ceil(model.n_kv_heads / tp)
     mats_in = 2 if model.gated else 1
-    # GEMM inputs saved for the weight gradient: 8-bit copies in fp8/int8 training
-    # (Transformer Engine and AQT keep the quantised input), else 16-bit.
-    gi = 1.0 if g.dtype in ("fp8", "int8") else ACT_BYTES
-    w = 2 * D * ACT_BYTES + 2 * D * gi + (2.0 * D if dropout else 0.0)  # norms, QKV/MLP in
+    # GEMM inputs saved for the weight gradient: quantised copies in low-precision training
+    # (Transformer Engine and AQT keep the quantised input; block scales included), else
+    # 16-bit. A frozen base (LoRA/QLoRA) saves no input for its unadapted MLP GEMMs.
+    rc = recipe(g.dtype)
+    gi = rc.bytes_per_elem if rc.lowp else ACT_BYTES
+    mlp_in = 0.0 if g.method != "full" else 1.0
+    w = 2 * D * ACT_BYTES + (1 + mlp_in) * D * gi + (2.0 * D if dropout else 0.0)
     whole = np.where(g.sp, w / tp, w)
     # Q, K, V and the attention output (kept 16-bit for the attention backward), the
     # output-projection input copy when it is quantised, softmax statistics.
@@ -116,7 +121,7 @@ def activation_bytes_per_token_layer(
         frac_moe = model.n_moe_layers / model.n_layers
         f = frac_moe * fe + (1 - frac_moe) * np.ceil(model.d_ff / tp)
     # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
-    split = split + f * (ACT_BYTES * mats_in + gi)
+    split = split + f * (ACT_BYTES * mats_in + gi * mlp_in)
     return whole + split
 
 
@@ -170,12 +175,16 @@ def train_memory(
     edge_chip = np.where(pp > 1, edges / 2.0, edges)
     params = per_layer * L / pp + edge_chip
     shard = np.maximum(g.shard.astype(np.float64), 1.0)
-    if g.method == "lora":
+    if g.method != "full":
         trainable = lora_params_per_layer(model, g.lora_rank, g.tp) * L / pp
     else:
         trainable = params
     z = g.zero
-    weights = params * WEIGHT_BYTES
+    # frozen base (LoRA/QLoRA): layers stored FP8 or NF4 per lora.base_weight_bytes; the
+    # embedding and LM head stay 16-bit; adapters (16-bit) are counted with the trainables.
+    wb = base_weight_bytes(g.method, recipe(g.dtype))
+    weights = per_layer * L / pp * wb + edge_chip * WEIGHT_BYTES
+    weights = weights + (0.0 if g.method == "full" else trainable * WEIGHT_BYTES)
     # FSDP: weights sharded, two layers gathered (current + prefetched) in flight; never more
     # than sharding saves (a stage that small keeps its weights gathered, as FSDP's
     # reshard_after_forward=False does).

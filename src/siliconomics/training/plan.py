@@ -19,12 +19,13 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
 from ..ops.device import Device
-from ..units import DTYPES
+from .lora import check_method
+from .precision import check_recipe
 
 I = NDArray[np.int64]
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
-Method = Literal["full", "lora"]
+Method = Literal["full", "lora", "qlora"]
 METHODS: tuple[str, ...] = get_args(Method)
 #: Optimizer state bytes per trained parameter beyond the 16-bit weights and the gradients.
 #: adam: fp32 master copy + two fp32 moments (Kingma & Ba 2015; ZeRO paper's K=12);
@@ -61,11 +62,13 @@ class TrainPlan:
     recompute: Recompute = "none"
     """activation recomputation: none, selective (attention core / element-wise), full"""
     dtype: str = "bf16"
-    """GEMM input format (bf16, fp8, int8); weights are kept 16-bit, master copy fp32"""
+    """training number format (recipe of :mod:`.precision`: bf16, fp8, fp8-cs, fp8-dpa, mxfp8,
+    nvfp4, mxfp4, int8); weights are kept 16-bit, master copy fp32"""
     optimizer: str = "adam"
     """optimizer (state bytes per parameter in OPTIMIZER_BYTES)"""
     method: Method = "full"
-    """full-parameter training or LoRA (frozen base, adapters trained)"""
+    """full-parameter training, LoRA (frozen base, adapters trained) or QLoRA (frozen 4-bit
+    NF4 base dequantised to BF16 per use)"""
     lora_rank: int = 16
     """LoRA rank r (adapters on the attention projections, Hu et al. 2021)"""
 
@@ -122,11 +125,8 @@ class TrainPlan:
             raise SiliconomicsError(
                 f"optimizer '{self.optimizer}' is unknown; allowed: {', '.join(OPTIMIZER_BYTES)}"
             )
-        if self.method not in ("full", "lora"):
-            raise SiliconomicsError(f"method '{self.method}': allowed: full, lora")
-        if self.dtype not in DTYPES:
-            raise SiliconomicsError(f"dtype '{self.dtype}': allowed: {', '.join(DTYPES)}")
-        dev.peak_flops(self.dtype)  # raises if the chip lacks the format
+        check_recipe(dev, self.dtype)  # unknown format, or one the chip lacks: one-line error
+        check_method(self.method, self.dtype)
         mask, reason = plan_validity(model, dev, _grid1(self), seq_len, global_batch)
         if not mask.all():
             raise SiliconomicsError(f"plan {self.label()}: {reason[0]}")
