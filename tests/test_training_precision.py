@@ -55,7 +55,7 @@ def test_unknown_or_unsupported_recipe_is_a_one_line_error():
         estimate_training(L8, "h100-sxm", TrainPlan(dp=8, dtype="fp6"), **KW)
     # block-scaled formats need Blackwell-class MMA; H100 has no fp4 and no MX hardware
     for d in ("mxfp8", "nvfp4"):
-        with pytest.raises(SiliconomicsError, match="h100-sxm|fp4"):
+        with pytest.raises(SiliconomicsError, match=r"h100-sxm|fp4"):
             estimate_training(L8, "h100-sxm", TrainPlan(dp=8, dtype=d), **KW)
 
 
