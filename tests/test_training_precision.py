@@ -156,7 +156,10 @@ def test_search_accepts_qlora_and_rank():
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "siliconomics.cli", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "siliconomics.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

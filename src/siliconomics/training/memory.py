@@ -23,7 +23,9 @@ Activation Recomputation in Large Transformer Models", §4: ``sbh(34 + 5as/h)`` 
   ``34/t`` with sequence parallelism — the paper's Table 2.
 * selective recomputation drops the ``5 hq S`` term (the paper's selective policy; flash
   attention never stores it); full recomputation keeps only each layer's input, 2D per token
-  (/tp with SP), plus one layer's activations live during its backward.
+  (/tp with SP), plus one layer's activations rebuilt during its backward.
+* backward working set: the activation gradients of the layer being back-propagated, taken
+  as one layer's stored activations, on top of every policy.
 
 Pipeline: the first 1F1B stage holds ``min(pp, m)`` micro-batches of its L/pp layers, i.e. L
 layers' worth; interleaving multiplies by ``1 + (pp-1)/(pp·vpp)`` (Korthikanti §4.2.3). The
@@ -190,9 +192,11 @@ def train_memory(
     # reshard_after_forward=False does).
     gathered = np.minimum(2.0 * per_layer * WEIGHT_BYTES, weights * (1.0 - 1.0 / shard))
     weights = np.where((z >= 3) & (g.method == "full"), weights / shard + gathered, weights)
-    grads = trainable * GRAD_BYTES
+    grads = trainable * g.grad_bytes
     grads = np.where(z >= 2, grads / shard, grads)
-    opt = trainable * OPTIMIZER_BYTES[g.optimizer]
+    # bf16 gradient buffers: the distributed optimizer keeps an fp32 copy of its grad shard
+    fp32_grad_copy = GRAD_BYTES if g.grad_bytes < GRAD_BYTES else 0.0
+    opt = trainable * (OPTIMIZER_BYTES[g.optimizer] + fp32_grad_copy)
     opt = np.where(z >= 1, opt / shard, opt)
 
     tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)  # local tokens per micro-batch
@@ -200,7 +204,9 @@ def train_memory(
     keep_full = layer_input_bytes_per_token(model, g) * tokens
     rc = g.recompute
     stored = np.where(rc == 2, keep_full, act_layer)
-    live_extra = np.where(rc == 2, act_layer, 0.0)  # one layer rebuilt during its backward
+    # Backward working set: the gradient buffers of the layer being back-propagated (about
+    # its stored activations' size), plus, under full recomputation, the rebuilt layer.
+    live_extra = np.where(rc == 2, 2.0 * act_layer, act_layer)
     m = np.maximum(global_batch // np.maximum(g.dp * g.micro_batch, 1), 1)
     inflight = np.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), np.minimum(pp, m))
     first = stored * (L / pp) * inflight + live_extra

@@ -32,6 +32,9 @@ METHODS: tuple[str, ...] = get_args(Method)
 #: adam-8bit: fp32 master + two 8-bit moments (Dettmers et al. 2022); sgd: fp32 master +
 #: momentum; adafactor: fp32 master + factored second moment (~0; Shazeer & Stern 2018).
 OPTIMIZER_BYTES: dict[str, float] = {"adam": 12.0, "adam-8bit": 6.0, "sgd": 8.0, "adafactor": 4.0}
+#: Gradient buffer bytes per trained parameter by ``grad_dtype``; with bf16 gradients the
+#: optimizer keeps an fp32 copy of its gradient shard (+4 bytes of optimizer state).
+GRAD_DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +69,11 @@ class TrainPlan:
     nvfp4, mxfp4, int8); weights are kept 16-bit, master copy fp32"""
     optimizer: str = "adam"
     """optimizer (state bytes per parameter in OPTIMIZER_BYTES)"""
+    grad_dtype: Literal["fp32", "bf16"] = "fp32"
+    """gradient buffers: fp32 main grads (Megatron ``--accumulate-allreduce-grads-in-fp32``,
+    MaxText) or bf16 (Megatron-Core's default ``grad_reduce_in_fp32=False``, set explicitly
+    in Megatron-Bridge performance recipes); the distributed optimizer then keeps an fp32 grad
+    shard (Megatron dist_optimizer table: 6 + 12/d vs 4 + 16/d bytes per parameter)"""
     method: Method = "full"
     """full-parameter training, LoRA (frozen base, adapters trained) or QLoRA (frozen 4-bit
     NF4 base dequantised to BF16 per use)"""
@@ -121,6 +129,8 @@ class TrainPlan:
             raise SiliconomicsError(
                 f"recompute '{self.recompute}' is unknown; allowed: {', '.join(RECOMPUTE)}"
             )
+        if self.grad_dtype not in GRAD_DTYPE_BYTES:
+            raise SiliconomicsError(f"grad_dtype '{self.grad_dtype}': allowed: fp32, bf16")
         if self.optimizer not in OPTIMIZER_BYTES:
             raise SiliconomicsError(
                 f"optimizer '{self.optimizer}' is unknown; allowed: {', '.join(OPTIMIZER_BYTES)}"
@@ -158,6 +168,11 @@ class PlanGrid:
     optimizer: str = "adam"
     method: str = "full"
     lora_rank: int = 16
+    grad_dtype: str = "fp32"
+
+    @property
+    def grad_bytes(self) -> float:
+        return GRAD_DTYPE_BYTES[self.grad_dtype]
 
     @property
     def chips(self) -> I:
@@ -178,6 +193,7 @@ class PlanGrid:
             optimizer=self.optimizer,
             method=self.method,  # type: ignore[arg-type]
             lora_rank=self.lora_rank,
+            grad_dtype=self.grad_dtype,  # type: ignore[arg-type]
         )
 
     def take(self, idx: I) -> PlanGrid:
@@ -195,11 +211,12 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
     """Stack plans that share formats, optimizer and method into a :class:`PlanGrid`."""
     p0 = plans[0]
     for p in plans:
-        if (p.dtype, p.optimizer, p.method, p.lora_rank) != (
+        if (p.dtype, p.optimizer, p.method, p.lora_rank, p.grad_dtype) != (
             p0.dtype,
             p0.optimizer,
             p0.method,
             p0.lora_rank,
+            p0.grad_dtype,
         ):
             raise SiliconomicsError("plans in one grid must share dtype, optimizer and method")
     arr = {k: np.array([getattr(p, k) for p in plans], dtype=np.int64) for k in _INT_FIELDS}
@@ -212,6 +229,7 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
         optimizer=p0.optimizer,
         method=p0.method,
         lora_rank=p0.lora_rank,
+        grad_dtype=p0.grad_dtype,
     )
 
 
@@ -296,7 +314,7 @@ def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:
                 f"--plan '{item}': expected KEY=VALUE with KEY one of {', '.join(names)}"
             )
         val = val.strip()
-        if key in ("recompute", "dtype", "optimizer", "method"):
+        if key in ("recompute", "dtype", "optimizer", "method", "grad_dtype"):
             kw[key] = val
         elif key == "sp":
             kw[key] = val.lower() in ("1", "true", "yes", "on")

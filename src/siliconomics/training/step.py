@@ -300,7 +300,8 @@ def step_time(
     # pipeline: activations forward and gradients back once per virtual stage. The
     # interleaved schedule overlaps these transfers with the other chunks' compute
     # (Megatron-LM overlap_p2p_comm, on by default there); plain 1F1B waits for them.
-    p2p = 2.0 * g.vpp * coll.send_recv_time(dev, T * model.d_model * ACT_BYTES, tp * cp * dp)
+    hop = coll.send_recv_time(dev, T * model.d_model * ACT_BYTES, tp * cp * dp)
+    p2p = 2.0 * g.vpp * hop
     t_pp = np.where(g.vpp > 1, np.maximum(p2p - (fwd + bwd), 0.0), p2p * (1.0 - ov.pp)) * (pp > 1)
 
     per_layer, edges = chip_params(model, g)
@@ -312,18 +313,20 @@ def step_time(
     # ZeRO-3 / FSDP: gather weights forward and backward, reduce-scatter grads, per micro-batch.
     fsdp_on = (g.zero == 3) & full
     ag = coll.all_gather_time(dev, params_stage * WEIGHT_BYTES, shard, tp, algorithm)
-    rs = coll.reduce_scatter_time(dev, params_stage * GRAD_BYTES, shard, tp, algorithm)
+    rs = coll.reduce_scatter_time(dev, params_stage * g.grad_bytes, shard, tp, algorithm)
     fsdp_raw = np.where(fsdp_on, 2.0 * ag + rs, 0.0)
     busy = fwd + bwd + rc
     t_fsdp = np.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
 
     t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
     m = global_batch / (dp * g.micro_batch).astype(np.float64)
-    bubble = (pp - 1.0) / g.vpp * t_mb
+    # warm-up and cool-down: (pp-1) chunk steps each way, every one waiting for its stage hop
+    # (nothing else to overlap the transfer with yet)
+    bubble = (pp - 1.0) / g.vpp * t_mb + 2.0 * (pp - 1.0) * hop
 
     # data parallel, once per step: ZeRO-0 all-reduce; ZeRO-1/2 reduce-scatter + all-gather;
     # hybrid FSDP (shard < dp*cp) all-reduces the sharded gradients across replicas.
-    g_bytes = trainable * GRAD_BYTES
+    g_bytes = trainable * g.grad_bytes
     rs_dp = coll.reduce_scatter_time(dev, g_bytes, nrep, tp, algorithm)
     ag_dp = coll.all_gather_time(dev, trainable * WEIGHT_BYTES, nrep, tp, algorithm)
     hyb = coll.all_reduce_time(dev, g_bytes / shard, nrep / shard, tp * shard, algorithm)
