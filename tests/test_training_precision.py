@@ -173,3 +173,17 @@ def test_cli_qlora_rank_and_bad_dtype():
     assert bad.returncode == 2 and "fp6" in bad.stderr and "Traceback" not in bad.stderr
     bad = _cli(*base, "--method", "dora")
     assert bad.returncode == 2 and "dora" in bad.stderr
+
+
+# ---- inference weight storage (ops/quant.py) ----------------------------------------------------
+def test_block_scaled_weights_stream_their_scales():
+    from siliconomics.ops.quant import stored_weight_bytes
+    from siliconomics.parallel.memory import weight_bytes_per_chip
+    from siliconomics.parallel.plan import InferencePlan
+
+    assert stored_weight_bytes("fp4") == pytest.approx(0.5625)  # NVFP4: E4M3 scale per 16
+    assert stored_weight_bytes("int4") == pytest.approx(0.5 + 2.5 / 128)  # AWQ group 128
+    assert stored_weight_bytes("fp8") == 1.0 and stored_weight_bytes("bf16") == 2.0
+    w4 = weight_bytes_per_chip(L70, InferencePlan(weight_dtype="fp4", act_dtype="fp4"))
+    w8 = weight_bytes_per_chip(L70, InferencePlan(weight_dtype="fp8", act_dtype="fp8"))
+    assert 0.5 < w4 / w8 < 0.62  # more than half: the scales and the 16-bit embeddings
