@@ -112,7 +112,9 @@ def activation_bytes_per_token_layer(
     # Q, K, V and the attention output (kept 16-bit for the attention backward), the
     # output-projection input copy when it is quantised, softmax statistics.
     attn_core = 4.0 * hq if flash else 5.0 * hq * seq_len
-    split = ACT_BYTES * ((hq + 2 * hkv) * hd + hq * hd) + attn_core
+    # FP8 attention (cuDNN FP8 fused attention) saves Q, K, V and O in FP8
+    qkvo = 1.0 if rc.fp8_attention else ACT_BYTES
+    split = qkvo * ((hq + 2 * hkv) * hd + hq * hd) + attn_core
     if gi < ACT_BYTES:
         split = split + gi * hq * hd
     if model.moe is None:
