@@ -24,12 +24,13 @@ Activation Recomputation in Large Transformer Models", §4: ``sbh(34 + 5as/h)`` 
 * selective recomputation drops the ``5 hq S`` term (the paper's selective policy; flash
   attention never stores it); full recomputation keeps only each layer's input, 2D per token
   (/tp with SP), plus one layer's activations rebuilt during its backward.
-* backward working set: the activation gradients of the layer being back-propagated, taken
-  as one layer's stored activations, on top of every policy.
+* backward working set: the gradients of the MLP gate/up outputs of one layer (the largest
+  tensors alive in a layer's backward), on top of every policy.
 
 Pipeline: the first 1F1B stage holds ``min(pp, m)`` micro-batches of its L/pp layers, i.e. L
 layers' worth; interleaving multiplies by ``1 + (pp-1)/(pp·vpp)`` (Korthikanti §4.2.3). The
-last stage adds fp32 logits and loss, ``4·tokens·V/tp`` (the paper's 4sbv/t). A fragmentation
+last stage adds fp32 logits and loss, ``4·tokens·V/tp`` (the paper's 4sbv/t), or the backward
+working set if larger (the logits are freed before the layers' backward). A fragmentation
 and runtime reserve (the profile's ``memory_reserve_fraction``) comes off the capacity.
 """
 
@@ -135,6 +136,19 @@ def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
     return np.where(g.sp, base / g.tp, base)
 
 
+def _mlp_grad_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
+    """Gradients of the MLP gate/up outputs of one token (16-bit), per chip: the largest
+    tensors alive during a layer's backward."""
+    tp = g.tp.astype(np.float64)
+    mats_in = 2 if model.gated else 1
+    if model.moe is None:
+        f = np.ceil(model.d_ff / tp)
+    else:
+        moe = model.moe
+        f = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
+    return ACT_BYTES * mats_in * f
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainMemory:
     """Bytes per chip on the most loaded chip, arrays over plans."""
@@ -206,15 +220,18 @@ def train_memory(
     keep_full = layer_input_bytes_per_token(model, g) * tokens
     rc = g.recompute
     stored = np.where(rc == 2, keep_full, act_layer)
-    # Backward working set: the gradient buffers of the layer being back-propagated (about
-    # its stored activations' size), plus, under full recomputation, the rebuilt layer.
-    live_extra = np.where(rc == 2, 2.0 * act_layer, act_layer)
+    # Backward working set: the largest gradient buffers alive in a layer's backward, those of
+    # the MLP's gate/up outputs; under full recomputation also the rebuilt layer.
+    grads_ws = _mlp_grad_bytes_per_token(model, g) * tokens
+    live_extra = np.where(rc == 2, act_layer, 0.0) + grads_ws
     m = np.maximum(global_batch // np.maximum(g.dp * g.micro_batch, 1), 1)
     inflight = np.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), np.minimum(pp, m))
     first = stored * (L / pp) * inflight + live_extra
+    # fp32 logits and their gradient are freed after the LM head's backward, before the
+    # layers' backward builds its working set: the stage peaks at the larger of the two.
     logits = 4.0 * tokens * np.ceil(model.vocab_size / g.tp)
-    last = stored * (L / pp) + live_extra + logits
-    acts = np.where(pp > 1, np.maximum(first, last), first + logits)
+    last = stored * (L / pp) + np.maximum(live_extra, logits)
+    acts = np.where(pp > 1, np.maximum(first, last), stored * L + np.maximum(live_extra, logits))
     return TrainMemory(
         weights=weights,
         grads=grads,
