@@ -187,3 +187,33 @@ def test_block_scaled_weights_stream_their_scales():
     w4 = weight_bytes_per_chip(L70, InferencePlan(weight_dtype="fp4", act_dtype="fp4"))
     w8 = weight_bytes_per_chip(L70, InferencePlan(weight_dtype="fp8", act_dtype="fp8"))
     assert 0.5 < w4 / w8 < 0.62  # more than half: the scales and the 16-bit embeddings
+
+
+def test_a_training_row_may_name_its_recipe():
+    from siliconomics.validate.train_rows import TrainRow, _recipe_of
+
+    def row(act: str, method: str = "full", software: str = "Megatron") -> TrainRow:
+        class _R:
+            act_dtype = act
+
+        return TrainRow(
+            row=_R(),  # type: ignore[arg-type]
+            cp=None,
+            fsdp="",
+            zero_stage=None,
+            virtual_pp=None,
+            micro_batch=None,
+            global_batch_seqs=None,
+            recompute="",
+            train_method=method,
+            seq_len=None,
+            notes="",
+            software=software,
+        )
+
+    notes: list[str] = []
+    assert _recipe_of(row("mxfp8"), "mxfp8", notes) == "mxfp8"
+    assert _recipe_of(row("nvfp4"), "nvfp4", notes) == "nvfp4"
+    assert _recipe_of(row("bf16"), "bf16", notes) == "bf16"
+    assert _recipe_of(row("fp8", "lora", "NeMo 25.04"), "fp8", notes) == "fp8-dpa"
+    assert _recipe_of(row("fp8"), "fp8", notes) == "fp8"

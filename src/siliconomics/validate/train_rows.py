@@ -30,6 +30,7 @@ from ..measured.rows import MeasuredRow, read_measured
 from ..training.estimate import evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
+from ..training.precision import RECIPES
 from .run import RowResult, Skipped, ValidationReport
 from .run import _summaries as summaries
 
@@ -93,10 +94,11 @@ def read_training_rows(path: Path) -> list[TrainRow]:
 
 
 def _recipe_of(tr: TrainRow, act: str, notes: list[str]) -> str:
-    """The training recipe of a row: its GEMM format; NVIDIA's NeMo MLPerf LoRA runs FP8
+    """The training recipe of a row: its ``act_dtype`` (a format or a recipe name such as
+    ``fp8-cs``, ``mxfp8``, ``nvfp4``); NVIDIA's NeMo MLPerf LoRA runs FP8
     attention too (training_results_v4.0 llama2_70b_lora config_common.sh: FP8_DPA=1,
     NVTE_FP8_DPA_BWD=1)."""
-    if act not in ("fp8", "int8"):
+    if act not in RECIPES or not RECIPES[act].lowp:
         return "bf16"
     if act == "fp8" and tr.train_method == "lora" and tr.software.lower().startswith("nemo"):
         notes.append("NeMo MLPerf LoRA -> fp8-dpa recipe (FP8 attention, FP8 frozen weights)")
