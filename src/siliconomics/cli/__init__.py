@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     inference_cmds,
     measured_cmds,
     plan_cmds,
+    port_cmds,
     simulate_cmds,
     tco_cmds,
     train_cmds,
