@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -20,10 +21,15 @@ from ..errors import SiliconomicsError
 from ..porting.assess import TargetReport, assess
 from ..porting.findings import ScanResult
 from ..porting.knowledge import STACKS, load_effort, load_stack
-from ..porting.payback import Payback, parse_weeks, payback
+from ..porting.payback import (
+    Payback,
+    parse_weeks,
+    payback,
+)
 from ..porting.scan import SKIP_DIRS, scan_files, wanted
 from ..report import port_report
 from ..report.html import write_html
+from ..search.tco_study import TcoStudy
 from .common import JsonOpt, app, emit_json, err, out
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -137,33 +143,91 @@ def port_check_cmd(
         port_report.render_port_check(out, scan, reports, show=show)
 
 
-def migration_payback(
+WeeksOpt = Annotated[
+    str | None,
+    typer.Option("--migration-weeks", help="port effort LOW-HIGH engineer-weeks, e.g. 6-10"),
+]
+PortCheckOpt = Annotated[
+    Path | None,
+    typer.Option("--port-check", help="take the port effort from port-check of this project"),
+]
+PortTargetOpt = Annotated[
+    str | None, typer.Option("--port-target", help=f"stack for --port-check: {', '.join(STACKS)}")
+]
+EngRateOpt = Annotated[
+    float,
+    typer.Option("--eng-rate", min=1.0, help="loaded USD per engineer-week (docs/PORTING.md)"),
+]
+BaselineOpt = Annotated[
+    str | None,
+    typer.Option("--baseline-chip", help="the chip the workload runs on now (needs --model)"),
+]
+MonthlyTokensOpt = Annotated[
+    float | None,
+    typer.Option("--monthly-tokens", min=1.0, help="output tokens served per month, e.g. 5e10"),
+]
+MonthlySavingOpt = Annotated[
+    float | None,
+    typer.Option("--monthly-saving", help="monthly saving in USD, instead of a baseline chip"),
+]
+HorizonOpt = Annotated[float, typer.Option("--horizon", min=1.0, help="planning horizon in months")]
+
+
+def _weeks(weeks: str | None, port_check: Path | None, target: str | None) -> tuple[float, float]:
+    if weeks and port_check:
+        raise SiliconomicsError("give --migration-weeks or --port-check, not both")
+    if weeks:
+        return parse_weeks(weeks)
+    if target not in STACKS:
+        raise SiliconomicsError(f"--port-check needs --port-target, one of: {', '.join(STACKS)}")
+    assert port_check is not None and target is not None
+    _, (rep,) = check_project(port_check, [target])
+    return rep.weeks_low, rep.weeks_high
+
+
+def _usd_per_m_output(study: TcoStudy) -> float:
+    v = study.selected().usd_per_m_output
+    if v is None:
+        raise SiliconomicsError(
+            f"--baseline-chip needs --model and a known {study.mode} price for {study.chip.id}"
+        )
+    return v
+
+
+def monthly_saving_usd(study: TcoStudy, baseline: TcoStudy, monthly_output_tokens: float) -> float:
+    """What serving ``monthly_output_tokens`` on the study's chip saves per month against the
+    baseline chip, both at their cheapest layout and the same pricing mode."""
+    per_m = _usd_per_m_output(baseline) - _usd_per_m_output(study)
+    return per_m * monthly_output_tokens / 1e6
+
+
+def tco_payback(
+    study: TcoStudy,
+    rerun: Callable[[str], TcoStudy],
     *,
-    monthly_saving_usd: float,
-    migration_weeks: str | None,
+    weeks: str | None,
     port_check: Path | None,
     target: str | None,
     eng_rate: float,
+    baseline_chip: str | None,
+    monthly_output_tokens: float | None,
+    monthly_saving: float | None,
     horizon_months: float,
 ) -> Payback | None:
-    """The payback of a port for ``tco``: weeks from ``--migration-weeks`` or from a
-    ``port-check`` of a project against one target; None when neither is given."""
-    if migration_weeks and port_check:
-        raise SiliconomicsError("give --migration-weeks or --port-check, not both")
-    if port_check:
-        if target is None or target not in STACKS:
-            raise SiliconomicsError(
-                f"--port-check needs --port-target, one of: {', '.join(STACKS)}"
-            )
-        _, (rep,) = check_project(port_check, [target])
-        weeks = (rep.weeks_low, rep.weeks_high)
-    elif migration_weeks:
-        weeks = parse_weeks(migration_weeks)
-    else:
+    """The payback that ``tco`` adds: None unless a migration effort is given."""
+    if not weeks and port_check is None:
         return None
+    w = _weeks(weeks, port_check, target)
+    if monthly_saving is None:
+        if not (baseline_chip and monthly_output_tokens):
+            raise SiliconomicsError(
+                "a migration estimate needs --monthly-saving, or --baseline-chip with "
+                "--monthly-tokens (and --model)"
+            )
+        monthly_saving = monthly_saving_usd(study, rerun(baseline_chip), monthly_output_tokens)
     return payback(
-        weeks=weeks,
+        weeks=w,
         eng_rate_usd_per_week=eng_rate,
-        monthly_saving_usd=monthly_saving_usd,
+        monthly_saving_usd=monthly_saving,
         horizon_months=horizon_months,
     )

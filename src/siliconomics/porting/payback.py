@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import SiliconomicsError
 
-DEFAULT_ENG_RATE_USD_PER_WEEK = 6000.0
+DEFAULT_ENG_RATE_USD_PER_WEEK = 6500.0
 """Loaded cost of one ML engineer-week; see docs/PORTING.md for the derivation and source."""
 DEFAULT_HORIZON_MONTHS = 36.0
 

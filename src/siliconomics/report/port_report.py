@@ -206,11 +206,16 @@ def _months(v: float | None) -> str:
 
 def payback_lines(p: Payback) -> list[str]:
     return [
-        f"migration: {p.weeks_low:g}-{p.weeks_high:g} engineer-weeks x "
+        f"migration: {_weeks(p.weeks_low, p.weeks_high)} engineer-weeks x "
         f"{p.eng_rate_usd_per_week:,.0f} USD/week = "
         f"{p.cost_low_usd:,.0f}-{p.cost_high_usd:,.0f} USD one-off",
         f"monthly saving of the cheaper option: {p.monthly_saving_usd:,.0f} USD",
-        f"payback: {_months(p.payback_months_low)}-{_months(p.payback_months_high)} months",
+        "payback: "
+        + (
+            "never (no saving)"
+            if p.payback_months_low is None
+            else f"{_months(p.payback_months_low)}-{_months(p.payback_months_high)} months"
+        ),
         f"saving net of migration over {p.horizon_months:g} months: "
         f"{p.net_saving_low_usd:,.0f} to {p.net_saving_high_usd:,.0f} USD",
     ]
@@ -234,3 +239,16 @@ def payback_dict(p: Payback) -> dict[str, Any]:
 
 def payback_section(p: Payback) -> Section:
     return Section("Migration payback", [html_table(["item"], [[s] for s in payback_lines(p)])])
+
+
+def payback_json(p: Payback | None) -> dict[str, Any]:
+    """The key ``tco --json`` adds (nothing without a migration estimate)."""
+    return {} if p is None else {"migration_payback": payback_dict(p)}
+
+
+def render_payback(console: Console, p: Payback | None) -> None:
+    if p is None:
+        return
+    console.print("Migration payback", style="bold")
+    for line in payback_lines(p):
+        console.print(f"  {line}", highlight=False)
