@@ -1,7 +1,8 @@
 """Per target stack: each kind of finding, what the stack offers for it, the effort to port
 it (engineer-weeks, low/high from :mod:`.knowledge`'s effort model) and an overall verdict.
 
-Effort per kind with ``n`` findings in code (declared dependencies only count as one) and ``kloc`` thousand lines behind them:
+Effort per kind with ``n`` findings in code (declared dependencies alone count as one) and
+``kloc`` thousand lines behind them:
 
 - supported: ``verify`` (re-test on the target), once per kind;
 - replacement: ``replace + per_extra*(n-1) + replace_per_kloc*kloc``;

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from .findings import Finding, ScanResult
 
@@ -128,25 +128,31 @@ def _module_kind(module: str) -> str | None:
     return IMPORTS.get(module.split(".")[0])
 
 
-class _Visitor(ast.NodeVisitor):
-    def __init__(self, path: str, source: str) -> None:
+class _Visitor:
+    def __init__(self, path: str, source: str, own: frozenset[str] = frozenset()) -> None:
         self.path = path
-        self.source = source
+        self.lines = source.splitlines()
+        self.own = own
+        """top-level modules of the scanned project itself: importing them is not a tie"""
         self.found: list[Finding] = []
         self.aliases: dict[str, str] = {}
         """local name -> module it stands for (``te`` -> ``transformer_engine.pytorch``)"""
 
     def add(self, node: ast.AST, kind: str) -> None:
-        seg = ast.get_source_segment(self.source, node) or ""
+        # the matched line (not ast.get_source_segment, which re-splits the file per call)
         line = getattr(node, "lineno", 0)
-        self.found.append(Finding(file=self.path, line=line, kind=kind, text=_short(seg)))
+        text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
+        self.found.append(Finding(file=self.path, line=line, kind=kind, text=_short(text)))
+
+    def kind_of(self, module: str) -> str | None:
+        return None if module.split(".")[0] in self.own else _module_kind(module)
 
     def visit_Import(self, node: ast.Import) -> None:
         for a in node.names:
             self.aliases[a.asname or a.name.split(".")[0]] = (
                 a.name if a.asname else a.name.split(".")[0]
             )
-            kind = _module_kind(a.name)
+            kind = self.kind_of(a.name)
             if kind:
                 self.add(node, kind)
 
@@ -157,7 +163,7 @@ class _Visitor(ast.NodeVisitor):
         kinds: list[str] = []
         for a in node.names:
             self.aliases[a.asname or a.name] = f"{mod}.{a.name}"
-            kind = _module_kind(f"{mod}.{a.name}")
+            kind = self.kind_of(f"{mod}.{a.name}")
             if kind and kind not in kinds:
                 kinds.append(kind)
         for kind in kinds:
@@ -179,15 +185,29 @@ class _Visitor(ast.NodeVisitor):
             if name.startswith("triton.") and name.split(".")[-1] in ("jit", "autotune"):
                 self.add(dec, "triton-kernel")
                 break
-        self.generic_visit(node)
-
-    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Call(self, node: ast.Call) -> None:
         kind = call_kind(self.resolve(node.func), node)
         if kind:
             self.add(node, kind)
-        self.generic_visit(node)
+
+    def run(self, tree: ast.AST) -> list[Finding]:
+        """Imports first (they define the aliases calls resolve against), then the rest; one
+        flat walk instead of NodeVisitor dispatch, which is several times slower."""
+        nodes = list(ast.walk(tree))
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                self.visit_Import(node)
+            elif isinstance(node, ast.ImportFrom):
+                self.visit_ImportFrom(node)
+        for node in nodes:
+            if isinstance(node, ast.Call):
+                self.visit_Call(node)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.visit_FunctionDef(node)
+            elif isinstance(node, ast.Constant):
+                self.visit_Constant(node)
+        return sorted(self.found, key=lambda f: (f.line, f.kind))
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and NCCL_ENV.fullmatch(node.value):
@@ -253,17 +273,30 @@ def _setup_requirements(tree: ast.AST, path: str) -> Iterator[Finding]:
                     )
 
 
-def scan_python(path: str, source: str) -> tuple[list[Finding], bool]:
+TRIGGERS = (
+    "cuda", "CUDA", "nccl", "NCCL", "triton", "flash_attn", "xformers", "bitsandbytes", "apex",
+    "transformer_engine", "deepspeed", "cupy", "vllm", "compile", "distributed", "fully_shard",
+    "FullyShardedDataParallel", "load_inline", "BuildExtension", "cpp_extension",
+)  # fmt: skip
+"""Every Python rule needs one of these substrings in the file (a module name, an API name
+or an alias target), so a file with none of them is not parsed at all (setup.py always is)."""
+
+
+def scan_python(
+    path: str, source: str, own: frozenset[str] = frozenset()
+) -> tuple[list[Finding], bool]:
     """Findings of one Python file and whether it parsed (a file that does not parse is
-    scanned with the text rules for NCCL settings only)."""
+    scanned with the text rules for NCCL settings only). Imports of ``own`` top-level
+    modules (the scanned project's own packages) are not findings."""
+    setup = path.rsplit("/", 1)[-1] == "setup.py"
+    if not setup and not any(t in source for t in TRIGGERS):
+        return [], True
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return list(scan_env_text(path, source)), False
-    v = _Visitor(path, source)
-    v.visit(tree)
-    found = v.found
-    if path.rsplit("/", 1)[-1] == "setup.py":
+    found = _Visitor(path, source, own).run(tree)
+    if setup:
         found.extend(_setup_requirements(tree, path))
     return found, True
 
@@ -365,10 +398,19 @@ def _metadata_requirements(path: str, text: str) -> Iterator[Finding]:
                 yield Finding(file=path, line=i, kind=kind, text=_short(req), dependency=True)
 
 
-def _scan_one(path: str, text: str, kind: str) -> tuple[list[Finding], bool]:
+def own_packages(paths: Iterable[str]) -> frozenset[str]:
+    """Top-level packages of the scanned project: directories with an ``__init__.py`` whose
+    parent has none (``deepspeed`` in ``deepspeed-0.19/deepspeed/__init__.py``)."""
+    inits = {p.rsplit("/", 1)[0] for p in paths if p.endswith("/__init__.py")}
+    return frozenset(
+        d.rsplit("/", 1)[-1] for d in inits if ("/" not in d or d.rsplit("/", 1)[0] not in inits)
+    )
+
+
+def _scan_one(path: str, text: str, kind: str, own: frozenset[str]) -> tuple[list[Finding], bool]:
     name = path.rsplit("/", 1)[-1].lower()
     if kind == "python":
-        return scan_python(path, text)
+        return scan_python(path, text, own)
     if kind == "cuda":
         return [scan_cuda_source(path, text)], True
     if kind == "pyproject":
@@ -391,6 +433,7 @@ def scan_files(files: Mapping[str, str]) -> ScanResult:
     found: list[Finding] = []
     bad: list[str] = []
     n_py = n = 0
+    own = own_packages(files)
     for path in sorted(files):
         if is_skipped(path):
             continue
@@ -400,7 +443,7 @@ def scan_files(files: Mapping[str, str]) -> ScanResult:
             continue
         n += 1
         n_py += kind == "python"
-        got, ok = _scan_one(path, files[path], kind)
+        got, ok = _scan_one(path, files[path], kind, own)
         found.extend(got)
         if not ok:
             bad.append(path)
