@@ -72,12 +72,22 @@ SDIST_ONLY = {"deepspeed"}
 DEFAULT_PACKAGES = ["accelerate", "deepspeed", "megatron-core", "sglang"]
 
 
+def _have(pkg: str, dest: Path) -> Path | None:
+    norm = pkg.replace("-", "_").lower() + "_"
+    have = [
+        p
+        for p in dest.iterdir()
+        if p.name.lower().replace("-", "_").startswith(norm)
+        and p.name.endswith((".whl", ".tar.gz"))
+    ]
+    return sorted(have)[-1] if have else None
+
+
 def download(pkg: str, dest: Path) -> Path | None:
     """The newest wheel (or sdist for SDIST_ONLY) of ``pkg`` in ``dest``, via pip."""
-    norm = pkg.replace("-", "_").lower()
-    have = [p for p in dest.iterdir() if p.name.lower().replace("-", "_").startswith(norm + "-")]
+    have = _have(pkg, dest)
     if have:
-        return sorted(have)[-1]
+        return have
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), pkg]
     if pkg not in SDIST_ONLY:
         cmd.insert(-1, "--only-binary=:all:")
@@ -85,7 +95,7 @@ def download(pkg: str, dest: Path) -> Path | None:
     if r.returncode != 0:
         print(f"{pkg}: download failed: {r.stderr.strip().splitlines()[-1:]}")
         return None
-    return download(pkg, dest)
+    return _have(pkg, dest)
 
 
 def disagreements(pkg: str, verdicts: dict[str, str]) -> list[str]:
@@ -130,6 +140,7 @@ def main() -> None:
         path = download(pkg, args.dest)
         if path is not None:
             check(path, pkg)
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":
