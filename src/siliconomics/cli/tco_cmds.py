@@ -7,17 +7,18 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import get_model
-from ..economics.pricing import MODES, parse_price_overrides_toml
-from ..economics.tco import load_owned_assumptions, read_toml_file
+from ..catalog.registry import chips, get_model
+from ..economics.pricing import MODES, parse_chip_prices
+from ..economics.tco import OwnedAssumptions, load_owned_assumptions, read_toml_file
 from ..porting.payback import DEFAULT_ENG_RATE_USD_PER_WEEK, DEFAULT_HORIZON_MONTHS
 from ..report import port_report
 from ..report import tco as tco_report
 from ..report.html import write_html
 from ..search.tco_study import study_tco
-from ..units import parse_positive
 from . import port_cmds as port
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+from .inputs import duration, text_file_cb, writable_cb
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("tco")
@@ -34,17 +35,32 @@ def tco_cmd(
     utilisation: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="fraction of hours the chips are busy")
     ] = 0.6,
-    prices: Annotated[
-        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    chip_price: Annotated[
+        list[str] | None,
+        typer.Option(help="CHIP=USD purchase price per chip (needed to own a chip not sold)"),
     ] = None,
+    breakeven_price: Annotated[
+        bool,
+        typer.Option(
+            "--breakeven-price",
+            help="what the chip would have to cost to beat renting it and owning H100/B200",
+        ),
+    ] = False,
     assumptions: Annotated[
-        Path | None, typer.Option(help="TOML overriding owned-TCO defaults (docs/ECONOMICS.md)")
+        Path | None,
+        typer.Option(
+            help="TOML overriding owned-TCO defaults (docs/ECONOMICS.md)", callback=text_file_cb
+        ),
     ] = None,
     weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     html: Annotated[
-        Path | None, typer.Option(help="also write a self-contained HTML report")
+        Path | None,
+        typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
     as_json: JsonOpt = False,
     migration_weeks: port.WeeksOpt = None,
@@ -64,22 +80,19 @@ def tco_cmd(
         model=get_model(model) if model else None,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
-        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        ttft_s=duration(ttft, "--ttft"),
+        tpot_s=duration(tpot, "--tpot"),
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        assumptions=load_owned_assumptions(read_toml_file(assumptions, "--assumptions"))
-        if assumptions
-        else None,
-        overrides=parse_price_overrides_toml(read_toml_file(prices, "--prices"))
-        if prices
-        else None,
+        assumptions=_assumptions(assumptions, chip_price),
+        book=load_book(prices, region, provider),
+        breakeven_price=breakeven_price,
     )
     study = study_tco(chip, **kw)  # type: ignore[arg-type]
     pb = port.tco_payback(
         study,
-        lambda c: study_tco(c, **kw),  # type: ignore[arg-type]
+        lambda c: study_tco(c, **(kw | {"breakeven_price": False})),  # type: ignore[arg-type]
         weeks=migration_weeks,
         port_check=port_check,
         target=port_target,
@@ -98,3 +111,12 @@ def tco_cmd(
     else:
         tco_report.render_tco(out, study)
         port_report.render_payback(out, pb)
+
+
+def _assumptions(path: Path | None, chip_price: list[str] | None) -> OwnedAssumptions | None:
+    raw = read_toml_file(path, "--assumptions") if path else {}
+    if chip_price:
+        table = dict(raw.get("chip_prices", {}))
+        table.update(parse_chip_prices(chip_price, chips(), "--chip-price"))
+        raw = {**raw, "chip_prices": table}
+    return load_owned_assumptions(raw) if raw else None

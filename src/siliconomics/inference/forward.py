@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
+from ..ops.quant import stored_weight_bytes
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel.collectives import all_reduce, send_recv_time
 from ..parallel.plan import InferencePlan
@@ -130,7 +131,7 @@ def forward_cost(
     T = B * s
     t = plan.tp
     a = DTYPE_BYTES[plan.act_dtype]
-    w = DTYPE_BYTES[plan.weight_dtype]
+    w = stored_weight_bytes(plan.weight_dtype)  # block scales included (ops/quant.py)
     kvb = DTYPE_BYTES[plan.kv_dtype]
     emb_b = max(w, 2.0)  # embeddings and LM head stay 16-bit in quantised checkpoints
     cd = plan.compute_dtype

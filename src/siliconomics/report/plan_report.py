@@ -15,7 +15,7 @@ from rich.table import Table
 from ..fleet import PlanOutcome
 from ..fleet.result import FleetResult
 from ..fleet.training import TrainingResult
-from ..units import fmt_time
+from ..units import fmt_count, fmt_time
 from .style import compact_table
 
 
@@ -47,7 +47,7 @@ def takeaway(o: PlanOutcome) -> str:
     if t is not None:
         b = t.best
         parts.append(
-            f"Training {t.tokens:.3g} tokens of {t.model}: {b.chips} x {b.chip} for "
+            f"Training {fmt_count(t.tokens)} tokens of {t.model}: {b.chips} x {b.chip} for "
             f"{b.days:.1f} days, ${b.usd_total:,.0f} in total."
         )
     return " ".join(parts)
@@ -140,7 +140,7 @@ def _render_fleet(con: Console, f: FleetResult) -> None:
 
 def _render_training(con: Console, tr: TrainingResult) -> None:
     t = Table(
-        title=f"Training {tr.tokens:.3g} tokens of {tr.model} within "
+        title=f"Training {fmt_count(tr.tokens)} tokens of {tr.model} within "
         f"{tr.deadline_days:g} days (cheapest per chip)"
     )
     for c in ("chip", "chips", "layout", "tokens/s", "MFU", "days", "$/h", "total $"):
@@ -214,9 +214,10 @@ def plan_html(o: PlanOutcome) -> str:
                     charts.bar_chart(
                         labels,
                         vals,
-                        title="Cheapest fleet per choice of chips",
+                        title="Cheapest fleet per choice of chips (chosen fleet in orange)",
                         y_label="USD per hour",
                         text_format="${:,.2f}",
+                        colors=[charts.PALETTE[1], *[charts.PALETTE[0]] * len(singles)],
                     )
                 ],
                 note="Each bar re-plans the fleet restricted to one vendor or one chip type.",
@@ -238,7 +239,7 @@ def plan_html(o: PlanOutcome) -> str:
                 note="Each point scales both TTFT and TPOT targets by the factor shown.",
             )
         )
-        cats = ["chosen fleet", *(a.label for a in alts[:5])]
+        cats = ["<b>chosen fleet</b>", *(a.label for a in alts[:5])]
         chips = sorted({*f.usd_by_chip, *(c for a in alts[:5] for c in a.usd_by_chip)})
         items = {
             c: [f.usd_by_chip.get(c, 0.0), *(a.usd_by_chip.get(c, 0.0) for a in alts[:5])]
@@ -327,10 +328,10 @@ def plan_html(o: PlanOutcome) -> str:
                         [
                             "workload",
                             "TTFT p50",
-                            "TTFT p",
+                            "TTFT tail",
                             "TPOT p50",
-                            "TPOT p",
-                            "percentile",
+                            "TPOT tail",
+                            "tail percentile",
                             "source",
                         ],
                         lat,
