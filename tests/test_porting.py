@@ -309,9 +309,12 @@ def test_port_check_requirements_file():
         (["port-check", "no/such/dir"], "does not exist"),
         (["port-check", str(PROJECT), "--target", "maia"], "--target 'maia'"),
         (["port-check", str(FIX / "clean_project" / "model.py"), "--model", "nope"], "nope"),
-        (["tco", "--chip", "trn2", "--migration-weeks", "6-10"], "--monthly-saving"),
-        (["tco", "--chip", "trn2", "--migration-weeks", "x", "--monthly-saving", "1"], "weeks"),
-        (["tco", "--chip", "trn2", "--port-check", str(PROJECT), "--monthly-saving", "1"], "port"),
+        (["tco", "--chip", "h100-sxm", "--migration-weeks", "6-10"], "--monthly-saving"),
+        (["tco", "--chip", "h100-sxm", "--migration-weeks", "x", "--monthly-saving", "1"], "weeks"),
+        (
+            ["tco", "--chip", "h100-sxm", "--port-check", str(PROJECT), "--monthly-saving", "1"],
+            "port",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args, msg):
@@ -322,14 +325,14 @@ def test_bad_input_is_one_line(args, msg):
 
 def test_tco_adds_migration_payback():
     r = run(
-        "tco", "--chip", "trn2", "--model", "llama-3.1-8b", "--mode", "on-demand",
-        "--port-check", str(PROJECT), "--port-target", "neuron",
+        "tco", "--chip", "tpu-v6e", "--model", "llama-3.1-8b", "--mode", "on-demand",
+        "--port-check", str(PROJECT), "--port-target", "tpu",
         "--baseline-chip", "h100-sxm", "--monthly-tokens", "5e10", "--json",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     pb = json.loads(r.stdout)["migration_payback"]
-    direct = json.loads(run("port-check", str(PROJECT), "--target", "neuron", "--json").stdout)
-    assert pb["weeks_low"] == direct["targets"]["neuron"]["weeks_low"]
+    direct = json.loads(run("port-check", str(PROJECT), "--target", "tpu", "--json").stdout)
+    assert pb["weeks_low"] == direct["targets"]["tpu"]["weeks_low"]
     assert pb["migration_cost_high_usd"] == pytest.approx(
         pb["weeks_high"] * pb["eng_rate_usd_per_week"]
     )
@@ -338,7 +341,7 @@ def test_tco_adds_migration_payback():
 
 def test_tco_payback_in_terminal_output():
     r = run(
-        "tco", "--chip", "trn2", "--migration-weeks", "6-10", "--monthly-saving", "40000",
+        "tco", "--chip", "h100-sxm", "--migration-weeks", "6-10", "--monthly-saving", "40000",
         "--eng-rate", "5000",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
