@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from siliconomics.catalog.registry import get_chip, get_model
+from siliconomics import resolve
+from siliconomics.catalog.registry import get_model
 from siliconomics.catalog.schema import ChipSpec, ModelSpec
 from siliconomics.inference.estimate import estimate_static
+from siliconomics.ops.device import Device
 from siliconomics.parallel.plan import InferencePlan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +77,7 @@ class PlanGrid:
     O: np.ndarray
 
 
-def build_grid(chip: ChipSpec) -> list[PlanGrid]:
+def build_grid(chip: Device) -> list[PlanGrid]:
     """Every (B, I, O) within the model's context, for every tp whose weights fit at all."""
     grids = []
     for mid in MODELS:
@@ -95,7 +97,7 @@ def build_grid(chip: ChipSpec) -> list[PlanGrid]:
     return grids
 
 
-def run_ours(chip: ChipSpec, grids: list[PlanGrid]) -> list[Any]:
+def run_ours(chip: Device, grids: list[PlanGrid]) -> list[Any]:
     return [
         estimate_static(g.model, chip, g.plan, g.B, g.I, g.O, check_memory=False) for g in grids
     ]
@@ -206,7 +208,7 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="time siliconomics only")
     args = ap.parse_args()
 
-    chip = get_chip(CHIP)
+    chip = resolve.device(CHIP)
     grids = build_grid(chip)
     n_total = sum(g.B.size for g in grids)
     print(
@@ -283,7 +285,7 @@ def main() -> None:
         why = "skipped (--no-peers)"
     else:
         why = bench_venv_status(install=not args.no_install)
-    chip_d, model_d = peer_inputs(chip)
+    chip_d, model_d = peer_inputs(chip.chip)
     for tool, cfgs in (("llm-analysis", fit_cfgs), ("genz", subset)):
         if why is not None:
             peers[tool] = {"failed": why}

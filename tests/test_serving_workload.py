@@ -5,10 +5,10 @@ import io
 import numpy as np
 import pytest
 
-from siliconomics.catalog.registry import get_chip, get_model
+from siliconomics.catalog.registry import get_chip, get_efficiency, get_model
 from siliconomics.errors import SiliconomicsError, UnknownIdError
-from siliconomics.inference.estimate import make_device
 from siliconomics.inference.forward import forward_cost
+from siliconomics.ops.device import Device
 from siliconomics.parallel.plan import InferencePlan
 from siliconomics.serving import (
     Arrival,
@@ -134,7 +134,12 @@ def test_named_summary_matches_the_shared_trace(shared):
 def stm():
     m, c = get_model("llama-3.1-70b"), get_chip("h100-sxm")
     return StepTimeModel(
-        m, make_device(c), InferencePlan(tp=4), max_tokens=8192, max_seqs=512, max_ctx=16384
+        m,
+        Device(chip=c, eff=get_efficiency(c.family)),
+        InferencePlan(tp=4),
+        max_tokens=8192,
+        max_seqs=512,
+        max_ctx=16384,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .. import resolve
 from ..report.html import write_html
 from .common import JsonOpt, app, emit_json, err, out
 
@@ -21,11 +22,12 @@ def plan_cmd(
 ) -> None:
     """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
     spec's traffic within its latency targets, and the cheapest cluster for its training job."""
-    from ..fleet import load_spec, run_plan
+    from ..fleet import run_plan
     from ..report import plan_report
 
+    plan_spec, catalog = resolve.plan_spec(spec)
     with plan_report.progress_bar(err) as progress:
-        outcome = run_plan(load_spec(spec), progress)
+        outcome = run_plan(plan_spec, catalog, progress)
     if html:
         write_html(html, plan_report.plan_html(outcome))
         err.print(f"wrote {html}", highlight=False)

@@ -8,17 +8,24 @@ from typing import Annotated, Any
 
 import typer
 
-from ..catalog.registry import get_model
+from .. import resolve
 from ..economics.cost import parse_price_overrides
+from ..ops.device import Device
 from ..report.html import write_output
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 
 
+def _side(chip: str | None, default: Device) -> Device:
+    return resolve.device(chip) if chip else default
+
+
 @app.command("simulate")
 def simulate_cmd(
-    model: Annotated[str, typer.Option(help="model id or path to a HF config.json")],
-    chip: Annotated[str, typer.Option(help="chip id of the replicas")],
+    model: Annotated[
+        str, typer.Option(help="model id, a model file (TOML/JSON) or a HF config.json")
+    ],
+    chip: Annotated[str, typer.Option(help="chip id or chip file of the replicas")],
     tp: Annotated[int, typer.Option(min=1, help="tensor-parallel degree per replica")] = 1,
     pp: Annotated[int, typer.Option(min=1, help="pipeline stages per replica")] = 1,
     ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE)")] = 1,
@@ -81,9 +88,10 @@ def simulate_cmd(
 
     disagg = any(v is not None for v in (prefill_chip, prefill_tp, prefill_replicas))
     disagg = disagg or any(v is not None for v in (decode_chip, decode_tp, decode_replicas))
+    dev = resolve.device(chip)
     cfg = make_config(
-        get_model(model),
-        chip,
+        resolve.model(model),
+        dev,
         tp=tp,
         pp=pp,
         ep=ep,
@@ -96,10 +104,10 @@ def simulate_cmd(
         max_seqs=max_seqs or None,
         max_batched_tokens=max_batched_tokens,
         block_size=block_size,
-        prefill=(prefill_chip or chip, prefill_tp or tp, prefill_replicas or replicas)
+        prefill=(_side(prefill_chip, dev), prefill_tp or tp, prefill_replicas or replicas)
         if disagg
         else None,
-        decode=(decode_chip or chip, decode_tp or tp, decode_replicas or replicas)
+        decode=(_side(decode_chip, dev), decode_tp or tp, decode_replicas or replicas)
         if disagg
         else None,
         price_overrides=parse_price_overrides(price),

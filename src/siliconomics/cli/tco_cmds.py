@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import get_model
+from .. import resolve
 from ..economics.pricing import MODES, parse_price_overrides_toml
 from ..economics.tco import load_owned_assumptions, read_toml_file
 from ..report import tco as tco_report
@@ -19,7 +19,12 @@ from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 
 @app.command("tco")
 def tco_cmd(
-    chip: Annotated[str, typer.Option(help="chip id (see 'siliconomics chips')")],
+    chip: Annotated[
+        str,
+        typer.Option(
+            help="chip id (see 'siliconomics chips') or a chip file (TOML/JSON, see docs/API.md)"
+        ),
+    ],
     model: Annotated[
         str | None, typer.Option(help="model id or config.json: adds $/M tokens and J/token")
     ] = None,
@@ -48,10 +53,10 @@ def tco_cmd(
     """Rent or buy: itemised owned vs cloud USD per chip-hour, break-even utilisation,
     USD per million tokens and J/token for a model, and what moves the cost most."""
     study = study_tco(
-        chip,
+        resolve.device(chip),
         mode=mode,
         utilisation=utilisation,
-        model=get_model(model) if model else None,
+        model=resolve.model(model) if model else None,
         input_len=input_len,
         output_len=output_len,
         ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,

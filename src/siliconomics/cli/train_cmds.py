@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import get_chip, get_model
+from .. import resolve
 from ..economics.cost import parse_price_overrides
 from ..economics.pricing import parse_price_overrides_toml
 from ..economics.tco import read_toml_file
@@ -19,8 +19,15 @@ from .common import JsonOpt, app, check_dtype, emit_json, out
 
 @app.command("train")
 def train_cmd(
-    model: Annotated[str, typer.Option(help="model id or path to a HF config.json")],
-    chip: Annotated[str, typer.Option(help="chip id (see 'siliconomics chips')")],
+    model: Annotated[
+        str, typer.Option(help="model id, a model file (TOML/JSON) or a HF config.json")
+    ],
+    chip: Annotated[
+        str,
+        typer.Option(
+            help="chip id (see 'siliconomics chips') or a chip file (TOML/JSON, see docs/API.md)"
+        ),
+    ],
     n_chips: Annotated[int, typer.Option("--chips", min=1, help="chips in the job")],
     tokens: Annotated[str, typer.Option(help="training token budget, e.g. 1T, 15.6T")] = "1T",
     global_batch: Annotated[
@@ -56,8 +63,8 @@ def train_cmd(
     """Training: step time, MFU, memory, and time, cost and energy to train a token budget,
     for a given plan or the fastest plans found by search."""
     study = study_training(
-        get_model(model),
-        get_chip(chip).id,
+        resolve.model(model),
+        resolve.device(chip),
         n_chips,
         parse_positive(tokens, "count", what="--tokens"),
         seq_len=seq_len,

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..catalog.catalog import Catalog
 from .build import Inputs
 from .planner import Progress, plan_fleet, prepare
 from .result import FleetResult
-from .spec import PlanSpec, load_spec
+from .spec import PlanSpec, parse_spec
 from .training import TrainingResult, plan_training
 
-__all__ = ["PlanOutcome", "PlanSpec", "load_spec", "run_plan"]
+__all__ = ["PlanOutcome", "PlanSpec", "parse_spec", "run_plan"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,9 +25,10 @@ class PlanOutcome:
     """the evaluated candidates (for sensitivity re-plans); None for training-only specs"""
 
 
-def run_plan(spec: PlanSpec, progress: Progress | None = None) -> PlanOutcome:
-    """Plan the serving fleet (if the spec has workloads) and the training run (if it has one)."""
-    inputs = prepare(spec, progress) if spec.workloads else None
-    fleet = plan_fleet(spec, progress, inputs=inputs) if inputs is not None else None
-    training = plan_training(spec, progress) if spec.training is not None else None
+def run_plan(spec: PlanSpec, catalog: Catalog, progress: Progress | None = None) -> PlanOutcome:
+    """Plan the serving fleet (if the spec has workloads) and the training run (if it has one);
+    the spec's chip and model ids resolve through ``catalog``."""
+    inputs = prepare(spec, catalog, progress) if spec.workloads else None
+    fleet = plan_fleet(inputs, progress) if inputs is not None else None
+    training = plan_training(spec, catalog, progress) if spec.training is not None else None
     return PlanOutcome(spec=spec, fleet=fleet, training=training, inputs=inputs)

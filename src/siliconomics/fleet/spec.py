@@ -3,20 +3,18 @@
 A spec is a YAML or TOML file validated against :class:`PlanSpec` (pydantic, ``extra=forbid``:
 an unknown or misspelt field is an error naming it). Quantities may carry units where a
 duration is expected (``ttft: 2s``, ``tpot: 50ms``). Relative trace paths are resolved against
-the spec file's folder. Reading the file is the only I/O here; it happens once, at the edge of
-the planner (:func:`load_spec`), so every other fleet function stays pure.
+the spec file's folder. Reading the file, and the chip and model files it may name, is the
+edge's job (:func:`siliconomics.resolve.plan_spec`); every fleet function stays pure.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..catalog.registry import validate_as
-from ..errors import SiliconomicsError
+from ..catalog.parse import validate_as
 from ..units import DTYPES, parse_positive
 
 PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
@@ -174,28 +172,3 @@ def parse_spec(raw: object, *, where: str = "spec", base_dir: Path | None = None
             w = w.model_copy(update={"trace": str((base_dir / w.trace).resolve())})
         fixed.append(w)
     return spec.model_copy(update={"workloads": tuple(fixed)})
-
-
-def load_spec(path: str | Path) -> PlanSpec:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) plan spec."""
-    p = Path(path)
-    if not p.is_file():
-        raise SiliconomicsError(f"plan spec '{p}' does not exist")
-    text = p.read_text(encoding="utf-8")
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise SiliconomicsError(f"{p.name}: not valid YAML: {e}") from None
-    elif p.suffix == ".toml":
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise SiliconomicsError(f"{p.name}: not valid TOML: {e}") from None
-    else:
-        raise SiliconomicsError(f"plan spec '{p.name}': expected a .yaml, .yml or .toml file")
-    if not isinstance(raw, dict):
-        raise SiliconomicsError(f"{p.name}: expected a mapping of fields at the top level")
-    return parse_spec(raw, where=p.name, base_dir=p.parent)

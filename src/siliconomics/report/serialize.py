@@ -12,7 +12,7 @@ from ..economics.cost import chip_price, chip_tdp
 from ..parallel.memory import active_params, total_params
 from ..search.assess import Assessment
 from ..search.compare import Comparison
-from ..validate.run import ValidationReport
+from ..validate.rows import ValidationReport
 
 
 def _f(x: Any) -> Any:

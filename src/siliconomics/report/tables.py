@@ -13,7 +13,7 @@ from ..parallel.memory import active_params, total_params
 from ..search.assess import Assessment
 from ..search.compare import Comparison
 from ..units import fmt_si, fmt_time
-from ..validate.run import ValidationReport
+from ..validate.rows import ValidationReport
 from .style import compact_table
 
 

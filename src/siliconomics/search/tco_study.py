@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog.registry import get_chip
 from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.pricing import (
     CLOUD_MODES,
@@ -28,6 +27,7 @@ from ..economics.sensitivity import CostSensitivity, cost_tornado
 from ..economics.tco import CostBreakdown, OwnedAssumptions, load_owned_assumptions, with_values
 from ..economics.tco import provisioned_w_per_chip as _provisioned_w
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from .assess import activity
 from .compare import best_on_chip
 
@@ -103,15 +103,16 @@ class TcoStudy:
 
 def _throughput(
     model: ModelSpec,
-    chip: ChipSpec,
+    dev: Device,
     input_len: float,
     output_len: float,
     slo: tuple[float | None, float | None],
     dtypes: tuple[str, str, str],
 ) -> Throughput:
+    chip = dev.chip
     ch = best_on_chip(
         model,
-        chip,
+        dev,
         input_len=input_len,
         output_len=output_len,
         ttft_s=slo[0],
@@ -184,7 +185,7 @@ def _mode_cost(
 
 
 def study_tco(
-    chip_id: str,
+    device: Device,
     *,
     mode: str = "owned",
     utilisation: float = 0.6,
@@ -199,8 +200,9 @@ def study_tco(
     assumptions: OwnedAssumptions | None = None,
     overrides: PriceOverrides | None = None,
 ) -> TcoStudy:
-    """Everything ``siliconomics tco`` shows, for one chip (and optionally one model)."""
-    chip = get_chip(chip_id)
+    """Everything ``siliconomics tco`` shows, for one chip (``device``: the chip and its
+    efficiency profile) and optionally one model (lengths in tokens, targets in seconds)."""
+    chip, chip_id = device.chip, device.id
     if mode not in MODES:
         raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
     if not 0 < utilisation <= 1:
@@ -210,7 +212,7 @@ def study_tco(
     if model is not None:
         tp = _throughput(
             model,
-            chip,
+            device,
             input_len,
             output_len,
             (ttft_s, tpot_s),

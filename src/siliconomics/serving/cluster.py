@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
-from ..inference.estimate import make_device
 from ..ops.device import Device
 from ..parallel.memory import (
     activation_bytes_per_chip,
@@ -81,7 +80,7 @@ def build_pool(
         raise SiliconomicsError(f"scheduler '{pc.scheduler}': allowed: {', '.join(SCHEDULERS)}")
     if router not in ROUTERS:
         raise SiliconomicsError(f"router '{router}': allowed: {', '.join(ROUTERS)}")
-    dev = make_device(pc.chip, pc.eff)
+    dev = pc.device
     pc.plan.validate(model, dev)
     weights = weight_bytes_per_chip(model, pc.plan)
     if weights > dev.usable_hbm_bytes:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..catalog.registry import get_chip
 from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 from .config import PoolConfig, ServingConfig
 from .traces import NAMED, named_workload, parse_trace_csv, trace_workload
@@ -15,7 +15,7 @@ from .workload import Workload, parse_arrival, parse_lengths
 
 def make_config(
     model: ModelSpec,
-    chip: str,
+    chip: Device,
     *,
     tp: int = 1,
     pp: int = 1,
@@ -30,15 +30,15 @@ def make_config(
     max_batched_tokens: int = 8192,
     block_size: int = 16,
     buckets: tuple[int, ...] = (),
-    prefill: tuple[str, int, int] | None = None,
-    decode: tuple[str, int, int] | None = None,
+    prefill: tuple[Device, int, int] | None = None,
+    decode: tuple[Device, int, int] | None = None,
     price_overrides: dict[str, float] | None = None,
 ) -> ServingConfig:
     """One pool of ``replicas`` x (tp, pp) on ``chip``; or, when ``prefill`` or ``decode``
     is given as (chip, tp, replicas), a disaggregated pair whose missing side takes
     ``chip``/``tp``/``replicas``."""
 
-    def pool(chip_id: str, tp_: int, reps: int) -> PoolConfig:
+    def pool(dev: Device, tp_: int, reps: int) -> PoolConfig:
         plan = InferencePlan(
             tp=tp_,
             pp=pp,
@@ -49,7 +49,7 @@ def make_config(
             kv_dtype=kv_dtype,
         )
         return PoolConfig(
-            chip=get_chip(chip_id),
+            device=dev,
             plan=plan,
             scheduler=scheduler,
             max_seqs=max_seqs,

@@ -9,6 +9,7 @@ from ..catalog.schema import ModelSpec
 from ..economics.cost import ChipPrice, chip_price
 from ..economics.pricing import PriceOverrides, chip_hour_cost
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from .estimate import TrainCost, TrainEstimate, estimate_training, time_and_cost_to_train
 from .plan import TrainPlan, parse_plan
 from .search import search_plans
@@ -43,7 +44,7 @@ def resolve_plan(text: str, n_chips: int, base: TrainPlan) -> TrainPlan:
 
 def study_training(
     model: ModelSpec,
-    chip_id: str,
+    device: Device,
     n_chips: int,
     tokens: float,
     *,
@@ -59,7 +60,8 @@ def study_training(
     utilisation: float = 1.0,
     price_book: PriceOverrides | None = None,
 ) -> TrainingStudy:
-    """Estimate ``plan_text`` if given, else search the ``top`` fastest plans; price each.
+    """Estimate ``plan_text`` if given, else search the ``top`` fastest plans on ``device``
+    (the chip and its efficiency profile); price each.
 
     ``pricing`` is a mode of :func:`economics.pricing.chip_hour_cost` (on-demand, reserved-1y,
     reserved-3y, spot, owned); ``utilisation`` is the owned cluster's average busy fraction
@@ -67,18 +69,19 @@ def study_training(
     win over every mode; ``price_book`` adds system prices per mode (``--prices FILE``)."""
     if tokens <= 0:
         raise SiliconomicsError(f"--tokens must be positive, got {tokens:g}")
+    chip_id = device.id
     base = TrainPlan(dtype=dtype, method=method, optimizer=optimizer)  # type: ignore[arg-type]
     if plan_text:
         plan = resolve_plan(plan_text, n_chips, base)
         ests = [
             estimate_training(
-                model, chip_id, plan, seq_len=seq_len, global_batch_seqs=global_batch_seqs
+                model, device, plan, seq_len=seq_len, global_batch_seqs=global_batch_seqs
             )
         ]
     else:
         ests = search_plans(
             model,
-            chip_id,
+            device,
             n_chips,
             seq_len=seq_len,
             global_batch_seqs=global_batch_seqs,
