@@ -12,19 +12,19 @@ files or objects and return typed results with ``to_dict()`` (the ``--json`` out
 no id look-ups; the edges (``api``, ``cli``, ``report``, ``resolve``) do that (docs/ARCHITECTURE.md).
 """
 
-from typing import Any
-
 __version__ = "0.1.0"
 
-_API = ("estimate", "compare", "train", "simulate", "plan", "tco", "validate", "Result")
+# Bound eagerly: 'validate' is also a subpackage, so a lazy attribute would lose to it.
+from .api import Result, compare, estimate, plan, simulate, tco, train, validate
 
-__all__ = ["__version__", *_API]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: 'import siliconomics' (and the CLI) stays light until the API is used.
-    if name in _API:
-        from . import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'siliconomics' has no attribute {name!r}")
+__all__ = [
+    "Result",
+    "__version__",
+    "compare",
+    "estimate",
+    "plan",
+    "simulate",
+    "tco",
+    "train",
+    "validate",
+]
