@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..catalog.catalog import Catalog
+from ..economics.sensitivity import SensitivityBar
 from .build import Inputs
 from .planner import Progress, plan_fleet, prepare
 from .result import FleetResult
+from .sensitivity import fleet_tornado
 from .spec import PlanSpec, parse_spec
 from .training import TrainingResult, plan_training
 
@@ -23,12 +25,25 @@ class PlanOutcome:
     training: TrainingResult | None
     inputs: Inputs | None
     """the evaluated candidates (for sensitivity re-plans); None for training-only specs"""
+    sensitivity: tuple[SensitivityBar, ...] | None = None
+    """fleet USD/h with one input (traffic, utilisation, targets, chosen chips' prices) at each
+    end of its range, widest swing first; computed when ``run_plan(sensitivity=True)``"""
 
 
-def run_plan(spec: PlanSpec, catalog: Catalog, progress: Progress | None = None) -> PlanOutcome:
+def run_plan(
+    spec: PlanSpec,
+    catalog: Catalog,
+    progress: Progress | None = None,
+    *,
+    sensitivity: bool = False,
+) -> PlanOutcome:
     """Plan the serving fleet (if the spec has workloads) and the training run (if it has one);
-    the spec's chip and model ids resolve through ``catalog``."""
+    the spec's chip and model ids resolve through ``catalog``. ``sensitivity``: also re-plan
+    with each input at both ends of its range (the tornado; costs a few solves)."""
     inputs = prepare(spec, catalog, progress) if spec.workloads else None
     fleet = plan_fleet(inputs, progress) if inputs is not None else None
     training = plan_training(spec, catalog, progress) if spec.training is not None else None
-    return PlanOutcome(spec=spec, fleet=fleet, training=training, inputs=inputs)
+    bars = None
+    if sensitivity and inputs is not None and fleet is not None:
+        bars = tuple(fleet_tornado(inputs, list(fleet.chips)))
+    return PlanOutcome(spec=spec, fleet=fleet, training=training, inputs=inputs, sensitivity=bars)
