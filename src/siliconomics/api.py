@@ -36,6 +36,7 @@ from .search.compare import Comparison, compare_chips
 from .search.tco_study import TcoStudy, study_tco
 from .serving import Slo
 from .serving import simulate as run_simulation
+from .serving.config import PoolConfig
 from .serving.metrics import SimResult
 from .serving.spec import make_config, make_workload
 from .training.study import TrainingStudy, study_training
@@ -242,14 +243,13 @@ def simulate(
     (s), throughput (tokens/s), goodput, cost and energy. ``rate``: requests/s (None: all
     requests at t = 0); lengths: tokens, or ``"uniform:A,B"`` / ``"lognormal:MEAN,SIGMA"``.
     Table: one row per pool."""
-    cfg = make_config(
-        resolve.model(model),
-        resolve.device(chip),
-        tp=tp,
-        replicas=replicas,
+    pool = PoolConfig(
+        device=resolve.device(chip),
+        plan=InferencePlan(tp=tp, replicas=replicas),
         scheduler=scheduler,
         max_seqs=max_seqs,
     )
+    cfg = make_config(resolve.model(model), pool)
     w = make_workload(
         rate=rate, input_len=str(input_len), output_len=str(output_len), n_requests=requests
     )

@@ -11,7 +11,9 @@ import typer
 from .. import resolve
 from ..economics.cost import parse_price_overrides
 from ..ops.device import Device
+from ..parallel.plan import InferencePlan
 from ..report.html import write_output
+from ..serving.config import PoolConfig
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 
@@ -89,27 +91,32 @@ def simulate_cmd(
     disagg = any(v is not None for v in (prefill_chip, prefill_tp, prefill_replicas))
     disagg = disagg or any(v is not None for v in (decode_chip, decode_tp, decode_replicas))
     dev = resolve.device(chip)
-    cfg = make_config(
-        resolve.model(model),
-        dev,
-        tp=tp,
-        pp=pp,
-        ep=ep,
-        replicas=replicas,
-        weight_dtype=check_dtype("weights-dtype", weights_dtype),
-        act_dtype=check_dtype("act-dtype", act_dtype),
-        kv_dtype=check_dtype("kv-dtype", kv_dtype),
+    pool = PoolConfig(
+        device=dev,
+        plan=InferencePlan(
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            replicas=replicas,
+            weight_dtype=check_dtype("weights-dtype", weights_dtype),
+            act_dtype=check_dtype("act-dtype", act_dtype),
+            kv_dtype=check_dtype("kv-dtype", kv_dtype),
+        ),
         scheduler=scheduler,
-        router=router,
         max_seqs=max_seqs or None,
         max_batched_tokens=max_batched_tokens,
         block_size=block_size,
+    )
+    cfg = make_config(
+        resolve.model(model),
+        pool,
         prefill=(_side(prefill_chip, dev), prefill_tp or tp, prefill_replicas or replicas)
         if disagg
         else None,
         decode=(_side(decode_chip, dev), decode_tp or tp, decode_replicas or replicas)
         if disagg
         else None,
+        router=router,
         price_overrides=parse_price_overrides(price),
     )
     lines = None
