@@ -64,7 +64,6 @@ IO_ALLOWED = {
     "measured/training.py": "the measured layer reads measured-result files (SCHEMA.md)",
     "calibrate/ops_fit.py": "op-level CSVs; moves to the edge with the calibration work",
     "economics/tco.py": "TCO defaults file; the pricing work moves it into the catalog",
-    "fleet/workload.py": "a plan spec's trace CSV; moves to the edge with one trace reader",
 }
 IO_CALLS = {"print", "open", "input", "breakpoint"}
 IO_METHODS = {

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from siliconomics import resolve
 from siliconomics.catalog.registry import systems_for_chip
 from siliconomics.errors import SiliconomicsError
 from siliconomics.fleet.alternatives import frontier
@@ -101,7 +102,7 @@ def test_buckets_partition_the_requests():
 def test_trace_workload_takes_its_rate_from_arrivals(shared):
     tr = shared / "data/traces/splitwise_code.csv"
     s = parse_spec({"workloads": [{"model": "llama-3.1-8b", "trace": str(tr)}]})
-    t = traffic(s.workloads[0], seed=0)
+    t = traffic(s.workloads[0], 0, resolve.traces(s)[str(tr)])
     assert len(t.input_len) > 8000
     assert 0.1 < t.rate_rps < 100
 

@@ -179,3 +179,20 @@ def test_workload_validation():
     with pytest.raises(SiliconomicsError, match="requests must be a positive integer"):
         Workload(n_requests=0)
     assert Lengths(kind="uniform", params=(10, 30)).mean == 20
+
+
+def test_spec_lengths_sample_through_the_one_sampler():
+    from siliconomics.fleet.spec import Lengths as SpecLengths
+    from siliconomics.fleet.spec import Slo as SpecSlo
+
+    rng = np.random.default_rng(0)
+    ln = SpecLengths(mean=1000, sigma=0.8, max=4000).to_lengths()
+    x = ln.sample(200_000, rng)
+    assert x.max() <= 4000 and x.min() >= 1
+    assert abs(x.mean() / 1000 - 1) < 0.03  # clipping at 4000 trims the tail a little
+    u = SpecLengths(mean=500, dist="uniform", min=100).to_lengths().sample(100_000, rng)
+    assert u.min() >= 100 and u.max() <= 900 and abs(u.mean() - 500) < 3
+    fixed = SpecLengths(mean=300.4, dist="fixed").to_lengths().sample(5, rng)
+    assert fixed.tolist() == [300] * 5
+    slo = SpecSlo(ttft="2s", tpot="50ms", percentile=90).to_slo()
+    assert (slo.ttft_s, slo.tpot_s, slo.percentile) == (2.0, 0.05, 90)

@@ -276,7 +276,7 @@ def plan(
     else:
         raw = spec if isinstance(spec, PlanSpec) else parse_spec(dict(spec))
         ps, cat = resolve.spec_catalog(raw, None, base)
-    outcome = run_plan(ps, cat, sensitivity=sensitivity)
+    outcome = run_plan(ps, cat, traces=resolve.traces(ps), sensitivity=sensitivity)
     return Result(outcome, plan_report.outcome_dict, _plan_rows)
 
 

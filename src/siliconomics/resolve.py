@@ -31,6 +31,8 @@ from .fleet.spec import PlanSpec, parse_spec
 from .measured.rows import MeasuredRow, read_measured, read_models_csv
 from .measured.training import TrainRow, read_training_rows
 from .ops.device import Device
+from .serving.traces import parse_trace_csv
+from .serving.workload import Requests
 
 ChipLike = str | Path | ChipSpec | Device
 """A chip id, a chip file, a ChipSpec (with its family's profile) or a ready Device."""
@@ -248,3 +250,18 @@ def plan_spec(path: str | Path, catalog: Catalog | None = None) -> tuple[PlanSpe
     """Read a plan spec and the chip and model files it names (relative to the spec)."""
     p = Path(path)
     return spec_catalog(load_spec(p), p.parent, catalog)
+
+
+def traces(spec: PlanSpec) -> dict[str, Requests]:
+    """Every trace file the spec's workloads name (already resolved against the spec's folder
+    by :func:`load_spec`), read once with the project's one trace reader."""
+    out: dict[str, Requests] = {}
+    for i, w in enumerate(spec.workloads):
+        if w.trace is None or w.trace in out:
+            continue
+        p = Path(w.trace)
+        if not p.is_file():
+            raise SiliconomicsError(f"spec field 'workloads.{i}.trace': '{p}' does not exist")
+        lines = p.read_text(encoding="utf-8").splitlines()
+        out[w.trace] = parse_trace_csv(lines, where=p.name)
+    return out

@@ -27,7 +27,13 @@ def plan_cmd(
 
     plan_spec, catalog = resolve.plan_spec(spec)
     with plan_report.progress_bar(err) as progress:
-        outcome = run_plan(plan_spec, catalog, progress, sensitivity=html is not None)
+        outcome = run_plan(
+            plan_spec,
+            catalog,
+            progress,
+            traces=resolve.traces(plan_spec),
+            sensitivity=html is not None,
+        )
     if html:
         write_html(html, plan_report.plan_html(outcome))
         err.print(f"wrote {html}", highlight=False)

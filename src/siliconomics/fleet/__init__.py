@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..catalog.catalog import Catalog
 from ..economics.sensitivity import SensitivityBar
+from ..serving.workload import Requests
 from .build import Inputs
 from .planner import Progress, plan_fleet, prepare
 from .result import FleetResult
@@ -35,12 +37,14 @@ def run_plan(
     catalog: Catalog,
     progress: Progress | None = None,
     *,
+    traces: Mapping[str, Requests] | None = None,
     sensitivity: bool = False,
 ) -> PlanOutcome:
     """Plan the serving fleet (if the spec has workloads) and the training run (if it has one);
-    the spec's chip and model ids resolve through ``catalog``. ``sensitivity``: also re-plan
+    the spec's chip and model ids resolve through ``catalog``, its trace paths through
+    ``traces`` (read by the edge). ``sensitivity``: also re-plan
     with each input at both ends of its range (the tornado; costs a few solves)."""
-    inputs = prepare(spec, catalog, progress) if spec.workloads else None
+    inputs = prepare(spec, catalog, progress, traces=traces) if spec.workloads else None
     fleet = plan_fleet(inputs, progress) if inputs is not None else None
     training = plan_training(spec, catalog, progress) if spec.training is not None else None
     bars = None

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy as np
 from ..catalog.catalog import Catalog
 from ..errors import SiliconomicsError, UnknownIdError
 from ..ops.device import Device
+from ..serving.workload import Requests
 from .alternatives import alternatives, frontier
 from .build import Built, Inputs, WorkloadInput, idle_w_per_chip
 from .candidates import chip_grid
@@ -76,9 +77,16 @@ def devices(chip_ids: list[str], catalog: Catalog) -> dict[str, Device]:
     return out
 
 
-def prepare(spec: PlanSpec, catalog: Catalog, progress: Progress | None = None) -> Inputs:
+def prepare(
+    spec: PlanSpec,
+    catalog: Catalog,
+    progress: Progress | None = None,
+    *,
+    traces: Mapping[str, Requests] | None = None,
+) -> Inputs:
     """Everything that does not depend on the latency scale or the chip subset; ids in the
-    spec (chips, models) resolve through ``catalog``."""
+    spec (chips, models) resolve through ``catalog``, trace paths through ``traces`` (read by
+    the edge, :func:`siliconomics.resolve.traces`)."""
     offers: dict[str, list[Offer]] = {}
     excluded: dict[str, str] = {}
     for cid in allowed_chips(spec, catalog):
@@ -98,7 +106,7 @@ def prepare(spec: PlanSpec, catalog: Catalog, progress: Progress | None = None) 
             model = catalog.model(w.model)
         except SiliconomicsError as e:
             raise SiliconomicsError(f"spec field 'workloads.{i}.model': {e}") from None
-        t = traffic(w, spec.seed)
+        t = traffic(w, spec.seed, (traces or {}).get(w.trace or ""))
         wls.append(
             WorkloadInput(
                 workload=w, model=model, traffic=t, buckets=tuple(make_buckets(w, t, spec.buckets))

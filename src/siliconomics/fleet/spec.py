@@ -9,12 +9,15 @@ edge's job (:func:`siliconomics.resolve.plan_spec`); every fleet function stays 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..catalog.parse import validate_as
+from ..serving.config import Slo as ServingSlo
+from ..serving.workload import Lengths as SampledLengths
 from ..units import DTYPES, parse_positive
 
 PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
@@ -25,7 +28,8 @@ class _Strict(BaseModel):
 
 
 class Lengths(_Strict):
-    """A token-length distribution (prompt or answer)."""
+    """A token-length distribution (prompt or answer), as a spec writes it; it becomes the
+    project's one length type (:meth:`to_lengths`), which samples it."""
 
     mean: float = Field(gt=0, description="mean length in tokens")
     dist: Literal["fixed", "lognormal", "uniform"] = Field(
@@ -37,13 +41,41 @@ class Lengths(_Strict):
     min: float = Field(default=1, ge=1, description="smallest length (clip)")
     max: float | None = Field(default=None, ge=1, description="largest length (clip)")
 
+    def to_lengths(self) -> SampledLengths:
+        """The project's one length distribution (:class:`siliconomics.serving.Lengths`),
+        which samples it: fixed at the mean; uniform from ``min`` to ``max`` (default
+        ``2 * mean - min``, so the mean holds); lognormal with this mean and sigma, clipped."""
+        if self.dist == "fixed" or (self.dist == "lognormal" and self.sigma == 0):
+            n = min(max(self.mean, self.min), self.max or math.inf)
+            return SampledLengths(kind="fixed", params=(n,), min=self.min, rounding="nearest")
+        if self.dist == "uniform":
+            hi = self.max if self.max is not None else 2 * self.mean - self.min
+            return SampledLengths(
+                kind="uniform",
+                params=(self.min, max(hi, self.min)),
+                min=self.min,
+                rounding="nearest",
+            )
+        cap = () if self.max is None else (self.max,)
+        return SampledLengths(
+            kind="lognormal",
+            params=(self.mean, self.sigma, *cap),
+            min=self.min,
+            rounding="nearest",
+        )
+
 
 class Slo(_Strict):
-    """Latency targets, met at the given percentile over all requests (p99: 99% of them)."""
+    """Latency targets, met at the given percentile over all requests (p99: 99% of them), as
+    a spec writes them (:meth:`to_slo`: the simulator's Slo)."""
 
     ttft: float | None = Field(default=None, description="time to first token, e.g. '2s'")
     tpot: float | None = Field(default=None, description="time per output token, e.g. '50ms'")
     percentile: float = Field(default=99, gt=0, lt=100, description="e.g. 50, 90, 99")
+
+    def to_slo(self) -> ServingSlo:
+        """The same targets as the simulator's :class:`siliconomics.serving.Slo` (seconds)."""
+        return ServingSlo(ttft_s=self.ttft, tpot_s=self.tpot, percentile=self.percentile)
 
     @field_validator("ttft", "tpot", mode="before")
     @classmethod
