@@ -14,6 +14,8 @@ from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 from ..report.html import write_output
 from ..serving.config import PoolConfig
+from ..serving.router import ROUTERS
+from ..serving.schedulers import SCHEDULERS
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 
@@ -51,8 +53,8 @@ def simulate_cmd(
     tpot: Annotated[str | None, typer.Option(help="TPOT limit, e.g. 50ms")] = None,
     e2e: Annotated[str | None, typer.Option(help="end-to-end limit, e.g. 20s")] = None,
     percentile: Annotated[float, typer.Option(help="SLO percentile")] = 99.0,
-    scheduler: Annotated[str, typer.Option(help="chunked | continuous | static")] = "chunked",
-    router: Annotated[str, typer.Option(help="least-tokens | round-robin | jsq")] = "least-tokens",
+    scheduler: Annotated[str, typer.Option(help=" | ".join(SCHEDULERS))] = "chunked",
+    router: Annotated[str, typer.Option(help=" | ".join(ROUTERS))] = "least-tokens",
     max_seqs: Annotated[
         int, typer.Option(min=0, help="max sequences per replica (0: KV memory decides)")
     ] = 256,
