@@ -64,6 +64,19 @@ def _is_file_arg(value: str | Path) -> bool:
     return isinstance(value, Path) or value.endswith(_FILE_SUFFIXES) or "/" in value
 
 
+def is_chip_file(value: str | Path) -> bool:
+    """Whether ``value`` names an existing TOML/JSON file in the chip schema (it has the
+    ``compute`` and ``memory`` tables of a chip)."""
+    p = Path(value)
+    if p.suffix not in _FILE_SUFFIXES or not p.is_file():
+        return False
+    try:
+        raw = _read_mapping(p, "chip")
+    except SiliconomicsError:
+        return False
+    return "compute" in raw and "memory" in raw
+
+
 def load_chip_file(path: Path, catalog: Catalog | None = None) -> Device:
     """A chip described in a TOML/JSON file, with its efficiency profile: the embedded
     ``[efficiency]`` table, or the packaged profile of the family it names."""
