@@ -14,8 +14,8 @@ from ..parallel.plan import InferencePlan
 from ..report import serialize, tables
 from ..search.assess import assess
 from ..search.compare import compare_chips
-from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
+from .inputs import check_context, duration
 
 
 @app.command("estimate")
@@ -54,10 +54,14 @@ def estimate_cmd(
         ),
     ] = "static",
     price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    beyond_context: Annotated[
+        bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown."""
     m = resolve.model(model)
+    check_context(m, input_len, output_len, allow=beyond_context)
     dev = resolve.device(chip)
     plan = InferencePlan(
         tp=tp,
@@ -97,17 +101,21 @@ def compare_cmd(
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    beyond_context: Annotated[
+        bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank every chip by $ per million output tokens at its best layout within the targets."""
     m = resolve.model(model)
+    check_context(m, input_len, output_len, allow=beyond_context)
     cmp = compare_chips(
         m,
         resolve.devices(chip),
         input_len=input_len,
         output_len=output_len,
-        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
-        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        ttft_s=duration(ttft, "--ttft"),
+        tpot_s=duration(tpot, "--tpot"),
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),

@@ -12,6 +12,7 @@ import typer
 from ..errors import SiliconomicsError
 from ..measured.importers import COLUMNS, IMPORTERS, complete
 from .common import app, err, out
+from .inputs import writable_cb
 
 measured_app = typer.Typer(help="Measured results: import from local copies of public sources.")
 app.add_typer(measured_app, name="measured")
@@ -48,7 +49,9 @@ def formats_cmd() -> None:
 def import_cmd(
     fmt: Annotated[str, typer.Argument(help="source format (see 'siliconomics measured formats')")],
     path: Annotated[Path, typer.Argument(help="local copy of the source (folder or file)")],
-    out_file: Annotated[Path, typer.Option("--out", help="CSV to write (normalized schema)")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="CSV to write (normalized schema)", callback=writable_cb)
+    ],
     label: Annotated[
         str | None, typer.Option(help="how rows cite the source, e.g. owner/repo@commit")
     ] = None,

@@ -9,14 +9,21 @@ import typer
 
 from .. import resolve
 from ..report.html import write_html
-from .common import JsonOpt, app, emit_json, err, out
+from .common import JsonOpt, app, emit_json, err, library_output_silenced, out
+from .inputs import text_file_cb, writable_cb
 
 
 @app.command("plan")
 def plan_cmd(
-    spec: Annotated[Path, typer.Argument(help="plan spec, YAML or TOML (see docs/PLANNING.md)")],
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            help="plan spec, YAML or TOML (see docs/PLANNING.md)", callback=text_file_cb
+        ),
+    ],
     html: Annotated[
-        Path | None, typer.Option(help="also write a self-contained HTML report")
+        Path | None,
+        typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -26,7 +33,7 @@ def plan_cmd(
     from ..report import plan_report
 
     plan_spec, catalog = resolve.plan_spec(spec)
-    with plan_report.progress_bar(err) as progress:
+    with plan_report.progress_bar(err) as progress, library_output_silenced():
         outcome = run_plan(
             plan_spec,
             catalog,

@@ -13,8 +13,8 @@ from ..economics.tco import load_owned_assumptions, read_toml_file
 from ..report import tco as tco_report
 from ..report.html import write_html
 from ..search.tco_study import study_tco
-from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+from .inputs import duration, text_file_cb, writable_cb
 
 
 @app.command("tco")
@@ -37,16 +37,21 @@ def tco_cmd(
         float, typer.Option(min=0.01, max=1.0, help="fraction of hours the chips are busy")
     ] = 0.6,
     prices: Annotated[
-        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
+        Path | None,
+        typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)", callback=text_file_cb),
     ] = None,
     assumptions: Annotated[
-        Path | None, typer.Option(help="TOML overriding owned-TCO defaults (docs/ECONOMICS.md)")
+        Path | None,
+        typer.Option(
+            help="TOML overriding owned-TCO defaults (docs/ECONOMICS.md)", callback=text_file_cb
+        ),
     ] = None,
     weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     html: Annotated[
-        Path | None, typer.Option(help="also write a self-contained HTML report")
+        Path | None,
+        typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -59,8 +64,8 @@ def tco_cmd(
         model=resolve.model(model) if model else None,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
-        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        ttft_s=duration(ttft, "--ttft"),
+        tpot_s=duration(tpot, "--tpot"),
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),

@@ -15,6 +15,7 @@ from ..report import train_tables
 from ..training.study import study_training
 from ..units import parse_positive
 from .common import JsonOpt, app, check_dtype, emit_json, out
+from .inputs import text_file_cb
 
 
 @app.command("train")
@@ -50,7 +51,8 @@ def train_cmd(
         str, typer.Option(help="on-demand, reserved-1y, reserved-3y, spot or owned (TCO)")
     ] = "on-demand",
     prices: Annotated[
-        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
+        Path | None,
+        typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)", callback=text_file_cb),
     ] = None,
     utilisation: Annotated[
         float,

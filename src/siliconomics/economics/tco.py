@@ -43,7 +43,7 @@ class OwnedAssumptions(BaseModel):
     """Inputs of the owned-TCO model. Defaults come from the packaged data file; every field
     can be overridden (``load_owned_assumptions({...})`` or ``tco --assumptions FILE``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     server_multiplier: float = Field(
         ge=1, description="server price / (chips x chip price): host CPUs, memory, board, chassis"
@@ -95,7 +95,7 @@ NUMERIC_FIELDS = tuple(
 
 
 class _Default(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     value: float | str
     conf: str
     src: str
@@ -104,7 +104,7 @@ class _Default(BaseModel):
 
 
 class _ChipPrice(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     usd: float = Field(gt=0)
     conf: str
     src: str
@@ -113,13 +113,13 @@ class _ChipPrice(BaseModel):
 
 
 class _NotSold(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     chips: tuple[str, ...]
     note: str = ""
 
 
 class _DefaultsFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     values: dict[str, _Default]
     chip_prices: dict[str, _ChipPrice] = Field(default_factory=dict)
     not_sold: _NotSold

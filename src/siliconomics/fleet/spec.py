@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..catalog.parse import validate_as
 from ..serving.config import Slo as ServingSlo
 from ..serving.workload import Lengths as SampledLengths
-from ..units import DTYPES, parse_positive
+from ..units import DTYPES, parse_duration
 
 PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Lengths(_Strict):
@@ -83,7 +83,7 @@ class Slo(_Strict):
         if v is None or isinstance(v, bool):
             return v
         name = getattr(info, "field_name", "slo")
-        return parse_positive(v, "seconds", what=f"slo.{name}")  # type: ignore[arg-type]
+        return parse_duration(v, what=f"slo.{name}")  # type: ignore[arg-type]
 
 
 class Workload(_Strict):

@@ -264,7 +264,7 @@ def run(
     if links is not None:
         for e in front.engines:
             e.handoff = ev.handoff(e)
-    arrivals = reqs.arrival_s.tolist()
+    arrivals = ledger.arrival  # compact array: no Python float object per request
     n = len(arrivals)
     i = 0
     ticks = 0

@@ -40,9 +40,7 @@ def simulate(
         if isinstance(workload, Requests)
         else workload.sample(rng if rng is not None else np.random.default_rng(seed))
     )
-    ledger = Ledger(
-        reqs.arrival_s.tolist(), reqs.input_tokens.tolist(), reqs.output_tokens.tolist()
-    )
+    ledger = Ledger(reqs.arrival_s, reqs.input_tokens, reqs.output_tokens)
     pools, links = build(config, reqs, ledger, sink)
     run(pools, links, reqs, ledger, progress)
     log = RequestLog(
