@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from . import resolve
 from .catalog.catalog import Catalog
 from .catalog.schema import EfficiencyProfile
-from .economics.cost import parse_price_overrides
+from .economics.pricing import parse_price_overrides
 from .errors import SiliconomicsError
 from .fleet import PlanOutcome, run_plan
 from .fleet.spec import PlanSpec, parse_spec
@@ -219,6 +219,7 @@ def train(
         method=method,
         optimizer=optimizer,
         price_overrides=_prices(prices),
+        catalog_chips=resolve.packaged().chips,
     )
     return Result(study, train_tables.study_dict, _key("plans"))
 

@@ -21,7 +21,7 @@ from ..errors import SiliconomicsError, UnknownIdError
 from .catalog import Catalog
 from .hf import load_hf_config
 from .parse import parse_toml, validate_as
-from .schema import ChipSpec, EfficiencyProfile, ModelSpec, SystemSpec
+from .schema import ChipSpec, EfficiencyProfile, ModelSpec, PriceBookFile, SystemSpec
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -66,6 +66,12 @@ def chips() -> dict[str, ChipSpec]:
 def systems() -> dict[str, SystemSpec]:
     """All packaged systems (instances, slices, servers) by id."""
     return _load_all("systems", SystemSpec)
+
+
+@cache
+def price_book_files() -> tuple[PriceBookFile, ...]:
+    """The packaged dated price books (``catalog/data/prices/*.toml``), one per provider."""
+    return tuple(parse_toml(p, PriceBookFile) for p in sorted(_data_dir("prices").glob("*.toml")))
 
 
 def models() -> dict[str, ModelSpec]:

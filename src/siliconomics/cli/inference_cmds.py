@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from .. import resolve
-from ..economics.cost import parse_price_overrides
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput, estimate_static
 from ..parallel.plan import InferencePlan
@@ -16,6 +15,7 @@ from ..search.assess import assess
 from ..search.compare import compare_chips
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
 from .inputs import check_context, duration
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("estimate")
@@ -53,7 +53,11 @@ def estimate_cmd(
             "(continuous batching, batch as a limit)"
         ),
     ] = "static",
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    pricing: Annotated[str, typer.Option(help="pricing mode (see 'compare --mode')")] = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
     beyond_context: Annotated[
         bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
     ] = False,
@@ -78,7 +82,7 @@ def estimate_cmd(
         est = estimate_max_throughput(m, dev, plan, input_len, output_len, batch_limit=batch)
     else:
         raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
-    a = assess(est, parse_price_overrides(price))
+    a = assess(est, build_pricing(pricing, prices, region, price, provider=provider))
     emit_json(serialize.assessment_dict(a)) if as_json else tables.render_assessment(out, a)
 
 
@@ -100,7 +104,11 @@ def compare_cmd(
     weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    mode: ModeOpt = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
     beyond_context: Annotated[
         bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
     ] = False,
@@ -119,6 +127,6 @@ def compare_cmd(
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        price_overrides=parse_price_overrides(price),
+        price_overrides=build_pricing(mode, prices, region, price, provider=provider),
     )
     emit_json(serialize.comparison_dict(cmp)) if as_json else tables.render_comparison(out, cmp)

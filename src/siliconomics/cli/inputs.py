@@ -92,6 +92,13 @@ def text_file_cb(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
     return value
 
 
+def text_file_or_folder_cb(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """typer callback: an existing folder, or a readable UTF-8 text file."""
+    if value is None or (isinstance(value, Path) and value.is_dir()):
+        return value
+    return text_file_cb(ctx, param, value)
+
+
 def _write_problem(path: Path) -> str | None:
     if path.is_dir():
         return "is a folder, expected a file name"

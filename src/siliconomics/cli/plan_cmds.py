@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from .. import resolve
+from ..economics.pricebook import MODES
+from ..errors import SiliconomicsError
 from ..report.html import write_html
 from .common import JsonOpt, app, emit_json, err, library_output_silenced, out
 from .inputs import text_file_cb, writable_cb
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("plan")
@@ -25,6 +28,12 @@ def plan_cmd(
         Path | None,
         typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="pricing mode (overrides the spec's 'pricing')")
+    ] = None,
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
@@ -34,10 +43,15 @@ def plan_cmd(
 
     plan_spec, catalog = resolve.plan_spec(spec)
     with plan_report.progress_bar(err) as progress, library_output_silenced():
+        if mode is not None:
+            if mode not in MODES:
+                raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
+            plan_spec = plan_spec.model_copy(update={"pricing": mode})
         outcome = run_plan(
             plan_spec,
             catalog,
             progress,
+            book=load_book(prices, region, provider),
             traces=resolve.traces(plan_spec),
             sensitivity=html is not None,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import resolve
-from ..economics.cost import parse_price_overrides
+from ..economics.serving_cost import price_simulation
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
@@ -19,6 +20,7 @@ from ..serving.router import ROUTERS
 from ..serving.schedulers import SCHEDULERS
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, exclusive, finite_cb, text_file, writable_cb
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 def _side(chip: str | None, default: Device) -> Device:
@@ -98,7 +100,11 @@ def simulate_cmd(
             help="write a Chrome trace (chrome://tracing, Perfetto)", callback=writable_cb
         ),
     ] = None,
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    pricing_mode: ModeOpt = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
@@ -142,8 +148,12 @@ def simulate_cmd(
         if disagg
         else None,
         router=router,
-        price_overrides=parse_price_overrides(price),
     )
+    pricing = build_pricing(pricing_mode, prices, region, price, provider=provider)
+    if cfg.price_overrides:
+        pricing = dataclasses.replace(
+            pricing, book=pricing.book.with_chip_hour(cfg.price_overrides, pricing.mode)
+        )
     lines = trace_lines(trace)
     w = make_workload(
         rate=rate,
@@ -161,6 +171,8 @@ def simulate_cmd(
             cap = find_max_rate(cfg, w, slo, seed=seed)
         else:
             cap = min_replicas(cfg, w, slo, float(min_replicas_for or 0), seed=seed)
+        if cap.result is not None:
+            cap = dataclasses.replace(cap, result=price_simulation(cap.result, pricing))
         what = "max rate" if max_rate else "min replicas"
         if as_json:
             emit_json(sim_tables.capacity_dict(cap))
@@ -178,6 +190,7 @@ def simulate_cmd(
             sink=events.append if trace_out else None,
             progress=progress,
         )
+    res = price_simulation(res, pricing)
     if trace_out:
         write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)

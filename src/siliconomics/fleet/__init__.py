@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..catalog.catalog import Catalog
+from ..economics.pricebook import PriceBook
 from ..economics.sensitivity import SensitivityBar
 from ..serving.workload import Requests
 from .build import Inputs
@@ -37,16 +38,20 @@ def run_plan(
     catalog: Catalog,
     progress: Progress | None = None,
     *,
+    book: PriceBook | None = None,
     traces: Mapping[str, Requests] | None = None,
     sensitivity: bool = False,
 ) -> PlanOutcome:
     """Plan the serving fleet (if the spec has workloads) and the training run (if it has one);
     the spec's chip and model ids resolve through ``catalog``, its trace paths through
-    ``traces`` (read by the edge). ``sensitivity``: also re-plan
-    with each input at both ends of its range (the tornado; costs a few solves)."""
-    inputs = prepare(spec, catalog, progress, traces=traces) if spec.workloads else None
+    ``traces`` (read by the edge); ``book`` is the run's price book (default: the packaged
+    one). ``sensitivity``: also re-plan with each input at both ends of its range (the tornado;
+    costs a few solves)."""
+    inputs = prepare(spec, catalog, progress, book=book, traces=traces) if spec.workloads else None
     fleet = plan_fleet(inputs, progress) if inputs is not None else None
-    training = plan_training(spec, catalog, progress) if spec.training is not None else None
+    training = (
+        plan_training(spec, catalog, progress, book=book) if spec.training is not None else None
+    )
     bars = None
     if sensitivity and inputs is not None and fleet is not None:
         bars = tuple(fleet_tornado(inputs, list(fleet.chips)))

@@ -19,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..catalog.catalog import Catalog
+from ..economics.pricebook import PriceBook
 from ..errors import SiliconomicsError, UnknownIdError
 from ..ops.device import Device
 from ..serving.workload import Requests
@@ -82,15 +83,16 @@ def prepare(
     catalog: Catalog,
     progress: Progress | None = None,
     *,
+    book: PriceBook | None = None,
     traces: Mapping[str, Requests] | None = None,
 ) -> Inputs:
     """Everything that does not depend on the latency scale or the chip subset; ids in the
     spec (chips, models) resolve through ``catalog``, trace paths through ``traces`` (read by
-    the edge, :func:`siliconomics.resolve.traces`)."""
+    the edge, :func:`siliconomics.resolve.traces`); ``book``: the run's price book."""
     offers: dict[str, list[Offer]] = {}
     excluded: dict[str, str] = {}
     for cid in allowed_chips(spec, catalog):
-        o, why = offers_for_chip(cid, spec)
+        o, why = offers_for_chip(cid, spec, book)
         if o:
             offers[cid] = o
         else:

@@ -16,11 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..catalog.parse import validate_as
+from ..catalog.schema import PricingMode
 from ..serving.config import Slo as ServingSlo
 from ..serving.workload import Lengths as SampledLengths
 from ..units import DTYPES, parse_duration
-
-PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
 
 
 class _Strict(BaseModel):

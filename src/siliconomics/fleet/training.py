@@ -16,6 +16,7 @@ from typing import Any
 
 from ..catalog.catalog import Catalog
 from ..catalog.schema import ModelSpec
+from ..economics.pricebook import PriceBook
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from .offers import Offer, offers_for_chip
@@ -151,6 +152,7 @@ def plan_training(
     progress: Callable[[str, int, int], None] | None = None,
     *,
     search: SearchFn | None = None,
+    book: PriceBook | None = None,
 ) -> TrainingResult:
     """Cheapest cluster that trains ``spec.training.tokens`` within the deadline (``search``:
     the layout search, default :func:`siliconomics.training.search_plans`, called with the
@@ -173,7 +175,7 @@ def plan_training(
     for i, chip in enumerate(chips):
         if progress:
             progress("training layouts", i, len(chips))
-        offers, why = offers_for_chip(chip, spec)
+        offers, why = offers_for_chip(chip, spec, book)
         if not offers:
             excluded[chip] = why
             continue

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from ..catalog.registry import chips, models
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec, Sourced
-from ..economics.cost import chip_price, chip_tdp
+from ..economics.cost import chip_tdp
+from ..economics.pricing import chip_price
 from ..parallel.memory import active_params, total_params
 from ..search.assess import Assessment
 from ..search.compare import Comparison
@@ -269,6 +270,10 @@ def _s_bound(b: object) -> str:
     return str(np.asarray(b).reshape(-1)[0])
 
 
+_BASIS = {"listed": " ", "estimated": "e", "user": "u", "owned": "o"}
+"""price-basis mark after $/M: listed, estimated by the stated rule, user price, owned TCO"""
+
+
 def render_comparison(con: Console, c: Comparison) -> None:
     slo = []
     if c.ttft_s is not None:
@@ -311,7 +316,8 @@ def render_comparison(con: Console, c: Comparison) -> None:
             f"{ch.value('tokens_per_s_per_chip'):,.0f}",
             fmt_time(ch.value("ttft_s")),
             fmt_time(ch.value("tpot_s")),
-            f"${cost:.2f}" if np.isfinite(cost) else "-",
+            (f"${cost:.2f}" if np.isfinite(cost) else "-")
+            + (_BASIS.get(a.price.basis, "?") if a.price else ""),
             ("~" if a.power and a.power.estimated else "")
             + (f"{jt:.2f}" if np.isfinite(jt) else "-"),
             ch.bound,
@@ -322,11 +328,16 @@ def render_comparison(con: Console, c: Comparison) -> None:
         con.print("[dim]Not feasible:[/]")
         for ch in bad:
             con.print(f"[dim]  {ch.chip.id}: {ch.reason}[/]")
+    modes = sorted(
+        {ch.assessment.price.mode for ch in c.choices if ch.assessment and ch.assessment.price}
+    )
     con.print(
-        "[dim]~ = energy from an estimated TDP. Prices are on-demand catalog snapshots of "
-        "uncertain date (AWS GPU prices predate the June 2025 cut; see 'siliconomics show "
-        "CHIP'); override with --price CHIP=USD/h. Unpriced chips rank by tok/s/chip after "
-        "priced ones.[/]"
+        f"[dim]~ = energy from an estimated TDP. Prices: {', '.join(modes) or 'none'}; price "
+        "basis after $/M: (blank) listed = cheapest current offering of the dated price book "
+        "('siliconomics prices'); e = no listed price, estimated by the stated rule (HBM TB/s "
+        "x median USD per TB/s-hour of the vendor's listed chips, docs/ECONOMICS.md); u = "
+        "--price; o = owned TCO. "
+        "Chips with no price on any basis rank by tok/s/chip after priced ones.[/]"
     )
 
 

@@ -11,12 +11,13 @@ fleet size for a traffic level belongs to the planner.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..catalog.schema import ChipSpec, ModelSpec
+from ..economics.pricing import Pricing
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput
 from ..ops.device import Device
@@ -111,7 +112,7 @@ def best_on_chip(
     weight_dtype: str,
     act_dtype: str,
     kv_dtype: str,
-    price_overrides: dict[str, float] | None = None,
+    price_overrides: Pricing | Mapping[str, float] | None = None,
 ) -> ChipChoice:
     """The cheapest feasible layout and batch limit of ``model`` on ``dev`` (``ttft_s``,
     ``tpot_s`` in seconds; lengths in tokens), or why there is none."""
@@ -210,7 +211,7 @@ def compare_chips(
     weight_dtype: str = "bf16",
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
-    price_overrides: dict[str, float] | None = None,
+    price_overrides: Pricing | Mapping[str, float] | None = None,
 ) -> Comparison:
     """Best layout of ``model`` on each of ``devices``, ranked by $ per million output tokens
     (lengths in tokens, targets in seconds, ``price_overrides`` in USD per chip-hour)."""

@@ -71,7 +71,8 @@ class ServingConfig:
     kv_link_latency_s: float = 10e-6
     """fixed latency of one KV transfer (RDMA-class network, an estimate)"""
     price_overrides: dict[str, float] = field(default_factory=dict)
-    """chip id -> USD per chip-hour"""
+    """chip id -> USD per chip-hour; the simulator ignores it (it measures seconds, tokens and
+    joules); the edge prices the result with it (economics.serving_cost)"""
 
     @property
     def disaggregated(self) -> bool:

@@ -3,11 +3,11 @@ with the time, cost and energy to train a token budget."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..catalog.schema import ModelSpec
-from ..economics.cost import ChipPrice, chip_price
-from ..economics.pricing import PriceOverrides, chip_hour_cost
+from ..catalog.schema import ChipSpec, ModelSpec
+from ..economics.pricing import ChipPrice, PriceBook, Pricing, default_book, price_chip_hour
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from .estimate import TrainCost, TrainEstimate, estimate_training, time_and_cost_to_train
@@ -58,18 +58,18 @@ def study_training(
     price_overrides: dict[str, float] | None = None,
     pricing: str = "on-demand",
     utilisation: float = 1.0,
-    price_book: PriceOverrides | None = None,
+    price_book: PriceBook | None = None,
+    catalog_chips: Mapping[str, ChipSpec] | None = None,
 ) -> TrainingStudy:
     """Estimate ``plan_text`` if given, else search the ``top`` fastest plans on ``device``
     (the chip and its efficiency profile); price each.
 
-    ``pricing`` is a mode of :func:`economics.pricing.chip_hour_cost` (on-demand, reserved-1y,
-    reserved-3y, spot, owned); ``utilisation`` is the owned cluster's average busy fraction
-    over its life (an owner pays for idle hours too). ``price_overrides`` (USD per chip-hour)
-    win over every mode; ``price_book`` adds system prices per mode (``--prices FILE``)."""
+    ``pricing`` is a mode of :data:`economics.pricebook.MODES`; ``utilisation`` is the owned
+    cluster's average busy fraction over its life (an owner pays for idle hours too).
+    ``price_overrides`` (USD per chip-hour) win in the mode; ``price_book`` is the run's book
+    (default: the packaged one)."""
     if tokens <= 0:
         raise SiliconomicsError(f"--tokens must be positive, got {tokens:g}")
-    chip_id = device.id
     base = TrainPlan(dtype=dtype, method=method, optimizer=optimizer)  # type: ignore[arg-type]
     if plan_text:
         plan = resolve_plan(plan_text, n_chips, base)
@@ -90,7 +90,9 @@ def study_training(
             method=method,
             optimizer=optimizer,
         )
-    price = _price(chip_id, n_chips, pricing, utilisation, price_overrides, price_book)
+    price = _price(
+        device.chip, n_chips, pricing, utilisation, price_overrides, price_book, catalog_chips
+    )
     usd = price.usd_per_chip_hour if price else None
     return TrainingStudy(
         estimates=tuple(ests),
@@ -102,29 +104,21 @@ def study_training(
 
 
 def _price(
-    chip_id: str,
+    chip: ChipSpec,
     n_chips: int,
     pricing: str,
     utilisation: float,
     overrides: dict[str, float] | None,
-    book: PriceOverrides | None,
+    book: PriceBook | None,
+    catalog_chips: Mapping[str, ChipSpec] | None,
 ) -> ChipPrice | None:
-    if (pricing == "on-demand" and book is None) or (overrides and chip_id in overrides):
-        return chip_price(chip_id, overrides, chips_needed=n_chips)
-    c = chip_hour_cost(
-        chip_id, pricing, overrides=book, utilisation=utilisation, chips_needed=n_chips
-    )
-    what = "owned TCO" + (", imputed from a cloud price" if c.imputed else "")
-    # The training job uses busy hours; an owner pays for every wall-clock hour, so a busy
-    # hour costs the wall-clock TCO over the cluster's average utilisation.
-    busy_hour = c.total / utilisation if pricing == "owned" else c.total
-    return ChipPrice(
-        usd_per_chip_hour=busy_hour,
-        system=c.source or what,
-        region=f"owned, per busy hour at {utilisation:.0%} utilisation"
-        if pricing == "owned"
-        else pricing,
-        as_of="the TCO defaults in docs/ECONOMICS.md" if pricing == "owned" else "see catalog",
-        source=what if pricing == "owned" else pricing,
-        note="; ".join(c.notes),
-    )
+    chip_id = chip.id
+    b = (book or default_book()).with_chip_hour(overrides or {}, pricing)
+    p = Pricing(book=b, mode=pricing, chips=catalog_chips or {}, utilisation=utilisation)
+    price = price_chip_hour(p, chip, chips_needed=n_chips)
+    if price is None and pricing != "on-demand":
+        raise SiliconomicsError(
+            f"no {pricing} price for chip '{chip_id}' on any basis; modes with a price: "
+            f"{', '.join(b.modes_for(chip_id)) or 'none'} (and owned); add one with --prices"
+        )
+    return price
