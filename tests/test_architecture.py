@@ -40,15 +40,15 @@ EDGES = ("cli", "report", "api", "resolve", "__init__")
 BOTTOM = {"units", "errors"}
 
 UPWARD_ALLOWED = {
-    ("training", "economics"): "power/price of a training run; dollars leave training with the "
-    "PriceBook (pricing work), then delete this entry",
-    ("serving", "economics"): "power/price of a simulated pool; dollars leave serving with the "
-    "PriceBook (pricing work), then delete this entry",
+    ("training", "economics"): "the power model and the price of a training run; delete when "
+    "power moves below training and dollars are attached above it",
+    ("serving", "economics"): "the power model of a simulated pool; delete when power moves "
+    "below serving",
 }
 
 REGISTRY_ALLOWED = {
-    # The pricing work replaces these look-ups by a PriceBook resolved at the edge; it empties
-    # this list.
+    # Still look chips up by id (tco, offers, TDP estimates); pass ChipSpecs / the Catalog
+    # from the edge instead, then empty this list.
     "economics/cost.py",
     "economics/pricing.py",
     "economics/tco.py",

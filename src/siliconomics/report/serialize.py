@@ -26,7 +26,7 @@ def _f(x: Any) -> Any:
 
 
 def chip_dict(c: ChipSpec) -> dict[str, Any]:
-    price = chip_price(c.id)
+    price = chip_price(c)
     tdp = chip_tdp(c)
     out: dict[str, Any] = c.model_dump(mode="json")
     out["usd_per_chip_hour"] = price.usd_per_chip_hour if price else None
