@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from siliconomics.catalog.registry import get_chip, get_model
-from siliconomics.inference.estimate import make_device
+from siliconomics import resolve
+from siliconomics.catalog.registry import get_model
 from siliconomics.inference.forward import forward_cost
 from siliconomics.ops.roofline import memory_op
-from siliconomics.serving.spec import make_config
+from siliconomics.parallel.plan import InferencePlan
 
 MODEL = "meta-llama/Llama-2-7b-hf"  # the only Llama ~7-8B with measured H100 MLP data
 OUR_MODEL, CHIP = "llama-2-7b", "h100-sxm"
@@ -81,8 +81,8 @@ def _attention_grid(max_ctx: int, max_chunk: int, max_batch: int) -> list[tuple[
 
 def _attention_rows(max_ctx: int, max_chunk: int, max_batch: int) -> list[dict[str, object]]:
     model = get_model(OUR_MODEL)
-    plan = make_config(model, CHIP).pools[0].plan
-    dev = make_device(get_chip(CHIP))
+    dev = resolve.device(CHIP)
+    plan = InferencePlan()  # one chip, bf16: the simulated deployment
     pts = np.asarray(_attention_grid(max_ctx, max_chunk, max_batch), dtype=np.float64)
     B, s, c = pts[:, 0], pts[:, 1], pts[:, 2]
     decode = s == 0

@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from siliconomics.catalog.registry import get_chip, get_model
+from siliconomics import resolve
+from siliconomics.catalog.registry import get_model
 from siliconomics.catalog.schema import ChipSpec, ModelSpec
 from siliconomics.inference.estimate import estimate_static
+from siliconomics.ops.device import Device
 from siliconomics.parallel.plan import InferencePlan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +77,7 @@ class PlanGrid:
     O: np.ndarray
 
 
-def build_grid(chip: ChipSpec) -> list[PlanGrid]:
+def build_grid(chip: Device) -> list[PlanGrid]:
     """Every (B, I, O) within the model's context, for every tp whose weights fit at all."""
     grids = []
     for mid in MODELS:
@@ -95,7 +97,7 @@ def build_grid(chip: ChipSpec) -> list[PlanGrid]:
     return grids
 
 
-def run_ours(chip: ChipSpec, grids: list[PlanGrid]) -> list[Any]:
+def run_ours(chip: Device, grids: list[PlanGrid]) -> list[Any]:
     return [
         estimate_static(g.model, chip, g.plan, g.B, g.I, g.O, check_memory=False) for g in grids
     ]
@@ -197,6 +199,106 @@ def fmt_rate(n: int, s: float) -> str:
     return f"{n / s:>12,.1f} configs/s  ({1e6 * s / n:>10,.1f} us/config, {n} configs)"
 
 
+def report_rates(
+    repeats: int,
+    t_grid: float,
+    n_total: int,
+    n_grids: int,
+    t_subvec: float,
+    t_scalar: float,
+    subset: list[dict[str, Any]],
+    by_plan: dict[tuple[str, int], list[dict]],
+    peers: dict[str, dict[str, Any]],
+) -> None:
+    ours_s = t_grid / n_total
+    print(
+        "\n=== configurations per second (time.perf_counter; ours best of",
+        repeats,
+        "after warm-up) ===",
+    )
+    print(f"siliconomics vectorised, full grid   : {fmt_rate(n_total, t_grid)}  [{n_grids} calls]")
+    print(
+        f"siliconomics vectorised, peer subset : {fmt_rate(len(subset), t_subvec)}  [{len(by_plan)} calls]"
+    )
+    print(f"siliconomics scalar loop, peer subset: {fmt_rate(len(subset), t_scalar)}")
+    print(
+        f"  vectorisation gain on the full grid vs the scalar loop: {(t_scalar / len(subset)) / ours_s:,.0f}x"
+    )
+    ratios: dict[str, float] = {}
+    for tool, name in (("genz", "genz-llm (GenZ)"), ("llm-analysis", "llm-analysis")):
+        p = peers[tool]
+        if "failed" in p:
+            print(f"{name:<37}: COULD NOT RUN: {p['failed']}")
+            continue
+        ok = p["configs"] - p["errors"]
+        print(
+            f"{name + ' ' + p['version']:<37}: {fmt_rate(p['configs'], p['seconds'])}  [import {p['import_s']:.1f} s, {p['errors']} configs rejected by the tool]"
+        )
+        ratios[tool] = (p["seconds"] / p["configs"]) / ours_s
+        print(
+            f"  per-config speed ratio siliconomics (full grid) / {name}: {ratios[tool]:,.0f}x; scalar loop / {name}: {(p['seconds'] / p['configs']) / (t_scalar / len(subset)):,.2f}x ({ok} answered)"
+        )
+    if "genz" in ratios:
+        verdict = "MET" if ratios["genz"] >= 1000 else "NOT MET"
+        print(f"goal (>= 1000x genz-llm per configuration): {verdict} ({ratios['genz']:,.0f}x)")
+    else:
+        print("goal (>= 1000x genz-llm per configuration): NOT MEASURED (genz-llm could not run)")
+
+
+def report_metrics(peers: dict[str, dict[str, Any]]) -> None:
+    print("\n=== what each tool computed per configuration ===")
+    print(f"siliconomics : {OUR_METRIC}")
+    for tool in ("genz", "llm-analysis"):
+        p = peers[tool]
+        print(f"{tool:<13}: {p.get('metric', 'not run')}")
+    print(
+        "  all tools: same architecture numbers and H100 SXM peaks (bf16 FLOP/s, HBM bytes, NVLink);"
+        " peers at their default efficiencies (1.0)"
+    )
+
+
+def report_sanity(
+    peers: dict[str, dict[str, Any]], ours_pred: dict[tuple, tuple[float, float]]
+) -> None:
+    print(
+        "\n=== sanity: predictions side by side (not ground truth; metrics differ as listed above) ==="
+    )
+    head = f"{'model':<14}{'tp':>3}{'B':>5}{'I':>6}{'O':>6} | {'TTFT ms: ours':>14}{'genz':>9}{'llm-an':>9} | {'TPOT ms: ours':>14}{'genz':>9}{'llm-an':>9}"
+    print(head)
+    peer_res: dict[str, dict[tuple, dict]] = {}
+    for tool, p in peers.items():
+        if "failed" not in p:
+            peer_res[tool] = {
+                tuple(c.values()): r for c, r in zip(p["cfgs"], p["results"], strict=True)
+            }
+
+    def cell(tool: str, key: tuple, what: str) -> str:
+        r = peer_res.get(tool, {}).get(key)
+        if r is None:
+            return f"{'n/a':>9}"
+        if "error" in r:
+            return f"{'error':>9}"
+        return f"{1e3 * r[what]:>9.2f}"
+
+    for s in SHOWCASE:
+        ttft, tpot = ours_pred[s]
+        print(
+            f"{s[0]:<14}{s[1]:>3}{s[2]:>5}{s[3]:>6}{s[4]:>6} | {1e3 * ttft:>14.2f}{cell('genz', s, 'ttft_s')}{cell('llm-analysis', s, 'ttft_s')}"
+            f" | {1e3 * tpot:>14.2f}{cell('genz', s, 'tpot_s')}{cell('llm-analysis', s, 'tpot_s')}"
+        )
+    for tool, res in peer_res.items():
+        both = [(ours_pred[k], r) for k, r in res.items() if "error" not in r]
+        if both:
+            tt = np.median([r["ttft_s"] / o[0] for o, r in both])
+            tp = np.median([r["tpot_s"] / o[1] for o, r in both])
+            print(
+                f"median {tool}/ours over its {len(both)} answered configs: TTFT {tt:.2f}, TPOT {tp:.2f}"
+            )
+        errs = [r["error"] for r in res.values() if "error" in r]
+        if errs:
+            print(f"{tool} rejected {len(errs)} configs, e.g. {errs[0]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--genz-configs", type=int, default=100, help="random subset size for GenZ")
@@ -206,7 +308,7 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="time siliconomics only")
     args = ap.parse_args()
 
-    chip = get_chip(CHIP)
+    chip = resolve.device(CHIP)
     grids = build_grid(chip)
     n_total = sum(g.B.size for g in grids)
     print(
@@ -283,7 +385,7 @@ def main() -> None:
         why = "skipped (--no-peers)"
     else:
         why = bench_venv_status(install=not args.no_install)
-    chip_d, model_d = peer_inputs(chip)
+    chip_d, model_d = peer_inputs(chip.chip)
     for tool, cfgs in (("llm-analysis", fit_cfgs), ("genz", subset)):
         if why is not None:
             peers[tool] = {"failed": why}
@@ -293,89 +395,11 @@ def main() -> None:
         peers[tool]["cfgs"] = cfgs
 
     # --- report
-    ours_s = t_grid / n_total
-    print(
-        "\n=== configurations per second (time.perf_counter; ours best of",
-        args.repeats,
-        "after warm-up) ===",
+    report_rates(
+        args.repeats, t_grid, n_total, len(grids), t_subvec, t_scalar, subset, by_plan, peers
     )
-    print(
-        f"siliconomics vectorised, full grid   : {fmt_rate(n_total, t_grid)}  [{len(grids)} calls]"
-    )
-    print(
-        f"siliconomics vectorised, peer subset : {fmt_rate(len(subset), t_subvec)}  [{len(by_plan)} calls]"
-    )
-    print(f"siliconomics scalar loop, peer subset: {fmt_rate(len(subset), t_scalar)}")
-    print(
-        f"  vectorisation gain on the full grid vs the scalar loop: {(t_scalar / len(subset)) / ours_s:,.0f}x"
-    )
-    ratios: dict[str, float] = {}
-    for tool, name in (("genz", "genz-llm (GenZ)"), ("llm-analysis", "llm-analysis")):
-        p = peers[tool]
-        if "failed" in p:
-            print(f"{name:<37}: COULD NOT RUN: {p['failed']}")
-            continue
-        ok = p["configs"] - p["errors"]
-        print(
-            f"{name + ' ' + p['version']:<37}: {fmt_rate(p['configs'], p['seconds'])}  [import {p['import_s']:.1f} s, {p['errors']} configs rejected by the tool]"
-        )
-        ratios[tool] = (p["seconds"] / p["configs"]) / ours_s
-        print(
-            f"  per-config speed ratio siliconomics (full grid) / {name}: {ratios[tool]:,.0f}x; scalar loop / {name}: {(p['seconds'] / p['configs']) / (t_scalar / len(subset)):,.2f}x ({ok} answered)"
-        )
-    if "genz" in ratios:
-        verdict = "MET" if ratios["genz"] >= 1000 else "NOT MET"
-        print(f"goal (>= 1000x genz-llm per configuration): {verdict} ({ratios['genz']:,.0f}x)")
-    else:
-        print("goal (>= 1000x genz-llm per configuration): NOT MEASURED (genz-llm could not run)")
-
-    print("\n=== what each tool computed per configuration ===")
-    print(f"siliconomics : {OUR_METRIC}")
-    for tool in ("genz", "llm-analysis"):
-        p = peers[tool]
-        print(f"{tool:<13}: {p.get('metric', 'not run')}")
-    print(
-        "  all tools: same architecture numbers and H100 SXM peaks (bf16 FLOP/s, HBM bytes, NVLink);"
-        " peers at their default efficiencies (1.0)"
-    )
-
-    print(
-        "\n=== sanity: predictions side by side (not ground truth; metrics differ as listed above) ==="
-    )
-    head = f"{'model':<14}{'tp':>3}{'B':>5}{'I':>6}{'O':>6} | {'TTFT ms: ours':>14}{'genz':>9}{'llm-an':>9} | {'TPOT ms: ours':>14}{'genz':>9}{'llm-an':>9}"
-    print(head)
-    peer_res: dict[str, dict[tuple, dict]] = {}
-    for tool, p in peers.items():
-        if "failed" not in p:
-            peer_res[tool] = {
-                tuple(c.values()): r for c, r in zip(p["cfgs"], p["results"], strict=True)
-            }
-
-    def cell(tool: str, key: tuple, what: str) -> str:
-        r = peer_res.get(tool, {}).get(key)
-        if r is None:
-            return f"{'n/a':>9}"
-        if "error" in r:
-            return f"{'error':>9}"
-        return f"{1e3 * r[what]:>9.2f}"
-
-    for s in SHOWCASE:
-        ttft, tpot = ours_pred[s]
-        print(
-            f"{s[0]:<14}{s[1]:>3}{s[2]:>5}{s[3]:>6}{s[4]:>6} | {1e3 * ttft:>14.2f}{cell('genz', s, 'ttft_s')}{cell('llm-analysis', s, 'ttft_s')}"
-            f" | {1e3 * tpot:>14.2f}{cell('genz', s, 'tpot_s')}{cell('llm-analysis', s, 'tpot_s')}"
-        )
-    for tool, res in peer_res.items():
-        both = [(ours_pred[k], r) for k, r in res.items() if "error" not in r]
-        if both:
-            tt = np.median([r["ttft_s"] / o[0] for o, r in both])
-            tp = np.median([r["tpot_s"] / o[1] for o, r in both])
-            print(
-                f"median {tool}/ours over its {len(both)} answered configs: TTFT {tt:.2f}, TPOT {tp:.2f}"
-            )
-        errs = [r["error"] for r in res.values() if "error" in r]
-        if errs:
-            print(f"{tool} rejected {len(errs)} configs, e.g. {errs[0]}")
+    report_metrics(peers)
+    report_sanity(peers, ours_pred)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def main() -> None:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
 
+    from siliconomics import resolve
     from siliconomics.fleet.alternatives import alternatives, frontier
     from siliconomics.fleet.planner import confirmed, prepare
     from siliconomics.fleet.spec import parse_spec
@@ -72,7 +73,7 @@ def main() -> None:
     for _ in range(args.repeats):
         t: dict[str, float] = {}
         t0 = time.perf_counter()
-        inp = prepare(spec)
+        inp = prepare(spec, resolve.packaged())
         t["evaluate layouts"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         inp2, scale, b, s, lat, _ = confirmed(inp)

@@ -40,8 +40,11 @@ import numpy as np
 
 import _vidur_data
 from _vidur_data import VidurInputs
+from siliconomics import resolve
 from siliconomics.catalog.registry import get_model
+from siliconomics.parallel.plan import InferencePlan
 from siliconomics.serving import Arrival, Workload, named_workload, simulate
+from siliconomics.serving.config import PoolConfig
 from siliconomics.serving.spec import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +52,10 @@ VIDUR_PY = ROOT / ".bench-venv-vidur/bin/python"
 
 
 def ours(n: int, replicas: int, rate: float, repeats: int) -> tuple[float, str]:
-    cfg = make_config(get_model("llama-3.1-8b"), "h100-sxm", replicas=replicas)
+    cfg = make_config(
+        get_model("llama-3.1-8b"),
+        PoolConfig(device=resolve.device("h100-sxm"), plan=InferencePlan(replicas=replicas)),
+    )
     # Lengths of the Azure conversation trace; Poisson arrivals (the same in vidur).
     joint = named_workload("azure-conv").joint
     w = Workload(arrival=Arrival(kind="poisson", rate=rate), joint=joint, n_requests=n)

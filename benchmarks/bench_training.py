@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from siliconomics.catalog.registry import get_chip, get_model
+from siliconomics import resolve
+from siliconomics.catalog.registry import get_model
 from siliconomics.training import TrainPlan, estimate_training
 from siliconomics.training.estimate import evaluate_grid, train_device
 from siliconomics.training.plan import RECOMPUTE, grid_of, plan_validity
@@ -42,7 +43,7 @@ JOBS = (("llama-3.1-70b", 64, 256, 4096), ("llama-2-7b", 32, 512, 4096))  # mode
 
 def plans_for(model_id: str, n: int, gb: int, seq: int) -> list[TrainPlan]:
     """Every 1F1B plan without cp/vpp that is valid for (model, n chips, batch)."""
-    model, dev = get_model(model_id), train_device(CHIP)
+    model, dev = get_model(model_id), train_device(resolve.device(CHIP))
     out = []
     for tp in (1, 2, 4, 8):
         for pp in (1, 2, 4, 8, 16):
@@ -78,8 +79,8 @@ def best_of(fn: Any, repeats: int = 5) -> float:
 def run_peer(jobs: list[tuple[str, int, int, int, list[TrainPlan]]]) -> dict[str, Any] | str:
     if not BENCH_PY.exists():
         return f"{BENCH_PY} missing: create it as benchmarks/bench_estimate.py describes"
-    chip = get_chip(CHIP)
-    dev = train_device(CHIP)
+    chip = resolve.device(CHIP).chip
+    dev = train_device(resolve.device(CHIP))
     spec: dict[str, Any] = {
         "chip": {
             "flops_tflops": dev.peak_flops("bf16") / 1e12,
@@ -135,7 +136,7 @@ def main() -> None:
     for mid, n, gb, seq in JOBS:
         jobs.append((mid, n, gb, seq, plans_for(mid, n, gb, seq)))
     n_plans = sum(len(j[4]) for j in jobs)
-    dev = train_device(CHIP)
+    dev = train_device(resolve.device(CHIP))
 
     def vectorised() -> None:
         for mid, _n, gb, seq, plans in jobs:
@@ -145,7 +146,14 @@ def main() -> None:
         for mid, _n, gb, seq, plans in jobs:
             m = get_model(mid)
             for p in plans:
-                estimate_training(m, CHIP, p, seq_len=seq, global_batch_seqs=gb, check_memory=False)
+                estimate_training(
+                    m,
+                    resolve.device(CHIP),
+                    p,
+                    seq_len=seq,
+                    global_batch_seqs=gb,
+                    check_memory=False,
+                )
 
     t_vec = best_of(vectorised)
     t_loop = best_of(looped, repeats=1)
@@ -179,7 +187,12 @@ def main() -> None:
             for p in plans[:: max(len(plans) // 3, 1)][:3]:
                 res = peer["results"][k + plans.index(p)]
                 ours = estimate_training(
-                    m, CHIP, p, seq_len=seq, global_batch_seqs=gb, check_memory=False
+                    m,
+                    resolve.device(CHIP),
+                    p,
+                    seq_len=seq,
+                    global_batch_seqs=gb,
+                    check_memory=False,
                 )
                 theirs = res.get("step_time_s", float("nan"))
                 print(f"    {mid:14s} {p.short_label():34s} {ours.step_time_s:9.3f} {theirs:9.3f}")
@@ -188,7 +201,7 @@ def main() -> None:
     for mid, n, gb, seq in JOBS:
         m = get_model(mid)
         t0 = time.perf_counter()
-        res, generated = search_grid(m, CHIP, n, seq_len=seq, global_batch_seqs=gb)
+        res, generated = search_grid(m, resolve.device(CHIP), n, seq_len=seq, global_batch_seqs=gb)
         dt = time.perf_counter() - t0
         print(
             f"\nsearch_plans space for {mid} on {n} x {CHIP}: {generated} candidates, "

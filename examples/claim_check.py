@@ -25,7 +25,8 @@ import argparse
 import sys
 from dataclasses import dataclass, replace
 
-from siliconomics.catalog.registry import chips, get_chip, get_model
+from siliconomics import resolve
+from siliconomics.catalog.registry import chips, get_model
 from siliconomics.economics.pricebook import PriceBook, Pricing
 from siliconomics.economics.pricing import default_book
 from siliconomics.search.compare import best_on_chip
@@ -55,7 +56,7 @@ class Row:
 def measure(model_id: str, chip_id: str, pricing: Pricing) -> Row | None:
     ch = best_on_chip(
         get_model(model_id),
-        get_chip(chip_id),
+        resolve.device(chip_id),
         weight_dtype="bf16",
         act_dtype="bf16",
         kv_dtype="bf16",

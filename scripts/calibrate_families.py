@@ -18,32 +18,31 @@ from pathlib import Path
 
 import tomli_w
 
+from siliconomics import resolve
 from siliconomics.calibrate.family_fit import BOUNDS, FIT_PLAN, INHERIT, fit_family
-from siliconomics.catalog.registry import efficiency_profiles, get_chip, get_model, models
+from siliconomics.catalog.catalog import Catalog
+from siliconomics.catalog.registry import efficiency_profiles
 from siliconomics.catalog.schema import EfficiencyProfile
 from siliconomics.errors import SiliconomicsError
-from siliconomics.measured.rows import MeasuredRow, read_measured, read_models_csv
+from siliconomics.measured.rows import MeasuredRow
 from siliconomics.validate.run import run_row
 
 EFF_DIR = Path(__file__).resolve().parents[1] / "src/siliconomics/catalog/data/efficiency"
 FITTABLE = tuple(BOUNDS)
 
 
-def runnable_rows(path: Path) -> tuple[dict[str, list[MeasuredRow]], dict]:
-    known = models()
-    extra = {k: v for k, v in read_models_csv(path.parent / "models.csv").items() if k not in known}
-    all_models = {**{k: v for k, v in known.items()}, **extra}
+def runnable_rows(path: Path) -> tuple[dict[str, list[MeasuredRow]], Catalog]:
+    rows, _, catalog = resolve.measured(path)
     by_family: dict[str, list[MeasuredRow]] = {}
-    for row in read_measured(path):
+    for row in rows:
         if row.kind != "inference" or not row.usable:
             continue
         try:
-            model = all_models.get(row.model) or get_model(row.model)
-            run_row(row, model)
+            run_row(row, catalog.model(row.model), catalog)
         except SiliconomicsError:
             continue
-        by_family.setdefault(get_chip(row.chip).family, []).append(row)
-    return by_family, all_models
+        by_family.setdefault(catalog.chip(row.chip).family, []).append(row)
+    return by_family, catalog
 
 
 def main() -> None:
@@ -52,7 +51,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--no-loo", action="store_true", help="skip leave-one-out (faster)")
     args = ap.parse_args()
-    by_family, all_models = runnable_rows(args.measured)
+    by_family, catalog = runnable_rows(args.measured)
     profiles: dict[str, EfficiencyProfile] = dict(efficiency_profiles())
     prov: dict[str, dict[str, str]] = {f: dict(p.provenance) for f, p in profiles.items()}
     src = args.measured.name
@@ -75,7 +74,13 @@ def main() -> None:
         rows = by_family.get(fam, [])
         plan = FIT_PLAN.get(fam, ())
         if rows and plan:
-            fit = fit_family(fam, rows, profiles[fam], all_models, leave_one_out=not args.no_loo)
+            fit = fit_family(
+                fam,
+                rows,
+                profiles[fam],
+                catalog.with_profiles(profiles),
+                leave_one_out=not args.no_loo,
+            )
             profiles[fam] = profiles[fam].model_copy(update=fit.values)
             for k in fit.params:
                 prov[fam][k] = (

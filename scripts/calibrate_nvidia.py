@@ -21,6 +21,7 @@ import tomli_w
 from rich.console import Console
 from rich.table import Table
 
+from siliconomics import resolve
 from siliconomics.calibrate.ops_fit import FITTED_FACTORS, NvidiaFit, calibrate_nvidia
 from siliconomics.catalog.registry import get_chip
 from siliconomics.catalog.schema import EfficiencyProfile
@@ -164,7 +165,9 @@ def main() -> None:
     ops = shared / "data" / "measured-ops"
     fits = [
         calibrate_nvidia(
-            ops / "compute" / t.gpu, ops / "network" / t.network / "all_reduce.csv", t.chip_id
+            ops / "compute" / t.gpu,
+            ops / "network" / t.network / "all_reduce.csv",
+            resolve.device(t.chip_id),
         )
         for t in TARGETS
     ]

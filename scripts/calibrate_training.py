@@ -17,11 +17,12 @@ from pathlib import Path
 
 import tomli_w
 
+from siliconomics import resolve
 from siliconomics.calibrate.train_fit import TRAIN_FIT_PLAN, TRAIN_INHERIT, fit_train_family
-from siliconomics.catalog.registry import efficiency_profiles, models
+from siliconomics.catalog.registry import efficiency_profiles
 from siliconomics.catalog.schema import EfficiencyProfile, ModelSpec
-from siliconomics.measured.rows import read_models_csv
-from siliconomics.validate.train_rows import TrainRow, train_rows_by_family
+from siliconomics.measured.training import TrainRow
+from siliconomics.validate.train_rows import train_rows_by_family
 
 EFF_DIR = Path(__file__).resolve().parents[1] / "src/siliconomics/catalog/data/efficiency"
 FIELDS = ("train_gemm_efficiency", "train_lowp_gemm_efficiency", "train_comm_overlap")
@@ -33,14 +34,9 @@ def main() -> None:
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--no-loo", action="store_true", help="skip leave-one-out (faster)")
     args = ap.parse_args()
-    known = models()
-    extra = {
-        k: v
-        for k, v in read_models_csv(args.measured.parent / "models.csv").items()
-        if k not in known
-    }
+    _, train_rows, catalog = resolve.measured(args.measured)
     by_family: dict[str, list[tuple[TrainRow, ModelSpec]]] = {}
-    for tr, model, fam in train_rows_by_family(args.measured, extra):
+    for tr, model, fam in train_rows_by_family(train_rows, catalog):
         if model is not None:
             by_family.setdefault(fam, []).append((tr, model))
     profiles: dict[str, EfficiencyProfile] = dict(efficiency_profiles())
@@ -59,7 +55,13 @@ def main() -> None:
         rows = by_family.get(fam, [])
         if not rows or fam not in TRAIN_FIT_PLAN:
             continue
-        fit = fit_train_family(fam, rows, profiles[fam], leave_one_out=not args.no_loo)
+        fit = fit_train_family(
+            fam,
+            rows,
+            profiles[fam],
+            catalog.with_profiles(profiles),
+            leave_one_out=not args.no_loo,
+        )
         profiles[fam] = profiles[fam].model_copy(update=fit.values)
         fitted.append(fam)
         for k in fit.params:

@@ -15,9 +15,10 @@ import subprocess
 from pathlib import Path
 from statistics import median
 
+from siliconomics.api import validate
 from siliconomics.calibrate.family_fit import FIT_PLAN
 from siliconomics.catalog.registry import efficiency_profiles
-from siliconomics.validate.run import ValidationReport, validate_file
+from siliconomics.validate.rows import ValidationReport
 
 
 def training_section(t: ValidationReport | None) -> list[str]:
@@ -118,7 +119,7 @@ def main() -> None:
     ap.add_argument("measured", type=Path)
     ap.add_argument("out", type=Path)
     args = ap.parse_args()
-    r = validate_file(args.measured)
+    r = validate(args.measured).value
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()

@@ -14,14 +14,14 @@ import json
 import sys
 from pathlib import Path
 
-from siliconomics.validate.run import validate_file
+from siliconomics.api import validate
 
 GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden_predictions.json"
 
 
 def predictions(measured: Path) -> dict[str, str]:
     """Row id -> repr of the predicted value (repr round-trips floats exactly)."""
-    r = validate_file(measured, None)
+    r = validate(measured).value
     out = {
         f"inference:{x.row.id}": repr(x.predicted)
         + ("" if x.simulated is None else f" sim={x.simulated!r}")

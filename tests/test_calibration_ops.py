@@ -45,7 +45,7 @@ CASES = {
 def _fit(chip_id: str) -> NvidiaFit:
     gpu, net = CASES[chip_id]
     return calibrate_nvidia(
-        DATA / "compute" / gpu, DATA / "network" / net / "all_reduce.csv", chip_id
+        DATA / "compute" / gpu, DATA / "network" / net / "all_reduce.csv", _device(chip_id)
     )
 
 

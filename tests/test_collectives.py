@@ -154,7 +154,7 @@ def test_all_reduce_time_grows_with_message_size() -> None:
 def best_per_chip(model_id: str, chip_id: str, tokens_per_s_per_user: float) -> tuple[float, int]:
     """(highest output tokens/s per chip with TPOT <= 1/target, its tp) over the compare
     search space: 1k input, 1k output, fp8 weights/activations/KV."""
-    model, chip = get_model(model_id), get_chip(chip_id)
+    model, chip = get_model(model_id), dev(chip_id)
     best = (0.0, 0)
     for plan in candidate_plans(model, chip, "fp8", "fp8", "fp8"):
         try:
@@ -242,9 +242,9 @@ NEW_MODELS = (
 
 @pytest.mark.parametrize("chip_id", NEW_CHIPS)
 def test_new_chips_estimate(chip_id: str) -> None:
-    chip = get_chip(chip_id)
+    chip = dev(chip_id)
     plan = InferencePlan(
-        tp=min(4, chip.interconnect.scale_up_domain),
+        tp=min(4, chip.chip.interconnect.scale_up_domain),
         weight_dtype="fp8",
         act_dtype="fp8",
         kv_dtype="fp8",
@@ -263,7 +263,7 @@ def test_new_models_estimate_on_an_nvl72_rack(model_id: str) -> None:
     ep = tp if model.moe is not None and model.moe.n_experts % tp == 0 else 1
     plan = InferencePlan(tp=tp, ep=ep, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
     e = estimate_max_throughput(
-        model, get_chip("gb300"), plan, 1024, 1024, batch_limit=np.array([1.0, 32.0])
+        model, dev("gb300"), plan, 1024, 1024, batch_limit=np.array([1.0, 32.0])
     )
     assert np.all(np.asarray(e.output_tokens_per_s_per_chip) > 0)
 

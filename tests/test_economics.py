@@ -27,6 +27,7 @@ from siliconomics.economics.tco import (
     with_values,
 )
 from siliconomics.errors import SiliconomicsError
+from siliconomics.resolve import device
 from siliconomics.search.tco_study import study_tco
 
 CAPITAL = ("chip depreciation", "server depreciation", "network depreciation", "cost of capital")
@@ -237,7 +238,7 @@ def test_cost_tornado_directions():
 
 def test_study_conserves_cost_across_input_and_output_tokens():
     s = study_tco(
-        "h100-sxm",
+        device("h100-sxm"),
         model=get_model("llama-3.1-8b"),
         input_len=1000,
         output_len=200,
@@ -263,10 +264,10 @@ def test_study_conserves_cost_across_input_and_output_tokens():
 
 def test_study_rejects_unknown_selected_mode_and_infeasible_targets():
     with pytest.raises(SiliconomicsError, match="no reserved-1y price"):
-        study_tco("h100-sxm", mode="reserved-1y")
+        study_tco(device("h100-sxm"), mode="reserved-1y")
     with pytest.raises(SiliconomicsError, match="no feasible layout"):
-        study_tco("l4", model=get_model("llama-3.1-70b"), tpot_s=0.001)
-    assert set(CLOUD_MODES) < {m.mode for m in study_tco("tpu-v6e", mode="spot").modes}
+        study_tco(device("l4"), model=get_model("llama-3.1-70b"), tpot_s=0.001)
+    assert set(CLOUD_MODES) < {m.mode for m in study_tco(device("tpu-v6e"), mode="spot").modes}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from siliconomics import resolve
 from siliconomics.catalog.registry import systems_for_chip
 from siliconomics.errors import SiliconomicsError
-from siliconomics.fleet import load_spec
 from siliconomics.fleet.alternatives import frontier
 from siliconomics.fleet.planner import _warnings, prepare
 from siliconomics.fleet.result import Pool
@@ -23,6 +23,7 @@ from siliconomics.fleet.solve import _chips_of, solve_at
 from siliconomics.fleet.spec import parse_spec
 from siliconomics.fleet.training import plan_training
 from siliconomics.fleet.workload import make_buckets, traffic
+from siliconomics.resolve import load_spec, packaged
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = {
@@ -42,7 +43,7 @@ def spec(**kw: object):
 
 @pytest.fixture(scope="module")
 def chat_inputs():
-    return prepare(spec(disaggregation="off"))
+    return prepare(spec(disaggregation="off"), packaged())
 
 
 # --- spec --------------------------------------------------------------------------------
@@ -66,11 +67,11 @@ def test_bad_values_name_the_field():
 
 def test_unknown_chip_and_model_name_the_field():
     with pytest.raises(SiliconomicsError, match=r"'chips'.*unknown chip 'h100'.*h100-sxm"):
-        prepare(spec(chips=["h100"]))
+        prepare(spec(chips=["h100"]), packaged())
     with pytest.raises(SiliconomicsError, match=r"'availability'.*unknown chip"):
-        prepare(spec(availability={"h100-sxxm": 8}))
+        prepare(spec(availability={"h100-sxxm": 8}), packaged())
     with pytest.raises(SiliconomicsError, match=r"workloads\.0\.model.*llama-3.1-8b"):
-        prepare(spec(workloads=[{**CHAT, "model": "llama-3.1-8"}]))
+        prepare(spec(workloads=[{**CHAT, "model": "llama-3.1-8"}]), packaged())
 
 
 def test_yaml_and_toml_specs_load_the_same(tmp_path):
@@ -101,7 +102,7 @@ def test_buckets_partition_the_requests():
 def test_trace_workload_takes_its_rate_from_arrivals(shared):
     tr = shared / "data/traces/splitwise_code.csv"
     s = parse_spec({"workloads": [{"model": "llama-3.1-8b", "trace": str(tr)}]})
-    t = traffic(s.workloads[0], seed=0)
+    t = traffic(s.workloads[0], 0, resolve.traces(s)[str(tr)])
     assert len(t.input_len) > 8000
     assert 0.1 < t.rate_rps < 100
 
@@ -159,7 +160,7 @@ def test_frontier_trades_cost_for_latency(chat_inputs):
 
 def test_impossible_slo_names_the_workload_and_closest_chip():
     s = spec(workloads=[{**CHAT, "slo": {"tpot": "1ms"}}], disaggregation="off")
-    inp = prepare(s)
+    inp = prepare(s, packaged())
     from siliconomics.fleet.solve import explain_infeasible
 
     b, sol = solve_at(inp, 1.0, set(inp.offers))
@@ -182,7 +183,7 @@ def test_binding_limit_is_named(limit, words):
     s = spec(disaggregation="off", **{**limit})
     if "availability" in limit:  # traffic no allowed set of chips can carry
         s = spec(disaggregation="off", workloads=[{**CHAT, "rate_rps": 3000}], **limit)
-    inp = prepare(s)
+    inp = prepare(s, packaged())
     b, sol = solve_at(inp, 1.0, set(inp.offers))
     assert sol is None
     assert words in explain_infeasible(inp, b)
@@ -221,7 +222,7 @@ def test_cross_vendor_split_warns():
 def fake_search(model, chip, n, *, seq_len, global_batch_seqs, top):
     """A stand-in layout search: a fixed per-chip speed with 90% scaling efficiency per
     doubling (the planner's logic is under test here, not the training model)."""
-    per_chip = {"h100-sxm": 3000.0, "trn2": 2500.0, "a100-sxm-80gb": 1200.0}[chip]
+    per_chip = {"h100-sxm": 3000.0, "trn2": 2500.0, "a100-sxm-80gb": 1200.0}[chip.id]
     eff = 0.9 ** np.log2(max(n / 8, 1))
     tps = per_chip * n * eff
     return [
@@ -244,18 +245,18 @@ def train_spec(days: float):
 
 
 def test_training_picks_cheapest_cluster_within_deadline():
-    r = plan_training(train_spec(14), search=fake_search)
+    r = plan_training(train_spec(14), packaged(), search=fake_search)
     assert r.best.days <= 14
     assert r.best.usd_total == min(o.usd_total for o in r.per_chip)
     # a longer deadline lets a smaller (better-scaling) cluster do it: never more expensive
-    r2 = plan_training(train_spec(60), search=fake_search)
+    r2 = plan_training(train_spec(60), packaged(), search=fake_search)
     assert r2.best.usd_total <= r.best.usd_total
     assert r2.best.chips <= r.best.chips
 
 
 def test_training_deadline_too_short_says_so():
     with pytest.raises(SiliconomicsError, match=r"training\.deadline_days.*fastest"):
-        plan_training(train_spec(0.01), search=fake_search)
+        plan_training(train_spec(0.01), packaged(), search=fake_search)
 
 
 # --- CLI ---------------------------------------------------------------------------------
@@ -304,7 +305,7 @@ def test_every_spec_field_is_documented():
 
 
 def test_training_example_with_the_training_model():
-    r = plan_training(load_spec(ROOT / "examples/training-budget.yaml"))
+    r = plan_training(load_spec(ROOT / "examples/training-budget.yaml"), packaged())
     assert r.best.days <= r.deadline_days
     assert [o.usd_total for o in r.per_chip] == sorted(o.usd_total for o in r.per_chip)
     # the cost is hours x chips x price, and the hours follow from the searched speed

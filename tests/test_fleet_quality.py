@@ -28,6 +28,7 @@ import pytest
 from siliconomics.fleet.planner import prepare
 from siliconomics.fleet.solve import _chips_of, solve_at
 from siliconomics.fleet.spec import parse_spec
+from siliconomics.resolve import packaged
 
 MELANGE = {
     "chips": ["l4", "a100-sxm-80gb", "h100-sxm"],
@@ -48,7 +49,7 @@ MELANGE = {
 
 
 def test_melange_mixed_fleet_beats_best_single_gpu_type():
-    inp = prepare(parse_spec(MELANGE))
+    inp = prepare(parse_spec(MELANGE), packaged())
     b, mixed = solve_at(inp, 1.0, set(inp.offers))
     assert mixed is not None
     singles = {}
@@ -85,7 +86,7 @@ SPLITWISE = {
 
 @pytest.fixture(scope="module")
 def split_inputs():
-    return prepare(parse_spec({**SPLITWISE, "disaggregation": "auto"}))
+    return prepare(parse_spec({**SPLITWISE, "disaggregation": "auto"}), packaged())
 
 
 def test_splitwise_phase_split_beats_colocated_at_equal_traffic(split_inputs):
@@ -107,7 +108,7 @@ def test_splitwise_no_gain_when_phases_look_alike():
         "input": {"mean": 200, "sigma": 0.5},
         "output": {"mean": 800, "sigma": 0.5},
     }
-    inp = prepare(parse_spec({**SPLITWISE, "workloads": [wl]}))
+    inp = prepare(parse_spec({**SPLITWISE, "workloads": [wl]}), packaged())
     chips = set(inp.offers)
     _, colo = solve_at(inp, 1.0, chips, disagg=False)
     _, split = solve_at(inp, 1.0, chips, colocated=False)

@@ -13,6 +13,7 @@ from siliconomics.catalog.registry import get_model
 from siliconomics.report import charts
 from siliconomics.report.html import Section, render_html
 from siliconomics.report.tco import tco_html
+from siliconomics.resolve import device
 from siliconomics.search.tco_study import study_tco
 
 CHROMIUM = next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
@@ -30,7 +31,11 @@ FLAGS = [
 
 def _page() -> str:
     s = study_tco(
-        "h100-sxm", model=get_model("llama-3.1-8b"), input_len=1000, output_len=200, tpot_s=0.05
+        device("h100-sxm"),
+        model=get_model("llama-3.1-8b"),
+        input_len=1000,
+        output_len=200,
+        tpot_s=0.05,
     )
     return tco_html(s)
 

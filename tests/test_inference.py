@@ -18,6 +18,7 @@ from siliconomics.parallel.memory import (
     weight_bytes_per_chip,
 )
 from siliconomics.parallel.plan import InferencePlan
+from siliconomics.resolve import device
 
 from .test_ops import ideal
 
@@ -68,14 +69,14 @@ def test_decode_batch1_is_weight_streaming():
 
 def test_static_estimate_consistency():
     m = get_model("llama-3.1-8b")
-    e = estimate_static(m, get_chip("h100-sxm"), InferencePlan(), 8, 512, 128)
+    e = estimate_static(m, device("h100-sxm"), InferencePlan(), 8, 512, 128)
     assert float(e.e2e_s) == pytest.approx(float(e.ttft_s + 127 * e.tpot_s))
     assert float(e.output_tokens_per_s) == pytest.approx(8 * 128 / float(e.e2e_s))
 
 
 def test_vectorised_matches_scalar():
     m = get_model("llama-3.1-8b")
-    chip = get_chip("h100-sxm")
+    chip = device("h100-sxm")
     b = np.array([1, 8, 64])
     i = np.array([128, 1024, 2048])
     vec = estimate_static(m, chip, InferencePlan(), b, i, 64)
@@ -88,14 +89,14 @@ def test_vectorised_matches_scalar():
 def test_too_big_model_says_by_how_much_and_suggests_tp():
     with pytest.raises(DoesNotFitError, match=r"short by .*tp=4") as ei:
         estimate_static(
-            get_model("llama-3.1-70b"), get_chip("h100-sxm"), InferencePlan(), 1, 1024, 128
+            get_model("llama-3.1-70b"), device("h100-sxm"), InferencePlan(), 1, 1024, 128
         )
     assert ei.value.shortfall_bytes > 50 * 2**30
 
 
 def test_bad_plans_are_clear_errors():
     m = get_model("llama-3.1-8b")
-    chip = get_chip("h100-sxm")
+    chip = device("h100-sxm")
     with pytest.raises(SiliconomicsError, match="ep=2 needs a mixture-of-experts"):
         estimate_static(m, chip, InferencePlan(ep=2, tp=2), 1, 10, 10)
     with pytest.raises(SiliconomicsError, match="batch must be >= 1"):
@@ -103,7 +104,7 @@ def test_bad_plans_are_clear_errors():
     with pytest.raises(SiliconomicsError, match="no fp8 matrix support"):
         estimate_static(
             m,
-            get_chip("a100-sxm-80gb"),
+            device("a100-sxm-80gb"),
             InferencePlan(weight_dtype="fp8", act_dtype="fp8"),
             1,
             10,
@@ -113,7 +114,7 @@ def test_bad_plans_are_clear_errors():
 
 def test_max_throughput_batch_limited_by_memory():
     m = get_model("llama-3.1-8b")
-    e = estimate_max_throughput(m, get_chip("h100-sxm"), InferencePlan(), 1000, 1000)
+    e = estimate_max_throughput(m, device("h100-sxm"), InferencePlan(), 1000, 1000)
     kv_seq = kv_bytes_per_token_per_chip(m, InferencePlan()) * 1500
     free = e.memory.capacity - e.memory.reserve - e.memory.weights
     assert float(e.batch) <= free / kv_seq
@@ -134,6 +135,6 @@ def test_context_beyond_the_trained_maximum_is_stated():
     # Llama-3.1-8B: max_position_embeddings 131072 (HF config). Vendors do benchmark past the
     # trained context (AWS Neuron: Llama-2-13B at 4096 + 4096), so it is a stated caveat.
     e = estimate_static(
-        get_model("llama-3.1-8b"), get_chip("h100-sxm"), InferencePlan(), 1, 200_000, 10
+        get_model("llama-3.1-8b"), device("h100-sxm"), InferencePlan(), 1, 200_000, 10
     )
     assert any("trained maximum context of 131072" in a for a in e.assumptions)

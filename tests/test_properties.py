@@ -4,10 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siliconomics.catalog.registry import get_chip, get_model
-from siliconomics.inference.estimate import make_device
 from siliconomics.inference.forward import forward_cost
 from siliconomics.parallel.memory import weight_bytes_per_chip
 from siliconomics.parallel.plan import InferencePlan
+from siliconomics.resolve import device
 
 MODELS = st.sampled_from(["llama-2-7b", "llama-3.1-70b", "mixtral-8x7b", "gpt-j-6b"])
 CHIPS = st.sampled_from(["h100-sxm", "a100-sxm-80gb", "tpu-v5e", "trn2", "mi300x", "gaudi3"])
@@ -37,8 +37,8 @@ def test_more_bandwidth_is_never_slower(model, chip, batch, seq, ctx, factor):
         }
     )
     plan = InferencePlan(tp=8 if m.n_layers >= 60 else 1)
-    slow = forward_cost(m, make_device(c), plan, batch, seq, ctx).time
-    fast = forward_cost(m, make_device(faster), plan, batch, seq, ctx).time
+    slow = forward_cost(m, device(c), plan, batch, seq, ctx).time
+    fast = forward_cost(m, device(faster), plan, batch, seq, ctx).time
     assert float(fast) <= float(slow) * (1 + 1e-12)
 
 
@@ -56,7 +56,7 @@ def test_more_tp_never_raises_weight_memory_per_chip(model, tp1, tp2):
 @given(MODELS, CHIPS, st.integers(1, 512), st.integers(0, 8192), st.integers(1, 4000))
 def test_longer_context_is_never_faster(model, chip, batch, ctx, extra):
     m, c = get_model(model), get_chip(chip)
-    dev = make_device(c)
+    dev = device(c)
     plan = InferencePlan(tp=8 if m.n_layers >= 60 else 1)
     t1 = forward_cost(m, dev, plan, batch, 1, ctx).time
     t2 = forward_cost(m, dev, plan, batch, 1, ctx + extra).time

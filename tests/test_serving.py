@@ -11,6 +11,8 @@ from siliconomics.catalog.registry import get_model
 from siliconomics.economics.pricing import default_pricing
 from siliconomics.economics.serving_cost import price_simulation
 from siliconomics.errors import DoesNotFitError, SiliconomicsError
+from siliconomics.parallel.plan import InferencePlan
+from siliconomics.resolve import device
 from siliconomics.serving import (
     Arrival,
     Lengths,
@@ -20,9 +22,18 @@ from siliconomics.serving import (
     min_replicas,
     simulate,
 )
+from siliconomics.serving.config import PoolConfig
 from siliconomics.serving.spec import make_config
 
 M8 = get_model("llama-3.1-8b")
+
+
+def config(
+    model, dev, *, tp=1, replicas=1, router="least-tokens", prefill=None, decode=None, **engine
+):
+    """One pool of ``replicas`` x tp on ``dev`` (engine limits in ``engine``)."""
+    pool = PoolConfig(device=dev, plan=InferencePlan(tp=tp, replicas=replicas), **engine)
+    return make_config(model, pool, prefill=prefill, decode=decode, router=router)
 
 
 def wl(rate: float | None, n: int, inp: str = "512", out: str = "64") -> Workload:
@@ -38,7 +49,7 @@ def one_request_service(cfg, inp: int, out: int) -> float:
 
 def test_md1_mean_wait_matches_pollaczek_khinchine():
     # Batch size 1, fixed lengths: deterministic service S, Poisson arrivals = M/D/1.
-    cfg = make_config(M8, "h100-sxm", max_seqs=1, scheduler="continuous")
+    cfg = config(M8, device("h100-sxm"), max_seqs=1, scheduler="continuous")
     S = one_request_service(cfg, 512, 2)
     rho = 0.6
     r = simulate(cfg, wl(rho / S, 40_000, "512", "2"), seed=11)
@@ -50,7 +61,7 @@ def test_md1_mean_wait_matches_pollaczek_khinchine():
 def test_mg1_mean_wait_matches_pollaczek_khinchine():
     # Variable output lengths: M/G/1, W = lambda E[S^2] / (2 (1 - rho)) with the service
     # moments measured from the same run.
-    cfg = make_config(M8, "h100-sxm", max_seqs=1, scheduler="chunked")
+    cfg = config(M8, device("h100-sxm"), max_seqs=1, scheduler="chunked")
     S1 = one_request_service(cfg, 256, 20)
     lam = 0.5 / S1
     r = simulate(cfg, wl(lam, 30_000, "256", "uniform:2,38"), seed=5)
@@ -61,7 +72,7 @@ def test_mg1_mean_wait_matches_pollaczek_khinchine():
 
 
 def test_every_request_finishes_and_tokens_add_up():
-    cfg = make_config(M8, "h100-sxm", replicas=3, max_seqs=64)
+    cfg = config(M8, device("h100-sxm"), replicas=3, max_seqs=64)
     w = wl(40.0, 3000, "lognormal:800,0.7", "lognormal:150,0.6")
     r = simulate(cfg, w, seed=1)
     q = r.log
@@ -84,7 +95,7 @@ def test_every_request_finishes_and_tokens_add_up():
     [
         {"scheduler": "continuous", "max_seqs": 32},
         {"scheduler": "chunked", "max_seqs": 512, "router": "least-tokens"},
-        {"scheduler": "chunked", "router": "jsq", "decode": ("h100-sxm", 1, 2)},
+        {"scheduler": "chunked", "router": "jsq", "decode": (device("h100-sxm"), 1, 2)},
         {"scheduler": "chunked", "max_seqs": 512, "heavy": True},  # KV runs out: preemptions
     ],
 )
@@ -92,7 +103,7 @@ def test_decode_runs_give_identical_results(monkeypatch, kw):
     # Multi-step decode runs (cut short when work arrives) must reproduce step-by-step
     # simulation exactly, including routing on mid-run load and preemptions.
     heavy = kw.pop("heavy", False)
-    cfg = make_config(M8, "h100-sxm", replicas=2, **kw)
+    cfg = config(M8, device("h100-sxm"), replicas=2, **kw)
     w = (
         wl(20.0, 300, "4000", "uniform:1000,5000")
         if heavy
@@ -110,7 +121,7 @@ def test_decode_runs_give_identical_results(monkeypatch, kw):
 
 def test_preemption_when_the_kv_cache_runs_out():
     # 512 x 8k-token sequences need ~4.2M tokens of KV; one H100 holds ~0.48M.
-    cfg = make_config(M8, "h100-sxm", max_seqs=512, scheduler="continuous")
+    cfg = config(M8, device("h100-sxm"), max_seqs=512, scheduler="continuous")
     r = simulate(cfg, wl(None, 600, "4000", "4000"), seed=0)
     assert r.preemptions > 0 and np.all(np.isfinite(r.log.finish_s))
     assert 0.5 < r.pools[0].kv_utilisation <= 1.0
@@ -120,37 +131,43 @@ def test_preemption_when_the_kv_cache_runs_out():
 
 def test_chunked_prefill_keeps_tpot_flat_and_prefill_first_favours_ttft():
     w = wl(12.0, 1500, "lognormal:3000,0.5", "200")
-    chunked = simulate(make_config(M8, "h100-sxm", max_batched_tokens=512), w, seed=4)
-    cont = simulate(make_config(M8, "h100-sxm", scheduler="continuous"), w, seed=4)
+    chunked = simulate(config(M8, device("h100-sxm"), max_batched_tokens=512), w, seed=4)
+    cont = simulate(config(M8, device("h100-sxm"), scheduler="continuous"), w, seed=4)
     assert chunked.tpot.p99 < cont.tpot.p99  # prompts never stall decoding
     assert cont.ttft.p50 < chunked.ttft.p50  # ... at the cost of slower prompts
 
 
 def test_static_batching_pads_and_waits():
     w = wl(20.0, 400, "uniform:100,300", "uniform:10,200")
-    static = simulate(make_config(M8, "inf2", tp=2, scheduler="static", max_seqs=8), w, seed=0)
-    cont = simulate(make_config(M8, "inf2", tp=2, scheduler="continuous", max_seqs=8), w, seed=0)
+    static = simulate(config(M8, device("inf2"), tp=2, scheduler="static", max_seqs=8), w, seed=0)
+    cont = simulate(config(M8, device("inf2"), tp=2, scheduler="continuous", max_seqs=8), w, seed=0)
     assert static.ttft.mean > cont.ttft.mean
     assert static.pools[0].scheduler == "static" and np.all(np.isfinite(static.log.finish_s))
     with pytest.raises(DoesNotFitError, match="static batch"):
         simulate(
-            make_config(M8, "h100-sxm", scheduler="static", max_seqs=4096), wl(None, 5), seed=0
+            config(M8, device("h100-sxm"), scheduler="static", max_seqs=4096),
+            wl(None, 5),
+            seed=0,
         )
 
 
 def test_routers_spread_load():
     w = wl(30.0, 900, "lognormal:500,0.8", "lognormal:100,0.8")
     for router in ("round-robin", "least-tokens", "jsq"):
-        r = simulate(make_config(M8, "h100-sxm", replicas=3, router=router), w, seed=0)
+        r = simulate(config(M8, device("h100-sxm"), replicas=3, router=router), w, seed=0)
         counts = np.bincount(r.log.replica, minlength=3)
         assert counts.min() > 200, (router, counts)
-    rr = simulate(make_config(M8, "h100-sxm", replicas=3, router="round-robin"), w, seed=0)
+    rr = simulate(config(M8, device("h100-sxm"), replicas=3, router="round-robin"), w, seed=0)
     assert np.bincount(rr.log.replica).tolist() == [300, 300, 300]
 
 
 def test_disaggregated_prefill_on_gpu_decode_on_asic():
-    cfg = make_config(
-        M8, "h100-sxm", prefill=("h100-sxm", 1, 1), decode=("trn2", 1, 2), max_seqs=64
+    cfg = config(
+        M8,
+        device("h100-sxm"),
+        prefill=(device("h100-sxm"), 1, 1),
+        decode=(device("trn2"), 1, 2),
+        max_seqs=64,
     )
     r = simulate(cfg, wl(8.0, 500, "lognormal:1500,0.5", "100"), seed=0)
     assert [p.role for p in r.pools] == ["prefill", "decode"]
@@ -163,12 +180,13 @@ def test_disaggregated_prefill_on_gpu_decode_on_asic():
     assert r.cost_usd == pytest.approx(sum(p.usd for p in r.pools)) and r.cost_usd > 0
     with pytest.raises(SiliconomicsError, match="static"):
         simulate(
-            make_config(M8, "h100-sxm", scheduler="static", decode=("h100-sxm", 1, 1)), wl(1, 3)
+            config(M8, device("h100-sxm"), scheduler="static", decode=(device("h100-sxm"), 1, 1)),
+            wl(1, 3),
         )
 
 
 def test_cost_and_energy_scale_with_chips_and_time():
-    r = simulate(make_config(M8, "h100-sxm", replicas=2), wl(5.0, 300), seed=0)
+    r = simulate(config(M8, device("h100-sxm"), replicas=2), wl(5.0, 300), seed=0)
     r = price_simulation(r, default_pricing())
     p = r.pools[0]
     assert r.cost_usd == pytest.approx(p.usd_per_chip_hour * 2 * r.duration_s / 3600)
@@ -177,7 +195,7 @@ def test_cost_and_energy_scale_with_chips_and_time():
 
 
 def test_slo_goodput_and_capacity_search():
-    cfg = make_config(M8, "h100-sxm", max_seqs=128)
+    cfg = config(M8, device("h100-sxm"), max_seqs=128)
     w = wl(1.0, 600, "lognormal:800,0.6", "lognormal:120,0.5")
     slo = Slo(ttft_s=0.5, tpot_s=0.025)
     cap = max_rate(cfg, w, slo, rel_tol=0.05, max_requests=3000)
@@ -193,29 +211,29 @@ def test_slo_goodput_and_capacity_search():
 
 
 def test_min_replicas_is_the_fewest_that_pass():
-    cfg = make_config(M8, "h100-sxm", max_seqs=64)
+    cfg = config(M8, device("h100-sxm"), max_seqs=64)
     w = wl(1.0, 1200, "lognormal:800,0.6", "lognormal:120,0.5")
     slo = Slo(ttft_s=0.5, tpot_s=0.02)
     res = min_replicas(cfg, w, slo, rate=25.0)
     assert res.replicas >= 2 and res.result is not None and res.result.slo_met
-    fewer = make_config(M8, "h100-sxm", max_seqs=64, replicas=res.replicas - 1)
+    fewer = config(M8, device("h100-sxm"), max_seqs=64, replicas=res.replicas - 1)
     assert not simulate(fewer, w.with_rate(25.0), slo=slo, warmup=0.1).slo_met
     with pytest.raises(SiliconomicsError, match="at least one SLO"):
         min_replicas(cfg, w, Slo(), rate=1.0)
 
 
 def test_exactly_n_requests_and_model_that_does_not_fit():
-    r = simulate(make_config(M8, "h100-sxm"), wl(100.0, 1234), seed=0)
+    r = simulate(config(M8, device("h100-sxm")), wl(100.0, 1234), seed=0)
     assert r.n_requests == 1234 == len(r.log.finish_s)
     with pytest.raises(DoesNotFitError, match="KV cache holds"):
-        simulate(make_config(M8, "l4"), wl(1.0, 2, "200000", "10"))
+        simulate(config(M8, device("l4")), wl(1.0, 2, "200000", "10"))
     with pytest.raises(DoesNotFitError):
-        simulate(make_config(get_model("llama-3.1-70b"), "h100-sxm"), wl(1.0, 2))
+        simulate(config(get_model("llama-3.1-70b"), device("h100-sxm")), wl(1.0, 2))
 
 
 def test_event_sink_gets_chrome_trace_events():
     events: list[dict] = []
-    simulate(make_config(M8, "h100-sxm", replicas=2), wl(4.0, 50), sink=events.append)
+    simulate(config(M8, device("h100-sxm"), replicas=2), wl(4.0, 50), sink=events.append)
     assert events and {"name", "ph", "ts", "dur", "pid", "tid"} <= set(events[0])
     assert {e["tid"] for e in events} == {0, 1}
 

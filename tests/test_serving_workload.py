@@ -5,10 +5,10 @@ import io
 import numpy as np
 import pytest
 
-from siliconomics.catalog.registry import get_chip, get_model
+from siliconomics.catalog.registry import get_chip, get_efficiency, get_model
 from siliconomics.errors import SiliconomicsError, UnknownIdError
-from siliconomics.inference.estimate import make_device
 from siliconomics.inference.forward import forward_cost
+from siliconomics.ops.device import Device
 from siliconomics.parallel.plan import InferencePlan
 from siliconomics.serving import (
     Arrival,
@@ -134,7 +134,12 @@ def test_named_summary_matches_the_shared_trace(shared):
 def stm():
     m, c = get_model("llama-3.1-70b"), get_chip("h100-sxm")
     return StepTimeModel(
-        m, make_device(c), InferencePlan(tp=4), max_tokens=8192, max_seqs=512, max_ctx=16384
+        m,
+        Device(chip=c, eff=get_efficiency(c.family)),
+        InferencePlan(tp=4),
+        max_tokens=8192,
+        max_seqs=512,
+        max_ctx=16384,
     )
 
 
@@ -174,3 +179,20 @@ def test_workload_validation():
     with pytest.raises(SiliconomicsError, match="requests must be a positive integer"):
         Workload(n_requests=0)
     assert Lengths(kind="uniform", params=(10, 30)).mean == 20
+
+
+def test_spec_lengths_sample_through_the_one_sampler():
+    from siliconomics.fleet.spec import Lengths as SpecLengths
+    from siliconomics.fleet.spec import Slo as SpecSlo
+
+    rng = np.random.default_rng(0)
+    ln = SpecLengths(mean=1000, sigma=0.8, max=4000).to_lengths()
+    x = ln.sample(200_000, rng)
+    assert x.max() <= 4000 and x.min() >= 1
+    assert abs(x.mean() / 1000 - 1) < 0.03  # clipping at 4000 trims the tail a little
+    u = SpecLengths(mean=500, dist="uniform", min=100).to_lengths().sample(100_000, rng)
+    assert u.min() >= 100 and u.max() <= 900 and abs(u.mean() - 500) < 3
+    fixed = SpecLengths(mean=300.4, dist="fixed").to_lengths().sample(5, rng)
+    assert fixed.tolist() == [300] * 5
+    slo = SpecSlo(ttft="2s", tpot="50ms", percentile=90).to_slo()
+    assert (slo.ttft_s, slo.tpot_s, slo.percentile) == (2.0, 0.05, 90)

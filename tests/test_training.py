@@ -11,6 +11,7 @@ import pytest
 
 from siliconomics.catalog.registry import get_model
 from siliconomics.errors import DoesNotFitError, SiliconomicsError
+from siliconomics.resolve import device
 from siliconomics.training import (
     TrainPlan,
     estimate_training,
@@ -75,7 +76,7 @@ def test_selective_and_full_recompute_memory_match_korthikanti():
 )
 def test_invalid_plans_say_why(plan, needle):
     with pytest.raises(SiliconomicsError, match=re.escape(needle)):
-        estimate_training(L70, "h100-sxm", plan, seq_len=4096, global_batch_seqs=64)
+        estimate_training(L70, device("h100-sxm"), plan, seq_len=4096, global_batch_seqs=64)
 
 
 def test_parse_plan_and_fsdp_alias():
@@ -97,7 +98,7 @@ def test_parse_plan_and_fsdp_alias():
 def test_does_not_fit_names_the_overflow():
     with pytest.raises(DoesNotFitError, match=r"largest: optimizer state") as e:
         estimate_training(
-            L70, "h100-sxm", TrainPlan(dp=8, zero=0), seq_len=2048, global_batch_seqs=8
+            L70, device("h100-sxm"), TrainPlan(dp=8, zero=0), seq_len=2048, global_batch_seqs=8
         )
     assert e.value.shortfall_bytes > 0
     assert "try zero=1" in str(e.value)
@@ -105,8 +106,8 @@ def test_does_not_fit_names_the_overflow():
 
 def test_zero3_shards_weights_and_states():
     kw = {"seq_len": 4096, "global_batch_seqs": 64, "check_memory": False}
-    z0 = estimate_training(L8, "h100-sxm", TrainPlan(dp=8, zero=0), **kw)
-    z3 = estimate_training(L8, "h100-sxm", TrainPlan(dp=8, zero=3), **kw)
+    z0 = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, zero=0), **kw)
+    z3 = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, zero=3), **kw)
     for part in ("optimizer state", "gradients"):
         assert z3.memory[part] == pytest.approx(z0.memory[part] / 8)
     assert z3.memory["weights"] < z0.memory["weights"] / 2
@@ -114,8 +115,8 @@ def test_zero3_shards_weights_and_states():
 
 def test_lora_trains_adapters_only_and_skips_weight_gradients():
     kw = {"seq_len": 4096, "global_batch_seqs": 8, "check_memory": False}
-    full = estimate_training(L8, "h100-sxm", TrainPlan(dp=8), **kw)
-    lora = estimate_training(L8, "h100-sxm", TrainPlan(dp=8, method="lora"), **kw)
+    full = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8), **kw)
+    lora = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, method="lora"), **kw)
     assert lora.memory["optimizer state"] < full.memory["optimizer state"] / 100
     # backward of the frozen base = dgrad only: ~half the GEMM backward work
     ratio = lora.breakdown["backward"] / full.breakdown["backward"]
@@ -129,14 +130,14 @@ def test_lora_trains_adapters_only_and_skips_weight_gradients():
 def test_breakdown_sums_to_step_and_mfu_is_consistent():
     e = estimate_training(
         L70,
-        "h100-sxm",
+        device("h100-sxm"),
         TrainPlan(dp=2, tp=8, pp=4, vpp=2, micro_batch=1),
         seq_len=4096,
         global_batch_seqs=64,
     )
     assert sum(e.breakdown.values()) == pytest.approx(e.step_time_s)
     assert e.tokens_per_s == pytest.approx(64 * 4096 / e.step_time_s)
-    peak = train_device("h100-sxm").peak_flops("bf16")
+    peak = train_device(device("h100-sxm")).peak_flops("bf16")
     flops = model_flops_per_token(L70, 4096) * e.tokens_per_s
     assert e.mfu == pytest.approx(flops / (64 * peak))
     assert 0.2 < e.mfu < 0.8
@@ -153,7 +154,7 @@ def test_maxtext_flop_counter_matches_its_formula():
 
 def test_time_cost_and_energy_to_train():
     e = estimate_training(
-        L8, "h100-sxm", TrainPlan(dp=8, zero=2), seq_len=4096, global_batch_seqs=64
+        L8, device("h100-sxm"), TrainPlan(dp=8, zero=2), seq_len=4096, global_batch_seqs=64
     )
     c = time_and_cost_to_train(e, 1e12, 4.0)
     assert c.time_s == pytest.approx(1e12 / e.tokens_per_s)
@@ -168,7 +169,7 @@ def test_time_cost_and_energy_to_train():
 
 # ---- search ---------------------------------------------------------------------------------
 def test_search_returns_fitting_plans_best_first_with_reasons():
-    res = search_plans(L70, "h100-sxm", 64, seq_len=4096, global_batch_seqs=256, top=4)
+    res = search_plans(L70, device("h100-sxm"), 64, seq_len=4096, global_batch_seqs=256, top=4)
     assert len(res) == 4
     tps = [r.tokens_per_s for r in res]
     assert tps == sorted(tps, reverse=True)
@@ -181,7 +182,9 @@ def test_search_returns_fitting_plans_best_first_with_reasons():
 
 def test_search_when_nothing_fits():
     with pytest.raises(DoesNotFitError, match="does not fit on 8 x h100-sxm in any"):
-        search_plans(get_model("llama-3.1-405b"), "h100-sxm", 8, seq_len=4096, global_batch_seqs=64)
+        search_plans(
+            get_model("llama-3.1-405b"), device("h100-sxm"), 8, seq_len=4096, global_batch_seqs=64
+        )
 
 
 # ---- CLI ------------------------------------------------------------------------------------
@@ -240,8 +243,8 @@ def test_train_pricing_modes(tmp_path):
 
     model = get_model("llama-3.1-8b")
     kw = dict(seq_len=4096, global_batch_seqs=64, plan_text="tp=2,zero=1,mb=1", pricing="owned")
-    hi = study_training(model, "h100-sxm", 16, 1e12, utilisation=0.9, **kw)  # type: ignore[arg-type]
-    lo = study_training(model, "h100-sxm", 16, 1e12, utilisation=0.3, **kw)  # type: ignore[arg-type]
+    hi = study_training(model, device("h100-sxm"), 16, 1e12, utilisation=0.9, **kw)  # type: ignore[arg-type]
+    lo = study_training(model, device("h100-sxm"), 16, 1e12, utilisation=0.3, **kw)  # type: ignore[arg-type]
     assert hi.price is not None and lo.price is not None
     assert lo.price.usd_per_chip_hour > 2 * hi.price.usd_per_chip_hour
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from siliconomics.catalog.registry import get_model
 from siliconomics.parallel.hierarchical import send_recv_time
+from siliconomics.resolve import device
 from siliconomics.training import TrainPlan, search_plans
 from siliconomics.training.estimate import evaluate_grid, train_device
 from siliconomics.training.memory import train_memory
@@ -25,8 +26,8 @@ CHIPS = ["h100-sxm", "tpu-v5p", "trn2", "mi300x", "b200"]
 def test_more_chips_never_lower_best_aggregate_throughput(model, chip, n):
     m = get_model(model)
     kw = {"seq_len": 4096, "global_batch_seqs": 512, "top": 1}
-    a = search_plans(m, chip, n, **kw)[0].tokens_per_s
-    b = search_plans(m, chip, 2 * n, **kw)[0].tokens_per_s
+    a = search_plans(m, device(chip), n, **kw)[0].tokens_per_s
+    b = search_plans(m, device(chip), 2 * n, **kw)[0].tokens_per_s
     assert b >= a * (1 - 1e-9)
 
 
@@ -41,7 +42,7 @@ def test_more_chips_never_lower_best_aggregate_throughput(model, chip, n):
 )
 def test_per_chip_memory_never_rises_with_zero_stage(dp, tp, pp, mb, rc, lora):
     m = get_model("llama-3.1-70b")
-    dev = train_device("h100-sxm")
+    dev = train_device(device("h100-sxm"))
     plans = [
         TrainPlan(
             dp=dp,
@@ -68,7 +69,7 @@ def test_bubble_fraction_is_narayanan(pp, vpp, m):
     # Narayanan et al. 2021 (SC'21) §2.2: 1F1B bubble = (pp-1)/(m+pp-1) of the pipeline time;
     # interleaved with v virtual stages: (pp-1)/(v*m + pp-1).
     model = get_model("llama-3.1-70b")  # 80 layers: pp*vpp divides 80 for these values
-    dev = train_device("h100-sxm")
+    dev = train_device(device("h100-sxm"))
     g = grid_of([TrainPlan(dp=1, tp=8, pp=pp, vpp=vpp, micro_batch=1)])
     res = evaluate_grid(model, dev, g, seq_len=2048, global_batch_seqs=m)
     s = res.step

@@ -5,8 +5,7 @@ must be removed (docs/TRAINING.md, "Search realism", keeps the table)."""
 
 import pytest
 
-from siliconomics.catalog.registry import models
-from siliconomics.measured.rows import read_models_csv
+from siliconomics.resolve import device, measured
 from siliconomics.validate.search_realism import search_vs_published
 from siliconomics.validate.train_rows import train_rows_by_family
 
@@ -43,10 +42,8 @@ KNOWN_OVER: dict[str, str] = {
 
 
 def _rows(shared):
-    path = shared / "validation/measured.csv"
-    known = models()
-    extra = {k: v for k, v in read_models_csv(path.parent / "models.csv").items() if k not in known}
-    return [(tr, m) for tr, m, _ in train_rows_by_family(path, extra) if m is not None]
+    _, train_rows, catalog = measured(shared / "validation/measured.csv")
+    return [(tr, m) for tr, m, _ in train_rows_by_family(train_rows, catalog) if m is not None]
 
 
 def test_search_stays_within_ten_percent_of_published_mfu(shared):
@@ -54,7 +51,7 @@ def test_search_stays_within_ten_percent_of_published_mfu(shared):
     assert len(rows) >= 20
     over, fixed = [], []
     for tr, m in rows:
-        x = search_vs_published(tr, m)
+        x = search_vs_published(tr, m, device(tr.row.chip))
         assert 0.0 < x.published_mfu < 1.0 and 0.0 < x.search_mfu < 1.0, x
         if x.ratio > LIMIT and x.row_id not in KNOWN_OVER:
             over.append(f"{x.row_id}: {x.ratio:.2f} ({x.search_plan})")
@@ -68,7 +65,7 @@ def test_search_stays_within_ten_percent_of_published_mfu(shared):
 def test_known_over_credits_are_still_open(shared, row_id):
     """Each known over-credit, one per row: strict xfail, so a fix shows up as a failure."""
     tr, m = next((tr, m) for tr, m in _rows(shared) if tr.row.id == row_id)
-    x = search_vs_published(tr, m)
+    x = search_vs_published(tr, m, device(tr.row.chip))
     if x.ratio > LIMIT:
         pytest.xfail(f"{x.ratio:.2f}x: {KNOWN_OVER[row_id]}")
     pytest.fail(f"{row_id} is now within 10% ({x.ratio:.2f}x): remove it from KNOWN_OVER")

@@ -3,12 +3,12 @@ reproduced from fully specified configurations (tolerances stated per test)."""
 
 import pytest
 
-from siliconomics.validate.run import validate_file
+from siliconomics.api import validate
 
 
 @pytest.fixture(scope="module")
 def report(shared):
-    r = validate_file(shared / "validation/measured.csv")
+    r = validate(shared / "validation/measured.csv").value
     assert r.training is not None
     return r
 
@@ -66,6 +66,6 @@ def test_training_factors_never_touch_inference(report, shared):
         )
         for f, p in efficiency_profiles().items()
     }
-    r2 = validate_file(shared / "validation/measured.csv", profiles=bare)
+    r2 = validate(shared / "validation/measured.csv", profiles=bare).value
     assert [x.predicted for x in r2.results] == [x.predicted for x in report.results]
     assert len(report.results) >= 47

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
+from siliconomics.api import validate
 from siliconomics.errors import SiliconomicsError
 from siliconomics.measured.rows import read_measured
-from siliconomics.validate.run import validate_file
 
 
 def test_shared_file_meets_the_accuracy_targets(shared):
     # Issue target: median |error| <= 15% over usable inference rows, no family worse than
     # 30%. docs/VALIDATION.md records the measured figures (8.8% at the time of writing).
-    r = validate_file(shared / "validation/measured.csv")
+    r = validate(shared / "validation/measured.csv").value
     assert len(r.results) >= 40
     assert r.median_abs_pct <= 15.0
     worst = {s.group: s.median_abs_pct for s in r.by_family}
@@ -95,7 +95,7 @@ def test_a_users_own_file_and_model(tmp_path):
             {**base, "id": "c", "model": "my-3b", "scenario": "server", "value": "1"},
         ],
     )
-    r = validate_file(f)
+    r = validate(f).value
     assert [x.row.id for x in r.results] == ["a", "b"]
     assert r.skipped[0].row.id == "c" and "serving simulator" in r.skipped[0].reason
     assert all(x.predicted > 0 for x in r.results)

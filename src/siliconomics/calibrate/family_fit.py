@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..catalog.catalog import Catalog
+from ..catalog.schema import EfficiencyProfile
 from ..errors import SiliconomicsError
 from ..measured.rows import MeasuredRow
 from ..validate.run import run_row
@@ -92,9 +93,10 @@ class FamilyFit:
 Predict = Callable[[MeasuredRow, EfficiencyProfile], float]
 
 
-def _predictor(models: dict[str, ModelSpec]) -> Predict:
+def _predictor(catalog: Catalog) -> Predict:
     def predict(row: MeasuredRow, prof: EfficiencyProfile) -> float:
-        return run_row(row, models[row.model], {prof.family: prof}).predicted
+        trial = catalog.with_profiles({prof.family: prof})
+        return run_row(row, catalog.model(row.model), trial).predicted
 
     return predict
 
@@ -153,18 +155,19 @@ def fit_family(
     family: str,
     rows: Sequence[MeasuredRow],
     base: EfficiencyProfile,
-    models: dict[str, ModelSpec],
+    catalog: Catalog,
     *,
     params: Sequence[str] | None = None,
     leave_one_out: bool = True,
 ) -> FamilyFit:
-    """Fit ``params`` (default ``FIT_PLAN[family]``) of one family on its rows."""
+    """Fit ``params`` (default ``FIT_PLAN[family]``) of one family on its rows (chips and
+    models resolve through ``catalog``; ``base`` replaces the family's profile in it)."""
     params = tuple(FIT_PLAN.get(family, ()) if params is None else params)
     if len(rows) < 2 * max(len(params), 1) and params:
         raise SiliconomicsError(
             f"{family}: {len(rows)} rows cannot constrain {len(params)} factors"
         )
-    predict = _predictor(models)
+    predict = _predictor(catalog)
     before = np.abs(_residuals(rows, base, predict))
     values = fit_params(rows, base, params, predict)
     fitted = base.model_copy(update=values)

@@ -63,7 +63,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import least_squares
 
-from ..catalog.registry import get_chip, get_efficiency
 from ..catalog.schema import EfficiencyProfile
 from ..ops.device import Device
 from ..ops.roofline import gemm, memory_op
@@ -481,13 +480,13 @@ def all_reduce_errors(dev: Device, s: AllReduceSamples) -> tuple[ErrorStats, ...
 def calibrate_nvidia(
     compute_dir: Path,
     network_csv: Path,
-    chip_id: str,
+    base: Device,
     *,
     holdout_models: tuple[str, ...] = HOLDOUT_MODELS,
 ) -> NvidiaFit:
-    """Fit the GEMM and collective factors of ``chip_id``'s family on one GPU's data."""
-    chip = get_chip(chip_id)
-    base = Device(chip=chip, eff=get_efficiency(chip.family))
+    """Fit the GEMM and collective factors of ``base``'s family (``base``: the GPU measured,
+    with its family's current efficiency profile) on one GPU's data."""
+    chip, chip_id = base.chip, base.id
     gemms, mems = load_compute(compute_dir)
     held = np.isin(gemms.model, holdout_models)
     if not held.any():

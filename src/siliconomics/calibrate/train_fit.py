@@ -20,9 +20,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..catalog.catalog import Catalog
 from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import SiliconomicsError
-from ..validate.train_rows import TrainRow, run_train_row
+from ..measured.training import TrainRow
+from ..validate.train_rows import run_train_row
 from .family_fit import FamilyFit, bounded_fit
 
 TRAIN_BOUNDS: dict[str, tuple[float, float]] = {
@@ -54,40 +56,50 @@ TRAIN_INHERIT: dict[str, str] = {
 Rows = Sequence[tuple[TrainRow, ModelSpec]]
 
 
-def _residuals(rows: Rows, prof: EfficiencyProfile) -> np.ndarray:
+def _residuals(rows: Rows, prof: EfficiencyProfile, catalog: Catalog) -> np.ndarray:
     out = []
+    trial = catalog.with_profiles({prof.family: prof})
     for tr, model in rows:
-        pred = run_train_row(tr, model, {prof.family: prof}).predicted
+        pred = run_train_row(tr, model, trial).predicted
         out.append(np.log(pred / tr.row.value))
     return np.array(out)
 
 
 def fit_train_params(
-    rows: Rows, base: EfficiencyProfile, params: Sequence[str]
+    rows: Rows, base: EfficiencyProfile, params: Sequence[str], catalog: Catalog
 ) -> dict[str, float]:
     """Deterministic least-squares fit of ``params`` from the fixed priors."""
     return bounded_fit(
-        lambda v: _residuals(rows, base.model_copy(update=v)), params, TRAIN_BOUNDS, TRAIN_PRIORS
+        lambda v: _residuals(rows, base.model_copy(update=v), catalog),
+        params,
+        TRAIN_BOUNDS,
+        TRAIN_PRIORS,
     )
 
 
 def fit_train_family(
-    family: str, rows: Rows, base: EfficiencyProfile, *, leave_one_out: bool = True
+    family: str,
+    rows: Rows,
+    base: EfficiencyProfile,
+    catalog: Catalog,
+    *,
+    leave_one_out: bool = True,
 ) -> FamilyFit:
-    """Fit ``TRAIN_FIT_PLAN[family]`` on the family's training rows."""
+    """Fit ``TRAIN_FIT_PLAN[family]`` on the family's training rows (chips resolve through
+    ``catalog``; ``base`` replaces the family's profile in it)."""
     params = TRAIN_FIT_PLAN.get(family, ())
     if params and len(rows) < 2 * len(params):
         raise SiliconomicsError(
             f"{family}: {len(rows)} rows cannot constrain {len(params)} factors"
         )
-    before = np.abs(_residuals(rows, base))
-    values = fit_train_params(rows, base, params)
-    after = np.abs(_residuals(rows, base.model_copy(update=values)))
+    before = np.abs(_residuals(rows, base, catalog))
+    values = fit_train_params(rows, base, params, catalog)
+    after = np.abs(_residuals(rows, base.model_copy(update=values), catalog))
     loo = np.full(len(rows), np.nan)
     if leave_one_out and params and len(rows) > 1:
         for i in range(len(rows)):
-            vi = fit_train_params([r for j, r in enumerate(rows) if j != i], base, params)
-            loo[i] = abs(_residuals([rows[i]], base.model_copy(update=vi))[0])
+            vi = fit_train_params([r for j, r in enumerate(rows) if j != i], base, params, catalog)
+            loo[i] = abs(_residuals([rows[i]], base.model_copy(update=vi), catalog)[0])
 
     def pct(logerr: np.ndarray) -> float:
         return float(np.median(np.expm1(logerr)) * 100) if len(logerr) else float("nan")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SiliconomicsError
-from .registry import validate_as
+from .parse import validate_as
 from .schema import ModelSpec
 
 # Families with a plain (2-matrix) MLP, LayerNorm and biased projections; all others are

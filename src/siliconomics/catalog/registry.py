@@ -1,47 +1,48 @@
 """Exact-id lookup of the packaged catalog (chips, systems, models, efficiency profiles).
 
+Only the edges (CLI, Python API, report, scripts) look ids up here; they hand the objects, or a
+:class:`~.catalog.Catalog` built by :func:`packaged`, down to the core (tests/test_architecture.py
+enforces it).
+
 Files are read once from the package (``catalog/data/<kind>/<id>.toml``) and validated against
 the schemas in :mod:`.schema`. An unknown id raises :class:`UnknownIdError` listing close ids.
 """
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ..errors import SiliconomicsError, UnknownIdError
+from .catalog import Catalog
+from .hf import load_hf_config
+from .parse import parse_toml, validate_as
 from .schema import ChipSpec, EfficiencyProfile, ModelSpec, PriceBookFile, SystemSpec
 
 T = TypeVar("T", bound=BaseModel)
 
+__all__ = [
+    "chips",
+    "efficiency_profiles",
+    "get_chip",
+    "get_efficiency",
+    "get_model",
+    "get_system",
+    "models",
+    "packaged",
+    "parse_toml",
+    "systems",
+    "systems_for_chip",
+    "validate_as",
+]
+
 
 def _data_dir(kind: str) -> Path:
     return Path(str(resources.files("siliconomics.catalog") / "data" / kind))
-
-
-def parse_toml(path: Path, schema: type[T]) -> T:
-    """Read one TOML data file into ``schema``; errors name the file and the field."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise SiliconomicsError(f"{path.name}: not valid TOML: {e}") from None
-    return validate_as(schema, raw, where=path.name)
-
-
-def validate_as(schema: type[T], raw: object, *, where: str) -> T:
-    try:
-        return schema.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise SiliconomicsError(
-            f"{where}: field '{loc}': {first['msg']} ({e.error_count()} error(s))"
-        ) from None
 
 
 @cache
@@ -83,6 +84,15 @@ def efficiency_profiles() -> dict[str, EfficiencyProfile]:
     return _load_all("efficiency", EfficiencyProfile)
 
 
+@cache
+def packaged() -> Catalog:
+    """Every packaged chip, model, efficiency profile and system as one :class:`Catalog` (the
+    edges start from it and add the user's files)."""
+    return Catalog(
+        chips=chips(), models=models(), profiles=efficiency_profiles(), systems=systems()
+    )
+
+
 def get_chip(chip_id: str) -> ChipSpec:
     table = chips()
     if chip_id not in table:
@@ -116,7 +126,5 @@ def get_model(model: str) -> ModelSpec:
         return table[model]
     p = Path(model)
     if p.suffix == ".json" or p.is_dir():
-        from .hf import load_hf_config  # local import: optional path, keeps startup light
-
         return load_hf_config(p)
     raise UnknownIdError("model", model, table)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import chips, efficiency_profiles, get_chip, get_model, models, systems
+from .. import resolve
+from ..catalog.registry import chips, efficiency_profiles, models, systems
 from ..errors import UnknownIdError
 from ..report import serialize, tables
 from ..report.style import compact_table
@@ -51,7 +52,10 @@ def models_cmd(as_json: JsonOpt = False) -> None:
 def show_cmd(
     item: Annotated[
         str,
-        typer.Argument(help="a chip id, model id, efficiency-profile family, or config.json"),
+        typer.Argument(
+            help="a chip id, model id, efficiency-profile family, chip or model file, "
+            "or config.json"
+        ),
     ],
     as_json: JsonOpt = False,
 ) -> None:
@@ -63,11 +67,11 @@ def show_cmd(
         else:
             out.print(tables.profile_detail(p))
         return
-    if item in chips():
-        c = get_chip(item)
+    if item in chips() or resolve.is_chip_file(item):
+        c = resolve.device(item).chip
         emit_json(serialize.chip_dict(c)) if as_json else out.print(tables.chip_detail(c))
         return
-    if item not in models() and not item.endswith(".json") and not Path(item).is_dir():
+    if item not in models() and not item.endswith((".json", ".toml")) and not Path(item).is_dir():
         known = [*chips(), *models(), *efficiency_profiles()]
         raise UnknownIdError(
             "chip, model or profile",
@@ -75,5 +79,5 @@ def show_cmd(
             known,
             listing="see siliconomics chips / siliconomics models",
         )
-    m = get_model(item)
+    m = resolve.model(item)
     emit_json(serialize.model_dict(m)) if as_json else out.print(tables.model_detail(m))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import get_chip, get_model
+from .. import resolve
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput, estimate_static
 from ..parallel.plan import InferencePlan
@@ -20,8 +20,15 @@ from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, b
 
 @app.command("estimate")
 def estimate_cmd(
-    model: Annotated[str, typer.Option(help="model id or path to a HF config.json")],
-    chip: Annotated[str, typer.Option(help="chip id (see 'siliconomics chips')")],
+    model: Annotated[
+        str, typer.Option(help="model id, a model file (TOML/JSON) or a HF config.json")
+    ],
+    chip: Annotated[
+        str,
+        typer.Option(
+            help="chip id (see 'siliconomics chips') or a chip file (TOML/JSON, see docs/API.md)"
+        ),
+    ],
     tp: Annotated[int, typer.Option(min=1, help="tensor-parallel degree (chips)")] = 1,
     pp: Annotated[int, typer.Option(min=1, help="pipeline stages")] = 1,
     ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE)")] = 1,
@@ -57,9 +64,9 @@ def estimate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown."""
-    m = get_model(model)
+    m = resolve.model(model)
     check_context(m, input_len, output_len, allow=beyond_context)
-    c = get_chip(chip)
+    dev = resolve.device(chip)
     plan = InferencePlan(
         tp=tp,
         pp=pp,
@@ -70,9 +77,9 @@ def estimate_cmd(
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
     )
     if mode == "static":
-        est = estimate_static(m, c, plan, batch, input_len, output_len)
+        est = estimate_static(m, dev, plan, batch, input_len, output_len)
     elif mode == "max-throughput":
-        est = estimate_max_throughput(m, c, plan, input_len, output_len, batch_limit=batch)
+        est = estimate_max_throughput(m, dev, plan, input_len, output_len, batch_limit=batch)
     else:
         raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
     a = assess(est, build_pricing(pricing, prices, region, price, provider=provider))
@@ -81,14 +88,19 @@ def estimate_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    model: Annotated[str, typer.Option(help="model id or path to a HF config.json")],
+    model: Annotated[
+        str, typer.Option(help="model id, a model file (TOML/JSON) or a HF config.json")
+    ],
     input_len: Annotated[int, typer.Option("--input", min=1, help="prompt tokens")] = 1024,
     output_len: Annotated[int, typer.Option("--output", min=1, help="generated tokens")] = 256,
     ttft: Annotated[str | None, typer.Option(help="time-to-first-token target, e.g. 2s")] = None,
     tpot: Annotated[
         str | None, typer.Option(help="time-per-output-token target, e.g. 50ms")
     ] = None,
-    chip: Annotated[list[str] | None, typer.Option(help="limit to these chips (repeat)")] = None,
+    chip: Annotated[
+        list[str] | None,
+        typer.Option(help="limit to these chips: ids or chip files (repeat)"),
+    ] = None,
     weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
@@ -103,17 +115,15 @@ def compare_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Rank every chip by $ per million output tokens at its best layout within the targets."""
-    m = get_model(model)
+    m = resolve.model(model)
     check_context(m, input_len, output_len, allow=beyond_context)
-    for cid in chip or []:
-        get_chip(cid)
     cmp = compare_chips(
         m,
+        resolve.devices(chip),
         input_len=input_len,
         output_len=output_len,
         ttft_s=duration(ttft, "--ttft"),
         tpot_s=duration(tpot, "--tpot"),
-        chip_ids=chip,
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .. import resolve
 from ..economics.pricebook import MODES
 from ..errors import SiliconomicsError
 from ..report.html import write_html
@@ -37,16 +38,23 @@ def plan_cmd(
 ) -> None:
     """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
     spec's traffic within its latency targets, and the cheapest cluster for its training job."""
-    from ..fleet import load_spec, run_plan
+    from ..fleet import run_plan
     from ..report import plan_report
 
+    plan_spec, catalog = resolve.plan_spec(spec)
     with plan_report.progress_bar(err) as progress, library_output_silenced():
-        s = load_spec(spec)
         if mode is not None:
             if mode not in MODES:
                 raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
-            s = s.model_copy(update={"pricing": mode})
-        outcome = run_plan(s, progress, book=load_book(prices, region, provider))
+            plan_spec = plan_spec.model_copy(update={"pricing": mode})
+        outcome = run_plan(
+            plan_spec,
+            catalog,
+            progress,
+            book=load_book(prices, region, provider),
+            traces=resolve.traces(plan_spec),
+            sensitivity=html is not None,
+        )
     if html:
         write_html(html, plan_report.plan_html(outcome))
         err.print(f"wrote {html}", highlight=False)

@@ -9,20 +9,31 @@ from typing import Annotated, Any
 
 import typer
 
-from ..catalog.registry import get_model
+from .. import resolve
 from ..economics.serving_cost import price_simulation
 from ..errors import SiliconomicsError
+from ..ops.device import Device
+from ..parallel.plan import InferencePlan
 from ..report.html import write_output
+from ..serving.config import PoolConfig
+from ..serving.router import ROUTERS
+from ..serving.schedulers import SCHEDULERS
 from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, exclusive, finite_cb, text_file, writable_cb
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
+def _side(chip: str | None, default: Device) -> Device:
+    return resolve.device(chip) if chip else default
+
+
 @app.command("simulate")
 def simulate_cmd(
-    model: Annotated[str, typer.Option(help="model id or path to a HF config.json")],
-    chip: Annotated[str, typer.Option(help="chip id of the replicas")],
+    model: Annotated[
+        str, typer.Option(help="model id, a model file (TOML/JSON) or a HF config.json")
+    ],
+    chip: Annotated[str, typer.Option(help="chip id or chip file of the replicas")],
     tp: Annotated[int, typer.Option(min=1, help="tensor-parallel degree per replica")] = 1,
     pp: Annotated[int, typer.Option(min=1, help="pipeline stages per replica")] = 1,
     ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE)")] = 1,
@@ -54,8 +65,8 @@ def simulate_cmd(
     percentile: Annotated[
         float, typer.Option(min=0.0, max=100.0, help="SLO percentile", callback=finite_cb)
     ] = 99.0,
-    scheduler: Annotated[str, typer.Option(help="chunked | continuous | static")] = "chunked",
-    router: Annotated[str, typer.Option(help="least-tokens | round-robin | jsq")] = "least-tokens",
+    scheduler: Annotated[str, typer.Option(help=" | ".join(SCHEDULERS))] = "chunked",
+    router: Annotated[str, typer.Option(help=" | ".join(ROUTERS))] = "least-tokens",
     max_seqs: Annotated[
         int, typer.Option(min=0, help="max sequences per replica (0: KV memory decides)")
     ] = 256,
@@ -115,27 +126,33 @@ def simulate_cmd(
     input_len, output_len = input_len or "1024", output_len or "256"
     disagg = any(v is not None for v in (prefill_chip, prefill_tp, prefill_replicas))
     disagg = disagg or any(v is not None for v in (decode_chip, decode_tp, decode_replicas))
-    cfg = make_config(
-        get_model(model),
-        chip,
-        tp=tp,
-        pp=pp,
-        ep=ep,
-        replicas=replicas,
-        weight_dtype=check_dtype("weights-dtype", weights_dtype),
-        act_dtype=check_dtype("act-dtype", act_dtype),
-        kv_dtype=check_dtype("kv-dtype", kv_dtype),
+    dev = resolve.device(chip)
+    pool = PoolConfig(
+        device=dev,
+        plan=InferencePlan(
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            replicas=replicas,
+            weight_dtype=check_dtype("weights-dtype", weights_dtype),
+            act_dtype=check_dtype("act-dtype", act_dtype),
+            kv_dtype=check_dtype("kv-dtype", kv_dtype),
+        ),
         scheduler=scheduler,
-        router=router,
         max_seqs=max_seqs or None,
         max_batched_tokens=max_batched_tokens,
         block_size=block_size,
-        prefill=(prefill_chip or chip, prefill_tp or tp, prefill_replicas or replicas)
+    )
+    cfg = make_config(
+        resolve.model(model),
+        pool,
+        prefill=(_side(prefill_chip, dev), prefill_tp or tp, prefill_replicas or replicas)
         if disagg
         else None,
-        decode=(decode_chip or chip, decode_tp or tp, decode_replicas or replicas)
+        decode=(_side(decode_chip, dev), decode_tp or tp, decode_replicas or replicas)
         if disagg
         else None,
+        router=router,
     )
     pricing = build_pricing(pricing_mode, prices, region, price, provider=provider)
     if cfg.price_overrides:

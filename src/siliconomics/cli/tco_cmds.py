@@ -7,14 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import chips, get_model
+from .. import resolve
+from ..catalog.registry import chips
 from ..economics.pricing import MODES, parse_chip_prices
 from ..economics.tco import OwnedAssumptions, load_owned_assumptions, read_toml_file
 from ..porting.payback import DEFAULT_ENG_RATE_USD_PER_WEEK, DEFAULT_HORIZON_MONTHS
 from ..report import port_report
 from ..report import tco as tco_report
 from ..report.html import write_html
-from ..search.tco_study import study_tco
+from ..search.tco_study import REFERENCE_CHIPS, study_tco
 from . import port_cmds as port
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, text_file_cb, writable_cb
@@ -23,7 +24,12 @@ from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 @app.command("tco")
 def tco_cmd(
-    chip: Annotated[str, typer.Option(help="chip id (see 'siliconomics chips')")],
+    chip: Annotated[
+        str,
+        typer.Option(
+            help="chip id (see 'siliconomics chips') or a chip file (TOML/JSON, see docs/API.md)"
+        ),
+    ],
     model: Annotated[
         str | None, typer.Option(help="model id or config.json: adds $/M tokens and J/token")
     ] = None,
@@ -77,7 +83,7 @@ def tco_cmd(
     kw = dict(
         mode=mode,
         utilisation=utilisation,
-        model=get_model(model) if model else None,
+        model=resolve.model(model) if model else None,
         input_len=input_len,
         output_len=output_len,
         ttft_s=duration(ttft, "--ttft"),
@@ -88,11 +94,13 @@ def tco_cmd(
         assumptions=_assumptions(assumptions, chip_price),
         book=load_book(prices, region, provider),
         breakeven_price=breakeven_price,
+        references=resolve.devices(REFERENCE_CHIPS),
+        catalog_chips=resolve.packaged().chips,
     )
-    study = study_tco(chip, **kw)  # type: ignore[arg-type]
+    study = study_tco(resolve.device(chip), **kw)  # type: ignore[arg-type]
     pb = port.tco_payback(
         study,
-        lambda c: study_tco(c, **(kw | {"breakeven_price": False})),  # type: ignore[arg-type]
+        lambda c: study_tco(resolve.device(c), **(kw | {"breakeven_price": False})),  # type: ignore[arg-type]
         weeks=migration_weeks,
         port_check=port_check,
         target=port_target,

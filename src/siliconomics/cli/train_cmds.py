@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import get_chip, get_model
+from .. import resolve
 from ..economics.pricing import MODES, parse_price_overrides
 from ..report import train_tables
 from ..training.precision import recipe
@@ -18,8 +18,15 @@ from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 @app.command("train")
 def train_cmd(
-    model: Annotated[str, typer.Option(help="model id or path to a HF config.json")],
-    chip: Annotated[str, typer.Option(help="chip id (see 'siliconomics chips')")],
+    model: Annotated[
+        str, typer.Option(help="model id, a model file (TOML/JSON) or a HF config.json")
+    ],
+    chip: Annotated[
+        str,
+        typer.Option(
+            help="chip id (see 'siliconomics chips') or a chip file (TOML/JSON, see docs/API.md)"
+        ),
+    ],
     n_chips: Annotated[int, typer.Option("--chips", min=1, help="chips in the job")],
     tokens: Annotated[str, typer.Option(help="training token budget, e.g. 1T, 15.6T")] = "1T",
     global_batch: Annotated[
@@ -62,8 +69,8 @@ def train_cmd(
     """Training: step time, MFU, memory, and time, cost and energy to train a token budget,
     for a given plan or the fastest plans found by search."""
     study = study_training(
-        get_model(model),
-        get_chip(chip).id,
+        resolve.model(model),
+        resolve.device(chip),
         n_chips,
         parse_positive(tokens, "count", what="--tokens"),
         seq_len=seq_len,
@@ -78,5 +85,6 @@ def train_cmd(
         pricing=mode,
         utilisation=utilisation,
         price_book=load_book(prices, region, provider),
+        catalog_chips=resolve.packaged().chips,
     )
     emit_json(train_tables.study_dict(study)) if as_json else train_tables.render_study(out, study)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from .. import api
 from ..report import serialize, tables, train_tables
-from ..validate.run import validate_file
 from .common import JsonOpt, app, emit_json, out
 from .inputs import text_file_cb
 
@@ -26,7 +26,7 @@ def validate_cmd(
 ) -> None:
     """Predict every usable inference and training row of FILE and report the error per chip
     family, metric and chip (last line: the inference median)."""
-    r = validate_file(file, models_csv)
+    r = api.validate(file, models_csv=models_csv).value
     if as_json:
         emit_json(serialize.validation_dict(r))
         return

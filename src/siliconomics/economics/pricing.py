@@ -253,18 +253,20 @@ def default_pricing(mode: str = "on-demand") -> Pricing:
 
 
 def chip_price(
-    chip_id: str,
+    chip: str | ChipSpec,
     pricing: Pricing | Mapping[str, float] | None = None,
     *,
     chips_needed: int = 1,
 ) -> ChipPrice | None:
-    """USD per chip-hour of ``chip_id`` under ``pricing`` (a :class:`Pricing` built at the
-    edge; a plain ``{chip: USD}`` mapping means the packaged book on-demand with those user
-    prices)."""
+    """USD per chip-hour of ``chip`` (a ChipSpec, or a catalog id) under ``pricing`` (a
+    :class:`Pricing` built at the edge; a plain ``{chip: USD}`` mapping means the packaged book
+    on-demand with those user prices). A ChipSpec that is not in the catalog (a user's chip
+    file) is priced by its id in the book, or estimated."""
     if not isinstance(pricing, Pricing):
         p = default_pricing()
         pricing = Pricing(book=p.book.with_chip_hour(dict(pricing or {})), chips=p.chips)
-    return price_chip_hour(pricing, get_chip(chip_id), chips_needed=chips_needed)
+    spec = chip if isinstance(chip, ChipSpec) else get_chip(chip)
+    return price_chip_hour(pricing, spec, chips_needed=chips_needed)
 
 
 def parse_price_overrides(items: list[str] | None) -> dict[str, float]:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..catalog.registry import chips as all_chips
 from .build import Built, Inputs
 from .milp import Solution
 from .result import Alternative, ParetoPoint
@@ -23,7 +22,7 @@ def alternatives(
     inp: Inputs, best_usd: float, disaggregated: bool, scale: float = 1.0
 ) -> list[Alternative]:
     """Single-vendor and single-chip-type fleets (and co-located only), as runner-ups."""
-    table = all_chips()
+    table = {c: d.chip for c, d in inp.devices.items()}
     chips = set(inp.offers)
     groups: list[tuple[str, set[str], bool]] = []
     vendors = sorted({table[c].vendor for c in chips})

@@ -9,13 +9,12 @@ alternative or a frontier point needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
-from ..catalog.registry import get_chip
-from ..catalog.schema import ModelSpec
+from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.cost import chip_tdp, power_per_chip_w
+from ..ops.device import Device
 from .candidates import ChipGrid, Config, select_configs
 from .disagg import kv_bytes_per_request, transfer_s
 from .milp import Problem, Route
@@ -36,6 +35,10 @@ class WorkloadInput:
 class Inputs:
     spec: PlanSpec
     workloads: tuple[WorkloadInput, ...]
+    devices: dict[str, Device]
+    """chip id -> the chip and its efficiency profile (every chip with an offer)"""
+    idle_w: dict[str, float]
+    """chip id -> power of an idle chip incl. its host share (W)"""
     offers: dict[str, list[Offer]]
     """chip -> offers (only chips that can be bought)"""
     excluded: dict[str, str]
@@ -63,18 +66,16 @@ def compatible(c: Config, o: Offer) -> bool:
     return c.plan.tp <= o.scale_up_domain and (o.node_chips % n == 0 or n % o.node_chips == 0)
 
 
-@cache
-def idle_w_per_chip(chip_id: str) -> float:
+def idle_w_per_chip(chip: ChipSpec) -> float:
     """Power of an idle chip incl. its host share (the power model of economics.cost)."""
-    chip = get_chip(chip_id)
     if chip_tdp(chip) is None:
         return 0.0
     return float(power_per_chip_w(chip, 0.0)[0])
 
 
-def _busy_w(c: Config, b: int) -> float:
+def _busy_w(inp: Inputs, c: Config, b: int) -> float:
     """Power above idle of one busy replica serving bucket ``b`` (W)."""
-    return max(float(c.watts_per_chip[b]) - idle_w_per_chip(c.chip), 0.0) * c.chips
+    return max(float(c.watts_per_chip[b]) - inp.idle_w[c.chip], 0.0) * c.chips
 
 
 def _pools_for(
@@ -134,7 +135,7 @@ def build(
                             bucket=g_b,
                             pools=(k,),
                             loads=(1.0 / (c.cap_rps[b] * util),),
-                            busy_w=(_busy_w(c, b),),
+                            busy_w=(_busy_w(inp, c, b),),
                         )
                     )
                     lat.append((float(c.ttft_s[b]), float(c.ttft_mean_s[b]), float(c.tpot_s[b])))
@@ -149,7 +150,7 @@ def build(
         offer_chip=tuple(o.chip for o in offs),
         offer_node_chips=tuple(o.node_chips for o in offs),
         offer_usd_per_chip_hour=tuple(o.usd_per_chip_hour for o in offs),
-        offer_idle_w_per_chip=tuple(idle_w_per_chip(o.chip) for o in offs),
+        offer_idle_w_per_chip=tuple(inp.idle_w[o.chip] for o in offs),
         availability=dict(spec.availability),
         budget_usd_per_hour=spec.budget_usd_per_hour,
         power_cap_w=spec.power_cap_kw * 1e3 if spec.power_cap_kw else None,
@@ -205,17 +206,18 @@ def _disagg_routes(
         cp = pools[kp][0]
         for kd in best_dec:
             cd = pools[kd][0]
-            xfer = float(transfer_s(wk.model, w, cp, cd, np.array(bucket.p_input)))
+            dec_dev = inp.devices[cd.chip]
+            xfer = float(transfer_s(wk.model, w, cp, cd, dec_dev, np.array(bucket.p_input)))
             ttft = float(cp.ttft_s[b]) + xfer
             if ttft > ttft_max:
                 continue
-            xfer_mean = float(transfer_s(wk.model, w, cp, cd, np.array(bucket.mean_input)))
+            xfer_mean = float(transfer_s(wk.model, w, cp, cd, dec_dev, np.array(bucket.mean_input)))
             routes.append(
                 Route(
                     bucket=g_b,
                     pools=(kp, kd),
                     loads=(1.0 / (cp.cap_rps[b] * util), 1.0 / (cd.cap_rps[b] * util)),
-                    busy_w=(_busy_w(cp, b), _busy_w(cd, b)),
+                    busy_w=(_busy_w(inp, cp, b), _busy_w(inp, cd, b)),
                     kv_usd_per_request=usd_kv,
                 )
             )

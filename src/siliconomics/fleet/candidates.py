@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from ..catalog.schema import ChipSpec, ModelSpec
+from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput
+from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 from ..search.assess import assess
 from ..search.compare import BATCH_LADDER, candidate_plans
@@ -80,8 +81,9 @@ class ChipGrid:
     """why no layout fits at all (empty when some do)"""
 
 
-def chip_grid(model: ModelSpec, chip: ChipSpec, w: Workload, buckets: list[Bucket]) -> ChipGrid:
-    """Evaluate all co-located layouts of ``model`` on ``chip`` for every bucket."""
+def chip_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket]) -> ChipGrid:
+    """Evaluate all co-located layouts of ``model`` on ``dev`` for every bucket."""
+    chip = dev.chip
     I = np.array([[b.mean_input for b in buckets], [b.p_input for b in buckets]], dtype=np.float64)[
         :, :, None
     ]
@@ -89,9 +91,9 @@ def chip_grid(model: ModelSpec, chip: ChipSpec, w: Workload, buckets: list[Bucke
     shape = (len(buckets), len(BATCH_LADDER))
     plans, caps, ttfts, ttft_means, tpots, watts, bounds = [], [], [], [], [], [], []
     reason = ""
-    for plan in candidate_plans(model, chip, w.weights_dtype, w.act_dtype, w.kv_dtype):
+    for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
-            est = estimate_max_throughput(model, chip, plan, I, O, batch_limit=BATCH_LADDER)
+            est = estimate_max_throughput(model, dev, plan, I, O, batch_limit=BATCH_LADDER)
         except SiliconomicsError as e:
             reason = str(e)
             continue

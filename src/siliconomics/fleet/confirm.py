@@ -8,6 +8,7 @@ bucket's SLO-percentile prompt); p50 values are request-weighted means at the me
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import replace
 from types import ModuleType
 
@@ -15,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from .build import Built, WorkloadInput
 from .milp import Solution
 from .result import Latency
@@ -127,12 +129,17 @@ def weighted_percentile(x: F, w: F, q: float) -> float:
 
 
 def simulated_latency(
-    serving: ModuleType, wk: WorkloadInput, b: Built, s: Solution, seed: int, wi: int
+    serving: ModuleType,
+    wk: WorkloadInput,
+    b: Built,
+    s: Solution,
+    seed: int,
+    wi: int,
+    devices: Mapping[str, Device],
 ) -> Latency:
     """Simulate each route group (a pool, or a prefill pool feeding a decode pool) with its
     share of the workload's requests (drawn from the bucket's sampled lengths, Poisson
     arrivals) and pool the per-request latencies."""
-    from ..catalog.registry import get_chip
     from ..serving.config import PoolConfig, ServingConfig
     from ..serving.workload import Requests, Workload
 
@@ -166,7 +173,7 @@ def simulated_latency(
         for k, nrep in zip(g, nreps, strict=True):
             c = b.pools[k][0]
             plan = replace(c.plan, replicas=nrep)
-            pools.append(PoolConfig(chip=get_chip(c.chip), plan=plan, max_seqs=int(c.batch_limit)))
+            pools.append(PoolConfig(device=devices[c.chip], plan=plan, max_seqs=int(c.batch_limit)))
         cfg = ServingConfig(
             model=wk.model, pool=pools[0], decode_pool=pools[1] if len(pools) > 1 else None
         )
@@ -192,13 +199,16 @@ def simulated_latency(
     )
 
 
-def workload_latency(wk: WorkloadInput, b: Built, s: Solution, seed: int, wi: int) -> Latency:
-    """Simulated where :mod:`siliconomics.serving` has ``simulate``, else analytic."""
+def workload_latency(
+    wk: WorkloadInput, b: Built, s: Solution, seed: int, wi: int, devices: Mapping[str, Device]
+) -> Latency:
+    """Simulated where :mod:`siliconomics.serving` has ``simulate``, else analytic
+    (``devices``: chip id -> the chip and its efficiency profile)."""
     serving = _serving()
     if serving is None:
         return analytic_latency(wk, b, s, wi)
     try:
-        return simulated_latency(serving, wk, b, s, seed, wi)
+        return simulated_latency(serving, wk, b, s, seed, wi, devices)
     except (ArithmeticError, SiliconomicsError) as e:  # say so, never hide it
         a = analytic_latency(wk, b, s, wi)
         return replace(a, source=f"analytic (simulator failed: {type(e).__name__}: {e})")

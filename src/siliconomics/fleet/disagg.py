@@ -19,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..catalog.registry import get_chip
-from ..catalog.schema import ChipSpec, ModelSpec
+from ..catalog.schema import ModelSpec
 from ..economics.cost import power_per_chip_w
 from ..errors import SiliconomicsError
-from ..inference.estimate import make_device, max_batch
+from ..inference.estimate import max_batch
 from ..inference.forward import ForwardCost, forward_cost
+from ..ops.device import Device
 from ..parallel.memory import kv_bytes_per_seq_per_chip
 from ..parallel.plan import InferencePlan
 from ..search.compare import BATCH_LADDER, candidate_plans
@@ -43,14 +43,14 @@ def kv_bytes_per_request(model: ModelSpec, w: Workload, prompt: F) -> F:
 
 
 def prefill_configs(
-    model: ModelSpec, chip: ChipSpec, w: Workload, buckets: list[Bucket]
+    model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket]
 ) -> list[Config]:
-    """One prefill config per layout; cap 0 for buckets it cannot hold."""
-    dev = make_device(chip)
+    """One prefill config per layout on ``dev``; cap 0 for buckets it cannot hold."""
+    chip = dev.chip
     mean_i = np.array([b.mean_input for b in buckets])
     p_i = np.array([b.p_input for b in buckets])
     out = []
-    for plan in candidate_plans(model, chip, w.weights_dtype, w.act_dtype, w.kv_dtype):
+    for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
             plan.validate(model, dev)
         except SiliconomicsError:
@@ -92,13 +92,14 @@ def _activity(fc: ForwardCost) -> F:
     return np.asarray(busy / (busy + sh["interconnect"] + sh["overhead"]), dtype=np.float64)
 
 
-def decode_grid(model: ModelSpec, chip: ChipSpec, w: Workload, buckets: list[Bucket]) -> ChipGrid:
-    """Every layout x bucket x batch limit of a decode-only replica (no prefill interleaved)."""
-    dev = make_device(chip)
+def decode_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket]) -> ChipGrid:
+    """Every layout x bucket x batch limit of a decode-only replica on ``dev`` (no prefill
+    interleaved)."""
+    chip = dev.chip
     I = np.array([b.mean_input for b in buckets])[:, None]
     O = np.array([b.mean_output for b in buckets])[:, None]
     plans, caps, tpots, watts = [], [], [], []
-    for plan in candidate_plans(model, chip, w.weights_dtype, w.act_dtype, w.kv_dtype):
+    for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
             plan.validate(model, dev)
         except SiliconomicsError:
@@ -130,7 +131,10 @@ def decode_grid(model: ModelSpec, chip: ChipSpec, w: Workload, buckets: list[Buc
     )
 
 
-def transfer_s(model: ModelSpec, w: Workload, pre: Config, dec: Config, prompt: F) -> F:
-    """KV-transfer time of a prompt from a prefill replica to a decode replica."""
-    bw_dec = make_device(get_chip(dec.chip)).scale_out_bytes_per_s_dir * dec.chips
+def transfer_s(
+    model: ModelSpec, w: Workload, pre: Config, dec: Config, dec_dev: Device, prompt: F
+) -> F:
+    """KV-transfer time (s) of a prompt from a prefill replica to a decode replica (on
+    ``dec_dev``)."""
+    bw_dec = dec_dev.scale_out_bytes_per_s_dir * dec.chips
     return kv_bytes_per_request(model, w, prompt) / min(pre.extra["nic_bytes_per_s"], bw_dec)

@@ -13,17 +13,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
 
-from ..catalog.registry import chips as all_chips
-from ..catalog.registry import get_model
+from ..catalog.catalog import Catalog
 from ..economics.pricebook import PriceBook
-from ..errors import SiliconomicsError
+from ..errors import SiliconomicsError, UnknownIdError
+from ..ops.device import Device
+from ..serving.workload import Requests
 from .alternatives import alternatives, frontier
-from .build import Built, Inputs, WorkloadInput
+from .build import Built, Inputs, WorkloadInput, idle_w_per_chip
 from .candidates import chip_grid
 from .confirm import workload_latency
 from .disagg import decode_grid, prefill_configs
@@ -38,8 +39,9 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called by the planner, drawn by the CLI"""
 
 
-def _allowed_chips(spec: PlanSpec) -> list[str]:
-    table = all_chips()
+def allowed_chips(spec: PlanSpec, catalog: Catalog) -> list[str]:
+    """Chip ids the spec allows (its ``chips`` and ``vendors``), every id checked."""
+    table = catalog.chips
     for field, ids in (
         ("chips", list(spec.chips or ())),
         ("availability", list(spec.availability)),
@@ -48,8 +50,6 @@ def _allowed_chips(spec: PlanSpec) -> list[str]:
     ):
         for cid in ids:
             if cid not in table:
-                from ..errors import UnknownIdError
-
                 raise SiliconomicsError(
                     f"spec field '{field}': {UnknownIdError('chip', cid, table)}"
                 ) from None
@@ -69,13 +69,29 @@ def _allowed_chips(spec: PlanSpec) -> list[str]:
     return ids
 
 
+def devices(chip_ids: list[str], catalog: Catalog) -> dict[str, Device]:
+    """Each chip with its family's efficiency profile."""
+    out = {}
+    for cid in chip_ids:
+        chip = catalog.chip(cid)
+        out[cid] = Device(chip=chip, eff=catalog.profile_of(chip))
+    return out
+
+
 def prepare(
-    spec: PlanSpec, progress: Progress | None = None, *, book: PriceBook | None = None
+    spec: PlanSpec,
+    catalog: Catalog,
+    progress: Progress | None = None,
+    *,
+    book: PriceBook | None = None,
+    traces: Mapping[str, Requests] | None = None,
 ) -> Inputs:
-    """Everything that does not depend on the latency scale or the chip subset."""
+    """Everything that does not depend on the latency scale or the chip subset; ids in the
+    spec (chips, models) resolve through ``catalog``, trace paths through ``traces`` (read by
+    the edge, :func:`siliconomics.resolve.traces`); ``book``: the run's price book."""
     offers: dict[str, list[Offer]] = {}
     excluded: dict[str, str] = {}
-    for cid in _allowed_chips(spec):
+    for cid in allowed_chips(spec, catalog):
         o, why = offers_for_chip(cid, spec, book)
         if o:
             offers[cid] = o
@@ -89,10 +105,10 @@ def prepare(
     wls = []
     for i, w in enumerate(spec.workloads):
         try:
-            model = get_model(w.model)
+            model = catalog.model(w.model)
         except SiliconomicsError as e:
             raise SiliconomicsError(f"spec field 'workloads.{i}.model': {e}") from None
-        t = traffic(w, spec.seed)
+        t = traffic(w, spec.seed, (traces or {}).get(w.trace or ""))
         wls.append(
             WorkloadInput(
                 workload=w, model=model, traffic=t, buckets=tuple(make_buckets(w, t, spec.buckets))
@@ -100,11 +116,11 @@ def prepare(
         )
     grids, dgrids, pre = {}, {}, {}
     jobs = [(wi, c) for wi in range(len(wls)) for c in offers]
-    table = all_chips()
+    devs = devices(list(offers), catalog)
     for n, (wi, cid) in enumerate(jobs):
         if progress:
             progress("evaluating layouts", n, len(jobs))
-        wk, chip = wls[wi], table[cid]
+        wk, chip = wls[wi], devs[cid]
         bl = list(wk.buckets)
         if spec.disaggregation != "only":
             grids[(wi, cid)] = chip_grid(wk.model, chip, wk.workload, bl)
@@ -118,6 +134,8 @@ def prepare(
     return Inputs(
         spec=spec,
         workloads=tuple(wls),
+        devices=devs,
+        idle_w={c: idle_w_per_chip(d.chip) for c, d in devs.items()},
         offers=offers,
         excluded=excluded,
         grids=grids,
@@ -136,7 +154,6 @@ def _pools(inp: Inputs, b: Built, s: Solution) -> list[Pool]:
         for k, ld in zip(r.pools, r.loads, strict=True):
             load[k] += x * b.problem.rates[r.bucket] * ld
             served[k][bucket.label] = served[k].get(bucket.label, 0.0) + float(x)
-    table = all_chips()
     out = []
     for k, ((c, o), n) in enumerate(zip(b.pools, s.replicas, strict=True)):
         if n <= 0:
@@ -145,7 +162,7 @@ def _pools(inp: Inputs, b: Built, s: Solution) -> list[Pool]:
             Pool(
                 workload=c.workload,
                 chip=c.chip,
-                vendor=table[c.chip].vendor,
+                vendor=inp.devices[c.chip].chip.vendor,
                 system=o.system,
                 role=c.role,
                 tp=c.plan.tp,
@@ -185,7 +202,8 @@ def confirmed(
             notes.append("tightening for the simulated misses made the plan infeasible")
             break
         lat = tuple(
-            workload_latency(wk, b, s, inp.spec.seed, wi) for wi, wk in enumerate(inp.workloads)
+            workload_latency(wk, b, s, inp.spec.seed, wi, inp.devices)
+            for wi, wk in enumerate(inp.workloads)
         )
         last = (inp, scale, b, s, lat)
         missed = [la for la in lat if not la.meets_slo]
@@ -211,13 +229,11 @@ def confirmed(
     return (*last, notes)
 
 
-def plan_fleet(
-    spec: PlanSpec, progress: Progress | None = None, *, inputs: Inputs | None = None
-) -> FleetResult:
-    """The cheapest fleet for ``spec.workloads`` (see the module docstring)."""
+def plan_fleet(inp: Inputs, progress: Progress | None = None) -> FleetResult:
+    """The cheapest fleet for the workloads prepared in ``inp`` (see the module docstring)."""
+    spec = inp.spec
     if not spec.workloads:
         raise SiliconomicsError("spec field 'workloads': nothing to serve (training-only spec)")
-    inp = inputs or prepare(spec, progress)
     inp, scale, b, s, lat, notes = confirmed(inp, progress)
     pools = _pools(inp, b, s)
     alts = alternatives(inp, s.usd_per_hour, any(p.role != "both" for p in pools), scale)

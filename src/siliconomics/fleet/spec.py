@@ -3,21 +3,22 @@
 A spec is a YAML or TOML file validated against :class:`PlanSpec` (pydantic, ``extra=forbid``:
 an unknown or misspelt field is an error naming it). Quantities may carry units where a
 duration is expected (``ttft: 2s``, ``tpot: 50ms``). Relative trace paths are resolved against
-the spec file's folder. Reading the file is the only I/O here; it happens once, at the edge of
-the planner (:func:`load_spec`), so every other fleet function stays pure.
+the spec file's folder. Reading the file, and the chip and model files it may name, is the
+edge's job (:func:`siliconomics.resolve.plan_spec`); every fleet function stays pure.
 """
 
 from __future__ import annotations
 
-import tomllib
+import math
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..catalog.registry import validate_as
+from ..catalog.parse import validate_as
 from ..catalog.schema import PricingMode
-from ..errors import SiliconomicsError
+from ..serving.config import Slo as ServingSlo
+from ..serving.workload import Lengths as SampledLengths
 from ..units import DTYPES, parse_duration
 
 
@@ -26,7 +27,8 @@ class _Strict(BaseModel):
 
 
 class Lengths(_Strict):
-    """A token-length distribution (prompt or answer)."""
+    """A token-length distribution (prompt or answer), as a spec writes it; it becomes the
+    project's one length type (:meth:`to_lengths`), which samples it."""
 
     mean: float = Field(gt=0, description="mean length in tokens")
     dist: Literal["fixed", "lognormal", "uniform"] = Field(
@@ -38,13 +40,41 @@ class Lengths(_Strict):
     min: float = Field(default=1, ge=1, description="smallest length (clip)")
     max: float | None = Field(default=None, ge=1, description="largest length (clip)")
 
+    def to_lengths(self) -> SampledLengths:
+        """The project's one length distribution (:class:`siliconomics.serving.Lengths`),
+        which samples it: fixed at the mean; uniform from ``min`` to ``max`` (default
+        ``2 * mean - min``, so the mean holds); lognormal with this mean and sigma, clipped."""
+        if self.dist == "fixed" or (self.dist == "lognormal" and self.sigma == 0):
+            n = min(max(self.mean, self.min), self.max or math.inf)
+            return SampledLengths(kind="fixed", params=(n,), min=self.min, rounding="nearest")
+        if self.dist == "uniform":
+            hi = self.max if self.max is not None else 2 * self.mean - self.min
+            return SampledLengths(
+                kind="uniform",
+                params=(self.min, max(hi, self.min)),
+                min=self.min,
+                rounding="nearest",
+            )
+        cap = () if self.max is None else (self.max,)
+        return SampledLengths(
+            kind="lognormal",
+            params=(self.mean, self.sigma, *cap),
+            min=self.min,
+            rounding="nearest",
+        )
+
 
 class Slo(_Strict):
-    """Latency targets, met at the given percentile over all requests (p99: 99% of them)."""
+    """Latency targets, met at the given percentile over all requests (p99: 99% of them), as
+    a spec writes them (:meth:`to_slo`: the simulator's Slo)."""
 
     ttft: float | None = Field(default=None, description="time to first token, e.g. '2s'")
     tpot: float | None = Field(default=None, description="time per output token, e.g. '50ms'")
     percentile: float = Field(default=99, gt=0, lt=100, description="e.g. 50, 90, 99")
+
+    def to_slo(self) -> ServingSlo:
+        """The same targets as the simulator's :class:`siliconomics.serving.Slo` (seconds)."""
+        return ServingSlo(ttft_s=self.ttft, tpot_s=self.tpot, percentile=self.percentile)
 
     @field_validator("ttft", "tpot", mode="before")
     @classmethod
@@ -173,28 +203,3 @@ def parse_spec(raw: object, *, where: str = "spec", base_dir: Path | None = None
             w = w.model_copy(update={"trace": str((base_dir / w.trace).resolve())})
         fixed.append(w)
     return spec.model_copy(update={"workloads": tuple(fixed)})
-
-
-def load_spec(path: str | Path) -> PlanSpec:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) plan spec."""
-    p = Path(path)
-    if not p.is_file():
-        raise SiliconomicsError(f"plan spec '{p}' does not exist")
-    text = p.read_text(encoding="utf-8")
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise SiliconomicsError(f"{p.name}: not valid YAML: {e}") from None
-    elif p.suffix == ".toml":
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise SiliconomicsError(f"{p.name}: not valid TOML: {e}") from None
-    else:
-        raise SiliconomicsError(f"plan spec '{p.name}': expected a .yaml, .yml or .toml file")
-    if not isinstance(raw, dict):
-        raise SiliconomicsError(f"{p.name}: expected a mapping of fields at the top level")
-    return parse_spec(raw, where=p.name, base_dir=p.parent)

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..catalog.registry import get_model
+from ..catalog.catalog import Catalog
+from ..catalog.schema import ModelSpec
 from ..economics.pricebook import PriceBook
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from .offers import Offer, offers_for_chip
 from .spec import PlanSpec, TrainingJob
 
@@ -88,15 +90,20 @@ def _layout(plan: object) -> str:
     return " ".join(parts)
 
 
-def _options(job: TrainingJob, spec: PlanSpec, chip: str, offer: Offer, fn: SearchFn) -> list:
-    model = get_model(job.model)
+def _options(job: TrainingJob, inp: _Resolved, chip: str, offer: Offer, fn: SearchFn) -> list:
+    spec, model = inp.spec, inp.model
     limit = min(job.max_chips, spec.availability.get(chip, job.max_chips))
     out: list[TrainOption] = []
     met = 0
     for n in _sizes(offer, limit):
         try:
             found = fn(
-                model, chip, n, seq_len=job.seq_len, global_batch_seqs=job.global_batch_seqs, top=1
+                model,
+                inp.devices[chip],
+                n,
+                seq_len=job.seq_len,
+                global_batch_seqs=job.global_batch_seqs,
+                top=1,
             )
         except SiliconomicsError:
             continue
@@ -132,26 +139,36 @@ def _options(job: TrainingJob, spec: PlanSpec, chip: str, offer: Offer, fn: Sear
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Resolved:
+    spec: PlanSpec
+    model: ModelSpec
+    devices: dict[str, Device]
+
+
 def plan_training(
     spec: PlanSpec,
+    catalog: Catalog,
     progress: Callable[[str, int, int], None] | None = None,
     *,
     search: SearchFn | None = None,
     book: PriceBook | None = None,
 ) -> TrainingResult:
     """Cheapest cluster that trains ``spec.training.tokens`` within the deadline (``search``:
-    the layout search, default :func:`siliconomics.training.search_plans`)."""
+    the layout search, default :func:`siliconomics.training.search_plans`, called with the
+    model, a ``Device`` and a chip count). Ids in the spec resolve through ``catalog``."""
     job = spec.training
     if job is None:
         raise SiliconomicsError("spec field 'training' is missing")
     try:
-        get_model(job.model)
+        model = catalog.model(job.model)
     except SiliconomicsError as e:
         raise SiliconomicsError(f"spec field 'training.model': {e}") from None
     fn = search or _search_fn()
-    from .planner import _allowed_chips  # the same chip rules as serving
+    from .planner import allowed_chips, devices  # the same chip rules as serving
 
-    chips = _allowed_chips(spec)
+    chips = allowed_chips(spec, catalog)
+    inp = _Resolved(spec=spec, model=model, devices=devices(chips, catalog))
     feasible: list[TrainOption] = []
     fastest: dict[str, TrainOption] = {}
     excluded: dict[str, str] = {}
@@ -163,7 +180,7 @@ def plan_training(
             excluded[chip] = why
             continue
         offer = max(offers, key=lambda o: (o.node_chips, -o.usd_per_chip_hour))
-        opts = _options(job, spec, chip, offer, fn)
+        opts = _options(job, inp, chip, offer, fn)
         if not opts:
             excluded[chip] = "no training layout fits in memory up to the cluster limit"
             continue

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..catalog.registry import get_efficiency
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..ops.device import Device
@@ -37,8 +36,9 @@ F = NDArray[np.float64]
 _QUAD = (np.arange(4) + 0.5) / 4.0  # midpoints of 4 equal context slices
 
 
-def make_device(chip: ChipSpec, eff: EfficiencyProfile | None = None) -> Device:
-    return Device(chip=chip, eff=eff if eff is not None else get_efficiency(chip.family))
+def make_device(chip: ChipSpec, eff: EfficiencyProfile) -> Device:
+    """A chip with the efficiency profile of its stack (the edge picks the profile)."""
+    return Device(chip=chip, eff=eff)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,17 +156,16 @@ def _decode_mean(model: ModelSpec, dev: Device, plan: InferencePlan, B: F, ctx0:
 
 def estimate_static(
     model: ModelSpec,
-    chip: ChipSpec,
+    dev: Device,
     plan: InferencePlan,
     batch: ArrayLike,
     input_len: ArrayLike,
     output_len: ArrayLike,
     *,
-    eff: EfficiencyProfile | None = None,
     check_memory: bool = True,
 ) -> Estimate:
-    """Static batch: every sequence has ``input_len`` prompt and ``output_len`` new tokens."""
-    dev = make_device(chip, eff)
+    """Static batch: every sequence has ``input_len`` prompt and ``output_len`` new tokens
+    (``dev``: the chip and its efficiency profile)."""
     plan.validate(model, dev)
     B, I, O = np.broadcast_arrays(
         *(np.asarray(x, dtype=np.float64) for x in (batch, input_len, output_len))
@@ -219,17 +218,16 @@ def max_batch(
 
 def estimate_max_throughput(
     model: ModelSpec,
-    chip: ChipSpec,
+    dev: Device,
     plan: InferencePlan,
     input_len: ArrayLike,
     output_len: ArrayLike,
     *,
     batch_limit: ArrayLike | None = None,
     max_prefill_tokens: float = 8192.0,
-    eff: EfficiencyProfile | None = None,
 ) -> Estimate:
-    """Steady-state continuous batching with every request available (MLPerf Offline)."""
-    dev = make_device(chip, eff)
+    """Steady-state continuous batching with every request available (MLPerf Offline)
+    (``dev``: the chip and its efficiency profile)."""
     plan.validate(model, dev)
     I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
     _check_lengths(np.ones_like(I), I, O)

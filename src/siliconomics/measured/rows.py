@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog.registry import validate_as
+from ..catalog.parse import validate_as
 from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
 

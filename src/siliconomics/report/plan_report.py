@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,10 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from ..economics.sensitivity import SensitivityBar
 from ..fleet import PlanOutcome
-from ..fleet.result import FleetResult
+from ..fleet.result import Alternative, FleetResult
 from ..fleet.training import TrainingResult
 from ..units import fmt_count, fmt_time
+from .html import Section
 from .style import compact_table
 
 
@@ -195,173 +197,166 @@ def outcome_dict(o: PlanOutcome) -> dict[str, Any]:
 
 
 def plan_html(o: PlanOutcome) -> str:
-    """The self-contained HTML report (plotly charts inline)."""
-    from ..fleet.sensitivity import fleet_tornado
-    from . import charts
-    from .html import Section, render_html
+    """The self-contained HTML report (plotly charts inline). Renders only: the sensitivity
+    tornado is computed by the planner (``run_plan(..., sensitivity=True)``)."""
+    from .html import render_html
 
-    sections = []
+    sections: list[Section] = []
     f = o.fleet
     if f is not None:
         alts = [a for a in f.alternatives if a.usd_per_hour is not None]
-        singles = [a for a in alts if a.label.startswith("all-")]
-        labels = ["chosen fleet", *(a.label for a in singles)]
-        vals = [f.usd_per_hour, *(a.usd_per_hour or 0.0 for a in singles)]
-        sections.append(
-            Section(
-                "Chip comparison",
-                [
-                    charts.bar_chart(
-                        labels,
-                        vals,
-                        title="Cheapest fleet per choice of chips (chosen fleet in orange)",
-                        y_label="USD per hour",
-                        text_format="${:,.2f}",
-                        colors=[charts.PALETTE[1], *[charts.PALETTE[0]] * len(singles)],
-                    )
-                ],
-                note="Each bar re-plans the fleet restricted to one vendor or one chip type.",
-            )
-        )
-        pts = [(f"x{p.slo_scale:g}", p.usd_per_hour, p.tpot_s * 1e3) for p in f.pareto]
-        sections.append(
-            Section(
-                "Cost vs latency",
-                [
-                    charts.pareto_scatter(
-                        pts,
-                        title="Cheapest fleet as the latency targets tighten",
-                        x_label="USD per hour",
-                        y_label="worst TPOT (ms)",
-                        frontier=[p[0] for p in pts],
-                    )
-                ],
-                note="Each point scales both TTFT and TPOT targets by the factor shown.",
-            )
-        )
-        cats = ["<b>chosen fleet</b>", *(a.label for a in alts[:5])]
-        chips = sorted({*f.usd_by_chip, *(c for a in alts[:5] for c in a.usd_by_chip)})
-        items = {
-            c: [f.usd_by_chip.get(c, 0.0), *(a.usd_by_chip.get(c, 0.0) for a in alts[:5])]
-            for c in chips
-        }
-        if f.kv_transfer_usd_per_hour:
-            items["KV transfer"] = [f.kv_transfer_usd_per_hour, *([0.0] * len(alts[:5]))]
-        sections.append(
-            Section(
-                "Cost breakdown",
-                [
-                    charts.stacked_cost_breakdown(
-                        cats, items, title="USD per hour by chip type", y_label="USD per hour"
-                    )
-                ],
-            )
-        )
-        if o.inputs is not None:
-            bars = fleet_tornado(o.inputs, list(f.chips))
-            sections.append(
-                Section(
-                    "Sensitivity",
-                    [
-                        charts.tornado_chart(
-                            [b.label for b in bars],
-                            [b.low_output for b in bars],
-                            [b.high_output for b in bars],
-                            bars[0].base_output,
-                            title="Fleet cost with one input at each end",
-                            x_label="USD per hour",
-                            low_text=[f"{b.low_input:g}" for b in bars],
-                            high_text=[f"{b.high_input:g}" for b in bars],
-                        )
-                    ],
-                    note="Each end re-plans the fleet; a missing bar end means no fleet is "
-                    "feasible there.",
-                )
-            )
-        rows = [
-            [
-                p.workload,
-                p.chip,
-                p.system,
-                p.role,
-                f"tp{p.tp} pp{p.pp}",
-                p.batch_limit,
-                p.replicas,
-                p.chips,
-                f"{p.utilisation:.0%}",
-                round(p.chips * p.usd_per_chip_hour, 2),
-            ]
-            for p in f.pools
-        ]
-        lat = [
-            [
-                la.workload,
-                _t(la.ttft_p50_s),
-                _t(la.ttft_p_s),
-                _t(la.tpot_p50_s),
-                _t(la.tpot_p_s),
-                f"p{la.percentile:g}",
-                la.source,
-            ]
-            for la in f.latency
-        ]
-        sections.append(
-            Section(
-                "Fleet",
-                [
-                    charts.html_table(
-                        [
-                            "workload",
-                            "chip",
-                            "node",
-                            "role",
-                            "layout",
-                            "batch",
-                            "replicas",
-                            "chips",
-                            "busy",
-                            "USD/h",
-                        ],
-                        rows,
-                    ),
-                    charts.html_table(
-                        [
-                            "workload",
-                            "TTFT p50",
-                            "TTFT tail",
-                            "TPOT p50",
-                            "TPOT tail",
-                            "tail percentile",
-                            "source",
-                        ],
-                        lat,
-                        caption="Predicted latency",
-                    ),
-                ],
-                note="; ".join(f.warnings + f.assumptions),
-            )
-        )
-    t = o.training
-    if t is not None:
-        rows = [
-            [x.chip, x.chips, x.layout, round(x.days, 2), round(x.usd_total)] for x in t.per_chip
-        ]
-        sections.append(
-            Section(
-                "Training",
-                [
-                    charts.bar_chart(
-                        [x.chip for x in t.per_chip],
-                        [x.usd_total for x in t.per_chip],
-                        title="Cheapest run per chip within the deadline",
-                        y_label="USD",
-                        text_format="${:,.0f}",
-                    ),
-                    charts.html_table(["chip", "chips", "layout", "days", "USD"], rows),
-                ],
-            )
-        )
+        sections += [_chip_section(f, alts), _pareto_section(f), _breakdown_section(f, alts)]
+        if o.sensitivity:
+            sections.append(_tornado_section(o.sensitivity))
+        sections.append(_fleet_section(f))
+    if o.training is not None:
+        sections.append(_training_section(o.training))
     return render_html(o.spec.name, takeaway(o), sections)
+
+
+def _chip_section(f: FleetResult, alts: list[Alternative]) -> Section:
+    from . import charts
+
+    singles = [a for a in alts if a.label.startswith("all-")]
+    labels = ["chosen fleet", *(a.label for a in singles)]
+    vals = [f.usd_per_hour, *(a.usd_per_hour or 0.0 for a in singles)]
+    return Section(
+        "Chip comparison",
+        [
+            charts.bar_chart(
+                labels,
+                vals,
+                title="Cheapest fleet per choice of chips",
+                y_label="USD per hour",
+                text_format="${:,.2f}",
+            )
+        ],
+        note="Each bar re-plans the fleet restricted to one vendor or one chip type.",
+    )
+
+
+def _pareto_section(f: FleetResult) -> Section:
+    from . import charts
+
+    pts = [(f"x{p.slo_scale:g}", p.usd_per_hour, p.tpot_s * 1e3) for p in f.pareto]
+    return Section(
+        "Cost vs latency",
+        [
+            charts.pareto_scatter(
+                pts,
+                title="Cheapest fleet as the latency targets tighten",
+                x_label="USD per hour",
+                y_label="worst TPOT (ms)",
+                frontier=[p[0] for p in pts],
+            )
+        ],
+        note="Each point scales both TTFT and TPOT targets by the factor shown.",
+    )
+
+
+def _breakdown_section(f: FleetResult, alts: list[Alternative]) -> Section:
+    from . import charts
+
+    cats = ["chosen fleet", *(a.label for a in alts[:5])]
+    chips = sorted({*f.usd_by_chip, *(c for a in alts[:5] for c in a.usd_by_chip)})
+    items = {
+        c: [f.usd_by_chip.get(c, 0.0), *(a.usd_by_chip.get(c, 0.0) for a in alts[:5])]
+        for c in chips
+    }
+    if f.kv_transfer_usd_per_hour:
+        items["KV transfer"] = [f.kv_transfer_usd_per_hour, *([0.0] * len(alts[:5]))]
+    return Section(
+        "Cost breakdown",
+        [
+            charts.stacked_cost_breakdown(
+                cats, items, title="USD per hour by chip type", y_label="USD per hour"
+            )
+        ],
+    )
+
+
+def _tornado_section(bars: Sequence[SensitivityBar]) -> Section:
+    from . import charts
+
+    return Section(
+        "Sensitivity",
+        [
+            charts.tornado_chart(
+                [b.label for b in bars],
+                [b.low_output for b in bars],
+                [b.high_output for b in bars],
+                bars[0].base_output,
+                title="Fleet cost with one input at each end",
+                x_label="USD per hour",
+                low_text=[f"{b.low_input:g}" for b in bars],
+                high_text=[f"{b.high_input:g}" for b in bars],
+            )
+        ],
+        note="Each end re-plans the fleet; a missing bar end means no fleet is feasible there.",
+    )
+
+
+def _fleet_section(f: FleetResult) -> Section:
+    from . import charts
+
+    rows = [
+        [
+            p.workload,
+            p.chip,
+            p.system,
+            p.role,
+            f"tp{p.tp} pp{p.pp}",
+            p.batch_limit,
+            p.replicas,
+            p.chips,
+            f"{p.utilisation:.0%}",
+            round(p.chips * p.usd_per_chip_hour, 2),
+        ]
+        for p in f.pools
+    ]
+    lat = [
+        [
+            la.workload,
+            _t(la.ttft_p50_s),
+            _t(la.ttft_p_s),
+            _t(la.tpot_p50_s),
+            _t(la.tpot_p_s),
+            f"p{la.percentile:g}",
+            la.source,
+        ]
+        for la in f.latency
+    ]
+    pool_cols = ["workload", "chip", "node", "role", "layout", "batch", "replicas", "chips"]
+    lat_cols = [
+        "workload", "TTFT p50", "TTFT tail", "TPOT p50", "TPOT tail", "tail percentile", "source",
+    ]  # fmt: skip
+    return Section(
+        "Fleet",
+        [
+            charts.html_table([*pool_cols, "busy", "USD/h"], rows),
+            charts.html_table(lat_cols, lat, caption="Predicted latency"),
+        ],
+        note="; ".join(f.warnings + f.assumptions),
+    )
+
+
+def _training_section(t: TrainingResult) -> Section:
+    from . import charts
+
+    rows = [[x.chip, x.chips, x.layout, round(x.days, 2), round(x.usd_total)] for x in t.per_chip]
+    return Section(
+        "Training",
+        [
+            charts.bar_chart(
+                [x.chip for x in t.per_chip],
+                [x.usd_total for x in t.per_chip],
+                title="Cheapest run per chip within the deadline",
+                y_label="USD",
+                text_format="${:,.0f}",
+            ),
+            charts.html_table(["chip", "chips", "layout", "days", "USD"], rows),
+        ],
+    )
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from ..economics.pricing import chip_price
 from ..parallel.memory import active_params, total_params
 from ..search.assess import Assessment
 from ..search.compare import Comparison
-from ..validate.run import ValidationReport
+from ..validate.rows import ValidationReport
 
 
 def _f(x: Any) -> Any:
@@ -26,7 +26,7 @@ def _f(x: Any) -> Any:
 
 
 def chip_dict(c: ChipSpec) -> dict[str, Any]:
-    price = chip_price(c.id)
+    price = chip_price(c)
     tdp = chip_tdp(c)
     out: dict[str, Any] = c.model_dump(mode="json")
     out["usd_per_chip_hour"] = price.usd_per_chip_hour if price else None

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..training.estimate import TrainCost, TrainEstimate
 from ..training.study import TrainingStudy
 from ..units import fmt_time
-from ..validate.run import ValidationReport
+from ..validate.rows import ValidationReport
 from .style import compact_table
 from .tables import validation_rows
 

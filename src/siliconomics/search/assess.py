@@ -71,5 +71,5 @@ def assess(
     plain ``{chip: USD per chip-hour}`` on top of the packaged book)."""
     chip = est.device.chip
     watts, power = power_per_chip_w(chip, activity(est))
-    price = chip_price(chip.id, price_overrides, chips_needed=est.plan.chips_per_replica)
+    price = chip_price(chip, price_overrides, chips_needed=est.plan.chips_per_replica)
     return Assessment(estimate=est, price=price, power=power, watts_per_chip=watts)

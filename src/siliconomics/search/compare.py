@@ -11,16 +11,16 @@ fleet size for a traffic level belongs to the planner.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog.registry import chips as all_chips
 from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.pricing import Pricing
 from ..errors import SiliconomicsError
-from ..inference.estimate import estimate_max_throughput, make_device
+from ..inference.estimate import estimate_max_throughput
+from ..ops.device import Device
 from ..parallel.memory import weight_bytes_per_chip
 from ..parallel.plan import InferencePlan
 from .assess import Assessment, assess
@@ -72,9 +72,10 @@ class ChipChoice:
 
 
 def candidate_plans(
-    model: ModelSpec, chip: ChipSpec, weight_dtype: str, act_dtype: str, kv_dtype: str
+    model: ModelSpec, dev: Device, weight_dtype: str, act_dtype: str, kv_dtype: str
 ) -> list[InferencePlan]:
-    domain = chip.interconnect.scale_up_domain
+    """Layouts worth evaluating on ``dev`` (see the module docstring)."""
+    domain = dev.chip.interconnect.scale_up_domain
     tps = sorted({t for t in (1, 2, 4, 8, 16, 32, 64) if t <= domain} | {domain})
     tps = [t for t in tps if t <= model.n_heads]
     plans = []
@@ -91,19 +92,18 @@ def candidate_plans(
                     kv_dtype=kv_dtype,
                 )
             )
-        if plans and _weights_fit(model, chip, plans[-1]):
+        if plans and _weights_fit(model, dev, plans[-1]):
             break  # pipeline stages only when needed
     return plans
 
 
-def _weights_fit(model: ModelSpec, chip: ChipSpec, plan: InferencePlan) -> bool:
-    dev = make_device(chip)
+def _weights_fit(model: ModelSpec, dev: Device, plan: InferencePlan) -> bool:
     return weight_bytes_per_chip(model, plan) < dev.usable_hbm_bytes * 0.9
 
 
 def best_on_chip(
     model: ModelSpec,
-    chip: ChipSpec,
+    dev: Device,
     *,
     input_len: float,
     output_len: float,
@@ -114,15 +114,18 @@ def best_on_chip(
     kv_dtype: str,
     price_overrides: Pricing | Mapping[str, float] | None = None,
 ) -> ChipChoice:
+    """The cheapest feasible layout and batch limit of ``model`` on ``dev`` (``ttft_s``,
+    ``tpot_s`` in seconds; lengths in tokens), or why there is none."""
+    chip = dev.chip
     best: ChipChoice | None = None
     reasons: list[str] = []
     closest_tpot = np.inf
     closest_ttft = np.inf
     ttft_at_tpot = np.inf
-    for plan in candidate_plans(model, chip, weight_dtype, act_dtype, kv_dtype):
+    for plan in candidate_plans(model, dev, weight_dtype, act_dtype, kv_dtype):
         try:
             est = estimate_max_throughput(
-                model, chip, plan, input_len, output_len, batch_limit=BATCH_LADDER
+                model, dev, plan, input_len, output_len, batch_limit=BATCH_LADDER
             )
         except SiliconomicsError as e:
             reasons.append(str(e))
@@ -199,25 +202,27 @@ class Comparison:
 
 def compare_chips(
     model: ModelSpec,
+    devices: Sequence[Device],
     *,
     input_len: float,
     output_len: float,
     ttft_s: float | None = None,
     tpot_s: float | None = None,
-    chip_ids: list[str] | None = None,
     weight_dtype: str = "bf16",
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     price_overrides: Pricing | Mapping[str, float] | None = None,
 ) -> Comparison:
+    """Best layout of ``model`` on each of ``devices``, ranked by $ per million output tokens
+    (lengths in tokens, targets in seconds, ``price_overrides`` in USD per chip-hour)."""
     if input_len < 1 or output_len < 1:
         raise SiliconomicsError("input and output lengths must be >= 1 token")
-    table = all_chips()
-    ids = chip_ids or list(table)
+    if not devices:
+        raise SiliconomicsError("no chip to compare")
     choices = [
         best_on_chip(
             model,
-            table[c],
+            d,
             input_len=input_len,
             output_len=output_len,
             ttft_s=ttft_s,
@@ -227,7 +232,7 @@ def compare_chips(
             kv_dtype=kv_dtype,
             price_overrides=price_overrides,
         )
-        for c in ids
+        for d in devices
     ]
 
     def key(ch: ChipChoice) -> tuple[int, float]:

@@ -10,11 +10,11 @@ busy). USD per million input/output tokens splits the busy cost by the prefill t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog.registry import chips, get_chip
 from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.pricing import (
     CLOUD_MODES,
@@ -33,8 +33,13 @@ from ..economics.sensitivity import CostSensitivity, cost_tornado
 from ..economics.tco import CostBreakdown, OwnedAssumptions, load_owned_assumptions, with_values
 from ..economics.tco import provisioned_w_per_chip as _provisioned_w
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from .assess import activity
 from .compare import best_on_chip
+
+REFERENCE_CHIPS = ("h100-sxm", "b200")
+"""chips whose owned cost the break-even purchase price is compared with (the edge resolves
+them into Devices for :func:`study_tco`)"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,15 +130,16 @@ class TcoStudy:
 
 def _throughput(
     model: ModelSpec,
-    chip: ChipSpec,
+    dev: Device,
     input_len: float,
     output_len: float,
     slo: tuple[float | None, float | None],
     dtypes: tuple[str, str, str],
 ) -> Throughput:
+    chip = dev.chip
     ch = best_on_chip(
         model,
-        chip,
+        dev,
         input_len=input_len,
         output_len=output_len,
         ttft_s=slo[0],
@@ -206,7 +212,7 @@ def _mode_cost(
 
 
 def study_tco(
-    chip_id: str,
+    device: Device,
     *,
     mode: str = "owned",
     utilisation: float = 0.6,
@@ -221,10 +227,14 @@ def study_tco(
     assumptions: OwnedAssumptions | None = None,
     book: PriceBook | None = None,
     breakeven_price: bool = False,
-    reference_chips: tuple[str, ...] = ("h100-sxm", "b200"),
+    references: Sequence[Device] = (),
+    catalog_chips: Mapping[str, ChipSpec] | None = None,
 ) -> TcoStudy:
-    """Everything ``siliconomics tco`` shows, for one chip (and optionally one model)."""
-    chip = get_chip(chip_id)
+    """Everything ``siliconomics tco`` shows, for one chip (``device``: the chip and its
+    efficiency profile) and optionally one model (lengths in tokens, targets in seconds).
+    ``references``: chips whose owned cost sets a break-even purchase price;
+    ``catalog_chips``: the chips an unlisted chip's price is estimated from."""
+    chip, chip_id = device.chip, device.id
     if mode not in MODES:
         raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
     if not 0 < utilisation <= 1:
@@ -234,7 +244,7 @@ def study_tco(
     if model is not None:
         tp = _throughput(
             model,
-            chip,
+            device,
             input_len,
             output_len,
             (ttft_s, tpot_s),
@@ -264,7 +274,15 @@ def study_tco(
             dtypes=(weight_dtype, act_dtype, kv_dtype),
         )
         be_prices = breakeven_prices(
-            chip, a, utilisation, book or default_book(), tp, spec, reference_chips, chips
+            chip,
+            a,
+            utilisation,
+            book or default_book(),
+            tp,
+            spec,
+            tuple(references),
+            chips,
+            catalog_chips or {},
         )
     if chosen.cost is None:
         return TcoStudy(
@@ -316,8 +334,9 @@ def breakeven_prices(
     book: PriceBook,
     tp: Throughput | None,
     spec: _Spec,
-    references: tuple[str, ...],
+    references: tuple[Device, ...],
     chips_needed: int,
+    catalog_chips: Mapping[str, ChipSpec],
 ) -> tuple[BreakevenPrice, ...]:
     """Break-even purchase prices of ``chip`` against renting it (every cloud mode with a
     listed or estimated price) and against owning each reference chip for the same traffic
@@ -326,7 +345,7 @@ def breakeven_prices(
     out: list[BreakevenPrice] = []
     for mode in CLOUD_MODES:
         p = price_chip_hour(
-            Pricing(book=book, mode=mode, chips=chips()), chip, chips_needed=chips_needed
+            Pricing(book=book, mode=mode, chips=catalog_chips), chip, chips_needed=chips_needed
         )
         if p is None:
             continue
@@ -342,7 +361,8 @@ def breakeven_prices(
                 basis=basis,
             )
         )
-    for ref in references:
+    for ref_dev in references:
+        ref = ref_dev.id
         if ref == chip.id:
             continue
         try:
@@ -352,7 +372,7 @@ def breakeven_prices(
         if tp is None or spec.model is None:
             continue
         ref_tp = _throughput(
-            spec.model, get_chip(ref), spec.input_len, spec.output_len, spec.slo, spec.dtypes
+            spec.model, ref_dev, spec.input_len, spec.output_len, spec.slo, spec.dtypes
         )
         ratio = tp.output_tokens_per_s_per_chip / ref_tp.output_tokens_per_s_per_chip
         target = ref_busy * ratio

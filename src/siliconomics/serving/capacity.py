@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import SiliconomicsError
-from ..inference.estimate import make_device
 from .cluster import kv_capacity_tokens
 from .config import ServingConfig, Slo
 from .metrics import SimResult
@@ -75,7 +74,7 @@ def concurrency(config: ServingConfig, w: Workload) -> int:
     """Sequences the front pool can run at once (engine limit or KV cache at the mean
     context), summed over its engines."""
     pc = config.pool
-    dev = make_device(pc.chip, pc.eff)
+    dev = pc.device
     kv = kv_capacity_tokens(config.model, dev, pc) / pc.plan.pp
     fit = kv / max(w.mean_input + w.mean_output / 2, 1.0)
     per = min(pc.max_seqs, fit) if pc.max_seqs is not None else fit

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
-from ..inference.estimate import make_device
 from ..ops.device import Device
 from ..parallel.memory import (
     activation_bytes_per_chip,
@@ -81,7 +80,7 @@ def build_pool(
         raise SiliconomicsError(f"scheduler '{pc.scheduler}': allowed: {', '.join(SCHEDULERS)}")
     if router not in ROUTERS:
         raise SiliconomicsError(f"router '{router}': allowed: {', '.join(ROUTERS)}")
-    dev = make_device(pc.chip, pc.eff)
+    dev = pc.device
     pc.plan.validate(model, dev)
     weights = weight_bytes_per_chip(model, pc.plan)
     if weights > dev.usable_hbm_bytes:
@@ -193,6 +192,64 @@ def build(
 STEP, KV = 0, 1
 
 
+class _Events:
+    """The time-ordered event queue of one run: engine steps and KV-cache arrivals."""
+
+    def __init__(self, ledger: Ledger, links: KvLinks | None) -> None:
+        self.heap: list[tuple[float, int, int, int, int]] = []
+        self.seq = 0
+        self.ledger = ledger
+        self.links = links
+
+    def push(self, t: float, kind: int, x: int, version: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, x, version))
+
+    def kick(self, e: Engine, t: float) -> None:
+        """Start ``e``'s next step at ``t`` (or mark it idle)."""
+        dur = e.start_step(t)
+        if dur is None:
+            e.busy = False
+            return
+        e.busy = True
+        self.push(t + dur, STEP, e.index, e.version)
+
+    def wake(self, e: Engine, t: float) -> None:
+        """New work for ``e`` at ``t``: start a step if idle; cut a decode run short."""
+        if not e.busy:
+            self.kick(e, t)
+        elif e.run_steps:
+            end = e.truncate_run(t)
+            if end is not None:
+                e.version += 1
+                self.push(end, STEP, e.index, e.version)
+
+    def handoff(self, e: Engine) -> Callable[[int, float], None]:
+        """What prefill engine ``e`` calls when a request's prompt is done: the KV cache
+        crosses the link and the request arrives at the decode pool."""
+        links = self.links
+        assert links is not None
+
+        def go(rid: int, t: float) -> None:
+            self.push(links.transfer(e.index, self.ledger.inp[rid], t), KV, rid, 0)
+
+        return go
+
+    def pop(self, engines: list[Engine], back: Pool) -> None:
+        """Handle the earliest event: a finished step, or a request reaching decode."""
+        t, _, kind, x, ver = heapq.heappop(self.heap)
+        if kind == STEP:
+            e = engines[x]
+            if ver != e.version:  # a run that was cut short: its new event is queued
+                return
+            e.finish_step(t)
+            self.kick(e, t)
+        else:
+            e = back.router.pick(back.engines, x, t)
+            e.enqueue_ready(x)
+            self.wake(e, t)
+
+
 def run(
     pools: list[Pool],
     links: KvLinks | None,
@@ -203,70 +260,24 @@ def run(
     """Advance the simulation until every request has finished."""
     engines = [e for p in pools for e in p.engines]
     front, back = pools[0], pools[-1]
-    heap: list[tuple[float, int, int, int, int]] = []
-    seq = 0
+    ev = _Events(ledger, links)
+    if links is not None:
+        for e in front.engines:
+            e.handoff = ev.handoff(e)
     arrivals = ledger.arrival  # compact array: no Python float object per request
     n = len(arrivals)
     i = 0
     ticks = 0
-    inf = math.inf
-
-    def kick(e: Engine, t: float) -> None:
-        nonlocal seq
-        dur = e.start_step(t)
-        if dur is None:
-            e.busy = False
-            return
-        e.busy = True
-        seq += 1
-        heapq.heappush(heap, (t + dur, seq, STEP, e.index, e.version))
-
-    def wake(e: Engine, t: float) -> None:
-        """New work for ``e`` at ``t``: start a step if idle; cut a decode run short."""
-        nonlocal seq
-        if not e.busy:
-            kick(e, t)
-        elif e.run_steps:
-            end = e.truncate_run(t)
-            if end is not None:
-                e.version += 1
-                seq += 1
-                heapq.heappush(heap, (end, seq, STEP, e.index, e.version))
-
-    if links is not None:
-
-        def handoff(e: Engine) -> Callable[[int, float], None]:
-            def go(rid: int, t: float) -> None:
-                nonlocal seq
-                arrive = links.transfer(e.index, ledger.inp[rid], t)
-                seq += 1
-                heapq.heappush(heap, (arrive, seq, KV, rid, 0))
-
-            return go
-
-        for e in front.engines:
-            e.handoff = handoff(e)
-
-    pick_front, pick_back = front.router.pick, back.router.pick
+    pick_front, heap = front.router.pick, ev.heap
     while True:
-        ta = arrivals[i] if i < n else inf
+        ta = arrivals[i] if i < n else math.inf
         if heap and heap[0][0] <= ta:
-            t, _, kind, x, ver = heapq.heappop(heap)
-            if kind == STEP:
-                e = engines[x]
-                if ver != e.version:  # a run that was cut short: its new event is queued
-                    continue
-                e.finish_step(t)
-                kick(e, t)
-            else:
-                e = pick_back(back.engines, x, t)
-                e.enqueue_ready(x)
-                wake(e, t)
+            ev.pop(engines, back)
         elif i < n:
             e = pick_front(front.engines, i, ta)
             e.enqueue(i)
             i += 1
-            wake(e, ta)
+            ev.wake(e, ta)
         else:
             break
         ticks += 1

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
+from ..catalog.schema import ChipSpec, ModelSpec
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 
 
@@ -25,7 +26,8 @@ from ..parallel.plan import InferencePlan
 class PoolConfig:
     """Identical replicas of one model on one chip type, and the engine each runs."""
 
-    chip: ChipSpec
+    device: Device
+    """the chip and the efficiency profile of its stack"""
     plan: InferencePlan
     """layout of one replica; ``plan.replicas`` is the number of replicas in the pool"""
     scheduler: str = "chunked"
@@ -38,8 +40,10 @@ class PoolConfig:
     """tokens per paged KV-cache block"""
     buckets: tuple[int, ...] = ()
     """static scheduler: compiled sequence-length buckets (empty: powers of two from 128)"""
-    eff: EfficiencyProfile | None = None
-    """efficiency profile (default: the chip family's)"""
+
+    @property
+    def chip(self) -> ChipSpec:
+        return self.device.chip
 
     @property
     def replicas(self) -> int:

@@ -3,78 +3,48 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
-from ..catalog.registry import get_chip
 from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
-from ..parallel.plan import InferencePlan
+from ..ops.device import Device
 from .config import PoolConfig, ServingConfig
 from .traces import NAMED, named_workload, parse_trace_csv, trace_workload
 from .workload import Workload, parse_arrival, parse_lengths
 
+PoolSide = tuple[Device, int, int]
+"""(device, tp, replicas) of one side of a disaggregated deployment"""
+
 
 def make_config(
     model: ModelSpec,
-    chip: str,
+    pool: PoolConfig,
     *,
-    tp: int = 1,
-    pp: int = 1,
-    ep: int = 1,
-    replicas: int = 1,
-    weight_dtype: str = "bf16",
-    act_dtype: str = "bf16",
-    kv_dtype: str = "bf16",
-    scheduler: str = "chunked",
+    prefill: PoolSide | None = None,
+    decode: PoolSide | None = None,
     router: str = "least-tokens",
-    max_seqs: int | None = 256,
-    max_batched_tokens: int = 8192,
-    block_size: int = 16,
-    buckets: tuple[int, ...] = (),
-    prefill: tuple[str, int, int] | None = None,
-    decode: tuple[str, int, int] | None = None,
     price_overrides: dict[str, float] | None = None,
 ) -> ServingConfig:
-    """One pool of ``replicas`` x (tp, pp) on ``chip``; or, when ``prefill`` or ``decode``
-    is given as (chip, tp, replicas), a disaggregated pair whose missing side takes
-    ``chip``/``tp``/``replicas``."""
-
-    def pool(chip_id: str, tp_: int, reps: int) -> PoolConfig:
-        plan = InferencePlan(
-            tp=tp_,
-            pp=pp,
-            ep=ep,
-            replicas=reps,
-            weight_dtype=weight_dtype,
-            act_dtype=act_dtype,
-            kv_dtype=kv_dtype,
-        )
-        return PoolConfig(
-            chip=get_chip(chip_id),
-            plan=plan,
-            scheduler=scheduler,
-            max_seqs=max_seqs,
-            max_batched_tokens=max_batched_tokens,
-            block_size=block_size,
-            buckets=buckets,
-        )
-
+    """One pool, or, when ``prefill`` or ``decode`` is given as (device, tp, replicas), a
+    disaggregated pair: each side is ``pool`` on that device with that tp and replica count
+    (the missing side keeps ``pool``'s)."""
     overrides = dict(price_overrides or {})
     if prefill is None and decode is None:
-        return ServingConfig(
-            model=model,
-            pool=pool(chip, tp, replicas),
-            router=router,
-            price_overrides=overrides,
-        )
-    p = prefill or (chip, tp, replicas)
-    d = decode or (chip, tp, replicas)
+        return ServingConfig(model=model, pool=pool, router=router, price_overrides=overrides)
     return ServingConfig(
         model=model,
-        pool=pool(*p),
-        decode_pool=pool(*d),
+        pool=_side(pool, prefill),
+        decode_pool=_side(pool, decode),
         router=router,
         price_overrides=overrides,
     )
+
+
+def _side(pool: PoolConfig, side: PoolSide | None) -> PoolConfig:
+    if side is None:
+        return pool
+    dev, tp, reps = side
+    return replace(pool, device=dev, plan=replace(pool.plan, tp=tp, replicas=reps))
 
 
 def make_workload(

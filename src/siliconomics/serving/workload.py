@@ -1,5 +1,10 @@
 """Workloads: when requests arrive and how long their prompts and answers are.
 
+:class:`Lengths` is the one token-length distribution of the project and
+:meth:`Lengths.sample` its one sampler: the simulator, the planner (whose spec's ``input``/
+``output`` tables convert to it, :meth:`siliconomics.fleet.spec.Lengths.to_lengths`) and the
+validation rows all draw through it. Traces are read by :func:`.traces.parse_trace_csv`.
+
 Everything samples from a passed-in ``numpy.random.Generator``, so a seed fixes a run. Arrival
 processes are drawn at unit rate and scaled by ``1/rate``: the same seed at another rate gives
 the same requests, proportionally closer together (common random numbers, which makes the
@@ -107,6 +112,12 @@ class Lengths:
     kind: str = "fixed"
     params: tuple[float, ...] = (128.0,)
     """fixed: (n,); uniform: (lo, hi); lognormal: (mean, sigma[, max]); empirical: values"""
+    min: float = 1.0
+    """smallest length drawn (tokens); draws below it are raised to it"""
+    rounding: str = "floor"
+    """how a continuous draw becomes a token count: ``floor`` (uniform LO..HI gives every
+    integer in [LO, HI] equally often; CLI and validation workloads) or ``nearest`` (unbiased:
+    the sample mean is the distribution's mean; plan specs, whose lengths are means)"""
 
     def __post_init__(self) -> None:
         need = {"fixed": (1, 1), "uniform": (2, 2), "lognormal": (2, 3), "empirical": (1, 10**7)}
@@ -129,6 +140,10 @@ class Lengths:
                 f"S tokens use SIGMA = sqrt(ln(1 + (S/MEAN)^2)) (SIGMA {MAX_LOG_SIGMA:g} is "
                 f"S = {sd:,.0f} at this mean)"
             )
+        if not self.min >= 1:
+            raise SiliconomicsError(f"smallest length must be >= 1 token, got {self.min}")
+        if self.rounding not in ("floor", "nearest"):
+            raise SiliconomicsError(f"rounding '{self.rounding}': allowed: floor, nearest")
 
     @property
     def mean(self) -> float:
@@ -149,18 +164,20 @@ class Lengths:
         return max(p)
 
     def sample(self, n: int, rng: np.random.Generator) -> I64:
+        """``n`` token counts drawn with ``rng`` (the project's one length sampler)."""
         p = self.params
+        nearest = self.rounding == "nearest"
         if self.kind == "fixed":
             x = np.full(n, p[0])
         elif self.kind == "uniform":
-            x = rng.uniform(p[0], p[1] + 1.0, size=n)
+            x = rng.uniform(p[0], p[1] if nearest else p[1] + 1.0, size=n)
         elif self.kind == "empirical":
             x = rng.choice(np.asarray(p), size=n)
         else:
             x = rng.lognormal(_mu(p), p[1], size=n)
             if len(p) > 2:
                 x = np.minimum(x, p[2])
-        return np.maximum(np.floor(x), 1).astype(np.int64)
+        return np.maximum(np.round(x) if nearest else np.floor(x), self.min).astype(np.int64)
 
 
 def _mu(p: tuple[float, ...]) -> float:

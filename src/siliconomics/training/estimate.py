@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from ..catalog.registry import get_chip, get_efficiency
-from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..catalog.schema import ModelSpec
 from ..economics.cost import ChipPower, power_per_chip_w
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..ops.device import Device
@@ -23,11 +22,11 @@ from .step import Overlap, StepTime, step_time
 F = NDArray[np.float64]
 
 
-def train_device(chip_id: str, eff: EfficiencyProfile | None = None) -> Device:
-    """A chip with its family's efficiency profile, training factors applied where the
-    profile has them (``train_gemm_efficiency``, ``train_lowp_gemm_efficiency``)."""
-    chip = get_chip(chip_id)
-    prof = eff if eff is not None else get_efficiency(chip.family)
+def train_device(device: Device) -> Device:
+    """``device`` (a chip with its family's efficiency profile) with the training factors
+    applied where the profile has them (``train_gemm_efficiency``,
+    ``train_lowp_gemm_efficiency``)."""
+    chip, prof = device.chip, device.eff
     upd: dict[str, float] = {}
     if prof.train_gemm_efficiency is not None:
         upd["gemm_efficiency"] = prof.train_gemm_efficiency
@@ -230,21 +229,21 @@ def _fit_error(est: TrainEstimate) -> DoesNotFitError:
 
 def estimate_training(
     model: ModelSpec,
-    chip_id: str,
+    device: Device,
     plan: TrainPlan,
     *,
     seq_len: int,
     global_batch_seqs: int,
     overlap: Overlap | None = None,
     algorithm: str = "auto",
-    eff: EfficiencyProfile | None = None,
     check_memory: bool = True,
 ) -> TrainEstimate:
-    """Estimate one training plan. Raises a clear error for an invalid plan and
+    """Estimate one training plan on ``device`` (the chip and its efficiency profile; the
+    training factors are applied here). Raises a clear error for an invalid plan and
     :class:`DoesNotFitError` (naming what overflowed, by how much) when it does not fit."""
     if seq_len < 1 or global_batch_seqs < 1:
         raise SiliconomicsError("seq_len and global_batch_seqs must be positive integers")
-    dev = train_device(chip_id, eff)
+    dev = train_device(device)
     plan.validate(model, dev, seq_len=seq_len, global_batch=global_batch_seqs)
     g = grid_of([plan])
     kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs, "overlap": overlap}

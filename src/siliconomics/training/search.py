@@ -15,8 +15,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
+from ..ops.device import Device
 from ..units import fmt_si
 from .estimate import GridResult, TrainEstimate, evaluate_grid, result_at, train_device
 from .lora import check_method
@@ -94,7 +95,7 @@ def _why(
 
 def search_grid(
     model: ModelSpec,
-    chip_id: str,
+    device: Device,
     n_chips: int,
     *,
     seq_len: int,
@@ -103,13 +104,15 @@ def search_grid(
     method: str = "full",
     optimizer: str = "adam",
     overlap: Overlap | None = None,
-    eff: EfficiencyProfile | None = None,
     lora_rank: int = 16,
 ) -> tuple[GridResult, int]:
-    """All valid candidate plans evaluated (arrays); also returns how many were generated."""
+    """All valid candidate plans evaluated (arrays); also returns how many were generated.
+    ``device``: the chip and its (inference) efficiency profile; training factors are applied
+    here (:func:`train_device`)."""
     from .plan import plan_validity
 
-    dev = train_device(chip_id, eff)
+    dev = train_device(device)
+    chip_id = dev.id
     check_recipe(dev, dtype)
     check_method(method, dtype)
     g = candidate_grid(
@@ -138,7 +141,7 @@ def search_grid(
 
 def search_plans(
     model: ModelSpec,
-    chip_id: str,
+    device: Device,
     n_chips: int,
     *,
     seq_len: int,
@@ -148,7 +151,6 @@ def search_plans(
     method: str = "full",
     optimizer: str = "adam",
     overlap: Overlap | None = None,
-    eff: EfficiencyProfile | None = None,
     lora_rank: int = 16,
 ) -> list[TrainEstimate]:
     """The ``top`` fastest valid plans that fit memory, best first, each with ``why``.
@@ -157,7 +159,7 @@ def search_plans(
         raise SiliconomicsError("chips, seq_len and global batch must be positive")
     res, _ = search_grid(
         model,
-        chip_id,
+        device,
         n_chips,
         seq_len=seq_len,
         global_batch_seqs=global_batch_seqs,
@@ -165,10 +167,10 @@ def search_plans(
         method=method,
         optimizer=optimizer,
         overlap=overlap,
-        eff=eff,
         lora_rank=lora_rank,
     )
-    dev = train_device(chip_id, eff)
+    dev = train_device(device)
+    chip_id = dev.id
     kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs, "overlap": overlap}
     fits = np.ravel(res.memory.fits)
     if not fits.any():

@@ -3,12 +3,13 @@ with the time, cost and energy to train a token budget."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..catalog.registry import chips, get_chip
-from ..catalog.schema import ModelSpec
+from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.pricing import ChipPrice, PriceBook, Pricing, default_book, price_chip_hour
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from .estimate import TrainCost, TrainEstimate, estimate_training, time_and_cost_to_train
 from .plan import TrainPlan, parse_plan
 from .search import search_plans
@@ -43,7 +44,7 @@ def resolve_plan(text: str, n_chips: int, base: TrainPlan) -> TrainPlan:
 
 def study_training(
     model: ModelSpec,
-    chip_id: str,
+    device: Device,
     n_chips: int,
     tokens: float,
     *,
@@ -59,8 +60,10 @@ def study_training(
     pricing: str = "on-demand",
     utilisation: float = 1.0,
     price_book: PriceBook | None = None,
+    catalog_chips: Mapping[str, ChipSpec] | None = None,
 ) -> TrainingStudy:
-    """Estimate ``plan_text`` if given, else search the ``top`` fastest plans; price each.
+    """Estimate ``plan_text`` if given, else search the ``top`` fastest plans on ``device``
+    (the chip and its efficiency profile); price each.
 
     ``pricing`` is a mode of :data:`economics.pricebook.MODES`; ``utilisation`` is the owned
     cluster's average busy fraction over its life (an owner pays for idle hours too).
@@ -78,13 +81,13 @@ def study_training(
         plan = resolve_plan(plan_text, n_chips, base)
         ests = [
             estimate_training(
-                model, chip_id, plan, seq_len=seq_len, global_batch_seqs=global_batch_seqs
+                model, device, plan, seq_len=seq_len, global_batch_seqs=global_batch_seqs
             )
         ]
     else:
         ests = search_plans(
             model,
-            chip_id,
+            device,
             n_chips,
             seq_len=seq_len,
             global_batch_seqs=global_batch_seqs,
@@ -94,7 +97,9 @@ def study_training(
             optimizer=optimizer,
             lora_rank=lora_rank,
         )
-    price = _price(chip_id, n_chips, pricing, utilisation, price_overrides, price_book)
+    price = _price(
+        device.chip, n_chips, pricing, utilisation, price_overrides, price_book, catalog_chips
+    )
     usd = price.usd_per_chip_hour if price else None
     return TrainingStudy(
         estimates=tuple(ests),
@@ -106,16 +111,18 @@ def study_training(
 
 
 def _price(
-    chip_id: str,
+    chip: ChipSpec,
     n_chips: int,
     pricing: str,
     utilisation: float,
     overrides: dict[str, float] | None,
     book: PriceBook | None,
+    catalog_chips: Mapping[str, ChipSpec] | None,
 ) -> ChipPrice | None:
+    chip_id = chip.id
     b = (book or default_book()).with_chip_hour(overrides or {}, pricing)
-    p = Pricing(book=b, mode=pricing, chips=chips(), utilisation=utilisation)
-    price = price_chip_hour(p, get_chip(chip_id), chips_needed=n_chips)
+    p = Pricing(book=b, mode=pricing, chips=catalog_chips or {}, utilisation=utilisation)
+    price = price_chip_hour(p, chip, chips_needed=n_chips)
     if price is None and pricing != "on-demand":
         raise SiliconomicsError(
             f"no {pricing} price for chip '{chip_id}' on any basis; modes with a price: "

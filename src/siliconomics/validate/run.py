@@ -6,7 +6,7 @@ Mapping of a row to a model run (SCHEMA.md scenarios):
 * ``offline``: :func:`estimate_max_throughput` with ``batch`` as the engine's limit per replica
   (empty = memory decides) and the dataset's mean lengths.
 * ``server``: the serving simulator's capacity search (max Poisson rate within the row's p99
-  limits), run by :func:`validate_rows` through :mod:`.serve_rows`, which also reports the
+  limits), run by :func:`.suite.validate_rows` through :mod:`.serve_rows`, which also reports the
   simulated value beside each offline row (``run_row`` itself stays analytic: calibration
   fits call it many times).
 
@@ -18,19 +18,14 @@ listed with the reason instead.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-import numpy as np
-
-from ..catalog.registry import chips, get_chip, get_model, models
-from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
+from ..catalog.catalog import Catalog
+from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..inference.estimate import Estimate, estimate_max_throughput, estimate_static
-from ..measured.rows import MeasuredRow, read_measured, read_models_csv
+from ..measured.rows import MeasuredRow
+from ..ops.device import Device
 from ..parallel.plan import InferencePlan
+from .rows import RowResult, candidate_plans, row_device
 
 METRICS = (
     "output_tokens_per_s",
@@ -40,117 +35,6 @@ METRICS = (
     "e2e_latency_s",
     "samples_per_s",
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class RowResult:
-    row: MeasuredRow
-    family: str
-    predicted: float
-    bound: str
-    assumptions: tuple[str, ...] = ()
-    simulated: float | None = None
-    """offline rows: the serving simulator's steady-state prediction, shown beside
-    ``predicted`` (the static max-throughput estimate), see serve_rows.py"""
-
-    @property
-    def signed_pct(self) -> float:
-        return 100.0 * (self.predicted - self.row.value) / self.row.value
-
-    @property
-    def abs_pct(self) -> float:
-        return abs(self.signed_pct)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Skipped:
-    row: MeasuredRow
-    reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Summary:
-    group: str
-    n: int
-    median_abs_pct: float
-    median_signed_pct: float
-    max_abs_pct: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class ValidationReport:
-    results: tuple[RowResult, ...]
-    skipped: tuple[Skipped, ...]
-    not_inference: int = 0
-    by_family: tuple[Summary, ...] = field(default=())
-    by_metric: tuple[Summary, ...] = field(default=())
-    by_chip: tuple[Summary, ...] = field(default=())
-    training: ValidationReport | None = None
-    """the training rows (kind=training), validated by :mod:`.train_rows`"""
-
-    @property
-    def median_abs_pct(self) -> float:
-        if not self.results:
-            return math.nan
-        return float(np.median([r.abs_pct for r in self.results]))
-
-
-def _summaries(results: Iterable[RowResult], key: str) -> tuple[Summary, ...]:
-    groups: dict[str, list[RowResult]] = {}
-    for r in results:
-        g = r.family if key == "family" else (r.row.metric if key == "metric" else r.row.chip)
-        groups.setdefault(g, []).append(r)
-    out = []
-    for g, rs in sorted(groups.items()):
-        abs_ = [x.abs_pct for x in rs]
-        out.append(
-            Summary(
-                group=g,
-                n=len(rs),
-                median_abs_pct=float(np.median(abs_)),
-                median_signed_pct=float(np.median([x.signed_pct for x in rs])),
-                max_abs_pct=float(np.max(abs_)),
-            )
-        )
-    return tuple(out)
-
-
-def _plans(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
-    """The row's layout; an empty KV dtype yields candidates in order of preference."""
-    notes: list[str] = []
-    act = row.act_dtype or "bf16"
-    if not row.act_dtype:
-        notes.append("act_dtype empty -> bf16")
-    weight = row.weight_dtype or act
-    kvs: list[tuple[str, list[str]]] = [(row.kv_dtype, [])] if row.kv_dtype else []
-    if not row.kv_dtype:
-        wide = act if act in ("bf16", "fp16", "fp32") else "bf16"
-        kvs.append((wide, [f"kv_dtype empty -> {wide} (framework default)"]))
-        if act != wide and act in ("fp8", "int8"):
-            kvs.append(
-                (
-                    act,
-                    [
-                        f"kv_dtype empty -> {act}: a {wide} cache cannot hold the "
-                        "measured batch, so the run must have used this"
-                    ],
-                )
-            )
-    return [
-        (
-            InferencePlan(
-                tp=row.tp or 1,
-                pp=row.pp or 1,
-                ep=row.ep or 1,
-                replicas=row.replicas or 1,
-                weight_dtype=weight,
-                act_dtype=act,
-                kv_dtype=kv,
-            ),
-            notes + extra,
-        )
-        for kv, extra in kvs
-    ]
 
 
 def _metric(est: Estimate, row: MeasuredRow) -> float:
@@ -173,30 +57,27 @@ def _metric(est: Estimate, row: MeasuredRow) -> float:
 def _run(
     row: MeasuredRow,
     model: ModelSpec,
-    chip: ChipSpec,
+    dev: Device,
     plan: InferencePlan,
-    eff: EfficiencyProfile | None,
 ) -> tuple[Estimate, str]:
     I, O = row.input_len or 0.0, row.output_len or 0.0
     if row.scenario in ("static_batch", "latency"):
         if row.batch is None:
             raise SiliconomicsError("static/latency row without a batch size")
-        est = estimate_static(model, chip, plan, row.batch, I, O, eff=eff)
+        est = estimate_static(model, dev, plan, row.batch, I, O)
         return est, str(est.decode_bound if row.metric != "ttft_s" else est.prefill_bound)
     if row.scenario == "offline":
-        est = estimate_max_throughput(model, chip, plan, I, O, batch_limit=row.batch, eff=eff)
+        est = estimate_max_throughput(model, dev, plan, I, O, batch_limit=row.batch)
         return est, str(est.decode_bound)
     if row.scenario == "server":
         raise SiliconomicsError("server scenario needs the request-level serving simulator")
     raise SiliconomicsError(f"unknown scenario '{row.scenario}'")
 
 
-def run_row(
-    row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
-) -> RowResult:
-    """Predict one row (raises SiliconomicsError with the reason if it cannot)."""
-    chip = get_chip(row.chip)
-    eff = profiles.get(chip.family) if profiles else None
+def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
+    """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
+    and its family's efficiency profile come from ``catalog``."""
+    dev = row_device(row, catalog)
     if row.dp not in (None, 1):
         raise SiliconomicsError("attention data parallelism (dp > 1) is not modelled yet")
     if row.input_len is None or row.output_len is None:
@@ -205,74 +86,23 @@ def run_row(
         )
     if row.metric not in METRICS:
         raise SiliconomicsError(f"metric '{row.metric}' is not an inference metric")
-    candidates = _plans(row)
+    candidates = candidate_plans(row)
     for k, (plan, notes) in enumerate(candidates):
         if row.n_chips is not None and plan.chips != row.n_chips:
             raise SiliconomicsError(
                 f"layout {plan.replicas} x tp{plan.tp} x pp{plan.pp} != n_chips {row.n_chips}"
             )
         try:
-            est, bound = _run(row, model, chip, plan, eff)
+            est, bound = _run(row, model, dev, plan)
         except DoesNotFitError:
             if k == len(candidates) - 1:
                 raise
             continue
         return RowResult(
             row=row,
-            family=chip.family,
+            family=dev.chip.family,
             predicted=_metric(est, row),
             bound=bound,
             assumptions=(*notes, *est.assumptions),
         )
     raise AssertionError("no candidate plan")
-
-
-def validate_rows(
-    rows: list[MeasuredRow],
-    extra_models: dict[str, ModelSpec] | None = None,
-    profiles: dict[str, EfficiencyProfile] | None = None,
-) -> ValidationReport:
-    results: list[RowResult] = []
-    skipped: list[Skipped] = []
-    not_inference = 0
-    extra = extra_models or {}
-    for row in rows:
-        if row.kind != "inference":
-            not_inference += 1
-            continue
-        if not row.usable:
-            skipped.append(Skipped(row=row, reason="marked usable=false in the file"))
-            continue
-        try:
-            model = extra[row.model] if row.model in extra else get_model(row.model)
-            from .serve_rows import run_with_simulator  # local: serve_rows builds on this
-
-            results.append(run_with_simulator(row, model, profiles))
-        except SiliconomicsError as e:
-            skipped.append(Skipped(row=row, reason=str(e)))
-    return ValidationReport(
-        results=tuple(results),
-        skipped=tuple(skipped),
-        not_inference=not_inference,
-        by_family=_summaries(results, "family"),
-        by_metric=_summaries(results, "metric"),
-        by_chip=_summaries(results, "chip"),
-    )
-
-
-def validate_file(
-    path: Path, models_csv: Path | None = None, profiles: dict[str, EfficiencyProfile] | None = None
-) -> ValidationReport:
-    """Validate every usable inference row of ``path``. Models come from the catalog, and
-    from ``models_csv`` (default: a ``models.csv`` beside ``path``) for ids it lacks."""
-    rows = read_measured(path)
-    mc = models_csv if models_csv is not None else path.parent / "models.csv"
-    extra: dict[str, ModelSpec] = {}
-    if mc.exists():
-        known = models()
-        extra = {k: v for k, v in read_models_csv(mc).items() if k not in known}
-    _ = chips()  # load (and validate) the chip catalog up front: a broken file fails here
-    from .train_rows import validate_training_file  # local: train_rows imports this module
-
-    report = validate_rows(rows, extra, profiles)
-    return replace(report, training=validate_training_file(path, extra, profiles))

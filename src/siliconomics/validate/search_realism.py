@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
+from ..ops.device import Device
 from ..training.estimate import train_device
 from ..training.flops import framework_flops_per_seq, model_flops_per_token
 from ..training.precision import peak_dtype
@@ -53,7 +54,7 @@ def published_tokens_per_s(tr: TrainRow, model: ModelSpec) -> float:
     raise SiliconomicsError(f"metric '{r.metric}' is not a step metric")
 
 
-def search_vs_published(tr: TrainRow, model: ModelSpec) -> Realism:
+def search_vs_published(tr: TrainRow, model: ModelSpec, device: Device) -> Realism:
     """The search's best plan for the row's configuration against the published MFU."""
     r = tr.row
     S, gb, n = tr.seq_len or 0, tr.global_batch_seqs or 0, r.n_chips or 0
@@ -61,11 +62,11 @@ def search_vs_published(tr: TrainRow, model: ModelSpec) -> Realism:
         raise SiliconomicsError("seq_len, global_batch_seqs and n_chips are needed")
     dtype = _recipe_of(tr, r.act_dtype or "bf16", [])
     method = "lora" if tr.train_method == "lora" else "full"
-    peak = train_device(r.chip).peak_flops(peak_dtype(dtype))
+    peak = train_device(device).peak_flops(peak_dtype(dtype))
     tps = published_tokens_per_s(tr, model)
     pub = tps * model_flops_per_token(model, S, method=method) / (n * peak)
     best = search_plans(
-        model, r.chip, n, seq_len=S, global_batch_seqs=gb, dtype=dtype, method=method, top=1
+        model, device, n, seq_len=S, global_batch_seqs=gb, dtype=dtype, method=method, top=1
     )[0]
     return Realism(
         row_id=r.id, published_mfu=pub, search_mfu=best.mfu, search_plan=best.plan.short_label()

@@ -26,16 +26,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..catalog.registry import get_chip
-from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..catalog.catalog import Catalog
+from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..measured.rows import MeasuredRow
+from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 from ..serving.capacity import concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
-from .run import RowResult, _plans, run_row
+from .rows import RowResult, candidate_plans, row_device
+from .run import run_row
 
 MAX_BATCHED_TOKENS = 8192
 
@@ -97,10 +99,9 @@ def _config(
     model: ModelSpec,
     row: MeasuredRow,
     plan: InferencePlan,
-    eff: EfficiencyProfile | None,
+    dev: Device,
     replicas: int,
 ) -> ServingConfig:
-    chip = get_chip(row.chip)
     p = InferencePlan(
         tp=plan.tp,
         pp=plan.pp,
@@ -111,18 +112,17 @@ def _config(
         kv_dtype=plan.kv_dtype,
     )
     pool = PoolConfig(
-        chip=chip,
+        device=dev,
         plan=p,
         scheduler="chunked",
         max_seqs=row.batch,
         max_batched_tokens=MAX_BATCHED_TOKENS,
-        eff=eff,
     )
     return ServingConfig(model=model, pool=pool)
 
 
 def _candidates(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
-    out = _plans(row)
+    out = candidate_plans(row)
     for plan, _ in out:
         if row.n_chips is not None and plan.chips != row.n_chips:
             raise SiliconomicsError(
@@ -131,9 +131,7 @@ def _candidates(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
     return out
 
 
-def run_server_row(
-    row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
-) -> RowResult:
+def run_server_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
     """Capacity search for the highest Poisson rate meeting the row's p99 limits."""
     if row.slo_ttft_s is None and row.slo_tpot_s is None:
         raise SiliconomicsError(
@@ -147,13 +145,13 @@ def run_server_row(
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
         )
-    eff = profiles.get(get_chip(row.chip).family) if profiles else None
+    dev = row_device(row, catalog)
     slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, percentile=99.0)
     cands = _candidates(row)
     for k, (plan, notes) in enumerate(cands):
         w, wnotes = _workload(row, 2000)
         try:
-            cap = max_rate(_config(model, row, plan, eff, plan.replicas), w, slo)
+            cap = max_rate(_config(model, row, plan, dev, plan.replicas), w, slo)
         except DoesNotFitError:
             if k == len(cands) - 1:
                 raise
@@ -163,7 +161,7 @@ def run_server_row(
         value = cap.output_tokens_per_s if row.metric == "output_tokens_per_s" else cap.rate
         return RowResult(
             row=row,
-            family=get_chip(row.chip).family,
+            family=dev.chip.family,
             predicted=value,
             bound=cap.binding,
             assumptions=(
@@ -178,15 +176,13 @@ def run_server_row(
     raise AssertionError("no candidate plan")
 
 
-def simulate_offline_row(
-    row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
-) -> float:
+def simulate_offline_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> float:
     """Steady-state output tokens/s of an offline run (all requests at t = 0)."""
-    eff = profiles.get(get_chip(row.chip).family) if profiles else None
+    dev = row_device(row, catalog)
     cands = _candidates(row)
     for k, (plan, _) in enumerate(cands):
         try:
-            cfg = _config(model, row, plan, eff, 1)
+            cfg = _config(model, row, plan, dev, 1)
             w, _ = _workload(row, 1)
             n = max(2000, 4 * concurrency(cfg, w))
             burst = Workload(
@@ -202,17 +198,15 @@ def simulate_offline_row(
     raise AssertionError("no candidate plan")
 
 
-def run_with_simulator(
-    row: MeasuredRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
-) -> RowResult:
+def run_with_simulator(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
     """``run_row``, plus the simulator: server rows are predicted by it, offline rows carry
     its value in ``simulated`` (None where it cannot run)."""
     if row.scenario == "server":
-        return run_server_row(row, model, profiles)
-    res = run_row(row, model, profiles)
+        return run_server_row(row, model, catalog)
+    res = run_row(row, model, catalog)
     if row.scenario != "offline":
         return res
     try:
-        return replace(res, simulated=simulate_offline_row(row, model, profiles))
+        return replace(res, simulated=simulate_offline_row(row, model, catalog))
     except SiliconomicsError:
         return res

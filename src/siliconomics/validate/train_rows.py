@@ -17,22 +17,19 @@ lower bound — flagged). ``time_to_train_s`` needs convergence data and is neve
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from ..catalog.registry import get_chip, get_model
-from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..catalog.catalog import Catalog
+from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
-from ..measured.rows import MeasuredRow, read_measured
+from ..measured.training import TrainRow
 from ..training.estimate import evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
 from ..training.precision import RECIPES
-from .run import RowResult, Skipped, ValidationReport
-from .run import _summaries as summaries
+from .rows import RowResult, Skipped, ValidationReport, row_device, summaries
 
 METRICS = (
     "step_time_s",
@@ -41,56 +38,6 @@ METRICS = (
     "model_flops_per_s_per_chip",
     "train_tokens_per_s_incl_eval",
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainRow:
-    """The training columns of one measured row (SCHEMA.md)."""
-
-    row: MeasuredRow
-    cp: int | None
-    fsdp: str
-    zero_stage: int | None
-    virtual_pp: int | None
-    micro_batch: int | None
-    global_batch_seqs: int | None
-    recompute: str
-    train_method: str
-    seq_len: int | None
-    notes: str
-    software: str
-
-
-def _int(v: str | None) -> int | None:
-    v = (v or "").strip()
-    return int(float(v)) if v else None
-
-
-def read_training_rows(path: Path) -> list[TrainRow]:
-    """Training rows of a measured file with their training-only columns."""
-    base = {r.id: r for r in read_measured(path) if r.kind == "training"}
-    out = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r.get("id") not in base:
-                continue
-            out.append(
-                TrainRow(
-                    row=base[r["id"]],
-                    cp=_int(r.get("cp")),
-                    fsdp=(r.get("fsdp") or "").strip().lower(),
-                    zero_stage=_int(r.get("zero_stage")),
-                    virtual_pp=_int(r.get("virtual_pp")),
-                    micro_batch=_int(r.get("micro_batch")),
-                    global_batch_seqs=_int(r.get("global_batch_seqs")),
-                    recompute=(r.get("recompute") or "").strip(),
-                    train_method=(r.get("train_method") or "full").strip() or "full",
-                    seq_len=_int(r.get("seq_len")),
-                    notes=r.get("notes") or "",
-                    software=r.get("software") or "",
-                )
-            )
-    return out
 
 
 def _recipe_of(tr: TrainRow, act: str, notes: list[str]) -> str:
@@ -182,17 +129,15 @@ class TrainRowResult:
     assumptions: tuple[str, ...]
 
 
-def run_train_row(
-    tr: TrainRow, model: ModelSpec, profiles: dict[str, EfficiencyProfile] | None = None
-) -> TrainRowResult:
-    """Predict one training row (raises SiliconomicsError with the reason if it cannot)."""
+def run_train_row(tr: TrainRow, model: ModelSpec, catalog: Catalog) -> TrainRowResult:
+    """Predict one training row (raises SiliconomicsError with the reason if it cannot); the
+    row's chip and its family's efficiency profile come from ``catalog``."""
     r = tr.row
     if r.metric not in METRICS:
         raise SiliconomicsError(f"metric '{r.metric}' needs convergence data; not a step metric")
     if not tr.seq_len or not tr.global_batch_seqs:
         raise SiliconomicsError("seq_len and global_batch_seqs are needed")
-    chip = get_chip(r.chip)
-    dev = train_device(chip.id, profiles.get(chip.family) if profiles else None)
+    dev = train_device(row_device(r, catalog))
     notes: list[str] = []
     plans = _candidates(tr, model, notes)
     gb, S = tr.global_batch_seqs, tr.seq_len
@@ -227,49 +172,39 @@ def run_train_row(
 
 
 def train_rows_by_family(
-    path: Path, extra_models: dict[str, ModelSpec]
+    rows: list[TrainRow], catalog: Catalog
 ) -> list[tuple[TrainRow, ModelSpec | None, str]]:
     """Usable training rows with their model (None if unknown) and chip family."""
     out = []
-    for tr in read_training_rows(path):
+    for tr in rows:
         if not tr.row.usable:
             continue
-        m = extra_models.get(tr.row.model)
-        if m is None:
-            try:
-                m = get_model(tr.row.model)
-            except SiliconomicsError:
-                m = None
-        out.append((tr, m, get_chip(tr.row.chip).family))
+        m = catalog.models.get(tr.row.model)
+        out.append((tr, m, catalog.chip(tr.row.chip).family))
     return out
 
 
-def validate_training_file(
-    path: Path,
-    extra_models: dict[str, ModelSpec] | None = None,
-    profiles: dict[str, EfficiencyProfile] | None = None,
-) -> ValidationReport:
-    """Every usable training row of ``path`` predicted and compared, as a report of the same
-    shape as the inference one (``not_inference`` = training rows not usable)."""
+def validate_training_rows(rows: list[TrainRow], catalog: Catalog) -> ValidationReport:
+    """Every usable training row predicted and compared, as a report of the same shape as the
+    inference one (``not_inference`` = training rows not usable)."""
     results: list[RowResult] = []
     skipped: list[Skipped] = []
     unusable = 0
-    for tr in read_training_rows(path):
+    for tr in rows:
         if not tr.row.usable:
             unusable += 1
             skipped.append(Skipped(row=tr.row, reason="marked usable=false in the file"))
             continue
         try:
-            extra = extra_models or {}
-            model = extra[tr.row.model] if tr.row.model in extra else get_model(tr.row.model)
-            out = run_train_row(tr, model, profiles)
+            model = catalog.model(tr.row.model)
+            out = run_train_row(tr, model, catalog)
         except SiliconomicsError as e:
             skipped.append(Skipped(row=tr.row, reason=str(e)))
             continue
         results.append(
             RowResult(
                 row=tr.row,
-                family=get_chip(tr.row.chip).family,
+                family=catalog.chip(tr.row.chip).family,
                 predicted=out.predicted,
                 bound=out.bound,
                 assumptions=out.assumptions,
