@@ -16,9 +16,12 @@ from ..units import DTYPE_BYTES
 F = NDArray[np.float64]
 
 
-def param_counts(model: ModelSpec, tp: int = 1, ep: int = 1) -> dict[str, float]:
-    """Parameters held by ONE chip of a tp-way (ep-way for experts) shard, by component, for
-    the whole model (all layers). With tp=ep=1 these are the model's total parameters."""
+def param_counts(
+    model: ModelSpec, tp: int = 1, ep: int = 1, etp: int | None = None
+) -> dict[str, float]:
+    """Parameters held by ONE chip of a tp-way (ep-way for experts, each expert split etp
+    ways; default etp = tp/ep) shard, by component, for the whole model (all layers). With
+    tp=ep=1 these are the model's total parameters."""
     D, hd, L = model.d_model, model.head_dim, model.n_layers
     hq = -(-model.n_heads // tp)
     hkv = -(-model.n_kv_heads // tp)
@@ -33,14 +36,14 @@ def param_counts(model: ModelSpec, tp: int = 1, ep: int = 1) -> dict[str, float]
         q = (D * m.q_lora_rank + m.q_lora_rank * hq * hd) if m.q_lora_rank else D * hq * hd
         attn = q + D * lat + m.kv_lora_rank * hq * (nope + m.v_head_dim) + hq * m.v_head_dim * D
     mats = 3 if model.gated else 2
-    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    n_moe = model.n_moe_layers
     n_dense = L - n_moe
     dense_ffn = mats * D * -(-model.d_ff // tp)
     experts = 0.0
     if model.moe is not None:
         moe = model.moe
-        etp = max(tp // ep, 1)
-        experts = (moe.n_experts / ep) * mats * D * -(-moe.moe_d_ff // etp)
+        etp_ = max(tp // ep, 1) if etp is None else etp
+        experts = (moe.n_experts / ep) * mats * D * -(-moe.moe_d_ff // etp_)
         experts += mats * D * -(-(moe.n_shared_experts * moe.moe_d_ff) // tp) + D * moe.n_experts
     vocab = -(-model.vocab_size // tp) * D
     return {
@@ -64,7 +67,7 @@ def active_params(model: ModelSpec) -> float:
         return sum(pc.values())
     moe = model.moe
     mats = 3 if model.gated else 2
-    n_moe = model.n_layers - moe.n_dense_layers
+    n_moe = model.n_moe_layers
     routed = moe.n_experts * mats * model.d_model * moe.moe_d_ff * n_moe
     active_routed = moe.experts_per_token * mats * model.d_model * moe.moe_d_ff * n_moe
     return sum(pc.values()) - routed + active_routed
@@ -73,7 +76,7 @@ def active_params(model: ModelSpec) -> float:
 def weight_bytes_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     """Weights on the most loaded chip (pipeline stages hold L/pp layers; embeddings and the
     LM head stay 16-bit when linear layers are quantised)."""
-    pc = param_counts(model, plan.tp, plan.ep)
+    pc = param_counts(model, plan.tp, plan.ep, plan.etp)
     w = DTYPE_BYTES[plan.weight_dtype]
     emb_b = max(w, 2.0)
     layers = (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"]) * w + pc["norms"] * 2.0
@@ -83,9 +86,11 @@ def weight_bytes_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
 
 def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     """KV-cache bytes one token adds on one chip (all its layers), for full-attention layers.
-    GQA heads are replicated when K < tp; MLA latents are replicated on every TP rank."""
+    GQA heads are replicated when K < tp; MLA latents are replicated on every TP rank. With
+    attention data parallelism each sequence lives on one of the dp groups, so a replica's
+    tokens cost 1/dp of this per chip on average (the KV cache per dp rank)."""
     kvb = DTYPE_BYTES[plan.kv_dtype]
-    layers = model.n_layers / plan.pp
+    layers = model.n_layers / plan.pp / plan.dp
     if model.mla is not None:
         return layers * (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * kvb
     hkv = -(-model.n_kv_heads // plan.tp)
