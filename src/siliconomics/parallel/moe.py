@@ -113,10 +113,24 @@ def expert_ops(
         memory_op(dev, "router_topk", 8.0 * Tl * E, 10.0 * Tl * E),
         memory_op(dev, "moe_permute", Tl * D * (1.0 + k) * a_bytes),
     ]
-    kw = {"compute_dtype": compute_dtype, "a_bytes": a_bytes, "w_bytes": w_bytes}
-    ops.append(grouped_gemm(dev, "moe_up", rows, mats_in * fe, D, hit, out_bytes=out_bytes, **kw))
+
+    def grouped(name: str, n: F, kk: F | int) -> OpCost:
+        return grouped_gemm(
+            dev,
+            name,
+            rows,
+            n,
+            kk,
+            hit,
+            compute_dtype=compute_dtype,
+            a_bytes=a_bytes,
+            w_bytes=w_bytes,
+            out_bytes=out_bytes,
+        )
+
+    ops.append(grouped("moe_up", mats_in * fe, D))
     ops.append(memory_op(dev, "moe_act", rows * fe * a_bytes * (mats_in + 1), 4.0 * rows * fe))
-    ops.append(grouped_gemm(dev, "moe_down", rows, D, fe, hit, out_bytes=out_bytes, **kw))
+    ops.append(grouped("moe_down", D * np.ones_like(fe), fe))
     ops.append(memory_op(dev, "moe_unpermute", Tl * D * (1.0 + k) * out_bytes, 2.0 * Tl * k * D))
     return ops
 

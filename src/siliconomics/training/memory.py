@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
-from .plan import OPTIMIZER_BYTES, PlanGrid
+from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 
 F = NDArray[np.float64]
 WEIGHT_BYTES = 2.0
@@ -64,8 +64,8 @@ def chip_params(model: ModelSpec, g: PlanGrid) -> tuple[F, F]:
     """(transformer-layer params of one layer on one chip, averaged over layers; embedding
     + LM head params on one chip) under tp/ep sharding."""
 
-    def body(tp: int, ep: int) -> float:
-        pc = param_counts(model, tp, ep)
+    def body(tp: int, ep: int, etp: int) -> float:
+        pc = param_counts(model, tp, ep, etp)
         return (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"] + pc["norms"]) / (
             model.n_layers
         )
@@ -74,7 +74,7 @@ def chip_params(model: ModelSpec, g: PlanGrid) -> tuple[F, F]:
         pc = param_counts(model, tp, 1)
         return pc["embedding"] + pc["lm_head"]
 
-    return _by_unique(body, g.tp, g.ep), _by_unique(edges, g.tp)
+    return _by_unique(body, g.tp, g.ep, np.maximum(g.etp, 1)), _by_unique(edges, g.tp)
 
 
 def lora_params_per_layer(model: ModelSpec, rank: int, tp: NDArray) -> F:
@@ -163,7 +163,7 @@ def train_memory(
     model: ModelSpec, dev: Device, g: PlanGrid, *, seq_len: int, global_batch: int
 ) -> TrainMemory:
     """Per-chip memory of every plan in ``g`` (see module docstring for the formulas)."""
-    L = model.n_layers
+    L = stage_layers(model, g.pp, g.vpp)  # pp x layers of the busiest rank (L when even)
     pp = g.pp.astype(np.float64)
     per_layer, edges = chip_params(model, g)
     # Most loaded stage: its L/pp layers plus the larger edge (embedding or LM head).

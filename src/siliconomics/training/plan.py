@@ -3,8 +3,10 @@
 Notation (ARCHITECTURE.md): dp data-parallel degree (batch shards, includes ZeRO/FSDP shards),
 tp tensor parallel (optionally with sequence parallelism, Korthikanti et al. 2022), pp pipeline
 stages with ``vpp`` virtual stages each (interleaved 1F1B, Narayanan et al. 2021), cp context
-parallel (sequence sharded, ring attention), ep expert parallel (carved out of dp x cp, as in
-Megatron-Core). Chips = dp * tp * pp * cp. Rank order: tp innermost, then cp, dp, pp.
+parallel (sequence sharded, ring attention), ep expert parallel with etp expert tensor parallel
+(Megatron-Core's expert groups: the tp x cp x dp ranks of a stage are regrouped into ep x etp x
+expert-dp, so ep may span dp and tp, as Megatron-Core and NeMo run it). Chips = dp * tp * pp * cp.
+Rank order: tp innermost, then cp, dp, pp; expert groups: etp innermost, then ep.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ class TrainPlan:
     cp: int = 1
     """context-parallel degree (sequence shards, ring attention)"""
     ep: int = 1
-    """expert-parallel degree (MoE), divides dp * cp"""
+    """expert-parallel degree (MoE); ep * etp divides tp * dp * cp"""
+    etp: int = 0
+    """expert tensor-parallel degree (each expert's FFN split etp ways); 0 = Megatron-Core's
+    default etp = tp when ep * tp divides tp * dp * cp, else 1 (as the NeMo MoE recipes set)"""
     vpp: int = 1
     """virtual stages per pipeline rank; > 1 = interleaved 1F1B schedule"""
     sp: bool = True
@@ -82,6 +87,8 @@ class TrainPlan:
     def label(self) -> str:
         parts = [f"dp={self.dp}", f"tp={self.tp}", f"pp={self.pp}"]
         parts += [f"{k}={getattr(self, k)}" for k in ("cp", "ep", "vpp") if getattr(self, k) > 1]
+        if self.ep > 1 and self.etp > 0:
+            parts.append(f"etp={self.etp}")
         parts += [f"zero={self.zero}", f"mb={self.micro_batch}", f"recompute={self.recompute}"]
         if self.tp > 1 and not self.sp:
             parts.append("sp=0")
@@ -107,6 +114,8 @@ class TrainPlan:
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or v < 1:
                 raise SiliconomicsError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.etp, int | np.integer) or self.etp < 0:
+            raise SiliconomicsError(f"etp must be 0 (auto) or a positive integer, got {self.etp!r}")
         if self.zero not in (0, 1, 2, 3):
             raise SiliconomicsError(f"zero must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.recompute not in RECOMPUTE:
@@ -129,7 +138,7 @@ class TrainPlan:
 
 # ---- arrays of plans ------------------------------------------------------------------------
 
-_INT_FIELDS = ("dp", "tp", "pp", "cp", "ep", "vpp", "zero", "shard", "micro_batch")
+_INT_FIELDS = ("dp", "tp", "pp", "cp", "ep", "etp", "vpp", "zero", "shard", "micro_batch")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +150,8 @@ class PlanGrid:
     pp: I
     cp: I
     ep: I
+    etp: I
+    """expert tensor parallel (0 already resolved, see :func:`resolve_etp`)"""
     vpp: I
     zero: I
     shard: I
@@ -199,6 +210,7 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
             raise SiliconomicsError("plans in one grid must share dtype, optimizer and method")
     arr = {k: np.array([getattr(p, k) for p in plans], dtype=np.int64) for k in _INT_FIELDS}
     arr["shard"] = np.array([p.shard_group for p in plans], dtype=np.int64)
+    arr["etp"] = resolve_etp(arr["etp"], arr["tp"], arr["dp"] * arr["cp"], arr["ep"])
     return PlanGrid(
         **arr,
         recompute=np.array([RECOMPUTE.index(p.recompute) for p in plans], dtype=np.int64),
@@ -233,9 +245,9 @@ def plan_validity(
             f"tp must divide the {K} KV heads, or be a multiple of them (replicated KV heads)",
         ),
         (
-            (L % stages == 0) | ((L + 2) % stages == 0),
-            f"pp*vpp must divide the {L} layers (or {L + 2} = layers + embedding + loss, "
-            "as Megatron pipeline layouts count them)",
+            stages <= L + 2,
+            f"pp*vpp must not exceed the {L} layers + 2 (embedding and loss count as one "
+            "layer each in Megatron pipeline layouts)",
         ),
         ((g.vpp == 1) | (g.pp > 1), "vpp > 1 needs pp > 1"),
         (seq_len % (2 * g.cp) == 0, f"2*cp must divide seq_len {seq_len} (load-balanced CP)"),
@@ -243,7 +255,10 @@ def plan_validity(
         ((g.vpp == 1) | (m % g.pp == 0), "interleaved schedule needs micro-batches % pp == 0"),
         ((g.ep == 1) | (model.moe is not None), f"ep > 1 needs an MoE model; {model.id} is dense"),
         (E % g.ep == 0, f"ep must divide the {E} experts"),
-        ((g.dp * g.cp) % g.ep == 0, "ep must divide dp*cp (experts are sharded over DP ranks)"),
+        (
+            (g.tp * g.dp * g.cp) % (g.ep * np.maximum(g.etp, 1)) == 0,
+            "ep*etp must divide tp*dp*cp (Megatron-Core regroups a stage's ranks into experts)",
+        ),
         ((g.dp * g.cp) % np.maximum(g.shard, 1) == 0, "shard group must divide dp*cp"),
     ]
     mask = np.ones(np.shape(g.dp), dtype=bool)
@@ -254,6 +269,28 @@ def plan_validity(
             reasons[i] = why
         mask &= ok
     return mask, [r for r in reasons if r]
+
+
+def resolve_etp(etp: I, tp: I, dp_cp: I, ep: I) -> I:
+    """Expert tensor parallelism with 0 = auto resolved: Megatron-Core's default etp = tp where
+    ep * tp divides tp * dp * cp, else 1 (experts whole on each rank)."""
+    auto = np.where((tp * dp_cp) % np.maximum(ep * tp, 1) == 0, tp, 1)
+    return np.where(etp > 0, etp, auto).astype(np.int64)
+
+
+def stage_layers(model: ModelSpec, pp: I, vpp: I) -> NDArray[np.float64]:
+    """pp x the layers on the busiest pipeline rank (= L when the stages balance), so that
+    ``stage_layers / pp`` is the busiest rank's share. Stages balance when pp*vpp divides the
+    layers, or the layers + 2 (Megatron layouts count the embedding and the loss as one layer
+    each); otherwise (e.g. DeepSeek-V3's 61 layers on pp=16) the busiest rank holds
+    ``ceil(L / (pp*vpp))`` layers per virtual stage (Megatron-Core's
+    ``pipeline_model_parallel_layout`` / first- and last-stage layer counts) and every rank
+    waits for it."""
+    L = model.n_layers
+    stages = np.maximum(pp * vpp, 1)
+    even = (L % stages == 0) | ((L + 2) % stages == 0)
+    busiest = np.ceil(L / stages) * vpp * pp
+    return np.where(even, float(L), busiest).astype(np.float64)
 
 
 def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:

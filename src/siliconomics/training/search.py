@@ -19,7 +19,7 @@ from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..units import fmt_si
 from .estimate import GridResult, TrainEstimate, evaluate_grid, result_at, train_device
-from .plan import RECOMPUTE, PlanGrid
+from .plan import RECOMPUTE, PlanGrid, resolve_etp
 from .step import Overlap
 
 _POW2 = (1, 2, 4, 8, 16, 32, 64)
@@ -58,6 +58,7 @@ def candidate_grid(
         pp=pp,
         cp=cp,
         ep=ep,
+        etp=resolve_etp(np.zeros_like(tp), tp, dp * cp, ep),
         vpp=vpp,
         zero=zero,
         shard=dp * cp,

@@ -35,8 +35,9 @@ from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
+from ..parallel.moe import dispatch_combine, expert_ops
 from .memory import ACT_BYTES, GRAD_BYTES, WEIGHT_BYTES, chip_params, lora_params_per_layer
-from .plan import OPTIMIZER_BYTES, PlanGrid
+from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 
 F = NDArray[np.float64]
 
@@ -205,20 +206,47 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
         ly.elementwise(T * f * ACT_BYTES * (mats_in + 1), 4.0 * T * f, w)
         ly.gemm(T, D, f, w, frozen=lora)
     if n_moe and model.moe is not None:
-        moe, w = model.moe, n_moe / L
-        k, E = moe.experts_per_token, moe.n_experts
-        fe = np.ceil(moe.moe_d_ff / tp)
-        rows = T * k  # token-expert pairs per chip (EP spreads them evenly)
-        per_expert = rows * g.ep / E
-        ly.gemm(T, E, D, w, frozen=lora)
-        ly.gemm(rows, mats_in * fe, D, w, frozen=lora, util_m=per_expert)
-        ly.elementwise(rows * fe * ACT_BYTES * (mats_in + 1), 4.0 * rows * fe, w)
-        ly.gemm(rows, D, fe, w, frozen=lora, util_m=per_expert)
-        if moe.n_shared_experts:
-            fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
-            ly.gemm(T, mats_in * fs, D, w, frozen=lora)
-            ly.gemm(T, D, fs, w, frozen=lora)
+        _moe_layer(ly, model, n_moe / L, frozen=lora)
     return ly
+
+
+def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
+    """Routed experts of an MoE layer (:mod:`..parallel.moe`: router, permute, grouped GEMMs at
+    the busiest rank's load, unpermute) and shared experts, ``w`` layers' worth. Megatron-Core
+    runs MoE with sequence parallelism, so each rank routes T/tp tokens; its expert group of
+    ep x etp ranks serves the tokens of ep*etp/tp attention groups, so a rank computes
+    ``T·k·etp/tp`` token-expert pairs on average, at width Fe/etp. Backward: GEMMs twice
+    (dgrad + wgrad; dgrad only when frozen), memory-bound ops twice."""
+    assert model.moe is not None
+    g, dev, T, tp = ly.g, ly.dev, ly.T, ly.tp
+    lowp = g.dtype in ("fp8", "int8")
+    a = 1.0 if lowp else ACT_BYTES
+    ops = expert_ops(
+        dev,
+        model,
+        local_tokens=T / tp,
+        group_tokens=T * g.ep * g.etp / tp,
+        ep=g.ep,
+        etp=g.etp,
+        compute_dtype=g.dtype,
+        a_bytes=a,
+        w_bytes=a,
+        out_bytes=ACT_BYTES,
+    )
+    gemm_bwd = 1.0 if frozen else 2.0
+    for op in ops:
+        t = w * op.time
+        ly.fwd = ly.fwd + t
+        if op.op_class == "gemm":
+            ly.bwd = ly.bwd + gemm_bwd * t
+        else:
+            ly.bwd, ly.elem_fwd = ly.bwd + 2.0 * t, ly.elem_fwd + t
+    moe = model.moe
+    if moe.n_shared_experts:
+        mats_in = 2 if model.gated else 1
+        fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
+        ly.gemm(T, mats_in * fs, model.d_model, w, frozen=frozen)
+        ly.gemm(T, model.d_model, fs, w, frozen=frozen)
 
 
 def edge_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> tuple[F, F]:
@@ -248,30 +276,40 @@ def step_time(
     ly = layer_times(model, dev, g, seq_len)
     e_fwd, e_bwd = edge_times(model, dev, g, seq_len)
     T, tp, cp, dp = ly.T, g.tp, g.cp, g.dp
-    fwd = (L * ly.fwd + e_fwd) / pp
-    bwd = (L * ly.bwd + e_bwd) / pp
-    rc = np.where(g.recompute == 2, L * ly.fwd / pp, np.where(g.recompute == 1, 0.0, 0.0))
-    rc = rc + np.where(g.recompute == 1, L * ly.elem_fwd / pp, 0.0)
+    # Lq/pp layers on the busiest pipeline rank (L/pp when the stages balance); multi-token
+    # prediction modules (one average layer + LM head and loss each) run once per pipeline.
+    Lq = stage_layers(model, g.pp, g.vpp)
+    mtp = float(model.n_mtp_layers)
+    fwd = (Lq * ly.fwd + e_fwd * (1.0 + mtp) + mtp * ly.fwd) / pp
+    bwd = (Lq * ly.bwd + e_bwd * (1.0 + mtp) + mtp * ly.bwd) / pp
+    rc = np.where(g.recompute == 2, Lq * ly.fwd / pp, np.where(g.recompute == 1, 0.0, 0.0))
+    rc = rc + np.where(g.recompute == 1, Lq * ly.elem_fwd / pp, 0.0)
     passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
 
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
     per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
     n_moe = model.n_moe_layers
     ar = coll.all_reduce_time(dev, T * model.d_model * ACT_BYTES, tp, 1, algorithm)
-    t_tp = per_layer_ar * ar * passes * L / pp * (1.0 - ov.tp)
+    t_tp = per_layer_ar * ar * passes * Lq / pp * (1.0 - ov.tp)
     # context parallel: ring attention, (cp-1) K/V blocks per pass forward, 2x backward.
     kv = T * 2 * ly.hkv * model.head_dim * ACT_BYTES
     ring = np.where(cp > 1, (cp - 1) * coll.send_recv_time(dev, kv, tp), 0.0)
     hide = ly.attn_fwd if ov.cp else 0.0
     cp_layer = np.maximum(ring - hide, 0.0) + np.maximum(2.0 * ring - 2.5 * hide, 0.0)
-    t_cp = cp_layer * L / pp
+    t_cp = cp_layer * Lq / pp
     # expert parallel: dispatch + combine per MoE layer and pass.
     t_ep = np.zeros(np.shape(fwd))
     if model.moe is not None:
-        a2a = coll.all_to_all_time(
-            dev, T * model.moe.experts_per_token * model.d_model, g.ep, tp * cp
-        )
-        t_ep = 2.0 * a2a * passes * n_moe / pp * (1.0 - ov.ep)
+        a2a = dispatch_combine(
+            dev,
+            model,
+            tokens_per_rank=T / tp,
+            ep=g.ep,
+            stride=g.etp,
+            dispatch_bytes=ACT_BYTES,
+            combine_bytes=ACT_BYTES,
+        ).time
+        t_ep = a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
     # pipeline: activations forward and gradients back once per virtual stage. The
     # interleaved schedule overlaps these transfers with the other chunks' compute
     # (Megatron-LM overlap_p2p_comm, on by default there); plain 1F1B waits for them.
