@@ -43,7 +43,7 @@ def param_counts(
     if model.moe is not None:
         moe = model.moe
         etp_ = max(tp // ep, 1) if etp is None else etp
-        experts = (moe.n_experts / ep) * mats * D * -(-moe.moe_d_ff // etp_)
+        experts = -(-moe.n_experts // ep) * mats * D * -(-moe.moe_d_ff // etp_)
         experts += mats * D * -(-(moe.n_shared_experts * moe.moe_d_ff) // tp) + D * moe.n_experts
     vocab = -(-model.vocab_size // tp) * D
     return {
@@ -110,8 +110,9 @@ def kv_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan, ctx: ArrayL
 
 def activation_bytes_per_chip(model: ModelSpec, plan: InferencePlan, tokens: ArrayLike) -> F:
     """Peak transient activations of a forward over ``tokens`` new tokens: the widest layer
-    input/output pair plus fp32 logits of one position per sequence (upper bound: all)."""
-    T = np.asarray(tokens, dtype=np.float64)
+    input/output pair plus fp32 logits of one position per sequence (upper bound: all).
+    ``tokens`` are the replica's; each attention data-parallel rank holds 1/dp of them."""
+    T = np.asarray(tokens, dtype=np.float64) / plan.dp
     a = DTYPE_BYTES[plan.act_dtype]
     hq = -(-model.n_heads // plan.tp)
     widest = max(2 * -(-model.d_ff // plan.tp), hq * model.head_dim * 3, model.d_model)

@@ -158,8 +158,8 @@ def dispatch_combine(
     mean_rows = tok * k
     skew = imbalance(mean_rows, ep_, capacity_factor)
     nbytes = sends * (dispatch_bytes + combine_bytes)
-    t = skew * (
-        coll.all_to_all_time(dev, sends * dispatch_bytes, ep_, stride)
-        + coll.all_to_all_time(dev, sends * combine_bytes, ep_, stride)
+    busiest = sends * skew
+    t = coll.all_to_all_time(dev, busiest * dispatch_bytes, ep_, stride) + coll.all_to_all_time(
+        dev, busiest * combine_bytes, ep_, stride
     )
     return comm_op("ep_all_to_all", np.where(ep_ > 1, nbytes, 0.0), np.where(ep_ > 1, t, 0.0))

@@ -91,9 +91,9 @@ class InferencePlan:
                     f"ep={self.ep} must divide dp*tp={self.dp * self.tp} (experts are spread "
                     "over the chips of one pipeline stage)"
                 )
-            if model.moe.n_experts % self.ep:
-                raise SiliconomicsError(
-                    f"ep={self.ep} must divide the {model.moe.n_experts} experts"
-                )
+            if self.ep > model.moe.n_experts:
+                # Serving stacks place ceil(E/ep) experts per rank (SGLang/TensorRT-LLM add
+                # redundant copies of hot experts, e.g. 288 slots for 256 experts on EP72).
+                raise SiliconomicsError(f"ep={self.ep} exceeds the {model.moe.n_experts} experts")
         if self.tp > model.n_heads:
             raise SiliconomicsError(f"tp={self.tp} exceeds the model's {model.n_heads} heads")

@@ -193,7 +193,9 @@ def render_assessment(con: Console, a: Assessment) -> None:
     p = e.plan
     con.print(
         f"[bold]{e.model.id}[/] on [bold]{p.chips} x {e.device.id}[/] "
-        f"(tp={p.tp} pp={p.pp} ep={p.ep} replicas={p.replicas}; weights {p.weight_dtype}, "
+        f"(tp={p.tp} pp={p.pp} ep={p.ep}"
+        + (f" dp={p.dp}" if p.dp > 1 else "")
+        + f" replicas={p.replicas}; weights {p.weight_dtype}, "
         f"activations {p.act_dtype}, KV {p.kv_dtype}), {e.scenario.replace('_', ' ')}"
     )
     con.print(
