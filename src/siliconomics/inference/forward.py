@@ -107,7 +107,7 @@ def _layer_counts(model: ModelSpec) -> tuple[int, int, int, int]:
     return n_full, L - n_full, L - n_moe, n_moe
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Step:
     """Shapes and formats of one forward step, shared by the op builders below."""
 

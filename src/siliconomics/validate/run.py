@@ -198,8 +198,6 @@ def run_row(
     """Predict one row (raises SiliconomicsError with the reason if it cannot)."""
     chip = get_chip(row.chip)
     eff = profiles.get(chip.family) if profiles else None
-    if row.dp not in (None, 1):
-        raise SiliconomicsError("attention data parallelism (dp > 1) is not modelled yet")
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
