@@ -112,7 +112,7 @@ def _require_fit(
     short = float(np.max(-mem.free))
     hint = suggest_tp(model, dev, plan)
     raise DoesNotFitError(
-        f"{model.id} does not fit on {plan.tp * plan.pp} x {dev.id} ({what}): needs "
+        f"{model.id} does not fit on {plan.chips_per_replica} x {dev.id} ({what}): needs "
         f"{fmt_si(float(np.max(mem.total)), 'B', binary=True)} per chip of "
         f"{fmt_si(mem.capacity, 'B', binary=True)} (weights "
         f"{fmt_si(mem.weights, 'B', binary=True)}, KV cache "

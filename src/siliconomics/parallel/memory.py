@@ -81,7 +81,16 @@ def weight_bytes_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     emb_b = max(w, 2.0)
     layers = (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"]) * w + pc["norms"] * 2.0
     edge = max(pc["embedding"], pc["lm_head"]) if plan.pp > 1 else pc["embedding"] + pc["lm_head"]
+    if model.n_layers % plan.pp:  # uneven stages: the busiest holds ceil(L/pp) layers
+        layers = layers * _stage_layers(model, plan) / (model.n_layers / plan.pp)
     return float(layers / plan.pp + edge * emb_b)
+
+
+def _stage_layers(model: ModelSpec, plan: InferencePlan) -> float:
+    """Layers on the busiest pipeline stage: L/pp, or ceil(L/pp) when pp does not divide L
+    (e.g. DeepSeek-V3's 61 layers on pp=8: 8 on the busiest stage)."""
+    L = model.n_layers
+    return L / plan.pp if L % plan.pp == 0 else float(-(-L // plan.pp))
 
 
 def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
@@ -90,7 +99,7 @@ def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     attention data parallelism each sequence lives on one of the dp groups, so a replica's
     tokens cost 1/dp of this per chip on average (the KV cache per dp rank)."""
     kvb = DTYPE_BYTES[plan.kv_dtype]
-    layers = model.n_layers / plan.pp / plan.dp
+    layers = _stage_layers(model, plan) / plan.dp
     if model.mla is not None:
         return layers * (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * kvb
     hkv = -(-model.n_kv_heads // plan.tp)

@@ -317,7 +317,10 @@ def render_comparison(con: Console, c: Comparison) -> None:
         jt = ch.value("j_per_token")
         t.add_row(
             ch.chip.id,
-            f"tp{p.tp}" + (f" pp{p.pp}" if p.pp > 1 else "") + (f" ep{p.ep}" if p.ep > 1 else ""),
+            (f"dp{p.dp} " if p.dp > 1 else "")
+            + f"tp{p.tp}"
+            + (f" pp{p.pp}" if p.pp > 1 else "")
+            + (f" ep{p.ep}" if p.ep > 1 else ""),
             f"{ch.value('batch'):.0f}",
             f"{ch.value('tokens_per_s_per_chip'):,.0f}",
             fmt_time(ch.value("ttft_s")),
