@@ -228,3 +228,27 @@ def test_megatron_bridge_moe_pretraining_within_stated_band(row: tuple) -> None:
         if bool(r.memory.fits[0]):
             best = max(best, float(r.tokens_per_s[0]) / n)
     assert measured / 2.5 < best < measured * 2.5
+
+
+def test_inference_uneven_pipeline_memory_is_the_busiest_stage() -> None:
+    from siliconomics.parallel.memory import kv_bytes_per_token_per_chip
+
+    m = get_model("deepseek-v3")  # 61 layers: pp=8 -> 8 on the busiest stage, not 7.625
+    even = kv_bytes_per_token_per_chip(m, InferencePlan(tp=8, ep=8, pp=1, **FP8))
+    uneven = kv_bytes_per_token_per_chip(m, InferencePlan(tp=8, ep=8, pp=8, **FP8))
+    assert uneven == pytest.approx(even * 8 / 61)
+
+
+def test_compare_offers_dp_attention_layouts_for_moe_only() -> None:
+    from siliconomics.search.compare import candidate_plans
+
+    chip = get_chip("h200-sxm")
+    ds = candidate_plans(get_model("deepseek-v3"), chip, "fp8", "fp8", "fp8", dp_attention=True)
+    assert any(p.dp == 8 and p.tp == 1 and p.ep == 8 for p in ds)
+    dense = get_model("llama-3.1-8b")
+    assert all(
+        p.dp == 1 for p in candidate_plans(dense, chip, "bf16", "bf16", "bf16", dp_attention=True)
+    )
+    assert all(
+        p.dp == 1 for p in candidate_plans(get_model("deepseek-v3"), chip, "fp8", "fp8", "fp8")
+    )
