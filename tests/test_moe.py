@@ -163,6 +163,7 @@ def test_imbalance_statistics() -> None:
     assert np.all(f > 1) and np.all(np.diff(f) < 0)
     assert np.all(np.diff(imbalance(256.0, np.array([2.0, 8.0, 64.0, 256.0]))) > 0)
     assert float(imbalance(1.0, 256.0, capacity_factor=1.25)) == 1.25
+    assert float(imbalance(1e6, 256.0, capacity_factor=1.25)) == 1.25  # padded buffers
     # A token's k=8 experts land on ~7.9 of 256 ranks, on all 4 of 4 ranks almost surely.
     assert float(distinct_ranks(8, 256.0)) == pytest.approx(7.89, abs=0.01)
     assert float(distinct_ranks(8, 4.0)) == pytest.approx(3.6, abs=0.01)
@@ -252,3 +253,19 @@ def test_compare_offers_dp_attention_layouts_for_moe_only() -> None:
     assert all(
         p.dp == 1 for p in candidate_plans(get_model("deepseek-v3"), chip, "fp8", "fp8", "fp8")
     )
+
+
+def test_capacity_factor_pads_expert_buffers() -> None:
+    from siliconomics.training.plan import parse_plan
+
+    m, dev = get_model("mixtral-8x7b"), train_device("tpu-v6e")
+    p = parse_plan("dp=64,ep=8,mb=1,capacity_factor=1.25")
+    assert p.capacity_factor == 1.25
+    t = {}
+    for cf in (0.0, 1.0, 1.25, 2.0):
+        g = grid_of([TrainPlan(dp=64, ep=8, micro_batch=1, capacity_factor=cf)])
+        t[cf] = float(evaluate_grid(m, dev, g, seq_len=4096, global_batch_seqs=256).step.total[0])
+    # dropless pays the expected busiest-rank excess (a few % at 4096x2/8 pairs per rank)
+    assert t[1.0] < t[0.0] < t[1.25] < t[2.0]
+    with pytest.raises(SiliconomicsError, match="capacity_factor"):
+        TrainPlan(capacity_factor=-1.0).validate(m, dev, seq_len=4096, global_batch=256)

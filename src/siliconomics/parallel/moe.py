@@ -12,7 +12,9 @@ ranks (each expert's FFN width split etp ways), D hidden size, Fe expert FFN wid
   (Gumbel 1958; the ``sqrt(2 ln n)`` term of the expected max of n normals),
   ``rows · (1 + sqrt(2 ln(ep) · (1 - 1/ep) / rows))``. Every rank waits for the busiest
   (the grouped GEMM and the all-to-all are synchronous), so compute and receive traffic scale
-  by that factor. A ``capacity_factor`` (token dropping) caps it. Real routers are also skewed
+  by that factor. With a ``capacity_factor`` cf (GShard-style token dropping, MaxText's
+  ``capacity_factor``) every expert's buffer is padded to cf x its mean load, so the factor is
+  cf whatever the routing. Real routers are also skewed
   by expert popularity; that skew is not modelled (stated) — benchmarks that force-balance the
   routing (Megatron-Bridge) or replicate hot experts (DeepSeek EPLB) sit close to this bound.
 * Experts touched per rank: with T tokens each choosing k of E experts, a given expert is hit
@@ -51,12 +53,13 @@ def imbalance(
     rows_per_rank: ArrayLike, ranks: ArrayLike, capacity_factor: float | None = None
 ) -> F:
     """Expected (busiest rank load) / (mean load) for ``ranks`` expert-parallel ranks that each
-    receive ``rows_per_rank`` token-expert pairs on average (module docstring)."""
+    receive ``rows_per_rank`` token-expert pairs on average (module docstring); a capacity
+    factor (padded expert buffers) replaces it."""
     m = np.maximum(np.asarray(rows_per_rank, dtype=np.float64), 1e-9)
     n = np.maximum(np.asarray(ranks, dtype=np.float64), 1.0)
     f = 1.0 + np.sqrt(2.0 * np.log(n) * (1.0 - 1.0 / n) / m)
-    if capacity_factor is not None:
-        f = np.minimum(f, capacity_factor)
+    if capacity_factor:
+        f = np.full_like(f, capacity_factor)
     return np.asarray(f, dtype=np.float64)
 
 

@@ -71,6 +71,10 @@ class TrainPlan:
     """full-parameter training or LoRA (frozen base, adapters trained)"""
     lora_rank: int = 16
     """LoRA rank r (adapters on the attention projections, Hu et al. 2021)"""
+    capacity_factor: float = 0.0
+    """MoE expert capacity factor: > 0 = token dropping with every expert's buffer padded to
+    cf x its mean load (GShard, MaxText ``capacity_factor``), so expert compute and all-to-all
+    scale by cf; 0 = dropless (the busiest rank's expected load sets the pace)"""
 
     @property
     def chips(self) -> int:
@@ -114,6 +118,10 @@ class TrainPlan:
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or v < 1:
                 raise SiliconomicsError(f"{name} must be a positive integer, got {v!r}")
+        if not self.capacity_factor >= 0:
+            raise SiliconomicsError(
+                f"capacity_factor must be >= 0 (0 = dropless), got {self.capacity_factor!r}"
+            )
         if not isinstance(self.etp, int | np.integer) or self.etp < 0:
             raise SiliconomicsError(f"etp must be 0 (auto) or a positive integer, got {self.etp!r}")
         if self.zero not in (0, 1, 2, 3):
@@ -164,6 +172,7 @@ class PlanGrid:
     optimizer: str = "adam"
     method: str = "full"
     lora_rank: int = 16
+    capacity_factor: float = 0.0
 
     @property
     def chips(self) -> I:
@@ -184,6 +193,7 @@ class PlanGrid:
             optimizer=self.optimizer,
             method=self.method,  # type: ignore[arg-type]
             lora_rank=self.lora_rank,
+            capacity_factor=self.capacity_factor,
         )
 
     def take(self, idx: I) -> PlanGrid:
@@ -201,11 +211,12 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
     """Stack plans that share formats, optimizer and method into a :class:`PlanGrid`."""
     p0 = plans[0]
     for p in plans:
-        if (p.dtype, p.optimizer, p.method, p.lora_rank) != (
+        if (p.dtype, p.optimizer, p.method, p.lora_rank, p.capacity_factor) != (
             p0.dtype,
             p0.optimizer,
             p0.method,
             p0.lora_rank,
+            p0.capacity_factor,
         ):
             raise SiliconomicsError("plans in one grid must share dtype, optimizer and method")
     arr = {k: np.array([getattr(p, k) for p in plans], dtype=np.int64) for k in _INT_FIELDS}
@@ -219,6 +230,7 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
         optimizer=p0.optimizer,
         method=p0.method,
         lora_rank=p0.lora_rank,
+        capacity_factor=p0.capacity_factor,
     )
 
 
@@ -312,6 +324,11 @@ def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:
         val = val.strip()
         if key in ("recompute", "dtype", "optimizer", "method"):
             kw[key] = val
+        elif key == "capacity_factor":
+            try:
+                kw[key] = float(val)
+            except ValueError:
+                raise SiliconomicsError(f"--plan {key}: '{val}' is not a number") from None
         elif key == "sp":
             kw[key] = val.lower() in ("1", "true", "yes", "on")
         else:

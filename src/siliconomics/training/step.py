@@ -232,6 +232,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         a_bytes=a,
         w_bytes=a,
         out_bytes=ACT_BYTES,
+        capacity_factor=g.capacity_factor or None,
     )
     gemm_bwd = 1.0 if frozen else 2.0
     for op in ops:
@@ -308,6 +309,7 @@ def step_time(
             stride=g.etp,
             dispatch_bytes=ACT_BYTES,
             combine_bytes=ACT_BYTES,
+            capacity_factor=g.capacity_factor or None,
         ).time
         t_ep = a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
     # pipeline: activations forward and gradients back once per virtual stage. The
