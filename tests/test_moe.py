@@ -269,3 +269,21 @@ def test_capacity_factor_pads_expert_buffers() -> None:
     assert t[1.0] < t[0.0] < t[1.25] < t[2.0]
     with pytest.raises(SiliconomicsError, match="capacity_factor"):
         TrainPlan(capacity_factor=-1.0).validate(m, dev, seq_len=4096, global_batch=256)
+
+
+@pytest.mark.parametrize("chip", ["gaudi3", "mi300x", "trn2", "tpu-v5p", "gb200", "h100-sxm"])
+def test_all_to_all_on_every_topology_grows_with_ep_across_domains(chip: str) -> None:
+    """Full mesh (Gaudi, MI300X), 2D torus (Trainium2), 3D torus (TPU v5p), NVL72 and NVSwitch
+    boards. Inside a mesh or torus more ranks can be cheaper for the same per-rank tokens (more
+    links, more dimensions in parallel), so growth is pinned from the domain size upward, where
+    the extra ranks sit behind the NICs."""
+    m, dev = get_model("mixtral-8x7b"), make_device(get_chip(chip))
+    dom = float(dev.chip.interconnect.scale_up_domain)
+    inside = np.array([2.0, 4.0, 8.0])
+    t_in = dispatch_combine(dev, m, tokens_per_rank=4096.0, ep=inside, stride=1, dispatch_bytes=2.0)
+    assert np.all(np.isfinite(t_in.time)) and np.all(t_in.time > 0)
+    if dom > 1024:
+        return  # a TPU v5p pod's torus spans 6144 chips: no NIC hop at these sizes
+    eps = dom * np.array([1.0, 2.0, 4.0, 8.0])
+    t = dispatch_combine(dev, m, tokens_per_rank=4096.0, ep=eps, stride=1, dispatch_bytes=2.0)
+    assert np.all(np.diff(t.time) > 0), t.time
