@@ -77,6 +77,27 @@ def chip_params(model: ModelSpec, g: PlanGrid) -> tuple[F, F]:
     return _by_unique(body, g.tp, g.ep, np.maximum(g.etp, 1)), _by_unique(edges, g.tp)
 
 
+def routed_params_per_layer(model: ModelSpec, g: PlanGrid) -> F:
+    """Routed-expert parameters of one layer on one chip, averaged over layers: ceil(E/ep)
+    experts of width Fe/etp in each MoE layer. They are replicated over the expert-data-parallel
+    group of ``expert_dp`` ranks, not over dp x cp like the rest."""
+    if model.moe is None:
+        return np.zeros(np.shape(g.tp))
+    moe = model.moe
+    mats = 3 if model.gated else 2
+    per = np.ceil(moe.n_experts / g.ep) * mats * model.d_model
+    per = per * np.ceil(moe.moe_d_ff / np.maximum(g.etp, 1))
+    return np.asarray(per * model.n_moe_layers / model.n_layers, dtype=np.float64)
+
+
+def expert_dp(g: PlanGrid) -> F:
+    """Expert-data-parallel degree: the tp x dp x cp ranks of a stage hold each expert shard
+    tp*dp*cp / (ep*etp) times (Megatron-Core's expert-DP group, ranks ep*etp apart)."""
+    return np.asarray(
+        (g.tp * g.dp * g.cp) / np.maximum(g.ep * np.maximum(g.etp, 1), 1), dtype=np.float64
+    )
+
+
 def lora_params_per_layer(model: ModelSpec, rank: int, tp: NDArray) -> F:
     """Adapter parameters of one layer on one chip: rank-r A and B matrices on the QKV and
     output projections (Hu et al. 2021 adapt the attention weights)."""
@@ -185,6 +206,14 @@ def train_memory(
     grads = np.where(z >= 2, grads / shard, grads)
     opt = trainable * OPTIMIZER_BYTES[g.optimizer]
     opt = np.where(z >= 1, opt / shard, opt)
+    if model.moe is not None and g.method == "full":
+        # Routed experts shard their states over the expert-data-parallel group only.
+        routed = routed_params_per_layer(model, g) * L / pp
+        dense, edp = trainable - routed, np.maximum(expert_dp(g), 1.0)
+        ob = OPTIMIZER_BYTES[g.optimizer]
+        opt = np.where(z >= 1, dense * ob / shard + routed * ob / edp, opt)
+        gb = GRAD_BYTES
+        grads = np.where(z >= 2, dense * gb / shard + routed * gb / edp, grads)
 
     tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)  # local tokens per micro-batch
     act_layer = activation_bytes_per_token_layer(model, g, seq_len) * tokens

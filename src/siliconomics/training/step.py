@@ -36,7 +36,15 @@ from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops
-from .memory import ACT_BYTES, GRAD_BYTES, WEIGHT_BYTES, chip_params, lora_params_per_layer
+from .memory import (
+    ACT_BYTES,
+    GRAD_BYTES,
+    WEIGHT_BYTES,
+    chip_params,
+    expert_dp,
+    lora_params_per_layer,
+    routed_params_per_layer,
+)
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 
 F = NDArray[np.float64]
@@ -250,6 +258,49 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         ly.gemm(T, model.d_model, fs, w, frozen=frozen)
 
 
+def _expert_dp_sync(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    layers: F,
+    red: F,
+    gat: F,
+    local: F,
+    algorithm: str,
+) -> tuple[F, F, F]:
+    """Move the routed experts' gradient/parameter sync from the dp x cp group to the
+    expert-data-parallel group (tp*dp*cp/(ep*etp) ranks, ep*etp apart: Megatron-Core's expert
+    DP), which with wide EP spans nodes one rank per node. Returns (reduce, gather, optimizer
+    params per chip) with the routed share replaced."""
+    routed = routed_params_per_layer(model, g) * layers
+    nrep = (g.dp * g.cp).astype(np.float64)
+    edp, stride = expert_dp(g), g.ep * np.maximum(g.etp, 1)
+    zero0 = g.zero == 0
+
+    def red_of(n: F, s: ArrayLike, b: F) -> F:
+        rs = coll.reduce_scatter_time(dev, b * GRAD_BYTES, n, s, algorithm)
+        return np.where(zero0, 2.0 * rs, rs)
+
+    def gat_of(n: F, s: ArrayLike, b: F) -> F:
+        ag = coll.all_gather_time(dev, b * WEIGHT_BYTES, n, s, algorithm)
+        return np.where(zero0, 0.0, ag)
+
+    # The dense group's collectives are linear in bytes: take the routed share out of them.
+    # ZeRO-3/FSDP plans keep the dense-group accounting (not split for MoE here).
+    keep = g.zero == 3
+    red_new = red - (red_of(nrep, g.tp, routed) - red_of(nrep, g.tp, 0.0 * routed))
+    gat_new = gat - (gat_of(nrep, g.tp, routed) - gat_of(nrep, g.tp, 0.0 * routed))
+    red_new = red_new + red_of(edp, stride, routed)
+    gat_new = gat_new + gat_of(edp, stride, routed)
+    shard = np.maximum(g.shard, 1).astype(np.float64)
+    local_new = local - routed / shard + routed / np.maximum(edp, 1.0)
+    return (
+        np.where(keep, red, red_new),
+        np.where(keep, gat, gat_new),
+        np.where(keep | (g.zero == 0), local, local_new),
+    )
+
+
 def edge_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> tuple[F, F]:
     """(forward, backward) of embedding, final norm, LM head and loss for one micro-batch."""
     ly = _Layer(model, dev, g, seq_len)
@@ -344,11 +395,13 @@ def step_time(
     hyb = coll.all_reduce_time(dev, g_bytes / shard, nrep / shard, tp * shard, algorithm)
     red = np.where(fsdp_on, hyb, np.where(g.zero == 0, 2.0 * rs_dp, rs_dp))
     gat = np.where(fsdp_on | (g.zero == 0), 0.0, ag_dp)
+    local = np.where(g.zero >= 1, trainable / shard, trainable)
+    if model.moe is not None and full:
+        red, gat, local = _expert_dp_sync(model, dev, g, L / pp, red, gat, local, algorithm)
     dp_total = red + gat
     hidden = np.maximum(red - bwd, 0.0) + np.maximum(gat - fwd, 0.0)
     dp_exposed = hidden if ov.dp else dp_total
     # optimizer: read+write states and master weights, read grads, write 16-bit weights.
-    local = np.where(g.zero >= 1, trainable / shard, trainable)
     opt_bytes = local * (2.0 * OPTIMIZER_BYTES[g.optimizer] + GRAD_BYTES + WEIGHT_BYTES)
     t_opt = _t(memory_op(dev, "optimizer", opt_bytes, 10.0 * local))
     z = np.zeros(np.shape(fwd))
