@@ -109,6 +109,11 @@ class ChipInterconnect(_Frozen):
     scale_out_bytes_per_s: Sourced | None = sourced_field(
         "bytes_per_s", "scale-out (NIC/DCN) bandwidth per chip, one direction"
     )
+    switch_reduction: bool = Field(
+        default=False,
+        description="the scale-up switch reduces in-network (NVLink SHARP / NVLS multimem, "
+        "NVSwitch gen 3 and later): enables the 'nvls' all-reduce",
+    )
 
     _conv = field_validator("scale_up_bytes_per_s", "scale_out_bytes_per_s", mode="before")(
         _sourced("bytes_per_s")
@@ -352,6 +357,38 @@ class EfficiencyProfile(_Frozen):
     )
     memory_reserve_fraction: float = Field(
         ge=0, lt=1, description="fraction of device memory unavailable (runtime, fragmentation)"
+    )
+    host_launch_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="host time to launch one kernel when the stack launches eagerly (no CUDA "
+        "graph / compiled program): a step is then at least kernels x this; None = the step "
+        "replays a captured graph and only step_overhead_s is paid on the host",
+    )
+    collective_hop_latency_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="latency per ring/tree step on the scale-up fabric inside a library "
+        "collective (NCCL/RCCL hwLat); None: no per-step term on switch/mesh fabrics, and "
+        "collective_latency_s per step on rings and tori",
+    )
+    custom_allreduce_latency_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="per-call latency of the stack's in-graph one-shot all-reduce kernel "
+        "(TensorRT-LLM / vLLM custom all-reduce, NCCL symmetric kernels); None: the stack "
+        "all-reduces through the library only",
+    )
+    custom_allreduce_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of link bandwidth the custom one-/two-shot kernels reach (they "
+        "run on a few thread blocks); default collective_efficiency",
+    )
+    fused_allreduce_norm: bool = Field(
+        default=False,
+        description="the stack fuses residual add + RMSNorm into its custom all-reduce kernel "
+        "(TensorRT-LLM AllReduceFusionOp.RESIDUAL_RMS_NORM)",
     )
     train_gemm_efficiency: EffValue | None = Field(
         default=None,

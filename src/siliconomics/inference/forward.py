@@ -43,8 +43,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from ..ops.roofline import OpCost, attention_op, comm_op, gemm, memory_op
-from ..parallel.collectives import all_reduce_time, send_recv_time
+from ..ops.roofline import OpCost, attention_op, gemm, memory_op
+from ..parallel.collectives import all_reduce, send_recv_time
 from ..parallel.moe import dispatch_combine, expert_ops
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
@@ -60,12 +60,24 @@ class ForwardCost:
     step_overhead_s: float
     pipeline_s: F = field(default_factory=lambda: np.zeros(()))
 
+    host_launch_s: float | None = None
+
+    @property
+    def kernels(self) -> F:
+        """Kernel launches in the step (every op, comm included, times its repeats)."""
+        n: F = np.zeros(())
+        for op in self.ops:
+            n = n + op.launches
+        return n
+
     @property
     def time(self) -> F:
-        total: F = np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s
+        device: F = np.zeros(())
         for op in self.ops:
-            total = total + op.time
-        return total
+            device = device + op.time
+        if self.host_launch_s:  # eager launches: the host may fall behind the device
+            device = np.maximum(device, self.kernels * self.host_launch_s)
+        return np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s + device
 
     def by_class(self) -> dict[str, F]:
         out: dict[str, F] = {}
@@ -209,10 +221,15 @@ def _block_ops(st: _Step) -> list[OpCost]:
     model, dev, t = st.model, st.dev, st.plan.tp
     T, D, L, a = st.T, model.d_model, model.n_layers, st.a
     per_layer = 1 if model.parallel_attn_mlp else 2
-    ops = [memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D).scaled(per_layer * L)]
+    norm = memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
+    ops = []
     if t > 1:
-        ar = all_reduce_time(dev, T * D * a, t)
-        ops.append(comm_op("tp_all_reduce", T * D * a, ar).scaled(per_layer * L))
+        # The stack's algorithm for this message size (parallel/collectives.py); a fused
+        # all-reduce + residual + RMSNorm kernel saves the norm's launch.
+        ar = all_reduce(dev, T * D * a, t)
+        norm = ar.fold_norm(norm)
+        ops.append(ar.op("tp_all_reduce", T * D * a).scaled(per_layer * L))
+    ops.append(norm.scaled(per_layer * L))
     return ops
 
 
@@ -331,4 +348,5 @@ def forward_cost(
         ops=tuple(ops),
         step_overhead_s=dev.eff.step_overhead_s,
         pipeline_s=np.asarray(pipeline, dtype=np.float64),
+        host_launch_s=dev.eff.host_launch_s,
     )
