@@ -7,15 +7,15 @@ from typing import Annotated
 import typer
 
 from ..catalog.registry import get_chip, get_model
-from ..economics.cost import parse_price_overrides
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput, estimate_static
 from ..parallel.plan import InferencePlan
 from ..report import serialize, tables
 from ..search.assess import assess
 from ..search.compare import compare_chips
-from ..units import parse_positive
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
+from .inputs import check_context, duration
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("estimate")
@@ -54,11 +54,19 @@ def estimate_cmd(
             "(continuous batching, batch as a limit)"
         ),
     ] = "static",
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    pricing: Annotated[str, typer.Option(help="pricing mode (see 'compare --mode')")] = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
+    beyond_context: Annotated[
+        bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown."""
     m = get_model(model)
+    check_context(m, input_len, output_len, allow=beyond_context)
     c = get_chip(chip)
     plan = InferencePlan(
         tp=tp,
@@ -76,7 +84,7 @@ def estimate_cmd(
         est = estimate_max_throughput(m, c, plan, input_len, output_len, batch_limit=batch)
     else:
         raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
-    a = assess(est, parse_price_overrides(price))
+    a = assess(est, build_pricing(pricing, prices, region, price, provider=provider))
     emit_json(serialize.assessment_dict(a)) if as_json else tables.render_assessment(out, a)
 
 
@@ -93,23 +101,31 @@ def compare_cmd(
     weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    mode: ModeOpt = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
+    beyond_context: Annotated[
+        bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank every chip by $ per million output tokens at its best layout within the targets."""
     m = get_model(model)
+    check_context(m, input_len, output_len, allow=beyond_context)
     for cid in chip or []:
         get_chip(cid)
     cmp = compare_chips(
         m,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
-        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        ttft_s=duration(ttft, "--ttft"),
+        tpot_s=duration(tpot, "--tpot"),
         chip_ids=chip,
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        price_overrides=parse_price_overrides(price),
+        price_overrides=build_pricing(mode, prices, region, price, provider=provider),
     )
     emit_json(serialize.comparison_dict(cmp)) if as_json else tables.render_comparison(out, cmp)
