@@ -1,4 +1,4 @@
-"""Catalog commands: chips, models, show."""
+"""Catalog commands: chips, systems, models, show."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import chips, efficiency_profiles, get_chip, get_model, models
+from ..catalog.registry import chips, efficiency_profiles, get_chip, get_model, models, systems
 from ..errors import UnknownIdError
 from ..report import serialize, tables
+from ..report.style import compact_table
 from .common import JsonOpt, app, emit_json, out
 
 
@@ -20,6 +21,21 @@ def chips_cmd(as_json: JsonOpt = False) -> None:
         emit_json([serialize.chip_dict(c) for c in chips().values()])
     else:
         out.print(tables.chips_table())
+
+
+@app.command("systems")
+def systems_cmd(as_json: JsonOpt = False) -> None:
+    """List every system (cloud instance, TPU slice, server) and the chip it holds."""
+    table = systems()
+    if as_json:
+        emit_json([s.model_dump(mode="json", exclude={"prices"}) for s in table.values()])
+        return
+    t = compact_table("Systems (prices: 'siliconomics prices')")
+    for col in ("id", "chip", "chips", "provider", "scale-up"):
+        t.add_column(col, justify="right" if col in ("chips", "scale-up") else "left", no_wrap=True)
+    for s in table.values():
+        t.add_row(s.id, s.chip, str(s.chips), s.provider, str(s.scale_up_domain or "-"))
+    out.print(t)
 
 
 @app.command("models")

@@ -9,9 +9,10 @@ import typer
 from ..catalog.registry import get_chip, get_model
 from ..economics.pricing import MODES, parse_price_overrides
 from ..report import train_tables
+from ..training.precision import recipe
 from ..training.study import study_training
 from ..units import parse_positive
-from .common import JsonOpt, app, check_dtype, emit_json, out
+from .common import JsonOpt, app, emit_json, out
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
@@ -33,8 +34,17 @@ def train_cmd(
         ),
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="plans to show when searching")] = 5,
-    dtype: Annotated[str, typer.Option(help="GEMM format: bf16, fp8, int8")] = "bf16",
-    method: Annotated[str, typer.Option(help="'full' or 'lora' (frozen base)")] = "full",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="training format (recipe): bf16, fp8 (per-tensor delayed), fp8-cs (current "
+            "scaling), fp8-dpa (+ FP8 attention), mxfp8, nvfp4, mxfp4, int8"
+        ),
+    ] = "bf16",
+    method: Annotated[
+        str, typer.Option(help="'full', 'lora' (frozen base) or 'qlora' (frozen NF4 base)")
+    ] = "full",
+    lora_rank: Annotated[int, typer.Option(min=1, help="LoRA/QLoRA adapter rank r")] = 16,
     optimizer: Annotated[str, typer.Option(help="adam, adam-8bit, sgd, adafactor")] = "adam",
     price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
     mode: Annotated[str, typer.Option(help=f"pricing mode: {', '.join(MODES)}")] = "on-demand",
@@ -60,9 +70,10 @@ def train_cmd(
         global_batch_seqs=global_batch,
         plan_text=plan,
         top=top,
-        dtype=check_dtype("dtype", dtype),
+        dtype=recipe(dtype).name,
         method=method,
         optimizer=optimizer,
+        lora_rank=lora_rank,
         price_overrides=parse_price_overrides(price),
         pricing=mode,
         utilisation=utilisation,

@@ -265,8 +265,12 @@ def listed_chip_hour(
 
 
 def _bw(c: ChipSpec) -> float | None:
+    """Off-chip memory bandwidth; None for SRAM-only chips (Cerebras, Groq), whose on-chip
+    bandwidth is 10-1000x any HBM chip's and says nothing about what renting one costs."""
     b = c.memory.bytes_per_s
-    return b.value if b is not None else None
+    if b is None or c.memory.kind.upper().startswith("SRAM"):
+        return None
+    return b.value
 
 
 def estimate_chip_hour(

@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
+from ..ops.quant import stored_weight_bytes
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel.collectives import all_reduce, send_recv_time
 from ..parallel.moe import dispatch_combine, expert_ops
@@ -144,7 +145,7 @@ class _Step:
 
     @property
     def w(self) -> float:
-        return DTYPE_BYTES[self.plan.weight_dtype]
+        return stored_weight_bytes(self.plan.weight_dtype)  # block scales included (ops/quant.py)
 
     def g(self, name: str, m: ArrayLike, n: float, k: float) -> OpCost:
         return gemm(

@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
+from ..ops.quant import stored_weight_bytes
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 
@@ -77,7 +78,7 @@ def weight_bytes_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     """Weights on the most loaded chip (pipeline stages hold L/pp layers; embeddings and the
     LM head stay 16-bit when linear layers are quantised)."""
     pc = param_counts(model, plan.tp, plan.ep, plan.etp)
-    w = DTYPE_BYTES[plan.weight_dtype]
+    w = stored_weight_bytes(plan.weight_dtype)  # block scales included
     emb_b = max(w, 2.0)
     layers = (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"]) * w + pc["norms"] * 2.0
     edge = max(pc["embedding"], pc["lm_head"]) if plan.pp > 1 else pc["embedding"] + pc["lm_head"]

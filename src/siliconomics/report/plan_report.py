@@ -214,9 +214,10 @@ def plan_html(o: PlanOutcome) -> str:
                     charts.bar_chart(
                         labels,
                         vals,
-                        title="Cheapest fleet per choice of chips",
+                        title="Cheapest fleet per choice of chips (chosen fleet in orange)",
                         y_label="USD per hour",
                         text_format="${:,.2f}",
+                        colors=[charts.PALETTE[1], *[charts.PALETTE[0]] * len(singles)],
                     )
                 ],
                 note="Each bar re-plans the fleet restricted to one vendor or one chip type.",
@@ -238,7 +239,7 @@ def plan_html(o: PlanOutcome) -> str:
                 note="Each point scales both TTFT and TPOT targets by the factor shown.",
             )
         )
-        cats = ["chosen fleet", *(a.label for a in alts[:5])]
+        cats = ["<b>chosen fleet</b>", *(a.label for a in alts[:5])]
         chips = sorted({*f.usd_by_chip, *(c for a in alts[:5] for c in a.usd_by_chip)})
         items = {
             c: [f.usd_by_chip.get(c, 0.0), *(a.usd_by_chip.get(c, 0.0) for a in alts[:5])]

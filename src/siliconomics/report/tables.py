@@ -38,7 +38,9 @@ def _peak(c: ChipSpec, dtype: str) -> str:
 
 def chips_table() -> Table:
     # 80 columns: ids whole (no_wrap); vendor, kind and topology are in 'siliconomics show CHIP'
-    t = compact_table("Accelerators (dense TFLOP/s; ? = unpublished, n/a = unsupported)")
+    t = compact_table(
+        "Chips (dense TFLOP/s; ? unpublished, n/a unsupported; W = TDP; ~/e = estimated)"
+    )
     for col, left in (
         ("id", True),
         ("bf16", False),
@@ -48,7 +50,7 @@ def chips_table() -> Table:
         ("TB/s", False),
         ("su GB/s", False),
         ("dom", False),
-        ("TDP W", False),
+        ("W", False),
         ("$/h", False),
     ):
         t.add_column(col, justify="left" if left else "right", no_wrap=True)
@@ -70,7 +72,8 @@ def chips_table() -> Table:
             _num(su.value / 1e9 if su else None),
             str(c.interconnect.scale_up_domain),
             ("~" if tdp and tdp.estimated else "") + _num(tdp.tdp_w if tdp else None),
-            _num(price.usd_per_chip_hour if price else None, "{:.2f}"),
+            ("e" if price and price.basis == "estimated" else "")
+            + _num(price.usd_per_chip_hour if price else None, "{:.2f}"),
         )
     return t
 
@@ -325,7 +328,7 @@ def render_comparison(con: Console, c: Comparison) -> None:
             + (_BASIS.get(a.price.basis, "?") if a.price else ""),
             ("~" if a.power and a.power.estimated else "")
             + (f"{jt:.2f}" if np.isfinite(jt) else "-"),
-            ch.bound,
+            _BOUND_SHORT.get(ch.bound, ch.bound),
         )
     con.print(t)
     bad = [ch for ch in c.choices if not ch.feasible]

@@ -213,7 +213,21 @@ def tco_html(s: TcoStudy) -> str:
     rows.append(["total", *[round(m.cost.total, 4) if m.cost else "-" for m in known]])
     rows.append(["per busy chip-hour", *[round(m.usd_per_busy_chip_hour or 0.0, 4) for m in known]])
     blocks: list[Any] = [breakdown, charts.html_table(["item", *[m.mode for m in known]], rows)]
-    unknown = [f"{m.mode}: {m.reason}" for m in s.modes if m.cost is None]
+    owned = next((m for m in known if m.mode == "owned" and m.cost is not None), None)
+    tallest = max((m.cost.total for m in known if m.cost is not None), default=0.0)
+    if owned is not None and owned.cost is not None and tallest > 2.5 * owned.cost.total:
+        # beside a much taller rental bar the owned stack's segments are unreadable: itemise
+        # it again on its own scale
+        blocks.insert(
+            1,
+            charts.stacked_cost_breakdown(
+                ["owned"],
+                {n: [owned.cost.items.get(n, 0.0)] for n in names},
+                title=f"{s.chip.id}: the owned chip-hour alone, itemised",
+                y_label="USD per chip-hour",
+            ),
+        )
+    unknown = _missing_modes_note(s)
     sources = [[m.mode, m.cost.source, " ".join(m.cost.notes)] for m in known if m.cost]
     blocks.append(
         charts.html_table(
@@ -221,7 +235,7 @@ def tco_html(s: TcoStudy) -> str:
         )
     )
     sections = [
-        Section("Cost per chip-hour by pricing mode", blocks, note="; ".join(unknown)),
+        Section("Cost per chip-hour by pricing mode", blocks, note=unknown),
         _breakeven_section(s),
     ]
     if s.breakeven_prices:
@@ -312,6 +326,17 @@ def _sensitivity_section(s: TcoStudy) -> Section:
     )
 
 
+def _missing_modes_note(s: TcoStudy) -> str:
+    """One sentence for the modes without a price: the same reason is given once, with the
+    list of modes it applies to (not repeated per mode)."""
+    by_reason: dict[str, list[str]] = {}
+    for m in s.modes:
+        if m.cost is None:
+            generic = (m.reason or "").replace(f"no {m.mode} price", "no price")
+            by_reason.setdefault(generic, []).append(m.mode)
+    return "; ".join(f"{', '.join(modes)}: {why}" for why, modes in by_reason.items())
+
+
 def _breakeven_section(s: TcoStudy) -> Section:
     rented = [m for m in s.modes if m.mode != "owned" and m.cost is not None]
     rows = [
@@ -321,9 +346,11 @@ def _breakeven_section(s: TcoStudy) -> Section:
     known = [
         (m.mode, m.breakeven_utilisation) for m in rented if m.breakeven_utilisation is not None
     ]
-    blocks: list[Any] = [
-        charts.html_table(["rent mode", "USD per chip-hour", "buying is cheaper above"], rows)
-    ]
+    blocks: list[Any] = (
+        [charts.html_table(["rent mode", "USD per chip-hour", "buying is cheaper above"], rows)]
+        if rows
+        else []
+    )
     if known:
         blocks.insert(
             0,
@@ -341,6 +368,11 @@ def _breakeven_section(s: TcoStudy) -> Section:
     )
     if s.modes[0].cost is None:
         note += f" {s.chip.id} has no owned cost: {s.modes[0].reason}"
+    if not rows:
+        note += (
+            f" No rental price of {s.chip.id} is known, so there is nothing to compare owning "
+            "with; give one with --price CHIP=USD or --prices FILE."
+        )
     return Section("Rent or buy", blocks, note=note)
 
 

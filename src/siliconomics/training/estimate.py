@@ -17,6 +17,7 @@ from ..units import fmt_si
 from .flops import model_flops_per_token
 from .memory import TrainMemory, train_memory
 from .plan import PlanGrid, TrainPlan, grid_of
+from .precision import peak_dtype
 from .step import Overlap, StepTime, step_time
 
 F = NDArray[np.float64]
@@ -89,7 +90,7 @@ class TrainEstimate:
 
     @property
     def model_flops_per_s_per_chip(self) -> float:
-        peak = self.device.peak_flops(self.plan.dtype)
+        peak = self.device.peak_flops(peak_dtype(self.plan.dtype))
         return self.mfu * peak
 
     @property
@@ -130,7 +131,7 @@ def evaluate_grid(
     mem = train_memory(model, dev, g, seq_len=seq_len, global_batch=global_batch_seqs)
     tokens = float(global_batch_seqs * seq_len)
     t = st.total
-    peak = dev.peak_flops(g.dtype) * g.chips
+    peak = dev.peak_flops(peak_dtype(g.dtype)) * g.chips
     mflops = tokens * model_flops_per_token(model, seq_len, method=g.method)
     fwd_layers = tokens * model_flops_per_token(model, seq_len, method="full") / 3.0
     hflops = mflops + np.where(g.recompute == 2, fwd_layers, 0.0)
@@ -145,7 +146,7 @@ def evaluate_grid(
 
 
 def _assumptions(dev: Device, plan: TrainPlan, ov: Overlap) -> tuple[str, ...]:
-    out = list(dev.assumptions(plan.dtype))
+    out = list(dev.assumptions(peak_dtype(plan.dtype)))
     ic = dev.chip.interconnect
     if plan.chips > ic.scale_up_domain and ic.scale_out_bytes_per_s is None:
         out.append(
@@ -155,8 +156,17 @@ def _assumptions(dev: Device, plan: TrainPlan, ov: Overlap) -> tuple[str, ...]:
         f"overlap: {ov.tp:.0%} of tp/sp, {ov.pp:.0%} of pp send/recv hidden; dp "
         f"{'hidden behind backward' if ov.dp else 'exposed'}; pipeline stages balanced"
     )
-    if plan.dtype in ("fp8", "int8"):
-        out.append(f"{plan.dtype} GEMMs; attention, weights and collectives stay 16-bit")
+    if peak_dtype(plan.dtype) != "bf16":
+        out.append(
+            f"{plan.dtype} recipe: transformer-block GEMMs at the {peak_dtype(plan.dtype)} "
+            "rate with their quantisation passes; LM head, router, norms and collectives "
+            "stay 16-bit"
+        )
+    if plan.method != "full":
+        out.append(
+            f"{plan.method}: frozen base (no weight gradients), rank-{plan.lora_rank} BF16 "
+            "adapters on the attention projections"
+        )
     return tuple(out)
 
 

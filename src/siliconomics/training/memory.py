@@ -23,11 +23,14 @@ Activation Recomputation in Large Transformer Models", §4: ``sbh(34 + 5as/h)`` 
   ``34/t`` with sequence parallelism — the paper's Table 2.
 * selective recomputation drops the ``5 hq S`` term (the paper's selective policy; flash
   attention never stores it); full recomputation keeps only each layer's input, 2D per token
-  (/tp with SP), plus one layer's activations live during its backward.
+  (/tp with SP), plus one layer's activations rebuilt during its backward.
+* backward working set: the gradients of the MLP gate/up outputs of one layer (the largest
+  tensors alive in a layer's backward), on top of every policy.
 
 Pipeline: the first 1F1B stage holds ``min(pp, m)`` micro-batches of its L/pp layers, i.e. L
 layers' worth; interleaving multiplies by ``1 + (pp-1)/(pp·vpp)`` (Korthikanti §4.2.3). The
-last stage adds fp32 logits and loss, ``4·tokens·V/tp`` (the paper's 4sbv/t). A fragmentation
+last stage adds fp32 logits and loss, ``4·tokens·V/tp`` (the paper's 4sbv/t), or the backward
+working set if larger (the logits are freed before the layers' backward). A fragmentation
 and runtime reserve (the profile's ``memory_reserve_fraction``) comes off the capacity.
 """
 
@@ -43,7 +46,9 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
+from .lora import base_weight_bytes
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
+from .precision import recipe
 
 F = NDArray[np.float64]
 WEIGHT_BYTES = 2.0
@@ -118,15 +123,20 @@ def activation_bytes_per_token_layer(
     hq = np.ceil(model.n_heads / tp)
     hkv = np.ceil(model.n_kv_heads / tp)
     mats_in = 2 if model.gated else 1
-    # GEMM inputs saved for the weight gradient: 8-bit copies in fp8/int8 training
-    # (Transformer Engine and AQT keep the quantised input), else 16-bit.
-    gi = 1.0 if g.dtype in ("fp8", "int8") else ACT_BYTES
-    w = 2 * D * ACT_BYTES + 2 * D * gi + (2.0 * D if dropout else 0.0)  # norms, QKV/MLP in
+    # GEMM inputs saved for the weight gradient: quantised copies in low-precision training
+    # (Transformer Engine and AQT keep the quantised input; block scales included), else
+    # 16-bit. A frozen base (LoRA/QLoRA) saves no input for its unadapted MLP GEMMs.
+    rc = recipe(g.dtype)
+    gi = rc.bytes_per_elem if rc.lowp else ACT_BYTES
+    mlp_in = 0.0 if g.method != "full" else 1.0
+    w = 2 * D * ACT_BYTES + (1 + mlp_in) * D * gi + (2.0 * D if dropout else 0.0)
     whole = np.where(g.sp, w / tp, w)
     # Q, K, V and the attention output (kept 16-bit for the attention backward), the
     # output-projection input copy when it is quantised, softmax statistics.
     attn_core = 4.0 * hq if flash else 5.0 * hq * seq_len
-    split = ACT_BYTES * ((hq + 2 * hkv) * hd + hq * hd) + attn_core
+    # FP8 attention (cuDNN FP8 fused attention) saves Q, K, V and O in FP8
+    qkvo = 1.0 if rc.fp8_attention else ACT_BYTES
+    split = qkvo * ((hq + 2 * hkv) * hd + hq * hd) + attn_core
     if gi < ACT_BYTES:
         split = split + gi * hq * hd
     if model.moe is None:
@@ -137,7 +147,7 @@ def activation_bytes_per_token_layer(
         frac_moe = model.n_moe_layers / model.n_layers
         f = frac_moe * fe + (1 - frac_moe) * np.ceil(model.d_ff / tp)
     # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
-    split = split + f * (ACT_BYTES * mats_in + gi)
+    split = split + f * (ACT_BYTES * mats_in + gi * mlp_in)
     return whole + split
 
 
@@ -145,6 +155,19 @@ def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
     """What full recomputation keeps per layer and token: the layer input (/tp with SP)."""
     base = ACT_BYTES * model.d_model * np.ones(np.shape(g.tp))
     return np.where(g.sp, base / g.tp, base)
+
+
+def _mlp_grad_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
+    """Gradients of the MLP gate/up outputs of one token (16-bit), per chip: the largest
+    tensors alive during a layer's backward."""
+    tp = g.tp.astype(np.float64)
+    mats_in = 2 if model.gated else 1
+    if model.moe is None:
+        f = np.ceil(model.d_ff / tp)
+    else:
+        moe = model.moe
+        f = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
+    return ACT_BYTES * mats_in * f
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,28 +214,34 @@ def train_memory(
     edge_chip = np.where(pp > 1, edges / 2.0, edges)
     params = per_layer * L / pp + edge_chip
     shard = np.maximum(g.shard.astype(np.float64), 1.0)
-    if g.method == "lora":
+    if g.method != "full":
         trainable = lora_params_per_layer(model, g.lora_rank, g.tp) * L / pp
     else:
         trainable = params
     z = g.zero
-    weights = params * WEIGHT_BYTES
+    # frozen base (LoRA/QLoRA): layers stored FP8 or NF4 per lora.base_weight_bytes; the
+    # embedding and LM head stay 16-bit; adapters (16-bit) are counted with the trainables.
+    wb = base_weight_bytes(g.method, recipe(g.dtype))
+    weights = per_layer * L / pp * wb + edge_chip * WEIGHT_BYTES
+    weights = weights + (0.0 if g.method == "full" else trainable * WEIGHT_BYTES)
     # FSDP: weights sharded, two layers gathered (current + prefetched) in flight; never more
     # than sharding saves (a stage that small keeps its weights gathered, as FSDP's
     # reshard_after_forward=False does).
     gathered = np.minimum(2.0 * per_layer * WEIGHT_BYTES, weights * (1.0 - 1.0 / shard))
     weights = np.where((z >= 3) & (g.method == "full"), weights / shard + gathered, weights)
-    grads = trainable * GRAD_BYTES
+    grads = trainable * g.grad_bytes
     grads = np.where(z >= 2, grads / shard, grads)
-    opt = trainable * OPTIMIZER_BYTES[g.optimizer]
+    # bf16 gradient buffers: the distributed optimizer keeps an fp32 copy of its grad shard
+    fp32_grad_copy = GRAD_BYTES if g.grad_bytes < GRAD_BYTES else 0.0
+    opt = trainable * (OPTIMIZER_BYTES[g.optimizer] + fp32_grad_copy)
     opt = np.where(z >= 1, opt / shard, opt)
     if model.moe is not None and g.method == "full":
         # Routed experts shard their states over the expert-data-parallel group only.
         routed = routed_params_per_layer(model, g) * L / pp
         dense, edp = trainable - routed, np.maximum(expert_dp(g), 1.0)
-        ob = OPTIMIZER_BYTES[g.optimizer]
+        ob = OPTIMIZER_BYTES[g.optimizer] + fp32_grad_copy
         opt = np.where(z >= 1, dense * ob / shard + routed * ob / edp, opt)
-        gb = GRAD_BYTES
+        gb = g.grad_bytes
         grads = np.where(z >= 2, dense * gb / shard + routed * gb / edp, grads)
 
     tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)  # local tokens per micro-batch
@@ -220,13 +249,18 @@ def train_memory(
     keep_full = layer_input_bytes_per_token(model, g) * tokens
     rc = g.recompute
     stored = np.where(rc == 2, keep_full, act_layer)
-    live_extra = np.where(rc == 2, act_layer, 0.0)  # one layer rebuilt during its backward
+    # Backward working set: the largest gradient buffers alive in a layer's backward, those of
+    # the MLP's gate/up outputs; under full recomputation also the rebuilt layer.
+    grads_ws = _mlp_grad_bytes_per_token(model, g) * tokens
+    live_extra = np.where(rc == 2, act_layer, 0.0) + grads_ws
     m = np.maximum(global_batch // np.maximum(g.dp * g.micro_batch, 1), 1)
     inflight = np.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), np.minimum(pp, m))
     first = stored * (L / pp) * inflight + live_extra
+    # fp32 logits and their gradient are freed after the LM head's backward, before the
+    # layers' backward builds its working set: the stage peaks at the larger of the two.
     logits = 4.0 * tokens * np.ceil(model.vocab_size / g.tp)
-    last = stored * (L / pp) + live_extra + logits
-    acts = np.where(pp > 1, np.maximum(first, last), first + logits)
+    last = stored * (L / pp) + np.maximum(live_extra, logits)
+    acts = np.where(pp > 1, np.maximum(first, last), stored * L + np.maximum(live_extra, logits))
     return TrainMemory(
         weights=weights,
         grads=grads,

@@ -21,18 +21,22 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
 from ..ops.device import Device
-from ..units import DTYPES
+from .lora import check_method
+from .precision import check_recipe
 
 I = NDArray[np.int64]
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
-Method = Literal["full", "lora"]
+Method = Literal["full", "lora", "qlora"]
 METHODS: tuple[str, ...] = get_args(Method)
 #: Optimizer state bytes per trained parameter beyond the 16-bit weights and the gradients.
 #: adam: fp32 master copy + two fp32 moments (Kingma & Ba 2015; ZeRO paper's K=12);
 #: adam-8bit: fp32 master + two 8-bit moments (Dettmers et al. 2022); sgd: fp32 master +
 #: momentum; adafactor: fp32 master + factored second moment (~0; Shazeer & Stern 2018).
 OPTIMIZER_BYTES: dict[str, float] = {"adam": 12.0, "adam-8bit": 6.0, "sgd": 8.0, "adafactor": 4.0}
+#: Gradient buffer bytes per trained parameter by ``grad_dtype``; with bf16 gradients the
+#: optimizer keeps an fp32 copy of its gradient shard (+4 bytes of optimizer state).
+GRAD_DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,11 +70,18 @@ class TrainPlan:
     recompute: Recompute = "none"
     """activation recomputation: none, selective (attention core / element-wise), full"""
     dtype: str = "bf16"
-    """GEMM input format (bf16, fp8, int8); weights are kept 16-bit, master copy fp32"""
+    """training number format (recipe of :mod:`.precision`: bf16, fp8, fp8-cs, fp8-dpa, mxfp8,
+    nvfp4, mxfp4, int8); weights are kept 16-bit, master copy fp32"""
     optimizer: str = "adam"
     """optimizer (state bytes per parameter in OPTIMIZER_BYTES)"""
+    grad_dtype: Literal["fp32", "bf16"] = "fp32"
+    """gradient buffers: fp32 main grads (Megatron ``--accumulate-allreduce-grads-in-fp32``,
+    MaxText) or bf16 (Megatron-Core's default ``grad_reduce_in_fp32=False``, set explicitly
+    in Megatron-Bridge performance recipes); the distributed optimizer then keeps an fp32 grad
+    shard (Megatron dist_optimizer table: 6 + 12/d vs 4 + 16/d bytes per parameter)"""
     method: Method = "full"
-    """full-parameter training or LoRA (frozen base, adapters trained)"""
+    """full-parameter training, LoRA (frozen base, adapters trained) or QLoRA (frozen 4-bit
+    NF4 base dequantised to BF16 per use)"""
     lora_rank: int = 16
     """LoRA rank r (adapters on the attention projections, Hu et al. 2021)"""
     capacity_factor: float = 0.0
@@ -135,15 +146,14 @@ class TrainPlan:
             raise SiliconomicsError(
                 f"recompute '{self.recompute}' is unknown; allowed: {', '.join(RECOMPUTE)}"
             )
+        if self.grad_dtype not in GRAD_DTYPE_BYTES:
+            raise SiliconomicsError(f"grad_dtype '{self.grad_dtype}': allowed: fp32, bf16")
         if self.optimizer not in OPTIMIZER_BYTES:
             raise SiliconomicsError(
                 f"optimizer '{self.optimizer}' is unknown; allowed: {', '.join(OPTIMIZER_BYTES)}"
             )
-        if self.method not in ("full", "lora"):
-            raise SiliconomicsError(f"method '{self.method}': allowed: full, lora")
-        if self.dtype not in DTYPES:
-            raise SiliconomicsError(f"dtype '{self.dtype}': allowed: {', '.join(DTYPES)}")
-        dev.peak_flops(self.dtype)  # raises if the chip lacks the format
+        check_recipe(dev, self.dtype)  # unknown format, or one the chip lacks: one-line error
+        check_method(self.method, self.dtype)
         mask, reason = plan_validity(model, dev, _grid1(self), seq_len, global_batch)
         if not mask.all():
             raise SiliconomicsError(f"plan {self.label()}: {reason[0]}")
@@ -178,6 +188,11 @@ class PlanGrid:
     method: str = "full"
     lora_rank: int = 16
     capacity_factor: float = 0.0
+    grad_dtype: str = "fp32"
+
+    @property
+    def grad_bytes(self) -> float:
+        return GRAD_DTYPE_BYTES[self.grad_dtype]
 
     @property
     def chips(self) -> I:
@@ -199,6 +214,7 @@ class PlanGrid:
             method=self.method,  # type: ignore[arg-type]
             lora_rank=self.lora_rank,
             capacity_factor=self.capacity_factor,
+            grad_dtype=self.grad_dtype,  # type: ignore[arg-type]
         )
 
     def take(self, idx: I) -> PlanGrid:
@@ -216,12 +232,13 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
     """Stack plans that share formats, optimizer and method into a :class:`PlanGrid`."""
     p0 = plans[0]
     for p in plans:
-        if (p.dtype, p.optimizer, p.method, p.lora_rank, p.capacity_factor) != (
+        if (p.dtype, p.optimizer, p.method, p.lora_rank, p.capacity_factor, p.grad_dtype) != (
             p0.dtype,
             p0.optimizer,
             p0.method,
             p0.lora_rank,
             p0.capacity_factor,
+            p0.grad_dtype,
         ):
             raise SiliconomicsError("plans in one grid must share dtype, optimizer and method")
     arr = {k: np.array([getattr(p, k) for p in plans], dtype=np.int64) for k in _INT_FIELDS}
@@ -236,6 +253,7 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
         method=p0.method,
         lora_rank=p0.lora_rank,
         capacity_factor=p0.capacity_factor,
+        grad_dtype=p0.grad_dtype,
     )
 
 
@@ -351,7 +369,7 @@ def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:
                 f"--plan '{item}': expected KEY=VALUE with KEY one of {', '.join(names)}"
             )
         val = val.strip()
-        if key in ("recompute", "dtype", "optimizer", "method"):
+        if key in ("recompute", "dtype", "optimizer", "method", "grad_dtype"):
             kw[key] = val
         elif key == "capacity_factor":
             try:

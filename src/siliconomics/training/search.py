@@ -19,7 +19,9 @@ from ..catalog.schema import EfficiencyProfile, ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..units import fmt_si
 from .estimate import GridResult, TrainEstimate, evaluate_grid, result_at, train_device
+from .lora import check_method
 from .plan import RECOMPUTE, PlanGrid, resolve_etp
+from .precision import check_recipe
 from .step import Overlap
 
 _POW2 = (1, 2, 4, 8, 16, 32, 64)
@@ -34,6 +36,7 @@ def candidate_grid(
     method: str = "full",
     optimizer: str = "adam",
     seq_len: int = 4096,
+    lora_rank: int = 16,
 ) -> PlanGrid:
     """Every combination of degrees whose product is ``n_chips`` (before validity rules)."""
     tps = sorted({t for t in _POW2 if t <= domain} | {domain})
@@ -68,6 +71,7 @@ def candidate_grid(
         dtype=dtype,
         optimizer=optimizer,
         method=method,
+        lora_rank=lora_rank,
     )
 
 
@@ -101,12 +105,14 @@ def search_grid(
     optimizer: str = "adam",
     overlap: Overlap | None = None,
     eff: EfficiencyProfile | None = None,
+    lora_rank: int = 16,
 ) -> tuple[GridResult, int]:
     """All valid candidate plans evaluated (arrays); also returns how many were generated."""
     from .plan import plan_validity
 
     dev = train_device(chip_id, eff)
-    dev.peak_flops(dtype)
+    check_recipe(dev, dtype)
+    check_method(method, dtype)
     g = candidate_grid(
         model,
         dev.chip.interconnect.scale_up_domain,
@@ -115,6 +121,7 @@ def search_grid(
         method=method,
         optimizer=optimizer,
         seq_len=seq_len,
+        lora_rank=lora_rank,
     )
     ok, _ = plan_validity(model, dev, g, seq_len, global_batch_seqs)
     g2 = g.take(np.flatnonzero(ok))
@@ -143,6 +150,7 @@ def search_plans(
     optimizer: str = "adam",
     overlap: Overlap | None = None,
     eff: EfficiencyProfile | None = None,
+    lora_rank: int = 16,
 ) -> list[TrainEstimate]:
     """The ``top`` fastest valid plans that fit memory, best first, each with ``why``.
     Raises :class:`DoesNotFitError` naming the smallest footprint when none fits."""
@@ -159,6 +167,7 @@ def search_plans(
         optimizer=optimizer,
         overlap=overlap,
         eff=eff,
+        lora_rank=lora_rank,
     )
     dev = train_device(chip_id, eff)
     kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs, "overlap": overlap}

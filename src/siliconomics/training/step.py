@@ -36,6 +36,7 @@ from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops
+from .lora import adapter_times, dequant_time
 from .memory import (
     ACT_BYTES,
     GRAD_BYTES,
@@ -46,6 +47,7 @@ from .memory import (
     routed_params_per_layer,
 )
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
+from .precision import attention_dtype, quant_time, recipe, weight_cast_bytes
 
 F = NDArray[np.float64]
 
@@ -137,6 +139,7 @@ class _Layer:
         self.bwd: F = np.zeros(np.shape(tp))
         self.elem_fwd: F = np.zeros(np.shape(tp))
         self.attn_fwd: F = np.zeros(np.shape(tp))
+        self.rc = recipe(g.dtype)
 
     def gemm(
         self,
@@ -147,10 +150,16 @@ class _Layer:
         *,
         frozen: bool = False,
         util_m: ArrayLike | None = None,
+        lowp: bool = True,
     ) -> None:
-        """A linear layer's forward and backward (dgrad + wgrad), ``weight`` layers' worth."""
-        d, cd = self.dev, self.g.dtype
-        a = ACT_BYTES if cd not in ("fp8", "int8") else 1.0
+        """A linear layer's forward and backward (dgrad + wgrad), ``weight`` layers' worth.
+        ``lowp=False``: stays BF16 under every recipe (LM head, router); the recipe's
+        quantisation passes and QLoRA's dequantisation are added (:mod:`.precision`,
+        :mod:`.lora`)."""
+        d, r = self.dev, self.rc
+        lp = lowp and r.lowp
+        cd = r.gemm_dtype if lp else "bf16"
+        a = r.bytes_per_elem if lp else ACT_BYTES
 
         def op(name: str, mm: ArrayLike, nn: ArrayLike, kk: ArrayLike, um: ArrayLike | None) -> F:
             c = gemm(
@@ -171,6 +180,18 @@ class _Layer:
         self.bwd = self.bwd + weight * op("dgrad", m, k, n, util_m)
         if not frozen:
             self.bwd = self.bwd + weight * op("wgrad", k, n, m, None)
+        if lp:
+            qf, qb = quant_time(d, r, m, n, k, frozen=frozen)
+            self.fwd, self.bwd = self.fwd + weight * qf, self.bwd + weight * qb
+        if frozen:
+            dq = weight * dequant_time(d, self.g.method, k, n)
+            self.fwd, self.bwd = self.fwd + dq, self.bwd + dq
+
+    def adapter(self, m: ArrayLike, k: ArrayLike, n: ArrayLike) -> None:
+        """LoRA/QLoRA adapter on a ``[m x k] @ [k x n]`` projection (nothing for full)."""
+        if self.g.method != "full":
+            f, b = adapter_times(self.dev, m, k, n, self.g.lora_rank)
+            self.fwd, self.bwd = self.fwd + f, self.bwd + b
 
     def elementwise(self, nbytes: F, flops: F, weight: float = 1.0) -> None:
         t = weight * _t(memory_op(self.dev, "e", nbytes, flops))
@@ -181,9 +202,10 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
     """Forward and backward time of one average transformer layer, one micro-batch."""
     ly = _Layer(model, dev, g, seq_len)
     T, hq, hkv, tp, hd, D = ly.T, ly.hq, ly.hkv, ly.tp, model.head_dim, model.d_model
-    lora = g.method == "lora"
+    lora = g.method != "full"
     if model.mla is None:
         ly.gemm(T, (hq + 2 * hkv) * hd, D, frozen=lora)
+        ly.adapter(T, D, (hq + 2 * hkv) * hd)
         attn_flops = 4.0 * T * hq * hd * (ly.S + 1) / 2.0
         v_dim = hd
     else:
@@ -198,9 +220,12 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
         attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * (ly.S + 1) / 2.0
         v_dim = mla.v_head_dim
     attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
-    af = _t(attention_op(dev, "attn", attn_flops, attn_bytes, compute_dtype="bf16"))
+    adt = attention_dtype(dev, ly.rc)
+    af = _t(attention_op(dev, "attn", attn_flops, attn_bytes, compute_dtype=adt))
     ly.fwd, ly.bwd, ly.attn_fwd = ly.fwd + af, ly.bwd + 2.5 * af, af
     ly.gemm(T, D, hq * v_dim, frozen=lora)
+    if model.mla is None:
+        ly.adapter(T, hq * v_dim, D)
     sp_tokens = np.where(g.sp, T / tp, T)
     norms = 1 if model.parallel_attn_mlp else 2
     ly.elementwise(norms * 3.0 * sp_tokens * D * ACT_BYTES, norms * 8.0 * sp_tokens * D)
@@ -226,9 +251,8 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     ``T·k·etp/tp`` token-expert pairs on average, at width Fe/etp. Backward: GEMMs twice
     (dgrad + wgrad; dgrad only when frozen), memory-bound ops twice."""
     assert model.moe is not None
-    g, dev, T, tp = ly.g, ly.dev, ly.T, ly.tp
-    lowp = g.dtype in ("fp8", "int8")
-    a = 1.0 if lowp else ACT_BYTES
+    g, dev, T, tp, r = ly.g, ly.dev, ly.T, ly.tp, ly.rc
+    a = r.bytes_per_elem if r.lowp else ACT_BYTES
     ops = expert_ops(
         dev,
         model,
@@ -236,7 +260,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         group_tokens=T * g.ep * g.etp / tp,
         ep=g.ep,
         etp=g.etp,
-        compute_dtype=g.dtype,
+        compute_dtype=r.gemm_dtype if r.lowp else "bf16",
         a_bytes=a,
         w_bytes=a,
         out_bytes=ACT_BYTES,
@@ -250,6 +274,14 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
             ly.bwd = ly.bwd + gemm_bwd * t
         else:
             ly.bwd, ly.elem_fwd = ly.bwd + 2.0 * t, ly.elem_fwd + t
+    if r.lowp:  # the recipe's quantisation passes around both expert GEMMs (.precision)
+        moe = model.moe
+        rows = T * moe.experts_per_token * g.etp / tp
+        fe = np.ceil(moe.moe_d_ff / g.etp)
+        mats_in = 2 if model.gated else 1
+        for m_, n_, k_ in ((rows, mats_in * fe, model.d_model), (rows, model.d_model, fe)):
+            qf, qb = quant_time(dev, r, m_, n_, k_, frozen=frozen)
+            ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
     moe = model.moe
     if moe.n_shared_experts:
         mats_in = 2 if model.gated else 1
@@ -278,7 +310,7 @@ def _expert_dp_sync(
     zero0 = g.zero == 0
 
     def red_of(n: F, s: ArrayLike, b: F) -> F:
-        rs = coll.reduce_scatter_time(dev, b * GRAD_BYTES, n, s, algorithm)
+        rs = coll.reduce_scatter_time(dev, b * g.grad_bytes, n, s, algorithm)
         return np.where(zero0, 2.0 * rs, rs)
 
     def gat_of(n: F, s: ArrayLike, b: F) -> F:
@@ -306,7 +338,7 @@ def edge_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> tupl
     ly = _Layer(model, dev, g, seq_len)
     T, D = ly.T, model.d_model
     v = np.ceil(model.vocab_size / ly.tp)
-    ly.gemm(T, v, D, frozen=g.method == "lora")
+    ly.gemm(T, v, D, frozen=g.method != "full", lowp=False)  # LM head stays BF16
     ly.elementwise(T * D * ACT_BYTES * 3 + 12.0 * T * v, 6.0 * T * v)  # gather, norm, loss
     return ly.fwd, ly.bwd
 
@@ -366,7 +398,8 @@ def step_time(
     # pipeline: activations forward and gradients back once per virtual stage. The
     # interleaved schedule overlaps these transfers with the other chunks' compute
     # (Megatron-LM overlap_p2p_comm, on by default there); plain 1F1B waits for them.
-    p2p = 2.0 * g.vpp * coll.send_recv_time(dev, T * model.d_model * ACT_BYTES, tp * cp * dp)
+    hop = coll.send_recv_time(dev, T * model.d_model * ACT_BYTES, tp * cp * dp)
+    p2p = 2.0 * g.vpp * hop
     t_pp = np.where(g.vpp > 1, np.maximum(p2p - (fwd + bwd), 0.0), p2p * (1.0 - ov.pp)) * (pp > 1)
 
     per_layer, edges = chip_params(model, g)
@@ -378,18 +411,20 @@ def step_time(
     # ZeRO-3 / FSDP: gather weights forward and backward, reduce-scatter grads, per micro-batch.
     fsdp_on = (g.zero == 3) & full
     ag = coll.all_gather_time(dev, params_stage * WEIGHT_BYTES, shard, tp, algorithm)
-    rs = coll.reduce_scatter_time(dev, params_stage * GRAD_BYTES, shard, tp, algorithm)
+    rs = coll.reduce_scatter_time(dev, params_stage * g.grad_bytes, shard, tp, algorithm)
     fsdp_raw = np.where(fsdp_on, 2.0 * ag + rs, 0.0)
     busy = fwd + bwd + rc
     t_fsdp = np.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
 
     t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
     m = global_batch / (dp * g.micro_batch).astype(np.float64)
-    bubble = (pp - 1.0) / g.vpp * t_mb
+    # warm-up and cool-down: (pp-1) chunk steps each way, every one waiting for its stage hop
+    # (nothing else to overlap the transfer with yet)
+    bubble = (pp - 1.0) / g.vpp * t_mb + 2.0 * (pp - 1.0) * hop
 
     # data parallel, once per step: ZeRO-0 all-reduce; ZeRO-1/2 reduce-scatter + all-gather;
     # hybrid FSDP (shard < dp*cp) all-reduces the sharded gradients across replicas.
-    g_bytes = trainable * GRAD_BYTES
+    g_bytes = trainable * g.grad_bytes
     rs_dp = coll.reduce_scatter_time(dev, g_bytes, nrep, tp, algorithm)
     ag_dp = coll.all_gather_time(dev, trainable * WEIGHT_BYTES, nrep, tp, algorithm)
     hyb = coll.all_reduce_time(dev, g_bytes / shard, nrep / shard, tp * shard, algorithm)
@@ -404,6 +439,9 @@ def step_time(
     # optimizer: read+write states and master weights, read grads, write 16-bit weights.
     opt_bytes = local * (2.0 * OPTIMIZER_BYTES[g.optimizer] + GRAD_BYTES + WEIGHT_BYTES)
     t_opt = _t(memory_op(dev, "optimizer", opt_bytes, 10.0 * local))
+    # low-precision weight copies, cast once per step (none when the frozen base is stored so)
+    cast = weight_cast_bytes(ly.rc, per_layer * L / pp, stored_lowp=not full)
+    t_opt = t_opt + np.where(cast > 0, _t(memory_op(dev, "weight-cast", cast)), 0.0)
     z = np.zeros(np.shape(fwd))
     return StepTime(
         forward=m * fwd,

@@ -54,6 +54,7 @@ def study_training(
     dtype: str = "bf16",
     method: str = "full",
     optimizer: str = "adam",
+    lora_rank: int = 16,
     price_overrides: dict[str, float] | None = None,
     pricing: str = "on-demand",
     utilisation: float = 1.0,
@@ -67,7 +68,12 @@ def study_training(
     (default: the packaged one)."""
     if tokens <= 0:
         raise SiliconomicsError(f"--tokens must be positive, got {tokens:g}")
-    base = TrainPlan(dtype=dtype, method=method, optimizer=optimizer)  # type: ignore[arg-type]
+    base = TrainPlan(
+        dtype=dtype,
+        method=method,  # type: ignore[arg-type]
+        optimizer=optimizer,
+        lora_rank=lora_rank,
+    )
     if plan_text:
         plan = resolve_plan(plan_text, n_chips, base)
         ests = [
@@ -86,6 +92,7 @@ def study_training(
             dtype=dtype,
             method=method,
             optimizer=optimizer,
+            lora_rank=lora_rank,
         )
     price = _price(chip_id, n_chips, pricing, utilisation, price_overrides, price_book)
     usd = price.usd_per_chip_hour if price else None

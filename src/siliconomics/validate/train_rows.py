@@ -30,6 +30,7 @@ from ..measured.rows import MeasuredRow, read_measured
 from ..training.estimate import evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
+from ..training.precision import RECIPES
 from .run import RowResult, Skipped, ValidationReport
 from .run import _summaries as summaries
 
@@ -92,6 +93,19 @@ def read_training_rows(path: Path) -> list[TrainRow]:
     return out
 
 
+def _recipe_of(tr: TrainRow, act: str, notes: list[str]) -> str:
+    """The training recipe of a row: its ``act_dtype`` (a format or a recipe name such as
+    ``fp8-cs``, ``mxfp8``, ``nvfp4``); NVIDIA's NeMo MLPerf LoRA runs FP8
+    attention too (training_results_v4.0 llama2_70b_lora config_common.sh: FP8_DPA=1,
+    NVTE_FP8_DPA_BWD=1)."""
+    if act not in RECIPES or not RECIPES[act].lowp:
+        return "bf16"
+    if act == "fp8" and tr.train_method == "lora" and tr.software.lower().startswith("nemo"):
+        notes.append("NeMo MLPerf LoRA -> fp8-dpa recipe (FP8 attention, FP8 frozen weights)")
+        return "fp8-dpa"
+    return act
+
+
 def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainPlan]:
     r = tr.row
     tp, pp, cp, ep = r.tp or 1, r.pp or 1, tr.cp or 1, r.ep or 1
@@ -111,7 +125,13 @@ def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainP
         if tr.zero_stage is None:
             notes.append("parameter sharding not stated -> zero=1 (distributed optimizer)")
     act = r.act_dtype or "bf16"
+    # Megatron-Bridge performance recipes set ddp.grad_reduce_in_fp32=False (bf16 gradient
+    # buffers; NVIDIA-NeMo/Megatron-Bridge scripts/performance configs); others keep fp32.
+    bridge = "megatron-bridge" in tr.software.lower()
+    if bridge:
+        notes.append("Megatron-Bridge recipe -> bf16 gradient buffers (grad_reduce_in_fp32=False)")
     base = TrainPlan(
+        grad_dtype="bf16" if bridge else "fp32",
         dp=dp,
         tp=tp,
         pp=pp,
@@ -119,7 +139,7 @@ def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainP
         ep=ep,
         zero=zero,
         shard=shard,
-        dtype=act if act in ("fp8", "int8") else "bf16",
+        dtype=_recipe_of(tr, act, notes),
         method="lora" if tr.train_method == "lora" else "full",
         recompute=tr.recompute if tr.recompute in RECOMPUTE else "none",  # type: ignore[arg-type]
     )

@@ -1,0 +1,72 @@
+"""Does the training search stay real? For every published training row, the MFU of the
+fastest plan the search proposes for the same model, chip, chip count, batch, sequence, format
+and method, against the MFU the published run reached (both in this model's units: model
+FLOPs ``6N + causal attention`` — LoRA ``4N`` — over the peak of the run's GEMM format).
+
+Issue 10 item 6 asks the ratio to stay within 1.10: a larger ratio means the search credits
+plans with speed no published stack has shown. The ratio is a diagnostic, never a cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog.schema import ModelSpec
+from ..errors import SiliconomicsError
+from ..training.estimate import train_device
+from ..training.flops import framework_flops_per_seq, model_flops_per_token
+from ..training.precision import peak_dtype
+from ..training.search import search_plans
+from .train_rows import TrainRow, _recipe_of
+
+
+@dataclass(frozen=True, kw_only=True)
+class Realism:
+    """One published row against the search's best plan."""
+
+    row_id: str
+    published_mfu: float
+    search_mfu: float
+    search_plan: str
+
+    @property
+    def ratio(self) -> float:
+        return self.search_mfu / self.published_mfu
+
+
+def published_tokens_per_s(tr: TrainRow, model: ModelSpec) -> float:
+    """Whole-job training tokens/s of a measured row (its metric converted)."""
+    r, S, gb = tr.row, tr.seq_len or 0, tr.global_batch_seqs or 0
+    if r.metric in ("train_tokens_per_s", "train_tokens_per_s_incl_eval"):
+        return r.value
+    if r.metric == "step_time_s":
+        return gb * S / r.value
+    if r.metric == "samples_per_s":
+        return r.value * S
+    if r.metric == "model_flops_per_s_per_chip":
+        maxtext = tr.software.lower().startswith("maxtext")
+        causal = "non-causal" not in tr.notes
+        per_seq = framework_flops_per_seq(
+            model, S, params="total" if maxtext else "matmul", causal=causal
+        )
+        return r.value * (r.n_chips or 1) / per_seq * S
+    raise SiliconomicsError(f"metric '{r.metric}' is not a step metric")
+
+
+def search_vs_published(tr: TrainRow, model: ModelSpec) -> Realism:
+    """The search's best plan for the row's configuration against the published MFU."""
+    r = tr.row
+    S, gb, n = tr.seq_len or 0, tr.global_batch_seqs or 0, r.n_chips or 0
+    if not (S and gb and n):
+        raise SiliconomicsError("seq_len, global_batch_seqs and n_chips are needed")
+    dtype = _recipe_of(tr, r.act_dtype or "bf16", [])
+    method = "lora" if tr.train_method == "lora" else "full"
+    peak = train_device(r.chip).peak_flops(peak_dtype(dtype))
+    tps = published_tokens_per_s(tr, model)
+    pub = tps * model_flops_per_token(model, S, method=method) / (n * peak)
+    best = search_plans(
+        model, r.chip, n, seq_len=S, global_batch_seqs=gb, dtype=dtype, method=method, top=1
+    )[0]
+    return Realism(
+        row_id=r.id, published_mfu=pub, search_mfu=best.mfu, search_plan=best.plan.short_label()
+    )
