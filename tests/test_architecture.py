@@ -21,6 +21,7 @@ CORE = [
     "fleet",
     "validate",
     "calibrate",
+    "porting",
 ]
 
 

@@ -80,6 +80,10 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
     "simulate negative seed": ((*SIM, "--seed", "-1"), "--seed"),
     "simulate huge block": ((*SIM, "--block-size", "1000000"), "block_size"),
     "simulate 1e12 requests": (("simulate", *M8, *H100, "--requests", "1000000000000"), "at most"),
+    "simulate 1e8 requests over the memory guard": (
+        ("simulate", *M8, *H100, "--requests", "100000000"),
+        "--max-memory",
+    ),
     "simulate rate nan": ((*SIM, "--rate", "nan"), "finite"),
     "compare bare tpot": (("compare", *M8, "--tpot", "50"), "needs a unit"),
     "estimate beyond context": (("estimate", *M8, *H100, "--input", "200000"), "context"),

@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     inference_cmds,
     measured_cmds,
     plan_cmds,
+    port_cmds,
     prices_cmds,
     simulate_cmds,
     tco_cmds,

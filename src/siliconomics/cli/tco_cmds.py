@@ -10,9 +10,12 @@ import typer
 from ..catalog.registry import chips, get_model
 from ..economics.pricing import MODES, parse_chip_prices
 from ..economics.tco import OwnedAssumptions, load_owned_assumptions, read_toml_file
+from ..porting.payback import DEFAULT_ENG_RATE_USD_PER_WEEK, DEFAULT_HORIZON_MONTHS
+from ..report import port_report
 from ..report import tco as tco_report
 from ..report.html import write_html
 from ..search.tco_study import study_tco
+from . import port_cmds as port
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, text_file_cb, writable_cb
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
@@ -60,11 +63,18 @@ def tco_cmd(
         typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
     as_json: JsonOpt = False,
+    migration_weeks: port.WeeksOpt = None,
+    port_check: port.PortCheckOpt = None,
+    port_target: port.PortTargetOpt = None,
+    eng_rate: port.EngRateOpt = DEFAULT_ENG_RATE_USD_PER_WEEK,
+    baseline_chip: port.BaselineOpt = None,
+    monthly_tokens: port.MonthlyTokensOpt = None,
+    monthly_saving: port.MonthlySavingOpt = None,
+    horizon: port.HorizonOpt = DEFAULT_HORIZON_MONTHS,
 ) -> None:
     """Rent or buy: itemised owned vs cloud USD per chip-hour, break-even utilisation,
     USD per million tokens and J/token for a model, and what moves the cost most."""
-    study = study_tco(
-        chip,
+    kw = dict(
         mode=mode,
         utilisation=utilisation,
         model=get_model(model) if model else None,
@@ -79,13 +89,28 @@ def tco_cmd(
         book=load_book(prices, region, provider),
         breakeven_price=breakeven_price,
     )
+    study = study_tco(chip, **kw)  # type: ignore[arg-type]
+    pb = port.tco_payback(
+        study,
+        lambda c: study_tco(c, **(kw | {"breakeven_price": False})),  # type: ignore[arg-type]
+        weeks=migration_weeks,
+        port_check=port_check,
+        target=port_target,
+        eng_rate=eng_rate,
+        baseline_chip=baseline_chip,
+        monthly_output_tokens=monthly_tokens,
+        monthly_saving=monthly_saving,
+        horizon_months=horizon,
+    )
     if html:
-        write_html(html, tco_report.tco_html(study))
+        extra = [port_report.payback_section(pb)] if pb else []
+        write_html(html, tco_report.tco_html(study, extra))
         err.print(f"wrote {html}", highlight=False)
     if as_json:
-        emit_json(tco_report.tco_dict(study))
+        emit_json(tco_report.tco_dict(study) | port_report.payback_json(pb))
     else:
         tco_report.render_tco(out, study)
+        port_report.render_payback(out, pb)
 
 
 def _assumptions(path: Path | None, chip_price: list[str] | None) -> OwnedAssumptions | None:

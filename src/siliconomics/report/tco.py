@@ -4,6 +4,7 @@ a self-contained HTML report."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -196,8 +197,9 @@ def tco_dict(s: TcoStudy) -> dict[str, Any]:
     }
 
 
-def tco_html(s: TcoStudy) -> str:
-    """The TCO study as one self-contained HTML page."""
+def tco_html(s: TcoStudy, extra: Sequence[Section] = ()) -> str:
+    """The TCO study as one self-contained HTML page (``extra``: sections appended, e.g. the
+    migration payback)."""
     known = [m for m in s.modes if m.cost is not None]
     names = _item_names(s)
     breakdown = charts.stacked_cost_breakdown(
@@ -245,6 +247,7 @@ def tco_html(s: TcoStudy) -> str:
     sections.append(_assumption_section(s))
     if s.throughput:
         sections.insert(1, _throughput_section(s))
+    sections.extend(extra)
     return render_html(f"Rent or buy: {s.chip.name}", headline(s), sections)
 
 
