@@ -65,7 +65,7 @@ def test_selective_and_full_recompute_memory_match_korthikanti():
     ("plan", "needle"),
     [
         (TrainPlan(dp=2, tp=16), "scale-up domain of 8"),
-        (TrainPlan(dp=4, tp=2, pp=3), "must divide the 80 layers"),
+        (TrainPlan(dp=1, tp=1, pp=96), "must not exceed the 80 layers + 2"),
         (TrainPlan(dp=8, tp=1, cp=3), "2*cp must divide seq_len"),
         (TrainPlan(dp=8, ep=2), "needs an MoE model"),
         (TrainPlan(dp=8, micro_batch=3), "dp*micro_batch must divide"),

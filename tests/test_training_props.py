@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siliconomics.catalog.registry import get_model
+from siliconomics.errors import DoesNotFitError
 from siliconomics.parallel.hierarchical import send_recv_time
 from siliconomics.resolve import device
 from siliconomics.training import TrainPlan, search_plans
@@ -26,7 +27,11 @@ CHIPS = ["h100-sxm", "tpu-v5p", "trn2", "mi300x", "b200"]
 def test_more_chips_never_lower_best_aggregate_throughput(model, chip, n):
     m = get_model(model)
     kw = {"seq_len": 4096, "global_batch_seqs": 512, "top": 1}
-    a = search_plans(m, device(chip), n, **kw)[0].tokens_per_s
+    try:
+        a = search_plans(m, device(chip), n, **kw)[0].tokens_per_s
+    except DoesNotFitError:
+        # e.g. Mixtral-8x7B with Adam on 8 x 80 GB (16 bytes x 46.7B > 640 GB): vacuous here.
+        return
     b = search_plans(m, device(chip), 2 * n, **kw)[0].tokens_per_s
     assert b >= a * (1 - 1e-9)
 

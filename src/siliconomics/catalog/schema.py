@@ -246,8 +246,9 @@ class MoESpec(_Frozen):
     moe_layer_step: int = Field(
         default=1,
         ge=1,
-        description="after the leading dense layers, every moe_layer_step-th layer is MoE and "
-        "the others dense (Llama 4 interleave_moe_layer_step); 1 = every layer",
+        description="after the leading dense layers, every n-th layer is MoE and the others "
+        "dense: layer i (0-based) is MoE when (i + 1) % n == 0, as Hugging Face Llama 4's "
+        "interleave_moe_layer_step (Maverick 2, Scout 1); 1 = every layer MoE",
     )
 
 
@@ -298,8 +299,10 @@ class ModelSpec(_Frozen):
     n_mtp_layers: int = Field(
         default=0,
         ge=0,
-        description="multi-token-prediction modules after the last layer (DeepSeek-V3 "
-        "num_nextn_predict_layers); not counted in n_layers",
+        description="multi-token-prediction modules (DeepSeek-V3 num_nextn_predict_layers): "
+        "each is one transformer layer of the last layer's kind plus a 2D->D projection and "
+        "a pass through the shared LM head and loss; counted in training step time and memory, "
+        "not in inference (speculative decoding is not modelled) nor in n_layers",
     )
     default_weight_dtype: ComputeDtype = Field(
         default="bf16", description="dtype of the released checkpoint"
@@ -323,11 +326,12 @@ class ModelSpec(_Frozen):
 
     @property
     def n_moe_layers(self) -> int:
-        """MoE layers: every ``moe_layer_step``-th layer after the leading dense ones (Llama 4
-        Maverick: 48 layers, step 2 -> 24); 0 for a dense model."""
+        """Layers whose FFN is a mixture of experts: after ``moe.n_dense_layers`` leading dense
+        layers, layer i (0-based) is MoE when ``(i + 1) % moe.moe_layer_step == 0``."""
         if self.moe is None:
             return 0
-        return (self.n_layers - self.moe.n_dense_layers) // self.moe.moe_layer_step
+        step = self.moe.moe_layer_step
+        return sum(1 for i in range(self.moe.n_dense_layers, self.n_layers) if (i + 1) % step == 0)
 
 
 EffValue = Annotated[float, Field(gt=0)]

@@ -31,7 +31,15 @@ def estimate_cmd(
     ],
     tp: Annotated[int, typer.Option(min=1, help="tensor-parallel degree (chips)")] = 1,
     pp: Annotated[int, typer.Option(min=1, help="pipeline stages")] = 1,
-    ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE)")] = 1,
+    ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE), divides dp*tp")] = 1,
+    dp: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="attention data-parallel degree inside one replica (DP-attention; "
+            "the replica has dp*tp*pp chips, experts spread over dp*tp)",
+        ),
+    ] = 1,
     replicas: Annotated[int, typer.Option(min=1, help="independent model copies")] = 1,
     batch: Annotated[
         int,
@@ -71,6 +79,7 @@ def estimate_cmd(
         tp=tp,
         pp=pp,
         ep=ep,
+        dp=dp,
         replicas=replicas,
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),

@@ -36,7 +36,10 @@ def simulate_cmd(
     chip: Annotated[str, typer.Option(help="chip id or chip file of the replicas")],
     tp: Annotated[int, typer.Option(min=1, help="tensor-parallel degree per replica")] = 1,
     pp: Annotated[int, typer.Option(min=1, help="pipeline stages per replica")] = 1,
-    ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE)")] = 1,
+    ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE), divides dp*tp")] = 1,
+    dp: Annotated[
+        int, typer.Option(min=1, help="attention data-parallel degree inside one replica")
+    ] = 1,
     replicas: Annotated[int, typer.Option(min=1, help="replicas of the pool")] = 1,
     rate: Annotated[
         float | None,
@@ -133,6 +136,7 @@ def simulate_cmd(
             tp=tp,
             pp=pp,
             ep=ep,
+            dp=dp,
             replicas=replicas,
             weight_dtype=check_dtype("weights-dtype", weights_dtype),
             act_dtype=check_dtype("act-dtype", act_dtype),

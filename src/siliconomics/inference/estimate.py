@@ -112,7 +112,7 @@ def _require_fit(
     short = float(np.max(-mem.free))
     hint = suggest_tp(model, dev, plan)
     raise DoesNotFitError(
-        f"{model.id} does not fit on {plan.tp * plan.pp} x {dev.id} ({what}): needs "
+        f"{model.id} does not fit on {plan.chips_per_replica} x {dev.id} ({what}): needs "
         f"{fmt_si(float(np.max(mem.total)), 'B', binary=True)} per chip of "
         f"{fmt_si(mem.capacity, 'B', binary=True)} (weights "
         f"{fmt_si(mem.weights, 'B', binary=True)}, KV cache "
@@ -231,7 +231,9 @@ def estimate_max_throughput(
     plan.validate(model, dev)
     I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
     _check_lengths(np.ones_like(I), I, O)
-    chunk = np.maximum(max_prefill_tokens, I)
+    # The prefill token budget is per engine; with attention data parallelism every dp rank
+    # schedules its own (SGLang, TensorRT-LLM attention-DP).
+    chunk = np.maximum(max_prefill_tokens * plan.dp, I)
     avg_ctx = I + O / 2.0
     cap = max_batch(model, dev, plan, avg_ctx, chunk)
     if batch_limit is not None:

@@ -15,10 +15,18 @@ attention      4 B s hq hd keys  (keys = c + (s+1)/2,   KV cache B (c+s) 2 hkv h
                causal; capped at the window)
 o_proj         2 T hq hd D                              weights hq hd D + activations
 mlp            2 T D F' (3 matrices if gated) / t       weights 3 D F / t + activations
-moe            2 T k 3 D Fe / t                         weights of the experts hit on this chip
+moe            router 2 T D E; grouped GEMMs 2 (T k/ep)  weights of the experts hit on this chip,
+               3 D Fe/etp x busiest-rank imbalance      permute/unpermute 2 T D (1+k)
 all-reduce     -                                         2 per layer of T D bytes (1 if parallel
                                                          attention+MLP), ring/mesh/torus model
+all-to-all     -                                         dp > 1: dispatch + combine per MoE layer
 =============  ======================================  ==========================================
+
+Attention data parallelism (``plan.dp``): attention, norms and dense FFN layers see the
+``B/dp`` sequences of one dp group (T/dp tokens, heads split over tp); the experts see all T
+tokens of the replica, spread over ep = dp*tp/etp chips (:mod:`..parallel.moe`), and tokens
+reach them by all-to-all. With dp = 1 the tokens are replicated over the tp group, each chip
+computes its experts' rows and the tensor-parallel all-reduce combines them (no all-to-all).
 
 FLOP counts follow Kaplan et al. 2020 (2 FLOPs per multiply-add) and the causal-attention
 accounting of Dao, "FlashAttention-2" (2023). MLA follows DeepSeek-V2 (2024) §2.1: the cache
@@ -38,6 +46,7 @@ from ..ops.device import Device
 from ..ops.quant import stored_weight_bytes
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel.collectives import all_reduce, send_recv_time
+from ..parallel.moe import dispatch_combine, expert_ops
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 
@@ -111,6 +120,197 @@ def _layer_counts(model: ModelSpec) -> tuple[int, int, int, int]:
     return n_full, L - n_full, L - n_moe, n_moe
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Step:
+    """Shapes and formats of one forward step, shared by the op builders below."""
+
+    model: ModelSpec
+    dev: Device
+    plan: InferencePlan
+    B: F
+    """sequences of one attention (dp) group"""
+    s: F
+    c: F
+    T_all: F
+    """tokens of the whole replica (what the experts see)"""
+
+    @property
+    def T(self) -> F:
+        """tokens of one attention group"""
+        return self.B * self.s
+
+    @property
+    def a(self) -> float:
+        return DTYPE_BYTES[self.plan.act_dtype]
+
+    @property
+    def w(self) -> float:
+        return stored_weight_bytes(self.plan.weight_dtype)  # block scales included (ops/quant.py)
+
+    def g(self, name: str, m: ArrayLike, n: float, k: float) -> OpCost:
+        return gemm(
+            self.dev,
+            name,
+            m,
+            n,
+            k,
+            compute_dtype=self.plan.compute_dtype,
+            a_bytes=self.a,
+            w_bytes=self.w,
+            out_bytes=self.a,
+        )
+
+
+def _attention_ops(st: _Step) -> list[OpCost]:
+    """QKV, attention and output projection of every layer (GQA/MHA/MQA, windowed layers)."""
+    model, dev, plan = st.model, st.dev, st.plan
+    D, hd, L = model.d_model, model.head_dim, model.n_layers
+    hq, hkv = _heads_per_chip(model, plan.tp)
+    B, s, T = st.B, st.s, st.T
+    kvb = DTYPE_BYTES[plan.kv_dtype]
+    ad = dev.attention_dtype(plan.act_dtype, plan.kv_dtype)
+    n_full, n_swa, _, _ = _layer_counts(model)
+    keys_full = st.c + (s + 1.0) / 2.0
+    cache_full = st.c + s
+    ops = [st.g("qkv_proj", T, (hq + 2 * hkv) * hd, D).scaled(L)]
+    for n_layers, window in ((n_full, None), (n_swa, model.sliding_window)):
+        if n_layers == 0:
+            continue
+        keys = keys_full if window is None else np.minimum(keys_full, window)
+        cache = cache_full if window is None else np.minimum(cache_full, window)
+        flops = 4.0 * B * s * hq * hd * keys
+        nbytes = B * cache * 2 * hkv * hd * kvb + 2.0 * T * hq * hd * st.a
+        name = "attention" if window is None else "attention_window"
+        ops.append(attention_op(dev, name, flops, nbytes, compute_dtype=ad).scaled(n_layers))
+    ops.append(st.g("o_proj", T, D, hq * hd).scaled(L))
+    return ops
+
+
+def _mla_ops(st: _Step) -> list[OpCost]:
+    """Multi-head latent attention (DeepSeek-V2 §2.1): absorbed for decode, decompressed for
+    prefill."""
+    model, dev, plan = st.model, st.dev, st.plan
+    assert model.mla is not None
+    mla = model.mla
+    D, hd, L = model.d_model, model.head_dim, model.n_layers
+    hq, _ = _heads_per_chip(model, plan.tp)
+    B, s, T = st.B, st.s, st.T
+    keys_full = st.c + (s + 1.0) / 2.0
+    nope = hd - mla.qk_rope_head_dim
+    lat = mla.kv_lora_rank + mla.qk_rope_head_dim
+    ops: list[OpCost] = []
+    if mla.q_lora_rank:
+        ops.append(st.g("q_a_proj", T, mla.q_lora_rank, D).scaled(L))
+        ops.append(st.g("q_b_proj", T, hq * hd, mla.q_lora_rank).scaled(L))
+    else:
+        ops.append(st.g("q_proj", T, hq * hd, D).scaled(L))
+    ops.append(st.g("kv_a_proj", T, lat, D).scaled(L))
+    # kv_b: absorbed into q/o for decode; decompresses cached latents for prefill.
+    ops.append(st.g("kv_b_proj", T, hq * (nope + mla.v_head_dim), mla.kv_lora_rank).scaled(L))
+    absorbed = 2.0 * B * s * hq * keys_full * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim)
+    naive = 2.0 * B * s * hq * keys_full * (hd + mla.v_head_dim)
+    flops = np.where(s > 1, naive, absorbed)
+    nbytes = B * (st.c + s) * lat * DTYPE_BYTES[plan.kv_dtype] + 2.0 * T * hq * hd * st.a
+    ad = dev.attention_dtype(plan.act_dtype, plan.kv_dtype)
+    ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=ad).scaled(L))
+    ops.append(st.g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
+    return ops
+
+
+def _block_ops(st: _Step) -> list[OpCost]:
+    """Norms, residual adds and the tensor-parallel all-reduces of every layer."""
+    model, dev, t = st.model, st.dev, st.plan.tp
+    T, D, L, a = st.T, model.d_model, model.n_layers, st.a
+    per_layer = 1 if model.parallel_attn_mlp else 2
+    norm = memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
+    ops = []
+    if t > 1:
+        # The stack's algorithm for this message size (parallel/collectives.py); a fused
+        # all-reduce + residual + RMSNorm kernel saves the norm's launch.
+        ar = all_reduce(dev, T * D * a, t)
+        norm = ar.fold_norm(norm)
+        ops.append(ar.op("tp_all_reduce", T * D * a).scaled(per_layer * L))
+    ops.append(norm.scaled(per_layer * L))
+    return ops
+
+
+def _dense_ffn_ops(st: _Step, n_dense: int) -> list[OpCost]:
+    model, dev, T, a = st.model, st.dev, st.T, st.a
+    mats_in = 2 if model.gated else 1
+    f = -(-model.d_ff // st.plan.tp)
+    return [
+        st.g("mlp_up", T, mats_in * f, model.d_model).scaled(n_dense),
+        memory_op(dev, "mlp_act", T * f * a * (mats_in + 1), 4.0 * T * f).scaled(n_dense),
+        st.g("mlp_down", T, model.d_model, f).scaled(n_dense),
+    ]
+
+
+def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
+    """Routed experts (:mod:`..parallel.moe`), shared experts and, with attention data
+    parallelism, the expert-parallel all-to-all."""
+    model, dev, plan = st.model, st.dev, st.plan
+    assert model.moe is not None
+    moe = model.moe
+    # dp = 1: every tp rank holds all T tokens and routes them itself; dp > 1: each chip
+    # routes and dispatches its 1/(dp*tp) share.
+    local = st.T_all if plan.dp == 1 else st.T_all / (plan.dp * plan.tp)
+    ops = expert_ops(
+        dev,
+        model,
+        local_tokens=local,
+        group_tokens=st.T_all,
+        ep=plan.ep,
+        etp=plan.etp,
+        compute_dtype=plan.compute_dtype,
+        a_bytes=st.a,
+        w_bytes=st.w,
+        out_bytes=st.a,
+    )
+    if plan.dp > 1:
+        ops.append(
+            dispatch_combine(
+                dev,
+                model,
+                tokens_per_rank=local,
+                ep=plan.ep,
+                stride=plan.etp,
+                dispatch_bytes=st.a,
+                combine_bytes=max(st.a, 2.0),
+            )
+        )
+    if moe.n_shared_experts:
+        mats_in = 2 if model.gated else 1
+        fs = -(-moe.n_shared_experts * moe.moe_d_ff // plan.tp)
+        ops.append(st.g("shared_expert_up", st.T, mats_in * fs, model.d_model))
+        ops.append(st.g("shared_expert_down", st.T, model.d_model, fs))
+    return [op.scaled(n_moe) for op in ops]
+
+
+def _edge_ops(st: _Step, logits_tokens: F) -> list[OpCost]:
+    """Embedding gather, final norm and LM head (16-bit, one position per sequence)."""
+    model, dev = st.model, st.dev
+    T, D, a = st.T, model.d_model, st.a
+    emb_b = max(st.w, 2.0)  # embeddings and LM head stay 16-bit in quantised checkpoints
+    vocab_shard = -(-model.vocab_size // st.plan.tp)
+    head_dtype = dev.attention_dtype("bf16", "fp16")
+    head = gemm(
+        dev,
+        "lm_head",
+        logits_tokens,
+        vocab_shard,
+        D,
+        compute_dtype=head_dtype,
+        a_bytes=a,
+        w_bytes=emb_b,
+        out_bytes=4.0,
+    )
+    return [
+        memory_op(dev, "embedding", T * D * (a + emb_b)),
+        memory_op(dev, "final_norm", 2.0 * T * D * a),
+        head,
+    ]
+
+
 def forward_cost(
     model: ModelSpec,
     dev: Device,
@@ -123,128 +323,28 @@ def forward_cost(
 ) -> ForwardCost:
     """Cost of one forward step (all pipeline stages in sequence) for one replica.
 
-    ``logits_tokens`` is the number of positions that go through the LM head (default: one per
-    sequence, as in generation)."""
+    ``batch`` is the replica's batch; with attention data parallelism each dp group runs
+    ``batch/dp`` of it. ``logits_tokens`` is the number of positions that go through the LM
+    head (default: one per sequence, as in generation)."""
     B = np.asarray(batch, dtype=np.float64)
     s = np.asarray(seq_new, dtype=np.float64)
     c = np.asarray(ctx_past, dtype=np.float64)
-    T = B * s
-    t = plan.tp
-    a = DTYPE_BYTES[plan.act_dtype]
-    w = stored_weight_bytes(plan.weight_dtype)  # block scales included (ops/quant.py)
-    kvb = DTYPE_BYTES[plan.kv_dtype]
-    emb_b = max(w, 2.0)  # embeddings and LM head stay 16-bit in quantised checkpoints
-    cd = plan.compute_dtype
-    ad = dev.attention_dtype(plan.act_dtype, plan.kv_dtype)
-    D, hd = model.d_model, model.head_dim
-    hq, hkv = _heads_per_chip(model, t)
-    n_full, n_swa, n_dense, n_moe = _layer_counts(model)
-    L = model.n_layers
-    ops: list[OpCost] = []
-
-    def g(name: str, m: ArrayLike, n: float, k: float, **kw: object) -> OpCost:
-        return gemm(dev, name, m, n, k, compute_dtype=cd, a_bytes=a, w_bytes=w, out_bytes=a, **kw)  # type: ignore[arg-type]
-
-    # ---- attention block -------------------------------------------------------------
-    keys_full = c + (s + 1.0) / 2.0
-    cache_full = c + s
-    if model.mla is None:
-        ops.append(g("qkv_proj", T, (hq + 2 * hkv) * hd, D).scaled(L))
-        for n_layers, window in ((n_full, None), (n_swa, model.sliding_window)):
-            if n_layers == 0:
-                continue
-            keys = keys_full if window is None else np.minimum(keys_full, window)
-            cache = cache_full if window is None else np.minimum(cache_full, window)
-            flops = 4.0 * B * s * hq * hd * keys
-            nbytes = B * cache * 2 * hkv * hd * kvb + 2.0 * T * hq * hd * a
-            name = "attention" if window is None else "attention_window"
-            ops.append(attention_op(dev, name, flops, nbytes, compute_dtype=ad).scaled(n_layers))
-        ops.append(g("o_proj", T, D, hq * hd).scaled(L))
-    else:
-        mla = model.mla
-        nope = hd - mla.qk_rope_head_dim
-        lat = mla.kv_lora_rank + mla.qk_rope_head_dim
-        if mla.q_lora_rank:
-            ops.append(g("q_a_proj", T, mla.q_lora_rank, D).scaled(L))
-            ops.append(g("q_b_proj", T, hq * hd, mla.q_lora_rank).scaled(L))
-        else:
-            ops.append(g("q_proj", T, hq * hd, D).scaled(L))
-        ops.append(g("kv_a_proj", T, lat, D).scaled(L))
-        # kv_b: absorbed into q/o for decode; decompresses cached latents for prefill.
-        ops.append(g("kv_b_proj", T, hq * (nope + mla.v_head_dim), mla.kv_lora_rank).scaled(L))
-        absorbed = 2.0 * B * s * hq * keys_full * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim)
-        naive = 2.0 * B * s * hq * keys_full * (hd + mla.v_head_dim)
-        flops = np.where(s > 1, naive, absorbed)
-        nbytes = B * cache_full * lat * kvb + 2.0 * T * hq * hd * a
-        ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=ad).scaled(L))
-        ops.append(g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
-
-    norms_per_layer = 1 if model.parallel_attn_mlp else 2
-    norm = memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
-    ar_per_layer = 1 if model.parallel_attn_mlp else 2
-    if t > 1:
-        # The stack's algorithm for this message size (parallel/collectives.py); a fused
-        # all-reduce + residual + RMSNorm kernel saves the norm's launch.
-        ar = all_reduce(dev, T * D * a, t)
-        norm = ar.fold_norm(norm)
-        ops.append(ar.op("tp_all_reduce", T * D * a).scaled(ar_per_layer * L))
-    ops.append(norm.scaled(norms_per_layer * L))
-
-    # ---- feed-forward --------------------------------------------------------------
-    mats_in = 2 if model.gated else 1
+    st = _Step(model=model, dev=dev, plan=plan, B=B / plan.dp, s=s, c=c, T_all=B * s)
+    _, _, n_dense, n_moe = _layer_counts(model)
+    ops = _attention_ops(st) if model.mla is None else _mla_ops(st)
+    ops += _block_ops(st)
     if n_dense:
-        f = -(-model.d_ff // t)
-        ops.append(g("mlp_up", T, mats_in * f, D).scaled(n_dense))
-        ops.append(
-            memory_op(dev, "mlp_act", T * f * a * (mats_in + 1), 4.0 * T * f).scaled(n_dense)
-        )
-        ops.append(g("mlp_down", T, D, f).scaled(n_dense))
+        ops += _dense_ffn_ops(st, n_dense)
     if n_moe and model.moe is not None:
-        moe = model.moe
-        E, k = moe.n_experts, moe.experts_per_token
-        etp = t // plan.ep
-        fe = -(-moe.moe_d_ff // etp)
-        local_experts = E / plan.ep
-        hit = local_experts * (1.0 - (1.0 - k / E) ** T)  # expected experts touched per chip
-        rows = T * k / plan.ep  # token-expert pairs computed on this chip
-        per_expert = T * k / E
-        ops.append(g("router", T, E, D).scaled(n_moe))
-        ops.append(
-            g("moe_up", rows, mats_in * fe, D, weight_reads=hit, util_m=per_expert).scaled(n_moe)
-        )
-        ops.append(
-            memory_op(dev, "moe_act", rows * fe * a * (mats_in + 1), 4.0 * rows * fe).scaled(n_moe)
-        )
-        ops.append(g("moe_down", rows, D, fe, weight_reads=hit, util_m=per_expert).scaled(n_moe))
-        if moe.n_shared_experts:
-            fs = -(-moe.n_shared_experts * moe.moe_d_ff // t)
-            ops.append(g("shared_expert_up", T, mats_in * fs, D).scaled(n_moe))
-            ops.append(g("shared_expert_down", T, D, fs).scaled(n_moe))
-
-    # ---- embeddings, final norm, LM head -----------------------------------------------
+        ops += _moe_ops(st, n_moe)
     lt = B if logits_tokens is None else np.asarray(logits_tokens, dtype=np.float64)
-    ops.append(memory_op(dev, "embedding", T * D * (a + emb_b)))
-    ops.append(memory_op(dev, "final_norm", 2.0 * T * D * a))
-    vocab_shard = -(-model.vocab_size // t)
-    head_dtype = dev.attention_dtype("bf16", "fp16")  # the LM head stays 16-bit
-    ops.append(
-        gemm(
-            dev,
-            "lm_head",
-            lt,
-            vocab_shard,
-            D,
-            compute_dtype=head_dtype,
-            a_bytes=a,
-            w_bytes=emb_b,
-            out_bytes=4.0,
-        )
-    )
-
+    ops += _edge_ops(st, lt / plan.dp)
     pipeline = np.zeros(())
     if plan.pp > 1:
         crosses = plan.chips_per_replica > dev.chip.interconnect.scale_up_domain
-        pipeline = (plan.pp - 1) * send_recv_time(dev, T * D * a, crosses_domain=crosses)
+        pipeline = (plan.pp - 1) * send_recv_time(
+            dev, st.T * model.d_model * st.a, crosses_domain=crosses
+        )
     return ForwardCost(
         ops=tuple(ops),
         step_overhead_s=dev.eff.step_overhead_s,

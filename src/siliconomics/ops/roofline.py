@@ -206,3 +206,73 @@ def comm_op(name: str, nbytes: ArrayLike, t_comm: ArrayLike) -> OpCost:
         t_comm=t,
         t_overhead=_z(b),
     )
+
+
+def grouped_gemm_utilisation(
+    dev: Device, rows: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike
+) -> F:
+    """Matrix-engine utilisation of a grouped GEMM: ``groups`` independent ``[m_g x k] @ [k x
+    n]`` products with ``m_g = rows / groups`` rows each (MoE experts), run as one kernel.
+
+    * GPUs: each group's rows are padded to its own tile height (tile rows shrink to the 16-row
+      MMA granule for small groups), and all groups' tiles share the SMs in waves (CUTLASS /
+      cuBLAS grouped GEMM, TensorRT-LLM and Megatron-Core MoE kernels; no split-K).
+    * Systolic arrays: K and N padded to the array as for one GEMM; a weight-stationary array
+      loads each expert's weight tile (``rows`` cycles, double-buffered) while streaming that
+      expert's tokens, so a group of ``m_g`` tokens keeps it busy ``m_g / max(m_g, rows)``."""
+    r = np.maximum(np.asarray(rows, dtype=np.float64), 1e-9)
+    g = np.maximum(np.asarray(groups, dtype=np.float64), 1e-9)
+    n_ = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    k_ = np.maximum(np.asarray(k, dtype=np.float64), 1.0)
+    m_g = np.maximum(r / g, 1.0)
+    mx = dev.chip.matrix
+    if mx.arch == "systolic":
+        fill = m_g / np.maximum(m_g, float(mx.rows))
+        return (k_ / _ceil_to(k_, mx.rows)) * (n_ / _ceil_to(n_, mx.cols)) * fill
+    tm = np.clip(2.0 ** np.ceil(np.log2(np.maximum(m_g, MMA_MIN_M))), MMA_MIN_M, mx.tile_m)
+    tn = float(mx.tile_n)
+    tiles = g * np.ceil(m_g / tm) * np.ceil(n_ / tn)
+    pad = (g * m_g * n_) / (tiles * tm * tn)
+    units = float(mx.units)
+    waves = np.maximum(np.ceil(tiles / units), 1.0)
+    return pad * np.minimum(tiles / (waves * units), 1.0)
+
+
+def grouped_gemm(
+    dev: Device,
+    name: str,
+    rows: ArrayLike,
+    n: ArrayLike,
+    k: ArrayLike,
+    groups: ArrayLike,
+    *,
+    compute_dtype: str,
+    a_bytes: float,
+    w_bytes: float,
+    out_bytes: float,
+) -> OpCost:
+    """A grouped GEMM (MoE experts): ``rows`` token rows in all, spread over ``groups`` weight
+    matrices of ``k x n`` that are each read once (:func:`grouped_gemm_utilisation`)."""
+    r = np.asarray(rows, dtype=np.float64)
+    n_ = np.asarray(n, dtype=np.float64)
+    k_ = np.asarray(k, dtype=np.float64)
+    flops = 2.0 * r * n_ * k_
+    util = grouped_gemm_utilisation(dev, r, n_, k_, groups)
+    peak = dev.peak_flops(compute_dtype) * dev.gemm_efficiency(compute_dtype)
+    t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0)
+    g = np.asarray(groups, dtype=np.float64)
+    nbytes = r * k_ * a_bytes + g * k_ * n_ * w_bytes + r * n_ * out_bytes
+    t_memory = nbytes / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency)
+    t_over = np.where(flops > 0, dev.eff.kernel_overhead_s, 0.0) + _z(flops)
+    z = _z(flops + nbytes)
+    return OpCost(
+        name=name,
+        op_class="gemm",
+        flops=flops + z,
+        bytes=nbytes + z,
+        comm_bytes=z,
+        t_compute=t_compute + z,
+        t_memory=t_memory + z,
+        t_comm=z,
+        t_overhead=t_over + z,
+    )

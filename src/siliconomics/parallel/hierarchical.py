@@ -114,11 +114,16 @@ def all_reduce_time(
 def all_to_all_time(dev: Device, nbytes: ArrayLike, n: ArrayLike, stride: ArrayLike = 1) -> F:
     """All-to-all in which each chip sends ``nbytes`` spread evenly over the ``n`` members
     (MoE token dispatch). The share bound for other domains crosses the NIC; on rings and tori
-    messages travel ~n/4 (ring) or sqrt(n)/2 (torus) hops, costing bandwidth on the way."""
+    messages travel ~n/4 (ring) or sqrt(n)/2 (torus) hops, costing bandwidth on the way.
+
+    Latency: every peer is sent to concurrently (NCCL grouped send/recv, DeepEP, XLA
+    all-to-all), so the fixed cost is that of one pass of the topology's algorithm (one alpha
+    on a switch, the dimension-wise steps of a torus: half an all-reduce's steps), plus one
+    alpha when the group leaves the scale-up domain — not one alpha per peer."""
     b = np.asarray(nbytes, dtype=np.float64)
     n_ = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
-    n_in, _ = split_group(dev, n_, stride)
-    bw_in, _ = _in_domain(dev, n_in)
+    n_in, n_out = split_group(dev, n_, stride)
+    bw_in, st_in = _in_domain(dev, n_in)
     topo = dev.chip.interconnect.topology
     hops = np.ones_like(n_in)
     if topo == "ring":
@@ -127,7 +132,8 @@ def all_to_all_time(dev: Device, nbytes: ArrayLike, n: ArrayLike, stride: ArrayL
         hops = np.maximum(np.sqrt(n_in) / 2.0, 1.0)
     local = np.where(n_in > 1, (n_in - 1) / n_ * b * hops / bw_in, 0.0)
     remote = (n_ - n_in) / n_ * b / _out_bw(dev)
-    t = (n_ - 1) * dev.eff.collective_latency_s + np.maximum(local, remote)
+    steps = np.maximum(st_in / 2.0, 1.0) + (n_out > 1)
+    t = steps * dev.eff.collective_latency_s + np.maximum(local, remote)
     return np.where(n_ > 1, t, 0.0) + 0.0 * b
 
 

@@ -17,9 +17,12 @@ from ..units import DTYPE_BYTES
 F = NDArray[np.float64]
 
 
-def param_counts(model: ModelSpec, tp: int = 1, ep: int = 1) -> dict[str, float]:
-    """Parameters held by ONE chip of a tp-way (ep-way for experts) shard, by component, for
-    the whole model (all layers). With tp=ep=1 these are the model's total parameters."""
+def param_counts(
+    model: ModelSpec, tp: int = 1, ep: int = 1, etp: int | None = None
+) -> dict[str, float]:
+    """Parameters held by ONE chip of a tp-way (ep-way for experts, each expert split etp
+    ways; default etp = tp/ep) shard, by component, for the whole model (all layers). With
+    tp=ep=1 these are the model's total parameters."""
     D, hd, L = model.d_model, model.head_dim, model.n_layers
     hq = -(-model.n_heads // tp)
     hkv = -(-model.n_kv_heads // tp)
@@ -40,8 +43,8 @@ def param_counts(model: ModelSpec, tp: int = 1, ep: int = 1) -> dict[str, float]
     experts = 0.0
     if model.moe is not None:
         moe = model.moe
-        etp = max(tp // ep, 1)
-        experts = (moe.n_experts / ep) * mats * D * -(-moe.moe_d_ff // etp)
+        etp_ = max(tp // ep, 1) if etp is None else etp
+        experts = -(-moe.n_experts // ep) * mats * D * -(-moe.moe_d_ff // etp_)
         experts += mats * D * -(-(moe.n_shared_experts * moe.moe_d_ff) // tp) + D * moe.n_experts
     vocab = -(-model.vocab_size // tp) * D
     return {
@@ -74,19 +77,30 @@ def active_params(model: ModelSpec) -> float:
 def weight_bytes_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     """Weights on the most loaded chip (pipeline stages hold L/pp layers; embeddings and the
     LM head stay 16-bit when linear layers are quantised)."""
-    pc = param_counts(model, plan.tp, plan.ep)
+    pc = param_counts(model, plan.tp, plan.ep, plan.etp)
     w = stored_weight_bytes(plan.weight_dtype)  # block scales included
     emb_b = max(w, 2.0)
     layers = (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"]) * w + pc["norms"] * 2.0
     edge = max(pc["embedding"], pc["lm_head"]) if plan.pp > 1 else pc["embedding"] + pc["lm_head"]
+    if model.n_layers % plan.pp:  # uneven stages: the busiest holds ceil(L/pp) layers
+        layers = layers * _stage_layers(model, plan) / (model.n_layers / plan.pp)
     return float(layers / plan.pp + edge * emb_b)
+
+
+def _stage_layers(model: ModelSpec, plan: InferencePlan) -> float:
+    """Layers on the busiest pipeline stage: L/pp, or ceil(L/pp) when pp does not divide L
+    (e.g. DeepSeek-V3's 61 layers on pp=8: 8 on the busiest stage)."""
+    L = model.n_layers
+    return L / plan.pp if L % plan.pp == 0 else float(-(-L // plan.pp))
 
 
 def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     """KV-cache bytes one token adds on one chip (all its layers), for full-attention layers.
-    GQA heads are replicated when K < tp; MLA latents are replicated on every TP rank."""
+    GQA heads are replicated when K < tp; MLA latents are replicated on every TP rank. With
+    attention data parallelism each sequence lives on one of the dp groups, so a replica's
+    tokens cost 1/dp of this per chip on average (the KV cache per dp rank)."""
     kvb = DTYPE_BYTES[plan.kv_dtype]
-    layers = model.n_layers / plan.pp
+    layers = _stage_layers(model, plan) / plan.dp
     if model.mla is not None:
         return layers * (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * kvb
     hkv = -(-model.n_kv_heads // plan.tp)
@@ -106,8 +120,9 @@ def kv_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan, ctx: ArrayL
 
 def activation_bytes_per_chip(model: ModelSpec, plan: InferencePlan, tokens: ArrayLike) -> F:
     """Peak transient activations of a forward over ``tokens`` new tokens: the widest layer
-    input/output pair plus fp32 logits of one position per sequence (upper bound: all)."""
-    T = np.asarray(tokens, dtype=np.float64)
+    input/output pair plus fp32 logits of one position per sequence (upper bound: all).
+    ``tokens`` are the replica's; each attention data-parallel rank holds 1/dp of them."""
+    T = np.asarray(tokens, dtype=np.float64) / plan.dp
     a = DTYPE_BYTES[plan.act_dtype]
     hq = -(-model.n_heads // plan.tp)
     widest = max(2 * -(-model.d_ff // plan.tp), hq * model.head_dim * 3, model.d_model)

@@ -1,7 +1,14 @@
 """Parallel layout and numeric formats of one inference deployment.
 
-Notation (used throughout): tp tensor-parallel degree, pp pipeline stages, ep expert-parallel
-degree (inside the tp group), replicas independent model copies. Degrees count chips.
+Notation (used throughout): tp tensor-parallel degree, pp pipeline stages, dp attention
+data-parallel degree inside one replica (DP-attention: each of dp groups of tp chips runs
+attention for its own 1/dp of the batch), ep expert-parallel degree over the dp x tp chips of a
+stage (each chip holds E/ep experts, each split etp = dp*tp/ep ways), replicas independent model
+copies. Degrees count chips; one replica has dp x tp x pp chips.
+
+Layouts this covers: TensorRT-LLM ``tp_size=8, moe_ep_size=8`` (dp=1, tp=8, ep=8), ``moe_tp_size``
+= etp; SGLang ``--tp 8 --enable-dp-attention --dp 8 --ep 8`` and DeepSeek's wide-EP decode
+(dp=8..320, tp=1, ep=dp); vLLM ``--data-parallel-size N --enable-expert-parallel``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,11 @@ class InferencePlan:
     pp: int = 1
     """pipeline stages"""
     ep: int = 1
-    """expert-parallel degree (MoE), must divide tp: each chip holds E/ep experts"""
+    """expert-parallel degree (MoE), must divide dp*tp: each chip holds E/ep experts"""
+    dp: int = 1
+    """attention data-parallel degree inside one replica (DP-attention): attention and dense
+    layers run on dp groups of tp chips, each with 1/dp of the batch and of the KV cache;
+    experts are spread over all dp*tp chips (ep of them)"""
     replicas: int = 1
     """independent copies serving the load"""
     weight_dtype: str = "bf16"
@@ -35,7 +46,12 @@ class InferencePlan:
 
     @property
     def chips_per_replica(self) -> int:
-        return self.tp * self.pp
+        return self.dp * self.tp * self.pp
+
+    @property
+    def etp(self) -> int:
+        """expert tensor-parallel degree: each expert's FFN is split over dp*tp/ep chips"""
+        return max(self.dp * self.tp // self.ep, 1)
 
     @property
     def chips(self) -> int:
@@ -50,7 +66,7 @@ class InferencePlan:
 
     def validate(self, model: ModelSpec, dev: Device) -> None:
         """Raise a clear error for an impossible plan; never silently fix it."""
-        for name in ("tp", "pp", "ep", "replicas"):
+        for name in ("tp", "pp", "ep", "dp", "replicas"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise SiliconomicsError(f"{name} must be a positive integer, got {v!r}")
@@ -70,11 +86,14 @@ class InferencePlan:
                     f"ep={self.ep} needs a mixture-of-experts model; "
                     f"'{model.id}' is dense (use ep=1)"
                 )
-            if self.tp % self.ep:
-                raise SiliconomicsError(f"ep={self.ep} must divide tp={self.tp}")
-            if model.moe.n_experts % self.ep:
+            if (self.dp * self.tp) % self.ep:
                 raise SiliconomicsError(
-                    f"ep={self.ep} must divide the {model.moe.n_experts} experts"
+                    f"ep={self.ep} must divide dp*tp={self.dp * self.tp} (experts are spread "
+                    "over the chips of one pipeline stage)"
                 )
+            if self.ep > model.moe.n_experts:
+                # Serving stacks place ceil(E/ep) experts per rank (SGLang/TensorRT-LLM add
+                # redundant copies of hot experts, e.g. 288 slots for 256 experts on EP72).
+                raise SiliconomicsError(f"ep={self.ep} exceeds the {model.moe.n_experts} experts")
         if self.tp > model.n_heads:
             raise SiliconomicsError(f"tp={self.tp} exceeds the model's {model.n_heads} heads")

@@ -74,6 +74,7 @@ def assessment_dict(a: Assessment) -> dict[str, Any]:
             "tp": p.tp,
             "pp": p.pp,
             "ep": p.ep,
+            "dp": p.dp,
             "replicas": p.replicas,
             "weight_dtype": p.weight_dtype,
             "act_dtype": p.act_dtype,
@@ -126,6 +127,7 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
                     "tp": p.tp,
                     "pp": p.pp,
                     "ep": p.ep,
+                    "dp": p.dp,
                     "chips_per_replica": p.chips,
                     **{
                         k: _f(ch.value(k))

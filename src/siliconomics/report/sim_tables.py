@@ -83,7 +83,14 @@ def _setup(cfg: ServingConfig) -> str:
         cfg.pools, ("prefill", "decode") if cfg.disaggregated else ("",), strict=False
     ):
         pl = p.plan
-        layout = f"{pl.replicas} x (tp{pl.tp}" + (f" pp{pl.pp}" if pl.pp > 1 else "") + ")"
+        layout = (
+            f"{pl.replicas} x ("
+            + (f"dp{pl.dp} " if pl.dp > 1 else "")
+            + f"tp{pl.tp}"
+            + (f" pp{pl.pp}" if pl.pp > 1 else "")
+            + (f" ep{pl.ep}" if pl.ep > 1 else "")
+            + ")"
+        )
         parts.append(f"{role + ': ' if role else ''}{layout} {p.chip.id}, {p.scheduler}")
     return f"{cfg.model.id}: " + "; ".join(parts) + f"; router {cfg.router}"
 

@@ -184,7 +184,9 @@ def render_assessment(con: Console, a: Assessment) -> None:
     p = e.plan
     con.print(
         f"[bold]{e.model.id}[/] on [bold]{p.chips} x {e.device.id}[/] "
-        f"(tp={p.tp} pp={p.pp} ep={p.ep} replicas={p.replicas}; weights {p.weight_dtype}, "
+        f"(tp={p.tp} pp={p.pp} ep={p.ep}"
+        + (f" dp={p.dp}" if p.dp > 1 else "")
+        + f" replicas={p.replicas}; weights {p.weight_dtype}, "
         f"activations {p.act_dtype}, KV {p.kv_dtype}), {e.scenario.replace('_', ' ')}"
     )
     con.print(
@@ -314,7 +316,10 @@ def render_comparison(con: Console, c: Comparison) -> None:
         jt = ch.value("j_per_token")
         t.add_row(
             ch.chip.id,
-            f"tp{p.tp}" + (f" pp{p.pp}" if p.pp > 1 else "") + (f" ep{p.ep}" if p.ep > 1 else ""),
+            (f"dp{p.dp} " if p.dp > 1 else "")
+            + f"tp{p.tp}"
+            + (f" pp{p.pp}" if p.pp > 1 else "")
+            + (f" ep{p.ep}" if p.ep > 1 else ""),
             f"{ch.value('batch'):.0f}",
             f"{ch.value('tokens_per_s_per_chip'):,.0f}",
             fmt_time(ch.value("ttft_s")),

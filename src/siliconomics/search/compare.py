@@ -72,10 +72,18 @@ class ChipChoice:
 
 
 def candidate_plans(
-    model: ModelSpec, dev: Device, weight_dtype: str, act_dtype: str, kv_dtype: str
+    model: ModelSpec,
+    dev: Device,
+    weight_dtype: str,
+    act_dtype: str,
+    kv_dtype: str,
+    *,
+    dp_attention: bool = False,
 ) -> list[InferencePlan]:
-    """Layouts worth evaluating on ``dev`` (see the module docstring)."""
-    domain = dev.chip.interconnect.scale_up_domain
+    """Layouts to try on ``dev``; with ``dp_attention`` MoE models also get attention data
+    parallel layouts over the scale-up domain (see :func:`_dp_attention_plans`)."""
+    chip = dev.chip
+    domain = chip.interconnect.scale_up_domain
     tps = sorted({t for t in (1, 2, 4, 8, 16, 32, 64) if t <= domain} | {domain})
     tps = [t for t in tps if t <= model.n_heads]
     plans = []
@@ -94,7 +102,31 @@ def candidate_plans(
             )
         if plans and _weights_fit(model, dev, plans[-1]):
             break  # pipeline stages only when needed
-    return plans
+    if not dp_attention:
+        return plans
+    return plans + _dp_attention_plans(model, tps, domain, weight_dtype, act_dtype, kv_dtype)
+
+
+def _dp_attention_plans(
+    model: ModelSpec, tps: list[int], domain: int, weight_dtype: str, act_dtype: str, kv_dtype: str
+) -> list[InferencePlan]:
+    """MoE models: attention data parallel over the scale-up domain with the experts spread
+    over all of it (dp x tp = ep = the domain), as SGLang / TensorRT-LLM serve DeepSeek-class
+    models inside one NVLink domain."""
+    if model.moe is None or domain < 2:
+        return []
+    return [
+        InferencePlan(
+            tp=tp,
+            dp=domain // tp,
+            ep=domain,
+            weight_dtype=weight_dtype,
+            act_dtype=act_dtype,
+            kv_dtype=kv_dtype,
+        )
+        for tp in tps
+        if tp < domain and domain % tp == 0 and domain <= model.moe.n_experts
+    ]
 
 
 def _weights_fit(model: ModelSpec, dev: Device, plan: InferencePlan) -> bool:
@@ -122,7 +154,7 @@ def best_on_chip(
     closest_tpot = np.inf
     closest_ttft = np.inf
     ttft_at_tpot = np.inf
-    for plan in candidate_plans(model, dev, weight_dtype, act_dtype, kv_dtype):
+    for plan in candidate_plans(model, dev, weight_dtype, act_dtype, kv_dtype, dp_attention=True):
         try:
             est = estimate_max_throughput(
                 model, dev, plan, input_len, output_len, batch_limit=BATCH_LADDER

@@ -87,7 +87,7 @@ def build_pool(
         # Say what overflowed: the weights alone, before any KV cache.
         short = weights - dev.usable_hbm_bytes
         raise DoesNotFitError(
-            f"{model.id} on {pc.plan.tp * pc.plan.pp} x {dev.id} ({role} pool): the weights "
+            f"{model.id} on {pc.plan.chips_per_replica} x {dev.id} ({role} pool): the weights "
             f"need {fmt_si(weights, 'B', binary=True)} per chip of "
             f"{fmt_si(dev.usable_hbm_bytes, 'B', binary=True)} usable; short by "
             f"{fmt_si(short, 'B', binary=True)}",
@@ -97,7 +97,7 @@ def build_pool(
     kv_tokens = kv_capacity_tokens(model, dev, pc)
     pp = pc.plan.pp
     per_engine = kv_tokens // pp
-    where = f"{pc.plan.tp * pp} x {dev.id} ({role} pool)"
+    where = f"{pc.plan.chips_per_replica} x {dev.id} ({role} pool)"
     if per_engine < max_ctx:
         raise DoesNotFitError(
             f"{model.id} on {where}: the KV cache holds {per_engine} tokens per engine, "

@@ -47,7 +47,7 @@ from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
 from .lora import base_weight_bytes
-from .plan import OPTIMIZER_BYTES, PlanGrid
+from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 from .precision import recipe
 
 F = NDArray[np.float64]
@@ -69,8 +69,8 @@ def chip_params(model: ModelSpec, g: PlanGrid) -> tuple[F, F]:
     """(transformer-layer params of one layer on one chip, averaged over layers; embedding
     + LM head params on one chip) under tp/ep sharding."""
 
-    def body(tp: int, ep: int) -> float:
-        pc = param_counts(model, tp, ep)
+    def body(tp: int, ep: int, etp: int) -> float:
+        pc = param_counts(model, tp, ep, etp)
         return (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"] + pc["norms"]) / (
             model.n_layers
         )
@@ -79,7 +79,28 @@ def chip_params(model: ModelSpec, g: PlanGrid) -> tuple[F, F]:
         pc = param_counts(model, tp, 1)
         return pc["embedding"] + pc["lm_head"]
 
-    return _by_unique(body, g.tp, g.ep), _by_unique(edges, g.tp)
+    return _by_unique(body, g.tp, g.ep, np.maximum(g.etp, 1)), _by_unique(edges, g.tp)
+
+
+def routed_params_per_layer(model: ModelSpec, g: PlanGrid) -> F:
+    """Routed-expert parameters of one layer on one chip, averaged over layers: ceil(E/ep)
+    experts of width Fe/etp in each MoE layer. They are replicated over the expert-data-parallel
+    group of ``expert_dp`` ranks, not over dp x cp like the rest."""
+    if model.moe is None:
+        return np.zeros(np.shape(g.tp))
+    moe = model.moe
+    mats = 3 if model.gated else 2
+    per = np.ceil(moe.n_experts / g.ep) * mats * model.d_model
+    per = per * np.ceil(moe.moe_d_ff / np.maximum(g.etp, 1))
+    return np.asarray(per * model.n_moe_layers / model.n_layers, dtype=np.float64)
+
+
+def expert_dp(g: PlanGrid) -> F:
+    """Expert-data-parallel degree: the tp x dp x cp ranks of a stage hold each expert shard
+    tp*dp*cp / (ep*etp) times (Megatron-Core's expert-DP group, ranks ep*etp apart)."""
+    return np.asarray(
+        (g.tp * g.dp * g.cp) / np.maximum(g.ep * np.maximum(g.etp, 1), 1), dtype=np.float64
+    )
 
 
 def lora_params_per_layer(model: ModelSpec, rank: int, tp: NDArray) -> F:
@@ -186,7 +207,7 @@ def train_memory(
     model: ModelSpec, dev: Device, g: PlanGrid, *, seq_len: int, global_batch: int
 ) -> TrainMemory:
     """Per-chip memory of every plan in ``g`` (see module docstring for the formulas)."""
-    L = model.n_layers
+    L = stage_layers(model, g.pp, g.vpp)  # pp x layers of the busiest rank (L when even)
     pp = g.pp.astype(np.float64)
     per_layer, edges = chip_params(model, g)
     # Most loaded stage: its L/pp layers plus the larger edge (embedding or LM head).
@@ -214,6 +235,14 @@ def train_memory(
     fp32_grad_copy = GRAD_BYTES if g.grad_bytes < GRAD_BYTES else 0.0
     opt = trainable * (OPTIMIZER_BYTES[g.optimizer] + fp32_grad_copy)
     opt = np.where(z >= 1, opt / shard, opt)
+    if model.moe is not None and g.method == "full":
+        # Routed experts shard their states over the expert-data-parallel group only.
+        routed = routed_params_per_layer(model, g) * L / pp
+        dense, edp = trainable - routed, np.maximum(expert_dp(g), 1.0)
+        ob = OPTIMIZER_BYTES[g.optimizer] + fp32_grad_copy
+        opt = np.where(z >= 1, dense * ob / shard + routed * ob / edp, opt)
+        gb = g.grad_bytes
+        grads = np.where(z >= 2, dense * gb / shard + routed * gb / edp, grads)
 
     tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)  # local tokens per micro-batch
     act_layer = activation_bytes_per_token_layer(model, g, seq_len) * tokens

@@ -3,8 +3,10 @@
 Notation (ARCHITECTURE.md): dp data-parallel degree (batch shards, includes ZeRO/FSDP shards),
 tp tensor parallel (optionally with sequence parallelism, Korthikanti et al. 2022), pp pipeline
 stages with ``vpp`` virtual stages each (interleaved 1F1B, Narayanan et al. 2021), cp context
-parallel (sequence sharded, ring attention), ep expert parallel (carved out of dp x cp, as in
-Megatron-Core). Chips = dp * tp * pp * cp. Rank order: tp innermost, then cp, dp, pp.
+parallel (sequence sharded, ring attention), ep expert parallel with etp expert tensor parallel
+(Megatron-Core's expert groups: the tp x cp x dp ranks of a stage are regrouped into ep x etp x
+expert-dp, so ep may span dp and tp, as Megatron-Core and NeMo run it). Chips = dp * tp * pp * cp.
+Rank order: tp innermost, then cp, dp, pp; expert groups: etp innermost, then ep.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ class TrainPlan:
     cp: int = 1
     """context-parallel degree (sequence shards, ring attention)"""
     ep: int = 1
-    """expert-parallel degree (MoE), divides dp * cp"""
+    """expert-parallel degree (MoE); ep * etp divides tp * dp * cp"""
+    etp: int = 0
+    """expert tensor-parallel degree (each expert's FFN split etp ways); 0 = Megatron-Core's
+    default etp = tp when ep * tp divides tp * dp * cp, else 1 (as the NeMo MoE recipes set)"""
     vpp: int = 1
     """virtual stages per pipeline rank; > 1 = interleaved 1F1B schedule"""
     sp: bool = True
@@ -79,6 +84,10 @@ class TrainPlan:
     NF4 base dequantised to BF16 per use)"""
     lora_rank: int = 16
     """LoRA rank r (adapters on the attention projections, Hu et al. 2021)"""
+    capacity_factor: float = 0.0
+    """MoE expert capacity factor: > 0 = token dropping with every expert's buffer padded to
+    cf x its mean load (GShard, MaxText ``capacity_factor``), so expert compute and all-to-all
+    scale by cf; 0 = dropless (the busiest rank's expected load sets the pace)"""
 
     def __post_init__(self) -> None:
         check_plan_fields(self)
@@ -98,6 +107,8 @@ class TrainPlan:
     def label(self) -> str:
         parts = [f"dp={self.dp}", f"tp={self.tp}", f"pp={self.pp}"]
         parts += [f"{k}={getattr(self, k)}" for k in ("cp", "ep", "vpp") if getattr(self, k) > 1]
+        if self.ep > 1 and self.etp > 0:
+            parts.append(f"etp={self.etp}")
         parts += [f"zero={self.zero}", f"mb={self.micro_batch}", f"recompute={self.recompute}"]
         if self.tp > 1 and not self.sp:
             parts.append("sp=0")
@@ -123,6 +134,12 @@ class TrainPlan:
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or v < 1:
                 raise SiliconomicsError(f"{name} must be a positive integer, got {v!r}")
+        if not self.capacity_factor >= 0:
+            raise SiliconomicsError(
+                f"capacity_factor must be >= 0 (0 = dropless), got {self.capacity_factor!r}"
+            )
+        if not isinstance(self.etp, int | np.integer) or self.etp < 0:
+            raise SiliconomicsError(f"etp must be 0 (auto) or a positive integer, got {self.etp!r}")
         if self.zero not in (0, 1, 2, 3):
             raise SiliconomicsError(f"zero must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.recompute not in RECOMPUTE:
@@ -144,7 +161,7 @@ class TrainPlan:
 
 # ---- arrays of plans ------------------------------------------------------------------------
 
-_INT_FIELDS = ("dp", "tp", "pp", "cp", "ep", "vpp", "zero", "shard", "micro_batch")
+_INT_FIELDS = ("dp", "tp", "pp", "cp", "ep", "etp", "vpp", "zero", "shard", "micro_batch")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +173,8 @@ class PlanGrid:
     pp: I
     cp: I
     ep: I
+    etp: I
+    """expert tensor parallel (0 already resolved, see :func:`resolve_etp`)"""
     vpp: I
     zero: I
     shard: I
@@ -168,6 +187,7 @@ class PlanGrid:
     optimizer: str = "adam"
     method: str = "full"
     lora_rank: int = 16
+    capacity_factor: float = 0.0
     grad_dtype: str = "fp32"
 
     @property
@@ -193,6 +213,7 @@ class PlanGrid:
             optimizer=self.optimizer,
             method=self.method,  # type: ignore[arg-type]
             lora_rank=self.lora_rank,
+            capacity_factor=self.capacity_factor,
             grad_dtype=self.grad_dtype,  # type: ignore[arg-type]
         )
 
@@ -211,16 +232,18 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
     """Stack plans that share formats, optimizer and method into a :class:`PlanGrid`."""
     p0 = plans[0]
     for p in plans:
-        if (p.dtype, p.optimizer, p.method, p.lora_rank, p.grad_dtype) != (
+        if (p.dtype, p.optimizer, p.method, p.lora_rank, p.capacity_factor, p.grad_dtype) != (
             p0.dtype,
             p0.optimizer,
             p0.method,
             p0.lora_rank,
+            p0.capacity_factor,
             p0.grad_dtype,
         ):
             raise SiliconomicsError("plans in one grid must share dtype, optimizer and method")
     arr = {k: np.array([getattr(p, k) for p in plans], dtype=np.int64) for k in _INT_FIELDS}
     arr["shard"] = np.array([p.shard_group for p in plans], dtype=np.int64)
+    arr["etp"] = resolve_etp(arr["etp"], arr["tp"], arr["dp"] * arr["cp"], arr["ep"])
     return PlanGrid(
         **arr,
         recompute=np.array([RECOMPUTE.index(p.recompute) for p in plans], dtype=np.int64),
@@ -229,6 +252,7 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
         optimizer=p0.optimizer,
         method=p0.method,
         lora_rank=p0.lora_rank,
+        capacity_factor=p0.capacity_factor,
         grad_dtype=p0.grad_dtype,
     )
 
@@ -256,9 +280,9 @@ def plan_validity(
             f"tp must divide the {K} KV heads, or be a multiple of them (replicated KV heads)",
         ),
         (
-            (L % stages == 0) | ((L + 2) % stages == 0),
-            f"pp*vpp must divide the {L} layers (or {L + 2} = layers + embedding + loss, "
-            "as Megatron pipeline layouts count them)",
+            stages <= L + 2,
+            f"pp*vpp must not exceed the {L} layers + 2 (embedding and loss count as one "
+            "layer each in Megatron pipeline layouts)",
         ),
         ((g.vpp == 1) | (g.pp > 1), "vpp > 1 needs pp > 1"),
         (seq_len % (2 * g.cp) == 0, f"2*cp must divide seq_len {seq_len} (load-balanced CP)"),
@@ -266,7 +290,10 @@ def plan_validity(
         ((g.vpp == 1) | (m % g.pp == 0), "interleaved schedule needs micro-batches % pp == 0"),
         ((g.ep == 1) | (model.moe is not None), f"ep > 1 needs an MoE model; {model.id} is dense"),
         (E % g.ep == 0, f"ep must divide the {E} experts"),
-        ((g.dp * g.cp) % g.ep == 0, "ep must divide dp*cp (experts are sharded over DP ranks)"),
+        (
+            (g.tp * g.dp * g.cp) % (g.ep * np.maximum(g.etp, 1)) == 0,
+            "ep*etp must divide tp*dp*cp (Megatron-Core regroups a stage's ranks into experts)",
+        ),
         ((g.dp * g.cp) % np.maximum(g.shard, 1) == 0, "shard group must divide dp*cp"),
     ]
     mask = np.ones(np.shape(g.dp), dtype=bool)
@@ -277,6 +304,28 @@ def plan_validity(
             reasons[i] = why
         mask &= ok
     return mask, [r for r in reasons if r]
+
+
+def resolve_etp(etp: I, tp: I, dp_cp: I, ep: I) -> I:
+    """Expert tensor parallelism with 0 = auto resolved: Megatron-Core's default etp = tp where
+    ep * tp divides tp * dp * cp, else 1 (experts whole on each rank)."""
+    auto = np.where((tp * dp_cp) % np.maximum(ep * tp, 1) == 0, tp, 1)
+    return np.where(etp > 0, etp, auto).astype(np.int64)
+
+
+def stage_layers(model: ModelSpec, pp: I, vpp: I) -> NDArray[np.float64]:
+    """pp x the layers on the busiest pipeline rank (= L when the stages balance), so that
+    ``stage_layers / pp`` is the busiest rank's share. Stages balance when pp*vpp divides the
+    layers, or the layers + 2 (Megatron layouts count the embedding and the loss as one layer
+    each); otherwise (e.g. DeepSeek-V3's 61 layers on pp=16) the busiest rank holds
+    ``ceil(L / (pp*vpp))`` layers per virtual stage (Megatron-Core's
+    ``pipeline_model_parallel_layout`` / first- and last-stage layer counts) and every rank
+    waits for it."""
+    L = model.n_layers
+    stages = np.maximum(pp * vpp, 1)
+    even = (L % stages == 0) | ((L + 2) % stages == 0)
+    busiest = np.ceil(L / stages) * vpp * pp
+    return np.where(even, float(L), busiest).astype(np.float64)
 
 
 def check_plan_fields(plan: TrainPlan) -> None:
@@ -295,6 +344,12 @@ def check_plan_fields(plan: TrainPlan) -> None:
         )
     if plan.method not in METHODS:
         raise SiliconomicsError(f"method '{plan.method}': allowed {', '.join(METHODS)}")
+    if not isinstance(plan.etp, int | np.integer) or plan.etp < 0:
+        raise SiliconomicsError(f"plan etp={plan.etp}: must be 0 (auto) or an integer >= 1")
+    if not plan.capacity_factor >= 0:
+        raise SiliconomicsError(
+            f"plan capacity_factor={plan.capacity_factor}: must be >= 0 (0 = dropless)"
+        )
 
 
 def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:
@@ -316,6 +371,11 @@ def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:
         val = val.strip()
         if key in ("recompute", "dtype", "optimizer", "method", "grad_dtype"):
             kw[key] = val
+        elif key == "capacity_factor":
+            try:
+                kw[key] = float(val)
+            except ValueError:
+                raise SiliconomicsError(f"--plan {key}: '{val}' is not a number") from None
         elif key == "sp":
             kw[key] = val.lower() in ("1", "true", "yes", "on")
         else:

@@ -21,7 +21,7 @@ from ..ops.device import Device
 from ..units import fmt_si
 from .estimate import GridResult, TrainEstimate, evaluate_grid, result_at, train_device
 from .lora import check_method
-from .plan import RECOMPUTE, PlanGrid
+from .plan import RECOMPUTE, PlanGrid, resolve_etp
 from .precision import check_recipe
 from .step import Overlap
 
@@ -62,6 +62,7 @@ def candidate_grid(
         pp=pp,
         cp=cp,
         ep=ep,
+        etp=resolve_etp(np.zeros_like(tp), tp, dp * cp, ep),
         vpp=vpp,
         zero=zero,
         shard=dp * cp,

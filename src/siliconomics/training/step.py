@@ -35,9 +35,18 @@ from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
+from ..parallel.moe import dispatch_combine, expert_ops
 from .lora import adapter_times, dequant_time
-from .memory import ACT_BYTES, GRAD_BYTES, WEIGHT_BYTES, chip_params, lora_params_per_layer
-from .plan import OPTIMIZER_BYTES, PlanGrid
+from .memory import (
+    ACT_BYTES,
+    GRAD_BYTES,
+    WEIGHT_BYTES,
+    chip_params,
+    expert_dp,
+    lora_params_per_layer,
+    routed_params_per_layer,
+)
+from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 from .precision import attention_dtype, quant_time, recipe, weight_cast_bytes
 
 F = NDArray[np.float64]
@@ -230,20 +239,98 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
         ly.elementwise(T * f * ACT_BYTES * (mats_in + 1), 4.0 * T * f, w)
         ly.gemm(T, D, f, w, frozen=lora)
     if n_moe and model.moe is not None:
-        moe, w = model.moe, n_moe / L
-        k, E = moe.experts_per_token, moe.n_experts
-        fe = np.ceil(moe.moe_d_ff / tp)
-        rows = T * k  # token-expert pairs per chip (EP spreads them evenly)
-        per_expert = rows * g.ep / E
-        ly.gemm(T, E, D, w, frozen=lora, lowp=False)  # router stays BF16
-        ly.gemm(rows, mats_in * fe, D, w, frozen=lora, util_m=per_expert)
-        ly.elementwise(rows * fe * ACT_BYTES * (mats_in + 1), 4.0 * rows * fe, w)
-        ly.gemm(rows, D, fe, w, frozen=lora, util_m=per_expert)
-        if moe.n_shared_experts:
-            fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
-            ly.gemm(T, mats_in * fs, D, w, frozen=lora)
-            ly.gemm(T, D, fs, w, frozen=lora)
+        _moe_layer(ly, model, n_moe / L, frozen=lora)
     return ly
+
+
+def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
+    """Routed experts of an MoE layer (:mod:`..parallel.moe`: router, permute, grouped GEMMs at
+    the busiest rank's load, unpermute) and shared experts, ``w`` layers' worth. Megatron-Core
+    runs MoE with sequence parallelism, so each rank routes T/tp tokens; its expert group of
+    ep x etp ranks serves the tokens of ep*etp/tp attention groups, so a rank computes
+    ``T·k·etp/tp`` token-expert pairs on average, at width Fe/etp. Backward: GEMMs twice
+    (dgrad + wgrad; dgrad only when frozen), memory-bound ops twice."""
+    assert model.moe is not None
+    g, dev, T, tp, r = ly.g, ly.dev, ly.T, ly.tp, ly.rc
+    a = r.bytes_per_elem if r.lowp else ACT_BYTES
+    ops = expert_ops(
+        dev,
+        model,
+        local_tokens=T / tp,
+        group_tokens=T * g.ep * g.etp / tp,
+        ep=g.ep,
+        etp=g.etp,
+        compute_dtype=r.gemm_dtype if r.lowp else "bf16",
+        a_bytes=a,
+        w_bytes=a,
+        out_bytes=ACT_BYTES,
+        capacity_factor=g.capacity_factor or None,
+    )
+    gemm_bwd = 1.0 if frozen else 2.0
+    for op in ops:
+        t = w * op.time
+        ly.fwd = ly.fwd + t
+        if op.op_class == "gemm":
+            ly.bwd = ly.bwd + gemm_bwd * t
+        else:
+            ly.bwd, ly.elem_fwd = ly.bwd + 2.0 * t, ly.elem_fwd + t
+    if r.lowp:  # the recipe's quantisation passes around both expert GEMMs (.precision)
+        moe = model.moe
+        rows = T * moe.experts_per_token * g.etp / tp
+        fe = np.ceil(moe.moe_d_ff / g.etp)
+        mats_in = 2 if model.gated else 1
+        for m_, n_, k_ in ((rows, mats_in * fe, model.d_model), (rows, model.d_model, fe)):
+            qf, qb = quant_time(dev, r, m_, n_, k_, frozen=frozen)
+            ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
+    moe = model.moe
+    if moe.n_shared_experts:
+        mats_in = 2 if model.gated else 1
+        fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
+        ly.gemm(T, mats_in * fs, model.d_model, w, frozen=frozen)
+        ly.gemm(T, model.d_model, fs, w, frozen=frozen)
+
+
+def _expert_dp_sync(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    layers: F,
+    red: F,
+    gat: F,
+    local: F,
+    algorithm: str,
+) -> tuple[F, F, F]:
+    """Move the routed experts' gradient/parameter sync from the dp x cp group to the
+    expert-data-parallel group (tp*dp*cp/(ep*etp) ranks, ep*etp apart: Megatron-Core's expert
+    DP), which with wide EP spans nodes one rank per node. Returns (reduce, gather, optimizer
+    params per chip) with the routed share replaced."""
+    routed = routed_params_per_layer(model, g) * layers
+    nrep = (g.dp * g.cp).astype(np.float64)
+    edp, stride = expert_dp(g), g.ep * np.maximum(g.etp, 1)
+    zero0 = g.zero == 0
+
+    def red_of(n: F, s: ArrayLike, b: F) -> F:
+        rs = coll.reduce_scatter_time(dev, b * g.grad_bytes, n, s, algorithm)
+        return np.where(zero0, 2.0 * rs, rs)
+
+    def gat_of(n: F, s: ArrayLike, b: F) -> F:
+        ag = coll.all_gather_time(dev, b * WEIGHT_BYTES, n, s, algorithm)
+        return np.where(zero0, 0.0, ag)
+
+    # The dense group's collectives are linear in bytes: take the routed share out of them.
+    # ZeRO-3/FSDP plans keep the dense-group accounting (not split for MoE here).
+    keep = g.zero == 3
+    red_new = red - (red_of(nrep, g.tp, routed) - red_of(nrep, g.tp, 0.0 * routed))
+    gat_new = gat - (gat_of(nrep, g.tp, routed) - gat_of(nrep, g.tp, 0.0 * routed))
+    red_new = red_new + red_of(edp, stride, routed)
+    gat_new = gat_new + gat_of(edp, stride, routed)
+    shard = np.maximum(g.shard, 1).astype(np.float64)
+    local_new = local - routed / shard + routed / np.maximum(edp, 1.0)
+    return (
+        np.where(keep, red, red_new),
+        np.where(keep, gat, gat_new),
+        np.where(keep | (g.zero == 0), local, local_new),
+    )
 
 
 def edge_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> tuple[F, F]:
@@ -273,30 +360,41 @@ def step_time(
     ly = layer_times(model, dev, g, seq_len)
     e_fwd, e_bwd = edge_times(model, dev, g, seq_len)
     T, tp, cp, dp = ly.T, g.tp, g.cp, g.dp
-    fwd = (L * ly.fwd + e_fwd) / pp
-    bwd = (L * ly.bwd + e_bwd) / pp
-    rc = np.where(g.recompute == 2, L * ly.fwd / pp, np.where(g.recompute == 1, 0.0, 0.0))
-    rc = rc + np.where(g.recompute == 1, L * ly.elem_fwd / pp, 0.0)
+    # Lq/pp layers on the busiest pipeline rank (L/pp when the stages balance); multi-token
+    # prediction modules (one average layer + LM head and loss each) run once per pipeline.
+    Lq = stage_layers(model, g.pp, g.vpp)
+    mtp = float(model.n_mtp_layers)
+    fwd = (Lq * ly.fwd + e_fwd * (1.0 + mtp) + mtp * ly.fwd) / pp
+    bwd = (Lq * ly.bwd + e_bwd * (1.0 + mtp) + mtp * ly.bwd) / pp
+    rc = np.where(g.recompute == 2, Lq * ly.fwd / pp, np.where(g.recompute == 1, 0.0, 0.0))
+    rc = rc + np.where(g.recompute == 1, Lq * ly.elem_fwd / pp, 0.0)
     passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
 
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
     per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
     n_moe = model.n_moe_layers
     ar = coll.all_reduce_time(dev, T * model.d_model * ACT_BYTES, tp, 1, algorithm)
-    t_tp = per_layer_ar * ar * passes * L / pp * (1.0 - ov.tp)
+    t_tp = per_layer_ar * ar * passes * Lq / pp * (1.0 - ov.tp)
     # context parallel: ring attention, (cp-1) K/V blocks per pass forward, 2x backward.
     kv = T * 2 * ly.hkv * model.head_dim * ACT_BYTES
     ring = np.where(cp > 1, (cp - 1) * coll.send_recv_time(dev, kv, tp), 0.0)
     hide = ly.attn_fwd if ov.cp else 0.0
     cp_layer = np.maximum(ring - hide, 0.0) + np.maximum(2.0 * ring - 2.5 * hide, 0.0)
-    t_cp = cp_layer * L / pp
+    t_cp = cp_layer * Lq / pp
     # expert parallel: dispatch + combine per MoE layer and pass.
     t_ep = np.zeros(np.shape(fwd))
     if model.moe is not None:
-        a2a = coll.all_to_all_time(
-            dev, T * model.moe.experts_per_token * model.d_model, g.ep, tp * cp
-        )
-        t_ep = 2.0 * a2a * passes * n_moe / pp * (1.0 - ov.ep)
+        a2a = dispatch_combine(
+            dev,
+            model,
+            tokens_per_rank=T / tp,
+            ep=g.ep,
+            stride=g.etp,
+            dispatch_bytes=ACT_BYTES,
+            combine_bytes=ACT_BYTES,
+            capacity_factor=g.capacity_factor or None,
+        ).time
+        t_ep = a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
     # pipeline: activations forward and gradients back once per virtual stage. The
     # interleaved schedule overlaps these transfers with the other chunks' compute
     # (Megatron-LM overlap_p2p_comm, on by default there); plain 1F1B waits for them.
@@ -332,11 +430,13 @@ def step_time(
     hyb = coll.all_reduce_time(dev, g_bytes / shard, nrep / shard, tp * shard, algorithm)
     red = np.where(fsdp_on, hyb, np.where(g.zero == 0, 2.0 * rs_dp, rs_dp))
     gat = np.where(fsdp_on | (g.zero == 0), 0.0, ag_dp)
+    local = np.where(g.zero >= 1, trainable / shard, trainable)
+    if model.moe is not None and full:
+        red, gat, local = _expert_dp_sync(model, dev, g, L / pp, red, gat, local, algorithm)
     dp_total = red + gat
     hidden = np.maximum(red - bwd, 0.0) + np.maximum(gat - fwd, 0.0)
     dp_exposed = hidden if ov.dp else dp_total
     # optimizer: read+write states and master weights, read grads, write 16-bit weights.
-    local = np.where(g.zero >= 1, trainable / shard, trainable)
     opt_bytes = local * (2.0 * OPTIMIZER_BYTES[g.optimizer] + GRAD_BYTES + WEIGHT_BYTES)
     t_opt = _t(memory_op(dev, "optimizer", opt_bytes, 10.0 * local))
     # low-precision weight copies, cast once per step (none when the frozen base is stored so)

@@ -119,6 +119,7 @@ def candidate_plans(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
                 tp=row.tp or 1,
                 pp=row.pp or 1,
                 ep=row.ep or 1,
+                dp=row.dp or 1,
                 replicas=row.replicas or 1,
                 weight_dtype=weight,
                 act_dtype=act,

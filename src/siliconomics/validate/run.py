@@ -78,8 +78,6 @@ def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
     """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
     and its family's efficiency profile come from ``catalog``."""
     dev = row_device(row, catalog)
-    if row.dp not in (None, 1):
-        raise SiliconomicsError("attention data parallelism (dp > 1) is not modelled yet")
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"

@@ -106,6 +106,7 @@ def _config(
         tp=plan.tp,
         pp=plan.pp,
         ep=plan.ep,
+        dp=plan.dp,
         replicas=replicas,
         weight_dtype=plan.weight_dtype,
         act_dtype=plan.act_dtype,
@@ -139,8 +140,6 @@ def run_server_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowR
         )
     if row.metric not in ("output_tokens_per_s", "samples_per_s"):
         raise SiliconomicsError(f"server metric '{row.metric}' is not a throughput")
-    if row.dp not in (None, 1):
-        raise SiliconomicsError("attention data parallelism (dp > 1) is not modelled yet")
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"

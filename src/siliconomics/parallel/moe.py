@@ -1,0 +1,168 @@
+"""Mixture-of-experts physics shared by inference and training: routing statistics, the
+grouped expert GEMMs, router, permute/unpermute and the expert-parallel all-to-all.
+
+Notation: T tokens entering the MoE layer on one expert-parallel group, E routed experts, k
+experts per token, ep expert-parallel ranks (each holds E/ep experts), etp expert-tensor-parallel
+ranks (each expert's FFN width split etp ways), D hidden size, Fe expert FFN width.
+
+* Token-expert pairs per rank: ``rows = T·k/ep`` on average. Routing is a multinomial draw, so
+  the busiest of ep ranks gets more. With uniform routing (the ideal the load-balancing loss or
+  DeepSeek's bias update drives towards) a rank's load is Binomial(ep·rows, 1/ep), and the
+  expected maximum of ep such loads is, by the Gaussian extreme-value approximation
+  (Gumbel 1958; the ``sqrt(2 ln n)`` term of the expected max of n normals),
+  ``rows · (1 + sqrt(2 ln(ep) · (1 - 1/ep) / rows))``. Every rank waits for the busiest
+  (the grouped GEMM and the all-to-all are synchronous), so compute and receive traffic scale
+  by that factor. With a ``capacity_factor`` cf (GShard-style token dropping, MaxText's
+  ``capacity_factor``) every expert's buffer is padded to cf x its mean load, so the factor is
+  cf whatever the routing. Real routers are also skewed
+  by expert popularity; that skew is not modelled (stated) — benchmarks that force-balance the
+  routing (Megatron-Bridge) or replicate hot experts (DeepSeek EPLB) sit close to this bound.
+* Experts touched per rank: with T tokens each choosing k of E experts, a given expert is hit
+  with probability ``1 - (1 - k/E)^T``; the rank streams the weights of those experts only.
+* Grouped GEMM: see :func:`..ops.roofline.grouped_gemm` (per-expert tile padding on GPUs, array
+  fill on systolic arrays, waves over all experts' tiles).
+* Router: the ``T x D @ D x E`` gating GEMM, then softmax/sigmoid + top-k over ``T·E`` fp32
+  scores (read and write, ~10 FLOPs each), a memory-bound op.
+* Permute / unpermute: tokens are gathered into expert-sorted order before the experts and
+  scattered back (weighted sum of k outputs) after: each reads T·D and writes T·k·D values
+  (or the reverse), ``2·T·D·(1 + k)·bytes`` in all (Megatron-Core ``moe_permute``/``unpermute``,
+  TensorRT-LLM / SGLang expand-and-reduce kernels).
+* All-to-all (expert parallelism across ranks): each rank sends its own ``T_r`` tokens to the
+  ranks that own their experts; a token goes once to each distinct destination rank (DeepEP and
+  TensorRT-LLM's wide-EP kernels deduplicate per rank), ``ep·(1 - (1 - 1/ep)^k)`` ranks on
+  average. Dispatch carries activations in the compute format, combine returns 16-bit partial
+  outputs. The collective is priced on the topology by
+  :func:`.hierarchical.all_to_all_time`: scale-up links inside an NVSwitch / NVL72 / torus
+  domain, the NIC for the share bound for other domains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..catalog.schema import ModelSpec
+from ..ops.device import Device
+from ..ops.roofline import OpCost, comm_op, gemm, grouped_gemm, memory_op
+from . import hierarchical as coll
+
+F = NDArray[np.float64]
+
+
+def imbalance(
+    rows_per_rank: ArrayLike, ranks: ArrayLike, capacity_factor: float | None = None
+) -> F:
+    """Expected (busiest rank load) / (mean load) for ``ranks`` expert-parallel ranks that each
+    receive ``rows_per_rank`` token-expert pairs on average (module docstring); a capacity
+    factor (padded expert buffers) replaces it."""
+    m = np.maximum(np.asarray(rows_per_rank, dtype=np.float64), 1e-9)
+    n = np.maximum(np.asarray(ranks, dtype=np.float64), 1.0)
+    f = 1.0 + np.sqrt(2.0 * np.log(n) * (1.0 - 1.0 / n) / m)
+    if capacity_factor:
+        f = np.full_like(f, capacity_factor)
+    return np.asarray(f, dtype=np.float64)
+
+
+def experts_hit(tokens: ArrayLike, n_local: ArrayLike, n_experts: int, k: int) -> F:
+    """Expected number of a rank's ``n_local`` experts that at least one of ``tokens`` picks."""
+    T = np.asarray(tokens, dtype=np.float64)
+    p_miss = (1.0 - k / n_experts) ** T
+    return np.asarray(n_local, dtype=np.float64) * (1.0 - p_miss)
+
+
+def distinct_ranks(k: int, ep: ArrayLike) -> F:
+    """Expected number of distinct expert-parallel ranks one token is sent to (its k experts
+    drawn uniformly over ep ranks)."""
+    n = np.maximum(np.asarray(ep, dtype=np.float64), 1.0)
+    return n * (1.0 - (1.0 - 1.0 / n) ** k)
+
+
+def expert_ops(
+    dev: Device,
+    model: ModelSpec,
+    *,
+    local_tokens: ArrayLike,
+    group_tokens: ArrayLike,
+    ep: ArrayLike,
+    etp: ArrayLike,
+    compute_dtype: str,
+    a_bytes: float,
+    w_bytes: float,
+    out_bytes: float,
+    capacity_factor: float | None = None,
+) -> list[OpCost]:
+    """Router, permute, the two grouped expert GEMMs, their activation and unpermute for one MoE
+    layer on one rank (forward only).
+
+    ``local_tokens`` are the tokens this rank routes, permutes and unpermutes; ``group_tokens``
+    those whose experts live in this rank's expert-parallel group of ``ep`` ranks: the rank
+    computes ``group_tokens·k/ep`` pairs (times the busiest-rank imbalance) at width Fe/etp."""
+    assert model.moe is not None
+    moe = model.moe
+    E, k = moe.n_experts, moe.experts_per_token
+    T = np.asarray(group_tokens, dtype=np.float64)
+    Tl = np.asarray(local_tokens, dtype=np.float64)
+    ep_ = np.asarray(ep, dtype=np.float64)
+    fe = np.ceil(moe.moe_d_ff / np.asarray(etp, dtype=np.float64))
+    mats_in = 2 if model.gated else 1
+    D = model.d_model
+    mean_rows = T * k / ep_
+    rows = mean_rows * imbalance(mean_rows, ep_, capacity_factor)
+    n_local = E / ep_
+    hit = experts_hit(T, n_local, E, k)
+    rd = dev.attention_dtype("bf16", "fp16")  # the router runs in 16 bits (fp32 scores)
+    ops = [
+        gemm(dev, "router", Tl, E, D, compute_dtype=rd, a_bytes=2.0, w_bytes=2.0, out_bytes=4.0),
+        memory_op(dev, "router_topk", 8.0 * Tl * E, 10.0 * Tl * E),
+        memory_op(dev, "moe_permute", Tl * D * (1.0 + k) * a_bytes),
+    ]
+
+    def grouped(name: str, n: F, kk: F | int) -> OpCost:
+        return grouped_gemm(
+            dev,
+            name,
+            rows,
+            n,
+            kk,
+            hit,
+            compute_dtype=compute_dtype,
+            a_bytes=a_bytes,
+            w_bytes=w_bytes,
+            out_bytes=out_bytes,
+        )
+
+    ops.append(grouped("moe_up", mats_in * fe, D))
+    ops.append(memory_op(dev, "moe_act", rows * fe * a_bytes * (mats_in + 1), 4.0 * rows * fe))
+    ops.append(grouped("moe_down", D * np.ones_like(fe), fe))
+    ops.append(memory_op(dev, "moe_unpermute", Tl * D * (1.0 + k) * out_bytes, 2.0 * Tl * k * D))
+    return ops
+
+
+def dispatch_combine(
+    dev: Device,
+    model: ModelSpec,
+    *,
+    tokens_per_rank: ArrayLike,
+    ep: ArrayLike,
+    stride: ArrayLike,
+    dispatch_bytes: float,
+    combine_bytes: float = 2.0,
+    capacity_factor: float | None = None,
+) -> OpCost:
+    """Expert-parallel all-to-all of one MoE layer's forward: dispatch (each rank sends its
+    ``tokens_per_rank`` tokens to the ranks owning their experts) plus combine (the expert
+    outputs come back). ``stride`` is the rank distance between members of the ep group."""
+    assert model.moe is not None
+    k = model.moe.experts_per_token
+    ep_ = np.asarray(ep, dtype=np.float64)
+    tok = np.asarray(tokens_per_rank, dtype=np.float64)
+    sends = tok * distinct_ranks(k, ep_) * model.d_model
+    # The busiest rank receives imbalance x the mean: the collective ends when it has.
+    mean_rows = tok * k
+    skew = imbalance(mean_rows, ep_, capacity_factor)
+    nbytes = sends * (dispatch_bytes + combine_bytes)
+    busiest = sends * skew
+    t = coll.all_to_all_time(dev, busiest * dispatch_bytes, ep_, stride) + coll.all_to_all_time(
+        dev, busiest * combine_bytes, ep_, stride
+    )
+    return comm_op("ep_all_to_all", np.where(ep_ > 1, nbytes, 0.0), np.where(ep_ > 1, t, 0.0))
