@@ -95,7 +95,19 @@ def systems_for_chip(chip_id: str) -> list[SystemSpec]:
     return [s for s in systems().values() if s.chip == chip_id]
 
 
+_EFF_OVERRIDES: dict[str, EfficiencyProfile] = {}
+
+
+def override_efficiency(profiles: dict[str, EfficiencyProfile]) -> None:
+    """Edges only (``--stack``/``--profile``): use these profiles for their families in this
+    process instead of the packaged ones (an empty dict restores the packaged profiles)."""
+    _EFF_OVERRIDES.clear()
+    _EFF_OVERRIDES.update(profiles)
+
+
 def get_efficiency(family: str) -> EfficiencyProfile:
+    if family in _EFF_OVERRIDES:
+        return _EFF_OVERRIDES[family]
     table = efficiency_profiles()
     if family not in table:
         raise UnknownIdError("efficiency profile", family, table)

@@ -9,6 +9,7 @@ import sys
 
 from ..errors import SiliconomicsError
 from . import (  # noqa: F401  (importing registers the commands)
+    calibrate_cmds,
     catalog_cmds,
     inference_cmds,
     measured_cmds,

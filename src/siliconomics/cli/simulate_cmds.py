@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ..catalog.registry import get_model
+from ..catalog.registry import get_chip, get_model
 from ..economics.cost import parse_price_overrides
 from ..report.html import write_output
 from ..units import parse_positive
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 
 
@@ -70,10 +71,19 @@ def simulate_cmd(
         Path | None, typer.Option(help="write a Chrome trace (chrome://tracing, Perfetto)")
     ] = None,
     price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
-    energy; or search the max rate (--max-rate) or fewest replicas (--min-replicas-for)."""
+    energy; or search the max rate (--max-rate) or fewest replicas (--min-replicas-for).
+    Predicted values carry error bands (``_low``/``_high`` in --json)."""
+    chip_ids = [c for c in (chip, prefill_chip, decode_chip) if c]
+    fams = sorted({get_chip(c).family for c in chip_ids})
+    calib = setup(stack, profile, level, "inference", fams)
+    regime = "latency-target" if ttft or tpot or e2e else "max-throughput"
+    b, rp = band(calib, get_chip(decode_chip or chip).family, get_model(model), regime)
     from ..report import sim_tables
     from ..serving import Slo, min_replicas, simulate
     from ..serving import max_rate as find_max_rate
@@ -128,9 +138,12 @@ def simulate_cmd(
             cap = min_replicas(cfg, w, slo, float(min_replicas_for or 0), seed=seed)
         what = "max rate" if max_rate else "min replicas"
         if as_json:
-            emit_json(sim_tables.capacity_dict(cap))
+            d = sim_tables.capacity_dict(cap)
+            add_bands(d, b, rp)
+            emit_json(d)
         else:
             sim_tables.render_capacity(out, cfg, cap, what)
+            out.print(band_line(b, rp, {}), highlight=False, markup=False)
         return
     events: list[dict[str, Any]] = []
     with sim_tables.progress_bar(err, enabled=not as_json) as progress:
@@ -146,4 +159,10 @@ def simulate_cmd(
     if trace_out:
         write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)
-    emit_json(sim_tables.sim_dict(res)) if as_json else sim_tables.render_sim(out, cfg, res)
+    if as_json:
+        d = sim_tables.sim_dict(res)
+        add_bands(d, b, rp)
+        emit_json(d)
+        return
+    sim_tables.render_sim(out, cfg, res)
+    out.print(band_line(b, rp, {}), highlight=False, markup=False)

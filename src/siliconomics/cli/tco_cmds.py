@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import get_model
+from ..catalog.registry import get_chip, get_model
 from ..economics.pricing import MODES, parse_price_overrides_toml
 from ..economics.tco import load_owned_assumptions, read_toml_file
 from ..report import tco as tco_report
 from ..report.html import write_html
 from ..search.tco_study import study_tco
 from ..units import parse_positive
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 
 
@@ -43,10 +44,16 @@ def tco_cmd(
     html: Annotated[
         Path | None, typer.Option(help="also write a self-contained HTML report")
     ] = None,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
 ) -> None:
     """Rent or buy: itemised owned vs cloud USD per chip-hour, break-even utilisation,
-    USD per million tokens and J/token for a model, and what moves the cost most."""
+    USD per million tokens and J/token for a model, and what moves the cost most (per-token
+    figures with their error band)."""
+    fam = get_chip(chip).family
+    calib = setup(stack, profile, level, "inference", [fam])
     study = study_tco(
         chip,
         mode=mode,
@@ -69,7 +76,17 @@ def tco_cmd(
     if html:
         write_html(html, tco_report.tco_html(study))
         err.print(f"wrote {html}", highlight=False)
+    b, rp = band(
+        calib,
+        fam,
+        get_model(model) if model else None,
+        "latency-target" if ttft or tpot else "max-throughput",
+    )
     if as_json:
-        emit_json(tco_report.tco_dict(study))
+        d = tco_report.tco_dict(study)
+        add_bands(d, b, rp)
+        emit_json(d)
     else:
         tco_report.render_tco(out, study)
+        if model:
+            out.print(band_line(b, rp, {}), highlight=False, markup=False)

@@ -14,6 +14,7 @@ from ..economics.tco import read_toml_file
 from ..report import train_tables
 from ..training.study import study_training
 from ..units import parse_positive
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import JsonOpt, app, check_dtype, emit_json, out
 
 
@@ -51,12 +52,18 @@ def train_cmd(
             min=0.01, max=1.0, help="owned: cluster's average busy fraction over its life"
         ),
     ] = 0.6,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
 ) -> None:
     """Training: step time, MFU, memory, and time, cost and energy to train a token budget,
-    for a given plan or the fastest plans found by search."""
+    for a given plan or the fastest plans found by search, each with its error band."""
+    fam = get_chip(chip).family
+    calib = setup(stack, profile, level, "training", [fam])
+    m = get_model(model)
     study = study_training(
-        get_model(model),
+        m,
         get_chip(chip).id,
         n_chips,
         parse_positive(tokens, "count", what="--tokens"),
@@ -74,4 +81,18 @@ def train_cmd(
         if prices
         else None,
     )
-    emit_json(train_tables.study_dict(study)) if as_json else train_tables.render_study(out, study)
+    b, rp = band(calib, fam, m, "training", kind="training")
+    if as_json:
+        d = train_tables.study_dict(study)
+        add_bands(d, b, rp)
+        emit_json(d)
+        return
+    train_tables.render_study(out, study)
+    if study.estimates:
+        e, c = study.estimates[0], study.costs[0]
+        values = {
+            "step": (float(e.step_time_s), " s", True),
+            "tokens/s": (float(e.tokens_per_s), "", False),
+            "days": (float(c.time_s) / 86400.0, "", True),
+        }
+        out.print(band_line(b, rp, values), highlight=False, markup=False)

@@ -19,7 +19,7 @@ listed with the reason instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,10 +27,12 @@ import numpy as np
 
 from ..catalog.registry import chips, get_chip, get_model, models
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
+from ..catalog.stacks import ProfileSet, packaged_residuals
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..inference.estimate import Estimate, estimate_max_throughput, estimate_static
 from ..measured.rows import MeasuredRow, read_measured, read_models_csv
 from ..parallel.plan import InferencePlan
+from .banded import Residual, RowBand, default_profile_set, row_band, row_profile
 
 METRICS = (
     "output_tokens_per_s",
@@ -52,6 +54,8 @@ class RowResult:
     simulated: float | None = None
     """offline rows: the serving simulator's steady-state prediction, shown beside
     ``predicted`` (the static max-throughput estimate), see serve_rows.py"""
+    band: RowBand | None = None
+    """the row's software stack and the error band of ``predicted`` (validate/banded.py)"""
 
     @property
     def signed_pct(self) -> float:
@@ -230,12 +234,21 @@ def run_row(
 def validate_rows(
     rows: list[MeasuredRow],
     extra_models: dict[str, ModelSpec] | None = None,
-    profiles: dict[str, EfficiencyProfile] | None = None,
+    profiles: Mapping[str, EfficiencyProfile] | None = None,
+    *,
+    profile_set: ProfileSet | None = None,
+    residuals: Sequence[Residual] | None = None,
+    level: float = 0.8,
 ) -> ValidationReport:
+    """Predict every usable inference row with the profile of its (chip family, stack) from
+    ``profile_set`` (default: the packaged calibration, or ``profiles`` if given) and attach
+    the band of each prediction from ``residuals`` (default: the packaged band table)."""
     results: list[RowResult] = []
     skipped: list[Skipped] = []
     not_inference = 0
     extra = extra_models or {}
+    ps = profile_set or default_profile_set(profiles)
+    resid = packaged_residuals() if residuals is None else residuals
     for row in rows:
         if row.kind != "inference":
             not_inference += 1
@@ -247,7 +260,11 @@ def validate_rows(
             model = extra[row.model] if row.model in extra else get_model(row.model)
             from .serve_rows import run_with_simulator  # local: serve_rows builds on this
 
-            results.append(run_with_simulator(row, model, profiles))
+            fam = get_chip(row.chip).family
+            rp, note = row_profile(row, fam, ps)
+            res = run_with_simulator(row, model, {fam: rp.profile})
+            band = row_band(row, model, rp, note, res.predicted, resid, level)
+            results.append(replace(res, band=band))
         except SiliconomicsError as e:
             skipped.append(Skipped(row=row, reason=str(e)))
     return ValidationReport(
@@ -261,7 +278,13 @@ def validate_rows(
 
 
 def validate_file(
-    path: Path, models_csv: Path | None = None, profiles: dict[str, EfficiencyProfile] | None = None
+    path: Path,
+    models_csv: Path | None = None,
+    profiles: Mapping[str, EfficiencyProfile] | None = None,
+    *,
+    profile_set: ProfileSet | None = None,
+    residuals: Sequence[Residual] | None = None,
+    level: float = 0.8,
 ) -> ValidationReport:
     """Validate every usable inference row of ``path``. Models come from the catalog, and
     from ``models_csv`` (default: a ``models.csv`` beside ``path``) for ids it lacks."""
@@ -274,5 +297,8 @@ def validate_file(
     _ = chips()  # load (and validate) the chip catalog up front: a broken file fails here
     from .train_rows import validate_training_file  # local: train_rows imports this module
 
-    report = validate_rows(rows, extra, profiles)
-    return replace(report, training=validate_training_file(path, extra, profiles))
+    ps = profile_set or default_profile_set(profiles)
+    resid = packaged_residuals() if residuals is None else residuals
+    report = validate_rows(rows, extra, profile_set=ps, residuals=resid, level=level)
+    training = validate_training_file(path, extra, profile_set=ps, residuals=resid, level=level)
+    return replace(report, training=training)

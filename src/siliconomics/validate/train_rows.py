@@ -18,6 +18,7 @@ lower bound — flagged). ``time_to_train_s`` needs convergence data and is neve
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,11 +26,13 @@ import numpy as np
 
 from ..catalog.registry import get_chip, get_model
 from ..catalog.schema import EfficiencyProfile, ModelSpec
+from ..catalog.stacks import ProfileSet, packaged_residuals
 from ..errors import SiliconomicsError
 from ..measured.rows import MeasuredRow, read_measured
 from ..training.estimate import evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
+from .banded import Residual, default_profile_set, row_band, row_profile
 from .run import RowResult, Skipped, ValidationReport
 from .run import _summaries as summaries
 
@@ -227,13 +230,19 @@ def train_rows_by_family(
 def validate_training_file(
     path: Path,
     extra_models: dict[str, ModelSpec] | None = None,
-    profiles: dict[str, EfficiencyProfile] | None = None,
+    profiles: Mapping[str, EfficiencyProfile] | None = None,
+    *,
+    profile_set: ProfileSet | None = None,
+    residuals: Sequence[Residual] | None = None,
+    level: float = 0.8,
 ) -> ValidationReport:
     """Every usable training row of ``path`` predicted and compared, as a report of the same
     shape as the inference one (``not_inference`` = training rows not usable)."""
     results: list[RowResult] = []
     skipped: list[Skipped] = []
     unusable = 0
+    ps = profile_set or default_profile_set(profiles)
+    resid = packaged_residuals() if residuals is None else residuals
     for tr in read_training_rows(path):
         if not tr.row.usable:
             unusable += 1
@@ -242,17 +251,20 @@ def validate_training_file(
         try:
             extra = extra_models or {}
             model = extra[tr.row.model] if tr.row.model in extra else get_model(tr.row.model)
-            out = run_train_row(tr, model, profiles)
+            fam = get_chip(tr.row.chip).family
+            rp, note = row_profile(tr.row, fam, ps)
+            out = run_train_row(tr, model, {fam: rp.profile})
         except SiliconomicsError as e:
             skipped.append(Skipped(row=tr.row, reason=str(e)))
             continue
         results.append(
             RowResult(
                 row=tr.row,
-                family=get_chip(tr.row.chip).family,
+                family=fam,
                 predicted=out.predicted,
                 bound=out.bound,
                 assumptions=out.assumptions,
+                band=row_band(tr.row, model, rp, note, out.predicted, resid, level),
             )
         )
     return ValidationReport(
