@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..catalog.schema import EfficiencyProfile
+
 MIN_ROWS = 6
 K_SOURCES = 3.0
 WIDEN_LEVEL = 1.25
@@ -214,3 +216,31 @@ def from_toml_dict(raw: dict[str, object]) -> tuple[Residual, ...]:
     items = raw.get("residual", [])
     assert isinstance(items, list)
     return tuple(Residual(**{**r, "log_ratio": float(r["log_ratio"])}) for r in items)
+
+
+_SPEED_FIELDS = (
+    "gemm_efficiency",
+    "lowp_gemm_efficiency",
+    "memory_efficiency",
+    "attention_efficiency",
+    "collective_efficiency",
+    "train_gemm_efficiency",
+    "train_lowp_gemm_efficiency",
+)
+_TIME_FIELDS = ("kernel_overhead_s", "step_overhead_s", "collective_latency_s")
+
+
+def derate(prof: EfficiencyProfile, factor: float) -> EfficiencyProfile:
+    """The profile of a chip ``factor`` (<= 1) times as fast: every fraction of peak times
+    ``factor`` and every fixed time divided by it, so that every roofline time (max of compute,
+    memory and link terms, plus overheads) is divided by ``factor`` exactly. ``plan --robust``
+    plans on this, with ``factor`` the pessimistic end of the band."""
+    f = min(1.0, factor)
+    upd: dict[str, float] = {}
+    for k in _SPEED_FIELDS:
+        v = getattr(prof, k)
+        if v is not None:
+            upd[k] = v * f
+    for k in _TIME_FIELDS:
+        upd[k] = getattr(prof, k) / f
+    return prof.model_copy(update=upd)
