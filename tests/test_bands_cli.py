@@ -110,9 +110,7 @@ def test_calibrate_then_profile(tmp_path):
     assert "fitted on" in (out / "nvidia-hopper.toml").read_text()
     d = _json(["validate", str(f), "--profile", str(out)])
     assert all(x["low"] is not None for x in d["results"])
-    d2 = _json(
-        ["estimate", "--model", "llama-3.1-8b", "--chip", "h100-sxm", "--profile", str(out)]
-    )
+    d2 = _json(["estimate", "--model", "llama-3.1-8b", "--chip", "h100-sxm", "--profile", str(out)])
     assert d2["output_tokens_per_s_low"] < d2["output_tokens_per_s"]
 
 
