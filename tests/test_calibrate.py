@@ -177,3 +177,41 @@ def test_band_rules_fall_back_and_widen_with_reasons():
     assert lo == pytest.approx(2.0 * math.exp(-cell.hi)) and hi == pytest.approx(
         2.0 * math.exp(-cell.lo)
     )
+
+
+def test_a_stack_with_its_own_rows_fits_on_top_of_its_family(shared):
+    # Three H100 rows relabelled as another stack: that stack gets its own factor (one per
+    # three rows), shrunk toward the family's, and resolves as "fitted"; the family's own
+    # default-stack rows are what the family profile is fitted on.
+    from dataclasses import replace
+
+    from siliconomics.calibrate.hierarchy import calibrate, fittable
+    from siliconomics.validate.cv import load_samples
+
+    samples, _ = load_samples([shared / "validation/measured.csv"])
+    base = efficiency_profiles()
+    hop = [s for s in samples if s.family == "nvidia-hopper" and s.row.kind == "inference"]
+    hop = [s for s in hop if fittable(s, base["nvidia-hopper"])]
+    moved = [replace(s, stack="vllm") for s in hop[:3]]
+    cal = calibrate([*moved, *hop[3:]], base)
+    sp = cal.stacks[("nvidia-hopper", "vllm")]
+    assert sp.n_rows == 3 and list(sp.factors) == [P.STACK_FIT_PLAN["inference"][0]]
+    lo, hi = P.BOUNDS[next(iter(sp.factors))]
+    assert lo <= next(iter(sp.factors.values())) <= hi
+    fam = [r for r in cal.records if r.family == "nvidia-hopper" and r.level == "family"]
+    assert fam[0].workload == "inference" and fam[0].n_rows == len(hop) - 3
+    ps = ProfileSet(families=cal.families, stacks=cal.stacks)
+    assert resolve_profile(ps, "nvidia-hopper", "vllm").basis == "fitted"
+
+
+def test_calibration_starts_from_the_op_level_factors():
+    # End-to-end fits restart from the priors; op-level (measured-ops) values are kept.
+    from siliconomics.calibrate.hierarchy import op_level_base
+
+    packaged = efficiency_profiles()
+    base = op_level_base(packaged)
+    for fam in ("nvidia-ampere", "nvidia-hopper"):
+        for k, text in packaged[fam].provenance.items():
+            if text.startswith("fitted on shared/data/measured-ops"):
+                assert getattr(base[fam], k) == getattr(packaged[fam], k), (fam, k)
+    assert base["nvidia-hopper"].train_comm_overlap is None  # end-to-end: reset

@@ -16,8 +16,9 @@ first that applies (``MIN_ROWS`` residuals needed at a level):
    measurement of the family behind it).
 
 On top: a stack with no measurement of its own on the family (it inherits the default stack's
-factors) widens x ``WIDEN_STACK``; a model class (dense / MoE) never measured on the family
-widens x ``WIDEN_CLASS``. "Widened x w" scales the band's half-width (in log space) about its
+factors) widens x ``WIDEN_STACK``; a model class (dense / MoE) with fewer than ``MIN_ROWS``
+rows on the family widens x ``WIDEN_CLASS``, a regime (max-throughput / latency-target) with
+fewer x ``WIDEN_REGIME``. "Widened x w" scales the band's half-width (in log space) about its
 centre. The empirical quantiles get a small-sample inflation ``sqrt(1 + 1/n)`` and a floor
 half-width of ``FLOOR`` (run-to-run spread of repeated measurements), and the cell's centre
 and half-width are shrunk toward those of all rows of its kind by ``K_SOURCES`` pseudo-sources
@@ -41,7 +42,8 @@ K_SOURCES = 3.0
 WIDEN_LEVEL = 1.25
 WIDEN_UNMEASURED = 1.5
 WIDEN_STACK = 1.5
-WIDEN_CLASS = 1.25
+WIDEN_CLASS = 1.5
+WIDEN_REGIME = 1.25
 FLOOR = math.log(1.05)
 DEFAULT_LEVEL = 0.8
 TIME_METRICS = ("ttft_s", "tpot_s", "e2e_latency_s", "step_time_s", "time_to_train_s")
@@ -173,9 +175,12 @@ def band_for(
                 f"no measurement of {q.family} with {q.stack}: default-stack factors, "
                 f"band x{WIDEN_STACK}"
             )
-        if fam and not any(r.model_class == q.model_class for r in fam):
-            lo, hi = _widen(lo, hi, WIDEN_CLASS)
-            reasons.append(f"no {q.model_class} row on {q.family}: band x{WIDEN_CLASS}")
+        for key, w2 in (("model_class", WIDEN_CLASS), ("regime", WIDEN_REGIME)):
+            want = getattr(q, key)
+            n_key = sum(getattr(r, key) == want for r in fam)
+            if n_key < MIN_ROWS:
+                lo, hi = _widen(lo, hi, w2)
+                reasons.append(f"{n_key} {want} rows on {q.family}: band x{w2}")
         return Band(
             lo=lo,
             hi=hi,

@@ -89,6 +89,8 @@ def op_level_base(profiles: Mapping[str, EfficiencyProfile]) -> dict[str, Effici
         for k, text in prof.provenance.items():
             if k not in P.BOUNDS and k not in P.INHERITED_FIELDS:
                 continue
+            if text.startswith("fitted on shared/data/measured-ops"):
+                continue  # op-level: kept
             if any(m in text for m in _E2E_MARKS):
                 upd[k] = (
                     None
