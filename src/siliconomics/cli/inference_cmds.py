@@ -142,6 +142,13 @@ def compare_cmd(
         emit_json(d)
         return
     tables.render_comparison(out, cmp)
+    used = sorted(
+        {
+            f"{rp.stack}" + ("" if rp.basis == "default" else f" ({rp.basis})")
+            for rp in (calib.resolved[ch.chip.family] for ch in cmp.choices if ch.feasible)
+        }
+    )
+    out.print(f"Software stacks: {', '.join(used)} (per chip in --json)", highlight=False)
     same = [c for c, ok in marks.items() if ok is False]
     if same:
         out.print(
