@@ -98,9 +98,10 @@ def write_profile(fit: NvidiaFit, shared: Path) -> Path:
     for name in FITTED:
         raw[name] = _sig(getattr(fit, name))
     new_prov = provenance(fit, shared)
-    # Keep the provenance of factors fitted later by scripts/calibrate_families.py.
+    # Keep the provenance of every factor this fit does not write (fitted later by
+    # scripts/calibrate_families.py, inherited, or taken from a source).
     for k, v in old_prov.items():
-        if k not in FITTED and str(v).startswith("fitted on"):
+        if k not in FITTED and (k not in new_prov or str(v).startswith("fitted on")):
             new_prov[k] = v
     raw["provenance"] = new_prov
     EfficiencyProfile.model_validate(raw)  # refuse to write a file the catalog cannot load

@@ -41,7 +41,8 @@ def n_params(m: ModelSpec) -> float:
     else:
         e = m.moe
         moe_layer = (e.n_experts + e.n_shared_experts) * per_ffn * e.moe_d_ff + e.n_experts * d
-        ffn = (layers - e.n_dense_layers) * moe_layer + e.n_dense_layers * per_ffn * m.d_ff
+        n_moe = (layers - e.n_dense_layers) // e.moe_layer_step  # Llama 4: every 2nd layer
+        ffn = n_moe * moe_layer + (layers - n_moe) * per_ffn * m.d_ff
     return emb + layers * attn + ffn + (2 * layers + 1) * d
 
 
@@ -162,6 +163,7 @@ DEEPSEEK_V3 = {
     "n_shared_experts": 1, "num_attention_heads": 128, "num_experts_per_tok": 8,
     "num_hidden_layers": 61, "num_key_value_heads": 128, "q_lora_rank": 1536,
     "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 129280,
+    "num_nextn_predict_layers": 1,
     "quantization_config": {"fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]},
     "rope_scaling": {"factor": 40, "original_max_position_embeddings": 4096, "type": "yarn"},
     "tie_word_embeddings": False, "torch_dtype": "bfloat16",
@@ -271,3 +273,71 @@ def test_hf_not_json_and_missing_file(tmp_path: Path) -> None:
         load_hf_config(tmp_path / "nowhere" / "config.json")
     with pytest.raises(SiliconomicsError, match="JSON object"):
         load_hf_config(_write(tmp_path / "list", [1, 2]))  # type: ignore[arg-type]
+
+
+# Llama 4 Maverick's text_config keys (meta-llama/Llama-4-Maverick-17B-128E-Instruct config.json
+# as vendored in ai-dynamo/aiconfigurator@095f58a5).
+LLAMA4_MAVERICK = {
+    "architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4",
+    "text_config": {
+        "model_type": "llama4_text", "attention_chunk_size": 8192, "head_dim": 128,
+        "hidden_act": "silu", "hidden_size": 5120, "interleave_moe_layer_step": 2,
+        "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+        "max_position_embeddings": 1048576, "num_attention_heads": 40, "num_experts_per_tok": 1,
+        "num_hidden_layers": 48, "num_key_value_heads": 8, "num_local_experts": 128,
+        "vocab_size": 202048, "torch_dtype": "bfloat16",
+    },
+}  # fmt: skip
+
+
+def test_hf_llama4_interleaved_moe_and_shared_expert(tmp_path: Path) -> None:
+    m = load_hf_config(_write(tmp_path / "maverick", LLAMA4_MAVERICK))
+    assert m.moe is not None
+    assert (m.moe.n_experts, m.moe.experts_per_token, m.moe.moe_d_ff) == (128, 1, 8192)
+    assert (m.moe.n_shared_experts, m.moe.moe_layer_step, m.n_moe_layers) == (1, 2, 24)
+    assert m.d_ff == 16384  # dense layers use intermediate_size_mlp
+    assert (m.sliding_window, m.sliding_window_every) == (8192, 4)  # chunked attention
+    _same_architecture(m, registry.get_model("llama-4-maverick"))
+    assert n_params(m) == pytest.approx(400e9, rel=0.03)  # Meta: 400B total, 17B active
+
+
+def test_hf_shared_expert_width_and_mtp(tmp_path: Path) -> None:
+    qwen2_moe = {
+        "model_type": "qwen2_moe", "hidden_size": 2048, "num_hidden_layers": 24,
+        "num_attention_heads": 16, "num_key_value_heads": 16, "intermediate_size": 5632,
+        "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632,
+        "num_experts": 60, "num_experts_per_tok": 4, "vocab_size": 151936,
+    }  # fmt: skip
+    m = load_hf_config(_write(tmp_path / "qwen2moe", qwen2_moe))
+    assert m.moe is not None and m.moe.n_shared_experts == 4  # 5632 / 1408
+    with pytest.raises(SiliconomicsError, match="shared_expert_intermediate_size"):
+        load_hf_config(
+            _write(tmp_path / "bad", {**qwen2_moe, "shared_expert_intermediate_size": 1000})
+        )
+    ds = load_hf_config(_write(tmp_path / "ds", DEEPSEEK_V3))
+    assert ds.n_mtp_layers == 1 and ds.n_moe_layers == 58
+
+
+NEW_PRESETS = {
+    # id: (total params, active params), as published by the model's authors
+    "llama-4-scout": (109e9, 17e9),
+    "llama-4-maverick": (400e9, 17e9),
+    "qwen3-8b": (8.2e9, 8.2e9),
+    "qwen3-32b": (32.8e9, 32.8e9),
+    "qwen3-coder-480b-a35b": (480e9, 35e9),
+    "kimi-k2": (1.04e12, 32e9),
+    "deepseek-v3.1": (671e9, 37e9),
+    "deepseek-v3.2": (671e9, 37e9),
+    "glm-4.5": (355e9, 32e9),
+    "glm-4.6": (355e9, 32e9),
+    "glm-4.7": (355e9, 32e9),
+}
+
+
+@pytest.mark.parametrize(("model_id", "sizes"), sorted(NEW_PRESETS.items()))
+def test_new_presets_match_published_sizes(model_id: str, sizes: tuple[float, float]) -> None:
+    from siliconomics.parallel.memory import active_params
+
+    m = registry.get_model(model_id)
+    assert n_params(m) == pytest.approx(sizes[0], rel=0.04), model_id
+    assert active_params(m) == pytest.approx(sizes[1], rel=0.09), model_id

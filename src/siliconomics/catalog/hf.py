@@ -108,6 +108,46 @@ def _activation(c: _Config, gated: bool) -> str:
     raise c.fail(f"'{key}' = {act!r} is not supported for model_type {c.raw.get('model_type')!r}")
 
 
+def _shared_experts(c: _Config, family: str, moe_d_ff: int) -> int:
+    """Always-active experts: DeepSeek/GLM/Kimi ``n_shared_experts``; Llama 4 has one shared
+    expert of the routed experts' width in every MoE layer (no config key); Qwen2-MoE gives
+    the shared expert's width, counted in routed-expert widths."""
+    n = c.opt_int("n_shared_experts", "num_shared_experts", minimum=0)
+    if n is not None:
+        return n
+    if family.startswith("llama4"):
+        return 1
+    width = c.opt_int("shared_expert_intermediate_size", minimum=0)
+    if not width:
+        return 0
+    if width % moe_d_ff:
+        raise c.fail(
+            f"'shared_expert_intermediate_size' {width} is not a multiple of the expert width "
+            f"{moe_d_ff}; the schema counts shared experts in expert widths"
+        )
+    return width // moe_d_ff
+
+
+def _moe(c: _Config, family: str, d_ff: int) -> dict[str, Any] | None:
+    """The MoE table, or None for a dense model. Interleaving: Llama 4
+    ``interleave_moe_layer_step``, Qwen ``decoder_sparse_step``, DeepSeek ``moe_layer_freq``
+    (every step-th layer after the ``first_k_dense_replace`` leading dense layers is MoE)."""
+    n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
+    if not n_experts or n_experts <= 1:
+        return None
+    moe_d_ff = c.req("moe_intermediate_size", "intermediate_size", default=d_ff)
+    return {
+        "n_experts": n_experts,
+        "experts_per_token": c.req("num_experts_per_tok", "experts_per_token"),
+        "moe_d_ff": moe_d_ff,
+        "n_shared_experts": _shared_experts(c, family, moe_d_ff),
+        "n_dense_layers": c.req("first_k_dense_replace", default=0, minimum=0),
+        "moe_layer_step": c.req(
+            "interleave_moe_layer_step", "decoder_sparse_step", "moe_layer_freq", default=1
+        ),
+    }
+
+
 def _sliding(c: _Config) -> tuple[int | None, int]:
     """(window, every n-th layer full attention; 0 = all layers windowed)."""
     layer_types = c.raw.get("layer_types")
@@ -117,6 +157,12 @@ def _sliding(c: _Config) -> tuple[int | None, int]:
             return None, 0
         n_full = len(layer_types) - n_window
         return c.req("sliding_window"), round(len(layer_types) / n_full) if n_full else 0
+    chunk = c.opt_int("attention_chunk_size")
+    if chunk:
+        # Llama 4 iRoPE: chunked local attention, every no_rope_layer_interval-th layer global.
+        # Chunked attention is costed as a window of the chunk size (an upper bound: a query
+        # sees on average half a chunk).
+        return chunk, c.req("no_rope_layer_interval", default=4)
     window = c.opt_int("sliding_window")
     if not window or c.raw.get("use_sliding_window") is False:
         return None, 0
@@ -186,20 +232,10 @@ def load_hf_config(path: Path) -> ModelSpec:
                 f"missing 'head_dim' (hidden size {d} is not a multiple of {n_heads} heads)"
             )
         head_dim = c.req("head_dim", default=d // n_heads)
-    d_ff = c.req("intermediate_size", "n_inner", "ffn_dim", default=4 * d)
+    # Llama 4: intermediate_size_mlp is the dense layers' FFN, intermediate_size the experts'.
+    d_ff = c.req("intermediate_size_mlp", "intermediate_size", "n_inner", "ffn_dim", default=4 * d)
 
-    moe = None
-    n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
-    if n_experts and n_experts > 1:
-        moe = {
-            "n_experts": n_experts,
-            "experts_per_token": c.req("num_experts_per_tok", "experts_per_token"),
-            "moe_d_ff": c.req("moe_intermediate_size", default=d_ff),
-            "n_shared_experts": c.req(
-                "n_shared_experts", "num_shared_experts", default=0, minimum=0
-            ),
-            "n_dense_layers": c.req("first_k_dense_replace", default=0, minimum=0),
-        }
+    moe = _moe(c, family, d_ff)
 
     window, every = _sliding(c)
 
@@ -230,6 +266,7 @@ def load_hf_config(path: Path) -> ModelSpec:
         ),
         "moe": moe,
         "mla": mla,
+        "n_mtp_layers": c.req("num_nextn_predict_layers", default=0, minimum=0),
         "default_weight_dtype": _weight_dtype(c),
         "source": f"Hugging Face config.json at {file}",
     }

@@ -109,6 +109,11 @@ class ChipInterconnect(_Frozen):
     scale_out_bytes_per_s: Sourced | None = sourced_field(
         "bytes_per_s", "scale-out (NIC/DCN) bandwidth per chip, one direction"
     )
+    switch_reduction: bool = Field(
+        default=False,
+        description="the scale-up switch reduces in-network (NVLink SHARP / NVLS multimem, "
+        "NVSwitch gen 3 and later): enables the 'nvls' all-reduce",
+    )
 
     _conv = field_validator("scale_up_bytes_per_s", "scale_out_bytes_per_s", mode="before")(
         _sourced("bytes_per_s")
@@ -220,6 +225,12 @@ class MoESpec(_Frozen):
     moe_d_ff: int = Field(ge=1, description="per-expert FFN hidden size")
     n_shared_experts: int = Field(default=0, ge=0, description="always-active experts")
     n_dense_layers: int = Field(default=0, ge=0, description="leading dense (non-MoE) layers")
+    moe_layer_step: int = Field(
+        default=1,
+        ge=1,
+        description="after the leading dense layers, every moe_layer_step-th layer is MoE and "
+        "the others dense (Llama 4 interleave_moe_layer_step); 1 = every layer",
+    )
 
 
 class MLASpec(_Frozen):
@@ -266,6 +277,12 @@ class ModelSpec(_Frozen):
     qkv_bias: bool = False
     moe: MoESpec | None = None
     mla: MLASpec | None = None
+    n_mtp_layers: int = Field(
+        default=0,
+        ge=0,
+        description="multi-token-prediction modules after the last layer (DeepSeek-V3 "
+        "num_nextn_predict_layers); not counted in n_layers",
+    )
     default_weight_dtype: ComputeDtype = Field(
         default="bf16", description="dtype of the released checkpoint"
     )
@@ -285,6 +302,14 @@ class ModelSpec(_Frozen):
     @property
     def gated(self) -> bool:
         return self.activation in ("swiglu", "geglu")
+
+    @property
+    def n_moe_layers(self) -> int:
+        """MoE layers: every ``moe_layer_step``-th layer after the leading dense ones (Llama 4
+        Maverick: 48 layers, step 2 -> 24); 0 for a dense model."""
+        if self.moe is None:
+            return 0
+        return (self.n_layers - self.moe.n_dense_layers) // self.moe.moe_layer_step
 
 
 EffValue = Annotated[float, Field(gt=0)]
@@ -328,6 +353,38 @@ class EfficiencyProfile(_Frozen):
     )
     memory_reserve_fraction: float = Field(
         ge=0, lt=1, description="fraction of device memory unavailable (runtime, fragmentation)"
+    )
+    host_launch_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="host time to launch one kernel when the stack launches eagerly (no CUDA "
+        "graph / compiled program): a step is then at least kernels x this; None = the step "
+        "replays a captured graph and only step_overhead_s is paid on the host",
+    )
+    collective_hop_latency_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="latency per ring/tree step on the scale-up fabric inside a library "
+        "collective (NCCL/RCCL hwLat); None: no per-step term on switch/mesh fabrics, and "
+        "collective_latency_s per step on rings and tori",
+    )
+    custom_allreduce_latency_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="per-call latency of the stack's in-graph one-shot all-reduce kernel "
+        "(TensorRT-LLM / vLLM custom all-reduce, NCCL symmetric kernels); None: the stack "
+        "all-reduces through the library only",
+    )
+    custom_allreduce_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of link bandwidth the custom one-/two-shot kernels reach (they "
+        "run on a few thread blocks); default collective_efficiency",
+    )
+    fused_allreduce_norm: bool = Field(
+        default=False,
+        description="the stack fuses residual add + RMSNorm into its custom all-reduce kernel "
+        "(TensorRT-LLM AllReduceFusionOp.RESIDUAL_RMS_NORM)",
     )
     train_gemm_efficiency: EffValue | None = Field(
         default=None,

@@ -35,8 +35,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from ..ops.roofline import OpCost, attention_op, comm_op, gemm, memory_op
-from ..parallel.collectives import all_reduce_time, send_recv_time
+from ..ops.roofline import OpCost, attention_op, gemm, memory_op
+from ..parallel.collectives import all_reduce, send_recv_time
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 
@@ -51,12 +51,24 @@ class ForwardCost:
     step_overhead_s: float
     pipeline_s: F = field(default_factory=lambda: np.zeros(()))
 
+    host_launch_s: float | None = None
+
+    @property
+    def kernels(self) -> F:
+        """Kernel launches in the step (every op, comm included, times its repeats)."""
+        n: F = np.zeros(())
+        for op in self.ops:
+            n = n + op.launches
+        return n
+
     @property
     def time(self) -> F:
-        total: F = np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s
+        device: F = np.zeros(())
         for op in self.ops:
-            total = total + op.time
-        return total
+            device = device + op.time
+        if self.host_launch_s:  # eager launches: the host may fall behind the device
+            device = np.maximum(device, self.kernels * self.host_launch_s)
+        return np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s + device
 
     def by_class(self) -> dict[str, F]:
         out: dict[str, F] = {}
@@ -94,7 +106,7 @@ def _layer_counts(model: ModelSpec) -> tuple[int, int, int, int]:
         n_full = 0
     else:
         n_full = L
-    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    n_moe = model.n_moe_layers
     return n_full, L - n_full, L - n_moe, n_moe
 
 
@@ -167,13 +179,15 @@ def forward_cost(
         ops.append(g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
 
     norms_per_layer = 1 if model.parallel_attn_mlp else 2
-    ops.append(
-        memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D).scaled(norms_per_layer * L)
-    )
+    norm = memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
     ar_per_layer = 1 if model.parallel_attn_mlp else 2
     if t > 1:
-        ar = all_reduce_time(dev, T * D * a, t)
-        ops.append(comm_op("tp_all_reduce", T * D * a, ar).scaled(ar_per_layer * L))
+        # The stack's algorithm for this message size (parallel/collectives.py); a fused
+        # all-reduce + residual + RMSNorm kernel saves the norm's launch.
+        ar = all_reduce(dev, T * D * a, t)
+        norm = ar.fold_norm(norm)
+        ops.append(ar.op("tp_all_reduce", T * D * a).scaled(ar_per_layer * L))
+    ops.append(norm.scaled(norms_per_layer * L))
 
     # ---- feed-forward --------------------------------------------------------------
     mats_in = 2 if model.gated else 1
@@ -234,4 +248,5 @@ def forward_cost(
         ops=tuple(ops),
         step_overhead_s=dev.eff.step_overhead_s,
         pipeline_s=np.asarray(pipeline, dtype=np.float64),
+        host_launch_s=dev.eff.host_launch_s,
     )

@@ -82,8 +82,9 @@ class Device:
     def attention_dtype(self, act_dtype: str, kv_dtype: str) -> str:
         """Attention matmuls (QK^T, PV) run in the KV-cache format when the chip has it and it
         is at least 8 bits wide (FP8 FMHA), else in the 16-bit activation format: no stack
-        runs attention in 4-bit."""
-        for d in (kv_dtype, act_dtype):
+        runs attention in 4-bit. A chip whose matrix engine has no 16-bit path (Maia 200:
+        FP8/FP6/FP4 only) runs them in FP8."""
+        for d in (kv_dtype, act_dtype, "fp8"):
             if d in ("fp8", "bf16", "fp16", "fp32") and self.chip.supports(d):
                 try:
                     self.peak_flops(d)

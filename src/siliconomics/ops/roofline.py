@@ -15,7 +15,7 @@ GEMM efficiency models two real effects on top of the profile's ``gemm_efficienc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -75,6 +75,8 @@ class OpCost:
     t_memory: F
     t_comm: F
     t_overhead: F
+    launches: F = field(default_factory=lambda: np.ones(()))
+    """kernel launches this op stands for (1 per op, times the repeats of :meth:`scaled`)"""
 
     @property
     def time(self) -> F:
@@ -101,6 +103,7 @@ class OpCost:
             t_memory=self.t_memory * f,
             t_comm=self.t_comm * f,
             t_overhead=self.t_overhead * f,
+            launches=self.launches * f,
         )
 
 

@@ -16,16 +16,27 @@ time = steps * alpha + traffic_per_chip / bandwidth, with the algorithm fixed by
 Reference: Thakur, Rabenseifner, Gropp, "Optimization of Collective Communication Operations in
 MPICH" (IJHPCA 2005) for the ring/reduce-scatter cost; Patarasuk & Yuan (2009) for the
 bandwidth-optimal ring all-reduce 2(n-1)/n * S.
+
+All-reduce algorithms (:func:`all_reduce`, the one inference uses; docs/MODEL.md "Collectives"):
+on switch and full-mesh fabrics the serving stack picks, per message size, the fastest of the
+library's ``ring`` / ``nvls`` and its own ``one_shot`` / ``two_shot`` kernels (within the size
+limits of vLLM's custom all-reduce), optionally fused with the residual add + RMSNorm that
+follows. Rings and tori (TPU ICI, NeuronLink) run dimension-wise rings;
+groups that leave the scale-up domain run the faster of ``ring`` and ``tree`` over the NICs.
+Every result carries the algorithm it used, per element.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..ops.device import Device
+from ..ops.roofline import OpCost, comm_op
 
 F = NDArray[np.float64]
 
@@ -59,13 +70,11 @@ def _links_used(dev: Device, n: int) -> tuple[float, float]:
     return bw, 2.0 * (n - 1)  # ring
 
 
-def all_reduce_time(dev: Device, nbytes: ArrayLike, n: int) -> F:
-    """Time to all-reduce ``nbytes`` (per chip buffer) over ``n`` chips."""
-    b = np.asarray(nbytes, dtype=np.float64)
-    if n <= 1:
-        return np.zeros_like(b)
-    bw, steps = _links_used(dev, n)
-    return steps * dev.eff.collective_latency_s + 2.0 * (n - 1) / n * b / bw
+def all_reduce_time(
+    dev: Device, nbytes: ArrayLike, n: int, *, algorithms: tuple[str, ...] | None = None
+) -> F:
+    """Time to all-reduce ``nbytes`` (per chip buffer) over ``n`` chips (see :func:`all_reduce`)."""
+    return all_reduce(dev, nbytes, n, algorithms=algorithms).time
 
 
 def all_gather_time(dev: Device, nbytes: ArrayLike, n: int) -> F:
@@ -102,3 +111,148 @@ def send_recv_time(dev: Device, nbytes: ArrayLike, *, crosses_domain: bool = Fal
         links = float(ic.links or 1) if ic.topology == "mesh" else 1.0
         bw = dev.scale_up_bytes_per_s_dir / links
     return dev.eff.collective_latency_s + b / (bw * dev.eff.collective_efficiency)
+
+
+# ---- all-reduce algorithms --------------------------------------------------------------------
+
+ALGORITHMS: Final = ("ring", "tree", "nvls", "one_shot", "two_shot")
+"""Codes of :attr:`CollectiveCost.algorithm` index this tuple."""
+LIBRARY: Final = ("ring", "tree", "nvls")
+CUSTOM: Final = ("one_shot", "two_shot")
+
+CUSTOM_MAX_BYTES: Final = 8 * 1024 * 1024
+"""Largest buffer the custom all-reduce takes; larger ones go to the library (vLLM
+``CustomAllreduce(max_size=8192 * 1024)``, vllm/distributed/device_communicators/
+custom_all_reduce.py)."""
+
+
+def one_shot_max_bytes(n: int) -> float:
+    """Largest buffer reduced in one shot; above it, two shots (reduce-scatter + all-gather).
+    vLLM csrc/custom_all_reduce.cuh (vllm-project/vllm@036bb685): 2 GPUs always one-shot,
+    <= 4 GPUs below 512 KiB, <= 8 GPUs below 256 KiB. Beyond 8 (multi-node NVLink, TensorRT-LLM
+    MNNVL) the same 2 MiB / n rule is extended: an inferred continuation."""
+    if n <= 2:
+        return math.inf
+    if n <= 4:
+        return 512 * 1024
+    return 2 * 1024 * 1024 / n
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectiveCost:
+    """Time of one collective per element of the message-size array, the algorithm that
+    produced it (index into :data:`ALGORITHMS`) and whether the following residual add +
+    RMSNorm ran fused inside it."""
+
+    time: F
+    algorithm: NDArray[np.int64]
+    fused_norm: NDArray[np.bool_]
+
+    def names(self) -> tuple[str, ...]:
+        """Distinct algorithm names used, in :data:`ALGORITHMS` order."""
+        used = set(np.unique(self.algorithm).tolist())
+        return tuple(a for i, a in enumerate(ALGORITHMS) if i in used)
+
+    def op(self, name: str, nbytes: ArrayLike) -> OpCost:
+        """The collective as a comm op whose name says which algorithm(s) it used."""
+        label = "|".join(self.names()) or "none"
+        return comm_op(f"{name}[{label}]", nbytes, self.time)
+
+    def fold_norm(self, norm: OpCost) -> OpCost:
+        """``norm`` with its kernel overhead removed where it ran fused inside the all-reduce
+        (its memory traffic stays: the fused kernel still reads the residual and writes the
+        normalised output)."""
+        over = np.where(self.fused_norm, 0.0, norm.t_overhead)
+        return replace(norm, t_overhead=over + 0.0 * norm.t_overhead)
+
+
+def _hop(dev: Device) -> float:
+    h = dev.eff.collective_hop_latency_s
+    return 0.0 if h is None else h
+
+
+def _in_domain_candidates(dev: Device, b: F, n: int, algorithms: tuple[str, ...]) -> dict[str, F]:
+    """Times of every algorithm available inside one switch/mesh domain (``n`` > 1)."""
+    bw, _ = _links_used(dev, n)
+    a_lib, h = dev.eff.collective_latency_s, _hop(dev)
+    ring_bytes = 2.0 * (n - 1) / n * b
+    out: dict[str, F] = {}
+    if "ring" in algorithms:
+        out["ring"] = a_lib + 2.0 * (n - 1) * h + ring_bytes / bw
+    if "nvls" in algorithms and dev.chip.interconnect.switch_reduction and n > 2:
+        # multimem.ld_reduce of each 1/n shard + multimem.st broadcast: S(n+1)/n per direction.
+        out["nvls"] = a_lib + 2.0 * h + (n + 1.0) / n * b / bw
+    a_c = dev.eff.custom_allreduce_latency_s
+    if a_c is not None:
+        e_c = dev.eff.custom_allreduce_efficiency
+        bw_c = bw if e_c is None else bw * e_c / dev.eff.collective_efficiency
+        if "one_shot" in algorithms:
+            out["one_shot"] = a_c + (n - 1.0) * b / bw_c  # read every peer's full buffer
+        if "two_shot" in algorithms:
+            out["two_shot"] = a_c + h + ring_bytes / bw_c  # direct reduce-scatter + all-gather
+    return out
+
+
+def _select(cands: dict[str, F], b: F, n: int) -> tuple[F, NDArray[np.int64]]:
+    """The fastest available algorithm per message size, as NCCL's tuner (minimum predicted
+    time) and TensorRT-LLM's AUTO strategy (a per-size table of the fastest measured
+    strategy) choose; the custom kernels are available only within their size limits
+    (one-shot up to :func:`one_shot_max_bytes`, both up to :data:`CUSTOM_MAX_BYTES`)."""
+    limit = {
+        "one_shot": min(one_shot_max_bytes(n), CUSTOM_MAX_BYTES),
+        "two_shot": float(CUSTOM_MAX_BYTES),
+    }
+    keys = [k for k in ALGORITHMS if k in cands]
+    stack = np.stack(
+        [np.where(b <= limit.get(k, math.inf), cands[k], np.inf) + 0.0 * b for k in keys]
+    )
+    pick = np.argmin(stack, axis=0)
+    t = np.take_along_axis(stack, pick[None], axis=0)[0]
+    code = np.asarray([ALGORITHMS.index(k) for k in keys])[pick]
+    return t, np.asarray(code, dtype=np.int64)
+
+
+def _across_domains(dev: Device, b: F, n: int, algorithms: tuple[str, ...]) -> dict[str, F]:
+    """Flat ring or double binary tree over the NICs (NCCL inter-node): 2(n-1) vs
+    2 ceil(log2 n) latency steps; the tree reaches 0.9 of the ring's bandwidth."""
+    bw, _ = _links_used(dev, n)
+    a = dev.eff.collective_latency_s
+    term = 2.0 * (n - 1) / n * b / bw
+    out = {}
+    if "ring" in algorithms:
+        out["ring"] = 2.0 * (n - 1) * a + term
+    if "tree" in algorithms:
+        # NCCL's tuner credits the tree with 0.9 of the ring's bus bandwidth (tuning.cc).
+        out["tree"] = 2.0 * math.ceil(math.log2(n)) * a + term / 0.9
+    return out
+
+
+def all_reduce(
+    dev: Device, nbytes: ArrayLike, n: int, *, algorithms: tuple[str, ...] | None = None
+) -> CollectiveCost:
+    """All-reduce of ``nbytes`` (per chip buffer, array) over ``n`` chips, with the algorithm
+    the stack would pick per message size. ``algorithms`` restricts the choice (e.g.
+    ``("ring",)`` for a plain NCCL ring as measured in eager PyTorch)."""
+    b = np.asarray(nbytes, dtype=np.float64)
+    none = np.zeros(b.shape, dtype=bool)
+    if n <= 1:
+        return CollectiveCost(
+            time=np.zeros_like(b), algorithm=np.zeros(b.shape, np.int64), fused_norm=none
+        )
+    allowed = ALGORITHMS if algorithms is None else algorithms
+    ic = dev.chip.interconnect
+    if n > ic.scale_up_domain:
+        cands = _across_domains(dev, b, n, allowed)
+    elif ic.topology in ("switch", "mesh"):
+        cands = _in_domain_candidates(dev, b, n, allowed)
+    else:
+        # Rings, tori, PCIe: dimension-wise bidirectional rings (XLA on TPU ICI, Neuron CC on
+        # NeuronLink), one collective_latency_s per step.
+        bw, steps = _links_used(dev, n)
+        cands = {"ring": steps * dev.eff.collective_latency_s + 2.0 * (n - 1) / n * b / bw}
+    if not cands:
+        raise ValueError(f"no all-reduce algorithm among {allowed} on {dev.id}")
+    t, code = _select(cands, b, n)
+    custom = (code == ALGORITHMS.index("one_shot")) | (code == ALGORITHMS.index("two_shot"))
+    fused = custom & dev.eff.fused_allreduce_norm
+    return CollectiveCost(time=t + 0.0 * b, algorithm=code, fused_norm=np.asarray(fused))

@@ -33,7 +33,7 @@ def param_counts(model: ModelSpec, tp: int = 1, ep: int = 1) -> dict[str, float]
         q = (D * m.q_lora_rank + m.q_lora_rank * hq * hd) if m.q_lora_rank else D * hq * hd
         attn = q + D * lat + m.kv_lora_rank * hq * (nope + m.v_head_dim) + hq * m.v_head_dim * D
     mats = 3 if model.gated else 2
-    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    n_moe = model.n_moe_layers
     n_dense = L - n_moe
     dense_ffn = mats * D * -(-model.d_ff // tp)
     experts = 0.0
@@ -64,7 +64,7 @@ def active_params(model: ModelSpec) -> float:
         return sum(pc.values())
     moe = model.moe
     mats = 3 if model.gated else 2
-    n_moe = model.n_layers - moe.n_dense_layers
+    n_moe = model.n_moe_layers
     routed = moe.n_experts * mats * model.d_model * moe.moe_d_ff * n_moe
     active_routed = moe.experts_per_token * mats * model.d_model * moe.moe_d_ff * n_moe
     return sum(pc.values()) - routed + active_routed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..catalog.registry import chips, models
@@ -248,13 +249,16 @@ def render_assessment(con: Console, a: Assessment) -> None:
     for phase, fc in (("prefill", e.prefill), ("decode step", e.decode)):
         ot = Table(title=f"{phase}: {fmt_time(_s(fc.time))} per step")
         for col in ("op", "time", "share", "bound", "FLOPs", "bytes", "comm bytes"):
-            ot.add_column(col, justify="left" if col in ("op", "bound") else "right")
+            # the op column keeps its full name: a collective names its algorithm there
+            ot.add_column(
+                col, justify="left" if col in ("op", "bound") else "right", no_wrap=col == "op"
+            )
         total = _s(fc.time)
         from ..ops.roofline import BOUND_NAMES
 
         for op in sorted(fc.ops, key=lambda o: -_s(o.time)):
             ot.add_row(
-                op.name,
+                escape(op.name),  # "[one_shot]" is not rich markup
                 fmt_time(_s(op.time)),
                 f"{_s(op.time) / total:.1%}",
                 BOUND_NAMES[int(np.asarray(op.bound).reshape(-1)[0])],

@@ -113,7 +113,7 @@ def activation_bytes_per_token_layer(
     else:
         moe = model.moe
         fe = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
-        frac_moe = (model.n_layers - moe.n_dense_layers) / model.n_layers
+        frac_moe = model.n_moe_layers / model.n_layers
         f = frac_moe * fe + (1 - frac_moe) * np.ceil(model.d_ff / tp)
     # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
     split = split + f * (ACT_BYTES * mats_in + gi)

@@ -197,7 +197,7 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
     ly.elementwise(norms * 3.0 * sp_tokens * D * ACT_BYTES, norms * 8.0 * sp_tokens * D)
     mats_in = 2 if model.gated else 1
     L = model.n_layers
-    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    n_moe = model.n_moe_layers
     if L - n_moe:
         w = (L - n_moe) / L
         f = np.ceil(model.d_ff / tp)
@@ -256,7 +256,7 @@ def step_time(
 
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
     per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
-    n_moe = 0 if model.moe is None else L - model.moe.n_dense_layers
+    n_moe = model.n_moe_layers
     ar = coll.all_reduce_time(dev, T * model.d_model * ACT_BYTES, tp, 1, algorithm)
     t_tp = per_layer_ar * ar * passes * L / pp * (1.0 - ov.tp)
     # context parallel: ring attention, (cp-1) K/V blocks per pass forward, 2x backward.

@@ -70,3 +70,10 @@ def complete(row: Row) -> Row:
 
 
 # Registry lines (one per importer module):
+from .gaudi_perf import IMPORTER as _gaudi_perf  # noqa: E402, F401
+from .jetstream_perf import IMPORTER as _jetstream_perf  # noqa: E402, F401
+from .maxtext_perf import IMPORTER as _maxtext_perf  # noqa: E402, F401
+from .nemo_perf import IMPORTER as _nemo_perf  # noqa: E402, F401
+from .neuron_perf import IMPORTER as _neuron_perf  # noqa: E402, F401
+from .rocm_perf import IMPORTER as _rocm_perf  # noqa: E402, F401
+from .trtllm_perf import IMPORTER as _trtllm_perf  # noqa: E402, F401
