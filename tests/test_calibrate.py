@@ -58,6 +58,19 @@ def test_stack_inferred_from_free_text(software, family, stack):
     assert infer_stack(software, family, stacks()) == stack
 
 
+@pytest.mark.parametrize(
+    ("software", "workload", "stack"),
+    [
+        ("NeuronX Distributed (Neuron SDK 2.21.0)", "inference", "nxdi"),
+        ("NeuronX Distributed (Neuron SDK 2.21.0)", "training", "nxdt"),
+        ("NeuronX NeMo Megatron (Neuron SDK 2.17.0)", "training", "nxdt"),
+        ("Transformers Neuron (Neuron SDK 2.16.0)", "inference", "transformers-neuronx"),
+    ],
+)
+def test_stack_inference_knows_the_workload(software, workload, stack):
+    assert infer_stack(software, "aws-neuron-v2", stacks(), workload) == stack
+
+
 def test_every_family_has_default_stacks_and_they_run_there():
     t = stacks()
     for fam in efficiency_profiles():

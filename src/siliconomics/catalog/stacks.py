@@ -100,15 +100,22 @@ def stacks() -> dict[str, StackSpec]:
     return out
 
 
-def infer_stack(software: str, family: str, table: Mapping[str, StackSpec]) -> str:
+def infer_stack(
+    software: str,
+    family: str,
+    table: Mapping[str, StackSpec],
+    workload: Workload | None = None,
+) -> str:
     """The stack id named by a free-text software string on a chip family: the first stack
-    (table order) running on ``family`` with a matching pattern; ``""`` when the text is empty;
-    :data:`OTHER` when it names nothing known."""
+    (table order) running on ``family`` (for ``workload``, if given) with a matching pattern;
+    ``""`` when the text is empty; :data:`OTHER` when it names nothing known."""
     text = software.strip()
     if not text:
         return ""
     for s in table.values():
-        if family in s.families and any(re.search(p, text, re.IGNORECASE) for p in s.patterns):
+        if family not in s.families or (workload is not None and workload not in s.workloads):
+            continue
+        if any(re.search(p, text, re.IGNORECASE) for p in s.patterns):
             return s.id
     return OTHER
 
@@ -126,7 +133,7 @@ def row_stack(
     software: str, family: str, workload: Workload, table: Mapping[str, StackSpec]
 ) -> tuple[str, str]:
     """A measured row's stack and a note when it was assumed (empty software text)."""
-    s = infer_stack(software, family, table)
+    s = infer_stack(software, family, table, workload)
     if s:
         return s, ""
     d = default_stack(family, workload, table)

@@ -23,9 +23,15 @@ from .common import JsonOpt, app, emit_json, out
 
 
 def corpus_files() -> list[Path]:
-    """The packaged measured corpus (``measured/corpus/*.csv``), if any."""
+    """The packaged measured corpus (``measured/corpus/*.csv`` in the measured-row schema:
+    files with an ``id`` and a ``value`` column; ``models.csv`` and side tables are not)."""
     d = Path(str(resources.files("siliconomics.measured") / "corpus"))
-    return sorted(d.glob("*.csv")) if d.is_dir() else []
+    out = []
+    for p in sorted(d.glob("*.csv")) if d.is_dir() else []:
+        head = p.read_text(encoding="utf-8").split("\n", 1)[0].split(",")
+        if "id" in head and "value" in head and "metric" in head:
+            out.append(p)
+    return out
 
 
 def measured_files(files: list[Path] | None, corpus: bool) -> list[Path]:
