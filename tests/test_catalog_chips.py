@@ -124,6 +124,8 @@ def test_systems_reference_known_chips_and_positive_prices() -> None:
 
 
 def test_sheet_instances_are_packaged_with_sheet_chip_counts() -> None:
+    from siliconomics.economics.pricing import default_book
+
     table = systems()
     for row in _rows():
         instance = row["instance_type"].strip()
@@ -134,7 +136,12 @@ def test_sheet_instances_are_packaged_with_sheet_chip_counts() -> None:
         sys = table[instance]
         assert sys.chip == row["id"], instance
         assert sys.chips == int(row["chips_per_instance"]), instance
-        assert any(_close(p.usd_per_hour, price) for p in sys.prices), instance
+        # prices moved to the dated book (issue 12); the sheet's price stays there as history,
+        # except trn2.48xlarge's unverified 85.964 USD/h, dropped (newest snapshot lists none)
+        if instance == "trn2.48xlarge":
+            continue
+        book = [o.usd_per_hour for o in default_book().offerings if o.name == instance]
+        assert any(_close(p, price) for p in book), instance
 
 
 def test_hand_checked_values() -> None:

@@ -98,13 +98,31 @@ def test_power_items_scale_physically():
     assert "facility" in own.items and "colocation" not in own.items
 
 
-def test_unsold_chip_is_imputed_from_the_longest_commitment():
-    c = chip_hour_cost("tpu-v6e", "owned", utilisation=0.5)
-    assert c.imputed and c.total == pytest.approx(21.6 / 8)
-    assert "not sold" in c.notes[0]
-    ov = parse_price_overrides_toml({"chip_hour": {"tpu-v6e": {"reserved-3y": 1.2}}})
-    c3 = chip_hour_cost("tpu-v6e", "owned", overrides=ov, utilisation=0.5)
-    assert c3.total == 1.2 and "reserved-3y" in next(iter(c3.items))
+def test_unsold_chip_has_no_owned_cost_without_a_purchase_price():
+    # Changed with issue 12: the cloud price (provider margin, power, facility included) is no
+    # longer passed off as an owner's cost; a chip that is not sold needs a stated price.
+    with pytest.raises(SiliconomicsError, match=r"not sold.*--chip-price tpu-v6e=USD"):
+        chip_hour_cost("tpu-v6e", "owned", utilisation=0.5)
+    a = load_owned_assumptions({"chip_prices": {"tpu-v6e": 10000.0}})
+    c = chip_hour_cost("tpu-v6e", "owned", assumptions=a, utilisation=0.5)
+    assert not c.imputed and c.items["chip depreciation"] > 0
+
+
+def test_breakeven_purchase_price_equalises_costs():
+    from siliconomics.economics.pricing import breakeven_purchase_price
+
+    a = load_owned_assumptions()
+    target = 3.0  # USD per busy chip-hour
+    p = breakeven_purchase_price("trn2", target, a, utilisation=0.6)
+    assert p is not None and p > 0
+    a2 = load_owned_assumptions({"chip_prices": {"trn2": p}})
+    busy = usd_per_busy_chip_hour(
+        chip_hour_cost("trn2", "owned", assumptions=a2, utilisation=0.6), 0.6
+    )
+    assert busy == pytest.approx(target, rel=1e-6)
+    assert (
+        breakeven_purchase_price("trn2", 0.01, a, utilisation=0.6) is None
+    )  # power alone costs more
 
 
 def test_unknown_owned_price_says_how_to_supply_it():
@@ -113,19 +131,31 @@ def test_unknown_owned_price_says_how_to_supply_it():
 
 
 def test_cloud_prices_per_chip_and_system_choice():
-    assert chip_hour_cost("h100-sxm", "on-demand").total == pytest.approx(98.32 / 8)
-    assert chip_hour_cost("h100-sxm", "spot").total == pytest.approx(23.1583 / 8)
+    # Prices moved with issue 12 to the dated book (catalog/data/prices): p5.48xlarge after the
+    # June 2025 cut (was 98.32 USD/h); the old value stays in the book as history.
+    from siliconomics.economics.pricing import default_book
+
+    aws = default_book().with_providers(("aws",))
+    assert chip_hour_cost("h100-sxm", "on-demand", book=aws).total == pytest.approx(6.88)
+    p5 = chip_hour_cost("h100-sxm", "on-demand", book=aws, chips_needed=8)
+    assert p5.total == pytest.approx(55.04 / 8)
+    assert chip_hour_cost("h100-sxm", "spot", book=aws).total == pytest.approx(14.246 / 8)
+    # across providers the cheapest current offer wins (Nebius 8x H100, 23.60 USD/h)
+    assert chip_hour_cost("h100-sxm", "on-demand").total == pytest.approx(23.60 / 8)
     assert chip_hour_cost("inf2", "on-demand").total == pytest.approx(0.7582)  # 1-chip instance
     big = chip_hour_cost("inf2", "on-demand", chips_needed=12)
     assert big.total == pytest.approx(12.98127 / 12) and "inf2.48xlarge" in big.source
     huge = chip_hour_cost("inf2", "on-demand", chips_needed=64)
-    assert "no system holds 64" in " ".join(huge.notes)
-    assert available_modes("h100-sxm") == ["on-demand", "spot"]
+    assert "no offering holds 64" in " ".join(huge.notes)
+    assert available_modes("h100-sxm") == ["on-demand", "spot", "capacity-block"]
+
+    old = [o for o in default_book().history() if o.name == "p5.48xlarge" and o.mode == "on-demand"]
+    assert [o.usd_per_hour for o in old] == [98.32]
 
 
 def test_missing_mode_names_the_modes_that_exist():
-    with pytest.raises(SiliconomicsError, match=r"no spot price for chip 'trn1'.*on-demand"):
-        chip_hour_cost("trn1", "spot")
+    with pytest.raises(SiliconomicsError, match=r"no reserved-3y price for chip 'trn1'.*on-demand"):
+        chip_hour_cost("trn1", "reserved-3y")
     with pytest.raises(SiliconomicsError, match="allowed: on-demand"):
         chip_hour_cost("trn1", "lease")
 
@@ -137,16 +167,20 @@ def test_price_overrides_file():
             "chip_hour": {"h100-sxm": {"spot": 2.0}},
         }
     )
-    assert chip_hour_cost("h100-sxm", "reserved-1y", overrides=ov).total == 8.0
-    assert chip_hour_cost("h100-sxm", "spot", overrides=ov).total == 2.0
-    assert "reserved-1y" in available_modes("h100-sxm", ov)
-    assert get_system("p5.48xlarge").prices  # the catalog itself is untouched
+    from siliconomics.economics.pricing import default_book
+
+    book = default_book().merged(ov)
+    assert chip_hour_cost("h100-sxm", "reserved-1y", book=book, chips_needed=8).total == 8.0
+    assert chip_hour_cost("h100-sxm", "spot", book=book).total == 2.0
+    assert "reserved-1y" in available_modes("h100-sxm", book)
+    assert "reserved-1y" not in available_modes("h100-sxm")  # the packaged book is untouched
+    assert get_system("p5.48xlarge").chips == 8
     with pytest.raises(SiliconomicsError, match="unknown system"):
         parse_price_overrides_toml(
             {"prices": [{"system": "p9", "mode": "spot", "usd_per_hour": 1}]}
         )
     with pytest.raises(SiliconomicsError, match="mode must be one of"):
-        parse_price_overrides_toml({"chip_hour": {"h100-sxm": {"owned": 1.0}}})
+        parse_price_overrides_toml({"chip_hour": {"h100-sxm": {"lease": 1.0}}})
     with pytest.raises(SiliconomicsError, match="unknown key"):
         parse_price_overrides_toml({"price": []})
 
@@ -154,10 +188,13 @@ def test_price_overrides_file():
 @pytest.mark.parametrize("rent", ["on-demand", "spot"])
 def test_breakeven_equalises_busy_hour_costs(rent):
     a = load_owned_assumptions()
-    u = breakeven_utilisation("h100-sxm", rent, a)
+    from siliconomics.economics.pricing import default_book
+
+    aws = default_book().with_providers(("aws",))
+    u = breakeven_utilisation("h100-sxm", rent, a, book=aws)
     assert u is not None and 0 < u < 1
     owned = chip_hour_cost("h100-sxm", "owned", assumptions=a, utilisation=u)
-    rented = chip_hour_cost("h100-sxm", rent)
+    rented = chip_hour_cost("h100-sxm", rent, book=aws)
     assert usd_per_busy_chip_hour(owned, u) == pytest.approx(rented.total, rel=1e-6)
 
 
@@ -165,12 +202,12 @@ def test_breakeven_moves_the_right_way():
     a = load_owned_assumptions()
     cheap = parse_price_overrides_toml({"chip_hour": {"h100-sxm": {"on-demand": 3.0}}})
     dear = parse_price_overrides_toml({"chip_hour": {"h100-sxm": {"on-demand": 6.0}}})
-    u_cheap = breakeven_utilisation("h100-sxm", "on-demand", a, overrides=cheap)
-    u_dear = breakeven_utilisation("h100-sxm", "on-demand", a, overrides=dear)
+    u_cheap = breakeven_utilisation("h100-sxm", "on-demand", a, book=cheap)
+    u_dear = breakeven_utilisation("h100-sxm", "on-demand", a, book=dear)
     assert u_cheap is not None and u_dear is not None and u_dear < u_cheap
     tiny = parse_price_overrides_toml({"chip_hour": {"h100-sxm": {"on-demand": 0.5}}})
-    assert breakeven_utilisation("h100-sxm", "on-demand", a, overrides=tiny) is None
-    assert breakeven_utilisation("trn1", "spot", a) is None  # no spot price
+    assert breakeven_utilisation("h100-sxm", "on-demand", a, book=tiny) is None
+    assert breakeven_utilisation("trn1", "reserved-3y", a) is None  # no reserved-3y price
 
 
 def test_tornado_generic_sorts_by_swing():
@@ -265,8 +302,8 @@ def test_cli_tco_json_with_override_files(tmp_path):
 
 
 def test_cli_tco_errors_are_one_line():
-    r = _cli("tco", "--chip", "trn1", "--mode", "spot")
-    assert r.returncode == 2 and "no spot price for chip 'trn1'" in r.stderr
+    r = _cli("tco", "--chip", "trn1", "--mode", "reserved-3y")
+    assert r.returncode == 2 and "no reserved-3y price for chip 'trn1'" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     r = _cli("tco", "--chip", "h100-sxm", "--assumptions", "/nonexistent.toml")
     assert r.returncode == 2 and "no such file" in r.stderr

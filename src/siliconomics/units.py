@@ -111,6 +111,20 @@ def _scaled(unit: str, bases: tuple[str, ...]) -> float | None:
     return None
 
 
+def parse_duration(text: str | float | int, *, what: str) -> float:
+    """A positive, finite duration that states its unit (``2s``, ``50ms``, ``300us``), in
+    seconds. A bare number is refused: ``50`` could be seconds or milliseconds, and a 1000x
+    wrong latency target is worse than an error."""
+    if isinstance(text, bool):
+        raise SiliconomicsError(f"{what}: expected a duration such as '50ms', got a boolean")
+    if isinstance(text, int | float) or _split(str(text), what)[1] == "":
+        raise SiliconomicsError(
+            f"{what}: '{text}' needs a unit, e.g. '{text}ms' or '{text}s' (allowed: "
+            f"{', '.join(sorted(_TIME))})"
+        )
+    return parse_positive(text, "seconds", what=what)
+
+
 def parse_positive(text: str | float | int, dim: Dimension, *, what: str) -> float:
     """As :func:`parse_quantity`, and the result must be finite and > 0."""
     v = parse_quantity(text, dim, what=what)
@@ -152,3 +166,11 @@ def fmt_time(seconds: float) -> str:
     if s < 3 * 86400:
         return f"{seconds / 3600:.3g} h"
     return f"{seconds / 86400:.3g} days"
+
+
+def fmt_count(n: float) -> str:
+    """A large count the way people say it: 2e11 -> '200B', 1.5e12 -> '1.5T', 4096 -> '4,096'."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:,.0f}"

@@ -15,7 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SiliconomicsError, UnknownIdError
-from .schema import ChipSpec, EfficiencyProfile, ModelSpec, SystemSpec
+from .schema import ChipSpec, EfficiencyProfile, ModelSpec, PriceBookFile, SystemSpec
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -65,6 +65,12 @@ def chips() -> dict[str, ChipSpec]:
 def systems() -> dict[str, SystemSpec]:
     """All packaged systems (instances, slices, servers) by id."""
     return _load_all("systems", SystemSpec)
+
+
+@cache
+def price_book_files() -> tuple[PriceBookFile, ...]:
+    """The packaged dated price books (``catalog/data/prices/*.toml``), one per provider."""
+    return tuple(parse_toml(p, PriceBookFile) for p in sorted(_data_dir("prices").glob("*.toml")))
 
 
 def models() -> dict[str, ModelSpec]:

@@ -28,7 +28,7 @@ ComputeDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "f
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Sourced(_Frozen):
@@ -190,11 +190,29 @@ class ChipSpec(_Frozen):
         return dtype not in self.compute.unsupported
 
 
+CloudMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "capacity-block"]
+"""The one list of rental modes: ``on-demand``, ``reserved-1y``/``reserved-3y`` (1- or 3-year
+commitments, savings plans or committed-use discounts), ``spot`` (preemptible),
+``capacity-block`` (capacity reserved ahead for days or weeks, e.g. EC2 Capacity Blocks).
+``owned`` (the TCO model) is added in :data:`PricingMode`."""
+
+PricingMode = Literal[CloudMode, "owned"]
+"""Every pricing mode (``--mode``): the rental modes, then ``owned`` (the TCO model)."""
+
+
+def _check_date(v: str, info: Any = None) -> str:
+    import re
+
+    if not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", v):
+        raise ValueError(f"as_of '{v}': expected an ISO date YYYY-MM-DD (or YYYY-MM)")
+    return v
+
+
 class Price(_Frozen):
     """A dated price of a system (instance, slice, server)."""
 
     usd_per_hour: float = Field(gt=0, description="USD per hour for the whole system")
-    mode: Literal["on-demand", "reserved-1y", "reserved-3y", "spot"] = "on-demand"
+    mode: CloudMode = "on-demand"
     region: str = Field(description="cloud region")
     as_of: str = Field(description="date or snapshot the price was read (ISO date or note)")
     conf: Confidence = "vendor"
@@ -409,3 +427,37 @@ class EfficiencyProfile(_Frozen):
         description="factor name -> 'spec-derived' / 'fitted on ...' / 'measured on ...'"
     )
     notes: str = ""
+
+
+class BookPrice(_Frozen):
+    """One dated, sourced price of a rentable offering in a price book
+    (``catalog/data/prices/<provider>.toml``)."""
+
+    offering: str = Field(description="instance / slice / offer name as the provider sells it")
+    system: str = Field(
+        default="",
+        description="catalog system id when the offering is one (topology comes from it)",
+    )
+    chip: str = Field(description="catalog chip id")
+    chips: int = Field(ge=1, description="chips in one offering (the unit you rent)")
+    region: str = Field(description="provider region, or 'any' where the price is global")
+    mode: CloudMode = "on-demand"
+    usd_per_hour: float = Field(gt=0, description="USD per hour for the whole offering")
+    as_of: str = Field(description="ISO date the price was read or published (YYYY-MM-DD)")
+    conf: Confidence = "vendor"
+    src: str = Field(description="URL or repo@commit:path where the price was read")
+    note: str = ""
+
+    _date = field_validator("as_of")(_check_date)
+
+
+class PriceBookFile(_Frozen):
+    """One provider's dated price book. A newer entry for the same offering, region and mode
+    supersedes an older one; the older stays in the file as history."""
+
+    provider: str = Field(description="aws, gcp, azure, lambda, coreweave, ... or 'user'")
+    as_of: str = Field(description="ISO date of the newest price in the book")
+    notes: str = ""
+    prices: tuple[BookPrice, ...] = ()
+
+    _date = field_validator("as_of")(_check_date)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 out = Console()
 err = Console(stderr=True)
@@ -34,3 +38,25 @@ def check_dtype(name: str, v: str) -> str:
     if v not in DTYPES:
         raise SiliconomicsError(f"--{name} '{v}' is not a dtype; allowed: {', '.join(DTYPES)}")
     return v
+
+
+@contextlib.contextmanager
+def library_output_silenced() -> Iterator[None]:
+    """Keep what native libraries (the HiGHS solver) write to file descriptor 1 off stdout,
+    so ``--json`` output is only JSON. Python-level writes are unaffected."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded use): nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 1)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)

@@ -8,16 +8,16 @@ from typing import Annotated
 import typer
 
 from ..catalog.registry import get_chip, get_model
-from ..economics.cost import parse_price_overrides
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput, estimate_static
 from ..parallel.plan import InferencePlan
 from ..report import serialize, tables
 from ..search.assess import assess
 from ..search.compare import Comparison, compare_chips
-from ..units import parse_positive
 from .bands_opts import Calib, LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
+from .inputs import check_context, duration
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("estimate")
@@ -48,7 +48,14 @@ def estimate_cmd(
             "(continuous batching, batch as a limit)"
         ),
     ] = "static",
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    pricing: Annotated[str, typer.Option(help="pricing mode (see 'compare --mode')")] = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
+    beyond_context: Annotated[
+        bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
+    ] = False,
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
@@ -57,6 +64,7 @@ def estimate_cmd(
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown,
     each predicted value with its error band (from cross-validated residuals)."""
     m = get_model(model)
+    check_context(m, input_len, output_len, allow=beyond_context)
     c = get_chip(chip)
     calib = setup(stack, profile, level, "inference", [c.family])
     plan = InferencePlan(
@@ -74,7 +82,7 @@ def estimate_cmd(
         est = estimate_max_throughput(m, c, plan, input_len, output_len, batch_limit=batch)
     else:
         raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
-    a = assess(est, parse_price_overrides(price))
+    a = assess(est, build_pricing(pricing, prices, region, price, provider=provider))
     regime = "latency-target" if mode == "static" and batch == 1 else "max-throughput"
     b, rp = band(calib, c.family, m, regime)
     if as_json:
@@ -106,7 +114,14 @@ def compare_cmd(
     weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    mode: ModeOpt = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
+    beyond_context: Annotated[
+        bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
+    ] = False,
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
@@ -115,6 +130,7 @@ def compare_cmd(
     """Rank every chip by $ per million output tokens at its best layout within the targets;
     chips whose cost bands overlap the cheapest chip's are marked not distinguishable."""
     m = get_model(model)
+    check_context(m, input_len, output_len, allow=beyond_context)
     for cid in chip or []:
         get_chip(cid)
     calib = setup(stack, profile, level, "inference", None)
@@ -122,13 +138,13 @@ def compare_cmd(
         m,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
-        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        ttft_s=duration(ttft, "--ttft"),
+        tpot_s=duration(tpot, "--tpot"),
         chip_ids=chip,
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        price_overrides=parse_price_overrides(price),
+        price_overrides=build_pricing(mode, prices, region, price, provider=provider),
     )
     regime = "latency-target" if ttft or tpot else "max-throughput"
     marks = distinguishable(cmp, calib, regime)

@@ -8,18 +8,34 @@ from typing import Annotated, Any
 
 import typer
 
+from ..economics.pricebook import MODES
+from ..errors import SiliconomicsError
 from ..fleet.spec import PlanSpec
 from ..report.html import write_html
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt, band, setup
-from .common import JsonOpt, app, emit_json, err, out
+from .common import JsonOpt, app, emit_json, err, library_output_silenced, out
+from .inputs import text_file_cb, writable_cb
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("plan")
 def plan_cmd(
-    spec: Annotated[Path, typer.Argument(help="plan spec, YAML or TOML (see docs/PLANNING.md)")],
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            help="plan spec, YAML or TOML (see docs/PLANNING.md)", callback=text_file_cb
+        ),
+    ],
     html: Annotated[
-        Path | None, typer.Option(help="also write a self-contained HTML report")
+        Path | None,
+        typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="pricing mode (overrides the spec's 'pricing')")
+    ] = None,
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
@@ -38,10 +54,14 @@ def plan_cmd(
     from ..fleet import load_spec, run_plan
     from ..report import plan_report
 
-    ps = load_spec(spec)
-    robust_note = robust_profiles(ps, stack, profile, level, robust)
-    with plan_report.progress_bar(err) as progress:
-        outcome = run_plan(ps, progress)
+    with plan_report.progress_bar(err) as progress, library_output_silenced():
+        s = load_spec(spec)
+        if mode is not None:
+            if mode not in MODES:
+                raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
+            s = s.model_copy(update={"pricing": mode})
+        robust_note = robust_profiles(s, stack, profile, level, robust)
+        outcome = run_plan(s, progress, book=load_book(prices, region, provider))
     if html:
         write_html(html, plan_report.plan_html(outcome))
         err.print(f"wrote {html}", highlight=False)

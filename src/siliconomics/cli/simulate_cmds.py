@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,11 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from ..catalog.registry import get_chip, get_model
-from ..economics.cost import parse_price_overrides
+from ..economics.serving_cost import price_simulation
+from ..errors import SiliconomicsError
 from ..report.html import write_output
-from ..units import parse_positive
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+from .inputs import duration, exclusive, finite_cb, text_file, writable_cb
+from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("simulate")
@@ -25,15 +28,21 @@ def simulate_cmd(
     ep: Annotated[int, typer.Option(min=1, help="expert-parallel degree (MoE)")] = 1,
     replicas: Annotated[int, typer.Option(min=1, help="replicas of the pool")] = 1,
     rate: Annotated[
-        float | None, typer.Option(min=0.0, help="arrival rate, requests/s (none: offline)")
+        float | None,
+        typer.Option(help="arrival rate, requests/s > 0 (none: offline)", callback=finite_cb),
     ] = None,
     arrival: Annotated[
         str, typer.Option(help="poisson | gamma:CV | constant | burst | piecewise:R@S,...")
     ] = "poisson",
     input_len: Annotated[
-        str, typer.Option("--input", help="prompt tokens: N | uniform:A,B | lognormal:MEAN,SIGMA")
-    ] = "1024",
-    output_len: Annotated[str, typer.Option("--output", help="output tokens (as --input)")] = "256",
+        str | None,
+        typer.Option(
+            "--input", help="prompt tokens: N | uniform:A,B | lognormal:MEAN,SIGMA [1024]"
+        ),
+    ] = None,
+    output_len: Annotated[
+        str | None, typer.Option("--output", help="output tokens (as --input) [256]")
+    ] = None,
     trace: Annotated[
         str | None,
         typer.Option(help="CSV trace to replay, or azure-conv | azure-code | arxiv-summarization"),
@@ -42,7 +51,9 @@ def simulate_cmd(
     ttft: Annotated[str | None, typer.Option(help="TTFT limit, e.g. 2s")] = None,
     tpot: Annotated[str | None, typer.Option(help="TPOT limit, e.g. 50ms")] = None,
     e2e: Annotated[str | None, typer.Option(help="end-to-end limit, e.g. 20s")] = None,
-    percentile: Annotated[float, typer.Option(help="SLO percentile")] = 99.0,
+    percentile: Annotated[
+        float, typer.Option(min=0.0, max=100.0, help="SLO percentile", callback=finite_cb)
+    ] = 99.0,
     scheduler: Annotated[str, typer.Option(help="chunked | continuous | static")] = "chunked",
     router: Annotated[str, typer.Option(help="least-tokens | round-robin | jsq")] = "least-tokens",
     max_seqs: Annotated[
@@ -63,14 +74,27 @@ def simulate_cmd(
         bool, typer.Option("--max-rate", help="find the highest rate meeting the SLO")
     ] = False,
     min_replicas_for: Annotated[
-        float | None, typer.Option(min=0.0, help="fewest replicas serving RATE req/s in the SLO")
+        float | None,
+        typer.Option(help="fewest replicas serving RATE req/s in the SLO", callback=finite_cb),
     ] = None,
-    warmup: Annotated[float, typer.Option(help="fraction of first requests not measured")] = 0.0,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    warmup: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=0.99, help="fraction of first requests not measured", callback=finite_cb
+        ),
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="random seed")] = 0,
     trace_out: Annotated[
-        Path | None, typer.Option(help="write a Chrome trace (chrome://tracing, Perfetto)")
+        Path | None,
+        typer.Option(
+            help="write a Chrome trace (chrome://tracing, Perfetto)", callback=writable_cb
+        ),
     ] = None,
-    price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
+    pricing_mode: ModeOpt = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    price: PriceOpt = None,
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
@@ -89,6 +113,11 @@ def simulate_cmd(
     from ..serving import max_rate as find_max_rate
     from ..serving.spec import make_config, make_workload
 
+    check_simulate_inputs(
+        rate=rate, trace=trace, input_len=input_len, output_len=output_len,
+        max_rate=max_rate, min_replicas_for=min_replicas_for, requests=requests,
+    )  # fmt: skip
+    input_len, output_len = input_len or "1024", output_len or "256"
     disagg = any(v is not None for v in (prefill_chip, prefill_tp, prefill_replicas))
     disagg = disagg or any(v is not None for v in (decode_chip, decode_tp, decode_replicas))
     cfg = make_config(
@@ -112,11 +141,13 @@ def simulate_cmd(
         decode=(decode_chip or chip, decode_tp or tp, decode_replicas or replicas)
         if disagg
         else None,
-        price_overrides=parse_price_overrides(price),
     )
-    lines = None
-    if trace is not None and Path(trace).is_file():
-        lines = Path(trace).read_text(encoding="utf-8").splitlines()
+    pricing = build_pricing(pricing_mode, prices, region, price, provider=provider)
+    if cfg.price_overrides:
+        pricing = dataclasses.replace(
+            pricing, book=pricing.book.with_chip_hour(cfg.price_overrides, pricing.mode)
+        )
+    lines = trace_lines(trace)
     w = make_workload(
         rate=rate,
         arrival=arrival,
@@ -126,16 +157,15 @@ def simulate_cmd(
         trace=trace,
         trace_lines=lines,
     )
-    lim = {
-        k: parse_positive(v, "seconds", what=f"--{k}") if v else None
-        for k, v in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))
-    }
+    lim = {k: duration(v, f"--{k}") for k, v in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))}
     slo = Slo(ttft_s=lim["ttft"], tpot_s=lim["tpot"], e2e_s=lim["e2e"], percentile=percentile)
     if max_rate or min_replicas_for is not None:
         if max_rate:
             cap = find_max_rate(cfg, w, slo, seed=seed)
         else:
             cap = min_replicas(cfg, w, slo, float(min_replicas_for or 0), seed=seed)
+        if cap.result is not None:
+            cap = dataclasses.replace(cap, result=price_simulation(cap.result, pricing))
         what = "max rate" if max_rate else "min replicas"
         if as_json:
             d = sim_tables.capacity_dict(cap)
@@ -156,6 +186,7 @@ def simulate_cmd(
             sink=events.append if trace_out else None,
             progress=progress,
         )
+    res = price_simulation(res, pricing)
     if trace_out:
         write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)
@@ -166,3 +197,42 @@ def simulate_cmd(
         return
     sim_tables.render_sim(out, cfg, res)
     out.print(band_line(b, rp, {}), highlight=False, markup=False)
+
+
+MAX_REQUESTS = 100_000_000
+"""most requests one simulate call accepts (the simulator's memory grows with requests)"""
+
+
+def check_simulate_inputs(
+    *,
+    rate: float | None,
+    trace: str | None,
+    input_len: str | None,
+    output_len: str | None,
+    max_rate: bool,
+    min_replicas_for: float | None,
+    requests: int | None,
+) -> None:
+    """Options that conflict or are out of range, refused before any work."""
+    exclusive(max_rate=max_rate, min_replicas_for=min_replicas_for)
+    if trace is not None:
+        exclusive(trace=trace, input=input_len)
+        exclusive(trace=trace, output=output_len)
+    if rate is not None and rate <= 0:
+        raise SiliconomicsError(f"--rate must be > 0 requests/s, got {rate:g}")
+    if min_replicas_for is not None and min_replicas_for <= 0:
+        raise SiliconomicsError(
+            f"--min-replicas-for must be > 0 requests/s, got {min_replicas_for:g}"
+        )
+    if requests is not None and requests > MAX_REQUESTS:
+        raise SiliconomicsError(
+            f"--requests {requests:,}: at most {MAX_REQUESTS:,} per run; split a larger study "
+            "into runs with different --seed values"
+        )
+
+
+def trace_lines(trace: str | None) -> list[str] | None:
+    """The lines of a trace file, or None for a named trace (azure-conv, ...) or no trace."""
+    if trace is None or not Path(trace).exists():
+        return None
+    return text_file(Path(trace), "--trace").splitlines()

@@ -7,15 +7,16 @@ from typing import Annotated
 
 import typer
 
-from ..catalog.registry import get_chip, get_model
-from ..economics.pricing import MODES, parse_price_overrides_toml
-from ..economics.tco import load_owned_assumptions, read_toml_file
+from ..catalog.registry import chips, get_chip, get_model
+from ..economics.pricing import MODES, parse_chip_prices
+from ..economics.tco import OwnedAssumptions, load_owned_assumptions, read_toml_file
 from ..report import tco as tco_report
 from ..report.html import write_html
 from ..search.tco_study import study_tco
-from ..units import parse_positive
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+from .inputs import duration, text_file_cb, writable_cb
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("tco")
@@ -32,17 +33,32 @@ def tco_cmd(
     utilisation: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="fraction of hours the chips are busy")
     ] = 0.6,
-    prices: Annotated[
-        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
+    chip_price: Annotated[
+        list[str] | None,
+        typer.Option(help="CHIP=USD purchase price per chip (needed to own a chip not sold)"),
     ] = None,
+    breakeven_price: Annotated[
+        bool,
+        typer.Option(
+            "--breakeven-price",
+            help="what the chip would have to cost to beat renting it and owning H100/B200",
+        ),
+    ] = False,
     assumptions: Annotated[
-        Path | None, typer.Option(help="TOML overriding owned-TCO defaults (docs/ECONOMICS.md)")
+        Path | None,
+        typer.Option(
+            help="TOML overriding owned-TCO defaults (docs/ECONOMICS.md)", callback=text_file_cb
+        ),
     ] = None,
     weights_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     act_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     kv_dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "bf16",
     html: Annotated[
-        Path | None, typer.Option(help="also write a self-contained HTML report")
+        Path | None,
+        typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
     stack: StackOpt = None,
     profile: ProfileOpt = None,
@@ -61,17 +77,14 @@ def tco_cmd(
         model=get_model(model) if model else None,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=parse_positive(ttft, "seconds", what="--ttft") if ttft else None,
-        tpot_s=parse_positive(tpot, "seconds", what="--tpot") if tpot else None,
+        ttft_s=duration(ttft, "--ttft"),
+        tpot_s=duration(tpot, "--tpot"),
         weight_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        assumptions=load_owned_assumptions(read_toml_file(assumptions, "--assumptions"))
-        if assumptions
-        else None,
-        overrides=parse_price_overrides_toml(read_toml_file(prices, "--prices"))
-        if prices
-        else None,
+        assumptions=_assumptions(assumptions, chip_price),
+        book=load_book(prices, region, provider),
+        breakeven_price=breakeven_price,
     )
     if html:
         write_html(html, tco_report.tco_html(study))
@@ -90,3 +103,12 @@ def tco_cmd(
         tco_report.render_tco(out, study)
         if model:
             out.print(band_line(b, rp, {}), highlight=False, markup=False)
+
+
+def _assumptions(path: Path | None, chip_price: list[str] | None) -> OwnedAssumptions | None:
+    raw = read_toml_file(path, "--assumptions") if path else {}
+    if chip_price:
+        table = dict(raw.get("chip_prices", {}))
+        table.update(parse_chip_prices(chip_price, chips(), "--chip-price"))
+        raw = {**raw, "chip_prices": table}
+    return load_owned_assumptions(raw) if raw else None

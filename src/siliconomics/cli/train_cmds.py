@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..catalog.registry import get_chip, get_model
-from ..economics.cost import parse_price_overrides
-from ..economics.pricing import parse_price_overrides_toml
-from ..economics.tco import read_toml_file
+from ..economics.pricing import MODES, parse_price_overrides
 from ..report import train_tables
 from ..training.study import study_training
 from ..units import parse_positive
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import JsonOpt, app, check_dtype, emit_json, out
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
 
 @app.command("train")
@@ -40,12 +38,10 @@ def train_cmd(
     method: Annotated[str, typer.Option(help="'full' or 'lora' (frozen base)")] = "full",
     optimizer: Annotated[str, typer.Option(help="adam, adam-8bit, sgd, adafactor")] = "adam",
     price: Annotated[list[str] | None, typer.Option(help="CHIP=USD per chip-hour")] = None,
-    mode: Annotated[
-        str, typer.Option(help="on-demand, reserved-1y, reserved-3y, spot or owned (TCO)")
-    ] = "on-demand",
-    prices: Annotated[
-        Path | None, typer.Option(help="TOML of price overrides (see docs/ECONOMICS.md)")
-    ] = None,
+    mode: Annotated[str, typer.Option(help=f"pricing mode: {', '.join(MODES)}")] = "on-demand",
+    prices: PricesOpt = None,
+    region: RegionOpt = None,
+    provider: ProviderOpt = None,
     utilisation: Annotated[
         float,
         typer.Option(
@@ -77,9 +73,7 @@ def train_cmd(
         price_overrides=parse_price_overrides(price),
         pricing=mode,
         utilisation=utilisation,
-        price_book=parse_price_overrides_toml(read_toml_file(prices, "--prices"))
-        if prices
-        else None,
+        price_book=load_book(prices, region, provider),
     )
     b, rp = band(calib, fam, m, "training", kind="training")
     if as_json:

@@ -13,13 +13,16 @@ from ..validate.run import validate_file
 from .bands_opts import merge_residuals
 from .calibrate_cmds import profiles_option
 from .common import JsonOpt, app, emit_json, out
+from .inputs import text_file_cb
 
 
 @app.command("validate")
 def validate_cmd(
-    file: Annotated[Path, typer.Argument(help="measured results CSV (shared SCHEMA.md)")],
+    file: Annotated[
+        Path, typer.Argument(help="measured results CSV (shared SCHEMA.md)", callback=text_file_cb)
+    ],
     models_csv: Annotated[
-        Path | None, typer.Option(help="models.csv (default: beside FILE)")
+        Path | None, typer.Option(help="models.csv (default: beside FILE)", callback=text_file_cb)
     ] = None,
     quiet: Annotated[bool, typer.Option(help="summaries only, no per-row table")] = False,
     cv: Annotated[

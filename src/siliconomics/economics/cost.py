@@ -1,7 +1,6 @@
 """Cost and energy of a deployment.
 
-Price: the cheapest dated on-demand price of a catalog system holding the chip, divided by its
-chips (USD per chip-hour), unless the user overrides it (``--price chip=USD/h``).
+Prices are not here: :mod:`.pricing` prices a chip-hour in every mode from the price book.
 
 Power model (documented assumption, not a measurement):
 ``P_chip = TDP * (idle + (1 - idle) * activity)`` where ``activity`` is the fraction of step
@@ -24,83 +23,11 @@ from statistics import median
 import numpy as np
 from numpy.typing import NDArray
 
-from ..catalog.registry import chips, systems_for_chip
+from ..catalog.registry import chips
 from ..catalog.schema import ChipSpec
-from ..errors import SiliconomicsError
 
 F = NDArray[np.float64]
 HOST_POWER_FRACTION = 0.6
-
-
-@dataclass(frozen=True, kw_only=True)
-class ChipPrice:
-    """USD per chip-hour and where it came from."""
-
-    usd_per_chip_hour: float
-    system: str
-    region: str
-    as_of: str
-    source: str
-    note: str = ""
-
-
-def chip_price(
-    chip_id: str, overrides: dict[str, float] | None = None, *, chips_needed: int = 1
-) -> ChipPrice | None:
-    """On-demand price per chip-hour for ``chip_id`` on the cheapest system that can hold
-    a replica of ``chips_needed`` chips (the largest system when none is big enough: the
-    replica then spans several), or the user's override. Small instances often cost more per
-    chip (host share) and cannot host a multi-chip replica, so they are not mixed in."""
-    if overrides and chip_id in overrides:
-        return ChipPrice(
-            usd_per_chip_hour=overrides[chip_id],
-            system="user override",
-            region="-",
-            as_of="-",
-            source="--price",
-        )
-    priced = [s for s in systems_for_chip(chip_id) if s.prices]
-    if not priced:
-        return None
-    fitting = [s for s in priced if s.chips >= chips_needed]
-    pool = fitting or [max(priced, key=lambda s: s.chips)]
-    best: ChipPrice | None = None
-    for sys in pool:
-        for p in sys.prices:
-            if p.mode != "on-demand":
-                continue
-            per_chip = p.usd_per_hour / sys.chips
-            if best is None or per_chip < best.usd_per_chip_hour:
-                best = ChipPrice(
-                    usd_per_chip_hour=per_chip,
-                    system=sys.id,
-                    region=p.region,
-                    as_of=p.as_of,
-                    source=p.src,
-                    note=p.note,
-                )
-    return best
-
-
-def parse_price_overrides(items: list[str] | None) -> dict[str, float]:
-    """``["h100-sxm=4.5", ...]`` -> ``{"h100-sxm": 4.5}`` (USD per chip-hour)."""
-    out: dict[str, float] = {}
-    for item in items or []:
-        chip, sep, val = item.partition("=")
-        try:
-            usd = float(val.strip().removesuffix("/h").removeprefix("$"))
-        except ValueError:
-            usd = -1.0
-        if not sep or usd <= 0:
-            raise SiliconomicsError(
-                f"--price '{item}': expected CHIP=USD_PER_CHIP_HOUR, e.g. h100-sxm=3.5"
-            )
-        if chip.strip() not in chips():
-            from ..errors import UnknownIdError
-
-            raise UnknownIdError("chip", chip.strip(), chips())
-        out[chip.strip()] = usd
-    return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,10 +1,9 @@
-"""USD per chip-hour in every pricing mode, and the rent-vs-buy break-even utilisation.
+"""USD per chip-hour in every pricing mode, and the rent-vs-buy break-evens.
 
-Cloud modes (on-demand, reserved-1y, reserved-3y, spot) take the dated system prices of the
-catalog (``catalog/data/systems/*.toml``), divided by the system's chips, from the cheapest
-system that holds ``chips_needed`` chips (the largest when none does), like
-:func:`.cost.chip_price`. User overrides (``tco --prices FILE``) add system prices or set a
-chip's USD per chip-hour directly. ``owned`` is the TCO model of :mod:`.tco`.
+Cloud modes (on-demand, reserved-1y, reserved-3y, spot, capacity-block) come from the
+:class:`.pricebook.PriceBook` (dated offerings, cheapest that holds ``chips_needed`` chips; the
+largest when none does). ``owned`` is the TCO model of :mod:`.tco`. User prices files
+(``--prices FILE``) add offerings or set a chip's USD per chip-hour directly.
 
 Break-even utilisation: owning costs ``A + B u`` per wall-clock chip-hour (capital, facility,
 idle power in A; busy power in B), i.e. ``A/u + B`` per busy hour; renting costs the price R per
@@ -12,124 +11,150 @@ rented hour when only busy hours are rented (perfect autoscaling). Owning is che
 ``u* = A / (R - B)``. For reserved modes this compares against renting only the hours used at
 the reserved rate, a lower bound on the reservation's real cost, so ``u*`` is conservative for
 owning.
+
+Break-even purchase price: every capital and operations item of the TCO model is proportional
+to the chip's price P, so the owned cost per busy hour is ``(a P + b) / u``. The price at which
+owning costs the same as a target T per busy chip-hour is ``P* = (T u - b) / a``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from functools import cache
+from typing import Any
 
-from ..catalog.registry import get_chip, get_system, systems_for_chip, validate_as
-from ..catalog.schema import Price, SystemSpec
+from ..catalog.registry import chips, get_chip, price_book_files, systems, validate_as
+from ..catalog.schema import BookPrice, ChipSpec
 from ..errors import SiliconomicsError
-from .tco import CostBreakdown, OwnedAssumptions, load_owned_assumptions, owned_cost_per_chip_hour
+from .pricebook import (
+    CLOUD_MODES,
+    MODES,
+    ChipPrice,
+    Offering,
+    PriceBook,
+    Pricing,
+    book_from_files,
+    estimate_chip_hour,
+    listed_chip_hour,
+    parse_chip_prices,
+)
+from .tco import (
+    CostBreakdown,
+    OwnedAssumptions,
+    load_owned_assumptions,
+    owned_cost_per_chip_hour,
+    with_values,
+)
 
-PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
-MODES: tuple[str, ...] = get_args(PricingMode)
-CLOUD_MODES: tuple[str, ...] = tuple(m for m in MODES if m != "owned")
+__all__ = ["CLOUD_MODES", "MODES", "ChipPrice", "PriceBook", "Pricing"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class PriceOverrides:
-    """User prices: extra dated prices per system, and direct USD per chip-hour per chip."""
-
-    system_prices: Mapping[str, tuple[Price, ...]] = field(default_factory=dict)
-    chip_hour: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+@cache
+def default_book() -> PriceBook:
+    """The packaged price books (and any prices inside packaged system files)."""
+    return book_from_files(price_book_files(), systems())
 
 
-def parse_price_overrides_toml(raw: Mapping[str, Any]) -> PriceOverrides:
-    """Parse an overrides TOML document::
+def parse_price_overrides_toml(raw: Mapping[str, Any], *, origin: str = "--prices") -> PriceBook:
+    """Parse a user prices file (TOML) into a book to merge on top of the packaged one::
 
-    [[prices]]                       # a system price (same fields as catalog prices)
-    system = "p5.48xlarge"
+    [[prices]]                       # an offering price (same fields as catalog/data/prices)
+    system = "p5.48xlarge"           # a catalog system (offering, chip, chips from it) ...
     mode = "reserved-1y"
     usd_per_hour = 60.0
     region = "us-east-1"             # optional
-    as_of = "2025-07-01"             # optional
+    as_of = "2026-07-01"             # optional (default: today's file wins ties)
 
     [chip_hour.h100-sxm]             # or USD per chip-hour directly
     spot = 2.1
     """
-    unknown = set(raw) - {"prices", "chip_hour"}
+    unknown = set(raw) - {"prices", "chip_hour", "provider", "as_of", "notes"}
     if unknown:
         raise SiliconomicsError(
             f"prices file: unknown key(s) {', '.join(sorted(unknown))}; allowed: prices, chip_hour"
         )
-    systems: dict[str, list[Price]] = {}
-    for i, entry in enumerate(raw.get("prices", [])):
-        e = dict(entry)
-        sys_id = e.pop("system", None)
-        if not isinstance(sys_id, str):
-            raise SiliconomicsError(f"prices file: prices[{i}] needs system = '<system id>'")
-        get_system(sys_id)
-        e.setdefault("region", "user")
-        e.setdefault("as_of", "user")
-        e.setdefault("src", "user prices file")
-        e.setdefault("conf", "inferred")
-        systems.setdefault(sys_id, []).append(validate_as(Price, e, where=f"prices[{i}]"))
+    provider = str(raw.get("provider", "user"))
+    offers = [
+        _user_offer(i, dict(e), provider, origin) for i, e in enumerate(raw.get("prices", []))
+    ]
     chip_hour: dict[str, dict[str, float]] = {}
     for cid, modes in raw.get("chip_hour", {}).items():
         get_chip(cid)
         for mode, usd in modes.items():
-            if mode not in CLOUD_MODES:
+            if mode not in MODES:
                 raise SiliconomicsError(
-                    f"prices file: chip_hour.{cid}.{mode}: mode must be one of "
-                    f"{', '.join(CLOUD_MODES)}"
+                    f"prices file: chip_hour.{cid}.{mode}: mode must be one of {', '.join(MODES)}"
                 )
-            if not isinstance(usd, int | float) or usd <= 0:
-                raise SiliconomicsError(f"prices file: chip_hour.{cid}.{mode} must be > 0 USD")
+            if not isinstance(usd, int | float) or not 0 < usd < math.inf:
+                raise SiliconomicsError(
+                    f"prices file: chip_hour.{cid}.{mode} must be a finite USD amount > 0"
+                )
             chip_hour.setdefault(cid, {})[mode] = float(usd)
-    return PriceOverrides(
-        system_prices={k: tuple(v) for k, v in systems.items()}, chip_hour=chip_hour
+    return PriceBook(offerings=tuple(offers), chip_hour=chip_hour)
+
+
+def _user_offer(i: int, e: dict[str, Any], provider: str, origin: str) -> Offering:
+    sys_id = e.pop("system", "")
+    if sys_id:
+        if sys_id not in systems():
+            from ..errors import UnknownIdError
+
+            raise UnknownIdError("system", sys_id, systems())
+        s = systems()[sys_id]
+        e.setdefault("offering", sys_id)
+        e.setdefault("chip", s.chip)
+        e.setdefault("chips", s.chips)
+        e["system"] = sys_id
+    elif "chip" not in e:
+        raise SiliconomicsError(f"prices file: prices[{i}] needs system = '<id>' or chip and chips")
+    e.setdefault("offering", f"{e.get('chip')}-x{e.get('chips', 1)}")
+    e.setdefault("region", "user")
+    e.setdefault("as_of", "9999-12-31")  # a user's price wins over the packaged book
+    e.setdefault("src", f"user prices file ({origin})")
+    e.setdefault("conf", "inferred")
+    p = validate_as(BookPrice, e, where=f"prices file prices[{i}]")
+    get_chip(p.chip)
+    return Offering(
+        provider=provider,
+        name=p.offering,
+        chip=p.chip,
+        chips=p.chips,
+        system=p.system,
+        region=p.region,
+        mode=p.mode,
+        usd_per_hour=p.usd_per_hour,
+        as_of=p.as_of,
+        conf=p.conf,
+        source=p.src,
+        note=p.note,
+        origin=origin,
     )
 
 
-def _prices(sys: SystemSpec, ov: PriceOverrides | None) -> tuple[Price, ...]:
-    extra = ov.system_prices.get(sys.id, ()) if ov else ()
-    return (*extra, *sys.prices)  # user prices first: they win ties
-
-
-def available_modes(chip_id: str, overrides: PriceOverrides | None = None) -> list[str]:
-    """Cloud modes with at least one price for ``chip_id``."""
-    found: set[str] = {p.mode for s in systems_for_chip(chip_id) for p in _prices(s, overrides)}
-    if overrides and chip_id in overrides.chip_hour:
-        found |= set(overrides.chip_hour[chip_id])
-    return [m for m in CLOUD_MODES if m in found]
+def available_modes(chip_id: str, book: PriceBook | None = None) -> list[str]:
+    """Cloud modes with at least one current price for ``chip_id``."""
+    return (book or default_book()).modes_for(chip_id)
 
 
 def cloud_chip_hour_cost(
-    chip_id: str, mode: str, *, overrides: PriceOverrides | None = None, chips_needed: int = 1
+    chip_id: str, mode: str, *, book: PriceBook | None = None, chips_needed: int = 1
 ) -> CostBreakdown | None:
-    """Cheapest USD per chip-hour in a cloud ``mode``, or None when no price exists."""
-    if overrides and mode in overrides.chip_hour.get(chip_id, {}):
-        usd = overrides.chip_hour[chip_id][mode]
-        return CostBreakdown(
-            chip=chip_id, mode=mode, items={f"{mode} price": usd}, source="user prices file"
-        )
-    priced = [
-        s for s in systems_for_chip(chip_id) if any(p.mode == mode for p in _prices(s, overrides))
-    ]
-    if not priced:
+    """Cheapest current USD per chip-hour in a cloud ``mode``, or None when none is listed."""
+    p = listed_chip_hour(book or default_book(), chip_id, mode, chips_needed=chips_needed)
+    if p is None:
         return None
-    fitting = [s for s in priced if s.chips >= chips_needed]
-    pool = fitting or [max(priced, key=lambda s: s.chips)]
-    best: tuple[float, SystemSpec, Price] | None = None
-    for sys in pool:
-        for p in _prices(sys, overrides):
-            if p.mode == mode and (best is None or p.usd_per_hour / sys.chips < best[0]):
-                best = (p.usd_per_hour / sys.chips, sys, p)
-    assert best is not None
-    usd, sys, p = best
-    notes: tuple[str, ...] = (p.note,) if p.note else ()
-    if not fitting:
-        notes += (f"no system holds {chips_needed} chips; priced on {sys.id} ({sys.chips})",)
+    source = (
+        "user prices file"
+        if p.basis == "user"
+        else f"{p.system}, {p.region}, as of {p.as_of}; {p.source}"
+    )
     return CostBreakdown(
         chip=chip_id,
         mode=mode,
-        items={f"{mode} price": usd},
-        source=f"{sys.id} ({sys.chips} chips), {p.region}, as of {p.as_of}; {p.src}",
-        notes=notes,
+        items={f"{mode} price": p.usd_per_chip_hour},
+        source=source,
+        notes=(p.note,) if p.note else (),
     )
 
 
@@ -137,7 +162,7 @@ def chip_hour_cost(
     chip_id: str,
     mode: str,
     *,
-    overrides: PriceOverrides | None = None,
+    book: PriceBook | None = None,
     assumptions: OwnedAssumptions | None = None,
     utilisation: float = 1.0,
     chips_needed: int = 1,
@@ -147,32 +172,20 @@ def chip_hour_cost(
     if mode not in MODES:
         raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
     if mode == "owned":
-        cloud = {
-            m: c.total
-            for m in CLOUD_MODES
-            if (
-                c := cloud_chip_hour_cost(
-                    chip_id, m, overrides=overrides, chips_needed=chips_needed
-                )
-            )
-        }
-        return owned_cost_per_chip_hour(
-            chip_id, assumptions, utilisation=utilisation, cloud_prices=cloud
-        )
-    cost = cloud_chip_hour_cost(chip_id, mode, overrides=overrides, chips_needed=chips_needed)
+        return owned_cost_per_chip_hour(chip_id, assumptions, utilisation=utilisation)
+    cost = cloud_chip_hour_cost(chip_id, mode, book=book, chips_needed=chips_needed)
     if cost is None:
-        modes = available_modes(chip_id, overrides)
-        systems = ", ".join(s.id for s in systems_for_chip(chip_id)) or "none in the catalog"
+        modes = available_modes(chip_id, book)
         raise SiliconomicsError(
-            f"no {mode} price for chip '{chip_id}' (systems: {systems}); modes with a price: "
-            f"{', '.join(modes) or 'none'} (and owned); add one with --prices FILE"
+            f"no {mode} price for chip '{chip_id}' in the price book; modes with a price: "
+            f"{', '.join(modes) or 'none'} (and owned); add one with --prices FILE or --price"
         )
     return cost
 
 
 def usd_per_busy_chip_hour(cost: CostBreakdown, utilisation: float) -> float:
     """What one busy chip-hour costs: owned and reserved capacity is paid for idle hours too
-    (total / utilisation); on-demand and spot are rented only while busy."""
+    (total / utilisation); on-demand, spot and capacity blocks are rented only while busy."""
     if cost.mode in ("owned", "reserved-1y", "reserved-3y"):
         return cost.total / utilisation
     return cost.total
@@ -183,7 +196,7 @@ def breakeven_utilisation(
     rent_mode: str,
     assumptions: OwnedAssumptions | None = None,
     *,
-    overrides: PriceOverrides | None = None,
+    book: PriceBook | None = None,
     chips_needed: int = 1,
 ) -> float | None:
     """Utilisation above which owning is cheaper per busy hour than renting in ``rent_mode``;
@@ -191,23 +204,13 @@ def breakeven_utilisation(
     if rent_mode not in CLOUD_MODES:
         raise SiliconomicsError(f"rent mode '{rent_mode}': allowed: {', '.join(CLOUD_MODES)}")
     a = assumptions or load_owned_assumptions()
-    rent = cloud_chip_hour_cost(chip_id, rent_mode, overrides=overrides, chips_needed=chips_needed)
+    rent = cloud_chip_hour_cost(chip_id, rent_mode, book=book, chips_needed=chips_needed)
     if rent is None:
         return None
     tiny = 1e-6
-
-    def owned(u: float) -> float:
-        return chip_hour_cost(
-            chip_id,
-            "owned",
-            overrides=overrides,
-            assumptions=a,
-            utilisation=u,
-            chips_needed=chips_needed,
-        ).total
-
     try:
-        full, low = owned(1.0), owned(tiny)
+        full = owned_cost_per_chip_hour(chip_id, a, utilisation=1.0).total
+        low = owned_cost_per_chip_hour(chip_id, a, utilisation=tiny).total
     except SiliconomicsError:
         return None
     slope = (full - low) / (1.0 - tiny)  # busy power per hour (B)
@@ -216,3 +219,89 @@ def breakeven_utilisation(
         return None
     u = fixed / (rent.total - slope)
     return u if u <= 1.0 else None
+
+
+def breakeven_purchase_price(
+    chip_id: str,
+    target_usd_per_busy_chip_hour: float,
+    assumptions: OwnedAssumptions | None = None,
+    *,
+    utilisation: float,
+) -> float | None:
+    """Chip purchase price (USD) at which owning ``chip_id`` costs ``target`` per busy
+    chip-hour at ``utilisation``; None when even a free chip costs more (power, facility)."""
+    a = assumptions or load_owned_assumptions()
+
+    def busy_cost(price: float) -> float:
+        a2 = with_values(a, chip_prices_usd={**a.chip_prices_usd, chip_id: price})
+        return owned_cost_per_chip_hour(chip_id, a2, utilisation=utilisation).total / utilisation
+
+    b = busy_cost(1e-9)  # running cost of a (nearly) free chip
+    slope = busy_cost(1.0 + 1e-9) - b  # USD per busy hour per USD of chip price
+    if target_usd_per_busy_chip_hour <= b or slope <= 0:
+        return None
+    return (target_usd_per_busy_chip_hour - b) / slope
+
+
+def known_chips() -> list[str]:
+    return list(chips())
+
+
+def default_pricing(mode: str = "on-demand") -> Pricing:
+    """The packaged book in ``mode`` with estimates for unlisted chips."""
+    return Pricing(book=default_book(), mode=mode, chips=chips())
+
+
+def chip_price(
+    chip_id: str,
+    pricing: Pricing | Mapping[str, float] | None = None,
+    *,
+    chips_needed: int = 1,
+) -> ChipPrice | None:
+    """USD per chip-hour of ``chip_id`` under ``pricing`` (a :class:`Pricing` built at the
+    edge; a plain ``{chip: USD}`` mapping means the packaged book on-demand with those user
+    prices)."""
+    if not isinstance(pricing, Pricing):
+        p = default_pricing()
+        pricing = Pricing(book=p.book.with_chip_hour(dict(pricing or {})), chips=p.chips)
+    return price_chip_hour(pricing, get_chip(chip_id), chips_needed=chips_needed)
+
+
+def parse_price_overrides(items: list[str] | None) -> dict[str, float]:
+    """``["h100-sxm=4.5", ...]`` -> ``{"h100-sxm": 4.5}`` (USD per chip-hour, ``--price``)."""
+    return parse_chip_prices(items, chips(), "--price")
+
+
+def price_chip_hour(pricing: Pricing, chip: ChipSpec, *, chips_needed: int = 1) -> ChipPrice | None:
+    """The one pricing path: USD per (busy) chip-hour of ``chip`` in ``pricing.mode``."""
+    if pricing.mode == "owned":
+        user = listed_chip_hour(pricing.book, chip.id, "owned")
+        return user or _owned(pricing, chip, chips_needed)
+    listed = listed_chip_hour(pricing.book, chip.id, pricing.mode, chips_needed=chips_needed)
+    if listed is not None or not pricing.estimate:
+        return listed
+    return estimate_chip_hour(pricing.book, chip, pricing.mode, pricing.chips)
+
+
+def _owned(pricing: Pricing, chip: ChipSpec, chips_needed: int) -> ChipPrice | None:
+    try:
+        c = chip_hour_cost(
+            chip.id,
+            "owned",
+            book=pricing.book,
+            assumptions=pricing.assumptions,  # type: ignore[arg-type]
+            utilisation=pricing.utilisation,
+            chips_needed=chips_needed,
+        )
+    except SiliconomicsError:
+        return None
+    return ChipPrice(
+        usd_per_chip_hour=usd_per_busy_chip_hour(c, pricing.utilisation),
+        system="owned TCO",
+        region=f"per busy hour at {pricing.utilisation:.0%} utilisation",
+        as_of="TCO defaults (docs/ECONOMICS.md)",
+        source="owned TCO model",
+        note="; ".join(c.notes),
+        mode="owned",
+        basis="owned",
+    )

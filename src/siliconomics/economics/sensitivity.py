@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import SiliconomicsError
-from .pricing import PriceOverrides, chip_hour_cost, usd_per_busy_chip_hour
+from .pricing import PriceBook, chip_hour_cost, usd_per_busy_chip_hour
 from .tco import OwnedAssumptions, load_owned_assumptions, with_values
 
 
@@ -100,7 +100,7 @@ def cost_tornado(
     utilisation: float,
     assumptions: OwnedAssumptions | None = None,
     tokens_per_s_per_chip: float | None = None,
-    overrides: PriceOverrides | None = None,
+    book: PriceBook | None = None,
     chips_needed: int = 1,
     ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> CostSensitivity:
@@ -133,7 +133,7 @@ def cost_tornado(
         cost = chip_hour_cost(
             chip_id,
             mode,
-            overrides=overrides,
+            book=book,
             assumptions=a2,
             utilisation=p["utilisation"],
             chips_needed=chips_needed,

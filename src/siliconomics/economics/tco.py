@@ -12,9 +12,12 @@ colocation rate per kW of *provisioned* IT power (chip TDP + host share, the pea
 hall's construction cost per kW amortised over its life at the same cost of capital.
 
 All items are USD per wall-clock chip-hour; divide by utilisation for the cost of a busy hour.
-Chips that are not sold (TPU, Trainium, Inferentia, Maia) get an *imputed* owned cost: the cloud
-price at the longest commitment with a known price. Defaults and their sources live in
-``catalog/data/economics/owned_defaults.toml``.
+Chips that are not sold (TPU, Trainium, Inferentia, Maia) have **no** owned cost unless the
+user states a purchase price (``--chip-price trn2=USD``): the cloud price already holds the
+provider's margin, power and facility, so it is not an owner's cost. What such a chip would
+have to cost to be worth owning is the break-even purchase price
+(:func:`siliconomics.economics.pricing.breakeven_purchase_price`). Defaults and their sources
+live in ``catalog/data/economics/owned_defaults.toml``.
 """
 
 from __future__ import annotations
@@ -29,21 +32,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..catalog.registry import get_chip, systems_for_chip, validate_as
+from ..catalog.registry import get_chip, validate_as
 from ..errors import SiliconomicsError
 from .cost import HOST_POWER_FRACTION, chip_tdp, power_per_chip_w
 
 HOURS_PER_YEAR = 8760.0
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12.0
-COMMITMENT_ORDER = ("reserved-3y", "reserved-1y", "on-demand")
-"""Cloud modes used to impute an unsold chip's owned cost, longest commitment first."""
 
 
 class OwnedAssumptions(BaseModel):
     """Inputs of the owned-TCO model. Defaults come from the packaged data file; every field
     can be overridden (``load_owned_assumptions({...})`` or ``tco --assumptions FILE``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     server_multiplier: float = Field(
         ge=1, description="server price / (chips x chip price): host CPUs, memory, board, chassis"
@@ -80,7 +81,8 @@ class OwnedAssumptions(BaseModel):
         default_factory=dict, description="purchase price per chip, USD, by chip id"
     )
     not_sold: tuple[str, ...] = Field(
-        default=(), description="chip ids not sold to third parties (owned cost is imputed)"
+        default=(),
+        description="chip ids not sold to third parties (no owned cost without a user price)",
     )
     provenance: dict[str, str] = Field(
         default_factory=dict, description="field or 'chip_price:<id>' -> where the value came from"
@@ -95,7 +97,7 @@ NUMERIC_FIELDS = tuple(
 
 
 class _Default(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     value: float | str
     conf: str
     src: str
@@ -104,7 +106,7 @@ class _Default(BaseModel):
 
 
 class _ChipPrice(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     usd: float = Field(gt=0)
     conf: str
     src: str
@@ -113,13 +115,13 @@ class _ChipPrice(BaseModel):
 
 
 class _NotSold(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     chips: tuple[str, ...]
     note: str = ""
 
 
 class _DefaultsFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     values: dict[str, _Default]
     chip_prices: dict[str, _ChipPrice] = Field(default_factory=dict)
     not_sold: _NotSold
@@ -214,17 +216,19 @@ def owned_cost_per_chip_hour(
     assumptions: OwnedAssumptions | None = None,
     *,
     utilisation: float,
-    cloud_prices: Mapping[str, float] | None = None,
 ) -> CostBreakdown:
-    """Owned cost per wall-clock chip-hour at ``utilisation`` (fraction of hours busy).
-    ``cloud_prices`` (mode -> USD per chip-hour) is only used to impute unsold chips."""
+    """Owned cost per wall-clock chip-hour at ``utilisation`` (fraction of hours busy)."""
     a = assumptions or load_owned_assumptions()
     if not 0 < utilisation <= 1:
         raise SiliconomicsError(f"utilisation {utilisation}: must be in (0, 1]")
     chip = get_chip(chip_id)
-    if chip_id in a.not_sold:
-        return _imputed(chip_id, a, cloud_prices or {})
     price = a.chip_prices_usd.get(chip_id)
+    if chip_id in a.not_sold and price is None:
+        raise SiliconomicsError(
+            f"owned cost of chip '{chip_id}' is unknown: it is not sold to third parties; give a "
+            f"hypothetical purchase price with --chip-price {chip_id}=USD (tco --breakeven-price "
+            "shows what it would have to cost to beat renting)"
+        )
     if price is None:
         known = ", ".join(sorted(a.chip_prices_usd))
         raise SiliconomicsError(
@@ -276,28 +280,6 @@ def _running_items(chip_id: str, a: OwnedAssumptions, utilisation: float) -> dic
         crf = capital_recovery_factor(a.cost_of_capital, a.facility_life_years)
         out["facility"] = kw_peak * a.own_facility_usd_per_kw * crf / HOURS_PER_YEAR
     return out
-
-
-def _imputed(chip_id: str, a: OwnedAssumptions, cloud: Mapping[str, float]) -> CostBreakdown:
-    for mode in COMMITMENT_ORDER:
-        if mode in cloud:
-            return CostBreakdown(
-                chip=chip_id,
-                mode="owned",
-                items={f"imputed ({mode} cloud price)": cloud[mode]},
-                imputed=True,
-                source=f"cloud {mode} price",
-                notes=(
-                    f"'{chip_id}' is not sold to third parties; owned cost imputed from the "
-                    f"{mode} cloud price (the longest commitment with a known price), which "
-                    "already includes power, facility and the provider's margin",
-                ),
-            )
-    systems = ", ".join(s.id for s in systems_for_chip(chip_id)) or "none"
-    raise SiliconomicsError(
-        f"owned cost of chip '{chip_id}' is unknown: it is not sold, and no cloud price to "
-        f"impute it from (systems: {systems})"
-    )
 
 
 def read_toml_file(path: Path, what: str) -> dict[str, Any]:

@@ -1,21 +1,19 @@
 """What can be rented or bought per chip: nodes of a fixed size at a price per chip-hour.
 
-Instance granularity comes from the systems catalog (8-GPU p5 nodes, 16-chip trn2 nodes, TPU
-slices of 8, single-chip L4 instances): a fleet buys whole nodes. Prices follow the spec's
-pricing mode: the system's own dated price in that mode where the catalog has one, otherwise
-:func:`siliconomics.economics.pricing.chip_hour_cost` (reserved, spot and owned TCO) where that
-module is installed; a chip with no price in the mode is left out, with the reason.
+Instance granularity comes from the price book's offerings (8-GPU p5 nodes, 16-chip trn2
+nodes, TPU slices of 8, single-chip L4 instances) and, for topology, the systems catalog: a
+fleet buys whole nodes. Prices follow the spec's pricing mode through the one pricing path
+(:func:`siliconomics.economics.pricing.price_chip_hour`): listed offerings in that mode, the
+owned TCO model, or, for a chip with no listed price, the stated ``estimated`` rule (flagged in
+the note). A chip with no price on any basis is left out, with the reason.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from types import ModuleType
 
-from ..catalog.registry import get_chip, systems_for_chip
-from ..catalog.schema import SystemSpec
-from ..errors import SiliconomicsError
+from ..catalog.registry import chips, get_chip, systems
+from ..economics.pricing import PriceBook, Pricing, default_book, price_chip_hour
 from .spec import PlanSpec
 
 
@@ -33,72 +31,74 @@ class Offer:
     price_note: str
 
 
-def _pricing_module() -> ModuleType | None:
-    try:
-        return importlib.import_module("siliconomics.economics.pricing")
-    except ImportError:
-        return None
+def _pricing(spec: PlanSpec, book: PriceBook | None) -> Pricing:
+    return Pricing(
+        book=book or default_book(),
+        mode=spec.pricing,
+        chips=chips(),
+        utilisation=spec.max_utilisation,
+    )
 
 
-def _mode_price(chip_id: str, sys: SystemSpec | None, spec: PlanSpec) -> tuple[float, str] | None:
-    """USD per chip-hour of ``chip_id`` on ``sys`` (None: a node outside the catalog)."""
-    for p in sys.prices if sys is not None else ():
-        if p.mode == spec.pricing:
-            return p.usd_per_hour / sys.chips, f"{sys.id} {p.mode} ({p.region}, {p.as_of[:40]})"  # type: ignore[union-attr]
-    pricing = _pricing_module()
-    if spec.pricing == "on-demand" or pricing is None:
-        return None
-    n = sys.chips if sys is not None else 1
-    try:
-        cb = pricing.chip_hour_cost(
-            chip_id, spec.pricing, chips_needed=n, utilisation=spec.max_utilisation
-        )
-    except SiliconomicsError:
-        return None
-    note = f"{spec.pricing} ({cb.source or 'economics.pricing'})"
-    return float(cb.total), note + (" (imputed from a cloud price)" if cb.imputed else "")
-
-
-def offers_for_chip(chip_id: str, spec: PlanSpec) -> tuple[list[Offer], str]:
+def offers_for_chip(
+    chip_id: str, spec: PlanSpec, book: PriceBook | None = None
+) -> tuple[list[Offer], str]:
     """Offers of one chip and, where there is none, why."""
     chip = get_chip(chip_id)
     domain = chip.interconnect.scale_up_domain
-    systems = systems_for_chip(chip_id)
+    pricing = _pricing(spec, book)
     override = spec.prices.get(chip_id)
     out: list[Offer] = []
-    for sys in systems:
-        node_chips = spec.instance_chips.get(chip_id, sys.chips)
-        node_domain = min(sys.scale_up_domain or domain, sys.chips, node_chips)
-        price = (override, "spec price") if override else _mode_price(chip_id, sys, spec)
-        if price is not None:
-            out.append(
-                Offer(
-                    chip=chip_id,
-                    system=sys.id,
-                    node_chips=node_chips,
-                    scale_up_domain=node_domain,
-                    usd_per_chip_hour=price[0],
-                    price_note=price[1],
-                )
+    listed = pricing.book.for_chip(chip_id, spec.pricing) if spec.pricing != "owned" else []
+    for o in listed:
+        sys = systems().get(o.system)
+        node_chips = spec.instance_chips.get(chip_id, o.chips)
+        sys_domain = sys.scale_up_domain if sys is not None else None
+        node_domain = min(sys_domain or domain, o.chips, node_chips)
+        usd, note = (
+            (override, "spec price")
+            if override
+            else (o.usd_per_chip_hour, f"{o.name} {o.mode} ({o.region}, {o.as_of})")
+        )
+        out.append(
+            Offer(
+                chip=chip_id,
+                system=o.name,
+                node_chips=node_chips,
+                scale_up_domain=node_domain,
+                usd_per_chip_hour=usd,
+                price_note=note,
             )
+        )
     if out:
         return _dedupe(out), ""
-    price = (override, "spec price") if override else _mode_price(chip_id, None, spec)
-    if price is not None and not systems:
-        n = spec.instance_chips.get(chip_id, min(domain, 8))
-        how = "spec instance_chips" if chip_id in spec.instance_chips else "assumed"
-        node = Offer(
-            chip=chip_id,
-            system=f"{chip_id}-x{n}",
-            node_chips=n,
-            scale_up_domain=min(domain, n),
-            usd_per_chip_hour=price[0],
-            price_note=f"{price[1]}; {n}-chip nodes ({how})",
-        )
-        return [node], ""
-    if not systems:
-        return [], "no catalog system sells it; give prices (and instance_chips) in the spec"
-    return [], f"no {spec.pricing} price in the catalog; give prices in the spec"
+    nodes = [s for s in systems().values() if s.chip == chip_id]
+    n = spec.instance_chips.get(chip_id) or (
+        max(s.chips for s in nodes) if nodes else min(domain, 8)
+    )
+    how = (
+        "spec instance_chips"
+        if chip_id in spec.instance_chips
+        else ("catalog system" if nodes else "assumed")
+    )
+    if override:
+        usd, note = override, "spec price"
+    else:
+        p = price_chip_hour(pricing, chip, chips_needed=n)
+        if p is None:
+            return [], f"no {spec.pricing} price on any basis; give prices in the spec"
+        usd, note = p.usd_per_chip_hour, f"{p.basis} {spec.pricing}: {p.source}"
+        if p.basis == "owned":  # a fleet pays every wall-clock hour: undo the per-busy-hour
+            usd *= spec.max_utilisation
+    node = Offer(
+        chip=chip_id,
+        system=nodes[0].id if nodes else f"{chip_id}-x{n}",
+        node_chips=n,
+        scale_up_domain=min(domain, n),
+        usd_per_chip_hour=usd,
+        price_note=f"{note}; {n}-chip nodes ({how})",
+    )
+    return [node], ""
 
 
 def _dedupe(offers: list[Offer]) -> list[Offer]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..catalog.registry import chips as all_chips
 from ..catalog.registry import get_model
+from ..economics.pricebook import PriceBook
 from ..errors import SiliconomicsError
 from .alternatives import alternatives, frontier
 from .build import Built, Inputs, WorkloadInput
@@ -68,12 +69,14 @@ def _allowed_chips(spec: PlanSpec) -> list[str]:
     return ids
 
 
-def prepare(spec: PlanSpec, progress: Progress | None = None) -> Inputs:
+def prepare(
+    spec: PlanSpec, progress: Progress | None = None, *, book: PriceBook | None = None
+) -> Inputs:
     """Everything that does not depend on the latency scale or the chip subset."""
     offers: dict[str, list[Offer]] = {}
     excluded: dict[str, str] = {}
     for cid in _allowed_chips(spec):
-        o, why = offers_for_chip(cid, spec)
+        o, why = offers_for_chip(cid, spec, book)
         if o:
             offers[cid] = o
         else:

@@ -16,14 +16,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..catalog.registry import validate_as
+from ..catalog.schema import PricingMode
 from ..errors import SiliconomicsError
-from ..units import DTYPES, parse_positive
-
-PricingMode = Literal["on-demand", "reserved-1y", "reserved-3y", "spot", "owned"]
+from ..units import DTYPES, parse_duration
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Lengths(_Strict):
@@ -53,7 +52,7 @@ class Slo(_Strict):
         if v is None or isinstance(v, bool):
             return v
         name = getattr(info, "field_name", "slo")
-        return parse_positive(v, "seconds", what=f"slo.{name}")  # type: ignore[arg-type]
+        return parse_duration(v, what=f"slo.{name}")  # type: ignore[arg-type]
 
 
 class Workload(_Strict):

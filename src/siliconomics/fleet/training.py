@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..catalog.registry import get_model
+from ..economics.pricebook import PriceBook
 from ..errors import SiliconomicsError
 from .offers import Offer, offers_for_chip
 from .spec import PlanSpec, TrainingJob
@@ -136,6 +137,7 @@ def plan_training(
     progress: Callable[[str, int, int], None] | None = None,
     *,
     search: SearchFn | None = None,
+    book: PriceBook | None = None,
 ) -> TrainingResult:
     """Cheapest cluster that trains ``spec.training.tokens`` within the deadline (``search``:
     the layout search, default :func:`siliconomics.training.search_plans`)."""
@@ -156,7 +158,7 @@ def plan_training(
     for i, chip in enumerate(chips):
         if progress:
             progress("training layouts", i, len(chips))
-        offers, why = offers_for_chip(chip, spec)
+        offers, why = offers_for_chip(chip, spec, book)
         if not offers:
             excluded[chip] = why
             continue

@@ -198,7 +198,9 @@ def estimate_static(
         decode=decode_mid,
         memory=mem,
         prefill_time_share=ttft / e2e,
-        assumptions=_assumptions(dev, plan) + _context_note(model, I, O),
+        assumptions=_assumptions(dev, plan)
+        + _padding_note(model, plan)
+        + _context_note(model, I, O),
     )
 
 
@@ -275,7 +277,23 @@ def estimate_max_throughput(
         decode=decode_mid,
         memory=mem0,
         prefill_time_share=busy_prefill / (busy_prefill + busy_decode),
-        assumptions=_assumptions(dev, plan) + _context_note(model, I, O),
+        assumptions=_assumptions(dev, plan)
+        + _padding_note(model, plan)
+        + _context_note(model, I, O),
+    )
+
+
+def _padding_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
+    """A tp that does not divide the heads is run as NxD Inference runs it: heads padded to a
+    multiple of tp (vLLM and TensorRT-LLM refuse such a tp). Say so, with the waste."""
+    if model.n_heads % plan.tp == 0:
+        return ()
+    per = -(-model.n_heads // plan.tp)
+    padded = per * plan.tp
+    return (
+        f"tp={plan.tp} does not divide the {model.n_heads} attention heads: padded to {padded} "
+        f"({per} per chip, {100 * (padded - model.n_heads) / padded:.0f}% of attention work "
+        "wasted) as NxD Inference pads; vLLM and TensorRT-LLM refuse such a tp",
     )
 
 

@@ -8,6 +8,7 @@ their own measurements of their own models the same way.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +61,12 @@ def _num(row: dict[str, str], key: str, where: str) -> float | None:
     if v == "":
         return None
     try:
-        return float(v)
+        x = float(v)
     except ValueError:
         raise SiliconomicsError(f"{where}: column '{key}' must be a number, got '{v}'") from None
+    if not math.isfinite(x):
+        raise SiliconomicsError(f"{where}: column '{key}' must be a finite number, got '{v}'")
+    return x
 
 
 def _int(row: dict[str, str], key: str, where: str) -> int | None:

@@ -15,7 +15,7 @@ from rich.table import Table
 from ..fleet import PlanOutcome
 from ..fleet.result import FleetResult
 from ..fleet.training import TrainingResult
-from ..units import fmt_time
+from ..units import fmt_count, fmt_time
 from .style import compact_table
 
 
@@ -47,7 +47,7 @@ def takeaway(o: PlanOutcome) -> str:
     if t is not None:
         b = t.best
         parts.append(
-            f"Training {t.tokens:.3g} tokens of {t.model}: {b.chips} x {b.chip} for "
+            f"Training {fmt_count(t.tokens)} tokens of {t.model}: {b.chips} x {b.chip} for "
             f"{b.days:.1f} days, ${b.usd_total:,.0f} in total."
         )
     return " ".join(parts)
@@ -140,7 +140,7 @@ def _render_fleet(con: Console, f: FleetResult) -> None:
 
 def _render_training(con: Console, tr: TrainingResult) -> None:
     t = Table(
-        title=f"Training {tr.tokens:.3g} tokens of {tr.model} within "
+        title=f"Training {fmt_count(tr.tokens)} tokens of {tr.model} within "
         f"{tr.deadline_days:g} days (cheapest per chip)"
     )
     for c in ("chip", "chips", "layout", "tokens/s", "MFU", "days", "$/h", "total $"):
@@ -327,10 +327,10 @@ def plan_html(o: PlanOutcome) -> str:
                         [
                             "workload",
                             "TTFT p50",
-                            "TTFT p",
+                            "TTFT tail",
                             "TPOT p50",
-                            "TPOT p",
-                            "percentile",
+                            "TPOT tail",
+                            "tail percentile",
                             "source",
                         ],
                         lat,

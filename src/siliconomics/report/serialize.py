@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from ..catalog.schema import ChipSpec, ModelSpec, Sourced
-from ..economics.cost import chip_price, chip_tdp
+from ..economics.cost import chip_tdp
+from ..economics.pricing import chip_price
 from ..parallel.memory import active_params, total_params
 from ..search.assess import Assessment
 from ..search.compare import Comparison
@@ -145,6 +146,9 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
                     },
                     "bound": ch.bound,
                     "price_system": ch.assessment.price.system if ch.assessment.price else None,
+                    "price_basis": ch.assessment.price.basis if ch.assessment.price else None,
+                    "price_mode": ch.assessment.price.mode if ch.assessment.price else None,
+                    "price_source": ch.assessment.price.source if ch.assessment.price else None,
                     "power_estimated": bool(ch.assessment.power and ch.assessment.power.estimated),
                 }
             )

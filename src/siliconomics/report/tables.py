@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
@@ -9,12 +11,13 @@ from rich.table import Table
 
 from ..catalog.registry import chips, models
 from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec, Sourced
-from ..economics.cost import chip_price, chip_tdp
+from ..economics.cost import chip_tdp
+from ..economics.pricing import chip_price
 from ..parallel.memory import active_params, total_params
 from ..search.assess import Assessment
 from ..search.compare import Comparison
 from ..units import fmt_si, fmt_time
-from ..validate.run import ValidationReport
+from ..validate.run import RowResult, ValidationReport
 from .style import compact_table
 
 
@@ -34,25 +37,21 @@ def _peak(c: ChipSpec, dtype: str) -> str:
 
 
 def chips_table() -> Table:
-    t = Table(title="Accelerators (dense peaks; '?' = unpublished, 'n/a' = unsupported)")
-    for col in (
-        "id",
-        "vendor",
-        "kind",
-        "bf16 TF",
-        "fp8 TF",
-        "fp4 TF",
-        "mem GiB",
-        "mem TB/s",
-        "scale-up GB/s",
-        "domain",
-        "topology",
-        "TDP W",
-        "$/chip-h",
+    # 80 columns: ids whole (no_wrap); vendor, kind and topology are in 'siliconomics show CHIP'
+    t = compact_table("Accelerators (dense TFLOP/s; ? = unpublished, n/a = unsupported)")
+    for col, left in (
+        ("id", True),
+        ("bf16", False),
+        ("fp8", False),
+        ("fp4", False),
+        ("GiB", False),
+        ("TB/s", False),
+        ("su GB/s", False),
+        ("dom", False),
+        ("TDP W", False),
+        ("$/h", False),
     ):
-        t.add_column(
-            col, justify="right" if col not in ("id", "vendor", "kind", "topology") else "left"
-        )
+        t.add_column(col, justify="left" if left else "right", no_wrap=True)
     for c in chips().values():
         price = chip_price(c.id)
         tdp = chip_tdp(c)
@@ -60,16 +59,16 @@ def chips_table() -> Table:
         su = c.interconnect.scale_up_bytes_per_s
         t.add_row(
             c.id,
-            c.vendor,
-            c.kind,
             _peak(c, "bf16"),
             _peak(c, "fp8"),
             _peak(c, "fp4"),
             _num(mem.capacity_bytes.value / 2**30 if mem.capacity_bytes else None),
-            _num(mem.bytes_per_s.value / 1e12 if mem.bytes_per_s else None, "{:.2f}"),
+            _num(
+                mem.bytes_per_s.value / 1e12 if mem.bytes_per_s else None,
+                "{:.2f}" if mem.bytes_per_s and mem.bytes_per_s.value < 1e14 else "{:,.0f}",
+            ),
             _num(su.value / 1e9 if su else None),
             str(c.interconnect.scale_up_domain),
-            c.interconnect.topology,
             ("~" if tdp and tdp.estimated else "") + _num(tdp.tdp_w if tdp else None),
             _num(price.usd_per_chip_hour if price else None, "{:.2f}"),
         )
@@ -77,33 +76,21 @@ def chips_table() -> Table:
 
 
 def models_table() -> Table:
-    t = Table(title="Model presets")
-    for col in (
-        "id",
-        "family",
-        "params",
-        "active",
-        "layers",
-        "d_model",
-        "heads/kv",
-        "attention",
-        "experts",
-        "max ctx",
-    ):
-        t.add_column(col)
+    # 80 columns with ids whole; family and max context are in 'siliconomics show MODEL'
+    t = compact_table("Model presets (parameters in billions; exp = active/total experts)")
+    for col in ("id", "params", "active", "layers", "d_model", "heads/kv", "attn", "exp"):
+        t.add_column(col, justify="left" if col in ("id", "attn") else "right", no_wrap=True)
     for m in models().values():
         moe = f"{m.moe.experts_per_token}/{m.moe.n_experts}" if m.moe else "-"
         t.add_row(
             m.id,
-            m.family,
-            f"{total_params(m) / 1e9:.1f}B",
-            f"{active_params(m) / 1e9:.1f}B",
+            f"{total_params(m) / 1e9:.1f}",
+            f"{active_params(m) / 1e9:.1f}",
             str(m.n_layers),
             str(m.d_model),
             f"{m.n_heads}/{m.n_kv_heads}",
             m.attention,
             moe,
-            str(m.max_position or "-"),
         )
     return t
 
@@ -247,12 +234,10 @@ def render_assessment(con: Console, a: Assessment) -> None:
     for note in e.assumptions:
         con.print(f"[yellow]assumption:[/] {note}")
     for phase, fc in (("prefill", e.prefill), ("decode step", e.decode)):
-        ot = Table(title=f"{phase}: {fmt_time(_s(fc.time))} per step")
-        for col in ("op", "time", "share", "bound", "FLOPs", "bytes", "comm bytes"):
+        ot = compact_table(f"{phase}: {fmt_time(_s(fc.time))} per step")
+        for col in ("op", "time", "share", "bound", "FLOP", "bytes", "comm B"):
             # the op column keeps its full name: a collective names its algorithm there
-            ot.add_column(
-                col, justify="left" if col in ("op", "bound") else "right", no_wrap=col == "op"
-            )
+            ot.add_column(col, justify="left" if col in ("op", "bound") else "right", no_wrap=True)
         total = _s(fc.time)
         from ..ops.roofline import BOUND_NAMES
 
@@ -261,10 +246,10 @@ def render_assessment(con: Console, a: Assessment) -> None:
                 escape(op.name),  # "[one_shot]" is not rich markup
                 fmt_time(_s(op.time)),
                 f"{_s(op.time) / total:.1%}",
-                BOUND_NAMES[int(np.asarray(op.bound).reshape(-1)[0])],
-                fmt_si(_s(op.flops), "FLOP"),
-                fmt_si(_s(op.bytes), "B"),
-                fmt_si(_s(op.comm_bytes), "B"),
+                _BOUND_SHORT.get(b := BOUND_NAMES[int(np.asarray(op.bound).reshape(-1)[0])], b),
+                fmt_si(_s(op.flops), "").strip(),
+                fmt_si(_s(op.bytes), "").strip(),
+                fmt_si(_s(op.comm_bytes), "").strip(),
             )
         ot.add_row(
             "step overhead",
@@ -278,8 +263,15 @@ def render_assessment(con: Console, a: Assessment) -> None:
         con.print(ot)
 
 
+_BOUND_SHORT = {"interconnect": "network"}
+
+
 def _s_bound(b: object) -> str:
     return str(np.asarray(b).reshape(-1)[0])
+
+
+_BASIS = {"listed": " ", "estimated": "e", "user": "u", "owned": "o"}
+"""price-basis mark after $/M: listed, estimated by the stated rule, user price, owned TCO"""
 
 
 def render_comparison(con: Console, c: Comparison) -> None:
@@ -324,7 +316,8 @@ def render_comparison(con: Console, c: Comparison) -> None:
             f"{ch.value('tokens_per_s_per_chip'):,.0f}",
             fmt_time(ch.value("ttft_s")),
             fmt_time(ch.value("tpot_s")),
-            f"${cost:.2f}" if np.isfinite(cost) else "-",
+            (f"${cost:.2f}" if np.isfinite(cost) else "-")
+            + (_BASIS.get(a.price.basis, "?") if a.price else ""),
             ("~" if a.power and a.power.estimated else "")
             + (f"{jt:.2f}" if np.isfinite(jt) else "-"),
             ch.bound,
@@ -335,38 +328,73 @@ def render_comparison(con: Console, c: Comparison) -> None:
         con.print("[dim]Not feasible:[/]")
         for ch in bad:
             con.print(f"[dim]  {ch.chip.id}: {ch.reason}[/]")
-    con.print(
-        "[dim]~ = energy from an estimated TDP. Prices are on-demand catalog snapshots of "
-        "uncertain date (AWS GPU prices predate the June 2025 cut; see 'siliconomics show "
-        "CHIP'); override with --price CHIP=USD/h. Unpriced chips rank by tok/s/chip after "
-        "priced ones.[/]"
+    modes = sorted(
+        {ch.assessment.price.mode for ch in c.choices if ch.assessment and ch.assessment.price}
     )
+    con.print(
+        f"[dim]~ = energy from an estimated TDP. Prices: {', '.join(modes) or 'none'}; price "
+        "basis after $/M: (blank) listed = cheapest current offering of the dated price book "
+        "('siliconomics prices'); e = no listed price, estimated by the stated rule (HBM TB/s "
+        "x median USD per TB/s-hour of the vendor's listed chips, docs/ECONOMICS.md); u = "
+        "--price; o = owned TCO. "
+        "Chips with no price on any basis rank by tok/s/chip after priced ones.[/]"
+    )
+
+
+_METRIC_SHORT = {
+    "output_tokens_per_s": "out tok/s",
+    "total_tokens_per_s": "tot tok/s",
+    "samples_per_s": "samples/s",
+    "ttft_s": "TTFT s",
+    "tpot_s": "TPOT s",
+    "e2e_latency_s": "e2e s",
+    "step_time_s": "step s",
+    "train_tokens_per_s": "train tok/s",
+    "model_flops_per_s_per_chip": "FLOP/s/chip",
+    "train_tokens_per_s_incl_eval": "tok/s+eval",
+    "time_to_train_s": "to train s",
+}
+
+
+def _short(v: float) -> str:
+    """Four significant digits in at most 7 characters (k, M, G, T, P suffixes)."""
+    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.4g}{suffix}"
+    return f"{v:.4g}"
+
+
+def validation_rows(con: Console, results: Sequence[RowResult], title: str) -> Table:
+    """One line per predicted row, ids whole within 80 columns (the bound and the rest of
+    each row are in --json)."""
+    sim = con.width >= 100 and any(x.simulated is not None for x in results)
+    t = compact_table(title + (" (sim: serving simulator, offline rows)" if sim else ""))
+    num = ("measured", "model", "error", "sim")[: 4 if sim else 3]
+    for col in ("id", "metric", *num):
+        t.add_column(col, justify="right" if col in num else "left", no_wrap=True)
+    for x in results:
+        cells = [
+            x.row.id,
+            _METRIC_SHORT.get(x.row.metric, x.row.metric),
+            _short(x.row.value),
+            _short(x.predicted),
+            f"{x.signed_pct:+.1f}%",
+        ]
+        if sim:
+            cells.append("-" if x.simulated is None else _short(x.simulated))
+        t.add_row(*cells)
+    return t
 
 
 def render_validation(con: Console, r: ValidationReport, *, rows: bool = True) -> None:
     if rows:
-        t = Table(title="Predicted vs measured")
-        num = ("measured", "predicted", "error", "simulated")
-        for col in ("id", "chip", "metric", *num[:3], "bound", num[3]):
-            t.add_column(col, justify="right" if col in num else "left")
-        for x in r.results:
-            t.add_row(
-                x.row.id,
-                x.row.chip,
-                x.row.metric,
-                f"{x.row.value:.4g}",
-                f"{x.predicted:.4g}",
-                f"{x.signed_pct:+.1f}%",
-                x.bound,
-                "-" if x.simulated is None else f"{x.simulated:.4g}",  # offline rows
-            )
-        con.print(t)
+        con.print(validation_rows(con, r.results, "Predicted vs measured"))
     for title, groups in (
         ("by chip family", r.by_family),
         ("by metric", r.by_metric),
         ("by chip", r.by_chip),
     ):
-        t = Table(title=f"Error {title}")
+        t = compact_table(f"Error {title}")
         for col in ("group", "rows", "median |err|", "median signed", "max |err|"):
             t.add_column(col, justify="left" if col == "group" else "right")
         for s in groups:

@@ -35,8 +35,10 @@ def _item_names(s: TcoStudy) -> list[str]:
 def headline(s: TcoStudy) -> str:
     """One sentence: the selected mode's cost and the rent-vs-buy answer."""
     sel = s.selected()
-    assert sel.cost is not None
-    parts = [
+    parts = _breakeven_headline(s) if sel.cost is None else []
+    if sel.cost is None:
+        return "; ".join(parts) + "."
+    parts += [
         f"{s.chip.id} {s.mode}: {sel.cost.total:.2f} USD per chip-hour, "
         f"{_n(sel.usd_per_busy_chip_hour, '{:.2f}')} per busy chip-hour at "
         f"{s.utilisation:.0%} utilisation"
@@ -46,10 +48,7 @@ def headline(s: TcoStudy) -> str:
             f"{sel.usd_per_m_output:.3f} USD per million output tokens for {s.throughput.model}"
         )
     od = next(m for m in s.modes if m.mode == "on-demand")
-    owned = s.modes[0].cost
-    if owned is not None and owned.imputed:
-        parts.append(f"{s.chip.id} is not sold, so its owned cost is imputed ({owned.source})")
-    elif od.cost is not None:
+    if od.cost is not None and s.modes[0].cost is not None:
         parts.append(f"buying beats on-demand above {_pct(od.breakeven_utilisation)} utilisation")
     return "; ".join(parts) + "."
 
@@ -81,8 +80,35 @@ def _modes_table(s: TcoStudy) -> Table:
     return t
 
 
+def _breakeven_headline(s: TcoStudy) -> list[str]:
+    rent = [b for b in s.breakeven_prices if b.against.startswith("renting") and b.usd]
+    parts = [f"{s.chip.id} is not sold: no owned cost without --chip-price"]
+    if rent:
+        b = max(rent, key=lambda b: b.usd or 0.0)
+        parts.append(
+            f"owning it beats {b.against} at {s.utilisation:.0%} utilisation below "
+            f"USD {b.usd:,.0f} per chip"
+        )
+    return parts
+
+
+def breakeven_table(s: TcoStudy) -> Table:
+    t = Table(title=f"Break-even purchase price of {s.chip.id} (utilisation {s.utilisation:.0%})")
+    for col in ("owning beats", "its cost per busy chip-hour", "if the chip costs below", "basis"):
+        t.add_column(col, justify="right" if "cost" in col else "left")
+    for b in s.breakeven_prices:
+        t.add_row(
+            b.against,
+            f"{b.target_usd_per_busy_chip_hour:.3f}",
+            "never (running cost alone is higher)" if b.usd is None else f"USD {b.usd:,.0f}",
+            b.basis,
+        )
+    return t
+
+
 def _sensitivity_table(s: TcoStudy) -> Table:
     sens = s.sensitivity
+    assert sens is not None
     unit = "USD/M output tokens" if sens.metric == "usd_per_m_output_tokens" else "USD/busy chip-h"
     t = Table(title=f"Sensitivity of {unit} ({s.mode}; base {sens.base:.3f})")
     for col in ("input", "low", "high", "at low", "at high", "swing"):
@@ -120,7 +146,10 @@ def render_tco(console: Console, s: TcoStudy) -> None:
             highlight=False,
             markup=False,
         )
-    console.print(_sensitivity_table(s))
+    if s.breakeven_prices:
+        console.print(breakeven_table(s))
+    if s.sensitivity is not None:
+        console.print(_sensitivity_table(s))
     console.print(headline(s), highlight=False, markup=False)
 
 
@@ -155,11 +184,14 @@ def tco_dict(s: TcoStudy) -> dict[str, Any]:
         "provisioned_w_per_chip": s.provisioned_w_per_chip,
         "tokens_per_s_per_mw_provisioned": s.tokens_per_s_per_mw,
         "j_per_output_token_facility": s.j_per_output_token_facility,
-        "sensitivity": {
+        "sensitivity": None
+        if s.sensitivity is None
+        else {
             "metric": s.sensitivity.metric,
             "base": s.sensitivity.base,
             "bars": [b.__dict__ | {"swing": b.swing} for b in s.sensitivity.bars],
         },
+        "breakeven_prices": [b.__dict__ for b in s.breakeven_prices],
         "assumptions": s.assumptions.model_dump(mode="json"),
     }
 
@@ -188,7 +220,58 @@ def tco_html(s: TcoStudy) -> str:
             ["mode", "source", "notes"], sources, caption="Where each price comes from"
         )
     )
+    sections = [
+        Section("Cost per chip-hour by pricing mode", blocks, note="; ".join(unknown)),
+        _breakeven_section(s),
+    ]
+    if s.breakeven_prices:
+        sections.insert(1, _breakeven_price_section(s))
+    if s.sensitivity is not None:
+        sections.append(_sensitivity_section(s))
+    sections.append(_assumption_section(s))
+    if s.throughput:
+        sections.insert(1, _throughput_section(s))
+    return render_html(f"Rent or buy: {s.chip.name}", headline(s), sections)
+
+
+def _breakeven_price_section(s: TcoStudy) -> Section:
+    rows = [
+        [
+            b.against,
+            round(b.target_usd_per_busy_chip_hour, 4),
+            "never" if b.usd is None else round(b.usd),
+            b.basis,
+        ]
+        for b in s.breakeven_prices
+    ]
+    note = (
+        "Every capital and operations item of the owned TCO is proportional to the chip's price "
+        "P, so owning costs (a P + b) / u per busy chip-hour (b: power and facility). The break-"
+        "even price P* = (T u - b) / a makes it equal to the alternative's cost T per busy hour "
+        "of this chip; against owning a reference chip, T is that chip's owned cost per busy "
+        "hour times this chip's throughput over the reference's (same traffic). "
+        "See docs/ECONOMICS.md."
+    )
+    return Section(
+        "Break-even purchase price",
+        [
+            charts.html_table(
+                [
+                    "owning beats",
+                    "its cost per busy chip-hour",
+                    "if the chip costs below (USD)",
+                    "basis",
+                ],
+                rows,
+            )
+        ],
+        note=note,
+    )
+
+
+def _sensitivity_section(s: TcoStudy) -> Section:
     sens = s.sensitivity
+    assert sens is not None
     unit = (
         "USD per million output tokens"
         if sens.metric == "usd_per_m_output_tokens"
@@ -217,24 +300,16 @@ def tco_html(s: TcoStudy) -> str:
         ]
         for b in bars
     ]
-    sections = [
-        Section("Cost per chip-hour by pricing mode", blocks, note="; ".join(unknown)),
-        _breakeven_section(s),
-        Section(
-            "Sensitivity",
-            [
-                tornado,
-                charts.html_table(
-                    ["input", "low", "high", "at low", "at high", "swing", "range basis"], sens_rows
-                ),
-            ],
-            note="One input at a time at the low and high end of its range, others at base.",
-        ),
-        _assumption_section(s),
-    ]
-    if s.throughput:
-        sections.insert(1, _throughput_section(s))
-    return render_html(f"Rent or buy: {s.chip.name}", headline(s), sections)
+    return Section(
+        "Sensitivity",
+        [
+            tornado,
+            charts.html_table(
+                ["input", "low", "high", "at low", "at high", "swing", "range basis"], sens_rows
+            ),
+        ],
+        note="One input at a time at the low and high end of its range, others at base.",
+    )
 
 
 def _breakeven_section(s: TcoStudy) -> Section:
@@ -264,12 +339,8 @@ def _breakeven_section(s: TcoStudy) -> Section:
         "Owning costs A/u + B per busy hour (A: capital, facility, idle power; B: busy power); "
         "renting costs the price per rented hour, renting only busy hours."
     )
-    owned = s.modes[0].cost
-    if owned is not None and owned.imputed:
-        note += (
-            f" {s.chip.id} is not sold: its owned cost is imputed from the {owned.source}, so "
-            "this compares that commitment with renting."
-        )
+    if s.modes[0].cost is None:
+        note += f" {s.chip.id} has no owned cost: {s.modes[0].reason}"
     return Section("Rent or buy", blocks, note=note)
 
 

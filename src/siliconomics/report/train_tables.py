@@ -13,6 +13,7 @@ from ..training.study import TrainingStudy
 from ..units import fmt_time
 from ..validate.run import ValidationReport
 from .style import compact_table
+from .tables import validation_rows
 
 
 def _gib(b: float) -> str:
@@ -141,22 +142,8 @@ def study_dict(s: TrainingStudy) -> dict[str, Any]:
 def render_training_validation(con: Console, r: ValidationReport, *, rows: bool = True) -> None:
     """The training rows of ``siliconomics validate``."""
     if rows:
-        t = Table(title="Training: predicted vs measured")
-        for col in ("id", "chip", "metric", "measured", "predicted", "error"):
-            t.add_column(
-                col, justify="right" if col in ("measured", "predicted", "error") else "left"
-            )
-        for x in r.results:
-            t.add_row(
-                x.row.id,
-                x.row.chip,
-                x.row.metric,
-                f"{x.row.value:.4g}",
-                f"{x.predicted:.4g}",
-                f"{x.signed_pct:+.1f}%",
-            )
-        con.print(t)
-    t = Table(title="Training error by chip family")
+        con.print(validation_rows(con, r.results, "Training: predicted vs measured"))
+    t = compact_table("Training error by chip family")
     for col in ("family", "rows", "median |err|", "median signed", "max |err|"):
         t.add_column(col, justify="left" if col == "family" else "right")
     for s in r.by_family:

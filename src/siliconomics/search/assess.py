@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..economics.cost import ChipPower, ChipPrice, chip_price, power_per_chip_w
+from ..economics.cost import ChipPower, power_per_chip_w
+from ..economics.pricing import ChipPrice, Pricing, chip_price
 from ..inference.estimate import Estimate
 
 F = NDArray[np.float64]
@@ -62,7 +64,11 @@ def activity(est: Estimate) -> F:
     return np.asarray(busy / total, dtype=np.float64)
 
 
-def assess(est: Estimate, price_overrides: dict[str, float] | None = None) -> Assessment:
+def assess(
+    est: Estimate, price_overrides: Pricing | Mapping[str, float] | None = None
+) -> Assessment:
+    """Cost and energy of ``est``; ``price_overrides`` is the run's :class:`Pricing` (or a
+    plain ``{chip: USD per chip-hour}`` on top of the packaged book)."""
     chip = est.device.chip
     watts, power = power_per_chip_w(chip, activity(est))
     price = chip_price(chip.id, price_overrides, chips_needed=est.plan.chips_per_replica)

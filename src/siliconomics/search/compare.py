@@ -11,12 +11,14 @@ fleet size for a traffic level belongs to the planner.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..catalog.registry import chips as all_chips
 from ..catalog.schema import ChipSpec, ModelSpec
+from ..economics.pricing import Pricing
 from ..errors import SiliconomicsError
 from ..inference.estimate import estimate_max_throughput, make_device
 from ..parallel.memory import weight_bytes_per_chip
@@ -110,7 +112,7 @@ def best_on_chip(
     weight_dtype: str,
     act_dtype: str,
     kv_dtype: str,
-    price_overrides: dict[str, float] | None = None,
+    price_overrides: Pricing | Mapping[str, float] | None = None,
 ) -> ChipChoice:
     best: ChipChoice | None = None
     reasons: list[str] = []
@@ -206,7 +208,7 @@ def compare_chips(
     weight_dtype: str = "bf16",
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
-    price_overrides: dict[str, float] | None = None,
+    price_overrides: Pricing | Mapping[str, float] | None = None,
 ) -> Comparison:
     if input_len < 1 or output_len < 1:
         raise SiliconomicsError("input and output lengths must be >= 1 token")

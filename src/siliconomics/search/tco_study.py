@@ -14,14 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog.registry import get_chip
+from ..catalog.registry import chips, get_chip
 from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.pricing import (
     CLOUD_MODES,
     MODES,
-    PriceOverrides,
+    PriceBook,
+    Pricing,
+    breakeven_purchase_price,
     breakeven_utilisation,
     chip_hour_cost,
+    default_book,
+    owned_cost_per_chip_hour,
+    price_chip_hour,
     usd_per_busy_chip_hour,
 )
 from ..economics.sensitivity import CostSensitivity, cost_tornado
@@ -74,6 +79,21 @@ class ModeCost:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BreakevenPrice:
+    """What the chip would have to cost (USD, purchase) for owning it to cost the same per
+    busy chip-hour as an alternative, at the study's utilisation."""
+
+    against: str
+    """'renting <chip> <mode>' or 'owning <ref chip>'"""
+    target_usd_per_busy_chip_hour: float
+    """the alternative's cost per busy hour of *this* chip (scaled by throughput for fleets)"""
+    usd: float | None
+    """break-even purchase price; None when even a free chip costs more to run"""
+    basis: str
+    """where the alternative's cost comes from"""
+
+
+@dataclass(frozen=True, kw_only=True)
 class TcoStudy:
     chip: ChipSpec
     mode: str
@@ -81,8 +101,10 @@ class TcoStudy:
     assumptions: OwnedAssumptions
     modes: tuple[ModeCost, ...]
     throughput: Throughput | None
-    sensitivity: CostSensitivity
+    sensitivity: CostSensitivity | None
+    """None when the selected mode has no cost (a not-sold chip with only break-even prices)"""
     provisioned_w_per_chip: float
+    breakeven_prices: tuple[BreakevenPrice, ...] = ()
 
     def selected(self) -> ModeCost:
         return next(m for m in self.modes if m.mode == self.mode)
@@ -153,18 +175,18 @@ def _mode_cost(
     *,
     a: OwnedAssumptions,
     u: float,
-    overrides: PriceOverrides | None,
+    book: PriceBook | None,
     chips: int,
 ) -> ModeCost:
     try:
         cost = chip_hour_cost(
-            chip_id, mode, overrides=overrides, assumptions=a, utilisation=u, chips_needed=chips
+            chip_id, mode, book=book, assumptions=a, utilisation=u, chips_needed=chips
         )
     except SiliconomicsError as e:
         return ModeCost(mode=mode, cost=None, reason=str(e))
     busy = usd_per_busy_chip_hour(cost, u)
     be = (
-        breakeven_utilisation(chip_id, mode, a, overrides=overrides, chips_needed=chips)
+        breakeven_utilisation(chip_id, mode, a, book=book, chips_needed=chips)
         if mode in CLOUD_MODES
         else None
     )
@@ -197,7 +219,9 @@ def study_tco(
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     assumptions: OwnedAssumptions | None = None,
-    overrides: PriceOverrides | None = None,
+    book: PriceBook | None = None,
+    breakeven_price: bool = False,
+    reference_chips: tuple[str, ...] = ("h100-sxm", "b200"),
 ) -> TcoStudy:
     """Everything ``siliconomics tco`` shows, for one chip (and optionally one model)."""
     chip = get_chip(chip_id)
@@ -224,19 +248,43 @@ def study_tco(
             )
     chips = tp.chips_per_replica if tp else 1
     modes = tuple(
-        _mode_cost(chip_id, m, tp, a=a, u=utilisation, overrides=overrides, chips=chips)
+        _mode_cost(chip_id, m, tp, a=a, u=utilisation, book=book, chips=chips)
         for m in ("owned", *CLOUD_MODES)
     )
     chosen = next(m for m in modes if m.mode == mode)
-    if chosen.cost is None:
+    if chosen.cost is None and not breakeven_price:
         raise SiliconomicsError(chosen.reason)
+    be_prices: tuple[BreakevenPrice, ...] = ()
+    if breakeven_price:
+        spec = _Spec(
+            model=model,
+            input_len=input_len,
+            output_len=output_len,
+            slo=(ttft_s, tpot_s),
+            dtypes=(weight_dtype, act_dtype, kv_dtype),
+        )
+        be_prices = breakeven_prices(
+            chip, a, utilisation, book or default_book(), tp, spec, reference_chips, chips
+        )
+    if chosen.cost is None:
+        return TcoStudy(
+            chip=chip,
+            mode=mode,
+            utilisation=utilisation,
+            assumptions=a,
+            modes=modes,
+            throughput=tp,
+            sensitivity=None,
+            provisioned_w_per_chip=_provisioned_w(chip_id),
+            breakeven_prices=be_prices,
+        )
     sens = cost_tornado(
         chip_id,
         mode=mode,
         utilisation=utilisation,
         assumptions=a,
         tokens_per_s_per_chip=tp.output_tokens_per_s_per_chip if tp else None,
-        overrides=overrides,
+        book=book,
         chips_needed=chips,
     )
     return TcoStudy(
@@ -248,4 +296,72 @@ def study_tco(
         throughput=tp,
         sensitivity=sens,
         provisioned_w_per_chip=_provisioned_w(chip_id),
+        breakeven_prices=be_prices,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Spec:
+    model: ModelSpec | None
+    input_len: float
+    output_len: float
+    slo: tuple[float | None, float | None]
+    dtypes: tuple[str, str, str]
+
+
+def breakeven_prices(
+    chip: ChipSpec,
+    a: OwnedAssumptions,
+    u: float,
+    book: PriceBook,
+    tp: Throughput | None,
+    spec: _Spec,
+    references: tuple[str, ...],
+    chips_needed: int,
+) -> tuple[BreakevenPrice, ...]:
+    """Break-even purchase prices of ``chip`` against renting it (every cloud mode with a
+    listed or estimated price) and against owning each reference chip for the same traffic
+    (needs a model: the reference's owned cost per busy hour x this chip's tokens/s over the
+    reference's)."""
+    out: list[BreakevenPrice] = []
+    for mode in CLOUD_MODES:
+        p = price_chip_hour(
+            Pricing(book=book, mode=mode, chips=chips()), chip, chips_needed=chips_needed
+        )
+        if p is None:
+            continue
+        target = p.usd_per_chip_hour / u if mode.startswith("reserved") else p.usd_per_chip_hour
+        where = p.source if p.basis == "estimated" else f"{p.system} {p.region} {p.as_of}"
+        basis = f"{p.basis}: {where}"
+        usd = breakeven_purchase_price(chip.id, target, a, utilisation=u)
+        out.append(
+            BreakevenPrice(
+                against=f"renting {chip.id} {mode}",
+                target_usd_per_busy_chip_hour=target,
+                usd=usd,
+                basis=basis,
+            )
+        )
+    for ref in references:
+        if ref == chip.id:
+            continue
+        try:
+            ref_busy = owned_cost_per_chip_hour(ref, a, utilisation=u).total / u
+        except SiliconomicsError:
+            continue
+        if tp is None or spec.model is None:
+            continue
+        ref_tp = _throughput(
+            spec.model, get_chip(ref), spec.input_len, spec.output_len, spec.slo, spec.dtypes
+        )
+        ratio = tp.output_tokens_per_s_per_chip / ref_tp.output_tokens_per_s_per_chip
+        target = ref_busy * ratio
+        out.append(
+            BreakevenPrice(
+                against=f"owning {ref}",
+                target_usd_per_busy_chip_hour=target,
+                usd=breakeven_purchase_price(chip.id, target, a, utilisation=u),
+                basis=f"{ref} owned {ref_busy:.2f} USD/busy h x throughput ratio {ratio:.2f} ({spec.model.id})",
+            )
+        )
+    return tuple(out)

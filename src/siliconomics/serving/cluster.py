@@ -205,7 +205,7 @@ def run(
     front, back = pools[0], pools[-1]
     heap: list[tuple[float, int, int, int, int]] = []
     seq = 0
-    arrivals = reqs.arrival_s.tolist()
+    arrivals = ledger.arrival  # compact array: no Python float object per request
     n = len(arrivals)
     i = 0
     ticks = 0

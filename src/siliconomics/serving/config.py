@@ -67,7 +67,8 @@ class ServingConfig:
     kv_link_latency_s: float = 10e-6
     """fixed latency of one KV transfer (RDMA-class network, an estimate)"""
     price_overrides: dict[str, float] = field(default_factory=dict)
-    """chip id -> USD per chip-hour"""
+    """chip id -> USD per chip-hour; the simulator ignores it (it measures seconds, tokens and
+    joules); the edge prices the result with it (economics.serving_cost)"""
 
     @property
     def disaggregated(self) -> bool:
@@ -87,6 +88,11 @@ class ServingConfig:
                 v = getattr(p, name)
                 if not isinstance(v, int) or v < 1:
                     raise SiliconomicsError(f"{name} must be a positive integer, got {v!r}")
+            if p.block_size > MAX_BLOCK_TOKENS:
+                raise SiliconomicsError(
+                    f"block_size {p.block_size}: at most {MAX_BLOCK_TOKENS} tokens per KV block "
+                    "(vLLM uses 16; larger blocks waste cache)"
+                )
             if p.max_seqs is not None and p.max_seqs < 1:
                 raise SiliconomicsError(f"max_seqs must be >= 1 or empty, got {p.max_seqs}")
             if any(b < 1 for b in p.buckets):
@@ -95,6 +101,10 @@ class ServingConfig:
             raise SiliconomicsError(
                 "scheduler 'static' cannot run a disaggregated pool; use continuous or chunked"
             )
+
+
+MAX_BLOCK_TOKENS = 4096
+"""largest KV-cache block accepted (tokens); serving stacks use 16-256"""
 
 
 @dataclass(frozen=True, kw_only=True)

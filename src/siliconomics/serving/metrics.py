@@ -106,8 +106,10 @@ class PoolStats:
     preemptions: int
     watts_per_chip: float
     energy_j: float
-    usd: float
-    usd_per_chip_hour: float
+    usd: float = math.nan
+    """USD of the run on this pool: NaN from the simulator; attached by
+    :func:`siliconomics.economics.serving_cost.price_simulation`"""
+    usd_per_chip_hour: float = math.nan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +136,7 @@ class SimResult:
     pools: tuple[PoolStats, ...]
     energy_j: float
     cost_usd: float
+    """NaN from the simulator; attached by economics.serving_cost.price_simulation"""
     kv_transfer_bytes: float
     log: RequestLog
     """per-request times and lengths"""
@@ -203,11 +206,20 @@ def slo_check(log: RequestLog, slo: Slo | None, start: int) -> tuple[float, bool
 
 
 def steady_rate(log: RequestLog) -> float:
-    """Output tokens/s of requests finishing between the 10th and 90th percentile of finish
-    times (steady state of an offline run)."""
-    f = log.finish_s
+    """Output tokens/s generated between the 10th and 90th percentile of finish times (the
+    steady state of an offline run).
+
+    Counts the tokens generated inside that window: a request's first token at its
+    ``first_token_s``, the other ``n - 1`` spread evenly until ``finish_s``. (Counting every
+    token of the requests that *finish* in the window overstates the rate whenever requests
+    finish in waves: 100 requests in one batch finish within microseconds of each other.)"""
+    f, s = log.finish_s, log.first_token_s
     lo, hi = np.percentile(f, [10, 90])
-    if hi <= lo:
+    if not hi > lo:
         return math.nan
-    sel = (f > lo) & (f <= hi)
-    return float(log.output_tokens[sel].sum() / (hi - lo))
+    n = log.output_tokens.astype(np.float64)
+    first_in = ((s > lo) & (s <= hi)).astype(np.float64)
+    span = f - s
+    overlap = np.clip(np.minimum(f, hi) - np.maximum(s, lo), 0.0, None)
+    frac = np.where(span > 0, overlap / np.where(span > 0, span, 1.0), first_in)
+    return float((first_in + (n - 1.0) * frac).sum() / (hi - lo))

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..economics.cost import chip_price, power_per_chip_w
+from ..economics.cost import power_per_chip_w
 from ..errors import SiliconomicsError
 from ..inference.forward import forward_cost
 from ..parallel.memory import active_params
@@ -40,9 +40,7 @@ def simulate(
         if isinstance(workload, Requests)
         else workload.sample(rng if rng is not None else np.random.default_rng(seed))
     )
-    ledger = Ledger(
-        reqs.arrival_s.tolist(), reqs.input_tokens.tolist(), reqs.output_tokens.tolist()
-    )
+    ledger = Ledger(reqs.arrival_s, reqs.input_tokens, reqs.output_tokens)
     pools, links = build(config, reqs, ledger, sink)
     run(pools, links, reqs, ledger, progress)
     log = RequestLog(
@@ -105,8 +103,6 @@ def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float
     total = sum(float(v) for v in shares.values())
     busy_activity = float(shares["compute"] + shares["memory"]) / total if total else 1.0
     watts, _ = power_per_chip_w(pc.chip, busy * busy_activity)
-    price = chip_price(pc.chip.id, cfg.price_overrides, chips_needed=pc.plan.chips_per_replica)
-    usd_h = price.usd_per_chip_hour if price is not None else math.nan
     mask = np.isin(log.replica, [e.index for e in engines])
     return PoolStats(
         role=pool.role,
@@ -125,8 +121,8 @@ def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float
         preemptions=int(log.preemptions[mask].sum()),
         watts_per_chip=float(watts),
         energy_j=float(watts) * chips * duration,
-        usd=usd_h * chips * duration / 3600.0,
-        usd_per_chip_hour=usd_h,
+        usd=math.nan,  # dollars are attached above serving (economics.serving_cost)
+        usd_per_chip_hour=math.nan,
     )
 
 

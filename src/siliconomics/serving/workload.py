@@ -25,6 +25,8 @@ I64 = NDArray[np.int64]
 
 ARRIVALS = ("poisson", "gamma", "constant", "burst", "piecewise")
 LENGTHS = ("fixed", "uniform", "lognormal", "empirical")
+MAX_LOG_SIGMA = 3.0
+"""largest lognormal SIGMA accepted: at 3 the median is 1/90 of the mean already"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +119,16 @@ class Lengths:
             raise SiliconomicsError(f"'{self.kind}' parameters must be > 0: {self.params}")
         if self.kind == "uniform" and self.params[1] < self.params[0]:
             raise SiliconomicsError(f"uniform:LO,HI needs LO <= HI, got {self.params}")
+        if self.kind == "lognormal" and self.params[1] > MAX_LOG_SIGMA:
+            # SIGMA is the spread of ln(length); a large one puts almost every sample at 1
+            # token while the mean hides in a vanishing tail (lognormal:1000,50 -> median 0)
+            sd = self.params[0] * math.sqrt(math.expm1(MAX_LOG_SIGMA**2))
+            raise SiliconomicsError(
+                f"lognormal:MEAN,SIGMA: SIGMA is the standard deviation of ln(length), at most "
+                f"{MAX_LOG_SIGMA:g} (typical 0.3-1.5), got {self.params[1]:g}; for a spread of "
+                f"S tokens use SIGMA = sqrt(ln(1 + (S/MEAN)^2)) (SIGMA {MAX_LOG_SIGMA:g} is "
+                f"S = {sd:,.0f} at this mean)"
+            )
 
     @property
     def mean(self) -> float:

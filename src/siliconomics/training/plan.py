@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +24,8 @@ from ..units import DTYPES
 I = NDArray[np.int64]
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
+Method = Literal["full", "lora"]
+METHODS: tuple[str, ...] = get_args(Method)
 #: Optimizer state bytes per trained parameter beyond the 16-bit weights and the gradients.
 #: adam: fp32 master copy + two fp32 moments (Kingma & Ba 2015; ZeRO paper's K=12);
 #: adam-8bit: fp32 master + two 8-bit moments (Dettmers et al. 2022); sgd: fp32 master +
@@ -62,10 +64,13 @@ class TrainPlan:
     """GEMM input format (bf16, fp8, int8); weights are kept 16-bit, master copy fp32"""
     optimizer: str = "adam"
     """optimizer (state bytes per parameter in OPTIMIZER_BYTES)"""
-    method: Literal["full", "lora"] = "full"
+    method: Method = "full"
     """full-parameter training or LoRA (frozen base, adapters trained)"""
     lora_rank: int = 16
     """LoRA rank r (adapters on the attention projections, Hu et al. 2021)"""
+
+    def __post_init__(self) -> None:
+        check_plan_fields(self)
 
     @property
     def chips(self) -> int:
@@ -254,6 +259,24 @@ def plan_validity(
             reasons[i] = why
         mask &= ok
     return mask, [r for r in reasons if r]
+
+
+def check_plan_fields(plan: TrainPlan) -> None:
+    """Fields whose bad values would crash downstream (a zero degree divides by zero, an
+    unknown optimizer has no state size); recompute and zero are checked, with the other
+    layout rules, by :func:`plan_validity`."""
+    for name in ("dp", "tp", "pp", "cp", "ep", "vpp", "micro_batch", "lora_rank"):
+        v = getattr(plan, name)
+        if not isinstance(v, int | np.integer) or v < 1:
+            raise SiliconomicsError(f"plan {name}={v}: must be an integer >= 1")
+    if plan.shard < 0:
+        raise SiliconomicsError(f"plan shard={plan.shard}: must be >= 0 (0 = all dp*cp ranks)")
+    if plan.optimizer not in OPTIMIZER_BYTES:
+        raise SiliconomicsError(
+            f"optimizer '{plan.optimizer}': allowed {', '.join(OPTIMIZER_BYTES)}"
+        )
+    if plan.method not in METHODS:
+        raise SiliconomicsError(f"method '{plan.method}': allowed {', '.join(METHODS)}")
 
 
 def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:

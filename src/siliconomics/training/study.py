@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..catalog.registry import chips, get_chip
 from ..catalog.schema import ModelSpec
-from ..economics.cost import ChipPrice, chip_price
-from ..economics.pricing import PriceOverrides, chip_hour_cost
+from ..economics.pricing import ChipPrice, PriceBook, Pricing, default_book, price_chip_hour
 from ..errors import SiliconomicsError
 from .estimate import TrainCost, TrainEstimate, estimate_training, time_and_cost_to_train
 from .plan import TrainPlan, parse_plan
@@ -57,14 +57,14 @@ def study_training(
     price_overrides: dict[str, float] | None = None,
     pricing: str = "on-demand",
     utilisation: float = 1.0,
-    price_book: PriceOverrides | None = None,
+    price_book: PriceBook | None = None,
 ) -> TrainingStudy:
     """Estimate ``plan_text`` if given, else search the ``top`` fastest plans; price each.
 
-    ``pricing`` is a mode of :func:`economics.pricing.chip_hour_cost` (on-demand, reserved-1y,
-    reserved-3y, spot, owned); ``utilisation`` is the owned cluster's average busy fraction
-    over its life (an owner pays for idle hours too). ``price_overrides`` (USD per chip-hour)
-    win over every mode; ``price_book`` adds system prices per mode (``--prices FILE``)."""
+    ``pricing`` is a mode of :data:`economics.pricebook.MODES`; ``utilisation`` is the owned
+    cluster's average busy fraction over its life (an owner pays for idle hours too).
+    ``price_overrides`` (USD per chip-hour) win in the mode; ``price_book`` is the run's book
+    (default: the packaged one)."""
     if tokens <= 0:
         raise SiliconomicsError(f"--tokens must be positive, got {tokens:g}")
     base = TrainPlan(dtype=dtype, method=method, optimizer=optimizer)  # type: ignore[arg-type]
@@ -104,24 +104,14 @@ def _price(
     pricing: str,
     utilisation: float,
     overrides: dict[str, float] | None,
-    book: PriceOverrides | None,
+    book: PriceBook | None,
 ) -> ChipPrice | None:
-    if (pricing == "on-demand" and book is None) or (overrides and chip_id in overrides):
-        return chip_price(chip_id, overrides, chips_needed=n_chips)
-    c = chip_hour_cost(
-        chip_id, pricing, overrides=book, utilisation=utilisation, chips_needed=n_chips
-    )
-    what = "owned TCO" + (", imputed from a cloud price" if c.imputed else "")
-    # The training job uses busy hours; an owner pays for every wall-clock hour, so a busy
-    # hour costs the wall-clock TCO over the cluster's average utilisation.
-    busy_hour = c.total / utilisation if pricing == "owned" else c.total
-    return ChipPrice(
-        usd_per_chip_hour=busy_hour,
-        system=c.source or what,
-        region=f"owned, per busy hour at {utilisation:.0%} utilisation"
-        if pricing == "owned"
-        else pricing,
-        as_of="the TCO defaults in docs/ECONOMICS.md" if pricing == "owned" else "see catalog",
-        source=what if pricing == "owned" else pricing,
-        note="; ".join(c.notes),
-    )
+    b = (book or default_book()).with_chip_hour(overrides or {}, pricing)
+    p = Pricing(book=b, mode=pricing, chips=chips(), utilisation=utilisation)
+    price = price_chip_hour(p, get_chip(chip_id), chips_needed=n_chips)
+    if price is None and pricing != "on-demand":
+        raise SiliconomicsError(
+            f"no {pricing} price for chip '{chip_id}' on any basis; modes with a price: "
+            f"{', '.join(b.modes_for(chip_id)) or 'none'} (and owned); add one with --prices"
+        )
+    return price

@@ -73,6 +73,8 @@ def complete(row: Row) -> Row:
 from .gaudi_perf import IMPORTER as _gaudi_perf  # noqa: E402, F401
 from .jetstream_perf import IMPORTER as _jetstream_perf  # noqa: E402, F401
 from .maxtext_perf import IMPORTER as _maxtext_perf  # noqa: E402, F401
+from .mlperf_inference import IMPORTER as _mlperf_inference  # noqa: E402, F401
+from .mlperf_training import IMPORTER as _mlperf_training  # noqa: E402, F401
 from .nemo_perf import IMPORTER as _nemo_perf  # noqa: E402, F401
 from .neuron_perf import IMPORTER as _neuron_perf  # noqa: E402, F401
 from .rocm_perf import IMPORTER as _rocm_perf  # noqa: E402, F401
