@@ -41,8 +41,13 @@ docs: install-dev
 
 calibrate: install-dev
 	$(BIN)/python scripts/calibrate_nvidia.py --shared $(SHARED) --write
-	$(BIN)/python scripts/calibrate_families.py $(SHARED)/validation/measured.csv --write
-	$(BIN)/python scripts/calibrate_training.py $(SHARED)/validation/measured.csv --write
+	rm -rf build/calibration
+	$(BIN)/siliconomics calibrate $(SHARED)/validation/measured.csv --all-families --out build/calibration
+	mv build/calibration/bands.toml src/siliconomics/catalog/data/bands.toml
+	rm -rf src/siliconomics/catalog/data/efficiency/stacks
+	mkdir -p src/siliconomics/catalog/data/efficiency/stacks
+	cp build/calibration/stacks/*.toml src/siliconomics/catalog/data/efficiency/stacks/ 2>/dev/null || true
+	cp build/calibration/*.toml src/siliconomics/catalog/data/efficiency/
 
 bench: install-dev
 	$(BIN)/python benchmarks/bench_estimate.py

@@ -12,3 +12,24 @@ def shared() -> Path:
     if not SHARED.exists():
         pytest.skip("shared/ data folder not present beside the checkout")
     return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _packaged_profiles():
+    """--stack/--profile install profiles process-wide (cli/bands_opts.py); every test starts
+    from the packaged ones."""
+    from siliconomics.catalog.registry import override_efficiency
+
+    override_efficiency({})
+    yield
+    override_efficiency({})
+
+
+@pytest.fixture(scope="session")
+def shared_cv(shared):
+    """Leave-one-source-out cross-validation of the shared file (computed once per session)."""
+    from siliconomics.catalog.registry import efficiency_profiles
+    from siliconomics.validate.cv import cross_validate, load_samples
+
+    samples, _ = load_samples([shared / "validation/measured.csv"])
+    return cross_validate(samples, efficiency_profiles())

@@ -60,14 +60,16 @@ def test_melange_mixed_fleet_beats_best_single_gpu_type():
     best_single = min(singles.values())
     assert len(_chips_of(b, mixed)) >= 2, "the cheapest fleet mixes GPU types"
     assert mixed.usd_per_hour <= 0.95 * best_single, (mixed.usd_per_hour, singles)
-    # the cheap GPU takes a slice of the short-prompt traffic that would otherwise need one
-    # more big GPU (Mélange's "finer-grained scaling" finding); it never takes long prompts
-    l4_buckets = {
-        b.buckets[r.bucket][1].index
+    # the cheap GPU takes a slice of the traffic that would otherwise need one more big GPU
+    # (Mélange's "finer-grained scaling" finding): a minority share of some bucket. (Which
+    # bucket it takes is a near-tie of the integer packing: with the calibration of
+    # 2026-11-29 it is 1% of the longest one, before it was a short one.)
+    l4_shares = [
+        float(x)
         for x, r in zip(mixed.shares, b.problem.routes, strict=True)
         if x > 1e-6 and b.pools[r.pools[0]][0].chip == "l4"
-    }
-    assert l4_buckets and max(l4_buckets) < len(b.buckets) - 1
+    ]
+    assert l4_shares and max(l4_shares) < 0.5
 
 
 SPLITWISE = {

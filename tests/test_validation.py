@@ -16,7 +16,11 @@ def test_shared_file_meets_the_accuracy_targets(shared):
     r = validate(shared / "validation/measured.csv").value
     assert len(r.results) >= 40
     assert r.median_abs_pct <= 15.0
-    worst = {s.group: s.median_abs_pct for s in r.by_family}
+    # Per family only where there are >= 5 rows (issue 10's group criterion): families with
+    # two or three rows fit no factor of their own (one factor per three rows) and are
+    # predicted from their parent level; their honest error is the cross-validated one
+    # (tests/test_cross_validation.py), not an in-sample ceiling.
+    worst = {s.group: s.median_abs_pct for s in r.by_family if s.n >= 5}
     assert max(worst.values()) <= 30.0, worst
     # Rows that are not run say why.
     assert all(s.reason for s in r.skipped)

@@ -14,14 +14,16 @@ Latency targets may be given as seconds (``0.05``) or text with a unit (``"50ms"
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from . import resolve
+from .calibrate.bands import Residual
 from .catalog.catalog import Catalog
 from .catalog.schema import EfficiencyProfile
+from .catalog.stacks import ProfileSet
 from .economics.pricing import parse_price_overrides
 from .errors import SiliconomicsError
 from .fleet import PlanOutcome, run_plan
@@ -319,6 +321,9 @@ def validate(
     models_csv: str | Path | None = None,
     profiles: Mapping[str, EfficiencyProfile] | None = None,
     catalog: Catalog | None = None,
+    profile_set: ProfileSet | None = None,
+    residuals: Sequence[Residual] | None = None,
+    level: float = 0.8,
 ) -> Result[ValidationReport]:
     """Predict every usable row of a measured-results CSV (shared SCHEMA.md) and compare
     (``siliconomics validate``). ``profiles``: efficiency profiles by family that replace the
@@ -329,5 +334,7 @@ def validate(
     )
     if profiles:
         cat = cat.with_profiles(profiles)
-    report = validate_measured(rows, train_rows, cat)
+    report = validate_measured(
+        rows, train_rows, cat, profile_set=profile_set, residuals=residuals, level=level
+    )
     return Result(report, serialize.validation_dict, _key("results"))

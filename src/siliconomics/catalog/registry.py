@@ -84,12 +84,14 @@ def efficiency_profiles() -> dict[str, EfficiencyProfile]:
     return _load_all("efficiency", EfficiencyProfile)
 
 
-@cache
 def packaged() -> Catalog:
     """Every packaged chip, model, efficiency profile and system as one :class:`Catalog` (the
     edges start from it and add the user's files)."""
     return Catalog(
-        chips=chips(), models=models(), profiles=efficiency_profiles(), systems=systems()
+        chips=chips(),
+        models=models(),
+        profiles={**efficiency_profiles(), **_EFF_OVERRIDES},  # --stack/--profile at the edge
+        systems=systems(),
     )
 
 
@@ -111,7 +113,19 @@ def systems_for_chip(chip_id: str) -> list[SystemSpec]:
     return [s for s in systems().values() if s.chip == chip_id]
 
 
+_EFF_OVERRIDES: dict[str, EfficiencyProfile] = {}
+
+
+def override_efficiency(profiles: dict[str, EfficiencyProfile]) -> None:
+    """Edges only (``--stack``/``--profile``): use these profiles for their families in this
+    process instead of the packaged ones (an empty dict restores the packaged profiles)."""
+    _EFF_OVERRIDES.clear()
+    _EFF_OVERRIDES.update(profiles)
+
+
 def get_efficiency(family: str) -> EfficiencyProfile:
+    if family in _EFF_OVERRIDES:
+        return _EFF_OVERRIDES[family]
     table = efficiency_profiles()
     if family not in table:
         raise UnknownIdError("efficiency profile", family, table)

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from ..errors import SiliconomicsError
 from . import (  # noqa: F401  (importing registers the commands)
+    calibrate_cmds,
     catalog_cmds,
     inference_cmds,
     measured_cmds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -12,7 +13,8 @@ from ..inference.estimate import estimate_max_throughput, estimate_static
 from ..parallel.plan import InferencePlan
 from ..report import serialize, tables
 from ..search.assess import assess
-from ..search.compare import compare_chips
+from ..search.compare import Comparison, compare_chips
+from .bands_opts import Calib, LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
 from .inputs import check_context, duration
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
@@ -69,12 +71,18 @@ def estimate_cmd(
     beyond_context: Annotated[
         bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
     ] = False,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
 ) -> None:
-    """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown."""
+    """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown,
+    each predicted value with its error band (from cross-validated residuals)."""
     m = resolve.model(model)
     check_context(m, input_len, output_len, allow=beyond_context)
-    dev = resolve.device(chip)
+    c = resolve.device(chip).chip
+    calib = setup(stack, profile, level, "inference", [c.family])
+    dev = resolve.device(chip)  # after setup: the --stack/--profile efficiency profile
     plan = InferencePlan(
         tp=tp,
         pp=pp,
@@ -92,7 +100,22 @@ def estimate_cmd(
     else:
         raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
     a = assess(est, build_pricing(pricing, prices, region, price, provider=provider))
-    emit_json(serialize.assessment_dict(a)) if as_json else tables.render_assessment(out, a)
+    regime = "latency-target" if mode == "static" and batch == 1 else "max-throughput"
+    b, rp = band(calib, c.family, m, regime)
+    if as_json:
+        d = serialize.assessment_dict(a)
+        add_bands(d, b, rp)
+        emit_json(d)
+        return
+    tables.render_assessment(out, a)
+    values = {
+        "tokens/s": (float(est.output_tokens_per_s), "", False),
+        "TTFT": (float(est.ttft_s), " s", True),
+        "TPOT": (float(est.tpot_s), " s", True),
+    }
+    if a.usd_per_million_output is not None and math.isfinite(float(a.usd_per_million_output)):
+        values["$/M output"] = (float(a.usd_per_million_output), "", True)
+    out.print(band_line(b, rp, values), highlight=False, markup=False)
 
 
 @app.command("compare")
@@ -121,11 +144,16 @@ def compare_cmd(
     beyond_context: Annotated[
         bool, typer.Option("--beyond-context", help="allow input+output past the model's context")
     ] = False,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rank every chip by $ per million output tokens at its best layout within the targets."""
+    """Rank every chip by $ per million output tokens at its best layout within the targets;
+    chips whose cost bands overlap the cheapest chip's are marked not distinguishable."""
     m = resolve.model(model)
     check_context(m, input_len, output_len, allow=beyond_context)
+    calib = setup(stack, profile, level, "inference", None)
     cmp = compare_chips(
         m,
         resolve.devices(chip),
@@ -138,4 +166,51 @@ def compare_cmd(
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
         price_overrides=build_pricing(mode, prices, region, price, provider=provider),
     )
-    emit_json(serialize.comparison_dict(cmp)) if as_json else tables.render_comparison(out, cmp)
+    regime = "latency-target" if ttft or tpot else "max-throughput"
+    marks = distinguishable(cmp, calib, regime)
+    if as_json:
+        d = serialize.comparison_dict(cmp)
+        fam = {ch.chip.id: ch.chip.family for ch in cmp.choices}
+        for row in d["chips"]:
+            if row["feasible"]:
+                b, rp = band(calib, fam[row["chip"]], m, regime)
+                add_bands(row, b, rp)
+                row["distinguishable_from_cheapest"] = marks.get(row["chip"])
+        emit_json(d)
+        return
+    tables.render_comparison(out, cmp)
+    used = sorted(
+        {
+            f"{rp.stack}" + ("" if rp.basis == "default" else f" ({rp.basis})")
+            for rp in (
+                calib.resolved[ch.chip.family]
+                for ch in cmp.choices
+                if ch.feasible and ch.chip.family in calib.resolved
+            )
+        }
+    )
+    out.print(f"Software stacks: {', '.join(used)} (per chip in --json)", highlight=False)
+    same = [c for c, ok in marks.items() if ok is False]
+    if same:
+        out.print(
+            f"Not distinguishable from the cheapest ({level:.0%} cost bands overlap): "
+            + ", ".join(same),
+            highlight=False,
+        )
+
+
+def distinguishable(cmp: Comparison, calib: Calib, regime: str) -> dict[str, bool | None]:
+    """Chip -> whether its $/M-output band lies wholly above the cheapest chip's (None: the
+    cheapest itself or unpriced)."""
+    cost: dict[str, tuple[float, float, float]] = {}
+    for ch in cmp.choices:
+        if not ch.feasible:
+            continue
+        v = float(ch.value("usd_per_m_output"))
+        if math.isfinite(v):
+            b, _ = band(calib, ch.chip.family, cmp.model, regime)
+            cost[ch.chip.id] = (*b.time(v), v)
+    if not cost:
+        return {}
+    best = min(cost, key=lambda c: cost[c][2])
+    return {c: (None if c == best else lo > cost[best][1]) for c, (lo, _, _) in cost.items()}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .. import resolve
 from ..economics.pricebook import MODES
 from ..errors import SiliconomicsError
+from ..fleet.spec import PlanSpec
 from ..report.html import write_html
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt, band, setup
 from .common import JsonOpt, app, emit_json, err, library_output_silenced, out
 from .inputs import text_file_cb, writable_cb
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
@@ -34,6 +37,17 @@ def plan_cmd(
     prices: PricesOpt = None,
     region: RegionOpt = None,
     provider: ProviderOpt = None,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
+    robust: Annotated[
+        bool,
+        typer.Option(
+            "--robust",
+            help="plan on the pessimistic end of each chip's error band (every chip as slow "
+            "as its band's low end)",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
@@ -47,6 +61,8 @@ def plan_cmd(
             if mode not in MODES:
                 raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
             plan_spec = plan_spec.model_copy(update={"pricing": mode})
+        robust_note = robust_profiles(plan_spec, stack, profile, level, robust)
+        catalog = resolve.plan_spec(spec)[1]  # again: with the profiles robust_profiles installed
         outcome = run_plan(
             plan_spec,
             catalog,
@@ -59,6 +75,45 @@ def plan_cmd(
         write_html(html, plan_report.plan_html(outcome))
         err.print(f"wrote {html}", highlight=False)
     if as_json:
-        emit_json(plan_report.outcome_dict(outcome))
+        d = plan_report.outcome_dict(outcome)
+        d["robust"] = robust_note
+        emit_json(d)
     else:
         plan_report.render(out, outcome)
+        out.print(robust_note["text"], highlight=False, markup=False)
+
+
+def robust_profiles(
+    spec: PlanSpec, stack: str | None, profile: Path | None, level: float, robust: bool
+) -> dict[str, Any]:
+    """Install the stack's profiles; with ``robust``, each family's profile derated to the
+    low end of its band (:func:`siliconomics.calibrate.bands.derate`)."""
+    from ..calibrate.bands import derate
+    from ..catalog.registry import get_model, override_efficiency
+
+    calib = setup(stack or spec.stack, profile, level, "inference", None)
+    model = get_model(spec.workloads[0].model) if spec.workloads else None
+    factors: dict[str, float] = {}
+    if robust:
+        derated = {}
+        for fam, rp in calib.resolved.items():
+            b, _ = band(calib, fam, model, "latency-target")
+            factors[fam] = min(1.0, math.exp(b.lo))
+            derated[fam] = derate(rp.profile, factors[fam])
+        override_efficiency(derated)
+    text = (
+        f"robust: planned at the low end of each chip's {level:.0%} band (speed x "
+        + ", ".join(f"{f} {v:.2f}" for f, v in sorted(factors.items()))
+        + ")"
+        if robust
+        else f"planned at the central prediction ({level:.0%} bands: --robust plans on their "
+        "low end)"
+    )
+    used = sorted({f"{f}: {rp.stack} ({rp.basis})" for f, rp in calib.resolved.items()})
+    return {
+        "enabled": robust,
+        "level": level,
+        "speed_factor_by_family": factors,
+        "stacks": {f: rp.stack for f, rp in calib.resolved.items()},
+        "text": text + "; stacks: " + ", ".join(used),
+    }

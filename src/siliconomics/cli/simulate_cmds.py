@@ -19,6 +19,7 @@ from ..serving.config import PoolConfig
 from ..serving.router import ROUTERS
 from ..serving.schedulers import SCHEDULERS
 from ..units import parse_positive
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, exclusive, finite_cb, text_file, writable_cb
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
@@ -112,10 +113,21 @@ def simulate_cmd(
     region: RegionOpt = None,
     provider: ProviderOpt = None,
     price: PriceOpt = None,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
-    energy; or search the max rate (--max-rate) or fewest replicas (--min-replicas-for)."""
+    energy; or search the max rate (--max-rate) or fewest replicas (--min-replicas-for).
+    Predicted values carry error bands (``_low``/``_high`` in --json)."""
+    chip_ids = [c for c in (chip, prefill_chip, decode_chip) if c]
+    fams = sorted({resolve.device(c).chip.family for c in chip_ids})
+    calib = setup(stack, profile, level, "inference", fams)  # before the devices are resolved
+    regime = "latency-target" if ttft or tpot or e2e else "max-throughput"
+    b, rp = band(
+        calib, resolve.device(decode_chip or chip).chip.family, resolve.model(model), regime
+    )
     from ..report import sim_tables
     from ..serving import Slo, min_replicas, simulate
     from ..serving import max_rate as find_max_rate
@@ -184,9 +196,12 @@ def simulate_cmd(
             cap = dataclasses.replace(cap, result=price_simulation(cap.result, pricing))
         what = "max rate" if max_rate else "min replicas"
         if as_json:
-            emit_json(sim_tables.capacity_dict(cap))
+            d = sim_tables.capacity_dict(cap)
+            add_bands(d, b, rp)
+            emit_json(d)
         else:
             sim_tables.render_capacity(out, cfg, cap, what)
+            out.print(band_line(b, rp, {}), highlight=False, markup=False)
         return
     events: list[dict[str, Any]] = []
     with sim_tables.progress_bar(err, enabled=not as_json) as progress:
@@ -203,7 +218,13 @@ def simulate_cmd(
     if trace_out:
         write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)
-    emit_json(sim_tables.sim_dict(res)) if as_json else sim_tables.render_sim(out, cfg, res)
+    if as_json:
+        d = sim_tables.sim_dict(res)
+        add_bands(d, b, rp)
+        emit_json(d)
+        return
+    sim_tables.render_sim(out, cfg, res)
+    out.print(band_line(b, rp, {}), highlight=False, markup=False)
 
 
 BYTES_PER_REQUEST = 180

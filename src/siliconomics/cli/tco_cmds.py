@@ -17,6 +17,7 @@ from ..report import tco as tco_report
 from ..report.html import write_html
 from ..search.tco_study import REFERENCE_CHIPS, study_tco
 from . import port_cmds as port
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, text_file_cb, writable_cb
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
@@ -68,6 +69,9 @@ def tco_cmd(
         Path | None,
         typer.Option(help="also write a self-contained HTML report", callback=writable_cb),
     ] = None,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
     migration_weeks: port.WeeksOpt = None,
     port_check: port.PortCheckOpt = None,
@@ -79,7 +83,10 @@ def tco_cmd(
     horizon: port.HorizonOpt = DEFAULT_HORIZON_MONTHS,
 ) -> None:
     """Rent or buy: itemised owned vs cloud USD per chip-hour, break-even utilisation,
-    USD per million tokens and J/token for a model, and what moves the cost most."""
+    USD per million tokens and J/token for a model, and what moves the cost most (per-token
+    figures with their error band)."""
+    fam = resolve.device(chip).chip.family
+    calib = setup(stack, profile, level, "inference", [fam])  # before the device is resolved
     kw = dict(
         mode=mode,
         utilisation=utilisation,
@@ -114,10 +121,20 @@ def tco_cmd(
         extra = [port_report.payback_section(pb)] if pb else []
         write_html(html, tco_report.tco_html(study, extra))
         err.print(f"wrote {html}", highlight=False)
+    b, rp = band(
+        calib,
+        fam,
+        resolve.model(model) if model else None,
+        "latency-target" if ttft or tpot else "max-throughput",
+    )
     if as_json:
-        emit_json(tco_report.tco_dict(study) | port_report.payback_json(pb))
+        d = tco_report.tco_dict(study) | port_report.payback_json(pb)
+        add_bands(d, b, rp)
+        emit_json(d)
     else:
         tco_report.render_tco(out, study)
+        if model:
+            out.print(band_line(b, rp, {}), highlight=False, markup=False)
         port_report.render_payback(out, pb)
 
 

@@ -12,6 +12,7 @@ from ..report import train_tables
 from ..training.precision import recipe
 from ..training.study import study_training
 from ..units import parse_positive
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
 from .common import JsonOpt, app, emit_json, out
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
 
@@ -64,12 +65,18 @@ def train_cmd(
             min=0.01, max=1.0, help="owned: cluster's average busy fraction over its life"
         ),
     ] = 0.6,
+    stack: StackOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.8,
     as_json: JsonOpt = False,
 ) -> None:
     """Training: step time, MFU, memory, and time, cost and energy to train a token budget,
-    for a given plan or the fastest plans found by search."""
+    for a given plan or the fastest plans found by search, each with its error band."""
+    fam = resolve.device(chip).chip.family
+    calib = setup(stack, profile, level, "training", [fam])  # before the device is resolved
+    m = resolve.model(model)
     study = study_training(
-        resolve.model(model),
+        m,
         resolve.device(chip),
         n_chips,
         parse_positive(tokens, "count", what="--tokens"),
@@ -87,4 +94,18 @@ def train_cmd(
         price_book=load_book(prices, region, provider),
         catalog_chips=resolve.packaged().chips,
     )
-    emit_json(train_tables.study_dict(study)) if as_json else train_tables.render_study(out, study)
+    b, rp = band(calib, fam, m, "training", kind="training")
+    if as_json:
+        d = train_tables.study_dict(study)
+        add_bands(d, b, rp)
+        emit_json(d)
+        return
+    train_tables.render_study(out, study)
+    if study.estimates:
+        e, c = study.estimates[0], study.costs[0]
+        values = {
+            "step": (float(e.step_time_s), " s", True),
+            "tokens/s": (float(e.tokens_per_s), "", False),
+            "days": (float(c.time_s) / 86400.0, "", True),
+        }
+        out.print(band_line(b, rp, values), highlight=False, markup=False)

@@ -180,6 +180,11 @@ class PlanSpec(_Strict):
     seed: int = Field(default=0, description="seed for sampled lengths and the simulator")
     workloads: tuple[Workload, ...] = Field(default=(), description="serving workloads")
     training: TrainingJob | None = Field(default=None, description="a training job to plan")
+    stack: str | None = Field(
+        default=None,
+        description="software stack for every chip it runs on (default: each chip's best "
+        "published stack; see docs/CALIBRATION.md)",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> PlanSpec:

@@ -49,6 +49,11 @@ class MeasuredRow:
     slo_tpot_s: float | None
     inferred_fields: tuple[str, ...]
     source: str
+    software: str = ""
+    """free text naming the software stack and version ("TensorRT-LLM 0.17", "vLLM 0.6.3")"""
+    notes: str = ""
+    cp: int | None = None
+    slo_e2e_s: float | None = None
 
 
 def _num(row: dict[str, str], key: str, where: str) -> float | None:
@@ -117,6 +122,10 @@ def read_measured(path: Path) -> list[MeasuredRow]:
                         f for f in (r.get("inferred_fields") or "").split(";") if f
                     ),
                     source=(r.get("source") or "").strip(),
+                    software=(r.get("software") or "").strip(),
+                    notes=(r.get("notes") or "").strip(),
+                    cp=_int(r, "cp", where),
+                    slo_e2e_s=_num(r, "slo_e2e_s", where),
                 )
             )
     return rows

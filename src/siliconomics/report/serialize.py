@@ -13,6 +13,7 @@ from ..economics.pricing import chip_price
 from ..parallel.memory import active_params, total_params
 from ..search.assess import Assessment
 from ..search.compare import Comparison
+from ..validate.banded import RowBand
 from ..validate.rows import ValidationReport
 
 
@@ -172,6 +173,22 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
     }
 
 
+def row_band_dict(b: RowBand | None) -> dict[str, Any]:
+    """``low``/``high`` beside a predicted value, the band's level and why, and the stack."""
+    if b is None:
+        return {"low": None, "high": None}
+    return {
+        "low": b.low,
+        "high": b.high,
+        "band_level": b.level,
+        "band_basis": b.basis,
+        "band_reason": b.reason,
+        "stack": b.stack,
+        "stack_basis": b.stack_basis,
+        "stack_note": b.stack_note,
+    }
+
+
 def validation_dict(r: ValidationReport) -> dict[str, Any]:
     return {
         "results": [
@@ -188,6 +205,7 @@ def validation_dict(r: ValidationReport) -> dict[str, Any]:
                 "bound": x.bound,
                 "assumptions": list(x.assumptions),
                 "simulated": x.simulated,
+                **row_band_dict(x.band),
             }
             for x in r.results
         ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from ..catalog.catalog import Catalog
 from ..measured.rows import MeasuredRow
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
+
+if TYPE_CHECKING:
+    from .banded import RowBand
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +33,9 @@ class RowResult:
     simulated: float | None = None
     """offline rows: the serving simulator's steady-state prediction, shown beside
     ``predicted`` (the static max-throughput estimate), see serve_rows.py"""
+
+    band: RowBand | None = None
+    """the row's software stack and the error band of ``predicted`` (validate/banded.py)"""
 
     @property
     def signed_pct(self) -> float:

@@ -17,18 +17,21 @@ lower bound — flagged). ``time_to_train_s`` needs convergence data and is neve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..catalog.catalog import Catalog
 from ..catalog.schema import ModelSpec
+from ..catalog.stacks import ProfileSet, packaged_residuals
 from ..errors import SiliconomicsError
 from ..measured.training import TrainRow
 from ..training.estimate import evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
 from ..training.precision import RECIPES
+from .banded import Residual, default_profile_set, row_band, row_profile
 from .rows import RowResult, Skipped, ValidationReport, row_device, summaries
 
 METRICS = (
@@ -184,12 +187,22 @@ def train_rows_by_family(
     return out
 
 
-def validate_training_rows(rows: list[TrainRow], catalog: Catalog) -> ValidationReport:
-    """Every usable training row predicted and compared, as a report of the same shape as the
-    inference one (``not_inference`` = training rows not usable)."""
+def validate_training_rows(
+    rows: list[TrainRow],
+    catalog: Catalog,
+    *,
+    profile_set: ProfileSet | None = None,
+    residuals: Sequence[Residual] | None = None,
+    level: float = 0.8,
+) -> ValidationReport:
+    """Every usable training row predicted with the profile of its (chip family, stack) and
+    compared, each with its error band, as a report of the same shape as the inference one
+    (``not_inference`` = training rows not usable)."""
     results: list[RowResult] = []
     skipped: list[Skipped] = []
     unusable = 0
+    ps = profile_set or default_profile_set(None)
+    resid = packaged_residuals() if residuals is None else residuals
     for tr in rows:
         if not tr.row.usable:
             unusable += 1
@@ -197,17 +210,20 @@ def validate_training_rows(rows: list[TrainRow], catalog: Catalog) -> Validation
             continue
         try:
             model = catalog.model(tr.row.model)
-            out = run_train_row(tr, model, catalog)
+            fam = catalog.chip(tr.row.chip).family
+            rp, note = row_profile(tr.row, fam, ps)
+            out = run_train_row(tr, model, catalog.with_profiles({fam: rp.profile}))
         except SiliconomicsError as e:
             skipped.append(Skipped(row=tr.row, reason=str(e)))
             continue
         results.append(
             RowResult(
                 row=tr.row,
-                family=catalog.chip(tr.row.chip).family,
+                family=fam,
                 predicted=out.predicted,
                 bound=out.bound,
                 assumptions=out.assumptions,
+                band=row_band(tr.row, model, rp, note, out.predicted, resid, level),
             )
         )
     return ValidationReport(

@@ -1,0 +1,251 @@
+"""Error bands from cross-validated residuals.
+
+The band table is the list of leave-one-source-out residuals of every calibration row (written
+by ``siliconomics calibrate`` as ``bands.toml``; the packaged one is
+``catalog/data/bands.toml``). A residual is ``r = log(measured / predicted)`` oriented as a
+*speed* (for time metrics such as ``tpot_s`` or ``step_time_s`` the ratio is inverted), so
+throughput and latency rows of a cell pool into one distribution.
+
+A prediction's band (default 80%) comes from the residuals of its cell, found by these rules,
+first that applies (``MIN_ROWS`` residuals needed at a level):
+
+1. its (kind, family, stack, regime, model class) cell;
+2. its (kind, family, stack): widened x ``WIDEN_LEVEL``;
+3. its (kind, family): widened x ``WIDEN_LEVEL``\\ :sup:`2`;
+4. all rows of its kind (inference / training): widened x ``WIDEN_UNMEASURED`` (no
+   measurement of the family behind it).
+
+On top: a stack with no measurement of its own on the family (it inherits the default stack's
+factors) widens x ``WIDEN_STACK``; a model class (dense / MoE) with fewer than ``MIN_ROWS``
+rows on the family widens x ``WIDEN_CLASS``, a regime (max-throughput / latency-target) with
+fewer x ``WIDEN_REGIME``. "Widened x w" scales the band's half-width (in log space) about its
+centre. The empirical quantiles get a small-sample inflation ``sqrt(1 + 1/n)`` and a floor
+half-width of ``FLOOR`` (run-to-run spread of repeated measurements), and the cell's centre
+and half-width are shrunk toward those of all rows of its kind by ``K_SOURCES`` pseudo-sources
+(weight n_sources / (n_sources + K_SOURCES)): rows of one source share a setup, so a cell's
+spread is only as well known as its number of sources. Each band says which rule
+made it, in words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..catalog.schema import EfficiencyProfile
+
+MIN_ROWS = 6
+K_SOURCES = 3.0
+WIDEN_LEVEL = 1.25
+WIDEN_UNMEASURED = 1.5
+WIDEN_STACK = 1.5
+WIDEN_CLASS = 1.5
+WIDEN_REGIME = 1.25
+FLOOR = math.log(1.05)
+DEFAULT_LEVEL = 0.8
+TIME_METRICS = ("ttft_s", "tpot_s", "e2e_latency_s", "step_time_s", "time_to_train_s")
+
+
+def is_time_metric(metric: str) -> bool:
+    return metric in TIME_METRICS
+
+
+@dataclass(frozen=True, kw_only=True)
+class Residual:
+    """One row's cross-validated residual (speed orientation) and its cell keys."""
+
+    id: str
+    kind: str
+    family: str
+    stack: str
+    regime: str
+    model_class: str
+    dtype: str
+    group: str
+    log_ratio: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Band:
+    """A multiplicative band on a *speed*: measured speed / predicted speed is expected in
+    [exp(lo), exp(hi)] with probability ``level``."""
+
+    lo: float
+    hi: float
+    level: float
+    n: int
+    basis: str
+    """the cell the residuals came from"""
+    reason: str
+    """the rules applied, in words"""
+
+    def speed(self, value: float) -> tuple[float, float]:
+        """(low, high) of a predicted speed (throughput, tokens/s, MFU)."""
+        return value * math.exp(self.lo), value * math.exp(self.hi)
+
+    def time(self, value: float) -> tuple[float, float]:
+        """(low, high) of a predicted time, cost or energy (inverse of a speed)."""
+        return value * math.exp(-self.hi), value * math.exp(-self.lo)
+
+    def of(self, value: float, metric: str) -> tuple[float, float]:
+        return self.time(value) if is_time_metric(metric) else self.speed(value)
+
+    def covers(self, measured: float, predicted: float, metric: str) -> bool:
+        lo, hi = self.of(predicted, metric)
+        return lo <= measured <= hi
+
+
+@dataclass(frozen=True, kw_only=True)
+class BandQuery:
+    kind: str
+    family: str
+    stack: str
+    regime: str
+    model_class: str
+    stack_measured: bool = True
+    """False when the stack inherits the family default's factors (no rows of its own)"""
+
+
+def _centre_half(rs: Sequence[Residual], level: float) -> tuple[float, float]:
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(np.array([r.log_ratio for r in rs]), [a, 1.0 - a])
+    return float((lo + hi) / 2.0), float((hi - lo) / 2.0) * math.sqrt(1.0 + 1.0 / len(rs))
+
+
+def _quantiles(
+    rs: Sequence[Residual], pool: Sequence[Residual], level: float
+) -> tuple[float, float]:
+    """The cell's band, shrunk toward the pool's by ``K_SOURCES`` pseudo-sources: rows of one
+    source share its setup, so a cell's spread is only as well known as its number of
+    *sources* (a cell of 8 rows from 2 documents says little about the next document)."""
+    c, h = _centre_half(rs, level)
+    cp, hp = _centre_half(pool, level)
+    n = len({r.group for r in rs})
+    w = n / (n + K_SOURCES)
+    c = w * c + (1 - w) * cp
+    h = max(math.sqrt(w * h**2 + (1 - w) * hp**2), FLOOR)
+    return c - h, c + h
+
+
+def _widen(lo: float, hi: float, w: float) -> tuple[float, float]:
+    c, h = (lo + hi) / 2.0, (hi - lo) / 2.0
+    return c - h * w, c + h * w
+
+
+def band_for(
+    residuals: Sequence[Residual],
+    q: BandQuery,
+    *,
+    level: float = DEFAULT_LEVEL,
+    exclude_group: str | None = None,
+) -> Band:
+    """The band of one prediction (``exclude_group``: leave that source's residuals out, for
+    checking coverage on held-out sources)."""
+    pool = [r for r in residuals if r.kind == q.kind and r.group != exclude_group]
+    fam = [r for r in pool if r.family == q.family]
+    levels: list[tuple[str, list[Residual], float]] = [
+        (
+            f"{q.family} with {q.stack}, {q.regime}, {q.model_class}",
+            [
+                r
+                for r in fam
+                if (r.stack, r.regime, r.model_class) == (q.stack, q.regime, q.model_class)
+            ],
+            1.0,
+        ),
+        (f"{q.family} with {q.stack}", [r for r in fam if r.stack == q.stack], WIDEN_LEVEL),
+        (f"the {q.family} family", fam, WIDEN_LEVEL**2),
+        (f"all {q.kind} rows", pool, WIDEN_UNMEASURED),
+    ]
+    reasons: list[str] = []
+    for k, (name, rs, w) in enumerate(levels):
+        if len(rs) < MIN_ROWS and k < len(levels) - 1:
+            continue
+        if not rs:
+            return Band(lo=-1.0, hi=1.0, level=level, n=0, basis="none", reason="no residuals")
+        lo, hi = _widen(*_quantiles(rs, pool, level), w)
+        if k > 0:
+            reasons.append(_fallback_reason(q, k, len(levels[k - 1][1]), name, w))
+        if not q.stack_measured:
+            lo, hi = _widen(lo, hi, WIDEN_STACK)
+            reasons.append(
+                f"no measurement of {q.family} with {q.stack}: default-stack factors, "
+                f"band x{WIDEN_STACK}"
+            )
+        for key, w2 in (("model_class", WIDEN_CLASS), ("regime", WIDEN_REGIME)):
+            want = getattr(q, key)
+            n_key = sum(getattr(r, key) == want for r in fam)
+            if n_key < MIN_ROWS:
+                lo, hi = _widen(lo, hi, w2)
+                reasons.append(f"{n_key} {want} rows on {q.family}: band x{w2}")
+        return Band(
+            lo=lo,
+            hi=hi,
+            level=level,
+            n=len(rs),
+            basis=name,
+            reason="; ".join(reasons) or f"{len(rs)} cross-validated rows of its cell",
+        )
+    raise AssertionError("unreachable")
+
+
+def _fallback_reason(q: BandQuery, k: int, n_cell: int, name: str, w: float) -> str:
+    if k == 3:
+        return f"no measurement of {q.family} (fewer than {MIN_ROWS} rows); band from {name} x{w}"
+    return (
+        f"{n_cell} rows of {q.family} with {q.stack}"
+        + (f", {q.regime}, {q.model_class}" if k == 1 else "")
+        + f" (< {MIN_ROWS}); band from {name} x{w:g}"
+    )
+
+
+def coverage(
+    items: Iterable[tuple[Residual, bool]],
+) -> tuple[int, float]:
+    """(n, fraction covered) of (residual, covered) pairs."""
+    xs = [c for _, c in items]
+    return len(xs), (sum(xs) / len(xs) if xs else math.nan)
+
+
+def to_toml_dict(residuals: Sequence[Residual], meta: dict[str, str]) -> dict[str, object]:
+    return {
+        "meta": meta,
+        "residual": [r.__dict__ for r in residuals],
+    }
+
+
+def from_toml_dict(raw: dict[str, object]) -> tuple[Residual, ...]:
+    items = raw.get("residual", [])
+    assert isinstance(items, list)
+    return tuple(Residual(**{**r, "log_ratio": float(r["log_ratio"])}) for r in items)
+
+
+_SPEED_FIELDS = (
+    "gemm_efficiency",
+    "lowp_gemm_efficiency",
+    "memory_efficiency",
+    "attention_efficiency",
+    "collective_efficiency",
+    "train_gemm_efficiency",
+    "train_lowp_gemm_efficiency",
+)
+_TIME_FIELDS = ("kernel_overhead_s", "step_overhead_s", "collective_latency_s")
+
+
+def derate(prof: EfficiencyProfile, factor: float) -> EfficiencyProfile:
+    """The profile of a chip ``factor`` (<= 1) times as fast: every fraction of peak times
+    ``factor`` and every fixed time divided by it, so that every roofline time (max of compute,
+    memory and link terms, plus overheads) is divided by ``factor`` exactly. ``plan --robust``
+    plans on this, with ``factor`` the pessimistic end of the band."""
+    f = min(1.0, factor)
+    upd: dict[str, float] = {}
+    for k in _SPEED_FIELDS:
+        v = getattr(prof, k)
+        if v is not None:
+            upd[k] = v * f
+    for k in _TIME_FIELDS:
+        upd[k] = getattr(prof, k) / f
+    return prof.model_copy(update=upd)

@@ -1,0 +1,151 @@
+"""The calibration policy: which factor each chip family and stack fits, from which rows, within
+which bounds, and what it inherits when its rows are too few. Data, tested
+(tests/test_calibrate_policy.py); the fitting itself is :mod:`.hierarchy`.
+
+Levels (hierarchical shrinkage):
+
+1. **all chips**: the fixed ``PRIORS`` (H100 op-level measurements, ``scripts/calibrate_nvidia.py``
+   via :mod:`.ops_fit`; round defaults for time constants). Op-level microbenchmarks anchor a
+   chip's achievable peaks; they are never refitted on end-to-end rows.
+2. **family** (default stack): the factors of ``FIT_PLAN[family]`` fitted on the family's rows
+   measured with its default (best-published) stack, pulled toward the parent level (the
+   family named in ``INHERIT``, else all chips) by ``SHRINK_ROWS`` pseudo-rows.
+3. **(family, stack)**: a non-default stack with rows of its own fits the first factors of
+   ``STACK_FIT_PLAN[workload]``, pulled toward its family's values.
+
+A level fits at most one factor per ``MIN_ROWS_PER_FACTOR`` rows, in the order the plan lists
+them (most directly constrained first); with fewer rows it inherits its parent's values.
+Factors stay inside ``BOUNDS``; a fitted factor within 1% of the bound range from a bound is
+reported as *at its bound* (the data want something outside the physical range: a sign of a
+missing mechanism, not a finding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+MIN_ROWS_PER_FACTOR: Final = 3
+SHRINK_ROWS: Final = 3.0
+"""pseudo-rows of the parent's value in every fit (weight of the shrinkage)"""
+PRIOR_SD: Final = 0.25
+"""prior spread of a factor around its parent, as a fraction of its bound range"""
+AT_BOUND: Final = 0.01
+
+BOUNDS: dict[str, tuple[float, float]] = {
+    "gemm_efficiency": (0.10, 0.95),
+    "lowp_gemm_efficiency": (0.10, 0.95),
+    "memory_efficiency": (0.40, 0.95),
+    "attention_efficiency": (0.10, 0.90),
+    "collective_latency_s": (2e-6, 60e-6),  # >= one scale-up hop incl. sync (NCCL H100: 4.3 µs)
+    "step_overhead_s": (0.0, 20e-3),
+    "train_gemm_efficiency": (0.30, 0.95),
+    "train_lowp_gemm_efficiency": (0.20, 0.95),
+    "train_comm_overlap": (0.0, 1.0),
+}
+
+#: The all-chips level: the H100 op-level measurements (GEMM 0.77, HBM 0.88) and round
+#: defaults for the time constants; training GEMMs start from the same 0.77, overlap from 0.
+PRIORS: dict[str, float] = {
+    "gemm_efficiency": 0.77,
+    "lowp_gemm_efficiency": 0.77,
+    "memory_efficiency": 0.88,
+    "attention_efficiency": 0.6,
+    "collective_latency_s": 5e-6,
+    "step_overhead_s": 1e-3,
+    "train_gemm_efficiency": 0.77,
+    "train_lowp_gemm_efficiency": 0.77,
+    "train_comm_overlap": 0.0,
+}
+
+#: Inference factors fitted on each family's default-stack rows, in the order of how directly
+#: the rows constrain them.
+FIT_PLAN: dict[str, tuple[str, ...]] = {
+    "nvidia-hopper": ("lowp_gemm_efficiency", "step_overhead_s"),
+    "nvidia-blackwell": ("lowp_gemm_efficiency",),
+    "amd-cdna3": ("lowp_gemm_efficiency",),
+    "aws-neuron-v2": (
+        "gemm_efficiency",
+        "memory_efficiency",
+        "collective_latency_s",
+        "step_overhead_s",
+    ),
+    "intel-gaudi": ("lowp_gemm_efficiency",),
+    "aws-neuron-v3": ("gemm_efficiency",),
+    "google-tpu": ("memory_efficiency", "gemm_efficiency"),
+}
+
+#: Families whose inference factors start from (and shrink toward) another family's: the
+#: nearest family with the same software stack, or failing that the same vendor.
+INHERIT: dict[str, str] = {
+    "nvidia-blackwell": "nvidia-hopper",
+    "nvidia-ada": "nvidia-hopper",
+    "amd-cdna2": "amd-cdna3",
+    "amd-cdna4": "amd-cdna3",
+    "aws-neuron-v3": "aws-neuron-v2",
+    "aws-neuron-v4": "aws-neuron-v3",
+}
+
+#: Inference fields copied from the parent family besides the fitted ones.
+INHERITED_FIELDS: tuple[str, ...] = (
+    "gemm_efficiency",
+    "lowp_gemm_efficiency",
+    "memory_efficiency",
+    "attention_efficiency",
+    "collective_latency_s",
+    "step_overhead_s",
+    "kernel_overhead_s",
+    "collective_efficiency",
+)
+
+#: Inference fields a family with neither rows nor a parent takes as the median of the fitted
+#: families (NVIDIA families keep their op-level values instead).
+MEDIAN_FIELDS: tuple[str, ...] = (
+    "gemm_efficiency",
+    "lowp_gemm_efficiency",
+    "memory_efficiency",
+    "attention_efficiency",
+    "collective_latency_s",
+    "step_overhead_s",
+)
+
+TRAIN_FIT_PLAN: dict[str, tuple[str, ...]] = {
+    "nvidia-hopper": ("train_lowp_gemm_efficiency", "train_comm_overlap"),
+    "nvidia-blackwell": ("train_lowp_gemm_efficiency",),
+    "google-tpu": ("train_gemm_efficiency", "train_lowp_gemm_efficiency", "train_comm_overlap"),
+}
+TRAIN_INHERIT: dict[str, str] = {
+    "nvidia-blackwell": "nvidia-hopper",
+    "nvidia-ada": "nvidia-hopper",
+    "nvidia-ampere": "nvidia-hopper",
+}
+TRAIN_FIELDS: tuple[str, ...] = (
+    "train_gemm_efficiency",
+    "train_lowp_gemm_efficiency",
+    "train_comm_overlap",
+)
+
+#: What a non-default stack with rows of its own may fit (on top of its family's profile):
+#: the streaming and GEMM fractions a serving engine's kernels reach, and a training stack's
+#: GEMM fraction and communication overlap.
+STACK_FIT_PLAN: dict[str, tuple[str, ...]] = {
+    "inference": ("memory_efficiency", "gemm_efficiency"),
+    "training": ("train_gemm_efficiency", "train_comm_overlap"),
+}
+
+
+def affordable(plan: Sequence[str], n_rows: int) -> tuple[str, ...]:
+    """The first factors of ``plan`` that ``n_rows`` rows can support (one per
+    ``MIN_ROWS_PER_FACTOR`` rows)."""
+    return tuple(plan[: n_rows // MIN_ROWS_PER_FACTOR])
+
+
+def at_bound(name: str, value: float) -> str | None:
+    """``'lower'``/``'upper'`` when a fitted value sits at its physical bound, else None."""
+    lo, hi = BOUNDS[name]
+    tol = AT_BOUND * (hi - lo)
+    if value <= lo + tol:
+        return "lower"
+    if value >= hi - tol:
+        return "upper"
+    return None

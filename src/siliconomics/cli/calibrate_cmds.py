@@ -1,0 +1,216 @@
+"""calibrate: fit efficiency profiles per (chip family, stack) on measured rows, with
+leave-one-source-out cross-validation and the error-band table (docs/CALIBRATION.md)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomli_w
+import typer
+
+from ..calibrate.bands import to_toml_dict
+from ..calibrate.hierarchy import with_provenance
+from ..catalog.registry import efficiency_profiles
+from ..catalog.schema import EfficiencyProfile
+from ..catalog.stacks import ProfileSet, load_profile_dir, packaged_stack_profiles
+from ..errors import SiliconomicsError
+from ..validate.cv import CVReport, cross_validate, load_samples
+from .common import JsonOpt, app, emit_json, out
+
+
+def corpus_files() -> list[Path]:
+    """The packaged measured corpus (``measured/corpus/*.csv`` in the measured-row schema:
+    files with an ``id`` and a ``value`` column; ``models.csv`` and side tables are not)."""
+    d = Path(str(resources.files("siliconomics.measured") / "corpus"))
+    out = []
+    for p in sorted(d.glob("*.csv")) if d.is_dir() else []:
+        head = p.read_text(encoding="utf-8").split("\n", 1)[0].split(",")
+        if "id" in head and "value" in head and "metric" in head:
+            out.append(p)
+    return out
+
+
+def measured_files(files: list[Path] | None, corpus: bool) -> list[Path]:
+    paths = [*(files or []), *(corpus_files() if corpus else [])]
+    if not paths:
+        raise SiliconomicsError("give at least one measured CSV (or --corpus)")
+    for p in paths:
+        if not p.exists():
+            raise SiliconomicsError(f"measured file not found: {p}")
+    return paths
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float) and math.isfinite(v):
+        return float(f"{v:.4g}")
+    return v
+
+
+def _profile_toml(p: EfficiencyProfile) -> str:
+    raw = {k: _round(v) for k, v in p.model_dump(exclude_none=True).items()}
+    return tomli_w.dumps(raw)
+
+
+def fitted_families(rep: CVReport) -> set[str]:
+    """Families with at least one factor fitted on the given rows."""
+    return {r.family for r in rep.calibration.records if r.params}
+
+
+def write_calibration(
+    rep: CVReport, out_dir: Path, source: str, *, all_families: bool = False
+) -> list[Path]:
+    """``<family>.toml`` per family fitted on the rows (every family with ``all_families``),
+    ``stacks/<family>@<stack>.toml`` per fitted stack and ``bands.toml`` (the cross-validated
+    residuals) under ``out_dir``. Families not written keep the packaged profiles when the
+    directory is used with ``--profile``."""
+    written: list[Path] = []
+    keep = fitted_families(rep)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "stacks").mkdir(exist_ok=True)
+        for fam, prof in sorted(with_provenance(rep.calibration, source).items()):
+            if not all_families and fam not in keep:
+                continue
+            path = out_dir / f"{fam}.toml"
+            path.write_text(_profile_toml(prof), encoding="utf-8")
+            written.append(path)
+        for (fam, st), sp in sorted(rep.calibration.stacks.items()):
+            path = out_dir / "stacks" / f"{fam}@{st}.toml"
+            raw = sp.model_dump()
+            raw["factors"] = {k: _round(v) for k, v in sp.factors.items()}
+            path.write_text(tomli_w.dumps(raw), encoding="utf-8")
+            written.append(path)
+        meta = {
+            "data": source,
+            "level": str(rep.level),
+            "method": "leave-one-source-out cross-validated residuals, log(measured/predicted) "
+            "as a speed (siliconomics.calibrate.bands)",
+        }
+        bands = out_dir / "bands.toml"
+        bands.write_text(tomli_w.dumps(to_toml_dict(rep.residuals(), meta)), encoding="utf-8")
+        written.append(bands)
+    except OSError as e:
+        raise SiliconomicsError(f"--out {out_dir}: cannot write: {e.strerror}") from None
+    return written
+
+
+def profiles_option(path: Path | None) -> ProfileSet | None:
+    """``--profile DIR`` (None: the packaged calibration)."""
+    if path is None:
+        return None
+    return load_profile_dir(path, efficiency_profiles())
+
+
+def packaged_profile_set() -> ProfileSet:
+    return ProfileSet(families=efficiency_profiles(), stacks=packaged_stack_profiles())
+
+
+def cv_summary(rep: CVReport) -> dict[str, Any]:
+    """The cross-validation report as JSON: per kind and group key."""
+    keys = (None, "family", "model_class", "regime", "dtype", "stack")
+    return {
+        "level": rep.level,
+        "method": "leave one source out",
+        "groups": {
+            kind: {(key or "all"): [s.__dict__ for s in rep.stats(kind, key)] for key in keys}
+            for kind in ("inference", "training")
+        },
+        "fits": [
+            {**r.__dict__, "params": list(r.params)} for r in rep.calibration.records if r.params
+        ],
+        "rows": [
+            {
+                "id": r.sample.row.id,
+                "kind": r.sample.row.kind,
+                "family": r.sample.family,
+                "stack": r.sample.stack,
+                "source_group": r.sample.group,
+                "measured": r.sample.row.value,
+                "in_sample": r.in_sample,
+                "cross_validated": r.cross_validated,
+                "low": r.band.of(r.cross_validated, r.sample.row.metric)[0],
+                "high": r.band.of(r.cross_validated, r.sample.row.metric)[1],
+                "covered": r.covered,
+            }
+            for r in rep.rows
+        ],
+        "skipped": [{"id": s.row.id, "reason": s.reason} for s in rep.skipped],
+    }
+
+
+def render_cv(rep: CVReport) -> None:
+    """Tables: cross-validated (headline) and in-sample (labelled) error and band coverage."""
+    from rich.table import Table
+
+    for kind in ("inference", "training"):
+        t = Table(
+            title=f"{kind}: leave-one-source-out error and {rep.level:.0%} band coverage",
+        )
+        for c in ("group", "rows", "sources", "CV median |err|", "CV signed", "coverage"):
+            t.add_column(c, justify="left" if c == "group" else "right")
+        t.add_column("in-sample |err| (fitted on these rows)", justify="right")
+        for key in (None, "family", "model_class", "regime", "dtype", "stack"):
+            for s in rep.stats(kind, key):
+                t.add_row(
+                    f"{s.key}={s.group}" if key else "ALL",
+                    str(s.n),
+                    str(s.sources),
+                    f"{s.cv_median_abs_pct:.1f}%",
+                    f"{s.cv_median_signed_pct:+.1f}%",
+                    f"{s.coverage:.0%}",
+                    f"{s.in_sample_median_abs_pct:.1f}%",
+                )
+        out.print(t)
+    for r in rep.calibration.records:
+        if r.params or (r.note and r.level != "inherit"):
+            vals = ", ".join(f"{k}={v:.4g}" for k, v in r.values.items()) or "-"
+            bound = "".join(f" [{k} AT {b.upper()} BOUND]" for k, b in r.at_bound.items())
+            out.print(
+                f"{r.workload} {r.family} {r.stack} ({r.level}, n={r.n_rows}): {vals}{bound}"
+                + (f"  {r.note}" if r.note else ""),
+                highlight=False,
+            )
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="measured results CSVs (shared SCHEMA.md)")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="directory to write profiles to")] = Path(
+        "calibration"
+    ),
+    corpus: Annotated[
+        bool, typer.Option(help="also use the packaged measured corpus (measured/corpus/*.csv)")
+    ] = False,
+    level: Annotated[float, typer.Option(min=0.5, max=0.99, help="band level")] = 0.8,
+    all_families: Annotated[
+        bool,
+        typer.Option(
+            help="write every family's profile (the packaged calibration), not only the "
+            "families fitted on these rows"
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit efficiency factors per (chip family, stack) on measured rows (hierarchical
+    shrinkage: family from all chips, stack from its family), cross-validate leaving one
+    source out, and write profiles and the error-band table to --out (use with --profile)."""
+    paths = measured_files(files, corpus)
+    samples, skipped = load_samples(paths)
+    rep = cross_validate(samples, efficiency_profiles(), level=level)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    written = write_calibration(
+        rep, out_dir, f"{', '.join(p.name for p in paths)} ({stamp})", all_families=all_families
+    )
+    if as_json:
+        emit_json({**cv_summary(rep), "written": [str(p) for p in written]})
+        return
+    render_cv(rep)
+    for s in skipped:
+        out.print(f"  not used: {s.row.id}: {s.reason}", highlight=False)
+    out.print(f"wrote {len(written)} files to {out_dir}", highlight=False)

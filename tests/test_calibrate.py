@@ -1,0 +1,230 @@
+"""Calibration as a library: stacks, the fitting policy, hierarchical fits, bands."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from siliconomics.calibrate import policy as P
+from siliconomics.calibrate.bands import (
+    FLOOR,
+    WIDEN_STACK,
+    BandQuery,
+    Residual,
+    band_for,
+)
+from siliconomics.calibrate.samples import source_group
+from siliconomics.catalog.registry import efficiency_profiles
+from siliconomics.catalog.stacks import (
+    OTHER,
+    ProfileSet,
+    StackProfile,
+    check_stack,
+    default_stack,
+    infer_stack,
+    resolve_profile,
+    stacks,
+)
+from siliconomics.errors import SiliconomicsError
+
+
+@pytest.mark.parametrize(
+    ("software", "family", "stack"),
+    [
+        ("TensorRT-LLM 0.17", "nvidia-hopper", "trtllm"),
+        ("TensorRT 10.1.0, CUDA 12.7 (preview)", "nvidia-blackwell", "trtllm"),
+        ("vLLM 0.6.3", "nvidia-hopper", "vllm"),
+        ("vLLM 0.4.3+rocm614, PyTorch 2.3.0", "amd-cdna3", "vllm"),
+        ("SGLang 0.4", "nvidia-hopper", "sglang"),
+        ("NxD Inference", "aws-neuron-v3", "nxdi"),
+        ("NxD Inference + vLLM (AWS Neuron fork)", "aws-neuron-v3", "nxdi"),
+        ("vllm-neuron (vLLM V1 plugin)", "aws-neuron-v3", "vllm-neuron"),
+        ("Transformers NeuronX, Neuron SDK 2.18.1", "aws-neuron-v2", "transformers-neuronx"),
+        ("optimum-habana", "intel-gaudi", "optimum-habana"),
+        ("Intel Gaudi software 1.18.0", "intel-gaudi", "optimum-habana"),
+        ("vLLM-gaudi 1.22", "intel-gaudi", "vllm-gaudi"),
+        ("MaxText", "google-tpu", "maxtext"),
+        ("JetStream", "google-tpu", "jetstream"),
+        ("vLLM TPU (tpu-inference)", "google-tpu", "vllm-tpu"),
+        ("NeMo 24.12", "nvidia-hopper", "nemo"),
+        ("Megatron-LM core_r0.9", "nvidia-hopper", "megatron"),
+        ("Megatron-Bridge 25.11", "nvidia-blackwell", "nemo"),
+        ("some in-house engine", "nvidia-hopper", OTHER),
+        ("", "nvidia-hopper", ""),
+    ],
+)
+def test_stack_inferred_from_free_text(software, family, stack):
+    assert infer_stack(software, family, stacks()) == stack
+
+
+@pytest.mark.parametrize(
+    ("software", "workload", "stack"),
+    [
+        ("NeuronX Distributed (Neuron SDK 2.21.0)", "inference", "nxdi"),
+        ("NeuronX Distributed (Neuron SDK 2.21.0)", "training", "nxdt"),
+        ("NeuronX NeMo Megatron (Neuron SDK 2.17.0)", "training", "nxdt"),
+        ("Transformers Neuron (Neuron SDK 2.16.0)", "inference", "transformers-neuronx"),
+    ],
+)
+def test_stack_inference_knows_the_workload(software, workload, stack):
+    assert infer_stack(software, "aws-neuron-v2", stacks(), workload) == stack
+
+
+def test_every_family_has_default_stacks_and_they_run_there():
+    t = stacks()
+    for fam in efficiency_profiles():
+        for wl in ("inference", "training"):
+            d = default_stack(fam, wl, t)
+            assert d != OTHER, (fam, wl)
+            assert fam in t[d].families
+
+
+def test_stack_option_errors_name_what_is_allowed():
+    t = stacks()
+    assert check_stack(None, "nvidia-hopper", "inference", t) == "trtllm"
+    with pytest.raises(SiliconomicsError, match=r"allowed: .*trtllm"):
+        check_stack("nope", "nvidia-hopper", "inference", t)
+    with pytest.raises(SiliconomicsError, match="does not run on intel-gaudi"):
+        check_stack("trtllm", "intel-gaudi", "inference", t)
+
+
+def test_unmeasured_stack_inherits_the_default_and_says_so():
+    fams = efficiency_profiles()
+    ps = ProfileSet(families=fams)
+    rp = resolve_profile(ps, "intel-gaudi", "vllm-gaudi")
+    assert rp.basis == "inherited" and rp.profile == fams["intel-gaudi"]
+    assert "no measurement of intel-gaudi with vllm-gaudi" in rp.note
+    sp = StackProfile(
+        family="intel-gaudi",
+        stack="vllm-gaudi",
+        factors={"memory_efficiency": 0.5},
+        n_rows=4,
+        provenance={"memory_efficiency": "test"},
+    )
+    ps2 = ProfileSet(families=fams, stacks={("intel-gaudi", "vllm-gaudi"): sp})
+    rp2 = resolve_profile(ps2, "intel-gaudi", "vllm-gaudi")
+    assert rp2.basis == "fitted" and rp2.profile.memory_efficiency == 0.5
+    assert resolve_profile(ps2, "intel-gaudi", "optimum-habana").basis == "default"
+
+
+def test_policy_three_rows_per_factor_and_bounds():
+    plan = ("a", "b", "c")
+    assert P.affordable(plan, 2) == ()
+    assert P.affordable(plan, 3) == ("a",)
+    assert P.affordable(plan, 8) == ("a", "b")
+    assert P.affordable(plan, 30) == plan
+    assert P.at_bound("collective_latency_s", 2e-6) == "lower"
+    assert P.at_bound("train_comm_overlap", 1.0) == "upper"
+    assert P.at_bound("gemm_efficiency", 0.5) is None
+    for fam, params in {**P.FIT_PLAN, **P.TRAIN_FIT_PLAN}.items():
+        assert fam in efficiency_profiles()
+        assert all(p in P.BOUNDS and p in P.PRIORS for p in params)
+
+
+def test_source_groups_are_documents_or_submissions():
+    a = source_group(
+        "github aws-neuron/aws-neuron-sdk @81ce03ae: about-neuron/benchmarks/inf2/x.csv "
+        "(table row: Llama 3)"
+    )
+    b = source_group(
+        "github aws-neuron/aws-neuron-sdk @81ce03ae: about-neuron/benchmarks/inf2/x.csv "
+        "(table row: Llama 2)"
+    )
+    assert a == b
+    m1 = source_group(
+        "github mlcommons/inference_results_v4.1: closed/NVIDIA/results/H200-SXM-141GBx8_TRT/"
+        "llama2-70b-99/Offline/performance/run_1/mlperf_log_summary.txt"
+    )
+    m2 = source_group(
+        "github mlcommons/inference_results_v4.1: closed/NVIDIA/results/H200-SXM-141GBx8_TRT/"
+        "mixtral-8x7b/Offline/performance/run_1/mlperf_log_summary.txt"
+    )
+    m3 = source_group(
+        "github mlcommons/inference_results_v4.1: closed/NVIDIA/results/B200-SXM-180GBx1_TRT/"
+        "llama2-70b-99/Server"
+    )
+    assert m1 == m2 != m3
+
+
+def _res(i: int, family: str, stack: str, r: float, group: str | None = None) -> Residual:
+    return Residual(
+        id=f"r{i}",
+        kind="inference",
+        family=family,
+        stack=stack,
+        regime="max-throughput",
+        model_class="dense",
+        dtype="bf16",
+        group=group or f"g{i}",
+        log_ratio=r,
+    )
+
+
+def test_band_rules_fall_back_and_widen_with_reasons():
+    rs = [_res(i, "nvidia-hopper", "trtllm", 0.1 * ((i % 5) - 2)) for i in range(20)]
+    rs += [_res(100 + i, "intel-gaudi", "optimum-habana", 0.05 * (i - 1)) for i in range(3)]
+    q = BandQuery(
+        kind="inference",
+        family="nvidia-hopper",
+        stack="trtllm",
+        regime="max-throughput",
+        model_class="dense",
+    )
+    cell = band_for(rs, q)
+    assert cell.n == 20 and cell.lo < 0 < cell.hi
+    assert "cross-validated rows of its cell" in cell.reason
+    # too few gaudi rows: the all-rows pool, widened, and saying why
+    g = band_for(rs, BandQuery(**{**q.__dict__, "family": "intel-gaudi", "stack": "vllm-gaudi"}))
+    assert g.basis == "all inference rows" and "no measurement of intel-gaudi" in g.reason
+    # an unmeasured stack on a measured family: wider than the default stack's band
+    un = band_for(rs, BandQuery(**{**q.__dict__, "stack_measured": False}))
+    assert un.hi - un.lo == pytest.approx(WIDEN_STACK * (cell.hi - cell.lo))
+    assert "no measurement of nvidia-hopper with trtllm" in un.reason
+    # a floor on the width
+    tight = [_res(i, "x", "y", 0.0) for i in range(30)]
+    b = band_for(tight, BandQuery(**{**q.__dict__, "family": "x", "stack": "y"}))
+    assert b.hi - b.lo >= 2 * FLOOR - 1e-12
+    # orientation: a time is the inverse of a speed
+    lo, hi = cell.of(2.0, "tpot_s")
+    assert lo == pytest.approx(2.0 * math.exp(-cell.hi)) and hi == pytest.approx(
+        2.0 * math.exp(-cell.lo)
+    )
+
+
+def test_a_stack_with_its_own_rows_fits_on_top_of_its_family(shared):
+    # Three H100 rows relabelled as another stack: that stack gets its own factor (one per
+    # three rows), shrunk toward the family's, and resolves as "fitted"; the family's own
+    # default-stack rows are what the family profile is fitted on.
+    from dataclasses import replace
+
+    from siliconomics.calibrate.hierarchy import calibrate, fittable
+    from siliconomics.validate.cv import load_samples
+
+    samples, _ = load_samples([shared / "validation/measured.csv"])
+    base = efficiency_profiles()
+    hop = [s for s in samples if s.family == "nvidia-hopper" and s.row.kind == "inference"]
+    hop = [s for s in hop if fittable(s, base["nvidia-hopper"])]
+    moved = [replace(s, stack="vllm") for s in hop[:3]]
+    cal = calibrate([*moved, *hop[3:]], base)
+    sp = cal.stacks[("nvidia-hopper", "vllm")]
+    assert sp.n_rows == 3 and list(sp.factors) == [P.STACK_FIT_PLAN["inference"][0]]
+    lo, hi = P.BOUNDS[next(iter(sp.factors))]
+    assert lo <= next(iter(sp.factors.values())) <= hi
+    fam = [r for r in cal.records if r.family == "nvidia-hopper" and r.level == "family"]
+    assert fam[0].workload == "inference" and fam[0].n_rows == len(hop) - 3
+    ps = ProfileSet(families=cal.families, stacks=cal.stacks)
+    assert resolve_profile(ps, "nvidia-hopper", "vllm").basis == "fitted"
+
+
+def test_calibration_starts_from_the_op_level_factors():
+    # End-to-end fits restart from the priors; op-level (measured-ops) values are kept.
+    from siliconomics.calibrate.hierarchy import op_level_base
+
+    packaged = efficiency_profiles()
+    base = op_level_base(packaged)
+    for fam in ("nvidia-ampere", "nvidia-hopper"):
+        for k, text in packaged[fam].provenance.items():
+            if text.startswith("fitted on shared/data/measured-ops"):
+                assert getattr(base[fam], k) == getattr(packaged[fam], k), (fam, k)
+    assert base["nvidia-hopper"].train_comm_overlap is None  # end-to-end: reset
