@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siliconomics.catalog.registry import get_chip, get_model
+from siliconomics import resolve
+from siliconomics.catalog.registry import get_model
 from siliconomics.catalog.schema import ModelSpec, MoESpec
 from siliconomics.errors import SiliconomicsError
-from siliconomics.inference.estimate import estimate_static, make_device, max_batch
+from siliconomics.inference.estimate import estimate_static, max_batch
 from siliconomics.inference.forward import forward_cost
 from siliconomics.ops.roofline import grouped_gemm_utilisation
 from siliconomics.parallel.memory import kv_bytes_per_seq_per_chip, param_counts
@@ -31,9 +32,9 @@ def _with_moe(model: ModelSpec, **kw: object) -> ModelSpec:
 
 def test_dp_attention_wide_ep_is_accepted_and_predicted() -> None:
     """SGLang / DeepSeek decode layout: attention DP over 16 ranks, 256 experts over ep=16."""
-    m, chip = get_model("deepseek-v3"), get_chip("h100-sxm")
+    m, dev = get_model("deepseek-v3"), resolve.device("h100-sxm")
     plan = InferencePlan(tp=1, dp=16, ep=16, **FP8)
-    est = estimate_static(m, chip, plan, 1024, 1000, 100)
+    est = estimate_static(m, dev, plan, 1024, 1000, 100)
     assert plan.chips == 16 and plan.etp == 1
     assert np.isfinite(est.tpot_s) and est.tpot_s > 0
     names = {op.name for op in est.decode.ops}
@@ -43,31 +44,31 @@ def test_dp_attention_wide_ep_is_accepted_and_predicted() -> None:
 def test_ep_larger_than_tp_spans_dp_times_tp() -> None:
     plan = InferencePlan(tp=2, dp=4, ep=8)
     m = get_model("mixtral-8x7b")
-    plan.validate(m, make_device(get_chip("h100-sxm")))
-    est = estimate_static(m, get_chip("h100-sxm"), plan, 64, 512, 64)
+    plan.validate(m, resolve.device("h100-sxm"))
+    est = estimate_static(m, resolve.device("h100-sxm"), plan, 64, 512, 64)
     assert float(est.output_tokens_per_s) > 0
 
 
 def test_ep_that_does_not_divide_the_experts_is_served_with_ceil_experts_per_rank() -> None:
     """EP72 on 256 experts (SGLang with EPLB redundant slots): ceil(256/72) = 4 per rank."""
     m = get_model("deepseek-v3")
-    InferencePlan(tp=1, dp=72, ep=72, **FP8).validate(m, make_device(get_chip("h100-sxm")))
+    InferencePlan(tp=1, dp=72, ep=72, **FP8).validate(m, resolve.device("h100-sxm"))
     pc72 = param_counts(m, 1, 72, 1)["ffn_experts"]
     pc64 = param_counts(m, 1, 64, 1)["ffn_experts"]
     assert pc72 == pc64  # both hold 4 routed experts per layer
     with pytest.raises(SiliconomicsError, match="exceeds the 256 experts"):
-        InferencePlan(tp=1, dp=512, ep=512).validate(m, make_device(get_chip("h100-sxm")))
+        InferencePlan(tp=1, dp=512, ep=512).validate(m, resolve.device("h100-sxm"))
 
 
 def test_ep_must_still_divide_dp_times_tp() -> None:
     m = get_model("mixtral-8x7b")
     with pytest.raises(SiliconomicsError, match="must divide dp\\*tp"):
-        InferencePlan(tp=2, dp=1, ep=4).validate(m, make_device(get_chip("h100-sxm")))
+        InferencePlan(tp=2, dp=1, ep=4).validate(m, resolve.device("h100-sxm"))
 
 
 def test_training_ep_spanning_tp_and_dp_is_accepted() -> None:
     """Megatron-Bridge 25.11 Qwen3-235B on 256 H100: TP2 PP8 EP32 (ep > dp*cp = 16)."""
-    m, dev = get_model("qwen3-235b-a22b"), train_device("h100-sxm")
+    m, dev = get_model("qwen3-235b-a22b"), train_device(resolve.device("h100-sxm"))
     p = TrainPlan(dp=16, tp=2, pp=8, ep=32, vpp=4, micro_batch=1, recompute="full")
     g = grid_of([p])
     ok, why = plan_validity(m, dev, g, 4096, 1024)
@@ -85,7 +86,7 @@ def test_uneven_pipeline_stages_are_accepted_and_cost_the_busiest_rank() -> None
     vpp = np.array([1, 4, 1])
     got = stage_layers(m, pp, vpp)
     assert got.tolist() == [64.0, 64.0, 61.0]  # ceil(61/16) = 4 layers on the busiest rank
-    dev = train_device("gb200")
+    dev = train_device(resolve.device("gb200"))
     g = grid_of([TrainPlan(dp=64, tp=1, pp=4, vpp=4, ep=64, micro_batch=1)])
     ok, why = plan_validity(m, dev, g, 4096, 4096)
     assert ok.all(), why
@@ -96,9 +97,8 @@ def test_uneven_pipeline_stages_are_accepted_and_cost_the_busiest_rank() -> None
 
 def test_more_active_experts_is_never_faster_inference_and_training() -> None:
     base = get_model("qwen3-30b-a3b")
-    chip = get_chip("h100-sxm")
-    dev = make_device(chip)
-    tdev = train_device("h100-sxm")
+    dev = resolve.device("h100-sxm")
+    tdev = train_device(resolve.device("h100-sxm"))
     plan = InferencePlan(tp=1, dp=8, ep=8)
     g = grid_of([TrainPlan(dp=8, tp=1, ep=8, micro_batch=1)])
     prev_inf = prev_tr = 0.0
@@ -114,7 +114,7 @@ def test_more_active_experts_is_never_faster_inference_and_training() -> None:
 
 
 def test_all_to_all_grows_with_ep_across_nodes() -> None:
-    m, dev = get_model("deepseek-v3"), make_device(get_chip("h100-sxm"))
+    m, dev = get_model("deepseek-v3"), resolve.device("h100-sxm")
     eps = np.array([8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
     t = dispatch_combine(
         dev, m, tokens_per_rank=4096.0, ep=eps, stride=1, dispatch_bytes=1.0, combine_bytes=2.0
@@ -123,7 +123,7 @@ def test_all_to_all_grows_with_ep_across_nodes() -> None:
     # Leaving the 8-GPU NVLink domain costs far more than staying inside it.
     assert t[1] > 3 * t[0]
     # Inside one NVL72 domain the same EP64 stays on NVLink: much cheaper than over the NICs.
-    nvl = make_device(get_chip("gb200"))
+    nvl = resolve.device("gb200")
     t72 = dispatch_combine(
         nvl, m, tokens_per_rank=4096.0, ep=64.0, stride=1, dispatch_bytes=1.0, combine_bytes=2.0
     ).time
@@ -132,7 +132,7 @@ def test_all_to_all_grows_with_ep_across_nodes() -> None:
 
 def test_all_to_all_on_a_torus_pays_hops() -> None:
     m = get_model("mixtral-8x7b")
-    tpu = make_device(get_chip("tpu-v6e"))
+    tpu = resolve.device("tpu-v6e")
     t = dispatch_combine(
         tpu,
         m,
@@ -150,7 +150,7 @@ def test_dp_attention_kv_cache_per_rank() -> None:
     dp8 = kv_bytes_per_seq_per_chip(m, InferencePlan(tp=1, dp=8, ep=8, **FP8), 4096.0)
     # MLA latents are replicated on every TP rank; with DP-attention each sequence lives on one.
     assert float(one) == pytest.approx(8 * float(dp8))
-    dev = make_device(get_chip("h200-sxm"))
+    dev = resolve.device("h200-sxm")
     b_tp = float(max_batch(m, dev, InferencePlan(tp=8, ep=8, **FP8), 4096.0, 8192.0))
     b_dp = float(max_batch(m, dev, InferencePlan(tp=1, dp=8, ep=8, **FP8), 4096.0, 8192.0))
     assert b_dp > 4 * b_tp
@@ -170,8 +170,8 @@ def test_imbalance_statistics() -> None:
 
 
 def test_grouped_gemm_small_groups_waste_the_tile() -> None:
-    h100 = make_device(get_chip("h100-sxm"))
-    v6e = make_device(get_chip("tpu-v6e"))
+    h100 = resolve.device("h100-sxm")
+    v6e = resolve.device("tpu-v6e")
     for dev in (h100, v6e):
         u_decode = float(grouped_gemm_utilisation(dev, 64.0, 4096.0, 7168.0, 32.0))
         u_train = float(grouped_gemm_utilisation(dev, 32 * 4096.0, 4096.0, 7168.0, 32.0))
@@ -187,7 +187,7 @@ def test_interleaved_moe_layers_and_mtp() -> None:
     ds = get_model("deepseek-v3")
     assert ds.n_moe_layers == 58
     assert sum(param_counts(inter).values()) < sum(param_counts(base).values())
-    dev = train_device("h100-sxm")
+    dev = train_device(resolve.device("h100-sxm"))
     g = grid_of([TrainPlan(dp=8, tp=1, ep=8, micro_batch=1)])
     t0 = float(evaluate_grid(base, dev, g, seq_len=4096, global_batch_seqs=64).step.total[0])
     mtp = base.model_copy(update={"n_mtp_layers": 1})
@@ -218,7 +218,7 @@ def test_megatron_bridge_moe_pretraining_within_stated_band(row: tuple) -> None:
     on these rows (docs/MODEL.md, "MoE: what is still missing"); the band pins that the layouts
     run and that the error does not grow."""
     mid, n, gb, mb, S, tp, pp, vpp, ep, measured = row
-    m, dev = get_model(mid), train_device("gb200")
+    m, dev = get_model(mid), train_device(resolve.device("gb200"))
     best = 0.0
     for rc in ("none", "selective", "full"):
         p = TrainPlan(dp=n // (tp * pp), tp=tp, pp=pp, vpp=vpp, ep=ep, micro_batch=mb, recompute=rc)
@@ -243,22 +243,22 @@ def test_inference_uneven_pipeline_memory_is_the_busiest_stage() -> None:
 def test_compare_offers_dp_attention_layouts_for_moe_only() -> None:
     from siliconomics.search.compare import candidate_plans
 
-    chip = get_chip("h200-sxm")
-    ds = candidate_plans(get_model("deepseek-v3"), chip, "fp8", "fp8", "fp8", dp_attention=True)
+    dev = resolve.device("h200-sxm")
+    ds = candidate_plans(get_model("deepseek-v3"), dev, "fp8", "fp8", "fp8", dp_attention=True)
     assert any(p.dp == 8 and p.tp == 1 and p.ep == 8 for p in ds)
     dense = get_model("llama-3.1-8b")
     assert all(
-        p.dp == 1 for p in candidate_plans(dense, chip, "bf16", "bf16", "bf16", dp_attention=True)
+        p.dp == 1 for p in candidate_plans(dense, dev, "bf16", "bf16", "bf16", dp_attention=True)
     )
     assert all(
-        p.dp == 1 for p in candidate_plans(get_model("deepseek-v3"), chip, "fp8", "fp8", "fp8")
+        p.dp == 1 for p in candidate_plans(get_model("deepseek-v3"), dev, "fp8", "fp8", "fp8")
     )
 
 
 def test_capacity_factor_pads_expert_buffers() -> None:
     from siliconomics.training.plan import parse_plan
 
-    m, dev = get_model("mixtral-8x7b"), train_device("tpu-v6e")
+    m, dev = get_model("mixtral-8x7b"), train_device(resolve.device("tpu-v6e"))
     p = parse_plan("dp=64,ep=8,mb=1,capacity_factor=1.25")
     assert p.capacity_factor == 1.25
     t = {}
@@ -277,7 +277,7 @@ def test_all_to_all_on_every_topology_grows_with_ep_across_domains(chip: str) ->
     boards. Inside a mesh or torus more ranks can be cheaper for the same per-rank tokens (more
     links, more dimensions in parallel), so growth is pinned from the domain size upward, where
     the extra ranks sit behind the NICs."""
-    m, dev = get_model("mixtral-8x7b"), make_device(get_chip(chip))
+    m, dev = get_model("mixtral-8x7b"), resolve.device(chip)
     dom = float(dev.chip.interconnect.scale_up_domain)
     inside = np.array([2.0, 4.0, 8.0])
     t_in = dispatch_combine(dev, m, tokens_per_rank=4096.0, ep=inside, stride=1, dispatch_bytes=2.0)
@@ -309,7 +309,7 @@ def test_deepep_low_latency_dispatch_and_combine_within_35_percent(row: tuple) -
     from siliconomics.parallel import hierarchical as coll
 
     ep, t_dispatch, t_combine = row
-    dev = make_device(get_chip("h100-sxm"))
+    dev = resolve.device("h100-sxm")
     sends = 128 * float(distinct_ranks(8, float(ep))) * 7168
     busiest = sends * float(imbalance(128 * 8, float(ep)))
     got_d = float(coll.all_to_all_time(dev, busiest * (1 + 4 / 128), ep, 1)) * 1e6

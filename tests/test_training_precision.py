@@ -8,6 +8,8 @@ import pytest
 
 from siliconomics.catalog.registry import get_model
 from siliconomics.errors import SiliconomicsError
+from siliconomics.ops.device import Device
+from siliconomics.resolve import device
 from siliconomics.training import TrainPlan, estimate_training, search_plans
 from siliconomics.training.estimate import train_device
 from siliconomics.training.lora import NF4_BYTES, adapter_times, base_weight_bytes
@@ -52,11 +54,11 @@ def test_quantise_bytes_per_gemm():
 
 def test_unknown_or_unsupported_recipe_is_a_one_line_error():
     with pytest.raises(SiliconomicsError, match="allowed: bf16"):
-        estimate_training(L8, "h100-sxm", TrainPlan(dp=8, dtype="fp6"), **KW)
+        estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, dtype="fp6"), **KW)
     # block-scaled formats need Blackwell-class MMA; H100 has no fp4 and no MX hardware
     for d in ("mxfp8", "nvfp4"):
         with pytest.raises(SiliconomicsError, match=r"h100-sxm|fp4"):
-            estimate_training(L8, "h100-sxm", TrainPlan(dp=8, dtype=d), **KW)
+            estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, dtype=d), **KW)
 
 
 # ---- what runs in low precision ----------------------------------------------------------------
@@ -66,8 +68,8 @@ def test_fp8_speedup_grows_with_model_width():
     plan = TrainPlan(dp=8)
     gain = {}
     for m in (L8, L70):
-        bf = estimate_training(m, "h100-sxm", plan, **KW)
-        f8 = estimate_training(m, "h100-sxm", TrainPlan(dp=8, dtype="fp8"), **KW)
+        bf = estimate_training(m, device("h100-sxm"), plan, **KW)
+        f8 = estimate_training(m, device("h100-sxm"), TrainPlan(dp=8, dtype="fp8"), **KW)
         gain[m.id] = bf.step_time_s / f8.step_time_s
         assert 1.0 < gain[m.id] < 2.0
     assert gain[L70.id] > gain[L8.id]
@@ -75,7 +77,7 @@ def test_fp8_speedup_grows_with_model_width():
 
 def test_fp4_faster_than_mxfp8_faster_than_bf16_on_b200():
     t = {
-        d: estimate_training(L70, "b200", TrainPlan(dp=8, dtype=d), **KW).step_time_s
+        d: estimate_training(L70, device("b200"), TrainPlan(dp=8, dtype=d), **KW).step_time_s
         for d in ("bf16", "mxfp8", "nvfp4")
     }
     assert t["nvfp4"] < t["mxfp8"] < t["bf16"]
@@ -86,16 +88,16 @@ def test_fp4_faster_than_mxfp8_faster_than_bf16_on_b200():
 def test_lm_head_and_attention_stay_bf16_under_fp8():
     """Only the transformer-block GEMMs change format: the step gain of FP8 is bounded by
     their share (Amdahl), even with infinitely fast FP8 GEMMs."""
-    dev = train_device("h100-sxm")
+    dev = train_device(device("h100-sxm"))
     fast = dev.eff.model_copy(update={"train_lowp_gemm_efficiency": 100.0})
-    bf = estimate_training(L8, "h100-sxm", TrainPlan(dp=8), **KW)
-    f8 = estimate_training(L8, "h100-sxm", TrainPlan(dp=8, dtype="fp8"), eff=fast, **KW)
+    bf = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8), **KW)
+    f8 = estimate_training(L8, Device(chip=dev.chip, eff=fast), TrainPlan(dp=8, dtype="fp8"), **KW)
     assert f8.step_time_s > 0.2 * bf.step_time_s
 
 
 def test_mfu_uses_the_recipe_peak():
-    e = estimate_training(L70, "b200", TrainPlan(dp=8, dtype="nvfp4"), **KW)
-    dev = train_device("b200")
+    e = estimate_training(L70, device("b200"), TrainPlan(dp=8, dtype="nvfp4"), **KW)
+    dev = train_device(device("b200"))
     assert e.model_flops_per_s_per_chip == pytest.approx(e.mfu * dev.peak_flops("fp4"))
 
 
@@ -103,9 +105,11 @@ def test_mfu_uses_the_recipe_peak():
 def test_lora_frozen_base_memory_by_method():
     kw = {"seq_len": 4096, "global_batch_seqs": 8, "check_memory": False}
     p = TrainPlan(tp=8, method="lora")
-    bf = estimate_training(L2_70, "h100-sxm", p, **kw)
-    f8 = estimate_training(L2_70, "h100-sxm", TrainPlan(tp=8, method="lora", dtype="fp8"), **kw)
-    q = estimate_training(L2_70, "h100-sxm", TrainPlan(tp=8, method="qlora"), **kw)
+    bf = estimate_training(L2_70, device("h100-sxm"), p, **kw)
+    f8 = estimate_training(
+        L2_70, device("h100-sxm"), TrainPlan(tp=8, method="lora", dtype="fp8"), **kw
+    )
+    q = estimate_training(L2_70, device("h100-sxm"), TrainPlan(tp=8, method="qlora"), **kw)
     # FP8 params (MLPerf NeMo LoRA) halve the layers' weights; NF4 quarters them (+ constants)
     assert f8.memory["weights"] < 0.6 * bf.memory["weights"]
     assert q.memory["weights"] < 0.35 * bf.memory["weights"]
@@ -116,39 +120,50 @@ def test_lora_frozen_base_memory_by_method():
 
 def test_qlora_pays_dequantisation_and_only_bf16():
     kw = {"seq_len": 4096, "global_batch_seqs": 8, "check_memory": False}
-    lo = estimate_training(L2_70, "h100-sxm", TrainPlan(tp=8, method="lora"), **kw)
-    q = estimate_training(L2_70, "h100-sxm", TrainPlan(tp=8, method="qlora"), **kw)
+    lo = estimate_training(L2_70, device("h100-sxm"), TrainPlan(tp=8, method="lora"), **kw)
+    q = estimate_training(L2_70, device("h100-sxm"), TrainPlan(tp=8, method="qlora"), **kw)
     assert q.step_time_s > lo.step_time_s
     assert q.mfu == pytest.approx(lo.mfu * lo.step_time_s / q.step_time_s)
     with pytest.raises(SiliconomicsError, match="qlora"):
-        estimate_training(L2_70, "h100-sxm", TrainPlan(tp=8, method="qlora", dtype="fp8"), **kw)
+        estimate_training(
+            L2_70, device("h100-sxm"), TrainPlan(tp=8, method="qlora", dtype="fp8"), **kw
+        )
 
 
 def test_lora_adapters_cost_grows_with_rank_and_backward_is_the_dgrad():
-    dev = train_device("h100-sxm")
+    dev = train_device(device("h100-sxm"))
     f16, b16 = adapter_times(dev, 8192, 8192, 10240, 16)
     f256, b256 = adapter_times(dev, 8192, 8192, 10240, 256)
     assert float(f256) > float(f16) > 0 and float(b256) > float(b16) > float(f16)
     kw = {"seq_len": 4096, "global_batch_seqs": 8, "check_memory": False}
-    r16 = estimate_training(L8, "h100-sxm", TrainPlan(dp=8, method="lora"), **kw)
-    r512 = estimate_training(L8, "h100-sxm", TrainPlan(dp=8, method="lora", lora_rank=512), **kw)
+    r16 = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, method="lora"), **kw)
+    r512 = estimate_training(
+        L8, device("h100-sxm"), TrainPlan(dp=8, method="lora", lora_rank=512), **kw
+    )
     assert r512.step_time_s > r16.step_time_s
     # LoRA skips the base wgrad: backward roughly half of full training's
-    full = estimate_training(L8, "h100-sxm", TrainPlan(dp=8), **kw)
+    full = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8), **kw)
     ratio = r16.breakdown["backward"] / full.breakdown["backward"]
     assert 0.45 < ratio < 0.7
 
 
 def test_lora_stores_no_inputs_of_frozen_mlp():
     kw = {"seq_len": 4096, "global_batch_seqs": 8, "check_memory": False}
-    full = estimate_training(L8, "h100-sxm", TrainPlan(dp=8), **kw)
-    lora = estimate_training(L8, "h100-sxm", TrainPlan(dp=8, method="lora"), **kw)
+    full = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8), **kw)
+    lora = estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, method="lora"), **kw)
     assert lora.memory["activations"] < full.memory["activations"]
 
 
 def test_search_accepts_qlora_and_rank():
     ests = search_plans(
-        L8, "h100-sxm", 8, seq_len=4096, global_batch_seqs=8, method="qlora", lora_rank=64, top=1
+        L8,
+        device("h100-sxm"),
+        8,
+        seq_len=4096,
+        global_batch_seqs=8,
+        method="qlora",
+        lora_rank=64,
+        top=1,
     )
     assert ests[0].plan.method == "qlora" and ests[0].plan.lora_rank == 64
     assert np.isfinite(ests[0].step_time_s)
