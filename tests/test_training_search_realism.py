@@ -38,6 +38,9 @@ KNOWN_OVER: dict[str, str] = {
     "MLPT41-H100-8-LORA-THR": _SMALL,
     "MLPT50-MI300X-8-LORA-THR": _SMALL + " (one unfitted MI300X row)",
     "NEMO2407-H100-L3-8B-8": _SMALL,
+    "NEMO2407-H100-L2-7B-8": _SMALL + " (over 1.10 since the re-calibration)",
+    "MAXTEXT-V5E-32B": "TPU: 1.11 since the re-calibration (train overlap 0.24, shrunk toward "
+    "the family); the search's tp2 + ZeRO-3 plan is not the published FSDP one",
 }
 
 
