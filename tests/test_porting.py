@@ -346,3 +346,40 @@ def test_tco_payback_in_terminal_output():
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "30,000-50,000 USD one-off" in r.stdout and "payback: 0.8-1.2 months" in r.stdout
+
+
+def test_plan_spec_migration_gives_payback_against_a_baseline_fleet(tmp_path):
+    """A plan spec's ``migration`` sets the port's cost against the monthly saving of the
+    chosen fleet over a baseline alternative (730 h a month)."""
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+
+    spec = (Path(__file__).resolve().parents[1] / "examples" / "chat-mixed-fleet.yaml").read_text()
+    f = tmp_path / "mig.yaml"
+    f.write_text(
+        spec + 'migration: {weeks: "6-10", baseline: all-h100-sxm, eng_rate_usd_per_week: 5000}\n'
+    )
+    r = _sp.run(
+        [_sys.executable, "-m", "siliconomics.cli", "plan", str(f), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    d = _json.loads(r.stdout)
+    pb = d["migration_payback"]
+    base = next(a for a in d["fleet"]["alternatives"] if a["label"] == "all-h100-sxm")
+    saving = (base["usd_per_hour"] - d["fleet"]["usd_per_hour"]) * 730.0
+    assert pb["monthly_saving_usd"] == pytest.approx(saving, rel=0.01)  # JSON rounds USD/h
+    assert (pb["migration_cost_low_usd"], pb["migration_cost_high_usd"]) == (30000.0, 50000.0)
+    if saving > 0:
+        assert pb["payback_months_low"] == pytest.approx(30000.0 / saving, rel=0.01)
+    f.write_text(spec + 'migration: {weeks: "6-10", baseline: all-nosuch}\n')
+    r = _sp.run(
+        [_sys.executable, "-m", "siliconomics.cli", "plan", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "migration.baseline 'all-nosuch'" in r.stderr

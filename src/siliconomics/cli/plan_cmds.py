@@ -53,7 +53,8 @@ def plan_cmd(
     """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
     spec's traffic within its latency targets, and the cheapest cluster for its training job."""
     from ..fleet import run_plan
-    from ..report import plan_report
+    from ..porting.payback import plan_payback
+    from ..report import plan_report, port_report
 
     plan_spec, catalog = resolve.plan_spec(spec)
     with plan_report.progress_bar(err) as progress, library_output_silenced():
@@ -71,16 +72,19 @@ def plan_cmd(
             traces=resolve.traces(plan_spec),
             sensitivity=html is not None,
         )
+    pb = plan_payback(outcome)
     if html:
-        write_html(html, plan_report.plan_html(outcome))
+        extra = [port_report.payback_section(pb)] if pb else []
+        write_html(html, plan_report.plan_html(outcome, extra))
         err.print(f"wrote {html}", highlight=False)
     if as_json:
-        d = plan_report.outcome_dict(outcome)
+        d = plan_report.outcome_dict(outcome) | port_report.payback_json(pb)
         d["robust"] = robust_note
         emit_json(d)
     else:
         plan_report.render(out, outcome)
         out.print(robust_note["text"], highlight=False, markup=False)
+        port_report.render_payback(out, pb)
 
 
 def robust_profiles(

@@ -142,10 +142,31 @@ class TrainingJob(_Strict):
     max_chips: int = Field(default=4096, ge=1, description="largest cluster to consider")
 
 
+class Migration(_Strict):
+    """The one-off cost of moving the code base to the planned fleet's chips (port-check's
+    estimate or your own), set against the monthly saving over a baseline fleet."""
+
+    weeks: str = Field(description="engineer-weeks LOW-HIGH, e.g. '6-10' (siliconomics port-check)")
+    eng_rate_usd_per_week: float | None = Field(
+        default=None,
+        gt=0,
+        description="loaded cost of one engineer-week (default: docs/PORTING.md)",
+    )
+    baseline: str = Field(
+        default="all-NVIDIA",
+        description="the fleet you would keep without porting: an alternative's label "
+        "(all-NVIDIA, all-<chip>, ...)",
+    )
+    horizon_months: float = Field(default=36.0, gt=0, description="planning horizon, months")
+
+
 class PlanSpec(_Strict):
     """Everything the fleet planner needs."""
 
     name: str = Field(default="plan", description="title of the plan")
+    migration: Migration | None = Field(
+        default=None, description="migration cost and payback against a baseline fleet"
+    )
     pricing: PricingMode = Field(default="on-demand", description="how chips are paid for")
     chips: tuple[str, ...] | None = Field(
         default=None, description="allowed chip ids (default: every chip with a price)"

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import SiliconomicsError
+
+if TYPE_CHECKING:
+    from ..fleet import PlanOutcome
 
 DEFAULT_ENG_RATE_USD_PER_WEEK = 6500.0
 """Loaded cost of one ML engineer-week; see docs/PORTING.md for the derivation and source."""
@@ -92,3 +96,31 @@ def parse_weeks(text: str) -> tuple[float, float]:
     if hi < lo:
         raise SiliconomicsError(f"--migration-weeks '{text}': HIGH is below LOW")
     return lo, hi
+
+
+HOURS_PER_MONTH = 730.0
+"""8,760 hours a year / 12"""
+
+
+def plan_payback(outcome: PlanOutcome) -> Payback | None:
+    """The payback of the spec's ``migration`` for the chosen fleet: its monthly saving is
+    (baseline fleet USD/h - chosen fleet USD/h) x 730 h, the baseline being the planner's
+    alternative named by ``migration.baseline``. None without a migration or a fleet."""
+    mig = outcome.spec.migration
+    f = outcome.fleet
+    if mig is None or f is None:
+        return None
+    labels = {a.label: a for a in f.alternatives}
+    base = labels.get(mig.baseline)
+    if base is None or base.usd_per_hour is None:
+        known = ", ".join(sorted(a for a, v in labels.items() if v.usd_per_hour is not None))
+        raise SiliconomicsError(
+            f"migration.baseline '{mig.baseline}' is not a feasible alternative of this plan; "
+            f"allowed: {known or 'none'}"
+        )
+    return payback(
+        weeks=parse_weeks(mig.weeks),
+        eng_rate_usd_per_week=mig.eng_rate_usd_per_week or DEFAULT_ENG_RATE_USD_PER_WEEK,
+        monthly_saving_usd=(base.usd_per_hour - f.usd_per_hour) * HOURS_PER_MONTH,
+        horizon_months=mig.horizon_months,
+    )

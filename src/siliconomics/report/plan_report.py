@@ -196,7 +196,7 @@ def outcome_dict(o: PlanOutcome) -> dict[str, Any]:
     }
 
 
-def plan_html(o: PlanOutcome) -> str:
+def plan_html(o: PlanOutcome, extra: Sequence[Section] = ()) -> str:
     """The self-contained HTML report (plotly charts inline). Renders only: the sensitivity
     tornado is computed by the planner (``run_plan(..., sensitivity=True)``)."""
     from .html import render_html
@@ -211,6 +211,7 @@ def plan_html(o: PlanOutcome) -> str:
         sections.append(_fleet_section(f))
     if o.training is not None:
         sections.append(_training_section(o.training))
+    sections += list(extra)  # e.g. the migration payback (report/port_report.py)
     return render_html(o.spec.name, takeaway(o), sections)
 
 
