@@ -383,3 +383,26 @@ def test_plan_spec_migration_gives_payback_against_a_baseline_fleet(tmp_path):
         timeout=300,
     )
     assert r.returncode == 2 and "migration.baseline 'all-nosuch'" in r.stderr
+
+
+def test_plan_spec_migration_can_port_check_a_project(tmp_path):
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+
+    root = Path(__file__).resolve().parents[1]
+    spec = (root / "examples" / "chat-mixed-fleet.yaml").read_text()
+    f = tmp_path / "mig.yaml"
+    project = root / "tests" / "fixtures" / "porting" / "cuda_project"
+    f.write_text(
+        spec + f"migration: {{port_check: {project}, port_target: neuron, baseline: all-NVIDIA}}\n"
+    )
+    r = _sp.run(
+        [_sys.executable, "-m", "siliconomics.cli", "plan", str(f), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    pb = _json.loads(r.stdout)["migration_payback"]
+    assert 0 < pb["weeks_low"] <= pb["weeks_high"]

@@ -57,6 +57,7 @@ def plan_cmd(
     from ..report import plan_report, port_report
 
     plan_spec, catalog = resolve.plan_spec(spec)
+    plan_spec = _migration_weeks(plan_spec, spec.parent)
     with plan_report.progress_bar(err) as progress, library_output_silenced():
         if mode is not None:
             if mode not in MODES:
@@ -121,3 +122,18 @@ def robust_profiles(
         "stacks": {f: rp.stack for f, rp in calib.resolved.items()},
         "text": text + "; stacks: " + ", ".join(used),
     }
+
+
+def _migration_weeks(plan_spec: PlanSpec, base: Path) -> PlanSpec:
+    """A spec whose ``migration`` names a project to port-check gets its weeks from the scan
+    (the edge reads the project; the planner only sees the weeks)."""
+    from .port_cmds import _weeks
+
+    mig = plan_spec.migration
+    if mig is None or mig.port_check is None:
+        return plan_spec
+    path = Path(mig.port_check)
+    lo, hi = _weeks(None, path if path.is_absolute() else base / path, mig.port_target)
+    return plan_spec.model_copy(
+        update={"migration": mig.model_copy(update={"weeks": f"{lo:g}-{hi:g}"})}
+    )

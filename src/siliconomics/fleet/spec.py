@@ -146,7 +146,17 @@ class Migration(_Strict):
     """The one-off cost of moving the code base to the planned fleet's chips (port-check's
     estimate or your own), set against the monthly saving over a baseline fleet."""
 
-    weeks: str = Field(description="engineer-weeks LOW-HIGH, e.g. '6-10' (siliconomics port-check)")
+    weeks: str | None = Field(
+        default=None, description="engineer-weeks LOW-HIGH, e.g. '6-10' (or give port_check)"
+    )
+    port_check: str | None = Field(
+        default=None,
+        description="a project (folder, wheel, sdist, requirements file; relative to the spec) "
+        "that siliconomics port-check scans for the weeks",
+    )
+    port_target: str | None = Field(
+        default=None, description="with port_check: the target stack (neuron, tpu, gaudi, rocm)"
+    )
     eng_rate_usd_per_week: float | None = Field(
         default=None,
         gt=0,
@@ -158,6 +168,12 @@ class Migration(_Strict):
         "(all-NVIDIA, all-<chip>, ...)",
     )
     horizon_months: float = Field(default=36.0, gt=0, description="planning horizon, months")
+
+    @model_validator(mode="after")
+    def _one_estimate(self) -> Migration:
+        if (self.weeks is None) == (self.port_check is None):
+            raise ValueError("give exactly one of 'weeks' and 'port_check'")
+        return self
 
 
 class PlanSpec(_Strict):

@@ -118,6 +118,8 @@ def plan_payback(outcome: PlanOutcome) -> Payback | None:
             f"migration.baseline '{mig.baseline}' is not a feasible alternative of this plan; "
             f"allowed: {known or 'none'}"
         )
+    if mig.weeks is None:  # the edge fills it from port_check before planning
+        raise SiliconomicsError("migration: no weeks (port_check was not run)")
     return payback(
         weeks=parse_weeks(mig.weeks),
         eng_rate_usd_per_week=mig.eng_rate_usd_per_week or DEFAULT_ENG_RATE_USD_PER_WEEK,
