@@ -29,7 +29,14 @@ from functools import cached_property
 from statistics import median
 from typing import get_args
 
-from ..catalog.schema import ChipSpec, CloudMode, PriceBookFile, PricingMode, SystemSpec
+from ..catalog.schema import (
+    BookPrice,
+    ChipSpec,
+    CloudMode,
+    PriceBookFile,
+    PricingMode,
+    SystemSpec,
+)
 from ..errors import SiliconomicsError
 
 CLOUD_MODES: tuple[str, ...] = get_args(CloudMode)
@@ -168,6 +175,25 @@ class PriceBook:
         return replace(self, chip_hour=hours)
 
 
+def offering_from(p: BookPrice, provider: str, origin: str = "catalog") -> Offering:
+    """One dated price of a book file (or a user's prices file) as an :class:`Offering`."""
+    return Offering(
+        provider=provider,
+        name=p.offering,
+        chip=p.chip,
+        chips=p.chips,
+        system=p.system,
+        region=p.region,
+        mode=p.mode,
+        usd_per_hour=p.usd_per_hour,
+        as_of=p.as_of,
+        conf=p.conf,
+        source=p.src,
+        note=p.note,
+        origin=origin,
+    )
+
+
 def book_from_files(
     files: Iterable[PriceBookFile], systems: Mapping[str, SystemSpec] | None = None
 ) -> PriceBook:
@@ -176,22 +202,7 @@ def book_from_files(
     offers: list[Offering] = []
     for f in files:
         for p in f.prices:
-            offers.append(
-                Offering(
-                    provider=f.provider,
-                    name=p.offering,
-                    chip=p.chip,
-                    chips=p.chips,
-                    system=p.system,
-                    region=p.region,
-                    mode=p.mode,
-                    usd_per_hour=p.usd_per_hour,
-                    as_of=p.as_of,
-                    conf=p.conf,
-                    source=p.src,
-                    note=p.note,
-                )
-            )
+            offers.append(offering_from(p, f.provider))
     for s in (systems or {}).values():
         for sp in s.prices:
             offers.append(

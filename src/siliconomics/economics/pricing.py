@@ -37,6 +37,7 @@ from .pricebook import (
     book_from_files,
     estimate_chip_hour,
     listed_chip_hour,
+    offering_from,
     parse_chip_prices,
 )
 from .tco import (
@@ -115,21 +116,7 @@ def _user_offer(i: int, e: dict[str, Any], provider: str, origin: str) -> Offeri
     e.setdefault("conf", "inferred")
     p = validate_as(BookPrice, e, where=f"prices file prices[{i}]")
     get_chip(p.chip)
-    return Offering(
-        provider=provider,
-        name=p.offering,
-        chip=p.chip,
-        chips=p.chips,
-        system=p.system,
-        region=p.region,
-        mode=p.mode,
-        usd_per_hour=p.usd_per_hour,
-        as_of=p.as_of,
-        conf=p.conf,
-        source=p.src,
-        note=p.note,
-        origin=origin,
-    )
+    return offering_from(p, provider, origin)
 
 
 def available_modes(chip_id: str, book: PriceBook | None = None) -> list[str]:
