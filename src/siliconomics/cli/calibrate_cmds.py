@@ -20,6 +20,7 @@ from ..catalog.stacks import ProfileSet, load_profile_dir, packaged_stack_profil
 from ..errors import SiliconomicsError
 from ..validate.cv import CVReport, cross_validate, load_samples
 from .common import JsonOpt, app, emit_json, out
+from .inputs import text_files_cb
 
 
 def corpus_files() -> list[Path]:
@@ -179,7 +180,8 @@ def render_cv(rep: CVReport) -> None:
 @app.command("calibrate")
 def calibrate_cmd(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="measured results CSVs (shared SCHEMA.md)")
+        list[Path] | None,
+        typer.Argument(help="measured results CSVs (shared SCHEMA.md)", callback=text_files_cb),
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="directory to write profiles to")] = Path(
         "calibration"

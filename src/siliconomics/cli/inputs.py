@@ -92,6 +92,13 @@ def text_file_cb(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
     return value
 
 
+def text_files_cb(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """typer callback: every path of a repeated argument must be a readable UTF-8 file."""
+    for v in value or ():
+        text_file_cb(ctx, param, v)
+    return value
+
+
 def text_file_or_folder_cb(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
     """typer callback: an existing folder, or a readable UTF-8 text file."""
     if value is None or (isinstance(value, Path) and value.is_dir()):
