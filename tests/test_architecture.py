@@ -36,7 +36,7 @@ LAYERS = (
 )
 """Bottom to top. ``calibrate`` sits above ``validate``: a fit predicts measured rows through
 validate's row runners."""
-EDGES = ("cli", "report", "api", "resolve", "__init__")
+EDGES = ("cli", "report", "api", "resolve", "__init__", "web")
 """``__init__``: the package itself re-exports the API."""
 BOTTOM = {"units", "errors"}
 

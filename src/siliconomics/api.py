@@ -267,11 +267,13 @@ def plan(
     chips: Iterable[ChipLike] = (),
     models: Iterable[ModelLike] = (),
     sensitivity: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Result[PlanOutcome]:
     """The cheapest fleet for a plan spec (``siliconomics plan``): a YAML/TOML file (chip and
     model files it names resolve relative to it), a mapping of spec fields, or a PlanSpec.
     ``chips``/``models``: extra chips and models (files or objects) the spec may name by id.
     ``sensitivity``: also compute the cost tornado (``result.sensitivity``; a few re-plans).
+    ``progress``: called as ``progress(stage, done, total)`` while it plans.
     Table: one row per pool of the chosen fleet (USD/h, chips, watts)."""
     base = resolve.catalog_with(chips, models)
     if isinstance(spec, str | Path):
@@ -279,7 +281,7 @@ def plan(
     else:
         raw = spec if isinstance(spec, PlanSpec) else parse_spec(dict(spec))
         ps, cat = resolve.spec_catalog(raw, None, base)
-    outcome = run_plan(ps, cat, traces=resolve.traces(ps), sensitivity=sensitivity)
+    outcome = run_plan(ps, cat, progress, traces=resolve.traces(ps), sensitivity=sensitivity)
     return Result(outcome, plan_report.outcome_dict, _plan_rows)
 
 
