@@ -12,12 +12,12 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from siliconomics import api  # noqa: E402
-from siliconomics.web import Limits, Settings, create_app  # noqa: E402
-from siliconomics.web.jobs import Store  # noqa: E402
-from siliconomics.web.kinds import KINDS  # noqa: E402
+from siliconomics import api
+from siliconomics.web import Limits, Settings, create_app
+from siliconomics.web.jobs import Store
+from siliconomics.web.kinds import KINDS
 
 BASE = "http://127.0.0.1:8000"
 SMALL_SPEC = {
