@@ -10,12 +10,12 @@ are named.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import multiprocessing
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -55,19 +55,26 @@ def validation_message(errors: list[Any]) -> str:
 
 class _Compute:
     """Runs requests one at a time (the library keeps per-process state such as installed
-    efficiency profiles) and remembers recent answers (the same request gives the same one)."""
+    efficiency profiles) and remembers recent answers (the same request gives the same one;
+    concurrent identical requests are computed once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = 256) -> None:
         self.lock = threading.Lock()
-        self._cached = functools.lru_cache(maxsize=256)(self._run)
-
-    def _run(self, kind: str, key: str) -> str:
-        with self.lock:
-            d = kinds.run(kind, json.loads(key))
-        return json.dumps(d, allow_nan=False)
+        self.size = size
+        self._cache: OrderedDict[str, str] = OrderedDict()
 
     def __call__(self, kind: str, kw: dict[str, Any]) -> Any:
-        return json.loads(self._cached(kind, json.dumps(kw, sort_keys=True)))
+        key = json.dumps([kind, kw], sort_keys=True)
+        with self.lock:
+            text = self._cache.get(key)
+            if text is None:
+                text = json.dumps(kinds.run(kind, kw), allow_nan=False)
+                self._cache[key] = text
+                if len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+        return json.loads(text)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
