@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -358,3 +359,37 @@ def test_results_are_strict_json(c):
     text = c.get(f"/api/jobs/{r.json()['id']}/result").text
     assert "NaN" not in text
     assert json.loads(text)["median_abs_pct_error"] is None
+
+
+def test_request_models_follow_the_python_api_and_never_take_paths():
+    """A keyword of plain JSON type becomes a field with the API's default; a path, an object
+    or a callback is not exposed; chips and models are ids."""
+    from siliconomics.web.kinds import _fields
+
+    def fake(
+        model: api.ModelLike,
+        chip: api.ChipLike,
+        *,
+        tp: int = 2,
+        mode: Literal["a", "b"] = "a",
+        names: list[str] | None = None,
+        profile: str | Path | None = None,
+        progress: object = None,
+        prices: dict[str, float] | None = None,
+    ) -> None: ...
+
+    fields = _fields("fake", fake)
+    assert set(fields) == {"model", "chip", "tp", "mode", "names", "prices"}
+    assert fields["model"][0] is str and fields["tp"][1].default == 2
+
+
+def test_a_chunked_body_is_read_and_bounded(tmp_path):
+    body = json.dumps({"model": "llama-3.1-8b", "chip": "l4"}).encode()
+    with client(tmp_path, limits=Limits(max_body_bytes=1024)) as c:
+        r = c.post(
+            "/api/estimate", content=iter([body]), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 200 and r.json()["chip"] == "l4"
+        big = iter([b"{" + b" " * 2048 + b"}"])
+        r = c.post("/api/estimate", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413

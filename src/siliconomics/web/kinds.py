@@ -16,7 +16,7 @@ import math
 import tempfile
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from importlib import resources
 from pathlib import Path
@@ -94,6 +94,10 @@ def _json_type(tp: Any) -> Any | None:
         if len(mapped) == 1 and mapped[0] is not None:
             return mapped[0] | None if type(None) in args else mapped[0]
         return None
+    if origin is typing.Literal:
+        return tp if all(isinstance(a, _SIMPLE) for a in typing.get_args(tp)) else None
+    if origin in (list, Sequence, typing.Sequence) and typing.get_args(tp)[0] in _SIMPLE:
+        return list[typing.get_args(tp)[0]]  # type: ignore[misc]
     if origin in (Mapping, dict, typing.Mapping):
         k, v = typing.get_args(tp)
         return dict[k, v] if k is str and v in (int, float, str) else None  # type: ignore[valid-type]
