@@ -376,10 +376,13 @@ def test_request_models_follow_the_python_api_and_never_take_paths():
         profile: str | Path | None = None,
         progress: object = None,
         prices: dict[str, float] | None = None,
+        pricing: str | api.Pricing = "on-demand",
+        measured: str | Path = "x.csv",
     ) -> None: ...
 
     fields = _fields("fake", fake)
-    assert set(fields) == {"model", "chip", "tp", "mode", "names", "prices"}
+    assert set(fields) == {"model", "chip", "tp", "mode", "names", "prices", "pricing"}
+    assert fields["pricing"][0] is str
     assert fields["model"][0] is str and fields["tp"][1].default == 2
 
 

@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -90,8 +90,10 @@ def _json_type(tp: Any) -> Any | None:
         args = typing.get_args(tp)
         if all(a in _SIMPLE for a in args):
             return tp
-        mapped = [_json_type(a) for a in args if a is not type(None)]
-        if len(mapped) == 1 and mapped[0] is not None:
+        if any(a is Path or a is PurePath for a in args):
+            return None  # text there names a file: never exposed
+        mapped = [m for a in args if a is not type(None) and (m := _json_type(a)) is not None]
+        if len(mapped) == 1:  # e.g. a pricing mode of ``str | Pricing``: the text part
             return mapped[0] | None if type(None) in args else mapped[0]
         return None
     if origin is typing.Literal:
