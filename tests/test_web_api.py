@@ -396,3 +396,27 @@ def test_a_chunked_body_is_read_and_bounded(tmp_path):
         big = iter([b"{" + b" " * 2048 + b"}"])
         r = c.post("/api/estimate", content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413
+
+
+def test_job_pages_rerun_upload_and_form_errors(tmp_path):
+    store = Store(tmp_path / "jobs.sqlite3")
+    lost = store.add("estimate", {"model": "llama-3.1-8b", "chip": "l4"}, 1.0, None)
+    store.claim(lost, 2.0)
+    with client(tmp_path) as c:
+        page = c.get(f"/jobs/{lost}")
+        assert "while the job was running" in page.text and 'id="rerun"' in page.text
+        r = c.post(f"/jobs/{lost}/rerun", follow_redirects=False)
+        assert r.status_code == 303
+        new = r.headers["location"].rsplit("/", 1)[1]
+        assert wait(c, new)["status"] == "done"
+        page = c.get(f"/jobs/{new}")
+        assert "fig-ops" in page.text and "a re-run of" in page.text
+        assert c.get(f"/jobs/{new}/progress").headers["hx-refresh"] == "true"
+        assert new in c.get("/jobs").text
+        r = c.post("/plan", data={"spec": "name: no workloads"}, follow_redirects=False)
+        assert r.status_code == 422 and 'class="error"' in r.text
+        csv = Path(api.__file__).parent / "measured" / "corpus" / "jetstream.csv"
+        with csv.open("rb") as f:
+            r = c.post("/validate", files={"csv_file": ("m.csv", f)}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/jobs/")
+        assert c.get("/vendor/plotly.min.js").text.startswith("/**")
