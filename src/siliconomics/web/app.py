@@ -65,15 +65,15 @@ class _Compute:
 
     def __call__(self, kind: str, kw: dict[str, Any]) -> Any:
         key = json.dumps([kind, kw], sort_keys=True)
-        with self.lock:
-            text = self._cache.get(key)
-            if text is None:
-                text = json.dumps(kinds.run(kind, kw), allow_nan=False)
-                self._cache[key] = text
-                if len(self._cache) > self.size:
-                    self._cache.popitem(last=False)
-            else:
-                self._cache.move_to_end(key)
+        text = self._cache.get(key)  # a hit does not wait for a computation in progress
+        if text is None:
+            with self.lock:
+                text = self._cache.get(key)  # computed meanwhile by an identical request?
+                if text is None:
+                    text = json.dumps(kinds.run(kind, kw), allow_nan=False)
+                    self._cache[key] = text
+                    if len(self._cache) > self.size:
+                        self._cache.popitem(last=False)  # the oldest answer
         return json.loads(text)
 
 
