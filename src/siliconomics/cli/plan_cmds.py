@@ -72,7 +72,11 @@ def plan_cmd(
             book=load_book(prices, region, provider),
             traces=resolve.traces(plan_spec),
             sensitivity=html is not None,
+            arrivals=_profile_arrivals(plan_spec),
         )
+    if outcome.profile is not None:
+        _profile_out(outcome, html, as_json)
+        return
     pb = plan_payback(outcome)
     if html:
         extra = [port_report.payback_section(pb)] if pb else []
@@ -137,3 +141,29 @@ def _migration_weeks(plan_spec: PlanSpec, base: Path) -> PlanSpec:
     return plan_spec.model_copy(
         update={"migration": mig.model_copy(update={"weeks": f"{lo:g}-{hi:g}"})}
     )
+
+
+def _profile_arrivals(plan_spec: PlanSpec) -> Any:
+    """Arrival times of the profile's trace (the edge reads the file)."""
+    from ..serving.traces import parse_trace_csv
+
+    prof = plan_spec.profile
+    if prof is None or prof.trace is None:
+        return None
+    p = Path(prof.trace)
+    if not p.is_file():
+        raise SiliconomicsError(f"spec field 'profile.trace': '{p}' does not exist")
+    req = parse_trace_csv(p.read_text(encoding="utf-8").splitlines(), where=p.name)
+    return req.arrival_s
+
+
+def _profile_out(outcome: Any, html: Path | None, as_json: bool) -> None:
+    from ..report import profile_report
+
+    if html:
+        write_html(html, profile_report.profile_html(outcome.profile, outcome.replay))
+        err.print(f"wrote {html}", highlight=False)
+    if as_json:
+        emit_json(profile_report.profile_dict(outcome.profile, outcome.replay))
+    else:
+        profile_report.render(out, outcome.profile, outcome.replay)

@@ -128,8 +128,13 @@ class ProfilePlan:
             (j for j, s in enumerate(self.sources) if s.monthly),
             key=lambda j: self.sources[j].usd_per_busy_chip_hour,
         )
-        order.sort(key=lambda j: ("owned", "reserved-3y", "reserved-1y").index(
-            self.sources[j].kind) if self.sources[j].kind in COMMITTED else 3)
+        order.sort(
+            key=lambda j: (
+                ("owned", "reserved-3y", "reserved-1y").index(self.sources[j].kind)
+                if self.sources[j].kind in COMMITTED
+                else 3
+            )
+        )
         left = need.copy()
         out = {}
         for j in order:
@@ -363,11 +368,19 @@ def _scenarios(spec, srcs, units, lv, sol) -> list[Alternative]:  # type: ignore
         p = _build(spec, srcs, units, lv, gg)
         re = solve_program(p)
         kept = solve_program(p, fixed_held=sol.held)
-        out.append(Alternative(label=f"{name} growth {gr:+.1%}/month, re-planned",
-                               usd=None if re is None else re.usd))
-        out.append(Alternative(label=f"{name} growth {gr:+.1%}/month, commitments as planned",
-                               usd=None if kept is None else kept.usd,
-                               note="" if kept else "the planned commitments exceed a limit"))
+        out.append(
+            Alternative(
+                label=f"{name} growth {gr:+.1%}/month, re-planned",
+                usd=None if re is None else re.usd,
+            )
+        )
+        out.append(
+            Alternative(
+                label=f"{name} growth {gr:+.1%}/month, commitments as planned",
+                usd=None if kept is None else kept.usd,
+                note="" if kept else "the planned commitments exceed a limit",
+            )
+        )
     return out
 
 

@@ -78,7 +78,9 @@ def _autoscale(plan: ProfilePlan, month: int, h: int, need: float) -> tuple[F, F
     lv = int(plan.levels.of_hour[h])
     burst = [j for j, s in enumerate(srcs) if not s.monthly]
     cap = sum(
-        sol.burst[j, month, lv] * srcs[j].node_chips * srcs[j].capacity_factor
+        sol.burst[j, month, lv]
+        * srcs[j].node_chips
+        * srcs[j].capacity_factor
         * plan.units[srcs[j].chip].kappa
         for j in burst
     )
