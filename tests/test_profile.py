@@ -105,7 +105,7 @@ def test_capacity_needs_a_profile() -> None:
 
 
 def test_bad_duration_names_the_field() -> None:
-    with pytest.raises(SiliconomicsError, match="capacity.provision"):
+    with pytest.raises(SiliconomicsError, match=r"capacity\.provision"):
         parse_spec({"workloads": [WORKLOAD], "profile": {}, "capacity": {"provision": 5}})
 
 

@@ -164,7 +164,7 @@ def _chips_terms(p: Program, L: _Layout, m: int, lv: int, chip: str | None, owne
     return out
 
 
-def _limits(p: Program, L: _Layout, m: int, lv: int, add) -> None:  # type: ignore[no-untyped-def]
+def _limits(p: Program, L: _Layout, m: int, lv: int, add) -> None:
     for chip, avail in p.availability.items():
         terms = _chips_terms(p, L, m, lv, chip, False)
         if terms:

@@ -29,8 +29,16 @@ from .build import Built, Inputs
 from .milp import Solution
 from .multiperiod import MilpSolution, Program, program, solve_program
 from .planner import Progress, allowed_chips, confirmed, prepare
-from .profile import HOURS_PER_MONTH, HOURS_PER_WEEK, Capacity, Levels, aggregate, growth
-from .profile import weekly_shape, windowed_need
+from .profile import (
+    HOURS_PER_MONTH,
+    HOURS_PER_WEEK,
+    Capacity,
+    Levels,
+    aggregate,
+    growth,
+    weekly_shape,
+    windowed_need,
+)
 from .sources import COMMITTED, Source, sources_for
 from .spec import PlanSpec
 
@@ -247,11 +255,11 @@ def chip_units(
     return units, why
 
 
-def _solve_or_none(p: Program, **kw) -> MilpSolution | None:  # type: ignore[no-untyped-def]
+def _solve_or_none(p: Program, **kw) -> MilpSolution | None:
     return solve_program(p, **kw)
 
 
-def _build(spec: PlanSpec, srcs: list[Source], units, lv: Levels, g: F) -> Program:  # type: ignore[no-untyped-def]
+def _build(spec: PlanSpec, srcs: list[Source], units, lv: Levels, g: F) -> Program:
     cap = spec.capacity or Capacity()
     return program(
         [s for s in srcs if s.chip in units],
@@ -340,7 +348,7 @@ def plan_profile(
 SINGLE = ("owned", "reserved-3y", "reserved-1y", "capacity-block", "on-demand")
 
 
-def _alternatives(spec, srcs, units, lv, g) -> list[Alternative]:  # type: ignore[no-untyped-def]
+def _alternatives(spec, srcs, units, lv, g) -> list[Alternative]:
     out = []
     for kind in SINGLE:
         sub = [s for s in srcs if s.kind == kind]
@@ -357,7 +365,7 @@ def _alternatives(spec, srcs, units, lv, g) -> list[Alternative]:  # type: ignor
     return out
 
 
-def _scenarios(spec, srcs, units, lv, sol) -> list[Alternative]:  # type: ignore[no-untyped-def]
+def _scenarios(spec, srcs, units, lv, sol) -> list[Alternative]:
     """Growth at half and at 1.5x the plan's (or +-2 points when flat): re-planned, and with
     the planned commitments kept (burst absorbs the surprise)."""
     prof = spec.profile

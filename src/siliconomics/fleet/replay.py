@@ -93,7 +93,7 @@ def _autoscale(plan: ProfilePlan, month: int, h: int, need: float) -> tuple[F, F
     return act, np.array(usd)
 
 
-def _simulate_chip(plan: ProfilePlan, chip: str, chips: float, rate: float, seed: int):  # type: ignore[no-untyped-def]
+def _simulate_chip(plan: ProfilePlan, chip: str, chips: float, rate: float, seed: int):
     """Latency of one chip type carrying ``rate`` traffic units on ``chips`` chips."""
     u = plan.units[chip]
     b, s = u.built, u.solution

@@ -176,8 +176,8 @@ def render(con: Console, p: ProfilePlan, r: Replay | None) -> None:
             f"{_usd(sum(h.planned_usd for h in r.hours))} planned",
             highlight=False,
         )
-    for a in p.assumptions:
-        con.print(f"  assumption: {a}", highlight=False, markup=False)
+    for note in p.assumptions:
+        con.print(f"  assumption: {note}", highlight=False, markup=False)
     for k, why in p.excluded.items():
         con.print(f"  not considered: {k}: {why}", highlight=False, markup=False)
 
