@@ -60,7 +60,7 @@ def test_hybrid_beats_best_single_mode_on_a_3x_swing(swing) -> None:
     best = swing.best_single
     assert best is not None and best.usd is not None
     saving = 1 - swing.solution.usd / best.usd
-    # measured 15-20% on this setting (owned H100 base, on-demand peaks); require 5%
+    # measured 9.4% on this setting (owned H100 base, on-demand peaks); require 5%
     assert saving >= 0.05, (saving, best.label)
     kinds = swing.usd_by_kind()
     assert kinds.get("owned", 0) > 0 and kinds.get("on-demand", 0) > 0

@@ -177,26 +177,54 @@ def _limits(p: Program, L: _Layout, m: int, lv: int, add) -> None:
             add(terms, -np.inf, p.site_w)
 
 
-def solve_program(
-    p: Program, *, fixed_held: NDArray[np.int64] | None = None
-) -> MilpSolution | None:
-    """The cheapest plan, or None when infeasible. ``fixed_held``: hold these committed nodes
-    (sources x months) and re-plan only the rest (what a growth surprise costs).
+COMMIT_SCALES = (1.0, 1.1, 1.2, 1.35, 0.9)
+"""held schedules tried around the first pass's (it under-commits: fractional rented nodes
+hide the cost of renting whole nodes)"""
 
-    Two passes of the same program: with rented nodes continuous it fixes the held nodes
-    (integers); then, those held, the rented nodes are solved as integers (the program falls
-    apart into one small problem per period)."""
+
+def solve_program(
+    p: Program,
+    *,
+    fixed_held: NDArray[np.int64] | None = None,
+    also_try: tuple[NDArray[np.int64], ...] = (),
+) -> MilpSolution | None:
+    """The cheapest plan found, or None when infeasible. ``fixed_held``: hold these committed
+    nodes (sources x months) and re-plan only the rest (what a growth surprise costs).
+
+    Passes of the same program: with rented nodes continuous it gives a held schedule; then,
+    for that schedule scaled by each of ``COMMIT_SCALES`` (and each of ``also_try``), the
+    rented nodes are solved as integers with the held ones fixed (the program falls apart into
+    one small problem per period); the cheapest wins."""
     first = _solve(p, fixed_held=fixed_held, integer_burst=False, fix_blocks=False)
     if first is None:
         return None
-    second = _solve(p, fixed_held=first.held, integer_burst=True, fix_blocks=True)
-    if second is None:
+    scales = (1.0,) if fixed_held is not None else COMMIT_SCALES
+    tries = [_scaled(p, first.held, f) for f in scales] + list(also_try)
+    best: MilpSolution | None = None
+    spent = first.solve_s
+    seen: set[bytes] = set()
+    for held in tries:
+        if held.tobytes() in seen:
+            continue
+        seen.add(held.tobytes())
+        s = _solve(p, fixed_held=held, integer_burst=True, fix_blocks=True)
+        if s is None:
+            continue
+        spent += s.solve_s
+        if best is None or s.usd < best.usd:
+            best = s
+    if best is None:
         return None
-    return replace(
-        second,
-        solve_s=first.solve_s + second.solve_s,
-        integers=first.integers + second.integers,
-    )
+    return replace(best, solve_s=spent, integers=first.integers + best.integers)
+
+
+def _scaled(p: Program, held: NDArray[np.int64], f: float) -> NDArray[np.int64]:
+    """Committed held nodes x ``f`` (capacity blocks as they are), still never decreasing."""
+    out = held.copy()
+    for j, s in enumerate(p.sources):
+        if s.committed:
+            out[j] = np.maximum.accumulate(np.round(held[j] * f).astype(np.int64))
+    return out
 
 
 def _solve(

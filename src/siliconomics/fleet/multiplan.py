@@ -374,7 +374,7 @@ def _scenarios(spec, srcs, units, lv, sol) -> list[Alternative]:
     for name, gr in (("low", g0 * 0.5 if g0 else -0.02), ("high", g0 * 1.5 if g0 else 0.02)):
         gg = growth(prof, gr)
         p = _build(spec, srcs, units, lv, gg)
-        re = solve_program(p)
+        re = solve_program(p, also_try=(sol.held,))
         kept = solve_program(p, fixed_held=sol.held)
         out.append(
             Alternative(
