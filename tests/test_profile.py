@@ -141,3 +141,19 @@ def test_trace_profile_from_azure_arrivals() -> None:
     assert spec.profile is not None
     w = weekly_shape(spec.profile, req.arrival_s)
     assert w.shape == (168,) and w.mean() == pytest.approx(1.0) and w.max() > w.min()
+
+
+def test_capacity_ids_are_checked() -> None:
+    raw = {
+        "chips": ["h100-sxm"],
+        "workloads": [WORKLOAD],
+        "profile": {"peak_to_trough": 2},
+        "capacity": {"owned": ["b200"]},
+    }
+    spec, cat = resolve.spec_catalog(parse_spec(raw))
+    with pytest.raises(SiliconomicsError, match=r"capacity\.owned.*'b200'"):
+        plan_profile(spec, cat)
+    raw["capacity"] = {"regions": ["mars-1"]}
+    spec, cat = resolve.spec_catalog(parse_spec(raw))
+    with pytest.raises(SiliconomicsError, match=r"capacity\.regions.*mars-1"):
+        plan_profile(spec, cat)

@@ -297,6 +297,7 @@ def plan_profile(
     week = weekly_shape(prof, arrivals)
     g = growth(prof)
     chips = allowed_chips(spec, catalog)
+    _check_capacity(cap, chips, book)
     units, why = chip_units(
         spec, catalog, chips, float(week.max() * g.max()), progress, traces, book
     )
@@ -343,6 +344,24 @@ def plan_profile(
         excluded={**why, **excl},
         assumptions=tuple(_assumptions(spec, lv, ahead, behind)),
     )
+
+
+def _check_capacity(cap: Capacity, chips: list[str], book: PriceBook) -> None:
+    """Ids in the capacity section must be allowed chips and priced regions."""
+    for field, ids in (("owned", cap.owned or ()), ("load_time", tuple(cap.load_time))):
+        for c in ids:
+            if c not in chips:
+                raise SiliconomicsError(
+                    f"spec field 'capacity.{field}': chip '{c}' is not among the allowed chips "
+                    f"({', '.join(chips)})"
+                )
+    known = book.regions()
+    for r in cap.regions or ():
+        if r not in known:
+            raise SiliconomicsError(
+                f"spec field 'capacity.regions': no price in the book is for '{r}'; regions: "
+                f"{', '.join(known)}"
+            )
 
 
 SINGLE = ("owned", "reserved-3y", "reserved-1y", "capacity-block", "on-demand")
