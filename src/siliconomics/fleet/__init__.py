@@ -58,9 +58,13 @@ def run_plan(
     ``traces`` (read by the edge); ``book`` is the run's price book (default: the packaged
     one). ``sensitivity``: also re-plan with each input at both ends of its range (the tornado;
     costs a few solves). A spec with a ``profile`` gets the multi-period plan instead of the
-    steady one (``arrivals``: the profile trace's arrival times, read by the edge), replayed
+    steady one (``arrivals``: the profile trace's arrival times, read by the edge; default:
+    ``traces[profile.trace]``), replayed
     in the simulator over ``replay_hours`` of a week (default: every 3rd hour)."""
     if spec.profile is not None:
+        trace = spec.profile.trace
+        if arrivals is None and trace is not None and traces and trace in traces:
+            arrivals = traces[trace].arrival_s
         pp = plan_profile(spec, catalog, progress, book=book, traces=traces, arrivals=arrivals)
         if progress:
             progress("replay in the simulator", 0, 1)
