@@ -157,3 +157,27 @@ def test_capacity_ids_are_checked() -> None:
     spec, cat = resolve.spec_catalog(parse_spec(raw))
     with pytest.raises(SiliconomicsError, match=r"capacity\.regions.*mars-1"):
         plan_profile(spec, cat)
+
+
+def test_cli_profile_from_a_trace_json(tmp_path, capsys) -> None:
+    import json
+    from pathlib import Path
+
+    trace = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "traces"
+    f = trace / "splitwise_conv.csv"
+    if not f.is_file():
+        pytest.skip("shared traces not present")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "chips: [h100-sxm]\ndisaggregation: 'off'\nworkloads:\n  - model: llama-3.1-8b\n"
+        "    rate_rps: 50\n    input: {mean: 500}\n    output: {mean: 100}\n"
+        "    slo: {ttft: 2s, tpot: 50ms}\n"
+        f"profile: {{trace: '{f}', trace_seconds_per_hour: 60, horizon_months: 2, levels: 4}}\n"
+    )
+    with pytest.raises(SystemExit) as e:
+        main(["plan", str(spec), "--json"])
+    assert e.value.code in (0, None)
+    d = json.loads(capsys.readouterr().out)
+    prof = d["profile"]
+    assert prof["usd_total"] > 0 and prof["milp"]["variables"] > 0
+    assert prof["replay"]["simulated_slo_attainment"] == pytest.approx(1.0)

@@ -50,14 +50,17 @@ def takeaway(p: ProfilePlan) -> str:
     }
     commit = ", ".join(f"{n} x {k}" for k, n in held.items()) or "nothing committed"
     sv = saving(p)
-    vs = (
-        f"; {sv:.1%} less than the best single-mode plan ({best.label}, {_usd(best.usd)})"
-        if best is not None and sv is not None
-        else ""
-    )
+    vs = ""
+    if best is not None and sv is not None:
+        vs = (
+            f"; {sv:.1%} less than the best single-mode plan ({best.label}, {_usd(best.usd)})"
+            if sv >= 0.0005
+            else f"; the same as the best single-mode plan ({best.label})"
+        )
+    rents = any(not s.monthly and u > 0 for s, u in zip(p.sources, sol.usd_by_source, strict=True))
     return (
-        f"{_usd(sol.usd)} over {p.months} months: commit {commit} by the last month and rent "
-        f"the peaks{vs}."
+        f"{_usd(sol.usd)} over {p.months} months: commit {commit} by the last month"
+        f"{' and rent the peaks' if rents else ', rent nothing'}{vs}."
     )
 
 
