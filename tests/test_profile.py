@@ -181,3 +181,18 @@ def test_cli_profile_from_a_trace_json(tmp_path, capsys) -> None:
     prof = d["profile"]
     assert prof["usd_total"] > 0 and prof["milp"]["variables"] > 0
     assert prof["replay"]["simulated_slo_attainment"] == pytest.approx(1.0)
+
+
+def test_html_report_has_the_sections(swing) -> None:
+    from siliconomics.report.profile_report import profile_html
+
+    page = profile_html(swing, replay(swing, hours=range(12, 168, 48)))
+    for title in (
+        "Capacity by source",
+        "Cost by source",
+        "utilisation and break-even",
+        "Growth scenarios",
+        "Simulator replay",
+    ):
+        assert title in page
+    assert '<script src="http' not in page  # plotly inline, no network

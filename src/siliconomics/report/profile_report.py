@@ -205,6 +205,26 @@ def _area(p: ProfilePlan) -> go.Figure:
     return _layout(fig, f"Chips by source over a week of month {m + 1}", "hour of week", "chips")
 
 
+def _held(p: ProfilePlan) -> go.Figure:
+    """Committed chips per month (they grow with the traffic, never shrink)."""
+    from .charts import PALETTE, _layout
+
+    fig = go.Figure()
+    months = list(range(1, p.months + 1))
+    for j, s in enumerate(p.sources):
+        if s.monthly and p.solution.held[j].any():
+            fig.add_trace(
+                go.Bar(
+                    x=months,
+                    y=(p.solution.held[j] * s.node_chips).tolist(),
+                    name=s.label,
+                    marker_color=PALETTE[j % len(PALETTE)],
+                )
+            )
+    fig.update_layout(barmode="stack")
+    return _layout(fig, "Committed chips per month", "month", "chips")
+
+
 def _replay_fig(r: Replay) -> go.Figure:
     from .charts import _layout
 
@@ -221,14 +241,22 @@ def _replay_fig(r: Replay) -> go.Figure:
             mode="markers",
         )
     )
-    fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "range": [-5, 105]})
+    fig.update_layout(
+        yaxis2={
+            "overlaying": "y",
+            "side": "right",
+            "range": [-5, 105],
+            "tickvals": [0, 50, 100],
+            "title": "% of hour's targets met",
+        }
+    )
     return _layout(fig, f"Replay of month {r.month + 1}", "hour of week", "USD per hour")
 
 
 def profile_sections(p: ProfilePlan, r: Replay | None) -> list[Section]:
     from . import charts
 
-    kinds = p.usd_by_kind()
+    kinds = {k: v for k, v in p.usd_by_kind().items() if v > 0}
     util = p.committed_utilisation()
     be = p.breakeven()
     alts = [a for a in (*p.alternatives,) if a.usd is not None]
@@ -238,7 +266,7 @@ def profile_sections(p: ProfilePlan, r: Replay | None) -> list[Section]:
         for k, v in be.items()
     ]
     out = [
-        Section("Capacity by source", [_area(p)], note="; ".join(p.assumptions)),
+        Section("Capacity by source", [_area(p), _held(p)], note="; ".join(p.assumptions)),
         Section(
             "Cost by source",
             [
