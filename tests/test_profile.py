@@ -196,3 +196,24 @@ def test_html_report_has_the_sections(swing) -> None:
     ):
         assert title in page
     assert '<script src="http' not in page  # plotly inline, no network
+
+
+def test_reservation_from_a_users_prices_is_planned() -> None:
+    from siliconomics.economics.pricebook import PriceBook
+    from siliconomics.economics.pricing import default_book
+
+    raw = {
+        "chips": ["h100-sxm"],
+        "disaggregation": "off",
+        "workloads": [WORKLOAD],
+        "profile": {"peak_to_trough": 3, "growth_per_month": 0.05, "horizon_months": 4},
+        "capacity": {"committed": ["reserved-1y"], "burst": ["on-demand"]},
+    }
+    spec, cat = resolve.spec_catalog(parse_spec(raw))
+    # a test input standing for a user's quote: well under on-demand, so it must be used
+    book = default_book().merged(PriceBook(chip_hour={"h100-sxm": {"reserved-1y": 1.0}}))
+    p = plan_profile(spec, cat, book=book)
+    j = next(i for i, s in enumerate(p.sources) if s.kind == "reserved-1y")
+    held = p.solution.held[j]
+    assert held[-1] > 0 and np.all(np.diff(held) >= 0)  # taken, never returned
+    assert {a.label for a in p.alternatives} >= {"all reserved-1y", "all on-demand"}
