@@ -215,7 +215,7 @@ def solve_program(
             best = s
     if best is None:
         return None
-    return replace(best, solve_s=spent, integers=first.integers + best.integers)
+    return replace(best, solve_s=spent)
 
 
 def _scaled(p: Program, held: NDArray[np.int64], f: float) -> NDArray[np.int64]:
