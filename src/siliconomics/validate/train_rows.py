@@ -80,7 +80,15 @@ def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainP
     bridge = "megatron-bridge" in tr.software.lower()
     if bridge:
         notes.append("Megatron-Bridge recipe -> bf16 gradient buffers (grad_reduce_in_fp32=False)")
+    # Megatron-Bridge's performance script runs a row marked 'tokendrop' with
+    # apply_moe_token_drop(): capacity factor 1.0, expert inputs padded to capacity
+    # (NVIDIA-NeMo/Megatron-Bridge scripts/performance, set_user_overrides/use_tokendrop).
+    cf = 0.0
+    if model.moe is not None and "'tokendrop'" in tr.notes:
+        cf = 1.0
+        notes.append("page qualifier 'tokendrop' -> capacity factor 1.0, padded to capacity")
     base = TrainPlan(
+        capacity_factor=cf,
         grad_dtype="bf16" if bridge else "fp32",
         dp=dp,
         tp=tp,
