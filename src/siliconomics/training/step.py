@@ -35,7 +35,7 @@ from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
-from ..parallel.moe import dispatch_combine, expert_ops, experts_hit
+from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
 from .lora import adapter_times, dequant_time
 from .memory import (
     ACT_BYTES,
@@ -298,6 +298,22 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
             ly.bwd = ly.bwd + w * np.maximum(op.time, accum + dev.eff.kernel_overhead_s)
         elif not frozen:
             ly.bwd = ly.bwd + t
+    # Megatron-Core's alltoall dispatcher receives the tokens grouped by source rank and sorts
+    # them by local expert before the experts and back after (token_dispatcher.py
+    # "Permutation 2", sort_chunks_by_idxs): one read + write of the rank's rows each way.
+    n_local = moe.n_experts / g.ep
+    rows_r = (
+        T
+        * g.etp
+        / tp
+        * moe.experts_per_token
+        * imbalance(
+            T * g.ep * g.etp / tp * moe.experts_per_token / g.ep, g.ep, g.capacity_factor or None
+        )
+    )
+    sort_b = np.where((g.ep > 1) & (n_local > 1), rows_r * model.d_model * 2.0 * ACT_BYTES, 0.0)
+    t_sort = w * 2.0 * _t(memory_op(dev, "moe_sort_chunks", sort_b))  # before + after
+    ly.fwd, ly.bwd = ly.fwd + t_sort, ly.bwd + t_sort  # the gradients are sorted back likewise
     # Transformer Engine's GroupedLinear runs one cuBLAS GEMM per local expert (multi-stream
     # loop, transformer_engine/pytorch/module/grouped_linear.py), so each expert GEMM is
     # ``hit`` launches, not one: fwd 2, dgrad 2, wgrad 2 (frozen: 4 in all).
