@@ -57,3 +57,21 @@ def test_tokendrop_row_runs_at_capacity_factor_one() -> None:
     out = run_train_row(tr, cat.model(tr.row.model), cat)
     assert any("tokendrop" in a and "capacity factor 1.0" in a for a in out.assumptions)
     assert out.predicted > 0
+
+
+def test_deepep_dispatcher_is_a_plan_choice_and_sends_less() -> None:
+    """``dispatcher=deepep`` (DeepEP / HybridEP) deduplicates per destination rank, so its
+    all-to-all is shorter than the default alltoall dispatcher's; an unknown name is refused."""
+    from siliconomics.errors import SiliconomicsError
+    from siliconomics.training.plan import parse_plan
+
+    m, dev = get_model("qwen3-30b-a3b"), train_device(resolve.device("b200"))
+
+    def ep_time(d: str) -> float:
+        p = parse_plan(f"dp=8,ep=8,mb=1,dtype=fp8,dispatcher={d}")
+        r = evaluate_grid(m, dev, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        return float(r.step.ep_comm[0])
+
+    assert ep_time("deepep") < ep_time("alltoall")
+    with pytest.raises(SiliconomicsError, match="dispatcher"):
+        parse_plan("dispatcher=nccl")

@@ -433,7 +433,7 @@ def step_time(
             dispatch_bytes=ACT_BYTES,
             combine_bytes=ACT_BYTES,
             capacity_factor=g.capacity_factor or None,
-            dedup=False,
+            dedup=g.dispatcher == "deepep",
         ).time
         t_ep = a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
     # pipeline: activations forward and gradients back once per virtual stage. The
