@@ -62,6 +62,8 @@ class ForwardCost:
     pipeline_s: F = field(default_factory=lambda: np.zeros(()))
 
     host_launch_s: float | None = None
+    host_seq_s: F = field(default_factory=lambda: np.zeros(()))
+    """host time of the step's running sequences (``host_per_seq_s`` x sequences per rank)"""
 
     @property
     def kernels(self) -> F:
@@ -78,6 +80,9 @@ class ForwardCost:
             device = device + op.time
         if self.host_launch_s:  # eager launches: the host may fall behind the device
             device = np.maximum(device, self.kernels * self.host_launch_s)
+        # The serving loop's per-sequence host work overlaps the device (overlap scheduler):
+        # the step lasts as long as the slower of the two.
+        device = np.maximum(device, self.host_seq_s)
         return np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s + device
 
     def by_class(self) -> dict[str, F]:
@@ -98,6 +103,10 @@ class ForwardCost:
             acc["interconnect"] = acc["interconnect"] + op.t_comm
             acc["overhead"] = acc["overhead"] + op.t_overhead
         acc["overhead"] = acc["overhead"] + self.step_overhead_s + self.pipeline_s
+        busy: F = np.zeros(())
+        for op in self.ops:
+            busy = busy + op.time
+        acc["overhead"] = acc["overhead"] + np.maximum(self.host_seq_s - busy, 0.0)
         return acc
 
 
@@ -353,9 +362,11 @@ def forward_cost(
         pipeline = (plan.pp - 1) * send_recv_time(
             dev, st.T * model.d_model * st.r, crosses_domain=crosses
         )
+    h = dev.eff.host_per_seq_s or 0.0
     return ForwardCost(
         ops=tuple(ops),
         step_overhead_s=dev.eff.step_overhead_s,
         pipeline_s=np.asarray(pipeline, dtype=np.float64),
         host_launch_s=dev.eff.host_launch_s,
+        host_seq_s=np.asarray(h * st.B, dtype=np.float64),
     )

@@ -80,6 +80,12 @@ _MAX_UTIL = re.compile(r"mlperf|harness", re.I)
 # parallelism every rank admits up to max_batch_size requests (tensorrt_llm/_torch/pyexecutor/
 # py_executor.py, _fetch_new_requests: total = tp_size * max_num_active_requests).
 TRTLLM_BENCH_MAX_BATCH = 4096
+# Rows run on TensorRT-LLM's retired C++ TensorRT-engine runtime (0.x engines, the gptManager /
+# gptSession benchmarks, MLPerf harnesses built on TensorRT engines): the per-sequence host cost
+# of the profile (measured on the PyTorch executor) does not apply.
+_CPP_RUNTIME = re.compile(
+    r"tensorrt engine|gptmanagerbenchmark|gptsessionbenchmark|mlperf|harness|^tensorrt \d", re.I
+)
 TRTLLM_BENCH_MAX_TOKENS = 32768
 
 
@@ -167,6 +173,8 @@ def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
     """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
     and its family's efficiency profile come from ``catalog``."""
     dev = row_device(row, catalog)
+    if dev.eff.host_per_seq_s and _CPP_RUNTIME.search(row.software or ""):
+        dev = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"host_per_seq_s": None}))
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
