@@ -46,17 +46,23 @@ def test_guaranteed_no_evict_sizes_the_batch_at_the_full_length() -> None:
     assert float(full.batch) < float(avg.batch)
 
 
-def test_trtllm_bench_rows_get_its_batch_cap_and_no_evict() -> None:
+def test_trtllm_bench_rows_get_its_batch_cap() -> None:
     r = row("trtllm.csv", "TRTLLM-1.0-B200-QWEN3-30B-A3B-TP1-FP4-128-128")
     p = InferencePlan(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
     eng = engine_settings(r, get_model(r.model), dev("b200"), p)
     assert eng.batch_limit == TRTLLM_BENCH_MAX_BATCH
-    assert eng.reserve_full_length
+    assert not eng.reserve_full_length  # PyTorch executor: average-context sizing (stated)
     # max_num_tokens = min(max_batch x (1 + ISL/OSL), 32768) rounded: 4096 x 2 = 8192
     assert eng.max_prefill_tokens == 8192.0
     # attention data parallelism: every rank admits up to the cap
     eng_dp = engine_settings(r, get_model(r.model), dev("b200"), dataclasses.replace(p, dp=2))
     assert eng_dp.batch_limit == 2 * TRTLLM_BENCH_MAX_BATCH
+
+
+def test_tensorrt_engine_rows_reserve_the_full_length() -> None:
+    r = row("trtllm.csv", "TRTLLM-0.17.0-H100-SXM-LLAMA-3.1-70B-TP8-FP8-128-2048")
+    eng = engine_settings(r, get_model(r.model), dev("h100-sxm"), FP8)
+    assert eng.reserve_full_length and eng.batch_limit == TRTLLM_BENCH_MAX_BATCH
 
 
 def test_mlperf_harness_rows_keep_their_batch_and_max_utilization() -> None:
