@@ -306,3 +306,32 @@ def test_example_study_is_valid():
 
     for f in sorted((ROOT / "examples" / "sweeps").glob("*.yaml")):
         assert load_study(f).points
+
+
+def test_the_progress_bar_shows_points_rate_and_eta(tmp_path, capsys):
+    f = tmp_path / "study.yaml"
+    f.write_text(json.dumps(ESTIMATE))
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(f), "--out", str(tmp_path / "ds")])
+    assert e.value.code == 0
+    bar = capsys.readouterr().err
+    assert "16/16" in bar and "points/s" in bar and "ETA" in bar
+
+
+def test_bands_and_vectorised_values_are_read_beside_each_output():
+    from siliconomics.sweep.evaluate import extract
+
+    d = {
+        "ttft_s": [0.1, 0.2],
+        "ttft_s_low": [0.08, 0.15],
+        "ttft_s_high": [0.12, 0.3],
+        "decode_bound": ["memory", "compute"],
+        "e2e_s": {"p99": 3.0, "p99_low": 2.0, "p99_high": 4.0},
+    }
+    got = extract("estimate", d, ("ttft_s", "decode_bound", "e2e_s.p99", "nope"), 1)
+    assert got["outputs"] == {"ttft_s": 0.2, "e2e_s.p99": 3.0, "nope": None}
+    assert got["low"] == {"ttft_s": 0.15, "e2e_s.p99": 2.0}
+    assert got["high"] == {"ttft_s": 0.3, "e2e_s.p99": 4.0}
+    assert got["labels"] == {"decode_bound": "compute"}
+    plans = {"plans": [{"mfu": 0.5, "mfu_low": 0.4, "mfu_high": 0.6}]}
+    assert extract("train", plans, ("mfu",), None)["low"] == {"mfu": 0.4}

@@ -115,6 +115,8 @@ def sweep_cmd(
     if out_dir.exists() and not out_dir.is_dir():
         raise SiliconomicsError(f"--out '{out_dir}': is a file, expected a folder")
     ex = _executor(study.command, workers, ray)
+    if hasattr(ex, "start"):
+        ex.start()
     with _progress(not no_progress and not as_json) as update:
         summary = run_study(study, out_dir, ex, progress=update)
     con = query.connect(out_dir)
@@ -153,17 +155,20 @@ def sweep_cmd(
         highlight=False,
     )
     if best is not None:
-        _print_table(best, f"objective: {study.objective.metric if study.objective else ''}")
+        metric = study.objective.metric if study.objective else ""
+        _print_table(best, f"objective: {metric}", drop=("run_id",))
     out.print(f"dataset {out_dir}; report {report}", highlight=False)
 
 
-def _print_table(t: Any, title: str) -> None:
+def _print_table(t: Any, title: str, drop: tuple[str, ...] = ()) -> None:
     from ..report.style import compact_table
 
+    keep = [i for i, c in enumerate(t.columns) if c not in drop]
     table = compact_table(title)
-    for c in t.columns:
-        table.add_column(c)
-    for r in t.rows:
+    for i in keep:
+        table.add_column(t.columns[i])
+    for row in t.rows:
+        r = [row[i] for i in keep]
         table.add_row(
             *(f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v)) for v in r)
         )

@@ -29,15 +29,8 @@ def _objective_section(con: Any, run_id: str, obj: Objective) -> Section:
     t = query.summary(con, "objective", run_id=run_id, objective=obj)
     rows = t.dicts()
     label_keys = list(obj.per)
-    headers = [*label_keys, obj.metric, "low", "high", "inputs"]
-    table = html_table(
-        headers,
-        [
-            [_fmt(r[k]) for k in label_keys]
-            + [_fmt(r[obj.metric]), _fmt(r["low"]), _fmt(r["high"]), r["inputs"]]
-            for r in rows
-        ],
-    )
+    headers = [c for c in t.columns if c not in ("run_id", "point_id")]
+    table = html_table(headers, [[_fmt(r[c]) for c in headers] for r in rows])
     blocks: list[str | go.Figure] = [table]
     if rows:
         labels = [" / ".join(str(r[k]) for k in label_keys) or "all" for r in rows]

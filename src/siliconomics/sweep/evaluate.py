@@ -145,7 +145,7 @@ def _plan_call(inputs_: dict[str, Any]) -> Any:
         return api.plan(spec, **rest)
 
 
-def _call(command: str, inputs_: dict[str, Any]) -> dict[str, Any]:
+def call_point(command: str, inputs_: dict[str, Any]) -> dict[str, Any]:
     if command == "plan":
         return dict(_plan_call(inputs_).to_dict())
     return dict(COMMANDS[command](**inputs_).to_dict())
@@ -157,7 +157,7 @@ def _row(index: int, key: str, inputs_: dict[str, Any], **rest: Any) -> dict[str
 
 def _one(task: Task, index: int, key: str, inputs_: dict[str, Any]) -> dict[str, Any]:
     try:
-        d = _call(task.command, inputs_)
+        d = call_point(task.command, inputs_)
     except Exception as e:  # a failing point is recorded, never lost
         return _row(index, key, inputs_, status="error", error=_one_line(e))
     return _row(

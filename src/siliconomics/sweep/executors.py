@@ -140,6 +140,10 @@ class Ray:
     name: str = "ray"
     workers: int = 0
 
+    def start(self) -> None:
+        """Connect to (or start) Ray now, so a wrong address fails before the run begins."""
+        self._init()
+
     def _init(self) -> Any:
         ray = _ray()
         if not ray.is_initialized():

@@ -81,8 +81,26 @@ def sql(con: Any, text: str) -> Table:
         raise SiliconomicsError(f"--sql: {' '.join(str(e).split())}") from None
 
 
-def objective_sql(obj: Objective, run_id: str | None) -> str:
-    """The best ok point per group of ``obj.per``, within ``obj.subject_to``."""
+def varied_inputs(con: Any, run_id: str | None) -> list[str]:
+    """Inputs that take more than one value in the run (or the dataset), seeds excepted."""
+    where = _run_filter(run_id)
+    keys = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT unnest(map_keys(inputs)) AS k FROM points {where} ORDER BY k"
+        ).fetchall()
+    ]
+    keys = [k for k in keys if k != "seed"]
+    if not keys:
+        return []
+    counts = ", ".join(f"count(DISTINCT inputs[{lit(k)}])" for k in keys)
+    n = con.execute(f"SELECT {counts} FROM points {where}").fetchone()
+    return [k for k, c in zip(keys, n, strict=True) if c > 1]
+
+
+def objective_sql(obj: Objective, run_id: str | None, show: Sequence[str] = ()) -> str:
+    """The best ok point per group of ``obj.per``, within ``obj.subject_to``; ``show``:
+    inputs given a column each (the others stay in the ``inputs`` JSON column)."""
     m = lit(obj.metric)
     where = ["status = 'ok'", f"outputs[{m}] IS NOT NULL"]
     if run_id:
@@ -95,9 +113,10 @@ def objective_sql(obj: Objective, run_id: str | None) -> str:
     per = [f"inputs[{lit(k)}]" for k in obj.per]
     part = f"PARTITION BY run_id, {', '.join(per)}" if per else "PARTITION BY run_id"
     order = "DESC" if obj.descending else "ASC"
-    sel = ", ".join(f"{e} AS {ident(k)}" for e, k in zip(per, obj.per, strict=True))
+    cols = list(dict.fromkeys([*obj.per, *show]))
+    sel = ", ".join(f"inputs[{lit(k)}] AS {ident(k)}" for k in cols)
     return (
-        f"SELECT run_id, {sel + ', ' if sel else ''}point_id, inputs_json AS inputs, "
+        f"SELECT run_id, {sel + ', ' if sel else ''}point_id, "
         f"outputs[{m}] AS {ident(obj.metric)}, low[{m}] AS low, high[{m}] AS high "
         f"FROM points WHERE {' AND '.join(where)} "
         f"QUALIFY row_number() OVER ({part} ORDER BY outputs[{m}] {order}, point_id) = 1 "
@@ -136,12 +155,14 @@ def summary(
             f"SELECT run_id, point_id, inputs_json AS inputs, error FROM points {where} "
             "ORDER BY run_id, point_id",
         )
+    show = varied_inputs(con, run_id)
     if name == "best-chip":
-        return sql(con, objective_sql(Objective(minimize=metric, per=("model",)), run_id))
+        best = Objective(minimize=metric, per=("model",))
+        return sql(con, objective_sql(best, run_id, ["chip", *show]))
     if name == "objective":
         if objective is None:
             raise SiliconomicsError("--summary objective: the study of this run has no objective")
-        return sql(con, objective_sql(objective, run_id))
+        return sql(con, objective_sql(objective, run_id, show))
     raise SiliconomicsError(f"--summary '{name}': allowed: {', '.join(SUMMARIES)}")
 
 

@@ -194,7 +194,7 @@ def _check_value(command: str, params: dict[str, Any], name: str, value: Any, wh
             f"study field '{where}': '{name}' is not an input of {command}; allowed: {allowed}"
         )
     try:
-        pydantic.TypeAdapter(params[name]).validate_python(value)
+        checked = pydantic.TypeAdapter(params[name]).validate_python(value)
     except pydantic.ValidationError as e:
         msg = e.errors()[0]["msg"]
         raise SiliconomicsError(f"study field '{where}': {name}={value!r}: {msg}") from None
@@ -202,6 +202,13 @@ def _check_value(command: str, params: dict[str, Any], name: str, value: Any, wh
         inputs.finite(value, f"study field '{where}'")
     if name in ("ttft", "tpot") and isinstance(value, str):
         inputs.duration(value, f"study field '{where}'")
+    if isinstance(value, str) and isinstance(checked, int | float):
+        # YAML reads 1.0e12 as text; the API wants the number
+        return (
+            inputs.finite(float(checked), f"study field '{where}'")
+            if isinstance(checked, float)
+            else checked
+        )
     return value
 
 
@@ -247,13 +254,16 @@ def _is_int(hint: Any) -> bool:
     return int in args and float not in args
 
 
-def _expand(sf: StudyFile, params: dict[str, Any]) -> list[dict[str, Any]]:
-    keys = list(sf.grid)
-    combos = list(itertools.product(*(sf.grid[k] for k in keys))) or [()]
+def _expand(
+    sf: StudyFile, fixed: dict[str, Any], grid: dict[str, list[Any]], params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every grid combination (in the order of the file), each with ``sample.n`` draws."""
+    keys = list(grid)
+    combos = list(itertools.product(*(grid[k] for k in keys))) or [()]
     rng = np.random.default_rng(sf.seed)
     out = []
     for combo in combos:
-        base = {**sf.fixed, **dict(zip(keys, combo, strict=True))}
+        base = {**fixed, **dict(zip(keys, combo, strict=True))}
         if sf.sample is None:
             out.append(base)
             continue
@@ -279,6 +289,25 @@ def load_study(path: Path) -> Study:
     return make_study(raw, base_dir=path.parent, default_name=path.stem)
 
 
+def _checked_inputs(
+    sf: StudyFile, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The fixed and grid inputs, each value checked against the API's parameter type."""
+    c = sf.command
+    fixed = {n: _check_value(c, params, n, v, f"fixed.{n}") for n, v in sf.fixed.items()}
+    grid = {}
+    for name, vs in sf.grid.items():
+        if not vs:
+            raise SiliconomicsError(f"study field 'grid.{name}': give at least one value")
+        grid[name] = [_check_value(c, params, name, v, f"grid.{name}") for v in vs]
+    for name, d in sf.sample.over.items() if sf.sample else ():
+        for v in d.choice or ():
+            _check_value(c, params, name, v, f"sample.over.{name}")
+        if d.choice is None:
+            _check_value(c, params, name, 1, f"sample.over.{name}")
+    return fixed, grid
+
+
 def make_study(raw: dict[str, Any], *, base_dir: Path, default_name: str = "study") -> Study:
     """Check ``raw`` (the parsed YAML of a study) and expand it."""
     try:
@@ -288,18 +317,7 @@ def make_study(raw: dict[str, Any], *, base_dir: Path, default_name: str = "stud
         loc = ".".join(str(x) for x in first["loc"])
         raise SiliconomicsError(f"study field '{loc}': {first['msg']}") from None
     params = _params(sf.command)
-    for name, v in sf.fixed.items():
-        _check_value(sf.command, params, name, v, f"fixed.{name}")
-    for name, vs in sf.grid.items():
-        if not vs:
-            raise SiliconomicsError(f"study field 'grid.{name}': give at least one value")
-        for v in vs:
-            _check_value(sf.command, params, name, v, f"grid.{name}")
-    for name, d in sf.sample.over.items() if sf.sample else ():
-        for v in d.choice or ():
-            _check_value(sf.command, params, name, v, f"sample.over.{name}")
-        if d.choice is None:
-            _check_value(sf.command, params, name, 1, f"sample.over.{name}")
+    fixed, grid = _checked_inputs(sf, params)
     both = set(sf.fixed) & (set(sf.grid) | set(sf.sample.over if sf.sample else ()))
     if both:
         raise SiliconomicsError(
@@ -312,7 +330,9 @@ def make_study(raw: dict[str, Any], *, base_dir: Path, default_name: str = "stud
             "study field 'objective': minimize and maximize cannot be used together"
         )
     base = Path(base_dir)
-    expanded = [{k: _absolute(v, base) for k, v in p.items()} for p in _expand(sf, params)]
+    expanded = [
+        {k: _absolute(v, base) for k, v in p.items()} for p in _expand(sf, fixed, grid, params)
+    ]
     if sf.command == "simulate":
         for p in expanded:
             p.setdefault("seed", point_seed(sf.seed, point_key(p)))
