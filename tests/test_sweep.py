@@ -103,7 +103,7 @@ def test_bad_studies_are_one_line_errors(tmp_path, change, needle):
 
 def test_vectorised_batches_match_one_call_per_point(tmp_path):
     s = study(ESTIMATE, tmp_path)
-    assert len(chunks(s)) == 2  # one vectorised group per chip
+    assert len(chunks(s)) == 4  # per chip: batch 1 (latency regime), and the other batches
     run = run_study(s, tmp_path / "ds")
     got = {r[0]: r for r in rows(tmp_path / "ds")}
     assert len(got) == len(s.points) == run.points
@@ -134,7 +134,10 @@ def test_an_estimate_group_is_one_api_call(tmp_path, monkeypatch):
         "grid": {"chip": ["h100-sxm"], "batch": [1, 2, 4, 8], "input_len": [256, 512]},
     }
     run_study(study(raw, tmp_path), tmp_path / "ds")
-    assert len(calls) == 1 and len(calls[0]) == 8
+    # batch 1 (latency regime) on its own; batches 2-8 x 2 lengths: one API call for the
+    # first point, the 5 others vectorised with what it resolved
+    assert calls == [1, 2]
+    assert all(r[2] == "ok" for r in rows(tmp_path / "ds"))
 
 
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):

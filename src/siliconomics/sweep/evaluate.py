@@ -1,5 +1,6 @@
 """Evaluate a chunk of points: one call of the public API per point, except estimate points that
-differ only in batch and lengths, which go through ``api.estimate`` as one vectorised call.
+differ only in batch and lengths: one ``api.estimate`` call for the first, and one vectorised
+evaluation of the others with what that call resolved.
 
 What a worker runs (in this process, a pool process or a Ray task): it takes plain data and
 returns plain data (dicts of numbers and text), so the result is the same wherever it runs.
@@ -169,33 +170,82 @@ def group_key(command: str, inputs_: Mapping[str, Any]) -> str:
     """Points with the same group key run in one vectorised call (estimate only)."""
     if command != "estimate":
         return ""
-    return repr(sorted((k, repr(v)) for k, v in inputs_.items() if k not in VECTOR_KEYS))
+    # a static batch of 1 is the latency-target regime, any other point max-throughput: each
+    # regime has its own error band, so they are never in one group
+    latency = inputs_.get("mode", "static") == "static" and inputs_.get("batch", 1) == 1
+    same = sorted((k, repr(v)) for k, v in inputs_.items() if k not in VECTOR_KEYS)
+    return repr((latency, same))
 
 
 def _vector(task: Task, group: list[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One ``api.estimate`` call for points that differ only in batch and lengths; an error
-    (one point does not fit) splits the group in halves, down to single points, so a failing
-    point costs a few extra calls and is recorded with its own error."""
+    """Points that differ only in batch and lengths: ``api.estimate`` for the first (smallest)
+    point, then one vectorised evaluation of the rest with the model, device (its stack's
+    profile), plan and price that call resolved; error bands are the first point's relative
+    band (a band is one multiplicative interval per (chip family, stack, regime, model class),
+    the same for the whole group). A point that does not fit splits the rest in halves, down to
+    single API calls, so it costs a few extra calls and keeps its own error."""
     from .. import api
 
-    if len(group) == 1:
-        return [_one(task, *group[0])]
-    first = group[0][2]
-    common = {k: v for k, v in first.items() if k not in VECTOR_KEYS}
-    # api.estimate hands batch and lengths to the vectorised core unchanged (it broadcasts)
-    arrays: dict[str, Any] = {
-        k: np.asarray([p[2].get(k, _VECTOR_DEFAULTS[k]) for p in group], dtype=np.float64)
-        for k in VECTOR_KEYS
-    }
+    first = _one(task, *group[0])
+    if first["status"] != "ok" or len(group) == 1:
+        return [first, *(_vector(task, group[1:]) if len(group) > 1 else [])]
+    template = api.estimate(**group[0][2])
+    ratios = _band_ratios(template.to_dict(), task.outputs)
+    return [first, *_rest(task, template.value, ratios, group[1:])]
+
+
+def _band_ratios(d: Mapping[str, Any], outputs: Sequence[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name in outputs:
+        hit = _lookup(d, name)
+        if hit and all(isinstance(x, int | float) and not isinstance(x, bool) for x in hit):
+            v, lo, hi = (float(x) for x in hit)
+            if v != 0:
+                out[name] = (lo / v, hi / v)
+    return out
+
+
+def _rest(
+    task: Task, a0: Any, ratios: dict[str, tuple[float, float]], group: list[Any]
+) -> list[dict[str, Any]]:
+    if len(group) <= 1:
+        return [_one(task, *p) for p in group]
     try:
-        d = dict(api.estimate(**common, **arrays).to_dict())
+        d = _evaluate_like(a0, [p[2] for p in group])
     except Exception:
         half = len(group) // 2
-        return _vector(task, group[:half]) + _vector(task, group[half:])
-    return [
-        _row(i, k, inp, status="ok", error=None, **extract(task.command, d, task.outputs, j))
-        for j, (i, k, inp) in enumerate(group)
-    ]
+        return _rest(task, a0, ratios, group[:half]) + _rest(task, a0, ratios, group[half:])
+    rows = []
+    for j, (i, k, inp) in enumerate(group):
+        got = extract(task.command, d, task.outputs, j)
+        for name, (rlo, rhi) in ratios.items():
+            v = got["outputs"].get(name)
+            if v is not None:
+                got["low"][name], got["high"][name] = v * rlo, v * rhi
+        rows.append(_row(i, k, inp, status="ok", error=None, **got))
+    return rows
+
+
+def _evaluate_like(a0: Any, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``api.estimate`` computes for ``points`` (arrays of batch and lengths), with the
+    model, device, plan, scenario and price of the API's result ``a0`` (an Assessment)."""
+    import dataclasses
+
+    from ..inference.estimate import estimate_max_throughput, estimate_static
+    from ..report import serialize
+    from ..search.assess import assess
+
+    B, I, O = (
+        np.asarray([p.get(k, _VECTOR_DEFAULTS[k]) for p in points], dtype=np.float64)
+        for k in VECTOR_KEYS
+    )
+    e0 = a0.estimate
+    if e0.scenario == "static_batch":
+        est = estimate_static(e0.model, e0.device, e0.plan, B, I, O)
+    else:
+        est = estimate_max_throughput(e0.model, e0.device, e0.plan, I, O, batch_limit=B)
+    a = dataclasses.replace(assess(est, None), price=a0.price)
+    return dict(serialize.assessment_dict(a))
 
 
 def _need(inputs_: Mapping[str, Any]) -> float:
