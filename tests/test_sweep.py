@@ -115,8 +115,15 @@ def test_vectorised_batches_match_one_call_per_point(tmp_path):
             assert status == "error" and str(e).split(";")[0] in got[p.index][3]
             continue
         assert status == "ok"
+        low, high = got[p.index][5], got[p.index][6]
         for k in ("ttft_s", "tpot_s", "usd_per_million_output_tokens"):
             assert outs[k] == pytest.approx(d[k], rel=1e-12)
+            # the error band, where the API gives one, is the API's for this very point
+            if d.get(f"{k}_low") is None:
+                assert low.get(k) is None and high.get(k) is None
+            else:
+                assert low[k] == pytest.approx(d[f"{k}_low"], rel=1e-9)
+                assert high[k] == pytest.approx(d[f"{k}_high"], rel=1e-9)
         assert got[p.index][7]["decode_bound"] == d["decode_bound"]
 
 
