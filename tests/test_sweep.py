@@ -255,6 +255,20 @@ def rows_of_clean_run(raw: dict, tmp_path: Path) -> list[tuple]:
     return rows(tmp_path / "clean")
 
 
+def test_a_run_being_written_by_a_live_process_is_refused(tmp_path):
+    s = study(ESTIMATE, tmp_path)
+    from siliconomics.sweep.runner import run_id
+
+    d = store.run_dir(tmp_path / "ds", run_id(s))
+    d.mkdir(parents=True)
+    (d / ".lock").write_text(str(os.getppid()))  # a live process that is not this one
+    with pytest.raises(SiliconomicsError, match="is being written by process"):
+        run_study(s, tmp_path / "ds")
+    (d / ".lock").write_text("999999999")  # a dead one: taken over
+    assert run_study(s, tmp_path / "ds").computed == len(s.points)
+    assert not (d / ".lock").exists()
+
+
 def test_rerunning_a_finished_study_computes_nothing(tmp_path):
     s = study(ESTIMATE, tmp_path)
     run_study(s, tmp_path / "ds")

@@ -130,6 +130,19 @@ def run_study(
     ex: Executor = executor or InProcess()
     dataset.mkdir(parents=True, exist_ok=True)
     rid = run_id(study)
+    with store.run_lock(dataset, rid):
+        return _run(study, dataset, ex, rid, progress, flush_rows, flush_s)
+
+
+def _run(
+    study: Study,
+    dataset: Path,
+    ex: Executor,
+    rid: str,
+    progress: Callable[[int, int], None] | None,
+    flush_rows: int,
+    flush_s: float,
+) -> RunSummary:
     tasks = chunks(study)
     done = store.done_chunks(dataset, rid)
     manifest = store.read_manifest(dataset, rid) or _manifest(study, rid, len(tasks), ex)

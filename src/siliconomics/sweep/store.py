@@ -14,11 +14,12 @@ resumed sweep skips the chunks found in them. The columns are :data:`SCHEMA`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -160,6 +161,46 @@ def done_chunks(dataset: Path, run_id: str) -> set[int]:
     for p in d.glob("part-*.parquet"):
         out.update(pq.read_table(p, columns=["chunk"]).column("chunk").to_pylist())
     return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(dataset: Path, run_id: str) -> Iterator[None]:
+    """Hold the run's lock file while writing it: a second driver of the same run on this
+    machine is refused; a lock left by a killed driver is taken over."""
+    d = run_dir(dataset, run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            text = p.read_text(encoding="utf-8").strip()
+            pid = int(text) if text.isdigit() else 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise SiliconomicsError(
+                    f"run {run_id} is being written by process {pid} ({d}); wait for it or "
+                    "stop it, then run the sweep again to resume"
+                ) from None
+            p.unlink(missing_ok=True)  # left by a killed sweep
+    else:
+        raise SiliconomicsError(f"run {run_id}: cannot take the lock {p}")
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        p.unlink(missing_ok=True)
 
 
 def read_manifest(dataset: Path, run_id: str) -> dict[str, Any] | None:
