@@ -103,6 +103,23 @@ def _errors_section(con: Any, run_id: str) -> Section:
     )
 
 
+def _best_line(con: Any, run_id: str, raw: Mapping[str, Any]) -> str:
+    """' Best <metric>: <group> <varied inputs> (<value>); ...' for the takeaway."""
+    obj = Objective.model_validate(raw)
+    rows = query.summary(con, "objective", run_id=run_id, objective=obj).dicts()
+    if not rows:
+        return f" No point meets the objective's constraints ({obj.metric})."
+    skip = {"run_id", "point_id", "low", "high", obj.metric, *obj.per}
+    parts = [
+        " ".join(str(row[k]) for k in obj.per)
+        + (": " if obj.per else "")
+        + " ".join(f"{k}={v}" for k, v in row.items() if k not in skip)
+        + f" ({row[obj.metric]:.4g})"
+        for row in rows
+    ]
+    return f" Best {obj.metric}: " + "; ".join(parts) + "."
+
+
 def sweep_html(con: Any, manifest: Mapping[str, Any]) -> str:
     """The report of the run described by ``manifest`` (see :func:`..sweep.runner.run_study`)."""
     run_id = str(manifest["run_id"])
@@ -141,5 +158,8 @@ def sweep_html(con: Any, manifest: Mapping[str, Any]) -> str:
         sections.append(_objective_section(con, run_id, Objective.model_validate(obj)))
     sections.append(_distribution_section(con, run_id, by, numeric))
     sections.append(_errors_section(con, run_id))
-    takeaway = f"{r['ok']} of {r['points']} points computed ({r['errors']} failed) for study '{manifest.get('study')}'."
+    takeaway = (
+        f"{r['ok']} of {r['points']} points computed ({r['errors']} failed) for study "
+        f"'{manifest.get('study')}'." + (_best_line(con, run_id, obj) if obj else "")
+    )
     return render_html(f"Sweep: {manifest.get('study')}", takeaway, sections)
