@@ -86,8 +86,9 @@ def test_grid_and_sample_expand_deterministically(tmp_path):
         ({"grid": {"tp": ["two"]}}, "grid.tp"),
         (
             {"fixed": {"model": "llama-3.1-8b", "batch": 4}, "grid": {"batch": [1]}},
-            "both fixed and varied",
+            "given twice",
         ),
+        ({"sample": {"n": 2, "over": {"chip": {"choice": ["l4"]}}}}, "'chip' is given twice"),
         ({"objective": {"per": ["chip"]}}, "give minimize or maximize"),
         ({"command": "serve"}, "study field 'command'"),
     ],

@@ -318,10 +318,11 @@ def make_study(raw: dict[str, Any], *, base_dir: Path, default_name: str = "stud
         raise SiliconomicsError(f"study field '{loc}': {first['msg']}") from None
     params = _params(sf.command)
     fixed, grid = _checked_inputs(sf, params)
-    both = set(sf.fixed) & (set(sf.grid) | set(sf.sample.over if sf.sample else ()))
+    sampled = set(sf.sample.over if sf.sample else ())
+    both = (set(sf.fixed) & (set(sf.grid) | sampled)) | (set(sf.grid) & sampled)
     if both:
         raise SiliconomicsError(
-            f"study input '{sorted(both)[0]}' is both fixed and varied; pick one"
+            f"study input '{sorted(both)[0]}' is given twice (fixed, grid or sample); pick one"
         )
     if sf.objective is not None and not sf.objective.metric:
         raise SiliconomicsError("study field 'objective': give minimize or maximize")
