@@ -49,15 +49,18 @@ class RunSummary:
 
 
 def run_id(study: Study) -> str:
-    """The id of a study's run: its name and a hash of its points and the versions, so that
-    running the same study again into the same dataset resumes it."""
+    """The id of a study's run: its name and a hash of its points, the versions and the
+    packaged calibration, so that running the same study again into the same dataset resumes
+    it, and a new calibration starts a new run."""
     import hashlib
     import json
     import re
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", study.name).strip("-")[:40] or "study"
     h = hashlib.sha256(
-        (study.study_hash + json.dumps(store.versions(), sort_keys=True)).encode()
+        (
+            study.study_hash + json.dumps(store.versions(), sort_keys=True) + store.calibration_id()
+        ).encode()
     ).hexdigest()
     return f"{slug}-{h[:10]}"
 
