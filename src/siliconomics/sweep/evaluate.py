@@ -186,11 +186,17 @@ def _vector(task: Task, group: list[tuple[int, str, dict[str, Any]]]) -> list[di
     single API calls, so it costs a few extra calls and keeps its own error."""
     from .. import api
 
-    first = _one(task, *group[0])
-    if first["status"] != "ok" or len(group) == 1:
+    i, k, inp = group[0]
+    try:
+        template = api.estimate(**inp)
+        d0 = dict(template.to_dict())
+    except Exception as e:  # the first point fails: recorded; the next one is the template
+        first = _row(i, k, inp, status="error", error=_one_line(e))
         return [first, *(_vector(task, group[1:]) if len(group) > 1 else [])]
-    template = api.estimate(**group[0][2])
-    ratios = _band_ratios(template.to_dict(), task.outputs)
+    first = _row(
+        i, k, inp, status="ok", error=None, **extract(task.command, d0, task.outputs, None)
+    )
+    ratios = _band_ratios(d0, task.outputs)
     return [first, *_rest(task, template.value, ratios, group[1:])]
 
 
