@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import ray  # in the dev extra: this test runs in CI, never skipped
@@ -58,19 +60,24 @@ def test_ray_gives_the_in_process_results(tmp_path):
     studies = [make_study(json.loads(json.dumps(s)), base_dir=tmp_path) for s in (STUDY, ESTIMATE)]
     ex = Ray(num_cpus=2)
     killed: list[int] = []
+    stop = threading.Event()
 
-    def kill_a_worker(done: int, total: int) -> None:
+    def kill_a_worker() -> None:
         # once, mid-sweep: kill a Ray worker in the middle of its chunk; Ray reruns the task
-        if done and not killed:
+        while not stop.is_set() and not killed:
             for pid in _ray_task_pids()[:1]:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
+            time.sleep(0.01)
 
     try:
         for i, s in enumerate(studies):
             ref = run_study(s, tmp_path / f"ref{i}", InProcess())
-            hook = kill_a_worker if i == 0 else None
-            got = run_study(s, tmp_path / f"ray{i}", ex, progress=hook, flush_rows=1)
+            killer = threading.Thread(target=kill_a_worker, daemon=True)
+            if i == 0:
+                killer.start()
+            got = run_study(s, tmp_path / f"ray{i}", ex, flush_rows=1)
+            stop.set()
             assert got.run_id == ref.run_id and got.executor == "ray" and ex.workers == 2
             assert _rows(tmp_path / f"ray{i}") == _rows(tmp_path / f"ref{i}")
         assert killed, "no Ray worker was mid-chunk to kill"
