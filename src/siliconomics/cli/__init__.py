@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     prices_cmds,
     serve_cmds,
     simulate_cmds,
+    sweep_cmds,
     tco_cmds,
     train_cmds,
     validate_cmds,
