@@ -319,3 +319,36 @@ def test_width_scale_sets_coverage():
     b2 = band_for([replace(r, scale=2.0) for r in rs], q)
     assert b2.hi - b2.lo == pytest.approx(2.0 * (b1.hi - b1.lo))
     assert "x2" in b2.reason
+
+
+def test_measured_files_drop_rows_that_duplicate_a_loaded_shared_row(tmp_path, shared):
+    # A corpus row named in vendor_overlap_with_shared.csv beside its file is dropped when the
+    # shared row it duplicates is loaded too; a repeated id is dropped from the later file.
+    import csv
+
+    from siliconomics import resolve
+
+    src = shared / "validation/measured.csv"
+    with src.open(newline="", encoding="utf-8") as fh:
+        rd = csv.DictReader(fh)
+        fields = list(rd.fieldnames or [])
+        rows = [r for r in rd if r["usable"] == "true"][:3]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    dup = {**rows[0], "id": "CORPUS-DUP"}
+    again = dict(rows[1])
+    keep = {**rows[2], "id": "CORPUS-NEW"}
+    with (corpus / "c.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows([dup, again, keep])
+    (corpus / resolve.OVERLAP_FILE).write_text(
+        f"corpus_id,shared_id\nCORPUS-DUP,{rows[0]['id']}\n", encoding="utf-8"
+    )
+    got, _, _, dropped = resolve.measured_files([src, corpus / "c.csv"])
+    ids = [r.id for r in got]
+    assert "CORPUS-NEW" in ids and "CORPUS-DUP" not in ids
+    assert ids.count(rows[1]["id"]) == 1
+    assert sorted(dropped) == sorted(["CORPUS-DUP", rows[1]["id"]])
+    alone, _, _, none = resolve.measured_files([corpus / "c.csv"])  # no shared file: kept
+    assert "CORPUS-DUP" in [r.id for r in alone] and not none

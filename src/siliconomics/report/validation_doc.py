@@ -257,7 +257,11 @@ def render(name: str, commit: str, r: ValidationReport, cv: CVReport) -> str:
         "- Families with fewer than three rows of their default stack fit no factor of their "
         "own: they take their parent family's values or the all-chips level, and their bands "
         "come from the family or from all rows, widened (see docs/CALIBRATION.md).",
-        "- `server` rows are predicted by the serving simulator; no factor is fitted on them.",
+        "- `server` rows are predicted by the serving simulator; no factor is fitted on them, "
+        "and they have no in-sample prediction (the simulator runs once per row, held out).",
+        "- Factors are fitted per (chip family, stack): chips of one family share them (no "
+        "per-chip level yet), so a chip unlike the rest of its family shows up as a family "
+        "residual.",
         "- Rows from one source share a setup: sources, not rows, are the unit of evidence. "
         "A group with one or two sources has a cross-validated error that says little.",
         "",
