@@ -41,8 +41,8 @@ docs: install-dev
 
 # The packaged calibration: the shared file plus the packaged corpus (deduplicated), grouped
 # 10-fold cross-validation by source, fits on at most 3 rows per (source, chip, model) cell,
-# 500 requests per simulator trial of a server row (docs/CALIBRATION.md).
-CALIBRATE_OPTS ?= --corpus --all-families --folds 10 --fit-cap 3 --server-requests 500
+# 500 requests per simulator trial of a server row, folds in 2 processes (docs/CALIBRATION.md).
+CALIBRATE_OPTS ?= --corpus --all-families --folds 10 --fit-cap 3 --server-requests 500 --jobs 2
 calibrate: install-dev
 	$(BIN)/python scripts/calibrate_nvidia.py --shared $(SHARED) --write
 	rm -rf build/calibration

@@ -352,3 +352,22 @@ def test_measured_files_drop_rows_that_duplicate_a_loaded_shared_row(tmp_path, s
     assert sorted(dropped) == sorted(["CORPUS-DUP", rows[1]["id"]])
     alone, _, _, none = resolve.measured_files([corpus / "c.csv"])  # no shared file: kept
     assert "CORPUS-DUP" in [r.id for r in alone] and not none
+
+
+def test_folds_run_in_any_order_or_process_give_the_same_report(shared):
+    # The folds are independent (the memo of fits only saves time): a process pool's map
+    # gives the report a sequential run gives.
+    from siliconomics import resolve
+    from siliconomics.validate.cv import cross_validate, make_samples
+
+    rows, trains, cat, _ = resolve.measured_files([shared / "validation/measured.csv"])
+    samples, _ = make_samples(rows, trains, cat)
+    few = [s for s in samples if s.row.kind == "inference" and s.row.scenario != "server"][:9]
+
+    def backwards(fn, jobs):
+        return reversed([fn(j) for j in reversed(list(jobs))])
+
+    a = cross_validate(few, cat, folds=3)
+    b = cross_validate(few, cat, folds=3, mapper=backwards)
+    assert a.to_json() == b.to_json()
+    assert "grouped 3-fold" in a.method

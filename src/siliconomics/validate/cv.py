@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -311,6 +311,47 @@ def method_text(folds: int | None, fit_cap: int | None) -> str:
     return how + cap
 
 
+Mapper = Callable[
+    [Callable[["FoldJob"], "FoldResult"], Sequence["FoldJob"]], Iterable["FoldResult"]
+]
+FoldResult = tuple[list[tuple[Sample, float, float]], list[Skipped]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoldJob:
+    """One fold: recalibrate on ``fit`` and predict ``held`` (and their in-sample values with
+    ``full_set``, the calibration on every row)."""
+
+    held: list[Sample]
+    fit: list[Sample]
+    catalog: Catalog
+    full_set: ProfileSet
+    server_requests: int
+    cache: FitCache | None = None
+
+
+def run_fold(job: FoldJob) -> FoldResult:
+    """(sample, in-sample, cross-validated) of the held-out rows, and the rows that cannot be
+    predicted with the reason."""
+    cal = calibrate(job.fit, job.catalog, job.cache)
+    fset = profile_set(cal)
+    preds: list[tuple[Sample, float, float]] = []
+    skipped: list[Skipped] = []
+    for s in job.held:
+        try:
+            cv = predict(s, fset, job.catalog, server_requests=job.server_requests)
+            ins = (
+                math.nan
+                if s.row.scenario == "server" and s.train is None
+                else predict(s, job.full_set, job.catalog)
+            )
+        except SiliconomicsError as e:
+            skipped.append(Skipped(row=s.row, reason=str(e)))
+            continue
+        preds.append((s, ins, cv))
+    return preds, skipped
+
+
 def cross_validate(
     samples: Sequence[Sample],
     catalog: Catalog,
@@ -319,34 +360,35 @@ def cross_validate(
     folds: int | None = None,
     fit_cap: int | None = None,
     server_requests: int = SERVER_REQUESTS,
+    mapper: Mapper | None = None,
 ) -> CVReport:
     """Grouped cross-validation of ``samples`` on top of ``catalog``'s profiles (see the
-    module docstring for ``folds``, ``fit_cap`` and ``server_requests``)."""
+    module docstring for ``folds``, ``fit_cap`` and ``server_requests``). ``mapper``: how the
+    folds are run (default: one after the other, sharing a memo of fits; the edge may pass a
+    process pool's ``map``: the folds are independent, so the result is the same)."""
     cache = FitCache()
     base = catalog.profiles
     usable = [s for s in samples if fittable(s, base[s.family], catalog)]
     fit_rows = fit_subset(usable, fit_cap)
     full = calibrate(fit_rows, catalog, cache)
     full_set = profile_set(full)
+    fold = {s.group: fold_of(s.group, folds) for s in samples}
+    jobs = [
+        FoldJob(
+            held=[s for s in samples if fold[s.group] == f],
+            fit=[s for s in fit_rows if fold[s.group] != f],
+            catalog=catalog,
+            full_set=full_set,
+            server_requests=server_requests,
+            cache=cache if mapper is None else None,
+        )
+        for f in sorted(set(fold.values()))
+    ]
     preds: list[tuple[Sample, float, float]] = []
     skipped: list[Skipped] = []
-    fold = {s.group: fold_of(s.group, folds) for s in samples}
-    for f in sorted(set(fold.values())):
-        held = [s for s in samples if fold[s.group] == f]
-        cal = calibrate([s for s in fit_rows if fold[s.group] != f], catalog, cache)
-        fset = profile_set(cal)
-        for s in held:
-            try:
-                cv = predict(s, fset, catalog, server_requests=server_requests)
-                ins = (
-                    math.nan
-                    if s.row.scenario == "server" and s.train is None
-                    else predict(s, full_set, catalog)
-                )
-            except SiliconomicsError as e:
-                skipped.append(Skipped(row=s.row, reason=str(e)))
-                continue
-            preds.append((s, ins, cv))
+    for p, sk in (map if mapper is None else mapper)(run_fold, jobs):
+        preds += p
+        skipped += sk
     preds.sort(key=lambda p: (p[0].row.kind, p[0].row.id))
     rows, scales = _banded_rows(preds, full_set, level)
     counts = {k: sum(s.workload == k for s in fit_rows) for k in ("inference", "training")}
