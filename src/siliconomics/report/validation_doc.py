@@ -242,7 +242,8 @@ def render(name: str, commit: str, r: ValidationReport, cv: CVReport) -> str:
             f"{tr[0].in_sample_median_abs_pct:.1f}%); 80% bands cover {tr[0].coverage:.0%}."
         )
     head.append(
-        f"- {len(r.results)} inference rows predicted, {len(r.skipped)} not run (listed with "
+        f"- {name} row by row (`siliconomics validate {name}`, the packaged calibration): "
+        f"{len(r.results)} inference rows predicted, {len(r.skipped)} not run (listed with "
         "the reason in the row table)."
     )
     lines = head + cv_section(cv) + fits_section(cv) + insample_section(r)
