@@ -37,13 +37,19 @@ validate: install
 	$(BIN)/siliconomics validate $(SHARED)/validation/measured.csv
 
 docs: install-dev
-	$(BIN)/python scripts/gen_validation_doc.py $(SHARED)/validation/measured.csv docs/VALIDATION.md
+	$(BIN)/python scripts/gen_validation_doc.py $(SHARED)/validation/measured.csv docs/data/cross_validation.json docs/VALIDATION.md
 
+# The packaged calibration: the shared file plus the packaged corpus (deduplicated), grouped
+# 10-fold cross-validation by source, fits on at most 3 rows per (source, chip, model) cell,
+# 500 requests per simulator trial of a server row, folds in 2 processes (docs/CALIBRATION.md).
+CALIBRATE_OPTS ?= --corpus --all-families --folds 10 --fit-cap 3 --server-requests 500 --jobs 2
 calibrate: install-dev
 	$(BIN)/python scripts/calibrate_nvidia.py --shared $(SHARED) --write
 	rm -rf build/calibration
-	$(BIN)/siliconomics calibrate $(SHARED)/validation/measured.csv --all-families --out build/calibration
+	$(BIN)/siliconomics calibrate $(SHARED)/validation/measured.csv $(CALIBRATE_OPTS) --out build/calibration
 	mv build/calibration/bands.toml src/siliconomics/catalog/data/bands.toml
+	mkdir -p docs/data
+	mv build/calibration/cross_validation.json docs/data/cross_validation.json
 	rm -rf src/siliconomics/catalog/data/efficiency/stacks
 	mkdir -p src/siliconomics/catalog/data/efficiency/stacks
 	cp build/calibration/stacks/*.toml src/siliconomics/catalog/data/efficiency/stacks/ 2>/dev/null || true

@@ -28,8 +28,6 @@ def _packaged_profiles():
 @pytest.fixture(scope="session")
 def shared_cv(shared):
     """Leave-one-source-out cross-validation of the shared file (computed once per session)."""
-    from siliconomics.catalog.registry import efficiency_profiles
-    from siliconomics.validate.cv import cross_validate, load_samples
+    from siliconomics.cli.calibrate_cmds import run_cv
 
-    samples, _ = load_samples([shared / "validation/measured.csv"])
-    return cross_validate(samples, efficiency_profiles())
+    return run_cv([shared / "validation/measured.csv"])

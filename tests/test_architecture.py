@@ -58,11 +58,8 @@ REGISTRY_ALLOWED = {
     "economics/pricing.py",
     "economics/tco.py",
     "fleet/offers.py",
-    # Calibration trials and cross-validation build their catalog from the packaged one;
-    # take it from the edge (api/cli calibrate), then remove these three.
-    "calibrate/hierarchy.py",
+    # The default profile set of a validated row; take it from the edge, then remove this.
     "validate/banded.py",
-    "validate/cv.py",
 }
 
 IO_ALLOWED = {
@@ -73,8 +70,6 @@ IO_ALLOWED = {
     "porting/knowledge.py": "packaged knowledge base and effort model (importlib.resources)",
     "catalog/stacks.py": "the catalog layer loads its packaged stacks, stack profiles and band "
     "table",
-    "validate/cv.py": "cross-validation loads measured files and their models.csv; move to the "
-    "edge as api.validate did",
     "measured/rows.py": "the measured layer reads measured-result files (SCHEMA.md)",
     "measured/training.py": "the measured layer reads measured-result files (SCHEMA.md)",
     "calibrate/ops_fit.py": "op-level CSVs; moves to the edge with the calibration work",

@@ -198,15 +198,16 @@ def test_a_stack_with_its_own_rows_fits_on_top_of_its_family(shared):
     # default-stack rows are what the family profile is fitted on.
     from dataclasses import replace
 
+    from siliconomics import resolve
     from siliconomics.calibrate.hierarchy import calibrate, fittable
-    from siliconomics.validate.cv import load_samples
+    from siliconomics.validate.cv import make_samples
 
-    samples, _ = load_samples([shared / "validation/measured.csv"])
-    base = efficiency_profiles()
+    rows, trains, cat, _ = resolve.measured_files([shared / "validation/measured.csv"])
+    samples, _ = make_samples(rows, trains, cat)
     hop = [s for s in samples if s.family == "nvidia-hopper" and s.row.kind == "inference"]
-    hop = [s for s in hop if fittable(s, base["nvidia-hopper"])]
+    hop = [s for s in hop if fittable(s, cat.profiles["nvidia-hopper"], cat)]
     moved = [replace(s, stack="vllm") for s in hop[:3]]
-    cal = calibrate([*moved, *hop[3:]], base)
+    cal = calibrate([*moved, *hop[3:]], cat)
     sp = cal.stacks[("nvidia-hopper", "vllm")]
     assert sp.n_rows == 3 and list(sp.factors) == [P.STACK_FIT_PLAN["inference"][0]]
     lo, hi = P.BOUNDS[next(iter(sp.factors))]
@@ -228,3 +229,145 @@ def test_calibration_starts_from_the_op_level_factors():
             if text.startswith("fitted on shared/data/measured-ops"):
                 assert getattr(base[fam], k) == getattr(packaged[fam], k), (fam, k)
     assert base["nvidia-hopper"].train_comm_overlap is None  # end-to-end: reset
+
+
+def _sample(i: int, group: str, chip: str = "h100-sxm"):
+    from siliconomics.calibrate.samples import Sample
+    from siliconomics.catalog.registry import get_model
+    from siliconomics.measured.rows import MeasuredRow
+
+    row = MeasuredRow(
+        id=f"r{i:03d}",
+        kind="inference",
+        scenario="offline",
+        usable=True,
+        model="llama-3.1-8b",
+        chip=chip,
+        n_chips=1,
+        replicas=1,
+        tp=1,
+        pp=1,
+        ep=1,
+        dp=1,
+        weight_dtype="fp8",
+        act_dtype="fp8",
+        kv_dtype="fp8",
+        batch=None,
+        input_len=float(128 * (1 + i % 7)),
+        output_len=128.0,
+        length_dist="fixed",
+        metric="output_tokens_per_s",
+        percentile="",
+        value=1000.0,
+        slo_ttft_s=None,
+        slo_tpot_s=None,
+        inferred_fields=(),
+        source=group,
+    )
+    return Sample(
+        row=row,
+        model=get_model("llama-3.1-8b"),
+        family="nvidia-hopper",
+        stack="trtllm",
+        stack_note="",
+        group=group,
+    )
+
+
+def test_fit_cap_is_a_deterministic_spread_per_cell():
+    from siliconomics.validate.cv import fit_subset
+
+    rows = [_sample(i, "doc-a") for i in range(10)] + [_sample(20 + i, "doc-b") for i in range(2)]
+    sub = fit_subset(rows, 3)
+    assert fit_subset(list(reversed(rows)), 3) == [s for s in reversed(rows) if s in sub]
+    a = sorted((s.row.input_len, s.row.id) for s in sub if s.group == "doc-a")
+    assert len(a) == 3 and len([s for s in sub if s.group == "doc-b"]) == 2
+    lens = sorted((s.row.input_len, s.row.id) for s in rows if s.group == "doc-a")
+    assert a[0] == lens[0] and a[-1] == lens[-1]  # the extremes of the cell are kept
+    assert fit_subset(rows, None) == rows
+
+
+def test_folds_hold_out_whole_sources():
+    from siliconomics.validate.cv import fold_of
+
+    groups = [f"source {i}" for i in range(40)]
+    assert all(fold_of(g, None) == g for g in groups)
+    folds = {g: fold_of(g, 5) for g in groups}
+    assert folds == {g: fold_of(g, 5) for g in groups}  # stable
+    assert 3 <= len(set(folds.values())) <= 5
+
+
+def test_width_scale_sets_coverage():
+    from siliconomics.calibrate.bands import width_scale
+
+    items = [(-0.1, 0.1, 0.01 * (i - 50)) for i in range(101)]
+    s = width_scale(items, 0.8)
+    covered = sum(abs(r) <= 0.1 * s + 1e-12 for _, _, r in items) / len(items)
+    assert 0.79 <= covered <= 0.82
+    # the scale travels with the residuals and widens every band of its kind
+    rs = [_res(i, "nvidia-hopper", "trtllm", 0.1 * ((i % 5) - 2)) for i in range(20)]
+    q = BandQuery(
+        kind="inference",
+        family="nvidia-hopper",
+        stack="trtllm",
+        regime="max-throughput",
+        model_class="dense",
+    )
+    from dataclasses import replace
+
+    b1 = band_for(rs, q)
+    b2 = band_for([replace(r, scale=2.0) for r in rs], q)
+    assert b2.hi - b2.lo == pytest.approx(2.0 * (b1.hi - b1.lo))
+    assert "x2" in b2.reason
+
+
+def test_measured_files_drop_rows_that_duplicate_a_loaded_shared_row(tmp_path, shared):
+    # A corpus row named in vendor_overlap_with_shared.csv beside its file is dropped when the
+    # shared row it duplicates is loaded too; a repeated id is dropped from the later file.
+    import csv
+
+    from siliconomics import resolve
+
+    src = shared / "validation/measured.csv"
+    with src.open(newline="", encoding="utf-8") as fh:
+        rd = csv.DictReader(fh)
+        fields = list(rd.fieldnames or [])
+        rows = [r for r in rd if r["usable"] == "true"][:3]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    dup = {**rows[0], "id": "CORPUS-DUP"}
+    again = dict(rows[1])
+    keep = {**rows[2], "id": "CORPUS-NEW"}
+    with (corpus / "c.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows([dup, again, keep])
+    (corpus / resolve.OVERLAP_FILE).write_text(
+        f"corpus_id,shared_id\nCORPUS-DUP,{rows[0]['id']}\n", encoding="utf-8"
+    )
+    got, _, _, dropped = resolve.measured_files([src, corpus / "c.csv"])
+    ids = [r.id for r in got]
+    assert "CORPUS-NEW" in ids and "CORPUS-DUP" not in ids
+    assert ids.count(rows[1]["id"]) == 1
+    assert sorted(dropped) == sorted(["CORPUS-DUP", rows[1]["id"]])
+    alone, _, _, none = resolve.measured_files([corpus / "c.csv"])  # no shared file: kept
+    assert "CORPUS-DUP" in [r.id for r in alone] and not none
+
+
+def test_folds_run_in_any_order_or_process_give_the_same_report(shared):
+    # The folds are independent (the memo of fits only saves time): a process pool's map
+    # gives the report a sequential run gives.
+    from siliconomics import resolve
+    from siliconomics.validate.cv import cross_validate, make_samples
+
+    rows, trains, cat, _ = resolve.measured_files([shared / "validation/measured.csv"])
+    samples, _ = make_samples(rows, trains, cat)
+    few = [s for s in samples if s.row.kind == "inference" and s.row.scenario != "server"][:9]
+
+    def backwards(fn, jobs):
+        return reversed([fn(j) for j in reversed(list(jobs))])
+
+    a = cross_validate(few, cat, folds=3)
+    b = cross_validate(few, cat, folds=3, mapper=backwards)
+    assert a.to_json() == b.to_json()
+    assert "grouped 3-fold" in a.method

@@ -1,4 +1,5 @@
-"""Honest validation: leave-one-source-out cross-validation, band coverage, and the generated
+"""Honest validation: cross-validation by source (the shared file leave-one-source-out; the
+packaged corpus grouped 10-fold, read from docs/data/cross_validation.json), band coverage, and the generated
 docs/VALIDATION.md (fails when stale)."""
 
 from __future__ import annotations
@@ -7,19 +8,32 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from siliconomics.api import validate as api_validate
 from siliconomics.calibrate.policy import BOUNDS
+from siliconomics.catalog.stacks import packaged_residuals
 from siliconomics.cli import app
 from siliconomics.report.validation_doc import COMMIT_PREFIX, render
+from siliconomics.validate.cv import CVReport
 
 ROOT = Path(__file__).resolve().parents[1]
+CORPUS_INFERENCE_MAX = 25.0
+CORPUS_TRAINING_MAX = 18.0
+
+
+CV_JSON = ROOT / "docs" / "data" / "cross_validation.json"
+
+
+def _corpus_cv() -> CVReport:
+    return CVReport.from_json(json.loads(CV_JSON.read_text(encoding="utf-8")))
 
 
 def test_cross_validated_error_thresholds(shared_cv):
-    # Thresholds set at what leave-one-source-out measures on the shared file (inference
-    # 17.4%, training 15.9% at the time of writing) with margin; in-sample is not asserted.
+    # Leave one source out on the shared file alone (the library path users run on their own
+    # file). Thresholds at what it measures (inference 17.1%, training 13.9% at the time of
+    # writing) with margin; in-sample is not asserted.
     inf = shared_cv.stats("inference")[0]
     tr = shared_cv.stats("training")[0]
     assert inf.n >= 45 and inf.sources >= 12
@@ -30,19 +44,36 @@ def test_cross_validated_error_thresholds(shared_cv):
 
 
 def test_band_coverage_on_held_out_sources(shared_cv):
-    # Each held-out row's 80% band comes from the other sources' residuals only.
-    rows = shared_cv.rows
-    cov = sum(r.covered for r in rows) / len(rows)
-    assert 0.72 <= cov <= 0.90, cov
+    # Each held-out row's 80% band comes from the other sources' residuals only, with the
+    # half-width scale of its kind set so that the held-out bands cover 80%.
     for kind in ("inference", "training"):
-        assert 0.6 <= shared_cv.stats(kind)[0].coverage <= 0.95
+        assert 0.75 <= shared_cv.stats(kind)[0].coverage <= 0.85
     # every group key is reported
     for key in ("family", "model_class", "regime", "dtype", "stack"):
         assert shared_cv.stats("inference", key)
 
 
+def test_corpus_cross_validation_headline():
+    # The packaged calibration's cross-validation (make calibrate: corpus + shared file,
+    # grouped by source). Thresholds at what it measures with margin (see docs/VALIDATION.md).
+    cv = _corpus_cv()
+    inf, tr = cv.stats("inference")[0], cv.stats("training")[0]
+    assert inf.n >= 1500 and inf.sources >= 80
+    assert tr.n >= 250 and tr.sources >= 50
+    assert inf.cv_median_abs_pct <= CORPUS_INFERENCE_MAX
+    assert tr.cv_median_abs_pct <= CORPUS_TRAINING_MAX
+    for kind in ("inference", "training"):
+        assert 0.75 <= cv.stats(kind)[0].coverage <= 0.85
+    # bands shipped = the residuals of this cross-validation
+    packaged = {r.id: r for r in packaged_residuals()}
+    assert set(packaged) == {r.id for r in cv.rows}
+    for r in cv.residuals():
+        assert packaged[r.id].log_ratio == pytest.approx(r.log_ratio, rel=1e-9, abs=1e-12)
+        assert packaged[r.id].scale == pytest.approx(r.scale)
+
+
 def test_fits_obey_the_policy(shared_cv):
-    for r in shared_cv.calibration.records:
+    for r in (*shared_cv.records, *_corpus_cv().records):
         assert len(r.params) <= r.n_rows // 3, r
         for p in r.params:
             v = r.values[p]
@@ -56,10 +87,10 @@ def _strip(text: str) -> str:
     )
 
 
-def test_validation_doc_is_current(shared, shared_cv):
+def test_validation_doc_is_current(shared):
     doc = ROOT / "docs" / "VALIDATION.md"
     measured = shared / "validation/measured.csv"
-    fresh = render(measured.name, "X", api_validate(measured).value, shared_cv)
+    fresh = render(measured.name, "X", api_validate(measured).value, _corpus_cv())
     assert COMMIT_PREFIX in fresh
     assert _strip(doc.read_text(encoding="utf-8")) == _strip(fresh), (
         "docs/VALIDATION.md is stale: run `make docs`"

@@ -16,6 +16,7 @@ measured-result files (used by the CLI, the Python API and the scripts).
 
 from __future__ import annotations
 
+import csv
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -210,6 +211,46 @@ def measured(
         extra = {k: v for k, v in read_models_csv(mc).items() if k not in cat.models}
         cat = cat.with_models(extra)
     return rows, read_training_rows(path), cat
+
+
+OVERLAP_FILE = "vendor_overlap_with_shared.csv"
+"""beside a corpus file: ``corpus_id,shared_id`` pairs of rows that duplicate a shared row"""
+
+
+def measured_files(
+    paths: Iterable[Path], catalog: Catalog | None = None
+) -> tuple[list[MeasuredRow], list[TrainRow], Catalog, list[str]]:
+    """The rows of several measured files (each with its ``models.csv`` beside it), their
+    training rows and the catalog they resolve through, deduplicated: a row whose id an earlier
+    file already gave is dropped, and so is a corpus row that an ``OVERLAP_FILE`` beside its
+    file names as duplicating a row that is also loaded. Returns the ids dropped last."""
+    cat = catalog or packaged()
+    rows: list[MeasuredRow] = []
+    trains: list[TrainRow] = []
+    pairs: dict[str, str] = {}
+    for p in paths:
+        got, got_t, cat = measured(p, None, cat)
+        rows += got
+        trains += got_t
+        ov = p.parent / OVERLAP_FILE
+        if ov.exists():
+            with ov.open(newline="", encoding="utf-8") as fh:
+                pairs.update({x["corpus_id"]: x["shared_id"] for x in csv.DictReader(fh)})
+    ids = {r.id for r in rows}
+    seen: set[str] = set()
+    dropped: list[str] = []
+    kept: list[MeasuredRow] = []
+    for r in rows:
+        if r.id in seen or pairs.get(r.id, "") in ids:
+            dropped.append(r.id)
+            continue
+        seen.add(r.id)
+        kept.append(r)
+    by_id: dict[str, TrainRow] = {}
+    for t in trains:
+        if t.row.id in seen:
+            by_id.setdefault(t.row.id, t)
+    return kept, list(by_id.values()), cat, dropped
 
 
 def load_spec(path: str | Path) -> PlanSpec:

@@ -23,8 +23,12 @@ centre. The empirical quantiles get a small-sample inflation ``sqrt(1 + 1/n)`` a
 half-width of ``FLOOR`` (run-to-run spread of repeated measurements), and the cell's centre
 and half-width are shrunk toward those of all rows of its kind by ``K_SOURCES`` pseudo-sources
 (weight n_sources / (n_sources + K_SOURCES)): rows of one source share a setup, so a cell's
-spread is only as well known as its number of sources. Each band says which rule
-made it, in words.
+spread is only as well known as its number of sources. Last, the half-width is multiplied
+by the scale of its kind (inference or training) stored on the residuals: calibration sets it
+so that the held-out bands of the cross-validation cover exactly the band level (the
+``level`` quantile of |residual - centre| / half-width over the held-out rows,
+:func:`width_scale`), since the rules above alone over-cover one kind and under-cover the other.
+Each band says which rules made it, in words.
 """
 
 from __future__ import annotations
@@ -168,6 +172,10 @@ def band_for(
             if n_key < MIN_ROWS:
                 lo, hi = _widen(lo, hi, w2)
                 reasons.append(f"{n_key} {want} rows on {q.family}: band x{w2}")
+        scale = float(np.median([r.scale for r in pool])) if pool else 1.0
+        if scale != 1.0:
+            lo, hi = _widen(lo, hi, scale)
+            reasons.append(f"x{scale:.3g}: the {q.kind} scale that makes held-out bands cover")
         return Band(
             lo=lo,
             hi=hi,
@@ -187,6 +195,13 @@ def _fallback_reason(q: BandQuery, k: int, n_cell: int, name: str, w: float) -> 
         + (f", {q.regime}, {q.model_class}" if k == 1 else "")
         + f" (< {MIN_ROWS}); band from {name} x{w:g}"
     )
+
+
+def width_scale(items: Sequence[tuple[float, float, float]], level: float) -> float:
+    """The half-width scale at which bands ``(lo, hi)`` (log speed ratios) cover ``level`` of
+    their rows' residuals ``r``: the ``level`` quantile of ``|r - centre| / half-width``."""
+    need = [abs(r - (lo + hi) / 2.0) / max((hi - lo) / 2.0, 1e-12) for lo, hi, r in items]
+    return float(np.quantile(np.array(need), level, method="higher")) if need else 1.0
 
 
 def coverage(

@@ -24,7 +24,6 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from ..catalog.catalog import Catalog
-from ..catalog.registry import packaged
 from ..catalog.schema import EfficiencyProfile
 from ..catalog.stacks import StackProfile, Workload, default_stack, stacks
 from ..errors import SiliconomicsError
@@ -61,23 +60,24 @@ class Calibration:
     records: tuple[FitRecord, ...]
 
 
-def predict_sample(s: Sample, prof: EfficiencyProfile) -> float:
-    """The analytic prediction of one row under ``prof`` (what fits use)."""
-    cat = with_profile(s.family, prof)
+def predict_sample(s: Sample, prof: EfficiencyProfile, catalog: Catalog) -> float:
+    """The analytic prediction of one row under ``prof`` (what fits use); chips and models
+    resolve through ``catalog``."""
+    cat = with_profile(catalog, s.family, prof)
     if s.train is not None:
         return run_train_row(s.train, s.model, cat).predicted
     return run_row(s.row, s.model, cat).predicted
 
 
-def with_profile(family: str, prof: EfficiencyProfile) -> Catalog:
-    """The packaged catalog with ``prof`` as ``family``'s efficiency profile (a fit trial)."""
-    return packaged().with_profiles({family: prof})
+def with_profile(catalog: Catalog, family: str, prof: EfficiencyProfile) -> Catalog:
+    """``catalog`` with ``prof`` as ``family``'s efficiency profile (a fit trial)."""
+    return catalog.with_profiles({family: prof})
 
 
-def fittable(s: Sample, prof: EfficiencyProfile) -> bool:
+def fittable(s: Sample, prof: EfficiencyProfile, catalog: Catalog) -> bool:
     """Rows the analytic model predicts (server rows need the simulator and are not fitted)."""
     try:
-        v = predict_sample(s, prof)
+        v = predict_sample(s, prof, catalog)
     except SiliconomicsError:
         return False
     return bool(np.isfinite(v) and v > 0)
@@ -109,8 +109,13 @@ def op_level_base(profiles: Mapping[str, EfficiencyProfile]) -> dict[str, Effici
     return out
 
 
-def _log_resid(samples: Sequence[Sample], prof: EfficiencyProfile) -> np.ndarray:
-    return np.array([np.log(predict_sample(s, prof) / s.row.value) for s in samples])
+def _log_resid(samples: Sequence[Sample], prof: EfficiencyProfile, catalog: Catalog) -> np.ndarray:
+    return np.array([np.log(predict_sample(s, prof, catalog) / s.row.value) for s in samples])
+
+
+XTOL = 1e-3
+"""a fit stops when its factors move by less than 0.1% of their bound range (finer is below
+what end-to-end rows resolve, and costs evaluations of every row)"""
 
 
 def shrunk_fit(
@@ -144,6 +149,8 @@ def shrunk_fit(
         loss="soft_l1",
         f_scale=0.1,
         diff_step=1e-3,
+        xtol=XTOL,
+        ftol=1e-6,
         max_nfev=200,
     )
     return values(res.x)
@@ -177,6 +184,7 @@ def _fit_level(
     anchor: Mapping[str, float],
     anchor_name: str,
     cache: FitCache,
+    catalog: Catalog,
 ) -> FitRecord:
     params = P.affordable(plan, len(rows))
     key = (
@@ -187,7 +195,8 @@ def _fit_level(
         base.model_dump_json(),
     )
     return cache.get(
-        key, lambda: _do_fit(wl, family, stack, level, rows, base, plan, anchor, anchor_name)
+        key,
+        lambda: _do_fit(wl, family, stack, level, rows, base, plan, anchor, anchor_name, catalog),
     )
 
 
@@ -201,14 +210,19 @@ def _do_fit(
     plan: Sequence[str],
     anchor: Mapping[str, float],
     anchor_name: str,
+    catalog: Catalog,
 ) -> FitRecord:
     params = P.affordable(plan, len(rows))
-    values = shrunk_fit(lambda v: _log_resid(rows, base.model_copy(update=v)), params, anchor)
+
+    def resid(v: Mapping[str, float]) -> np.ndarray:
+        return _log_resid(rows, base.model_copy(update=v), catalog)
+
+    values = shrunk_fit(resid, params, anchor)
     bounds = {p: b for p in params if (b := P.at_bound(p, values[p])) is not None}
     before = after = float("nan")
     if params:
-        before = _pct(_log_resid(rows, base.model_copy(update={p: anchor[p] for p in params})))
-        after = _pct(_log_resid(rows, base.model_copy(update=values)))
+        before = _pct(resid({p: anchor[p] for p in params}))
+        after = _pct(resid(values))
     skipped = tuple(p for p in plan if p not in params)
     note = (
         f"{len(rows)} rows support {len(params)} of {len(plan)} planned factors; "
@@ -259,6 +273,7 @@ def _calibrate_workload(
     samples: Sequence[Sample],
     profiles: dict[str, EfficiencyProfile],
     cache: FitCache,
+    catalog: Catalog,
 ) -> tuple[list[FitRecord], dict[tuple[str, str], StackProfile]]:
     table = stacks()
     plan_of = P.FIT_PLAN if wl == "inference" else P.TRAIN_FIT_PLAN
@@ -293,7 +308,7 @@ def _calibrate_workload(
             anchor = _anchor(profiles[fam], parent, plan)
             name = inherit.get(fam, "all chips (priors)")
             rec = _fit_level(
-                wl, fam, dflt, "family", rows, profiles[fam], plan, anchor, name, cache
+                wl, fam, dflt, "family", rows, profiles[fam], plan, anchor, name, cache, catalog
             )
             profiles[fam] = profiles[fam].model_copy(update=rec.values)
             records.append(rec)
@@ -304,7 +319,17 @@ def _calibrate_workload(
                 continue
             anchor = _anchor(profiles[fam], profiles[fam], splan)
             rec = _fit_level(
-                wl, fam, st, "stack", srows, profiles[fam], splan, anchor, f"{fam} ({dflt})", cache
+                wl,
+                fam,
+                st,
+                "stack",
+                srows,
+                profiles[fam],
+                splan,
+                anchor,
+                f"{fam} ({dflt})",
+                cache,
+                catalog,
             )
             records.append(rec)
             overrides[(fam, st)] = StackProfile(
@@ -383,17 +408,18 @@ def _provenance(rec: FitRecord, k: str) -> str:
 
 def calibrate(
     samples: Sequence[Sample],
-    base: Mapping[str, EfficiencyProfile],
+    catalog: Catalog,
     cache: FitCache | None = None,
 ) -> Calibration:
-    """Fit every family and stack on ``samples`` (usable, fittable rows) on top of ``base``
-    (the packaged profiles: op-level factors kept), inference first, then training."""
+    """Fit every family and stack on ``samples`` (usable, fittable rows) on top of
+    ``catalog``'s profiles (the packaged ones: op-level factors kept), inference first, then
+    training; rows resolve their chips and models through ``catalog``."""
     cache = cache or FitCache()
-    profiles = op_level_base(base)
+    profiles = op_level_base(catalog.profiles)
     records: list[FitRecord] = []
     overrides: dict[tuple[str, str], StackProfile] = {}
     for wl in ("inference", "training"):
-        recs, ov = _calibrate_workload(wl, samples, profiles, cache)
+        recs, ov = _calibrate_workload(wl, samples, profiles, cache, catalog)
         records += recs
         overrides.update(ov)
         fill = _median_fill(wl, profiles, recs)

@@ -25,10 +25,16 @@ class Residual:
     dtype: str
     group: str
     log_ratio: float
+    scale: float = 1.0
+    """the half-width scale of its kind's bands (the same on every residual of a kind), set by
+    calibration so that held-out bands cover their level (``calibrate.bands.width_scale``)"""
 
 
 def from_toml_dict(raw: Mapping[str, object]) -> tuple[Residual, ...]:
     """The residuals of a parsed ``bands.toml``."""
     items = raw.get("residual", [])
     assert isinstance(items, list)
-    return tuple(Residual(**{**r, "log_ratio": float(r["log_ratio"])}) for r in items)
+    return tuple(
+        Residual(**{**r, "log_ratio": float(r["log_ratio"]), "scale": float(r.get("scale", 1.0))})
+        for r in items
+    )

@@ -3,7 +3,9 @@ leave-one-source-out cross-validation and the error-band table (docs/CALIBRATION
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Annotated, Any
 import tomli_w
 import typer
 
+from .. import resolve
 from ..calibrate.bands import to_toml_dict
 from ..calibrate.hierarchy import with_provenance
 from ..catalog.registry import efficiency_profiles
@@ -19,9 +22,14 @@ from ..catalog.schema import EfficiencyProfile
 from ..catalog.stacks import ProfileSet, packaged_stack_profiles
 from ..errors import SiliconomicsError
 from ..resolve import profile_dir as load_profile_dir
-from ..validate.cv import CVReport, cross_validate, load_samples
+from ..validate.cv import CVReport, cross_validate, make_samples
+from ..validate.serve_rows import SERVER_REQUESTS
 from .common import JsonOpt, app, emit_json, out
 from .inputs import text_files_cb
+
+CV_FILE = "cross_validation.json"
+"""written beside the profiles: the cross-validation report (docs/VALIDATION.md is rendered
+from it)"""
 
 
 def corpus_files() -> list[Path]:
@@ -59,7 +67,37 @@ def _profile_toml(p: EfficiencyProfile) -> str:
 
 def fitted_families(rep: CVReport) -> set[str]:
     """Families with at least one factor fitted on the given rows."""
-    return {r.family for r in rep.calibration.records if r.params}
+    return {r.family for r in rep.records if r.params}
+
+
+def run_cv(
+    paths: list[Path],
+    *,
+    level: float = 0.8,
+    folds: int | None = None,
+    fit_cap: int | None = None,
+    server_requests: int = SERVER_REQUESTS,
+    jobs: int = 1,
+) -> CVReport:
+    """Read measured files (deduplicated, :func:`siliconomics.resolve.measured_files`) and
+    cross-validate on the packaged catalog plus their ``models.csv`` (``jobs`` > 1: the folds
+    in that many processes; the result is the same)."""
+    rows, trains, cat, _ = resolve.measured_files(paths)
+    samples, skipped = make_samples(rows, trains, cat)
+    kw: dict[str, Any] = {
+        "level": level,
+        "folds": folds,
+        "fit_cap": fit_cap,
+        "server_requests": server_requests,
+    }
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            rep = cross_validate(samples, cat, mapper=pool.map, **kw)
+    else:
+        rep = cross_validate(samples, cat, **kw)
+    return replace(rep, skipped=(*skipped, *rep.skipped))
 
 
 def write_calibration(
@@ -71,6 +109,7 @@ def write_calibration(
     directory is used with ``--profile``."""
     written: list[Path] = []
     keep = fitted_families(rep)
+    assert rep.calibration is not None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "stacks").mkdir(exist_ok=True)
@@ -89,12 +128,15 @@ def write_calibration(
         meta = {
             "data": source,
             "level": str(rep.level),
-            "method": "leave-one-source-out cross-validated residuals, log(measured/predicted) "
-            "as a speed (siliconomics.calibrate.bands)",
+            "method": f"cross-validated residuals ({rep.method}), log(measured/predicted) as a "
+            "speed (siliconomics.calibrate.bands)",
         }
         bands = out_dir / "bands.toml"
         bands.write_text(tomli_w.dumps(to_toml_dict(rep.residuals(), meta)), encoding="utf-8")
         written.append(bands)
+        cvj = out_dir / CV_FILE
+        cvj.write_text(json.dumps(rep.to_json(), indent=1, sort_keys=True) + "\n", "utf-8")
+        written.append(cvj)
     except OSError as e:
         raise SiliconomicsError(f"--out {out_dir}: cannot write: {e.strerror}") from None
     return written
@@ -116,26 +158,26 @@ def cv_summary(rep: CVReport) -> dict[str, Any]:
     keys = (None, "family", "model_class", "regime", "dtype", "stack")
     return {
         "level": rep.level,
-        "method": "leave one source out",
         "groups": {
             kind: {(key or "all"): [s.__dict__ for s in rep.stats(kind, key)] for key in keys}
             for kind in ("inference", "training")
         },
-        "fits": [
-            {**r.__dict__, "params": list(r.params)} for r in rep.calibration.records if r.params
-        ],
+        "method": rep.method,
+        "band_scale": dict(rep.band_scale),
+        "fit_rows": dict(rep.fit_rows),
+        "fits": [{**r.__dict__, "params": list(r.params)} for r in rep.records if r.params],
         "rows": [
             {
-                "id": r.sample.row.id,
-                "kind": r.sample.row.kind,
-                "family": r.sample.family,
-                "stack": r.sample.stack,
-                "source_group": r.sample.group,
-                "measured": r.sample.row.value,
+                "id": r.id,
+                "kind": r.kind,
+                "family": r.family,
+                "stack": r.stack,
+                "source_group": r.group,
+                "measured": r.measured,
                 "in_sample": r.in_sample,
                 "cross_validated": r.cross_validated,
-                "low": r.band.of(r.cross_validated, r.sample.row.metric)[0],
-                "high": r.band.of(r.cross_validated, r.sample.row.metric)[1],
+                "low": r.band.of(r.cross_validated, r.metric)[0],
+                "high": r.band.of(r.cross_validated, r.metric)[1],
                 "covered": r.covered,
             }
             for r in rep.rows
@@ -167,7 +209,8 @@ def render_cv(rep: CVReport) -> None:
                     f"{s.in_sample_median_abs_pct:.1f}%",
                 )
         out.print(t)
-    for r in rep.calibration.records:
+    out.print(f"cross-validation: {rep.method}", highlight=False)
+    for r in rep.records:
         if r.params or (r.note and r.level != "inherit"):
             vals = ", ".join(f"{k}={v:.4g}" for k, v in r.values.items()) or "-"
             bound = "".join(f" [{k} AT {b.upper()} BOUND]" for k, b in r.at_bound.items())
@@ -191,6 +234,28 @@ def calibrate_cmd(
         bool, typer.Option(help="also use the packaged measured corpus (measured/corpus/*.csv)")
     ] = False,
     level: Annotated[float, typer.Option(min=0.5, max=0.99, help="band level")] = 0.8,
+    folds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="grouped K-fold by source (0: leave one source out, each source its own fold)",
+        ),
+    ] = 0,
+    fit_cap: Annotated[
+        int,
+        typer.Option(
+            min=0, help="fit on at most this many rows per (source, chip, model) cell (0: all)"
+        ),
+    ] = 0,
+    server_requests: Annotated[
+        int,
+        typer.Option(
+            min=100, help="requests per capacity-search trial of a server row (simulator)"
+        ),
+    ] = SERVER_REQUESTS,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="run the cross-validation folds in this many processes")
+    ] = 1,
     all_families: Annotated[
         bool,
         typer.Option(
@@ -204,8 +269,14 @@ def calibrate_cmd(
     shrinkage: family from all chips, stack from its family), cross-validate leaving one
     source out, and write profiles and the error-band table to --out (use with --profile)."""
     paths = measured_files(files, corpus)
-    samples, skipped = load_samples(paths)
-    rep = cross_validate(samples, efficiency_profiles(), level=level)
+    rep = run_cv(
+        paths,
+        level=level,
+        folds=folds or None,
+        fit_cap=fit_cap or None,
+        server_requests=server_requests,
+        jobs=jobs,
+    )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     written = write_calibration(
         rep, out_dir, f"{', '.join(p.name for p in paths)} ({stamp})", all_families=all_families
@@ -214,6 +285,6 @@ def calibrate_cmd(
         emit_json({**cv_summary(rep), "written": [str(p) for p in written]})
         return
     render_cv(rep)
-    for s in skipped:
+    for s in rep.skipped:
         out.print(f"  not used: {s.row.id}: {s.reason}", highlight=False)
     out.print(f"wrote {len(written)} files to {out_dir}", highlight=False)

@@ -45,12 +45,9 @@ def validate_cmd(
     family, metric and chip (last line: the inference median). Every prediction carries its
     software stack and a band (``low``/``high`` in --json) from cross-validated residuals."""
     if cv:
-        from ..catalog.registry import efficiency_profiles
-        from ..validate.cv import cross_validate, load_samples
-        from .calibrate_cmds import cv_summary, render_cv
+        from .calibrate_cmds import cv_summary, render_cv, run_cv
 
-        samples, _ = load_samples([file])
-        rep = cross_validate(samples, efficiency_profiles(), level=level)
+        rep = run_cv([file], level=level)
         emit_json(cv_summary(rep)) if as_json else render_cv(rep)
         return
     ps = profiles_option(profile)

@@ -40,6 +40,9 @@ from .rows import RowResult, candidate_plans, row_device
 from .run import run_row
 
 MAX_BATCHED_TOKENS = 8192
+SERVER_REQUESTS = 2000
+"""requests per capacity-search trial of a server row (``validate``; cross-validation may pass
+fewer: the p99 limits are then estimated from fewer requests, a noisier but unbiased search)"""
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,11 @@ def _candidates(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
     return out
 
 
-def run_server_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
-    """Capacity search for the highest Poisson rate meeting the row's p99 limits."""
+def run_server_row(
+    row: MeasuredRow, model: ModelSpec, catalog: Catalog, *, n_requests: int = SERVER_REQUESTS
+) -> RowResult:
+    """Capacity search for the highest Poisson rate meeting the row's p99 limits
+    (``n_requests`` per trial)."""
     if row.slo_ttft_s is None and row.slo_tpot_s is None:
         raise SiliconomicsError(
             "server row without slo_ttft_s/slo_tpot_s: the serving simulator needs a limit"
@@ -148,7 +154,7 @@ def run_server_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowR
     slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, percentile=99.0)
     cands = _candidates(row)
     for k, (plan, notes) in enumerate(cands):
-        w, wnotes = _workload(row, 2000)
+        w, wnotes = _workload(row, n_requests)
         try:
             cap = max_rate(_config(model, row, plan, dev, plan.replicas), w, slo)
         except DoesNotFitError:
