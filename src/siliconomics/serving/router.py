@@ -40,6 +40,8 @@ class LeastTokens(Router):
     name = "least-tokens"
 
     def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:
+        if len(engines) == 1:
+            return engines[0]
         return min(engines, key=lambda e: e.load_at(t))
 
 
@@ -47,6 +49,8 @@ class JoinShortestQueue(Router):
     name = "jsq"
 
     def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:
+        if len(engines) == 1:
+            return engines[0]
         return min(engines, key=lambda e: e.n_assigned)
 
 
