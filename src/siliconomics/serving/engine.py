@@ -286,7 +286,8 @@ class Engine:
         self.kv_block_s += sign * (self.blocks_total - self.blocks_free) * dur
 
     def load_at(self, t: float) -> int:
-        """Outstanding tokens at ``t``, counting the steps of a run completed by then."""
+        """Outstanding tokens at ``t``, counting the steps of a run completed by then (inlined
+        in :class:`.router.LeastTokens`: keep the two equal)."""
         if not self.run_steps:
             return self.load_tokens
         return self.load_tokens - self.n_dec * bisect_right(self.run_ends, t - self.run_t0)
