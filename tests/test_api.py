@@ -63,12 +63,11 @@ def test_to_dict_is_the_json_output():
         "--input", "512", "--output", "64", "--json",
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
-    # The CLI attaches the error band of each value (cli/bands_opts.py: ``band`` and the
-    # ``*_low``/``*_high`` keys); the API returns the model's values, the same otherwise.
+    # the command is a skin over the API: the same dict, error bands included
     got = json.loads(cli.stdout)
-    banded = {k for k in got if k == "band" or k.endswith(("_low", "_high"))}
-    assert banded, "the CLI's estimate carries bands"
-    assert r.to_dict() == {k: v for k, v in got.items() if k not in banded}
+    assert r.to_dict() == got
+    assert got["band"]["level"] == 0.8
+    assert got["tpot_s_low"] < got["tpot_s"] < got["tpot_s_high"]
 
 
 def test_to_pandas_one_row_per_chip_and_clear_error_without_pandas(monkeypatch):

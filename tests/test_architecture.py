@@ -41,8 +41,6 @@ EDGES = ("cli", "report", "api", "resolve", "__init__")
 BOTTOM = {"units", "errors"}
 
 UPWARD_ALLOWED = {
-    ("catalog", "calibrate"): "catalog/stacks.py reads the packaged band table with "
-    "calibrate.bands; delete when the band arithmetic moves below catalog",
     ("validate", "calibrate"): "validate attaches cross-validated bands (calibrate.bands, "
     "calibrate.samples) and cross-validation refits (validate/cv.py); delete when bands and "
     "samples move below validate",
@@ -72,8 +70,8 @@ IO_ALLOWED = {
     "catalog/hf.py": "the catalog's reader of a Hugging Face config.json named by the edge",
     "serving/traces.py": "packaged trace summaries (importlib.resources), like catalog data",
     "porting/knowledge.py": "packaged knowledge base and effort model (importlib.resources)",
-    "catalog/stacks.py": "the catalog layer loads packaged stacks and bands, and the profile "
-    "directory a user names with --profile (move that reading to the edge)",
+    "catalog/stacks.py": "the catalog layer loads its packaged stacks, stack profiles and band "
+    "table",
     "validate/cv.py": "cross-validation loads measured files and their models.csv; move to the "
     "edge as api.validate did",
     "measured/rows.py": "the measured layer reads measured-result files (SCHEMA.md)",

@@ -18,14 +18,31 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .calibrate.bands import DEFAULT_LEVEL
 from .catalog import registry
+from .catalog.bandtable import Residual, from_toml_dict
 from .catalog.catalog import Catalog
 from .catalog.parse import validate_as
 from .catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
+from .catalog.stacks import (
+    Calibration,
+    ProfileSet,
+    ResolvedProfile,
+    StackProfile,
+    Workload,
+    check_stack,
+    packaged_residuals,
+    packaged_stack_profiles,
+    resolve_profile,
+    stacks,
+)
+from .economics.pricebook import MODES, PriceBook, Pricing, book_from_files, parse_chip_prices
+from .economics.pricing import parse_price_overrides_toml
+from .economics.tco import OwnedAssumptions, load_owned_assumptions
 from .errors import SiliconomicsError
 from .fleet.spec import PlanSpec, parse_spec
 from .measured.rows import MeasuredRow, read_measured, read_models_csv
@@ -277,4 +294,210 @@ def traces(spec: PlanSpec) -> dict[str, Requests]:
             raise SiliconomicsError(f"spec field 'workloads.{i}.trace': '{p}' does not exist")
         lines = p.read_text(encoding="utf-8").splitlines()
         out[w.trace] = parse_trace_csv(lines, where=p.name)
+    prof = spec.profile  # a traffic profile's trace (its arrival times give the shape)
+    if prof is not None and prof.trace is not None and prof.trace not in out:
+        p = Path(prof.trace)
+        if not p.is_file():
+            raise SiliconomicsError(f"spec field 'profile.trace': '{p}' does not exist")
+        out[prof.trace] = parse_trace_csv(p.read_text(encoding="utf-8").splitlines(), where=p.name)
     return out
+
+
+def profile_dir(path: Path, packaged: Mapping[str, EfficiencyProfile]) -> ProfileSet:
+    """A calibration directory written by ``siliconomics calibrate``: ``<family>.toml``
+    profiles (replacing the packaged ones they name) and ``stacks/<family>@<stack>.toml``
+    overrides. Families the directory lacks keep the packaged profile."""
+    if not path.is_dir():
+        raise SiliconomicsError(f"--profile {path}: not a directory")
+    fams = dict(packaged)
+    for p in sorted(path.glob("*.toml")):
+        if p.name == "bands.toml":
+            continue
+        fams[p.stem] = registry.parse_toml(p, EfficiencyProfile)
+    overrides: dict[tuple[str, str], StackProfile] = {}
+    for p in sorted((path / "stacks").glob("*.toml")):
+        sp = registry.parse_toml(p, StackProfile)
+        overrides[(sp.family, sp.stack)] = sp
+    return ProfileSet(families=fams, stacks=overrides, origin=f"calibration in {path}")
+
+
+def read_band_file(path: Path) -> tuple[Residual, ...]:
+    """A band table written by ``siliconomics calibrate`` (``bands.toml``)."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise SiliconomicsError(f"{path}: cannot read the band table: {e}") from None
+    return from_toml_dict(raw)
+
+
+def merge_residuals(
+    user: tuple[Residual, ...], packaged: tuple[Residual, ...]
+) -> tuple[Residual, ...]:
+    """A user's residuals, plus the packaged ones of (kind, family) cells the user's rows do
+    not cover (their bands stay what the packaged calibration measured)."""
+    mine = {(r.kind, r.family) for r in user}
+    return user + tuple(r for r in packaged if (r.kind, r.family) not in mine)
+
+
+def calibration(
+    stack: str | None = None,
+    profile: str | Path | None = None,
+    level: float = DEFAULT_LEVEL,
+    workload: Workload = "inference",
+    families: Iterable[str] | None = None,
+    extra: Iterable[EfficiencyProfile] = (),
+) -> Calibration:
+    """``--stack``/``--profile``/``--level`` resolved once for ``families`` (default: all):
+    each family's profile for the stack (a family the stack does not run on keeps its default
+    stack) and the band table (a ``--profile`` directory's ``bands.toml`` over the packaged
+    one). ``extra``: profiles of chip files outside the packaged families."""
+    if not 0 < level < 1:
+        raise SiliconomicsError(f"level {level}: must be in (0, 1)")
+    packaged_ = registry.efficiency_profiles()
+    if profile is not None:
+        pdir = Path(profile)
+        ps = profile_dir(pdir, packaged_)
+        bands = pdir / "bands.toml"
+        resid = merge_residuals(
+            read_band_file(bands) if bands.exists() else (), packaged_residuals()
+        )
+    else:
+        ps = ProfileSet(families=packaged_, stacks=packaged_stack_profiles())
+        resid = packaged_residuals()
+    own = {e.family: e for e in extra if e.family not in ps.families}
+    if own:
+        ps = ProfileSet(families={**ps.families, **own}, stacks=ps.stacks, origin=ps.origin)
+    table = stacks()
+    fams = list(dict.fromkeys(families)) if families is not None else list(ps.families)
+    if stack is not None and stack not in table:
+        check_stack(stack, fams[0] if fams else "", workload, table)  # raises, naming ids
+    resolved: dict[str, ResolvedProfile] = {}
+    for fam in fams:
+        runs = stack is not None and fam in table[stack].families
+        st = check_stack(stack if runs else None, fam, workload, table)
+        resolved[fam] = resolve_profile(ps, fam, st, workload)
+    if stack is not None and fams and not any(r.stack == stack for r in resolved.values()):
+        check_stack(stack, fams[0], workload, table)  # raises: runs on none of them
+    return Calibration(profiles=ps, residuals=resid, stack=stack, level=level, resolved=resolved)
+
+
+def trace_lines(trace: str | Path | None) -> list[str] | None:
+    """The lines of a trace file, or None for a named trace (azure-conv, ...) or no trace."""
+    if trace is None or not Path(trace).exists():
+        return None
+    p = Path(trace)
+    if p.is_dir():
+        raise SiliconomicsError(f"--trace {p}: is a folder, expected a file")
+    try:
+        return p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise SiliconomicsError(f"--trace {p}: not a UTF-8 text file") from None
+
+
+def _prices_file(path: Path) -> PriceBook:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SiliconomicsError(f"--prices {path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SiliconomicsError(f"--prices {path}: not valid TOML: {e}") from None
+    if "provider" in raw and all("offering" in p for p in raw.get("prices", [])):
+        from dataclasses import replace
+
+        from .catalog.schema import PriceBookFile
+
+        f = validate_as(PriceBookFile, raw, where=str(path))
+        b = book_from_files([f])
+        return PriceBook(offerings=tuple(replace(o, origin=str(path)) for o in b.offerings))
+    return parse_price_overrides_toml(raw, origin=str(path))
+
+
+def price_book(
+    prices: str | Path | None = None,
+    region: str | None = None,
+    provider: Iterable[str] | None = None,
+) -> PriceBook:
+    """The packaged book, plus a user's prices file or folder of books (``--prices``),
+    restricted to ``region`` and ``provider``."""
+    from .economics.pricing import default_book
+
+    book = default_book()
+    if prices is not None:
+        p = Path(prices)
+        files = sorted(p.glob("*.toml")) if p.is_dir() else [p]
+        if p.is_dir() and not files:
+            raise SiliconomicsError(f"--prices {p}: folder holds no *.toml price book")
+        for f in files:
+            book = book.merged(_prices_file(f))
+    prov = tuple(provider) if provider else None
+    return book.with_providers(prov).with_region(region)
+
+
+def chip_prices(
+    prices: Mapping[str, float] | Iterable[str] | None,
+    pricing: Pricing | None = None,
+    option: str = "--price",
+) -> dict[str, float]:
+    """USD per chip-hour by chip id from ``{"h100-sxm": 4.5}`` or ``["h100-sxm=4.5"]``;
+    ids must be chips of ``pricing``'s catalog (default: packaged)."""
+    if prices is None:
+        return {}
+    items = [f"{k}={v}" for k, v in prices.items()] if isinstance(prices, Mapping) else list(prices)
+    known = pricing.chips if pricing is not None and pricing.chips else packaged().chips
+    return parse_chip_prices(items, known, option)
+
+
+def owned_assumptions(
+    given: OwnedAssumptions | Mapping[str, Any] | str | Path | None = None,
+    chip_price: Mapping[str, float] | Iterable[str] | None = None,
+) -> OwnedAssumptions:
+    """The owned-TCO assumptions: packaged defaults, overridden by ``given`` (a mapping of
+    field -> value, a TOML file as for ``tco --assumptions``, or ready OwnedAssumptions) and
+    ``chip_price`` purchase prices (``--chip-price CHIP=USD``)."""
+    if isinstance(given, OwnedAssumptions) and not chip_price:
+        return given
+    if isinstance(given, OwnedAssumptions):
+        raw: dict[str, Any] = given.model_dump(exclude={"provenance", "not_sold"})
+    elif isinstance(given, str | Path):
+        raw = _read_toml(Path(given), "--assumptions")
+    else:
+        raw = dict(given or {})
+    if chip_price:
+        table = dict(raw.get("chip_prices", raw.pop("chip_prices_usd", {})))
+        table.update(chip_prices(chip_price, None, "--chip-price"))
+        raw["chip_prices"] = table
+    return load_owned_assumptions(raw)
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SiliconomicsError(f"{what} {path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SiliconomicsError(f"{what} {path}: not valid TOML: {e}") from None
+
+
+def pricing(
+    mode: str = "on-demand",
+    prices: str | Path | None = None,
+    region: str | None = None,
+    provider: Iterable[str] | None = None,
+    price: Mapping[str, float] | Iterable[str] | None = None,
+    *,
+    utilisation: float = 1.0,
+    chip_price: Mapping[str, float] | Iterable[str] | None = None,
+    catalog: Catalog | None = None,
+) -> Pricing:
+    """How a run prices chips, built once: the book (:func:`price_book`) with ``price``
+    (USD per chip-hour by chip) in ``mode``, the catalog's chips (for estimates of unlisted
+    ones) and, with ``chip_price``, owned-TCO purchase prices."""
+    if mode not in MODES:
+        raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
+    cat = catalog or packaged()
+    p = Pricing(book=price_book(prices, region, provider), mode=mode, chips=cat.chips)
+    book = p.book.with_chip_hour(chip_prices(price, p), mode)
+    assumptions = owned_assumptions(None, chip_price) if chip_price else None
+    return Pricing(
+        book=book, mode=mode, chips=cat.chips, utilisation=utilisation, assumptions=assumptions
+    )

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..catalog.bandtable import Residual as Residual  # the band table type lives in the catalog
+from ..catalog.bandtable import from_toml_dict as from_toml_dict
 from ..catalog.schema import EfficiencyProfile
 
 MIN_ROWS = 6
@@ -51,21 +53,6 @@ TIME_METRICS = ("ttft_s", "tpot_s", "e2e_latency_s", "step_time_s", "time_to_tra
 
 def is_time_metric(metric: str) -> bool:
     return metric in TIME_METRICS
-
-
-@dataclass(frozen=True, kw_only=True)
-class Residual:
-    """One row's cross-validated residual (speed orientation) and its cell keys."""
-
-    id: str
-    kind: str
-    family: str
-    stack: str
-    regime: str
-    model_class: str
-    dtype: str
-    group: str
-    log_ratio: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,12 +202,6 @@ def to_toml_dict(residuals: Sequence[Residual], meta: dict[str, str]) -> dict[st
         "meta": meta,
         "residual": [r.__dict__ for r in residuals],
     }
-
-
-def from_toml_dict(raw: dict[str, object]) -> tuple[Residual, ...]:
-    items = raw.get("residual", [])
-    assert isinstance(items, list)
-    return tuple(Residual(**{**r, "log_ratio": float(r["log_ratio"])}) for r in items)
 
 
 _SPEED_FIELDS = (

@@ -10,7 +10,8 @@ family default's factors and says so (its error band is widened, see
 
 This module holds the typed schema, the packaged stack table, the inference of a stack from
 a measured row's free-text ``software`` column, and the resolution of (family, stack) to a
-profile. Reading a user's calibration directory (``--profile DIR``) is :func:`load_profile_dir`.
+profile. A user's calibration directory (``--profile DIR``) is read at the edge
+(:func:`siliconomics.resolve.profile_dir`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..calibrate.bands import Residual, from_toml_dict
 from ..errors import SiliconomicsError
+from .bandtable import Residual, from_toml_dict
 from .registry import parse_toml
 from .schema import EfficiencyProfile, _Frozen
 
@@ -73,6 +74,23 @@ class ProfileSet:
     families: Mapping[str, EfficiencyProfile]
     stacks: Mapping[tuple[str, str], StackProfile] = field(default_factory=dict)
     origin: str = "packaged calibration"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """What a run resolved once at the edge: the profiles of its software stack per family
+    (``resolved``), every profile it may use (``profiles``) and the band table its answers'
+    error bands come from, at ``level``."""
+
+    profiles: ProfileSet
+    residuals: tuple[Residual, ...]
+    stack: str | None
+    level: float
+    resolved: Mapping[str, ResolvedProfile]
+
+    def efficiency(self) -> dict[str, EfficiencyProfile]:
+        """The profile each resolved family runs with (for :meth:`Catalog.with_profiles`)."""
+        return {f: r.profile for f, r in self.resolved.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,24 +211,6 @@ def resolve_profile(
     )
 
 
-def load_profile_dir(path: Path, packaged: Mapping[str, EfficiencyProfile]) -> ProfileSet:
-    """A calibration directory written by ``siliconomics calibrate``: ``<family>.toml``
-    profiles (replacing the packaged ones they name) and ``stacks/<family>@<stack>.toml``
-    overrides. Families the directory lacks keep the packaged profile."""
-    if not path.is_dir():
-        raise SiliconomicsError(f"--profile {path}: not a directory")
-    fams = dict(packaged)
-    for p in sorted(path.glob("*.toml")):
-        if p.name == "bands.toml":
-            continue
-        fams[p.stem] = parse_toml(p, EfficiencyProfile)
-    overrides: dict[tuple[str, str], StackProfile] = {}
-    for p in sorted((path / "stacks").glob("*.toml")):
-        sp = parse_toml(p, StackProfile)
-        overrides[(sp.family, sp.stack)] = sp
-    return ProfileSet(families=fams, stacks=overrides, origin=f"calibration in {path}")
-
-
 def packaged_stack_profiles() -> dict[tuple[str, str], StackProfile]:
     """The packaged per-stack overrides (``catalog/data/efficiency/stacks/``)."""
     d = Path(str(resources.files("siliconomics.catalog") / "data" / "efficiency" / "stacks"))
@@ -221,18 +221,11 @@ def packaged_stack_profiles() -> dict[tuple[str, str], StackProfile]:
     return out
 
 
-def read_band_file(path: Path) -> tuple[Residual, ...]:
-    """A band table written by ``siliconomics calibrate`` (``bands.toml``)."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise SiliconomicsError(f"{path}: cannot read the band table: {e}") from None
-    return from_toml_dict(raw)
-
-
 @cache
 def packaged_residuals() -> tuple[Residual, ...]:
     """The packaged band table (cross-validated residuals of the packaged calibration); empty
     if none was generated yet (bands then come from the all-rows fallback: none)."""
     path = Path(str(resources.files("siliconomics.catalog") / "data" / "bands.toml"))
-    return read_band_file(path) if path.exists() else ()
+    if not path.exists():
+        return ()
+    return from_toml_dict(tomllib.loads(path.read_text(encoding="utf-8")))

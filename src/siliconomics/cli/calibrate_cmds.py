@@ -16,8 +16,9 @@ from ..calibrate.bands import to_toml_dict
 from ..calibrate.hierarchy import with_provenance
 from ..catalog.registry import efficiency_profiles
 from ..catalog.schema import EfficiencyProfile
-from ..catalog.stacks import ProfileSet, load_profile_dir, packaged_stack_profiles
+from ..catalog.stacks import ProfileSet, packaged_stack_profiles
 from ..errors import SiliconomicsError
+from ..resolve import profile_dir as load_profile_dir
 from ..validate.cv import CVReport, cross_validate, load_samples
 from .common import JsonOpt, app, emit_json, out
 from .inputs import text_files_cb

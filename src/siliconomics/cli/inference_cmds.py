@@ -7,14 +7,10 @@ from typing import Annotated
 
 import typer
 
-from .. import resolve
-from ..errors import SiliconomicsError
-from ..inference.estimate import estimate_max_throughput, estimate_static
-from ..parallel.plan import InferencePlan
-from ..report import serialize, tables
-from ..search.assess import assess
-from ..search.compare import Comparison, compare_chips
-from .bands_opts import Calib, LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
+from .. import api, resolve
+from ..report import tables
+from ..report.bands import distinguishable as distinguishable
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
 from .inputs import check_context, duration
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
@@ -78,35 +74,31 @@ def estimate_cmd(
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown,
     each predicted value with its error band (from cross-validated residuals)."""
-    m = resolve.model(model)
-    check_context(m, input_len, output_len, allow=beyond_context)
-    c = resolve.device(chip).chip
-    calib = setup(stack, profile, level, "inference", [c.family])
-    dev = resolve.device(chip)  # after setup: the --stack/--profile efficiency profile
-    plan = InferencePlan(
+    check_context(resolve.model(model), input_len, output_len, allow=beyond_context)
+    r = api.estimate(
+        model,
+        chip,
         tp=tp,
         pp=pp,
         ep=ep,
         dp=dp,
         replicas=replicas,
-        weight_dtype=check_dtype("weights-dtype", weights_dtype),
+        batch=batch,
+        input_len=input_len,
+        output_len=output_len,
+        weights_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
+        mode=mode,
+        pricing=build_pricing(pricing, prices, region, price, provider=provider),
+        stack=stack,
+        profile=profile,
+        level=level,
     )
-    if mode == "static":
-        est = estimate_static(m, dev, plan, batch, input_len, output_len)
-    elif mode == "max-throughput":
-        est = estimate_max_throughput(m, dev, plan, input_len, output_len, batch_limit=batch)
-    else:
-        raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
-    a = assess(est, build_pricing(pricing, prices, region, price, provider=provider))
-    regime = "latency-target" if mode == "static" and batch == 1 else "max-throughput"
-    b, rp = band(calib, c.family, m, regime)
     if as_json:
-        d = serialize.assessment_dict(a)
-        add_bands(d, b, rp)
-        emit_json(d)
+        emit_json(r.to_dict())
         return
+    a, est = r.value, r.value.estimate
     tables.render_assessment(out, a)
     values = {
         "tokens/s": (float(est.output_tokens_per_s), "", False),
@@ -115,7 +107,8 @@ def estimate_cmd(
     }
     if a.usd_per_million_output is not None and math.isfinite(float(a.usd_per_million_output)):
         values["$/M output"] = (float(a.usd_per_million_output), "", True)
-    out.print(band_line(b, rp, values), highlight=False, markup=False)
+    assert r.band is not None
+    out.print(r.band.line(values), highlight=False, markup=False)
 
 
 @app.command("compare")
@@ -151,33 +144,27 @@ def compare_cmd(
 ) -> None:
     """Rank every chip by $ per million output tokens at its best layout within the targets;
     chips whose cost bands overlap the cheapest chip's are marked not distinguishable."""
-    m = resolve.model(model)
-    check_context(m, input_len, output_len, allow=beyond_context)
-    calib = setup(stack, profile, level, "inference", None)
-    cmp = compare_chips(
-        m,
-        resolve.devices(chip),
+    check_context(resolve.model(model), input_len, output_len, allow=beyond_context)
+    r = api.compare(
+        model,
+        chip,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=duration(ttft, "--ttft"),
-        tpot_s=duration(tpot, "--tpot"),
-        weight_dtype=check_dtype("weights-dtype", weights_dtype),
+        ttft=duration(ttft, "--ttft"),
+        tpot=duration(tpot, "--tpot"),
+        weights_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        price_overrides=build_pricing(mode, prices, region, price, provider=provider),
+        pricing=build_pricing(mode, prices, region, price, provider=provider),
+        stack=stack,
+        profile=profile,
+        level=level,
     )
-    regime = "latency-target" if ttft or tpot else "max-throughput"
-    marks = distinguishable(cmp, calib, regime)
     if as_json:
-        d = serialize.comparison_dict(cmp)
-        fam = {ch.chip.id: ch.chip.family for ch in cmp.choices}
-        for row in d["chips"]:
-            if row["feasible"]:
-                b, rp = band(calib, fam[row["chip"]], m, regime)
-                add_bands(row, b, rp)
-                row["distinguishable_from_cheapest"] = marks.get(row["chip"])
-        emit_json(d)
+        emit_json(r.to_dict())
         return
+    cmp, calib = r.value, r.calibration
+    assert calib is not None
     tables.render_comparison(out, cmp)
     used = sorted(
         {
@@ -190,27 +177,10 @@ def compare_cmd(
         }
     )
     out.print(f"Software stacks: {', '.join(used)} (per chip in --json)", highlight=False)
-    same = [c for c, ok in marks.items() if ok is False]
+    same = [c for c, ok in r.distinguishable.items() if ok is False]
     if same:
         out.print(
             f"Not distinguishable from the cheapest ({level:.0%} cost bands overlap): "
             + ", ".join(same),
             highlight=False,
         )
-
-
-def distinguishable(cmp: Comparison, calib: Calib, regime: str) -> dict[str, bool | None]:
-    """Chip -> whether its $/M-output band lies wholly above the cheapest chip's (None: the
-    cheapest itself or unpriced)."""
-    cost: dict[str, tuple[float, float, float]] = {}
-    for ch in cmp.choices:
-        if not ch.feasible:
-            continue
-        v = float(ch.value("usd_per_m_output"))
-        if math.isfinite(v):
-            b, _ = band(calib, ch.chip.family, cmp.model, regime)
-            cost[ch.chip.id] = (*b.time(v), v)
-    if not cost:
-        return {}
-    best = min(cost, key=lambda c: cost[c][2])
-    return {c: (None if c == best else lo > cost[best][1]) for c, (lo, _, _) in cost.items()}

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .. import resolve
-from ..economics.pricebook import MODES
+from .. import api, resolve
+from ..economics.pricebook import MODES, Pricing
 from ..errors import SiliconomicsError
 from ..fleet.spec import PlanSpec
 from ..report.html import write_html
-from .bands_opts import LevelOpt, ProfileOpt, StackOpt, band, setup
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import JsonOpt, app, emit_json, err, library_output_silenced, out
 from .inputs import text_file_cb, writable_cb
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
@@ -52,76 +51,41 @@ def plan_cmd(
 ) -> None:
     """Cheapest fleet (GPUs and ASICs, possibly mixed or prefill/decode split) that serves the
     spec's traffic within its latency targets, and the cheapest cluster for its training job."""
-    from ..fleet import run_plan
     from ..porting.payback import plan_payback
     from ..report import plan_report, port_report
 
-    plan_spec, catalog = resolve.plan_spec(spec)
+    plan_spec = resolve.load_spec(spec)
     plan_spec = _migration_weeks(plan_spec, spec.parent)
     with plan_report.progress_bar(err) as progress, library_output_silenced():
-        if mode is not None:
-            if mode not in MODES:
-                raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
-            plan_spec = plan_spec.model_copy(update={"pricing": mode})
-        robust_note = robust_profiles(plan_spec, stack, profile, level, robust)
-        catalog = resolve.plan_spec(spec)[1]  # again: with the profiles robust_profiles installed
-        outcome = run_plan(
+        if mode is not None and mode not in MODES:
+            raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
+        book = load_book(prices, region, provider)
+        r = api.plan(
             plan_spec,
-            catalog,
-            progress,
-            book=load_book(prices, region, provider),
-            traces=resolve.traces(plan_spec),
+            base_dir=spec.parent,
             sensitivity=html is not None,
+            pricing=Pricing(book=book, mode=mode or plan_spec.pricing),
+            stack=stack,
+            profile=profile,
+            level=level,
+            robust=robust,
+            progress=progress,
         )
+    outcome = r.value
+    if outcome.profile is not None:
+        _profile_out(r, html, as_json)
+        return
     pb = plan_payback(outcome)
     if html:
         extra = [port_report.payback_section(pb)] if pb else []
         write_html(html, plan_report.plan_html(outcome, extra))
         err.print(f"wrote {html}", highlight=False)
     if as_json:
-        d = plan_report.outcome_dict(outcome) | port_report.payback_json(pb)
-        d["robust"] = robust_note
-        emit_json(d)
+        emit_json(r.to_dict() | port_report.payback_json(pb))
     else:
         plan_report.render(out, outcome)
-        out.print(robust_note["text"], highlight=False, markup=False)
+        out.print(r.to_dict()["robust"]["text"], highlight=False, markup=False)
         port_report.render_payback(out, pb)
-
-
-def robust_profiles(
-    spec: PlanSpec, stack: str | None, profile: Path | None, level: float, robust: bool
-) -> dict[str, Any]:
-    """Install the stack's profiles; with ``robust``, each family's profile derated to the
-    low end of its band (:func:`siliconomics.calibrate.bands.derate`)."""
-    from ..calibrate.bands import derate
-    from ..catalog.registry import get_model, override_efficiency
-
-    calib = setup(stack or spec.stack, profile, level, "inference", None)
-    model = get_model(spec.workloads[0].model) if spec.workloads else None
-    factors: dict[str, float] = {}
-    if robust:
-        derated = {}
-        for fam, rp in calib.resolved.items():
-            b, _ = band(calib, fam, model, "latency-target")
-            factors[fam] = min(1.0, math.exp(b.lo))
-            derated[fam] = derate(rp.profile, factors[fam])
-        override_efficiency(derated)
-    text = (
-        f"robust: planned at the low end of each chip's {level:.0%} band (speed x "
-        + ", ".join(f"{f} {v:.2f}" for f, v in sorted(factors.items()))
-        + ")"
-        if robust
-        else f"planned at the central prediction ({level:.0%} bands: --robust plans on their "
-        "low end)"
-    )
-    used = sorted({f"{f}: {rp.stack} ({rp.basis})" for f, rp in calib.resolved.items()})
-    return {
-        "enabled": robust,
-        "level": level,
-        "speed_factor_by_family": factors,
-        "stacks": {f: rp.stack for f, rp in calib.resolved.items()},
-        "text": text + "; stacks: " + ", ".join(used),
-    }
 
 
 def _migration_weeks(plan_spec: PlanSpec, base: Path) -> PlanSpec:
@@ -137,3 +101,18 @@ def _migration_weeks(plan_spec: PlanSpec, base: Path) -> PlanSpec:
     return plan_spec.model_copy(
         update={"migration": mig.model_copy(update={"weeks": f"{lo:g}-{hi:g}"})}
     )
+
+
+def _profile_out(r: Any, html: Path | None, as_json: bool) -> None:
+    """A spec with a traffic profile: the committed + burst plan and its replay."""
+    from ..report import profile_report
+
+    outcome = r.value
+    if html:
+        write_html(html, profile_report.profile_html(outcome.profile, outcome.replay))
+        err.print(f"wrote {html}", highlight=False)
+    if as_json:
+        emit_json(r.to_dict())
+    else:
+        profile_report.render(out, outcome.profile, outcome.replay)
+        out.print(r.to_dict()["robust"]["text"], highlight=False, markup=False)

@@ -4,18 +4,17 @@ price options every money-printing command shares (--mode, --prices, --region, -
 from __future__ import annotations
 
 import json
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..catalog.registry import chips, parse_toml, systems, validate_as
+from .. import resolve
+from ..catalog.registry import chips, parse_toml, systems
 from ..catalog.schema import PriceBookFile
 from ..economics import price_import
-from ..economics.pricebook import MODES, PriceBook, Pricing, age_days, book_from_files
-from ..economics.pricing import default_book, parse_chip_prices, parse_price_overrides_toml
+from ..economics.pricebook import MODES, PriceBook, Pricing, age_days
 from ..errors import SiliconomicsError
 from .common import JsonOpt, app, emit_json, err, out
 from .inputs import text_file_or_folder_cb
@@ -46,39 +45,12 @@ MAX_AGE_DAYS = 180
 """A price older than this is flagged by 'siliconomics prices'."""
 
 
-def _read_file(path: Path) -> PriceBook:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SiliconomicsError(f"--prices {path}: no such file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SiliconomicsError(f"--prices {path}: not valid TOML: {e}") from None
-    if "provider" in raw and all("offering" in p for p in raw.get("prices", [])):
-        f = validate_as(PriceBookFile, raw, where=str(path))
-        b = book_from_files([f])
-        return PriceBook(offerings=tuple(_origin(o, str(path)) for o in b.offerings))
-    return parse_price_overrides_toml(raw, origin=str(path))
-
-
-def _origin(o: Any, origin: str) -> Any:
-    from dataclasses import replace
-
-    return replace(o, origin=origin)
-
-
 def load_book(
     prices: Path | None = None, region: str | None = None, provider: list[str] | None = None
 ) -> PriceBook:
     """The packaged book, plus a user's file or folder of books, restricted to ``region`` and
-    ``provider``."""
-    book = default_book()
-    if prices is not None:
-        files = sorted(prices.glob("*.toml")) if prices.is_dir() else [prices]
-        if prices.is_dir() and not files:
-            raise SiliconomicsError(f"--prices {prices}: folder holds no *.toml price book")
-        for f in files:
-            book = book.merged(_read_file(f))
-    return book.with_providers(tuple(provider) if provider else None).with_region(region)
+    ``provider`` (:func:`siliconomics.resolve.price_book`)."""
+    return resolve.price_book(prices, region, provider)
 
 
 def build_pricing(
@@ -91,25 +63,10 @@ def build_pricing(
     utilisation: float = 1.0,
     chip_price: list[str] | None = None,
 ) -> Pricing:
-    """What every money-printing command builds once from its options."""
-    if mode not in MODES:
-        raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
-    book = load_book(prices, region, provider).with_chip_hour(
-        parse_chip_prices(price, chips(), "--price"), mode
-    )
-    assumptions = None
-    if chip_price:
-        from ..economics.tco import load_owned_assumptions
-
-        assumptions = load_owned_assumptions(
-            {"chip_prices": parse_chip_prices(chip_price, chips(), "--chip-price")}
-        )
-    return Pricing(
-        book=book,
-        mode=mode,
-        chips=chips(),
-        utilisation=utilisation,
-        assumptions=assumptions,
+    """What every money-printing command builds once from its options
+    (:func:`siliconomics.resolve.pricing`)."""
+    return resolve.pricing(
+        mode, prices, region, provider, price, utilisation=utilisation, chip_price=chip_price
     )
 
 

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .. import resolve
-from ..economics.serving_cost import price_simulation
+from .. import api
 from ..errors import SiliconomicsError
-from ..ops.device import Device
-from ..parallel.plan import InferencePlan
+from ..report import sim_tables
 from ..report.html import write_output
-from ..serving.config import PoolConfig
 from ..serving.router import ROUTERS
 from ..serving.schedulers import SCHEDULERS
 from ..units import parse_positive
-from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, exclusive, finite_cb, text_file, writable_cb
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
-
-
-def _side(chip: str | None, default: Device) -> Device:
-    return resolve.device(chip) if chip else default
 
 
 @app.command("simulate")
@@ -121,110 +113,49 @@ def simulate_cmd(
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
     energy; or search the max rate (--max-rate) or fewest replicas (--min-replicas-for).
     Predicted values carry error bands (``_low``/``_high`` in --json)."""
-    chip_ids = [c for c in (chip, prefill_chip, decode_chip) if c]
-    fams = sorted({resolve.device(c).chip.family for c in chip_ids})
-    calib = setup(stack, profile, level, "inference", fams)  # before the devices are resolved
-    regime = "latency-target" if ttft or tpot or e2e else "max-throughput"
-    b, rp = band(
-        calib, resolve.device(decode_chip or chip).chip.family, resolve.model(model), regime
-    )
-    from ..report import sim_tables
-    from ..serving import Slo, min_replicas, simulate
-    from ..serving import max_rate as find_max_rate
-    from ..serving.spec import make_config, make_workload
-
     check_simulate_inputs(
         rate=rate, trace=trace, input_len=input_len, output_len=output_len,
         max_rate=max_rate, min_replicas_for=min_replicas_for, requests=requests,
         max_memory=max_memory,
     )  # fmt: skip
-    input_len, output_len = input_len or "1024", output_len or "256"
-    disagg = any(v is not None for v in (prefill_chip, prefill_tp, prefill_replicas))
-    disagg = disagg or any(v is not None for v in (decode_chip, decode_tp, decode_replicas))
-    dev = resolve.device(chip)
-    pool = PoolConfig(
-        device=dev,
-        plan=InferencePlan(
-            tp=tp,
-            pp=pp,
-            ep=ep,
-            dp=dp,
-            replicas=replicas,
-            weight_dtype=check_dtype("weights-dtype", weights_dtype),
+    if trace is not None:
+        trace_lines(trace)  # a trace file that is not readable text: one line naming --trace
+    pre = (prefill_chip, prefill_tp, prefill_replicas)
+    dec = (decode_chip, decode_tp, decode_replicas)
+    disagg = any(v is not None for v in (*pre, *dec))
+    lim = {k: duration(v, f"--{k}") for k, v in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))}
+    events: list[dict[str, Any]] = []
+    search = "max-rate" if max_rate else ("min-replicas" if min_replicas_for is not None else None)
+    with sim_tables.progress_bar(err, enabled=not as_json and search is None) as progress:
+        r = api.simulate(
+            model, chip, tp=tp, pp=pp, ep=ep, dp=dp, replicas=replicas, rate=rate,
+            arrival=arrival, input_len=input_len or "1024", output_len=output_len or "256",
+            trace=trace, requests=requests, ttft=lim["ttft"], tpot=lim["tpot"], e2e=lim["e2e"],
+            percentile=percentile, scheduler=scheduler, router=router, max_seqs=max_seqs,
+            max_batched_tokens=max_batched_tokens, block_size=block_size,
+            prefill=pre if disagg else None, decode=dec if disagg else None,
+            weights_dtype=check_dtype("weights-dtype", weights_dtype),
             act_dtype=check_dtype("act-dtype", act_dtype),
             kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        ),
-        scheduler=scheduler,
-        max_seqs=max_seqs or None,
-        max_batched_tokens=max_batched_tokens,
-        block_size=block_size,
-    )
-    cfg = make_config(
-        resolve.model(model),
-        pool,
-        prefill=(_side(prefill_chip, dev), prefill_tp or tp, prefill_replicas or replicas)
-        if disagg
-        else None,
-        decode=(_side(decode_chip, dev), decode_tp or tp, decode_replicas or replicas)
-        if disagg
-        else None,
-        router=router,
-    )
-    pricing = build_pricing(pricing_mode, prices, region, price, provider=provider)
-    if cfg.price_overrides:
-        pricing = dataclasses.replace(
-            pricing, book=pricing.book.with_chip_hour(cfg.price_overrides, pricing.mode)
-        )
-    lines = trace_lines(trace)
-    w = make_workload(
-        rate=rate,
-        arrival=arrival,
-        input_len=input_len,
-        output_len=output_len,
-        n_requests=requests,
-        trace=trace,
-        trace_lines=lines,
-    )
-    lim = {k: duration(v, f"--{k}") for k, v in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))}
-    slo = Slo(ttft_s=lim["ttft"], tpot_s=lim["tpot"], e2e_s=lim["e2e"], percentile=percentile)
-    if max_rate or min_replicas_for is not None:
-        if max_rate:
-            cap = find_max_rate(cfg, w, slo, seed=seed)
-        else:
-            cap = min_replicas(cfg, w, slo, float(min_replicas_for or 0), seed=seed)
-        if cap.result is not None:
-            cap = dataclasses.replace(cap, result=price_simulation(cap.result, pricing))
-        what = "max rate" if max_rate else "min replicas"
-        if as_json:
-            d = sim_tables.capacity_dict(cap)
-            add_bands(d, b, rp)
-            emit_json(d)
-        else:
-            sim_tables.render_capacity(out, cfg, cap, what)
-            out.print(band_line(b, rp, {}), highlight=False, markup=False)
-        return
-    events: list[dict[str, Any]] = []
-    with sim_tables.progress_bar(err, enabled=not as_json) as progress:
-        res = simulate(
-            cfg,
-            w,
-            seed=seed,
-            slo=None if slo.empty else slo,
-            warmup=warmup,
-            sink=events.append if trace_out else None,
-            progress=progress,
-        )
-    res = price_simulation(res, pricing)
-    if trace_out:
+            search=search, target_rate=min_replicas_for, warmup=warmup, seed=seed,
+            pricing=build_pricing(pricing_mode, prices, region, price, provider=provider),
+            stack=stack, profile=profile, level=level,
+            sink=events.append if trace_out and search is None else None,
+            progress=progress if search is None else None,
+        )  # fmt: skip
+    assert r.band is not None
+    if trace_out and search is None:
         write_output(trace_out, json.dumps({"traceEvents": events}), "--trace-out")
         err.print(f"wrote {trace_out} ({len(events)} events)", highlight=False)
     if as_json:
-        d = sim_tables.sim_dict(res)
-        add_bands(d, b, rp)
-        emit_json(d)
+        emit_json(r.to_dict())
         return
-    sim_tables.render_sim(out, cfg, res)
-    out.print(band_line(b, rp, {}), highlight=False, markup=False)
+    if search is not None:
+        what = "max rate" if max_rate else "min replicas"
+        sim_tables.render_capacity(out, r.config, r.value, what)
+    else:
+        sim_tables.render_sim(out, r.config, r.value)
+    out.print(r.band.line(), highlight=False, markup=False)
 
 
 BYTES_PER_REQUEST = 180

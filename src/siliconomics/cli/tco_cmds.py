@@ -7,17 +7,14 @@ from typing import Annotated
 
 import typer
 
-from .. import resolve
-from ..catalog.registry import chips
-from ..economics.pricing import MODES, parse_chip_prices
-from ..economics.tco import OwnedAssumptions, load_owned_assumptions, read_toml_file
+from .. import api, resolve
+from ..economics.pricebook import MODES, Pricing
 from ..porting.payback import DEFAULT_ENG_RATE_USD_PER_WEEK, DEFAULT_HORIZON_MONTHS
 from ..report import port_report
 from ..report import tco as tco_report
 from ..report.html import write_html
-from ..search.tco_study import REFERENCE_CHIPS, study_tco
 from . import port_cmds as port
-from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, text_file_cb, writable_cb
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
@@ -85,29 +82,26 @@ def tco_cmd(
     """Rent or buy: itemised owned vs cloud USD per chip-hour, break-even utilisation,
     USD per million tokens and J/token for a model, and what moves the cost most (per-token
     figures with their error band)."""
-    fam = resolve.device(chip).chip.family
-    calib = setup(stack, profile, level, "inference", [fam])  # before the device is resolved
     kw = dict(
         mode=mode,
         utilisation=utilisation,
-        model=resolve.model(model) if model else None,
         input_len=input_len,
         output_len=output_len,
-        ttft_s=duration(ttft, "--ttft"),
-        tpot_s=duration(tpot, "--tpot"),
-        weight_dtype=check_dtype("weights-dtype", weights_dtype),
+        ttft=duration(ttft, "--ttft"),
+        tpot=duration(tpot, "--tpot"),
+        weights_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        assumptions=_assumptions(assumptions, chip_price),
-        book=load_book(prices, region, provider),
-        breakeven_price=breakeven_price,
-        references=resolve.devices(REFERENCE_CHIPS),
-        catalog_chips=resolve.packaged().chips,
+        pricing=Pricing(book=load_book(prices, region, provider), mode=mode),
+        assumptions=resolve.owned_assumptions(assumptions, chip_price),
+        profile=profile,
+        level=level,
     )
-    study = study_tco(resolve.device(chip), **kw)  # type: ignore[arg-type]
+    r = api.tco(chip, model, breakeven_price=breakeven_price, stack=stack, **kw)  # type: ignore[arg-type]
+    study = r.value
     pb = port.tco_payback(
         study,
-        lambda c: study_tco(resolve.device(c), **(kw | {"breakeven_price": False})),  # type: ignore[arg-type]
+        lambda c: api.tco(c, model, **kw).value,  # type: ignore[arg-type]
         weeks=migration_weeks,
         port_check=port_check,
         target=port_target,
@@ -121,27 +115,10 @@ def tco_cmd(
         extra = [port_report.payback_section(pb)] if pb else []
         write_html(html, tco_report.tco_html(study, extra))
         err.print(f"wrote {html}", highlight=False)
-    b, rp = band(
-        calib,
-        fam,
-        resolve.model(model) if model else None,
-        "latency-target" if ttft or tpot else "max-throughput",
-    )
     if as_json:
-        d = tco_report.tco_dict(study) | port_report.payback_json(pb)
-        add_bands(d, b, rp)
-        emit_json(d)
+        emit_json(r.to_dict() | port_report.payback_json(pb))
     else:
         tco_report.render_tco(out, study)
-        if model:
-            out.print(band_line(b, rp, {}), highlight=False, markup=False)
+        if model and r.band is not None:
+            out.print(r.band.line(), highlight=False, markup=False)
         port_report.render_payback(out, pb)
-
-
-def _assumptions(path: Path | None, chip_price: list[str] | None) -> OwnedAssumptions | None:
-    raw = read_toml_file(path, "--assumptions") if path else {}
-    if chip_price:
-        table = dict(raw.get("chip_prices", {}))
-        table.update(parse_chip_prices(chip_price, chips(), "--chip-price"))
-        raw = {**raw, "chip_prices": table}
-    return load_owned_assumptions(raw) if raw else None

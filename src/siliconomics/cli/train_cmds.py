@@ -6,15 +6,14 @@ from typing import Annotated
 
 import typer
 
-from .. import resolve
-from ..economics.pricing import MODES, parse_price_overrides
+from .. import api, resolve
+from ..economics.pricebook import MODES
 from ..report import train_tables
 from ..training.precision import recipe
-from ..training.study import study_training
 from ..units import parse_positive
-from .bands_opts import LevelOpt, ProfileOpt, StackOpt, add_bands, band, band_line, setup
+from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import JsonOpt, app, emit_json, out
-from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
 @app.command("train")
@@ -72,40 +71,36 @@ def train_cmd(
 ) -> None:
     """Training: step time, MFU, memory, and time, cost and energy to train a token budget,
     for a given plan or the fastest plans found by search, each with its error band."""
-    fam = resolve.device(chip).chip.family
-    calib = setup(stack, profile, level, "training", [fam])  # before the device is resolved
-    m = resolve.model(model)
-    study = study_training(
-        m,
-        resolve.device(chip),
+    r = api.train(
+        model,
+        chip,
         n_chips,
-        parse_positive(tokens, "count", what="--tokens"),
+        tokens=parse_positive(tokens, "count", what="--tokens"),
         seq_len=seq_len,
-        global_batch_seqs=global_batch,
-        plan_text=plan,
+        global_batch=global_batch,
+        plan=plan,
         top=top,
         dtype=recipe(dtype).name,
         method=method,
         optimizer=optimizer,
         lora_rank=lora_rank,
-        price_overrides=parse_price_overrides(price),
-        pricing=mode,
+        pricing=build_pricing(mode, prices, region, None, provider=provider),
+        prices=resolve.chip_prices(price),
         utilisation=utilisation,
-        price_book=load_book(prices, region, provider),
-        catalog_chips=resolve.packaged().chips,
+        stack=stack,
+        profile=profile,
+        level=level,
     )
-    b, rp = band(calib, fam, m, "training", kind="training")
     if as_json:
-        d = train_tables.study_dict(study)
-        add_bands(d, b, rp)
-        emit_json(d)
+        emit_json(r.to_dict())
         return
+    study = r.value
     train_tables.render_study(out, study)
-    if study.estimates:
+    if study.estimates and r.band is not None:
         e, c = study.estimates[0], study.costs[0]
         values = {
             "step": (float(e.step_time_s), " s", True),
             "tokens/s": (float(e.tokens_per_s), "", False),
             "days": (float(c.time_s) / 86400.0, "", True),
         }
-        out.print(band_line(b, rp, values), highlight=False, markup=False)
+        out.print(r.band.line(values), highlight=False, markup=False)

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from .. import api
-from ..catalog.stacks import packaged_residuals, read_band_file
+from ..catalog.stacks import packaged_residuals
 from ..report import serialize, tables, train_tables
+from ..resolve import read_band_file
 from .bands_opts import merge_residuals
 from .calibrate_cmds import profiles_option
 from .common import JsonOpt, app, emit_json, out
