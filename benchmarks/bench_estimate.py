@@ -103,14 +103,24 @@ def run_ours(chip: Device, grids: list[PlanGrid]) -> list[Any]:
     ]
 
 
-def best_of(fn: Any, repeats: int) -> float:
+SPREAD: dict[str, list[float]] = {}  # every timed pass, by label (printed as min/median/max)
+
+
+def best_of(fn: Any, repeats: int, label: str = "") -> float:
     fn()  # warm-up
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+    if label:
+        SPREAD[label] = times
+    return min(times)
+
+
+def spread(times: list[float]) -> str:
+    """min/median/max of the passes, seconds."""
+    return f"min/median/max {min(times):.4g}/{float(np.median(times)):.4g}/{max(times):.4g} s"
 
 
 # ----------------------------------------------------------------------------- peers
@@ -168,13 +178,15 @@ def peer_inputs(chip: ChipSpec) -> tuple[dict[str, float], dict[str, dict[str, A
     return chip_d, models
 
 
-def run_peer(tool: str, chip_d: dict, models: dict, configs: list[dict]) -> dict[str, Any]:
-    """Run the driver in the bench venv; returns its JSON or {"failed": reason}."""
+def run_peer(
+    tool: str, chip_d: dict, models: dict, configs: list[dict], repeats: int
+) -> dict[str, Any]:
+    """Run the driver in the bench venv (best of ``repeats`` passes, as for ours); returns its
+    JSON or {"failed": reason}."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp, "in.json"), Path(tmp, "out.json")
-        src.write_text(
-            json.dumps({"tool": tool, "chip": chip_d, "models": models, "configs": configs})
-        )
+        spec = {"tool": tool, "chip": chip_d, "models": models, "configs": configs}
+        src.write_text(json.dumps({**spec, "repeats": repeats}))
         try:
             r = subprocess.run(
                 [str(BENCH_PY), str(DRIVER), str(src), str(dst)],
@@ -221,6 +233,8 @@ def report_rates(
         f"siliconomics vectorised, peer subset : {fmt_rate(len(subset), t_subvec)}  [{len(by_plan)} calls]"
     )
     print(f"siliconomics scalar loop, peer subset: {fmt_rate(len(subset), t_scalar)}")
+    for label, times in SPREAD.items():
+        print(f"  {label}: {len(times)} passes, {spread(times)}")
     print(
         f"  vectorisation gain on the full grid vs the scalar loop: {(t_scalar / len(subset)) / ours_s:,.0f}x"
     )
@@ -234,6 +248,8 @@ def report_rates(
         print(
             f"{name + ' ' + p['version']:<37}: {fmt_rate(p['configs'], p['seconds'])}  [import {p['import_s']:.1f} s, {p['errors']} configs rejected by the tool]"
         )
+        runs = p.get("seconds_all", [p["seconds"]])
+        print(f"  {name}: best of {len(runs)} passes, {spread(runs)}")
         ratios[tool] = (p["seconds"] / p["configs"]) / ours_s
         print(
             f"  per-config speed ratio siliconomics (full grid) / {name}: {ratios[tool]:,.0f}x; scalar loop / {name}: {(p['seconds'] / p['configs']) / (t_scalar / len(subset)):,.2f}x ({ok} answered)"
@@ -304,6 +320,10 @@ def main() -> None:
     ap.add_argument("--genz-configs", type=int, default=100, help="random subset size for GenZ")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=10, help="repeats of our timings (best taken)")
+    ap.add_argument(
+        "--peer-repeats", type=int, default=5, help="passes of llm-analysis (best taken)"
+    )
+    ap.add_argument("--genz-repeats", type=int, default=2, help="passes of genz-llm (best taken)")
     ap.add_argument("--no-install", action="store_true", help="never create .bench-venv")
     ap.add_argument("--no-peers", action="store_true", help="time siliconomics only")
     args = ap.parse_args()
@@ -320,7 +340,7 @@ def main() -> None:
     print(f"grid: batch {BATCH}, input {INPUT}, output {OUTPUT} (input+output <= model context)")
 
     # --- ours, whole grid, vectorised
-    t_grid = best_of(lambda: run_ours(chip, grids), args.repeats)
+    t_grid = best_of(lambda: run_ours(chip, grids), args.repeats, "vectorised, full grid")
     ests = run_ours(chip, grids)
     fits = [np.asarray(e.memory.fits) for e in ests]
     n_fit = int(sum(f.sum() for f in fits))
@@ -376,8 +396,8 @@ def main() -> None:
                 models[mid], chip, InferencePlan(tp=tp), arr["batch"], arr["input"], arr["output"]
             )
 
-    t_scalar = best_of(scalar_loop, max(1, args.repeats // 2))
-    t_subvec = best_of(subset_vector, args.repeats)
+    t_scalar = best_of(scalar_loop, max(1, args.repeats // 2), "scalar loop, peer subset")
+    t_subvec = best_of(subset_vector, args.repeats, "vectorised, peer subset")
 
     # --- peers
     peers: dict[str, dict[str, Any]] = {}
@@ -391,7 +411,8 @@ def main() -> None:
             peers[tool] = {"failed": why}
             continue
         print(f"running {tool} on {len(cfgs)} configs ...", flush=True)
-        peers[tool] = run_peer(tool, chip_d, model_d, cfgs)
+        reps = args.peer_repeats if tool == "llm-analysis" else args.genz_repeats
+        peers[tool] = run_peer(tool, chip_d, model_d, cfgs, reps)
         peers[tool]["cfgs"] = cfgs
 
     # --- report

@@ -66,14 +66,26 @@ def plans_for(model_id: str, n: int, gb: int, seq: int) -> list[TrainPlan]:
     return [p for p, k in zip(out, ok, strict=True) if k]
 
 
-def best_of(fn: Any, repeats: int = 5) -> float:
-    fn()
-    best = float("inf")
+REPEATS = 5  # passes for each side, ours and the peer's (best taken, spread printed)
+
+
+def timings(fn: Any, repeats: int = REPEATS, *, warm: bool = True) -> list[float]:
+    """Seconds of each of ``repeats`` passes (after one warm-up pass when ``warm``)."""
+    if warm:
+        fn()
+    out = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def spread(times: list[float]) -> str:
+    return (
+        f"best of {len(times)}; min/median/max {min(times) * 1e3:.1f}/"
+        f"{float(np.median(times)) * 1e3:.1f}/{max(times) * 1e3:.1f} ms"
+    )
 
 
 def run_peer(jobs: list[tuple[str, int, int, int, list[TrainPlan]]]) -> dict[str, Any] | str:
@@ -91,6 +103,7 @@ def run_peer(jobs: list[tuple[str, int, int, int, list[TrainPlan]]]) -> dict[str
         },
         "models": {},
         "configs": [],
+        "repeats": REPEATS,
     }
     _ = chip
     for mid, _n, gb, seq, plans in jobs:
@@ -155,16 +168,17 @@ def main() -> None:
                     check_memory=False,
                 )
 
-    t_vec = best_of(vectorised)
-    t_loop = best_of(looped, repeats=1)
+    # the scalar loop takes seconds a pass: 3 passes, no separate warm-up
+    vec_runs, loop_runs = timings(vectorised), timings(looped, 3, warm=False)
+    t_vec, t_loop = min(vec_runs), min(loop_runs)
     print(
         f"\n{n_plans} plans (1F1B, no cp/vpp) for {', '.join(f'{j[0]} on {j[1]} x {CHIP}' for j in jobs)}"
     )
     print(
-        f"  siliconomics evaluate_grid (vectorised): {t_vec * 1e3:8.1f} ms  {n_plans / t_vec:12,.0f} plans/s"
+        f"  siliconomics evaluate_grid (vectorised): {t_vec * 1e3:8.1f} ms  {n_plans / t_vec:12,.0f} plans/s  ({spread(vec_runs)})"
     )
     print(
-        f"  siliconomics estimate_training (loop):   {t_loop * 1e3:8.1f} ms  {n_plans / t_loop:12,.0f} plans/s"
+        f"  siliconomics estimate_training (loop):   {t_loop * 1e3:8.1f} ms  {n_plans / t_loop:12,.0f} plans/s  ({spread(loop_runs)})"
     )
     peer = run_peer(jobs)
     if isinstance(peer, str):
@@ -173,7 +187,8 @@ def main() -> None:
         rate = peer["configs"] / peer["seconds"]
         print(
             f"  llm-analysis {peer['version']} training() (loop):  {peer['seconds'] * 1e3:8.1f} ms  "
-            f"{rate:12,.0f} plans/s  ({peer['errors']} plans raised)"
+            f"{rate:12,.0f} plans/s  ({peer['errors']} plans raised; "
+            f"{spread(peer.get('seconds_all', [peer['seconds']]))})"
         )
         print(
             f"  ratio vectorised / llm-analysis = {n_plans / t_vec / rate:,.0f}x; "

@@ -97,18 +97,26 @@ def test_every_request_finishes_and_tokens_add_up():
         {"scheduler": "chunked", "max_seqs": 512, "router": "least-tokens"},
         {"scheduler": "chunked", "router": "jsq", "decode": (device("h100-sxm"), 1, 2)},
         {"scheduler": "chunked", "max_seqs": 512, "heavy": True},  # KV runs out: preemptions
+        # Offline bursts: requests wait while admission is blocked (sequence limit, KV blocks)
+        {"scheduler": "chunked", "max_seqs": 48, "burst": True},
+        {"scheduler": "chunked", "burst": True, "heavy": True},
+        {"scheduler": "continuous", "max_seqs": 48, "burst": True},
+        {"scheduler": "continuous", "burst": True, "heavy": True},
     ],
 )
 def test_decode_runs_give_identical_results(monkeypatch, kw):
     # Multi-step decode runs (cut short when work arrives) must reproduce step-by-step
-    # simulation exactly, including routing on mid-run load and preemptions.
+    # simulation exactly, including routing on mid-run load, preemptions and requests
+    # waiting while admission is blocked.
     heavy = kw.pop("heavy", False)
+    burst = kw.pop("burst", False)
     cfg = config(M8, device("h100-sxm"), replicas=2, **kw)
-    w = (
-        wl(20.0, 300, "4000", "uniform:1000,5000")
-        if heavy
-        else wl(6.0, 500, "lognormal:1500,0.8", "lognormal:600,0.8")
-    )
+    if burst:
+        w = wl(None, 400, "uniform:2000,6000", "uniform:500,3000") if heavy else wl(None, 300)
+    elif heavy:
+        w = wl(20.0, 300, "4000", "uniform:1000,5000")
+    else:
+        w = wl(6.0, 500, "lognormal:1500,0.8", "lognormal:600,0.8")
     fast = simulate(cfg, w, seed=3)
     monkeypatch.setattr(engine_mod, "MIN_RUN", 10**9)  # one event per step
     slow = simulate(cfg, w, seed=3)

@@ -25,6 +25,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from .steptime import StepTimeModel
 
 Sink = Callable[[dict[str, Any]], None]
 MIN_RUN = 2  # decode runs shorter than this are single steps
+RUN_START = 32  # longest first run; doubles while runs end uncut, back to this after a cut
 
 
 Values = Sequence[float] | Sequence[int] | np.ndarray
@@ -106,14 +108,19 @@ class Engine:
         self.run_t0 = 0.0
         self.run_ends: list[float] = []  # cumulative step end times of the run, from run_t0
         self.run_cum: list[int] = []  # blocks needed by the first j steps of one period
+        self.run_cap = RUN_START
         self.version = 0  # bumps when a run is cut: its old completion event is stale
         # decode set
         self.k = 0
         self.n_dec = 0
         self.ctx_sum = 0
         self.residue = [0] * block_size
-        self.fin: list[tuple[int, int, int]] = []  # (finish step, rid, epoch)
+        # Finish steps (a heap of distinct steps) and, per step, [live count, [(rid, epoch)]]:
+        # sequences finishing at the same step are one heap entry.
+        self.fin: list[int] = []
+        self.fin_at: dict[int, list[Any]] = {}
         self.victims: list[tuple[int, int]] = []  # (-rid, epoch): newest first
+        self.joined: list[tuple[int, int]] = []  # joins not yet pushed into ``victims``
         # load seen by routers
         self.load_tokens = 0
         self.n_assigned = 0
@@ -121,7 +128,7 @@ class Engine:
         self.busy_s = 0.0
         self.kv_block_s = 0.0
         self.steps = 0
-        self.batch_sizes: list[int] = []
+        self.batch_hist: dict[int, int] = {}  # batch size -> steps (streamed, not a list)
         self.tokens_done = 0
 
     # ---- arrivals ------------------------------------------------------------------
@@ -155,16 +162,25 @@ class Engine:
         self.residue[(cached - k) % self.bs] += 1
         self.n_dec += 1
         self.ctx_sum += cached
-        heapq.heappush(self.fin, (k + L.out[rid] - L.gen[rid], rid, L.epoch[rid]))
-        heapq.heappush(self.victims, (-rid, L.epoch[rid]))
-        if len(self.victims) > 2 * self.n_dec + 1024:
+        ep = L.epoch[rid]
+        f = k + L.out[rid] - L.gen[rid]
+        at = self.fin_at.get(f)
+        if at is None:
+            self.fin_at[f] = [1, [(rid, ep)]]
+            heapq.heappush(self.fin, f)
+        else:
+            at[0] += 1
+            at[1].append((rid, ep))
+        self.joined.append((-rid, ep))
+        if len(self.joined) > 2 * self.n_dec + 1024:
             self._prune_victims()
 
     def _prune_victims(self) -> None:
         """Drop the entries of sequences that left the decode set (finished or preempted):
-        without it the heap keeps one entry per request ever decoded (lazy deletion). Live
+        without it the victims keep one entry per request ever decoded (lazy deletion). Live
         entries keep their order, so the simulation is unchanged; amortised O(1)."""
         epoch = self.L.epoch
+        self.joined = [v for v in self.joined if epoch[-v[0]] == v[1]]
         self.victims = [v for v in self.victims if epoch[-v[0]] == v[1]]
         heapq.heapify(self.victims)
 
@@ -188,13 +204,20 @@ class Engine:
         self.blocks_free -= need
 
     def _preempt_newest(self) -> None:
-        L = self.L
+        L, victims = self.L, self.victims
+        for v in self.joined:  # joins are pushed only when a victim is needed
+            heapq.heappush(victims, v)
+        self.joined = []
+        if len(victims) > 2 * self.n_dec + 1024:
+            self._prune_victims()
+            victims = self.victims
         while True:
-            neg, ep = heapq.heappop(self.victims)
+            neg, ep = heapq.heappop(victims)
             if L.epoch[-neg] == ep:
                 break
         rid = -neg
         L.gen[rid] += self.k - L.join_k[rid]
+        self.fin_at[self.k + L.out[rid] - L.gen[rid]][0] -= 1  # its finish entry is stale
         self._leave_decode(rid)
         L.preemptions[rid] += 1
         self.load_tokens += L.inp[rid] + L.gen[rid]  # the recomputation is new work
@@ -206,13 +229,13 @@ class Engine:
         self.ctx_sum += self.n_dec
         self.load_tokens -= self.n_dec
         fin, L, k = self.fin, self.L, self.k
-        while fin and fin[0][0] <= k:
-            _, rid, ep = heapq.heappop(fin)
-            if L.epoch[rid] != ep:
-                continue
-            L.gen[rid] = L.out[rid]
-            self._leave_decode(rid)
-            self.complete(rid, t)
+        while fin and fin[0] <= k:
+            for rid, ep in self.fin_at.pop(heapq.heappop(fin))[1]:
+                if L.epoch[rid] != ep:
+                    continue
+                L.gen[rid] = L.out[rid]
+                self._leave_decode(rid)
+                self.complete(rid, t)
 
     def decode_run(self, t: float) -> float | None:
         """Several pure-decode steps as one event (the caller checked that no request
@@ -221,22 +244,26 @@ class Engine:
         (:meth:`truncate_run`), and routers read the state at any instant from
         :meth:`load_at`, so results equal step-by-step simulation exactly. Returns the run's
         time, or None when fewer than ``MIN_RUN`` steps qualify (then one step runs)."""
-        fin, L = self.fin, self.L
-        while fin and L.epoch[fin[0][1]] != fin[0][2]:
-            heapq.heappop(fin)
-        m = fin[0][0] - self.k if fin else 0
+        fin, fin_at = self.fin, self.fin_at
+        while fin and not fin_at[fin[0]][0]:  # every sequence due then was preempted
+            del fin_at[heapq.heappop(fin)]
+        m = fin[0] - self.k if fin else 0
         if m < MIN_RUN:
             return None
         # Blocks: step k+j needs residue[-(k+j) mod bs]; the pattern repeats every bs steps.
-        bs, k = self.bs, self.k
-        cum = [0]
-        for j in range(bs):
-            cum.append(cum[-1] + self.residue[-(k + j) % bs])
+        res, s = self.residue, -self.k % self.bs
+        cum = [0, *accumulate(res[s::-1] + res[:s:-1])]  # residues at -(k + j) mod bs
+        bs = self.bs
         if cum[-1]:
             q, rem = divmod(self.blocks_free, cum[-1])
             m = min(m, q * bs + bisect_right(cum, rem, hi=bs) - 1)
         if m < MIN_RUN:
             return None
+        # Step times a cut run would throw away are not computed: a run is at most
+        # ``run_cap`` steps (one more event when it ends uncut; the next run doubles it).
+        if m > self.run_cap:
+            m = self.run_cap
+            self.run_cap *= 2
         ends = self.stm.decode_run_ends(self.n_dec, self.ctx_sum, m)
         self.run_t0, self.run_ends, self.run_cum, self.run_steps = t, ends, cum, m
         self._run_account(m, +1)
@@ -253,15 +280,14 @@ class Engine:
         self.busy_s += sign * dur
         self.steps += sign * m
         self.tokens_done += sign * B * m
-        if sign > 0:
-            self.batch_sizes.extend([B] * m)
-        else:
-            del self.batch_sizes[len(self.batch_sizes) - m :]
+        hist = self.batch_hist
+        hist[B] = hist.get(B, 0) + sign * m
         # KV occupancy: blocks held at the end of the run, over the run (a slight overestimate)
         self.kv_block_s += sign * (self.blocks_total - self.blocks_free) * dur
 
     def load_at(self, t: float) -> int:
-        """Outstanding tokens at ``t``, counting the steps of a run completed by then."""
+        """Outstanding tokens at ``t``, counting the steps of a run completed by then (inlined
+        in :class:`.router.LeastTokens`: keep the two equal)."""
         if not self.run_steps:
             return self.load_tokens
         return self.load_tokens - self.n_dec * bisect_right(self.run_ends, t - self.run_t0)
@@ -273,6 +299,7 @@ class Engine:
         keep = bisect_right(self.run_ends, t - self.run_t0) + 1
         if keep >= m:
             return None
+        self.run_cap = RUN_START
         self._run_account(m, -1)
         self._run_account(keep, +1)
         self.run_steps = keep
@@ -332,7 +359,8 @@ class Engine:
     def record(self, t: float, dur: float, batch: int, tokens: int, name: str) -> None:
         self.busy_s += dur
         self.steps += 1
-        self.batch_sizes.append(batch)
+        hist = self.batch_hist
+        hist[batch] = hist.get(batch, 0) + 1
         self.tokens_done += tokens
         self.kv_block_s += (self.blocks_total - self.blocks_free) * dur
         if self.sink is not None:

@@ -90,9 +90,13 @@ def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float
     n_eng = len(engines)
     busy = sum(e.busy_s for e in engines) / (n_eng * duration) if duration > 0 else 0.0
     steps = sum(e.steps for e in engines)
-    sizes = np.concatenate([np.asarray(e.batch_sizes, dtype=np.int64) for e in engines])
-    hist = np.bincount(sizes) if sizes.size else np.zeros(1, dtype=np.int64)
-    mean_b = float(sizes.mean()) if sizes.size else 0.0
+    counts: dict[int, int] = {}
+    for e in engines:
+        for b, c in e.batch_hist.items():
+            counts[b] = counts.get(b, 0) + c
+    hist = sorted((b, c) for b, c in counts.items() if c)
+    n_steps = sum(c for _, c in hist)
+    mean_b = sum(b * c for b, c in hist) / n_steps if n_steps else 0.0
     kv = sum(e.kv_block_s for e in engines) / (n_eng * engines[0].blocks_total * duration)
     tokens = sum(e.tokens_done for e in engines)
     chips = pc.chips
@@ -116,7 +120,7 @@ def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float
         mfu=mfu,
         kv_utilisation=kv,
         mean_batch=mean_b,
-        batch_hist=tuple((int(b), int(c)) for b, c in enumerate(hist.tolist()) if c),
+        batch_hist=tuple(hist),
         steps=steps,
         preemptions=int(log.preemptions[mask].sum()),
         watts_per_chip=float(watts),

@@ -47,6 +47,7 @@ from ..parallel.plan import InferencePlan
 
 F = NDArray[np.float64]
 EXACT_TOKENS = 8192
+RUN_NUMPY = 128  # decode runs of at least this many steps are costed in numpy (same bits)
 
 
 def _axis(hi: float, *, start: float = 1.0, exact: int = 32, ratio: float = 1.1) -> list[float]:
@@ -150,6 +151,9 @@ class StepTimeModel:
             lambda B, c: _by_class(forward_cost(model, dev, plan, B, 1.0, c), "attention"),
         )
         self._rows: dict[int, tuple[float, list[float]]] = {}
+        self._rows_np: dict[int, tuple[F, F]] = {}
+        self._ys_np: F | None = None
+        self._yinv_np: F | None = None
         self._ys = self.attn_decode_grid.ys
         self._ylast = len(self._ys) - 2
         self._yinv = [1.0 / (b - a) for a, b in zip(self._ys, self._ys[1:], strict=False)]
@@ -216,6 +220,8 @@ class StepTimeModel:
         base, r = self._decode_row(batch)
         ys, yinv, last = self._ys, self._yinv, self._ylast
         c = total_ctx / batch
+        if m >= RUN_NUMPY:
+            return self._run_ends_np(batch, base, c, m)
         j = min(max(bisect_right(ys, c) - 1, 0), last)
         acc = 0.0
         out = []
@@ -227,6 +233,28 @@ class StepTimeModel:
             acc += step if step > floor else floor
             out.append(acc)
             c += 1.0
+        return out
+
+    def _run_ends_np(self, batch: int, base: float, c: float, m: int) -> list[float]:
+        """:meth:`decode_run_ends` in numpy, bit for bit: the contexts are the same repeated
+        additions of 1.0 (a sequential cumsum), the same grid segments, the same operation
+        order per step and a sequential cumsum of the step times."""
+        arrs = self._rows_np.get(batch)
+        if arrs is None:
+            if self._ys_np is None:
+                self._ys_np = np.asarray(self._ys)
+                self._yinv_np = np.asarray(self._yinv)
+            r = np.asarray(self._decode_row(batch)[1])
+            arrs = self._rows_np[batch] = (r, np.diff(r))
+        r, dr = arrs
+        ys, yinv = self._ys_np, self._yinv_np
+        assert ys is not None and yinv is not None
+        cs = np.ones(m)
+        cs[0] = c
+        cs = np.cumsum(cs)
+        j = np.clip(np.searchsorted(ys, cs, side="right") - 1, 0, self._ylast)
+        step = base + r[j] + dr[j] * (cs - ys[j]) * yinv[j]
+        out: list[float] = np.cumsum(step).tolist()
         return out
 
     def decode_steps(self, batch: int, total_ctx: F) -> F:

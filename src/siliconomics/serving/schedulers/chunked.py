@@ -22,6 +22,7 @@ class ChunkedEngine(Engine):
         super().__init__(**kw)  # type: ignore[arg-type]
         self.partial: deque[list[int]] = deque()  # [rid, done, prompt]
         self._chunks: list[tuple[list[int], int]] = []
+        self._attn_memo: dict[tuple[int, int], float] = {}  # prefill chunk (s, c) -> attention s
 
     def n_prefilling(self) -> int:
         return len(self.partial)
@@ -46,10 +47,23 @@ class ChunkedEngine(Engine):
                 L.scheduled[rid] = t
         return budget
 
+    def admission_blocked(self) -> bool:
+        """No waiting request can start its prompt this step (none waits, or the first one
+        lacks a sequence slot, token budget or KV blocks; requests still in ``ready`` after
+        :meth:`admit_ready` are blocked the same way). While the decode set runs without a
+        finish this stays true: its size is constant and free blocks only shrink, so a run
+        of pure decode steps is what step-by-step scheduling would do."""
+        if not self.waiting:
+            return True
+        if self.n_dec >= self.max_seqs or self.n_dec >= self.max_tokens:
+            return True
+        p = self.L.inp[self.waiting[0]] + self.L.gen[self.waiting[0]]
+        return -(-p // self.bs) > self.blocks_free - self.watermark
+
     def start_step(self, t: float) -> float | None:
         if self.ready:
             self.admit_ready()
-        if self.n_dec and not (self.waiting or self.ready or self.partial):
+        if self.n_dec and not self.partial and self.admission_blocked():
             # Pure decode (the common case): a multi-step run, or one step without the
             # chunk bookkeeping.
             dur = self.decode_run(t)
@@ -81,10 +95,17 @@ class ChunkedEngine(Engine):
         pre = 0
         sampled = self.n_dec
         attn = stm.attn_decode(self.n_dec, self.ctx_sum)
+        memo = self._attn_memo
         for item, take in chunks:
             pre += take
             sampled += item[1] + take == item[2]
-            attn += stm.attn_prefill(take, item[1])
+            key = (take, item[1])
+            a = memo.get(key)
+            if a is None:
+                if len(memo) > 1 << 16:
+                    memo.clear()
+                a = memo[key] = stm.attn_prefill(take, item[1])
+            attn += a
         tokens = self.n_dec + pre
         dur = stm.with_host(stm.dense(tokens) + stm.head(sampled) + attn, self.n_dec + len(chunks))
         self.load_tokens -= pre

@@ -52,10 +52,11 @@ class ContinuousEngine(Engine):
             return dur
         if not self.n_dec:
             return None
-        if not (self.waiting or self.ready):
-            run = self.decode_run(t)
-            if run is not None:
-                return run
+        # Nothing could be admitted: until the next finish the decode set keeps its size and
+        # free blocks only shrink, so admission stays blocked and a multi-step run is exact.
+        run = self.decode_run(t)
+        if run is not None:
+            return run
         self.reserve_decode_blocks()
         if not self.n_dec:  # everything was preempted: prefill next
             return self.start_step(t)

@@ -62,7 +62,9 @@ class StaticEngine(Engine):
         useful = sum(L.inp[r] for r in batch) + int(outs.sum()) - len(batch)
         self.record(t, dur, len(batch), useful, "static batch")  # the prefill step
         active = (outs[None, :] - 1 > np.arange(steps)[:, None]).sum(axis=1)
-        self.batch_sizes.extend(active.tolist())  # requests still generating, per step
+        hist = self.batch_hist  # requests still generating, per step
+        for b, c in zip(*np.unique(active, return_counts=True), strict=True):
+            hist[int(b)] = hist.get(int(b), 0) + int(c)
         self.steps += steps
         return dur
 
