@@ -51,16 +51,9 @@ UPWARD_ALLOWED = {
 }
 
 REGISTRY_ALLOWED = {
-    # Still look chips up by id (tco, offers, TDP estimates); pass ChipSpecs / the Catalog
-    # from the edge instead, then empty this list.
-    "economics/cost.py",
-    "economics/pricing.py",
-    "economics/tco.py",
-    "fleet/offers.py",
     # Calibration trials and cross-validation build their catalog from the packaged one;
-    # take it from the edge (api/cli calibrate), then remove these three.
+    # take it from the edge (api/cli calibrate), then remove these two.
     "calibrate/hierarchy.py",
-    "validate/banded.py",
     "validate/cv.py",
 }
 
@@ -77,7 +70,6 @@ IO_ALLOWED = {
     "measured/rows.py": "the measured layer reads measured-result files (SCHEMA.md)",
     "measured/training.py": "the measured layer reads measured-result files (SCHEMA.md)",
     "calibrate/ops_fit.py": "op-level CSVs; moves to the edge with the calibration work",
-    "economics/tco.py": "TCO defaults file; the pricing work moves it into the catalog",
 }
 IO_CALLS = {"print", "open", "input", "breakpoint"}
 IO_METHODS = {

@@ -621,6 +621,7 @@ def tco(
     renting it and owning the reference chips. Table: one row per pricing mode."""
     (dev,), calib = _calibrated([resolve.device(chip)], stack, profile, level)
     m = resolve.model(model) if model is not None else None
+    cat = resolve.packaged().with_chips({dev.id: dev.chip})  # a chip file's id may be priced
     study = _tco_study(
         dev,
         m,
@@ -634,7 +635,7 @@ def tco(
             weight_dtype=_dtype("weights_dtype", weights_dtype),
             act_dtype=_dtype("act_dtype", act_dtype),
             kv_dtype=_dtype("kv_dtype", kv_dtype),
-            assumptions=resolve.owned_assumptions(assumptions),
+            assumptions=resolve.owned_assumptions(assumptions, None, cat),
             book=(pricing or resolve.pricing()).book,
             breakeven_price=breakeven_price,
         ),
