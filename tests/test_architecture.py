@@ -38,6 +38,7 @@ LAYERS = (
 validate's row runners."""
 EDGES = ("cli", "report", "api", "resolve", "__init__")
 """``__init__``: the package itself re-exports the API."""
+EDGES += ("sweep",)  # the sweep runner (issue 15): files, processes, Ray
 BOTTOM = {"units", "errors"}
 
 UPWARD_ALLOWED = {

@@ -323,6 +323,7 @@ NEW_PRESETS = {
     "llama-4-scout": (109e9, 17e9),
     "llama-4-maverick": (400e9, 17e9),
     "qwen3-8b": (8.2e9, 8.2e9),
+    "qwen3-14b": (14.8e9, 14.8e9),
     "qwen3-32b": (32.8e9, 32.8e9),
     "qwen3-coder-480b-a35b": (480e9, 35e9),
     "kimi-k2": (1.04e12, 32e9),

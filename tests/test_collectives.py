@@ -229,6 +229,7 @@ NEW_MODELS = (
     "llama-4-scout",
     "llama-4-maverick",
     "qwen3-8b",
+    "qwen3-14b",
     "qwen3-32b",
     "qwen3-coder-480b-a35b",
     "kimi-k2",

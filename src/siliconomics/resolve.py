@@ -296,6 +296,12 @@ def traces(spec: PlanSpec) -> dict[str, Requests]:
             raise SiliconomicsError(f"spec field 'workloads.{i}.trace': '{p}' does not exist")
         lines = p.read_text(encoding="utf-8").splitlines()
         out[w.trace] = parse_trace_csv(lines, where=p.name)
+    prof = spec.profile  # a traffic profile's trace (its arrival times give the shape)
+    if prof is not None and prof.trace is not None and prof.trace not in out:
+        p = Path(prof.trace)
+        if not p.is_file():
+            raise SiliconomicsError(f"spec field 'profile.trace': '{p}' does not exist")
+        out[prof.trace] = parse_trace_csv(p.read_text(encoding="utf-8").splitlines(), where=p.name)
     return out
 
 

@@ -396,6 +396,14 @@ class EfficiencyProfile(_Frozen):
         "graph / compiled program): a step is then at least kernels x this; None = the step "
         "replays a captured graph and only step_overhead_s is paid on the host",
     )
+    host_per_seq_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="host time per running sequence per scheduler step (request bookkeeping, "
+        "scheduling, sampling and response handling in the serving loop), overlapped with the "
+        "device by an overlap scheduler: a step then lasts at least sequences x this; None = "
+        "not modelled",
+    )
     collective_hop_latency_s: float | None = Field(
         default=None,
         ge=0,

@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     port_cmds,
     prices_cmds,
     simulate_cmds,
+    sweep_cmds,
     tco_cmds,
     train_cmds,
     validate_cmds,

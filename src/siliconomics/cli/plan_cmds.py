@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -72,6 +72,9 @@ def plan_cmd(
             progress=progress,
         )
     outcome = r.value
+    if outcome.profile is not None:
+        _profile_out(r, html, as_json)
+        return
     pb = plan_payback(outcome)
     if html:
         extra = [port_report.payback_section(pb)] if pb else []
@@ -98,3 +101,18 @@ def _migration_weeks(plan_spec: PlanSpec, base: Path) -> PlanSpec:
     return plan_spec.model_copy(
         update={"migration": mig.model_copy(update={"weeks": f"{lo:g}-{hi:g}"})}
     )
+
+
+def _profile_out(r: Any, html: Path | None, as_json: bool) -> None:
+    """A spec with a traffic profile: the committed + burst plan and its replay."""
+    from ..report import profile_report
+
+    outcome = r.value
+    if html:
+        write_html(html, profile_report.profile_html(outcome.profile, outcome.replay))
+        err.print(f"wrote {html}", highlight=False)
+    if as_json:
+        emit_json(r.to_dict())
+    else:
+        profile_report.render(out, outcome.profile, outcome.replay)
+        out.print(r.to_dict()["robust"]["text"], highlight=False, markup=False)

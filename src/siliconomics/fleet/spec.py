@@ -20,6 +20,7 @@ from ..catalog.schema import PricingMode
 from ..serving.config import Slo as ServingSlo
 from ..serving.workload import Lengths as SampledLengths
 from ..units import DTYPES, parse_duration
+from .profile import Capacity, Profile
 
 
 class _Strict(BaseModel):
@@ -222,6 +223,15 @@ class PlanSpec(_Strict):
         description="software stack for every chip it runs on (default: each chip's best "
         "published stack; see docs/CALIBRATION.md)",
     )
+    profile: Profile | None = Field(
+        default=None,
+        description="traffic over the week and the months: plans committed + burst capacity "
+        "(docs/PLANNING.md, 'Traffic that changes')",
+    )
+    capacity: Capacity | None = Field(
+        default=None,
+        description="with a profile: owned site, reservations, on-demand, spot, delays",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> PlanSpec:
@@ -231,6 +241,8 @@ class PlanSpec(_Strict):
             for k, v in table.items():
                 if v <= 0:
                     raise ValueError(f"{name}.{k} must be > 0, got {v}")
+        if self.capacity is not None and self.profile is None:
+            raise ValueError("'capacity' needs a 'profile' (the traffic over time)")
         return self
 
 
@@ -244,4 +256,7 @@ def parse_spec(raw: object, *, where: str = "spec", base_dir: Path | None = None
         if w.trace is not None and not Path(w.trace).is_absolute():
             w = w.model_copy(update={"trace": str((base_dir / w.trace).resolve())})
         fixed.append(w)
-    return spec.model_copy(update={"workloads": tuple(fixed)})
+    prof = spec.profile
+    if prof is not None and prof.trace is not None and not Path(prof.trace).is_absolute():
+        prof = prof.model_copy(update={"trace": str((base_dir / prof.trace).resolve())})
+    return spec.model_copy(update={"workloads": tuple(fixed), "profile": prof})

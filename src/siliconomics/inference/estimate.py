@@ -225,9 +225,16 @@ def estimate_max_throughput(
     *,
     batch_limit: ArrayLike | None = None,
     max_prefill_tokens: float = 8192.0,
+    reserve_full_length: bool = False,
 ) -> Estimate:
     """Steady-state continuous batching with every request available (MLPerf Offline)
-    (``dev``: the chip and its efficiency profile)."""
+    (``dev``: the chip and its efficiency profile).
+
+    The KV cache holds the running batch at its average context ``input + output/2`` (paged
+    cache allocated as tokens are generated, vLLM/SGLang). ``reserve_full_length``: the
+    engine admits a request only once blocks for its whole ``input + output`` are free
+    (TensorRT-LLM's default ``GUARANTEED_NO_EVICT`` capacity scheduler), so the batch that
+    memory holds is sized at the full length."""
     plan.validate(model, dev)
     I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
     _check_lengths(np.ones_like(I), I, O)
@@ -235,17 +242,18 @@ def estimate_max_throughput(
     # schedules its own (SGLang, TensorRT-LLM attention-DP).
     chunk = np.maximum(max_prefill_tokens * plan.dp, I)
     avg_ctx = I + O / 2.0
-    cap = max_batch(model, dev, plan, avg_ctx, chunk)
+    held = I + O if reserve_full_length else avg_ctx
+    cap = max_batch(model, dev, plan, held, chunk)
     if batch_limit is not None:
         cap = np.minimum(cap, np.asarray(batch_limit, dtype=np.float64))
-    mem0 = memory_breakdown(model, dev, plan, np.maximum(cap, 1.0), avg_ctx, chunk)
+    mem0 = memory_breakdown(model, dev, plan, np.maximum(cap, 1.0), held, chunk)
     if np.any(cap < 1):
         _require_fit(
-            memory_breakdown(model, dev, plan, 1.0, avg_ctx, chunk),
+            memory_breakdown(model, dev, plan, 1.0, held, chunk),
             model,
             dev,
             plan,
-            f"one sequence of {np.max(avg_ctx):g} tokens",
+            f"one sequence of {np.max(held):g} tokens",
         )
     B = np.maximum(cap, 1.0)
     # Prefill: as many whole prompts as fit in one chunk, batched.

@@ -62,6 +62,8 @@ class ForwardCost:
     pipeline_s: F = field(default_factory=lambda: np.zeros(()))
 
     host_launch_s: float | None = None
+    host_seq_s: F = field(default_factory=lambda: np.zeros(()))
+    """host time of the step's running sequences (``host_per_seq_s`` x sequences per rank)"""
 
     @property
     def kernels(self) -> F:
@@ -78,6 +80,9 @@ class ForwardCost:
             device = device + op.time
         if self.host_launch_s:  # eager launches: the host may fall behind the device
             device = np.maximum(device, self.kernels * self.host_launch_s)
+        # The serving loop's per-sequence host work overlaps the device (overlap scheduler):
+        # the step lasts as long as the slower of the two.
+        device = np.maximum(device, self.host_seq_s)
         return np.asarray(self.step_overhead_s, dtype=np.float64) + self.pipeline_s + device
 
     def by_class(self) -> dict[str, F]:
@@ -98,6 +103,10 @@ class ForwardCost:
             acc["interconnect"] = acc["interconnect"] + op.t_comm
             acc["overhead"] = acc["overhead"] + op.t_overhead
         acc["overhead"] = acc["overhead"] + self.step_overhead_s + self.pipeline_s
+        busy: F = np.zeros(())
+        for op in self.ops:
+            busy = busy + op.time
+        acc["overhead"] = acc["overhead"] + np.maximum(self.host_seq_s - busy, 0.0)
         return acc
 
 
@@ -144,6 +153,14 @@ class _Step:
         return DTYPE_BYTES[self.plan.act_dtype]
 
     @property
+    def r(self) -> float:
+        """Residual-stream format: GEMMs quantise their inputs to ``act_dtype``, but their
+        outputs, the residual stream, norms and the tensor-parallel all-reduce stay 16-bit
+        (TensorRT-LLM and vLLM FP8/FP4 recipes; all-reduce kernels run in the model's
+        16-bit dtype)."""
+        return max(self.a, 2.0)
+
+    @property
     def w(self) -> float:
         return stored_weight_bytes(self.plan.weight_dtype)  # block scales included (ops/quant.py)
 
@@ -157,7 +174,7 @@ class _Step:
             compute_dtype=self.plan.compute_dtype,
             a_bytes=self.a,
             w_bytes=self.w,
-            out_bytes=self.a,
+            out_bytes=self.r,
         )
 
 
@@ -220,7 +237,7 @@ def _mla_ops(st: _Step) -> list[OpCost]:
 def _block_ops(st: _Step) -> list[OpCost]:
     """Norms, residual adds and the tensor-parallel all-reduces of every layer."""
     model, dev, t = st.model, st.dev, st.plan.tp
-    T, D, L, a = st.T, model.d_model, model.n_layers, st.a
+    T, D, L, a = st.T, model.d_model, model.n_layers, st.r
     per_layer = 1 if model.parallel_attn_mlp else 2
     norm = memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
     ops = []
@@ -240,7 +257,7 @@ def _dense_ffn_ops(st: _Step, n_dense: int) -> list[OpCost]:
     f = -(-model.d_ff // st.plan.tp)
     return [
         st.g("mlp_up", T, mats_in * f, model.d_model).scaled(n_dense),
-        memory_op(dev, "mlp_act", T * f * a * (mats_in + 1), 4.0 * T * f).scaled(n_dense),
+        memory_op(dev, "mlp_act", T * f * (st.r * mats_in + a), 4.0 * T * f).scaled(n_dense),
         st.g("mlp_down", T, model.d_model, f).scaled(n_dense),
     ]
 
@@ -264,7 +281,7 @@ def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
         compute_dtype=plan.compute_dtype,
         a_bytes=st.a,
         w_bytes=st.w,
-        out_bytes=st.a,
+        out_bytes=st.r,
     )
     if plan.dp > 1:
         ops.append(
@@ -275,7 +292,7 @@ def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
                 ep=plan.ep,
                 stride=plan.etp,
                 dispatch_bytes=st.a,
-                combine_bytes=max(st.a, 2.0),
+                combine_bytes=st.r,
             )
         )
     if moe.n_shared_experts:
@@ -289,7 +306,7 @@ def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
 def _edge_ops(st: _Step, logits_tokens: F) -> list[OpCost]:
     """Embedding gather, final norm and LM head (16-bit, one position per sequence)."""
     model, dev = st.model, st.dev
-    T, D, a = st.T, model.d_model, st.a
+    T, D, a = st.T, model.d_model, st.r
     emb_b = max(st.w, 2.0)  # embeddings and LM head stay 16-bit in quantised checkpoints
     vocab_shard = -(-model.vocab_size // st.plan.tp)
     head_dtype = dev.attention_dtype("bf16", "fp16")
@@ -343,11 +360,13 @@ def forward_cost(
     if plan.pp > 1:
         crosses = plan.chips_per_replica > dev.chip.interconnect.scale_up_domain
         pipeline = (plan.pp - 1) * send_recv_time(
-            dev, st.T * model.d_model * st.a, crosses_domain=crosses
+            dev, st.T * model.d_model * st.r, crosses_domain=crosses
         )
+    h = dev.eff.host_per_seq_s or 0.0
     return ForwardCost(
         ops=tuple(ops),
         step_overhead_s=dev.eff.step_overhead_s,
         pipeline_s=np.asarray(pipeline, dtype=np.float64),
         host_launch_s=dev.eff.host_launch_s,
+        host_seq_s=np.asarray(h * st.B, dtype=np.float64),
     )

@@ -11,7 +11,9 @@ time = steps * alpha + traffic_per_chip / bandwidth, with the algorithm fixed by
 * ``torus2d`` / ``torus3d``: dimension-wise rings; a group inside one dimension uses the 2 links
   of that ring, a group spanning d dimensions uses 2d links, with 2 * sum(side_i - 1) latency
   steps.
-* ``pcie``: through the host switch at PCIe bandwidth.
+* ``pcie``: through the host's PCIe switches at the chip's PCIe rate, for groups of up to
+  :data:`PCIE_HOST_CHIPS` chips in one server (pairs joined by an NVLink bridge use the bridge);
+  larger groups leave the host through the NICs.
 
 Reference: Thakur, Rabenseifner, Gropp, "Optimization of Collective Communication Operations in
 MPICH" (IJHPCA 2005) for the ring/reduce-scatter cost; Patarasuk & Yuan (2009) for the
@@ -40,13 +42,36 @@ from ..ops.roofline import OpCost, comm_op
 
 F = NDArray[np.float64]
 
+PCIE_HOST_CHIPS: Final = 8
+"""Chips of a PCIe-only part (L4, L40S, H100 PCIe) that share one server and reach each other
+over PCIe peer-to-peer, as NCCL does inside a node (8-GPU PCIe servers, e.g. the L40S TP8
+runs of TensorRT-LLM's perf-overview on one node)."""
+
+
+def collective_domain(dev: Device) -> int:
+    """Largest group that communicates without the NICs: the scale-up domain, or for PCIe
+    parts the chips of one server."""
+    ic = dev.chip.interconnect
+    if ic.topology == "pcie":
+        return max(ic.scale_up_domain, PCIE_HOST_CHIPS)
+    return ic.scale_up_domain
+
+
+def _pcie_dir(dev: Device) -> float:
+    """Per-direction PCIe rate of the chip: its scale-up figure when that is the PCIe link
+    itself (no bridge), else the generation default."""
+    ic = dev.chip.interconnect
+    if ic.scale_up_domain <= 1 and ic.scale_up_bytes_per_s is not None:
+        return dev.scale_up_bytes_per_s_dir
+    return dev.pcie_bytes_per_s_dir
+
 
 def _links_used(dev: Device, n: int) -> tuple[float, float]:
     """(bandwidth per direction available to a group of n chips, latency steps factor)."""
     ic = dev.chip.interconnect
     bw = dev.scale_up_bytes_per_s_dir * dev.eff.collective_efficiency
     topo = ic.topology
-    if n > ic.scale_up_domain:
+    if n > collective_domain(dev):
         # Leaves the scale-up domain: the slowest hop is the NIC.
         return dev.scale_out_bytes_per_s_dir * dev.eff.collective_efficiency, 2.0 * (n - 1)
     if topo == "mesh":
@@ -61,7 +86,9 @@ def _links_used(dev: Device, n: int) -> tuple[float, float]:
         sizes = [side] * (spanned - 1) + [max(math.ceil(n / side ** (spanned - 1)), 2)]
         return bw * spanned / dims, 2.0 * sum(s_ - 1 for s_ in sizes)
     if topo == "pcie":
-        return dev.pcie_bytes_per_s_dir * dev.eff.collective_efficiency, 2.0 * (n - 1)
+        if n <= ic.scale_up_domain:  # NVLink-bridged pair
+            return bw, 2.0 * (n - 1)
+        return _pcie_dir(dev) * dev.eff.collective_efficiency, 2.0 * (n - 1)
     if topo == "switch":
         # NCCL on NVSwitch picks LL/tree/NVLS protocols whose small-message latency is flat in
         # the group size: measured 20-40 µs for n = 2, 4, 8 on DGX A100/H100 (vidur NCCL data,
@@ -96,7 +123,7 @@ def all_to_all_time(dev: Device, nbytes: ArrayLike, n: int) -> F:
     # On a switch or full mesh every pair talks directly; on rings/tori messages take
     # on average ~n/4 hops per dimension, costing bandwidth on the way.
     hops = 1.0
-    if ic.topology in ("ring", "torus2d", "torus3d") and n <= ic.scale_up_domain:
+    if ic.topology in ("ring", "torus2d", "torus3d") and n <= collective_domain(dev):
         hops = max(n / 4.0, 1.0) if ic.topology == "ring" else max(math.sqrt(n) / 2.0, 1.0)
     return (n - 1) * dev.eff.collective_latency_s + (n - 1) / n * b * hops / bw
 
@@ -241,7 +268,7 @@ def all_reduce(
         )
     allowed = ALGORITHMS if algorithms is None else algorithms
     ic = dev.chip.interconnect
-    if n > ic.scale_up_domain:
+    if n > collective_domain(dev):
         cands = _across_domains(dev, b, n, allowed)
     elif ic.topology in ("switch", "mesh"):
         cands = _in_domain_candidates(dev, b, n, allowed)

@@ -148,15 +148,20 @@ def dispatch_combine(
     dispatch_bytes: float,
     combine_bytes: float = 2.0,
     capacity_factor: float | None = None,
+    dedup: bool = True,
 ) -> OpCost:
     """Expert-parallel all-to-all of one MoE layer's forward: dispatch (each rank sends its
     ``tokens_per_rank`` tokens to the ranks owning their experts) plus combine (the expert
-    outputs come back). ``stride`` is the rank distance between members of the ep group."""
+    outputs come back). ``stride`` is the rank distance between members of the ep group.
+    ``dedup=False``: every token-expert pair travels on its own (Megatron-Core's ``alltoall``
+    token dispatcher permutes the tokens into expert order first, so a token with two experts
+    on one rank is sent twice): ``k`` copies per token instead of the distinct ranks."""
     assert model.moe is not None
     k = model.moe.experts_per_token
     ep_ = np.asarray(ep, dtype=np.float64)
     tok = np.asarray(tokens_per_rank, dtype=np.float64)
-    sends = tok * distinct_ranks(k, ep_) * model.d_model
+    copies = distinct_ranks(k, ep_) if dedup else np.full_like(ep_, float(k))
+    sends = tok * copies * model.d_model
     # The busiest rank receives imbalance x the mean: the collective ends when it has.
     mean_rows = tok * k
     skew = imbalance(mean_rows, ep_, capacity_factor)

@@ -193,7 +193,16 @@ def outcome_dict(o: PlanOutcome) -> dict[str, Any]:
         "takeaway": takeaway(o),
         "fleet": _plain(o.fleet),
         "training": _plain(o.training),
-    }
+    } | _profile(o)
+
+
+def _profile(o: PlanOutcome) -> dict[str, Any]:
+    """The multi-period plan and its replay, when the spec has a traffic profile."""
+    if o.profile is None:
+        return {}
+    from .profile_report import profile_dict, takeaway
+
+    return {"takeaway": takeaway(o.profile), "profile": profile_dict(o.profile, o.replay)}
 
 
 def plan_html(o: PlanOutcome, extra: Sequence[Section] = ()) -> str:

@@ -25,6 +25,11 @@ few microseconds of Python instead of ~ms for a ``forward_cost`` call.
 Mixed steps (decode + prefill chunks, as in chunked prefill or TensorRT-LLM in-flight batching)
 are costed as one pass of the dense ops over all tokens plus separate attention kernels, which
 is how those engines execute them.
+
+Host work per running sequence (the profile's ``host_per_seq_s``: scheduling, sampling and
+response handling in the serving loop) overlaps the device under an overlap scheduler, so a step
+lasts at least ``step_overhead_s + host_per_seq_s * sequences / dp`` (:meth:`with_host`), as in
+:class:`..inference.forward.ForwardCost`.
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ class StepTimeModel:
         max_ctx: int,
     ) -> None:
         self.model, self.dev, self.plan = model, dev, plan
+        self._host = (dev.eff.host_per_seq_s or 0.0) / plan.dp
         self.max_tokens, self.max_seqs, self.max_ctx = max_tokens, max_seqs, max_ctx
         top = max(max_tokens, max_seqs, 2)
         exact = np.arange(1, min(top, EXACT_TOKENS) + 1, dtype=np.float64)
@@ -153,6 +159,12 @@ class StepTimeModel:
             ctx,
             lambda s, c: _by_class(forward_cost(model, dev, plan, 1.0, s, c), "attention"),
         )
+
+    def with_host(self, t: float, seqs: int) -> float:
+        """Step time ``t`` floored by the host work of ``seqs`` running sequences."""
+        if not self._host:
+            return t
+        return max(t, self.dev.eff.step_overhead_s + self._host * seqs)
 
     def dense(self, tokens: int) -> float:
         """Non-attention ops (with step overhead) for ``tokens`` tokens in one step."""
@@ -194,7 +206,8 @@ class StepTimeModel:
             j = 0
         elif j > self._ylast:
             j = self._ylast
-        return base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * self._yinv[j]
+        t = base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * self._yinv[j]
+        return self.with_host(t, batch) if self._host else t
 
     def decode_run_ends(self, batch: int, total_ctx: float, m: int) -> list[float]:
         """Cumulative end times of ``m`` consecutive decode steps of ``batch`` sequences
@@ -206,10 +219,12 @@ class StepTimeModel:
         j = min(max(bisect_right(ys, c) - 1, 0), last)
         acc = 0.0
         out = []
+        floor = self.with_host(0.0, batch) if self._host else 0.0
         for _ in range(m):
             while j < last and c >= ys[j + 1]:
                 j += 1
-            acc += base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * yinv[j]
+            step = base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * yinv[j]
+            acc += step if step > floor else floor
             out.append(acc)
             c += 1.0
         return out
@@ -224,12 +239,15 @@ class StepTimeModel:
         j = np.clip(np.searchsorted(ys, c, side="right") - 1, 0, len(ys) - 2)
         ty = (c - ys[j]) / (ys[j + 1] - ys[j])
         attn = row[j] + (row[j + 1] - row[j]) * ty
-        return np.asarray(self.dense(batch) + self.head(batch) + attn, dtype=np.float64)
+        t = self.dense(batch) + self.head(batch) + attn
+        if self._host:
+            t = np.maximum(t, self.with_host(0.0, batch))
+        return np.asarray(t, dtype=np.float64)
 
     def prefill_step(self, prompts: list[int]) -> float:
         """A step that prefills whole prompts (no cached context) and samples each."""
         t = self.dense(sum(prompts)) + self.head(len(prompts))
-        return t + sum(self.attn_prefill(s, 0.0) for s in prompts)
+        return self.with_host(t + sum(self.attn_prefill(s, 0.0) for s in prompts), len(prompts))
 
     def exact(
         self, decode_ctx: list[float], chunks: list[tuple[float, float]], sampled: int
@@ -246,7 +264,7 @@ class StepTimeModel:
             t += float(_by_class(attn, "attention"))
         for s, c in chunks:
             t += float(_by_class(forward_cost(m, d, p, 1.0, s, c), "attention"))
-        return t
+        return self.with_host(t, len(decode_ctx) + len(chunks))
 
 
 _CACHE: dict[tuple[object, ...], tuple[object, ...]] = {}

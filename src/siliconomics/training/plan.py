@@ -37,6 +37,7 @@ OPTIMIZER_BYTES: dict[str, float] = {"adam": 12.0, "adam-8bit": 6.0, "sgd": 8.0,
 #: Gradient buffer bytes per trained parameter by ``grad_dtype``; with bf16 gradients the
 #: optimizer keeps an fp32 copy of its gradient shard (+4 bytes of optimizer state).
 GRAD_DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0}
+DISPATCHERS: tuple[str, ...] = ("alltoall", "deepep")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +89,11 @@ class TrainPlan:
     """MoE expert capacity factor: > 0 = token dropping with every expert's buffer padded to
     cf x its mean load (GShard, MaxText ``capacity_factor``), so expert compute and all-to-all
     scale by cf; 0 = dropless (the busiest rank's expected load sets the pace)"""
+
+    dispatcher: Literal["alltoall", "deepep"] = "alltoall"
+    """MoE token dispatcher: ``alltoall`` (Megatron-Core's default for expert parallelism:
+    every token-expert pair travels on its own) or ``deepep`` (DeepEP / HybridEP, Megatron's
+    ``flex`` dispatcher: a token goes once to each distinct destination rank)"""
 
     def __post_init__(self) -> None:
         check_plan_fields(self)
@@ -148,6 +154,10 @@ class TrainPlan:
             )
         if self.grad_dtype not in GRAD_DTYPE_BYTES:
             raise SiliconomicsError(f"grad_dtype '{self.grad_dtype}': allowed: fp32, bf16")
+        if self.dispatcher not in DISPATCHERS:
+            raise SiliconomicsError(
+                f"dispatcher '{self.dispatcher}': allowed: {', '.join(DISPATCHERS)}"
+            )
         if self.optimizer not in OPTIMIZER_BYTES:
             raise SiliconomicsError(
                 f"optimizer '{self.optimizer}' is unknown; allowed: {', '.join(OPTIMIZER_BYTES)}"
@@ -189,6 +199,7 @@ class PlanGrid:
     lora_rank: int = 16
     capacity_factor: float = 0.0
     grad_dtype: str = "fp32"
+    dispatcher: str = "alltoall"
 
     @property
     def grad_bytes(self) -> float:
@@ -215,6 +226,7 @@ class PlanGrid:
             lora_rank=self.lora_rank,
             capacity_factor=self.capacity_factor,
             grad_dtype=self.grad_dtype,  # type: ignore[arg-type]
+            dispatcher=self.dispatcher,  # type: ignore[arg-type]
         )
 
     def take(self, idx: I) -> PlanGrid:
@@ -232,13 +244,15 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
     """Stack plans that share formats, optimizer and method into a :class:`PlanGrid`."""
     p0 = plans[0]
     for p in plans:
-        if (p.dtype, p.optimizer, p.method, p.lora_rank, p.capacity_factor, p.grad_dtype) != (
+        shared = (p.dtype, p.optimizer, p.method, p.lora_rank, p.capacity_factor, p.grad_dtype)
+        if (*shared, p.dispatcher) != (
             p0.dtype,
             p0.optimizer,
             p0.method,
             p0.lora_rank,
             p0.capacity_factor,
             p0.grad_dtype,
+            p0.dispatcher,
         ):
             raise SiliconomicsError("plans in one grid must share dtype, optimizer and method")
     arr = {k: np.array([getattr(p, k) for p in plans], dtype=np.int64) for k in _INT_FIELDS}
@@ -254,6 +268,7 @@ def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
         lora_rank=p0.lora_rank,
         capacity_factor=p0.capacity_factor,
         grad_dtype=p0.grad_dtype,
+        dispatcher=p0.dispatcher,
     )
 
 
@@ -350,6 +365,10 @@ def check_plan_fields(plan: TrainPlan) -> None:
         raise SiliconomicsError(
             f"plan capacity_factor={plan.capacity_factor}: must be >= 0 (0 = dropless)"
         )
+    if plan.dispatcher not in DISPATCHERS:
+        raise SiliconomicsError(
+            f"plan dispatcher '{plan.dispatcher}': allowed {', '.join(DISPATCHERS)}"
+        )
 
 
 def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:
@@ -369,7 +388,7 @@ def parse_plan(text: str, base: TrainPlan | None = None) -> TrainPlan:
                 f"--plan '{item}': expected KEY=VALUE with KEY one of {', '.join(names)}"
             )
         val = val.strip()
-        if key in ("recompute", "dtype", "optimizer", "method", "grad_dtype"):
+        if key in ("recompute", "dtype", "optimizer", "method", "grad_dtype", "dispatcher"):
             kw[key] = val
         elif key == "capacity_factor":
             try:

@@ -35,7 +35,7 @@ from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
-from ..parallel.moe import dispatch_combine, expert_ops
+from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
 from .lora import adapter_times, dequant_time
 from .memory import (
     ACT_BYTES,
@@ -140,6 +140,10 @@ class _Layer:
         self.elem_fwd: F = np.zeros(np.shape(tp))
         self.attn_fwd: F = np.zeros(np.shape(tp))
         self.rc = recipe(g.dtype)
+        self.accum_bytes = 2.0 * g.grad_bytes
+        """bytes per weight-gradient element a wgrad GEMM moves: it accumulates into the
+        main-grad buffer (Megatron-Core gradient_accumulation_fusion: the GEMM's C is the
+        fp32, or with grad_reduce_in_fp32=False bf16, grad buffer, read and written)"""
 
     def gemm(
         self,
@@ -161,7 +165,14 @@ class _Layer:
         cd = r.gemm_dtype if lp else "bf16"
         a = r.bytes_per_elem if lp else ACT_BYTES
 
-        def op(name: str, mm: ArrayLike, nn: ArrayLike, kk: ArrayLike, um: ArrayLike | None) -> F:
+        def op(
+            name: str,
+            mm: ArrayLike,
+            nn: ArrayLike,
+            kk: ArrayLike,
+            um: ArrayLike | None,
+            ob: float = ACT_BYTES,
+        ) -> F:
             c = gemm(
                 d,
                 name,
@@ -171,15 +182,15 @@ class _Layer:
                 compute_dtype=cd,
                 a_bytes=a,
                 w_bytes=a,
-                out_bytes=ACT_BYTES,
+                out_bytes=ob,
                 util_m=um,
             )
             return c.time
 
         self.fwd = self.fwd + weight * op("fwd", m, n, k, util_m)
         self.bwd = self.bwd + weight * op("dgrad", m, k, n, util_m)
-        if not frozen:
-            self.bwd = self.bwd + weight * op("wgrad", k, n, m, None)
+        if not frozen:  # accumulates into the gradient buffer: read + write (accum_bytes)
+            self.bwd = self.bwd + weight * op("wgrad", k, n, m, None, self.accum_bytes)
         if lp:
             qf, qb = quant_time(d, r, m, n, k, frozen=frozen)
             self.fwd, self.bwd = self.fwd + weight * qf, self.bwd + weight * qb
@@ -266,25 +277,54 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         out_bytes=ACT_BYTES,
         capacity_factor=g.capacity_factor or None,
     )
-    gemm_bwd = 1.0 if frozen else 2.0
+    moe = model.moe
+    mats_in = 2 if model.gated else 1
+    fe = np.ceil(moe.moe_d_ff / g.etp)
+    group_tokens = T * g.ep * g.etp / tp
+    hit = experts_hit(group_tokens, moe.n_experts / g.ep, moe.n_experts, moe.experts_per_token)
+    bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
     for op in ops:
         t = w * op.time
         ly.fwd = ly.fwd + t
-        if op.op_class == "gemm":
-            ly.bwd = ly.bwd + gemm_bwd * t
-        else:
+        if op.op_class != "gemm":
             ly.bwd, ly.elem_fwd = ly.bwd + 2.0 * t, ly.elem_fwd + t
+            continue
+        ly.bwd = ly.bwd + t  # dgrad: the forward's shape transposed
+        if not frozen and op.name in ("moe_up", "moe_down"):
+            # wgrad: one [Fe x rows] @ [rows x D] per expert touched, accumulating into the
+            # grad buffer; with few rows per expert the accumulate traffic dominates.
+            n_w = (mats_in if op.name == "moe_up" else 1) * fe * model.d_model
+            accum = hit * n_w * ly.accum_bytes / bw
+            ly.bwd = ly.bwd + w * np.maximum(op.time, accum + dev.eff.kernel_overhead_s)
+        elif not frozen:
+            ly.bwd = ly.bwd + t
+    # Megatron-Core's alltoall dispatcher receives the tokens grouped by source rank and sorts
+    # them by local expert before the experts and back after (token_dispatcher.py
+    # "Permutation 2", sort_chunks_by_idxs): one read + write of the rank's rows each way.
+    n_local = moe.n_experts / g.ep
+    rows_r = (
+        T
+        * g.etp
+        / tp
+        * moe.experts_per_token
+        * imbalance(
+            T * g.ep * g.etp / tp * moe.experts_per_token / g.ep, g.ep, g.capacity_factor or None
+        )
+    )
+    sort_b = np.where((g.ep > 1) & (n_local > 1), rows_r * model.d_model * 2.0 * ACT_BYTES, 0.0)
+    t_sort = w * 2.0 * _t(memory_op(dev, "moe_sort_chunks", sort_b))  # before + after
+    ly.fwd, ly.bwd = ly.fwd + t_sort, ly.bwd + t_sort  # the gradients are sorted back likewise
+    # Transformer Engine's GroupedLinear runs one cuBLAS GEMM per local expert (multi-stream
+    # loop, transformer_engine/pytorch/module/grouped_linear.py), so each expert GEMM is
+    # ``hit`` launches, not one: fwd 2, dgrad 2, wgrad 2 (frozen: 4 in all).
+    calls = 4.0 if frozen else 6.0
+    ly.bwd = ly.bwd + w * calls * np.maximum(hit - 1.0, 0.0) * dev.eff.kernel_overhead_s
     if r.lowp:  # the recipe's quantisation passes around both expert GEMMs (.precision)
-        moe = model.moe
         rows = T * moe.experts_per_token * g.etp / tp
-        fe = np.ceil(moe.moe_d_ff / g.etp)
-        mats_in = 2 if model.gated else 1
         for m_, n_, k_ in ((rows, mats_in * fe, model.d_model), (rows, model.d_model, fe)):
             qf, qb = quant_time(dev, r, m_, n_, k_, frozen=frozen)
             ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
-    moe = model.moe
     if moe.n_shared_experts:
-        mats_in = 2 if model.gated else 1
         fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
         ly.gemm(T, mats_in * fs, model.d_model, w, frozen=frozen)
         ly.gemm(T, model.d_model, fs, w, frozen=frozen)
@@ -393,6 +433,7 @@ def step_time(
             dispatch_bytes=ACT_BYTES,
             combine_bytes=ACT_BYTES,
             capacity_factor=g.capacity_factor or None,
+            dedup=g.dispatcher == "deepep",
         ).time
         t_ep = a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
     # pipeline: activations forward and gradients back once per virtual stage. The

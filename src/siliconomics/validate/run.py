@@ -4,7 +4,8 @@ Mapping of a row to a model run (SCHEMA.md scenarios):
 
 * ``static_batch``, ``latency``: :func:`estimate_static` with the row's batch and lengths.
 * ``offline``: :func:`estimate_max_throughput` with ``batch`` as the engine's limit per replica
-  (empty = memory decides) and the dataset's mean lengths.
+  (empty = memory and the benchmark tool's own settings decide, :func:`engine_settings`) and
+  the dataset's mean lengths.
 * ``server``: the serving simulator's capacity search (max Poisson rate within the row's p99
   limits), run by :func:`.suite.validate_rows` through :mod:`.serve_rows`, which also reports the
   simulated value beside each offline row (``run_row`` itself stays analytic: calibration
@@ -18,10 +19,19 @@ listed with the reason instead.
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass, replace
+
 from ..catalog.catalog import Catalog
 from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
-from ..inference.estimate import Estimate, estimate_max_throughput, estimate_static
+from ..inference.estimate import (
+    Estimate,
+    estimate_max_throughput,
+    estimate_static,
+    max_batch,
+)
 from ..measured.rows import MeasuredRow
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
@@ -54,6 +64,89 @@ def _metric(est: Estimate, row: MeasuredRow) -> float:
     raise AssertionError(m)
 
 
+# TensorRT-LLM's own benchmark tools (trtllm-bench, gptManagerBenchmark) run its executor with
+# the default capacity scheduler, GUARANTEED_NO_EVICT: a request is admitted only when KV blocks
+# for its whole input + output are free ("Useful Runtime Options", TensorRT-LLM docs,
+# https://nvidia.github.io/TensorRT-LLM/performance/performance-tuning-guide/useful-runtime-flags.html).
+# NVIDIA's MLPerf harness sets 'batch_scheduler_policy': 'max_util' for Offline
+# (mlcommons/inference_results_v4.1 closed/NVIDIA/configs/<benchmark>/Offline/__init__.py):
+# blocks are taken as tokens are generated, as in vLLM.
+_TRTLLM = re.compile(r"tensorrt[- ]?llm|trt[- ]?llm|gptmanagerbenchmark", re.I)
+_MAX_UTIL = re.compile(r"mlperf|harness", re.I)
+# trtllm-bench sizes the engine itself when no limit is given (NVIDIA/TensorRT-LLM
+# tensorrt_llm/bench/build/tuning.py, finetune_setting, same in every version since v0.15):
+# max_batch_size = min(KV-cache requests, 4096) / pp rounded up, max_num_tokens =
+# min(max_batch_size * (1 + ISL/OSL), 32768) rounded up (at least 2048). With attention data
+# parallelism every rank admits up to max_batch_size requests (tensorrt_llm/_torch/pyexecutor/
+# py_executor.py, _fetch_new_requests: total = tp_size * max_num_active_requests).
+TRTLLM_BENCH_MAX_BATCH = 4096
+# Rows run on TensorRT-LLM's retired C++ TensorRT-engine runtime (0.x engines, the gptManager /
+# gptSession benchmarks, MLPerf harnesses built on TensorRT engines): the per-sequence host cost
+# of the profile (measured on the PyTorch executor) does not apply.
+_CPP_RUNTIME = re.compile(
+    r"tensorrt engine|gptmanagerbenchmark|gptsessionbenchmark|mlperf|harness|^tensorrt \d", re.I
+)
+TRTLLM_BENCH_MAX_TOKENS = 32768
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSettings:
+    """How the engine that produced an offline row limits its running batch."""
+
+    batch_limit: float | None
+    max_prefill_tokens: float = 8192.0
+    reserve_full_length: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def _round_tokens(raw: float) -> float:
+    if raw < 4096:
+        return max(2048.0, 256.0 * math.ceil(raw / 256.0))
+    if raw < 8192:
+        return 512.0 * math.ceil(raw / 512.0)
+    return 1024.0 * math.ceil(raw / 1024.0)
+
+
+def engine_settings(
+    row: MeasuredRow, model: ModelSpec, dev: Device, plan: InferencePlan
+) -> EngineSettings:
+    """The running-batch limit, prefill token budget and KV admission policy of the engine
+    behind an offline row: its published ``batch`` if any; TensorRT-LLM reserves each
+    request's full length (C++ runtime rows, see below); trtllm-bench adds its own batch and
+    token limits."""
+    sw = row.software or ""
+    # GUARANTEED_NO_EVICT is the default of both TensorRT-LLM runtimes, but only the C++
+    # TensorRT-engine runtime's rows (0.x) are predicted better with it: rows of the PyTorch
+    # executor (1.0+) come out ~10% too slow, because its KV pool (free-memory fraction 0.95 in
+    # NVIDIA's runs) is larger than the profile's reserve assumes. Until that budget is
+    # modelled, the PyTorch executor keeps the average-context sizing (stated per row).
+    no_evict = (
+        bool(_TRTLLM.search(sw)) and not _MAX_UTIL.search(sw) and bool(_CPP_RUNTIME.search(sw))
+    )
+    notes = (
+        ("TensorRT-LLM GUARANTEED_NO_EVICT: KV cache reserved for input + output per request",)
+        if no_evict
+        else ()
+    )
+    if row.batch is not None or "trtllm-bench" not in sw.lower():
+        return EngineSettings(batch_limit=row.batch, reserve_full_length=no_evict, notes=notes)
+    I, O = row.input_len or 1.0, row.output_len or 1.0
+    fits = float(max_batch(model, dev, plan, I + O, 8192.0 * plan.dp)) / plan.dp
+    raw_bs = min(fits, TRTLLM_BENCH_MAX_BATCH) / plan.pp
+    tokens = _round_tokens(min(raw_bs * (1.0 + I / O), TRTLLM_BENCH_MAX_TOKENS))
+    limit = TRTLLM_BENCH_MAX_BATCH * plan.dp
+    return EngineSettings(
+        batch_limit=limit,
+        max_prefill_tokens=tokens,
+        reserve_full_length=no_evict,
+        notes=(
+            *notes,
+            f"trtllm-bench engine settings: at most {TRTLLM_BENCH_MAX_BATCH} running requests "
+            f"per attention rank, max_num_tokens {tokens:g} (tensorrt_llm/bench/build/tuning.py)",
+        ),
+    )
+
+
 def _run(
     row: MeasuredRow,
     model: ModelSpec,
@@ -67,8 +160,18 @@ def _run(
         est = estimate_static(model, dev, plan, row.batch, I, O)
         return est, str(est.decode_bound if row.metric != "ttft_s" else est.prefill_bound)
     if row.scenario == "offline":
-        est = estimate_max_throughput(model, dev, plan, I, O, batch_limit=row.batch)
-        return est, str(est.decode_bound)
+        eng = engine_settings(row, model, dev, plan)
+        est = estimate_max_throughput(
+            model,
+            dev,
+            plan,
+            I,
+            O,
+            batch_limit=eng.batch_limit,
+            max_prefill_tokens=eng.max_prefill_tokens,
+            reserve_full_length=eng.reserve_full_length,
+        )
+        return replace(est, assumptions=(*est.assumptions, *eng.notes)), str(est.decode_bound)
     if row.scenario == "server":
         raise SiliconomicsError("server scenario needs the request-level serving simulator")
     raise SiliconomicsError(f"unknown scenario '{row.scenario}'")
@@ -78,6 +181,8 @@ def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
     """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
     and its family's efficiency profile come from ``catalog``."""
     dev = row_device(row, catalog)
+    if dev.eff.host_per_seq_s and _CPP_RUNTIME.search(row.software or ""):
+        dev = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"host_per_seq_s": None}))
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"

@@ -18,7 +18,7 @@ from ..training.estimate import train_device
 from ..training.flops import framework_flops_per_seq, model_flops_per_token
 from ..training.precision import peak_dtype
 from ..training.search import search_plans
-from .train_rows import TrainRow, _recipe_of
+from .train_rows import TrainRow, _recipe_of, best_row_estimate
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,10 +29,26 @@ class Realism:
     published_mfu: float
     search_mfu: float
     search_plan: str
+    plan_mfu: float = float("nan")
+    """the model's MFU for the published plan (its unstated knobs at the fastest valid choice,
+    as ``validate`` predicts the row)"""
+    published_plan: str = ""
 
     @property
     def ratio(self) -> float:
         return self.search_mfu / self.published_mfu
+
+    @property
+    def row_error(self) -> float:
+        """model / published on the published plan: > 1 means the step model itself is
+        optimistic for this run, whatever plan the search picks"""
+        return self.plan_mfu / self.published_mfu
+
+    @property
+    def search_gain(self) -> float:
+        """searched / published plan, both in the model: what the search credits beyond the
+        published layout (``ratio = row_error x search_gain``)"""
+        return self.search_mfu / self.plan_mfu
 
 
 def published_tokens_per_s(tr: TrainRow, model: ModelSpec) -> float:
@@ -68,6 +84,16 @@ def search_vs_published(tr: TrainRow, model: ModelSpec, device: Device) -> Reali
     best = search_plans(
         model, device, n, seq_len=S, global_batch_seqs=gb, dtype=dtype, method=method, top=1
     )[0]
+    try:
+        own = best_row_estimate(tr, model, train_device(device), [])
+        plan_mfu, plan_label = own.mfu, own.plan.short_label()
+    except SiliconomicsError:
+        plan_mfu, plan_label = float("nan"), ""
     return Realism(
-        row_id=r.id, published_mfu=pub, search_mfu=best.mfu, search_plan=best.plan.short_label()
+        row_id=r.id,
+        published_mfu=pub,
+        search_mfu=best.mfu,
+        search_plan=best.plan.short_label(),
+        plan_mfu=plan_mfu,
+        published_plan=plan_label,
     )

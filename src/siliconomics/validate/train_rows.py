@@ -27,7 +27,8 @@ from ..catalog.schema import ModelSpec
 from ..catalog.stacks import ProfileSet, packaged_residuals
 from ..errors import SiliconomicsError
 from ..measured.training import TrainRow
-from ..training.estimate import evaluate_grid, result_at, train_device
+from ..ops.device import Device
+from ..training.estimate import TrainEstimate, evaluate_grid, result_at, train_device
 from ..training.flops import framework_flops_per_seq
 from ..training.plan import RECOMPUTE, TrainPlan, grid_of, plan_validity
 from ..training.precision import RECIPES
@@ -80,7 +81,15 @@ def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainP
     bridge = "megatron-bridge" in tr.software.lower()
     if bridge:
         notes.append("Megatron-Bridge recipe -> bf16 gradient buffers (grad_reduce_in_fp32=False)")
+    # Megatron-Bridge's performance script runs a row marked 'tokendrop' with
+    # apply_moe_token_drop(): capacity factor 1.0, expert inputs padded to capacity
+    # (NVIDIA-NeMo/Megatron-Bridge scripts/performance, set_user_overrides/use_tokendrop).
+    cf = 0.0
+    if model.moe is not None and "'tokendrop'" in tr.notes:
+        cf = 1.0
+        notes.append("page qualifier 'tokendrop' -> capacity factor 1.0, padded to capacity")
     base = TrainPlan(
+        capacity_factor=cf,
         grad_dtype="bf16" if bridge else "fp32",
         dp=dp,
         tp=tp,
@@ -132,18 +141,13 @@ class TrainRowResult:
     assumptions: tuple[str, ...]
 
 
-def run_train_row(tr: TrainRow, model: ModelSpec, catalog: Catalog) -> TrainRowResult:
-    """Predict one training row (raises SiliconomicsError with the reason if it cannot); the
-    row's chip and its family's efficiency profile come from ``catalog``."""
-    r = tr.row
-    if r.metric not in METRICS:
-        raise SiliconomicsError(f"metric '{r.metric}' needs convergence data; not a step metric")
-    if not tr.seq_len or not tr.global_batch_seqs:
-        raise SiliconomicsError("seq_len and global_batch_seqs are needed")
-    dev = train_device(row_device(r, catalog))
-    notes: list[str] = []
+def best_row_estimate(
+    tr: TrainRow, model: ModelSpec, dev: Device, notes: list[str]
+) -> TrainEstimate:
+    """The row's plan on ``dev`` (a training device): its stated knobs, the unstated ones at
+    the fastest valid choice that fits (module docstring); notes what it assumed."""
     plans = _candidates(tr, model, notes)
-    gb, S = tr.global_batch_seqs, tr.seq_len
+    gb, S = tr.global_batch_seqs or 0, tr.seq_len or 0
     g = grid_of(plans)
     ok, reasons = plan_validity(model, dev, g, S, gb)
     if not ok.any():
@@ -165,6 +169,20 @@ def run_train_row(tr: TrainRow, model: ModelSpec, catalog: Catalog) -> TrainRowR
             f"{est.memory_capacity / 2**30:.0f} GiB (the run fit: the memory model is "
             "conservative here)"
         )
+    return est
+
+
+def run_train_row(tr: TrainRow, model: ModelSpec, catalog: Catalog) -> TrainRowResult:
+    """Predict one training row (raises SiliconomicsError with the reason if it cannot); the
+    row's chip and its family's efficiency profile come from ``catalog``."""
+    r = tr.row
+    if r.metric not in METRICS:
+        raise SiliconomicsError(f"metric '{r.metric}' needs convergence data; not a step metric")
+    if not tr.seq_len or not tr.global_batch_seqs:
+        raise SiliconomicsError("seq_len and global_batch_seqs are needed")
+    dev = train_device(row_device(r, catalog))
+    notes: list[str] = []
+    est = best_row_estimate(tr, model, dev, notes)
     if r.metric == "train_tokens_per_s_incl_eval":
         notes.append("measured time includes eval; predicted training throughput excludes it")
     return TrainRowResult(

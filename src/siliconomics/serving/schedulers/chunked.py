@@ -86,7 +86,7 @@ class ChunkedEngine(Engine):
             sampled += item[1] + take == item[2]
             attn += stm.attn_prefill(take, item[1])
         tokens = self.n_dec + pre
-        dur = stm.dense(tokens) + stm.head(sampled) + attn
+        dur = stm.with_host(stm.dense(tokens) + stm.head(sampled) + attn, self.n_dec + len(chunks))
         self.load_tokens -= pre
         self.record(t, dur, self.n_dec + len(chunks), tokens, "mixed" if pre else "decode")
         return dur

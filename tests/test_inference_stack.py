@@ -1,0 +1,141 @@
+"""Engine and stack behaviour of inference predictions: KV admission policy, trtllm-bench's own
+batch limits, 16-bit residual stream under FP8, PCIe all-reduce, per-sequence host time."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from siliconomics.catalog.registry import get_chip, get_efficiency, get_model, packaged
+from siliconomics.inference.estimate import estimate_max_throughput, max_batch
+from siliconomics.inference.forward import forward_cost
+from siliconomics.measured.rows import MeasuredRow, read_measured
+from siliconomics.ops.device import Device
+from siliconomics.parallel.collectives import PCIE_HOST_CHIPS, all_reduce, collective_domain
+from siliconomics.parallel.plan import InferencePlan
+from siliconomics.serving.steptime import StepTimeModel
+from siliconomics.validate.run import TRTLLM_BENCH_MAX_BATCH, engine_settings, run_row
+
+CORPUS = Path(__file__).resolve().parents[1] / "src" / "siliconomics" / "measured" / "corpus"
+
+
+def dev(chip_id: str, **eff: object) -> Device:
+    chip = get_chip(chip_id)
+    return Device(chip=chip, eff=get_efficiency(chip.family).model_copy(update=eff))
+
+
+def row(file: str, row_id: str) -> MeasuredRow:
+    return next(r for r in read_measured(CORPUS / file) if r.id == row_id)
+
+
+FP8 = InferencePlan(tp=8, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+
+
+# ---- KV admission and trtllm-bench engine settings ---------------------------------------------
+
+
+def test_guaranteed_no_evict_sizes_the_batch_at_the_full_length() -> None:
+    m, d = get_model("llama-3.1-70b"), dev("h100-sxm")
+    kw = {"batch_limit": None}
+    avg = estimate_max_throughput(m, d, FP8, 128, 2048, **kw)  # type: ignore[arg-type]
+    full = estimate_max_throughput(m, d, FP8, 128, 2048, reserve_full_length=True, **kw)  # type: ignore[arg-type]
+    assert float(full.batch) == float(max_batch(m, d, FP8, 128 + 2048, 8192.0))
+    assert float(full.batch) < float(avg.batch)
+
+
+def test_trtllm_bench_rows_get_its_batch_cap() -> None:
+    r = row("trtllm.csv", "TRTLLM-1.0-B200-QWEN3-30B-A3B-TP1-FP4-128-128")
+    p = InferencePlan(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
+    eng = engine_settings(r, get_model(r.model), dev("b200"), p)
+    assert eng.batch_limit == TRTLLM_BENCH_MAX_BATCH
+    assert not eng.reserve_full_length  # PyTorch executor: average-context sizing (stated)
+    # max_num_tokens = min(max_batch x (1 + ISL/OSL), 32768) rounded: 4096 x 2 = 8192
+    assert eng.max_prefill_tokens == 8192.0
+    # attention data parallelism: every rank admits up to the cap
+    eng_dp = engine_settings(r, get_model(r.model), dev("b200"), dataclasses.replace(p, dp=2))
+    assert eng_dp.batch_limit == 2 * TRTLLM_BENCH_MAX_BATCH
+
+
+def test_tensorrt_engine_rows_reserve_the_full_length() -> None:
+    r = row("trtllm.csv", "TRTLLM-0.17.0-H100-SXM-LLAMA-3.1-70B-TP8-FP8-128-2048")
+    eng = engine_settings(r, get_model(r.model), dev("h100-sxm"), FP8)
+    assert eng.reserve_full_length and eng.batch_limit == TRTLLM_BENCH_MAX_BATCH
+
+
+def test_mlperf_harness_rows_keep_their_batch_and_max_utilization() -> None:
+    r = next(
+        x
+        for x in read_measured(CORPUS / "mlperf-inference-v5.1.csv")
+        if x.scenario == "offline" and x.usable and x.chip == "b200"
+    )
+    eng = engine_settings(r, get_model(r.model), dev("b200"), InferencePlan(tp=r.tp or 1))
+    assert eng.batch_limit == r.batch
+    assert not eng.reserve_full_length
+
+
+# ---- residual stream and all-reduce format ------------------------------------------------------
+
+
+def test_fp8_all_reduce_moves_16_bit_activations() -> None:
+    m, d = get_model("llama-3.1-70b"), dev("h100-sxm")
+    T = 512.0
+    fc = forward_cost(m, d, FP8, T, 1.0, 1000.0)
+    ar = next(op for op in fc.ops if op.name.startswith("tp_all_reduce"))
+    assert float(ar.comm_bytes) == pytest.approx(2 * m.n_layers * T * m.d_model * 2.0)
+
+
+def test_pcie_parts_all_reduce_over_pcie_inside_one_server() -> None:
+    d = dev("l40s")
+    assert collective_domain(d) == PCIE_HOST_CHIPS
+    b = 8e6
+    got = float(all_reduce(d, b, 4).time)
+    e = d.eff
+    pcie = d.scale_up_bytes_per_s_dir * e.collective_efficiency  # Gen4 x16, per direction
+    assert got == pytest.approx(6 * e.collective_latency_s + 1.5 * b / pcie)
+    # beyond one server the NIC is the bottleneck again
+    assert float(all_reduce(d, b, 16).time) > got
+
+
+# ---- per-sequence host time ---------------------------------------------------------------------
+
+
+def test_host_time_floors_the_step_only_when_it_exceeds_the_device() -> None:
+    m = get_model("qwen3-30b-a3b")
+    p = InferencePlan(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
+    off, on = dev("b200", host_per_seq_s=None), dev("b200", host_per_seq_s=30e-6)
+    B = np.array([8.0, 4096.0])
+    t_off = forward_cost(m, off, p, B, 1.0, 200.0).time
+    t_on = forward_cost(m, on, p, B, 1.0, 200.0).time
+    assert t_on[0] == t_off[0]  # small batch: the device is slower than the host
+    assert t_on[1] == pytest.approx(off.eff.step_overhead_s + 30e-6 * 4096)
+    assert t_on[1] > t_off[1]
+
+
+def test_host_time_is_per_attention_rank() -> None:
+    m = get_model("qwen3-235b-a22b")
+    p = InferencePlan(tp=1, dp=8, ep=8, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    fc = forward_cost(m, dev("h200-sxm", host_per_seq_s=30e-6), p, 4096.0, 1.0, 100.0)
+    assert float(fc.host_seq_s) == pytest.approx(30e-6 * 4096 / 8)
+
+
+def test_step_time_model_applies_the_host_floor() -> None:
+    m = get_model("llama-3.1-8b")
+    p = InferencePlan(weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    d = dev("h100-sxm", host_per_seq_s=50e-6)
+    stm = StepTimeModel(m, d, p, max_tokens=8192, max_seqs=2048, max_ctx=4096)
+    t = stm.decode_step(2048, 2048 * 100.0)
+    assert t >= d.eff.step_overhead_s + 50e-6 * 2048
+    assert t == pytest.approx(stm.exact([100.0] * 2048, [], 2048), rel=0.02)
+    run = stm.decode_run_ends(2048, 2048 * 100.0, 3)
+    assert run[0] == pytest.approx(t)
+
+
+def test_cpp_runtime_rows_do_not_pay_the_python_host_time() -> None:
+    r = row("trtllm.csv", "TRTLLM-0.17.0-H100-SXM-LLAMA-3.1-8B-TP1-FP8-128-128")
+    cat = packaged()
+    base = run_row(r, get_model(r.model), cat).predicted
+    r2 = dataclasses.replace(r, software="TensorRT-LLM 1.0 (PyTorch backend, trtllm-bench)")
+    assert run_row(r2, get_model(r.model), cat).predicted <= base

@@ -1,0 +1,77 @@
+"""MoE training mechanisms of this pass (docs/MODEL.md, "Mixture of experts"): per-pair
+all-to-all of Megatron's alltoall dispatcher, expert weight-gradient accumulation traffic and
+per-expert GEMM launches, and 'tokendrop' rows run at capacity factor 1.0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from siliconomics import resolve
+from siliconomics.catalog.registry import get_model
+from siliconomics.parallel.moe import dispatch_combine, distinct_ranks
+from siliconomics.training.estimate import evaluate_grid, train_device
+from siliconomics.training.plan import TrainPlan, grid_of
+from siliconomics.validate.train_rows import run_train_row
+
+CORPUS = Path(__file__).resolve().parent.parent / "src/siliconomics/measured/corpus"
+
+
+def test_alltoall_dispatcher_sends_every_token_expert_pair() -> None:
+    """Without per-rank deduplication a token crosses once per expert (k), not once per
+    distinct destination rank: traffic grows by k / distinct_ranks."""
+    m, dev = get_model("qwen3-30b-a3b"), resolve.device("b200")
+    assert m.moe is not None
+    k = m.moe.experts_per_token
+    kw = {"tokens_per_rank": 4096.0, "ep": 8, "stride": 1, "dispatch_bytes": 2.0}
+    dd = dispatch_combine(dev, m, **kw)  # type: ignore[arg-type]
+    pp = dispatch_combine(dev, m, dedup=False, **kw)  # type: ignore[arg-type]
+    ratio = float(np.ravel(pp.comm_bytes)[0] / np.ravel(dd.comm_bytes)[0])
+    assert ratio == pytest.approx(k / float(distinct_ranks(k, 8)))
+    assert float(np.ravel(pp.time)[0]) > float(np.ravel(dd.time)[0])
+
+
+def test_expert_wgrad_accumulation_costs_more_with_fp32_grad_buffers() -> None:
+    """Few rows per expert (FP8 GEMMs): the wgrad GEMM's accumulate into the grad buffer (read
+    + write, 4 bytes fp32 vs 2 bytes bf16) dominates it, so fp32 buffers make the step slower; a dense
+    model's large-K wgrad stays compute-bound and does not move."""
+    dev = train_device(resolve.device("b200"))
+
+    def step(model: str, grad: str, ep: int) -> float:
+        p = TrainPlan(dp=8, ep=ep, micro_batch=1, dtype="fp8", grad_dtype=grad)  # type: ignore[arg-type]
+        r = evaluate_grid(get_model(model), dev, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        b = r.step
+        return float((b.forward + b.backward)[0])
+
+    assert step("deepseek-v3", "fp32", 8) > step("deepseek-v3", "bf16", 8) * 1.01
+    assert step("llama-3-8b", "fp32", 1) == pytest.approx(step("llama-3-8b", "bf16", 1), rel=1e-3)
+
+
+def test_tokendrop_row_runs_at_capacity_factor_one() -> None:
+    """NeMo 25.09 rows marked 'tokendrop' (Megatron-Bridge apply_moe_token_drop: capacity
+    factor 1.0, padded) are predicted with cf = 1.0 and say so."""
+    _, train, cat = resolve.measured(CORPUS / "nemo.csv", CORPUS / "models.csv")
+    tr = next(t for t in train if t.row.id == "NEMO-2509-B200-QWEN3-30B-A3B-8-FP8")
+    out = run_train_row(tr, cat.model(tr.row.model), cat)
+    assert any("tokendrop" in a and "capacity factor 1.0" in a for a in out.assumptions)
+    assert out.predicted > 0
+
+
+def test_deepep_dispatcher_is_a_plan_choice_and_sends_less() -> None:
+    """``dispatcher=deepep`` (DeepEP / HybridEP) deduplicates per destination rank, so its
+    all-to-all is shorter than the default alltoall dispatcher's; an unknown name is refused."""
+    from siliconomics.errors import SiliconomicsError
+    from siliconomics.training.plan import parse_plan
+
+    m, dev = get_model("qwen3-30b-a3b"), train_device(resolve.device("b200"))
+
+    def ep_time(d: str) -> float:
+        p = parse_plan(f"dp=8,ep=8,mb=1,dtype=fp8,dispatcher={d}")
+        r = evaluate_grid(m, dev, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        return float(r.step.ep_comm[0])
+
+    assert ep_time("deepep") < ep_time("alltoall")
+    with pytest.raises(SiliconomicsError, match="dispatcher"):
+        parse_plan("dispatcher=nccl")
