@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (Python >= 3.11 and pip only):
-#   make run   - create .venv, install siliconomics, run the main job (chip comparison)
+#   make run   - create .venv, install siliconomics (with the web app), run the main job (chip comparison)
 #   make test  - create .venv, install dev tools, run ruff, mypy and pytest
 PY ?= python3
 VENV ?= .venv
@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[web]'
 
 install-dev: $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -36,7 +36,7 @@ LAYERS = (
 )
 """Bottom to top. ``calibrate`` sits above ``validate``: a fit predicts measured rows through
 validate's row runners."""
-EDGES = ("cli", "report", "api", "resolve", "__init__")
+EDGES = ("cli", "report", "api", "resolve", "__init__", "web")
 """``__init__``: the package itself re-exports the API."""
 EDGES += ("sweep",)  # the sweep runner (issue 15): files, processes, Ray
 BOTTOM = {"units", "errors"}

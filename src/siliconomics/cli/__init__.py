@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     plan_cmds,
     port_cmds,
     prices_cmds,
+    serve_cmds,
     simulate_cmds,
     sweep_cmds,
     tco_cmds,
