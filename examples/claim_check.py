@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from siliconomics import resolve
 from siliconomics.catalog.registry import chips, get_model
 from siliconomics.economics.pricebook import PriceBook, Pricing
-from siliconomics.economics.pricing import default_book
+from siliconomics.resolve import default_book
 from siliconomics.search.compare import best_on_chip
 
 TRN2_CHIPS_PER_INSTANCE = 16

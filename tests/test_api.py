@@ -165,11 +165,6 @@ def test_plan_spec_resolves_chip_and_model_files_relative_to_the_spec(tmp_path: 
     assert cat.model("my-8b").n_layers == 32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fleet/offers.py and economics price chips by catalog id (being replaced by the "
-    "PriceBook of the prices work); remove this mark when it lands",
-)
 def test_plan_with_a_chip_file_end_to_end(tmp_path: Path):
     _copy(CHIP_DATA / "h100-sxm.toml", tmp_path / "chip.toml", id="my-h100")
     p = si.plan(
@@ -197,3 +192,63 @@ def test_api_validate_matches_the_cli(shared: Path):
     df = v.to_pandas()
     assert len(df) == len(v.results)
     assert v.to_dict()["results"][0]["id"] == v.results[0].row.id
+
+
+def test_tco_with_a_chip_file_from_the_api_and_the_cli(tmp_path: Path):
+    f = _copy(CHIP_DATA / "h100-sxm.toml", tmp_path / "chip.toml", id="my-h100")
+    own = {"chip_prices": {"my-h100": 30000.0}}
+    mine = si.tco(f, "llama-3.1-8b", mode="owned", assumptions=own)
+    ref = si.tco("h100-sxm", "llama-3.1-8b", mode="owned", assumptions={"chip_prices": {"h100-sxm": 30000.0}})  # fmt: skip
+    m, r = mine.to_dict()["modes"][0], ref.to_dict()["modes"][0]
+    assert m["mode"] == "owned" and m["usd_per_busy_chip_hour"] == r["usd_per_busy_chip_hour"]
+    assert m["usd_per_m_output_low"] < m["usd_per_m_output"] < m["usd_per_m_output_high"]
+    # without a purchase price the chip file has no owned cost: one line naming the option
+    cli = _cli("tco", "--chip", str(f), "--model", "llama-3.1-8b")
+    assert cli.returncode == 2 and "--chip-price my-h100" not in cli.stderr
+    assert "my-h100" in cli.stderr and cli.stderr.count("\n") == 1
+    cli = _cli("tco", "--chip", str(f), "--chip-price", "my-h100=30000", "--json")
+    assert cli.returncode == 0, cli.stderr
+    api = si.tco(f, assumptions=own).to_dict()
+    assert json.loads(cli.stdout)["modes"] == api["modes"]
+
+
+def test_plan_with_a_chip_file_from_the_cli(tmp_path: Path):
+    _copy(CHIP_DATA / "h100-sxm.toml", tmp_path / "chip.toml", id="my-h100")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "chips: [chip.toml]\nprices: {my-h100: 3.0}\n"
+        "workloads:\n  - model: llama-3.1-8b\n    rate_rps: 2\n    input: {mean: 500}\n"
+        "    output: {mean: 100}\n    slo: {ttft: 2s, tpot: 50ms}\n",
+        encoding="utf-8",
+    )
+    r = _cli("plan", str(spec), "--json")
+    assert r.returncode == 0, r.stderr
+    pools = json.loads(r.stdout)["fleet"]["pools"]
+    assert {p["chip"] for p in pools} == {"my-h100"}
+    assert pools[0]["usd_per_chip_hour"] == 3.0
+    assert pools[0]["band"]["stack"] == "trtllm"  # the pool carries its chip's error band
+
+
+def test_every_api_result_carries_error_bands():
+    def banded(d: dict) -> bool:
+        return any(k.endswith("_low") for k in d) and "band" in d
+
+    e = si.estimate("llama-3.1-8b", "h100-sxm", batch=8)
+    assert banded(e.to_dict()) and "tpot_s_low" in e.to_pandas().columns
+    assert e.band is not None and e.band.profile.stack == "trtllm"
+    c = si.compare("llama-3.1-8b", ["h100-sxm", "l4"], input_len=512, output_len=64)
+    assert all(banded(row) for row in c.to_dict()["chips"] if row["feasible"])
+    assert "usd_per_m_output_high" in c.to_pandas().columns
+    t = si.train("llama-3.1-8b", "h100-sxm", 8, top=1, global_batch=64)
+    td = t.to_dict()
+    assert "step_time_s_low" in td["plans"][0] and td["band"]["basis"]
+    assert "step_time_s_high" in t.to_pandas().columns
+    s = si.simulate("llama-3.1-8b", "h100-sxm", rate=2.0, requests=30, input_len=256, output_len=32)
+    assert banded(s.to_dict()) and s.to_dict()["pools"][0]["usd"] > 0  # priced like the CLI
+    x = si.tco("h100-sxm", "llama-3.1-8b")
+    assert banded(x.to_dict())
+    # a stack changes the profile the answer runs with, and its band says so
+    v = si.estimate("llama-3.1-8b", "h100-sxm", batch=8, stack="vllm")
+    assert v.to_dict()["band"]["stack"] == "vllm"
+    with pytest.raises(SiliconomicsError, match="not a known stack"):
+        si.estimate("llama-3.1-8b", "h100-sxm", stack="no-such-stack")

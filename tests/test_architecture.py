@@ -52,14 +52,7 @@ UPWARD_ALLOWED = {
 }
 
 REGISTRY_ALLOWED = {
-    # Still look chips up by id (tco, offers, TDP estimates); pass ChipSpecs / the Catalog
-    # from the edge instead, then empty this list.
-    "economics/cost.py",
-    "economics/pricing.py",
-    "economics/tco.py",
-    "fleet/offers.py",
-    # The default profile set of a validated row; take it from the edge, then remove this.
-    "validate/banded.py",
+    # empty: no core module looks an id up in the registry
 }
 
 IO_ALLOWED = {
@@ -73,7 +66,6 @@ IO_ALLOWED = {
     "measured/rows.py": "the measured layer reads measured-result files (SCHEMA.md)",
     "measured/training.py": "the measured layer reads measured-result files (SCHEMA.md)",
     "calibrate/ops_fit.py": "op-level CSVs; moves to the edge with the calibration work",
-    "economics/tco.py": "TCO defaults file; the pricing work moves it into the catalog",
 }
 IO_CALLS = {"print", "open", "input", "breakpoint"}
 IO_METHODS = {

@@ -124,7 +124,7 @@ def test_systems_reference_known_chips_and_positive_prices() -> None:
 
 
 def test_sheet_instances_are_packaged_with_sheet_chip_counts() -> None:
-    from siliconomics.economics.pricing import default_book
+    from siliconomics.resolve import default_book
 
     table = systems()
     for row in _rows():

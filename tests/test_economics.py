@@ -7,28 +7,68 @@ import sys
 
 import pytest
 
+from siliconomics import resolve
 from siliconomics.catalog.registry import chips, get_model, get_system
-from siliconomics.economics.pricing import (
-    CLOUD_MODES,
-    available_modes,
-    breakeven_utilisation,
-    chip_hour_cost,
-    parse_price_overrides_toml,
-    usd_per_busy_chip_hour,
-)
-from siliconomics.economics.sensitivity import cost_tornado, tornado
+from siliconomics.economics import pricing as _pricing
+from siliconomics.economics import sensitivity as _sensitivity
+from siliconomics.economics import tco as _tco
+from siliconomics.economics.pricing import CLOUD_MODES, usd_per_busy_chip_hour
+from siliconomics.economics.sensitivity import tornado
 from siliconomics.economics.tco import (
     HOURS_PER_YEAR,
     NUMERIC_FIELDS,
     capital_recovery_factor,
-    load_owned_assumptions,
-    owned_cost_per_chip_hour,
-    provisioned_w_per_chip,
     with_values,
 )
 from siliconomics.errors import SiliconomicsError
-from siliconomics.resolve import device
-from siliconomics.search.tco_study import study_tco
+from siliconomics.resolve import default_book, device
+from siliconomics.search import tco_study as _tco_study
+
+# The core takes objects (ChipSpec, PriceBook, OwnedAssumptions); these helpers resolve ids
+# and defaults the way the edge does (siliconomics.resolve), so the tests read as before.
+C = resolve.packaged().chips
+
+
+def load_owned_assumptions(overrides=None):
+    return resolve.owned_assumptions(overrides)
+
+
+def owned_cost_per_chip_hour(chip, a, *, utilisation):
+    return _tco.owned_cost_per_chip_hour(C[chip], a, utilisation=utilisation)
+
+
+def provisioned_w_per_chip(chip):
+    return _tco.provisioned_w_per_chip(C[chip])
+
+
+def chip_hour_cost(chip, mode, *, book=None, **kw):
+    return _pricing.chip_hour_cost(C[chip], mode, book=book or default_book(), **kw)
+
+
+def breakeven_utilisation(chip, mode, a, *, book=None, **kw):
+    return _pricing.breakeven_utilisation(C[chip], mode, a, book=book or default_book(), **kw)
+
+
+def breakeven_purchase_price(chip, target, a, *, utilisation):
+    return _pricing.breakeven_purchase_price(C[chip], target, a, utilisation=utilisation)
+
+
+def available_modes(chip, book=None):
+    return _pricing.available_modes(chip, book or default_book())
+
+
+def parse_price_overrides_toml(raw):
+    return _pricing.parse_price_overrides_toml(raw, resolve.packaged())
+
+
+def cost_tornado(chip, **kw):
+    kw.setdefault("assumptions", load_owned_assumptions())
+    return _sensitivity.cost_tornado(C[chip], book=default_book(), **kw)
+
+
+def study_tco(dev, **kw):
+    return _tco_study.study_tco(dev, book=default_book(), **kw)
+
 
 CAPITAL = ("chip depreciation", "server depreciation", "network depreciation", "cost of capital")
 
@@ -110,8 +150,6 @@ def test_unsold_chip_has_no_owned_cost_without_a_purchase_price():
 
 
 def test_breakeven_purchase_price_equalises_costs():
-    from siliconomics.economics.pricing import breakeven_purchase_price
-
     a = load_owned_assumptions()
     target = 3.0  # USD per busy chip-hour
     p = breakeven_purchase_price("trn2", target, a, utilisation=0.6)
@@ -134,8 +172,6 @@ def test_unknown_owned_price_says_how_to_supply_it():
 def test_cloud_prices_per_chip_and_system_choice():
     # Prices moved with issue 12 to the dated book (catalog/data/prices): p5.48xlarge after the
     # June 2025 cut (was 98.32 USD/h); the old value stays in the book as history.
-    from siliconomics.economics.pricing import default_book
-
     aws = default_book().with_providers(("aws",))
     assert chip_hour_cost("h100-sxm", "on-demand", book=aws).total == pytest.approx(6.88)
     p5 = chip_hour_cost("h100-sxm", "on-demand", book=aws, chips_needed=8)
@@ -168,8 +204,6 @@ def test_price_overrides_file():
             "chip_hour": {"h100-sxm": {"spot": 2.0}},
         }
     )
-    from siliconomics.economics.pricing import default_book
-
     book = default_book().merged(ov)
     assert chip_hour_cost("h100-sxm", "reserved-1y", book=book, chips_needed=8).total == 8.0
     assert chip_hour_cost("h100-sxm", "spot", book=book).total == 2.0
@@ -189,8 +223,6 @@ def test_price_overrides_file():
 @pytest.mark.parametrize("rent", ["on-demand", "spot"])
 def test_breakeven_equalises_busy_hour_costs(rent):
     a = load_owned_assumptions()
-    from siliconomics.economics.pricing import default_book
-
     aws = default_book().with_providers(("aws",))
     u = breakeven_utilisation("h100-sxm", rent, a, book=aws)
     assert u is not None and 0 < u < 1

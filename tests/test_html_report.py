@@ -13,7 +13,7 @@ from siliconomics.catalog.registry import get_model
 from siliconomics.report import charts
 from siliconomics.report.html import Section, render_html
 from siliconomics.report.tco import tco_html
-from siliconomics.resolve import device
+from siliconomics.resolve import default_book, device
 from siliconomics.search.tco_study import study_tco
 
 CHROMIUM = next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
@@ -36,6 +36,7 @@ def _page() -> str:
         input_len=1000,
         output_len=200,
         tpot_s=0.05,
+        book=default_book(),
     )
     return tco_html(s)
 

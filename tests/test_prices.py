@@ -13,8 +13,9 @@ import pytest
 from siliconomics.catalog.registry import chips, get_chip, price_book_files, systems
 from siliconomics.economics import price_import
 from siliconomics.economics.pricebook import MODES, Pricing, estimate_chip_hour, parse_date
-from siliconomics.economics.pricing import default_book, price_chip_hour
+from siliconomics.economics.pricing import price_chip_hour
 from siliconomics.errors import SiliconomicsError
+from siliconomics.resolve import default_book
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "prices"

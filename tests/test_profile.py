@@ -200,7 +200,7 @@ def test_html_report_has_the_sections(swing) -> None:
 
 def test_reservation_from_a_users_prices_is_planned() -> None:
     from siliconomics.economics.pricebook import PriceBook
-    from siliconomics.economics.pricing import default_book
+    from siliconomics.resolve import default_book
 
     raw = {
         "chips": ["h100-sxm"],

@@ -8,11 +8,10 @@ import pytest
 
 import siliconomics.serving.engine as engine_mod
 from siliconomics.catalog.registry import get_model
-from siliconomics.economics.pricing import default_pricing
 from siliconomics.economics.serving_cost import price_simulation
 from siliconomics.errors import DoesNotFitError, SiliconomicsError
 from siliconomics.parallel.plan import InferencePlan
-from siliconomics.resolve import device
+from siliconomics.resolve import default_pricing, device
 from siliconomics.serving import (
     Arrival,
     Lengths,

@@ -242,7 +242,15 @@ def test_train_pricing_modes(tmp_path):
     assert p["cost_usd"] == pytest.approx(p["chip_hours"] * 2.5)
 
     model = get_model("llama-3.1-8b")
-    kw = dict(seq_len=4096, global_batch_seqs=64, plan_text="tp=2,zero=1,mb=1", pricing="owned")
+    from siliconomics.resolve import default_book
+
+    kw = dict(
+        seq_len=4096,
+        global_batch_seqs=64,
+        plan_text="tp=2,zero=1,mb=1",
+        pricing="owned",
+        price_book=default_book(),
+    )
     hi = study_training(model, device("h100-sxm"), 16, 1e12, utilisation=0.9, **kw)  # type: ignore[arg-type]
     lo = study_training(model, device("h100-sxm"), 16, 1e12, utilisation=0.3, **kw)  # type: ignore[arg-type]
     assert hi.price is not None and lo.price is not None

@@ -181,6 +181,23 @@ def _calibrated(
     return [Device(chip=d.chip, eff=calib.resolved[d.chip.family].profile) for d in devs], calib
 
 
+def _layout(
+    tp: int, pp: int, ep: int, dp: int, replicas: int, dtypes: tuple[str, str, str]
+) -> InferencePlan:
+    """One replica's layout and the (weights, activations, KV cache) dtypes."""
+    w, a, kv = dtypes
+    return InferencePlan(
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        dp=dp,
+        replicas=replicas,
+        weight_dtype=_dtype("weights_dtype", w),
+        act_dtype=_dtype("act_dtype", a),
+        kv_dtype=_dtype("kv_dtype", kv),
+    )
+
+
 def _regime(*limits: object) -> str:
     return "latency-target" if any(v is not None for v in limits) else "max-throughput"
 
@@ -216,16 +233,7 @@ def estimate(
     chip's best published one); ``profile``: a calibration directory."""
     m = resolve.model(model)
     (dev,), calib = _calibrated([resolve.device(chip)], stack, profile, level)
-    p = InferencePlan(
-        tp=tp,
-        pp=pp,
-        ep=ep,
-        dp=dp,
-        replicas=replicas,
-        weight_dtype=_dtype("weights_dtype", weights_dtype),
-        act_dtype=_dtype("act_dtype", act_dtype),
-        kv_dtype=_dtype("kv_dtype", kv_dtype),
-    )
+    p = _layout(tp, pp, ep, dp, replicas, (weights_dtype, act_dtype, kv_dtype))
     if mode == "static":
         est = estimate_static(m, dev, p, batch, input_len, output_len)
     elif mode == "max-throughput":
@@ -401,16 +409,7 @@ def simulate(
     ab = answer_band(calib, front.chip.family, m, regime)
     pool = PoolConfig(
         device=dev,
-        plan=InferencePlan(
-            tp=tp,
-            pp=pp,
-            ep=ep,
-            dp=dp,
-            replicas=replicas,
-            weight_dtype=_dtype("weights_dtype", weights_dtype),
-            act_dtype=_dtype("act_dtype", act_dtype),
-            kv_dtype=_dtype("kv_dtype", kv_dtype),
-        ),
+        plan=_layout(tp, pp, ep, dp, replicas, (weights_dtype, act_dtype, kv_dtype)),
         scheduler=scheduler,
         max_seqs=max_seqs or None,
         max_batched_tokens=max_batched_tokens,
@@ -621,6 +620,7 @@ def tco(
     renting it and owning the reference chips. Table: one row per pricing mode."""
     (dev,), calib = _calibrated([resolve.device(chip)], stack, profile, level)
     m = resolve.model(model) if model is not None else None
+    cat = resolve.packaged().with_chips({dev.id: dev.chip})  # a chip file's id may be priced
     study = _tco_study(
         dev,
         m,
@@ -634,7 +634,7 @@ def tco(
             weight_dtype=_dtype("weights_dtype", weights_dtype),
             act_dtype=_dtype("act_dtype", act_dtype),
             kv_dtype=_dtype("kv_dtype", kv_dtype),
-            assumptions=resolve.owned_assumptions(assumptions),
+            assumptions=resolve.owned_assumptions(assumptions, None, cat),
             book=(pricing or resolve.pricing()).book,
             breakeven_price=breakeven_price,
         ),

@@ -20,6 +20,7 @@ import csv
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .catalog import registry
 from .catalog.bandtable import Residual, from_toml_dict
 from .catalog.catalog import Catalog
 from .catalog.parse import validate_as
+from .catalog.power import with_tdp_estimate
 from .catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec
 from .catalog.stacks import (
     Calibration,
@@ -42,7 +44,7 @@ from .catalog.stacks import (
     stacks,
 )
 from .economics.pricebook import MODES, PriceBook, Pricing, book_from_files, parse_chip_prices
-from .economics.pricing import parse_price_overrides_toml
+from .economics.pricing import catalog_book, parse_price_overrides_toml
 from .economics.tco import OwnedAssumptions, load_owned_assumptions
 from .errors import SiliconomicsError
 from .fleet.spec import PlanSpec, parse_spec
@@ -101,7 +103,7 @@ def load_chip_file(path: Path, catalog: Catalog | None = None) -> Device:
     cat = catalog or packaged()
     raw = _read_mapping(path, "chip")
     eff_raw = raw.pop("efficiency", None)
-    chip = validate_as(ChipSpec, raw, where=path.name)
+    chip = with_tdp_estimate(validate_as(ChipSpec, raw, where=path.name), cat.chips.values())
     if eff_raw is None:
         if chip.family not in cat.profiles:
             raise SiliconomicsError(
@@ -133,7 +135,8 @@ def device(chip: ChipLike, catalog: Catalog | None = None) -> Device:
         return chip
     cat = catalog or packaged()
     if isinstance(chip, ChipSpec):
-        return Device(chip=chip, eff=cat.profile_of(chip))
+        spec = with_tdp_estimate(chip, cat.chips.values())
+        return Device(chip=spec, eff=cat.profile_of(chip))
     if _is_file_arg(chip) and str(chip) not in cat.chips:
         return load_chip_file(Path(chip), cat)
     spec = cat.chip(str(chip))
@@ -190,11 +193,10 @@ def catalog_with(
     cat = base or packaged()
     devs = [device(c, cat) for c in chips]
     extra_models = {m.id: m for m in (model(x, cat) for x in models)}
-    return Catalog(
-        chips={**cat.chips, **{d.id: d.chip for d in devs}},
-        models={**cat.models, **extra_models},
-        profiles={**cat.profiles, **{d.eff.family: d.eff for d in devs}},
-        systems=cat.systems,
+    return (
+        cat.with_chips({d.id: d.chip for d in devs})
+        .with_models(extra_models)
+        .with_profiles({d.eff.family: d.eff for d in devs})
     )
 
 
@@ -435,7 +437,7 @@ def trace_lines(trace: str | Path | None) -> list[str] | None:
         raise SiliconomicsError(f"--trace {p}: not a UTF-8 text file") from None
 
 
-def _prices_file(path: Path) -> PriceBook:
+def _prices_file(path: Path, catalog: Catalog) -> PriceBook:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -450,18 +452,29 @@ def _prices_file(path: Path) -> PriceBook:
         f = validate_as(PriceBookFile, raw, where=str(path))
         b = book_from_files([f])
         return PriceBook(offerings=tuple(replace(o, origin=str(path)) for o in b.offerings))
-    return parse_price_overrides_toml(raw, origin=str(path))
+    return parse_price_overrides_toml(raw, catalog, origin=str(path))
+
+
+@cache
+def default_book() -> PriceBook:
+    """The packaged price books (and any prices inside packaged system files), with the
+    packaged owned-TCO defaults."""
+    return catalog_book(packaged())
+
+
+def default_pricing(mode: str = "on-demand") -> Pricing:
+    """The packaged book in ``mode`` with estimates for unlisted chips."""
+    return Pricing(book=default_book(), mode=mode, chips=packaged().chips)
 
 
 def price_book(
     prices: str | Path | None = None,
     region: str | None = None,
     provider: Iterable[str] | None = None,
+    catalog: Catalog | None = None,
 ) -> PriceBook:
-    """The packaged book, plus a user's prices file or folder of books (``--prices``),
-    restricted to ``region`` and ``provider``."""
-    from .economics.pricing import default_book
-
+    """The packaged book, plus a user's prices file or folder of books (``--prices``, chip
+    and system ids of ``catalog``), restricted to ``region`` and ``provider``."""
     book = default_book()
     if prices is not None:
         p = Path(prices)
@@ -469,32 +482,35 @@ def price_book(
         if p.is_dir() and not files:
             raise SiliconomicsError(f"--prices {p}: folder holds no *.toml price book")
         for f in files:
-            book = book.merged(_prices_file(f))
+            book = book.merged(_prices_file(f, catalog or packaged()))
     prov = tuple(provider) if provider else None
     return book.with_providers(prov).with_region(region)
 
 
 def chip_prices(
     prices: Mapping[str, float] | Iterable[str] | None,
-    pricing: Pricing | None = None,
+    known: Pricing | Mapping[str, ChipSpec] | None = None,
     option: str = "--price",
 ) -> dict[str, float]:
-    """USD per chip-hour by chip id from ``{"h100-sxm": 4.5}`` or ``["h100-sxm=4.5"]``;
-    ids must be chips of ``pricing``'s catalog (default: packaged)."""
+    """USD by chip id from ``{"h100-sxm": 4.5}`` or ``["h100-sxm=4.5"]``; ids must be chips
+    of ``known`` (a Pricing's catalog chips, or chips by id; default: packaged)."""
     if prices is None:
         return {}
     items = [f"{k}={v}" for k, v in prices.items()] if isinstance(prices, Mapping) else list(prices)
-    known = pricing.chips if pricing is not None and pricing.chips else packaged().chips
-    return parse_chip_prices(items, known, option)
+    chips = known.chips if isinstance(known, Pricing) else known
+    return parse_chip_prices(items, chips or packaged().chips, option)
 
 
 def owned_assumptions(
     given: OwnedAssumptions | Mapping[str, Any] | str | Path | None = None,
     chip_price: Mapping[str, float] | Iterable[str] | None = None,
+    catalog: Catalog | None = None,
 ) -> OwnedAssumptions:
     """The owned-TCO assumptions: packaged defaults, overridden by ``given`` (a mapping of
     field -> value, a TOML file as for ``tco --assumptions``, or ready OwnedAssumptions) and
-    ``chip_price`` purchase prices (``--chip-price CHIP=USD``)."""
+    ``chip_price`` purchase prices (``--chip-price CHIP=USD``) of chips in ``catalog``
+    (default: packaged)."""
+    cat = catalog or packaged()
     if isinstance(given, OwnedAssumptions) and not chip_price:
         return given
     if isinstance(given, OwnedAssumptions):
@@ -505,9 +521,9 @@ def owned_assumptions(
         raw = dict(given or {})
     if chip_price:
         table = dict(raw.get("chip_prices", raw.pop("chip_prices_usd", {})))
-        table.update(chip_prices(chip_price, None, "--chip-price"))
+        table.update(chip_prices(chip_price, cat.chips, "--chip-price"))
         raw["chip_prices"] = table
-    return load_owned_assumptions(raw)
+    return load_owned_assumptions(cat.owned_defaults, raw, cat.chips)
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -536,7 +552,7 @@ def pricing(
     if mode not in MODES:
         raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
     cat = catalog or packaged()
-    p = Pricing(book=price_book(prices, region, provider), mode=mode, chips=cat.chips)
+    p = Pricing(book=price_book(prices, region, provider, cat), mode=mode, chips=cat.chips)
     book = p.book.with_chip_hour(chip_prices(price, p), mode)
     assumptions = owned_assumptions(None, chip_price) if chip_price else None
     return Pricing(

@@ -1,4 +1,4 @@
-"""A resolved catalog: every chip, model, efficiency profile and system a run may name.
+"""A resolved catalog: every chip, model, efficiency profile, system and price a run may name.
 
 The edges (CLI, Python API, scripts) build one :class:`Catalog` (the packaged data files, plus
 any chip or model files the user gave) and hand it down. Core code that must turn an id into
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import UnknownIdError
-from .schema import ChipSpec, EfficiencyProfile, ModelSpec, SystemSpec
+from .schema import ChipSpec, EfficiencyProfile, ModelSpec, PriceBookFile, SystemSpec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +26,10 @@ class Catalog:
     profiles: Mapping[str, EfficiencyProfile] = field(default_factory=dict)
     """efficiency profiles by family id (a chip's ``family`` names one)"""
     systems: Mapping[str, SystemSpec] = field(default_factory=dict)
+    price_books: tuple[PriceBookFile, ...] = ()
+    """dated price books (one per provider): the prices a run may use"""
+    owned_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """the owned-TCO defaults (``economics/owned_defaults.toml``, parsed): what owning costs"""
 
     def chip(self, chip_id: str) -> ChipSpec:
         """The chip ``chip_id``; an unknown id raises, listing close ids."""

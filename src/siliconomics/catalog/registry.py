@@ -10,10 +10,11 @@ the schemas in :mod:`.schema`. An unknown id raises :class:`UnknownIdError` list
 
 from __future__ import annotations
 
+import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -21,6 +22,7 @@ from ..errors import SiliconomicsError, UnknownIdError
 from .catalog import Catalog
 from .hf import load_hf_config
 from .parse import parse_toml, validate_as
+from .power import with_tdp_estimate
 from .schema import ChipSpec, EfficiencyProfile, ModelSpec, PriceBookFile, SystemSpec
 
 T = TypeVar("T", bound=BaseModel)
@@ -58,9 +60,11 @@ def _load_all(kind: str, schema: type[T]) -> dict[str, T]:
     return out
 
 
+@cache
 def chips() -> dict[str, ChipSpec]:
-    """All packaged chips by id."""
-    return _load_all("chips", ChipSpec)
+    """All packaged chips by id (an unpublished TDP estimated from the others, :mod:`.power`)."""
+    raw = _load_all("chips", ChipSpec)
+    return {k: with_tdp_estimate(c, raw.values()) for k, c in raw.items()}
 
 
 def systems() -> dict[str, SystemSpec]:
@@ -74,6 +78,14 @@ def price_book_files() -> tuple[PriceBookFile, ...]:
     return tuple(parse_toml(p, PriceBookFile) for p in sorted(_data_dir("prices").glob("*.toml")))
 
 
+@cache
+def owned_defaults() -> dict[str, Any]:
+    """The packaged owned-TCO defaults (``catalog/data/economics/owned_defaults.toml``), parsed
+    (validated by :func:`siliconomics.economics.tco.load_owned_assumptions`)."""
+    path = _data_dir("economics") / "owned_defaults.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
 def models() -> dict[str, ModelSpec]:
     """All packaged model presets by id."""
     return _load_all("models", ModelSpec)
@@ -85,13 +97,15 @@ def efficiency_profiles() -> dict[str, EfficiencyProfile]:
 
 
 def packaged() -> Catalog:
-    """Every packaged chip, model, efficiency profile and system as one :class:`Catalog` (the
-    edges start from it and add the user's files)."""
+    """Every packaged chip, model, efficiency profile, system and price book as one
+    :class:`Catalog` (the edges start from it and add the user's files)."""
     return Catalog(
         chips=chips(),
         models=models(),
         profiles={**efficiency_profiles(), **_EFF_OVERRIDES},  # --stack/--profile at the edge
         systems=systems(),
+        price_books=price_book_files(),
+        owned_defaults=owned_defaults(),
     )
 
 

@@ -139,12 +139,25 @@ class ChipMatrix(_Frozen):
     _conv = field_validator("clock_hz", mode="before")(_sourced("hertz"))
 
 
+class TdpEstimate(_Frozen):
+    """An unpublished TDP estimated by the catalog from its peers (:mod:`.power`)."""
+
+    tdp_w: float = Field(gt=0, description="estimated TDP, watts")
+    basis: str = Field(description="how it was estimated, in words")
+
+
 class ChipPower(_Frozen):
     """Board/package power."""
 
     tdp_w: Sourced | None = sourced_field("watts", "max TDP/TBP per chip; empty if unpublished")
     idle_fraction: float = Field(
         default=0.3, ge=0, le=1, description="idle power as a fraction of TDP (power model)"
+    )
+    tdp_estimate: TdpEstimate | None = Field(
+        default=None,
+        exclude=True,
+        description="set when the catalog is built (never in a data file): the estimate of an "
+        "unpublished TDP from the catalog's other chips",
     )
 
     _conv = field_validator("tdp_w", mode="before")(_sourced("watts"))

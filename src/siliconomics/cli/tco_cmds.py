@@ -17,7 +17,7 @@ from . import port_cmds as port
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
 from .inputs import duration, text_file_cb, writable_cb
-from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt, load_book
+from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt
 
 
 @app.command("tco")
@@ -82,6 +82,7 @@ def tco_cmd(
     """Rent or buy: itemised owned vs cloud USD per chip-hour, break-even utilisation,
     USD per million tokens and J/token for a model, and what moves the cost most (per-token
     figures with their error band)."""
+    cat = resolve.catalog_with([chip])  # a chip file's id may be priced (--prices, --chip-price)
     kw = dict(
         mode=mode,
         utilisation=utilisation,
@@ -92,8 +93,8 @@ def tco_cmd(
         weights_dtype=check_dtype("weights-dtype", weights_dtype),
         act_dtype=check_dtype("act-dtype", act_dtype),
         kv_dtype=check_dtype("kv-dtype", kv_dtype),
-        pricing=Pricing(book=load_book(prices, region, provider), mode=mode),
-        assumptions=resolve.owned_assumptions(assumptions, chip_price),
+        pricing=Pricing(book=resolve.price_book(prices, region, provider, cat), mode=mode),
+        assumptions=resolve.owned_assumptions(assumptions, chip_price, cat),
         profile=profile,
         level=level,
     )

@@ -11,19 +11,18 @@ compute- or memory-bound step, lower where launch overhead and communication dom
 power for 8 x 700 W GPUs: (10.2 - 5.6) / 5.6 = 0.82 at maximum; 0.6 assumes hosts below their
 maximum). Facility overhead (PUE) belongs to owned-TCO and is not included here.
 
-Where a chip's TDP is unpublished, it is *estimated* from its bf16 peak at the median
-FLOP/s-per-watt of catalog chips with a published TDP from the same year +-1, and flagged.
+Where a chip's TDP is unpublished, the catalog estimated it from its bf16 peak at the median
+FLOP/s-per-watt of catalog chips with a published TDP from the same year +-1
+(:mod:`siliconomics.catalog.power`, when the catalog is built); it is flagged as estimated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from statistics import median
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..catalog.registry import chips
 from ..catalog.schema import ChipSpec
 
 F = NDArray[np.float64]
@@ -38,31 +37,16 @@ class ChipPower:
 
 
 def chip_tdp(chip: ChipSpec) -> ChipPower | None:
-    """Published TDP, or an estimate from the bf16 peak (flagged); None if neither works."""
+    """Published TDP, or the catalog's estimate from the bf16 peak (flagged); None if neither
+    exists."""
     if chip.power.tdp_w is not None:
         return ChipPower(
             tdp_w=chip.power.tdp_w.value, estimated=False, basis=f"TDP ({chip.power.tdp_w.conf})"
         )
-    peak = chip.peak_flops("bf16")
-    if peak is None or chip.year is None:
+    est = chip.power.tdp_estimate
+    if est is None:
         return None
-    ratios = [
-        c.peak_flops("bf16") / c.power.tdp_w.value  # type: ignore[operator]
-        for c in chips().values()
-        if c.power.tdp_w is not None
-        and c.peak_flops("bf16")
-        and c.year
-        and abs(c.year - chip.year) <= 1
-    ]
-    if not ratios:
-        return None
-    r = median(ratios)
-    return ChipPower(
-        tdp_w=peak / r,
-        estimated=True,
-        basis=f"estimate: bf16 peak / median {r / 1e12:.2f} TFLOP/s per W of "
-        f"{len(ratios)} chips from {chip.year - 1}-{chip.year + 1}",
-    )
+    return ChipPower(tdp_w=est.tdp_w, estimated=True, basis=est.basis)
 
 
 def power_per_chip_w(chip: ChipSpec, activity: F | float) -> tuple[F, ChipPower | None]:

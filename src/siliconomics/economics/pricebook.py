@@ -98,6 +98,9 @@ class PriceBook:
     region: str | None = None
     providers: tuple[str, ...] | None = None
     """restrict listed prices to these providers (None: all)"""
+    owned: object | None = None
+    """the owned-TCO assumptions (:class:`~.tco.OwnedAssumptions`: purchase prices,
+    electricity, facility) that price the ``owned`` mode; None: owning is not priced"""
 
     def current(self) -> tuple[Offering, ...]:
         """Newest entry per (provider, offering, region, mode); ties: later in the book wins
@@ -147,6 +150,7 @@ class PriceBook:
             chip_hour=hours,
             region=other.region or self.region,
             providers=other.providers or self.providers,
+            owned=other.owned or self.owned,
         )
 
     def with_region(self, region: str | None) -> PriceBook:
@@ -336,7 +340,7 @@ class Pricing:
     """price unlisted chips by the stated rule (False: leave them unpriced)"""
     utilisation: float = 1.0
     assumptions: object | None = None
-    """OwnedAssumptions for mode 'owned' (None: the packaged defaults)"""
+    """OwnedAssumptions for mode 'owned' (None: the book's, :attr:`PriceBook.owned`)"""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

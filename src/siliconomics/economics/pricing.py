@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import cache
+from dataclasses import replace
 from typing import Any
 
-from ..catalog.registry import chips, get_chip, price_book_files, systems, validate_as
+from ..catalog.catalog import Catalog
+from ..catalog.parse import validate_as
 from ..catalog.schema import BookPrice, ChipSpec
-from ..errors import SiliconomicsError
+from ..errors import SiliconomicsError, UnknownIdError
 from .pricebook import (
     CLOUD_MODES,
     MODES,
@@ -38,7 +39,6 @@ from .pricebook import (
     estimate_chip_hour,
     listed_chip_hour,
     offering_from,
-    parse_chip_prices,
 )
 from .tco import (
     CostBreakdown,
@@ -51,14 +51,21 @@ from .tco import (
 __all__ = ["CLOUD_MODES", "MODES", "ChipPrice", "PriceBook", "Pricing"]
 
 
-@cache
-def default_book() -> PriceBook:
-    """The packaged price books (and any prices inside packaged system files)."""
-    return book_from_files(price_book_files(), systems())
+def catalog_book(catalog: Catalog) -> PriceBook:
+    """The price book of a catalog: its dated price books (and any prices inside its system
+    files), with its owned-TCO defaults pricing the ``owned`` mode."""
+    book = book_from_files(catalog.price_books, catalog.systems)
+    if not catalog.owned_defaults:
+        return book
+    owned = load_owned_assumptions(catalog.owned_defaults, None, catalog.chips)
+    return replace(book, owned=owned)
 
 
-def parse_price_overrides_toml(raw: Mapping[str, Any], *, origin: str = "--prices") -> PriceBook:
-    """Parse a user prices file (TOML) into a book to merge on top of the packaged one::
+def parse_price_overrides_toml(
+    raw: Mapping[str, Any], catalog: Catalog, *, origin: str = "--prices"
+) -> PriceBook:
+    """Parse a user prices file (TOML) into a book to merge on top of the packaged one; chip
+    and system ids must be in ``catalog``::
 
     [[prices]]                       # an offering price (same fields as catalog/data/prices)
     system = "p5.48xlarge"           # a catalog system (offering, chip, chips from it) ...
@@ -77,11 +84,12 @@ def parse_price_overrides_toml(raw: Mapping[str, Any], *, origin: str = "--price
         )
     provider = str(raw.get("provider", "user"))
     offers = [
-        _user_offer(i, dict(e), provider, origin) for i, e in enumerate(raw.get("prices", []))
+        _user_offer(i, dict(e), provider, origin, catalog)
+        for i, e in enumerate(raw.get("prices", []))
     ]
     chip_hour: dict[str, dict[str, float]] = {}
     for cid, modes in raw.get("chip_hour", {}).items():
-        get_chip(cid)
+        catalog.chip(cid)
         for mode, usd in modes.items():
             if mode not in MODES:
                 raise SiliconomicsError(
@@ -95,14 +103,14 @@ def parse_price_overrides_toml(raw: Mapping[str, Any], *, origin: str = "--price
     return PriceBook(offerings=tuple(offers), chip_hour=chip_hour)
 
 
-def _user_offer(i: int, e: dict[str, Any], provider: str, origin: str) -> Offering:
+def _user_offer(
+    i: int, e: dict[str, Any], provider: str, origin: str, catalog: Catalog
+) -> Offering:
     sys_id = e.pop("system", "")
     if sys_id:
-        if sys_id not in systems():
-            from ..errors import UnknownIdError
-
-            raise UnknownIdError("system", sys_id, systems())
-        s = systems()[sys_id]
+        if sys_id not in catalog.systems:
+            raise UnknownIdError("system", sys_id, catalog.systems)
+        s = catalog.systems[sys_id]
         e.setdefault("offering", sys_id)
         e.setdefault("chip", s.chip)
         e.setdefault("chips", s.chips)
@@ -115,20 +123,20 @@ def _user_offer(i: int, e: dict[str, Any], provider: str, origin: str) -> Offeri
     e.setdefault("src", f"user prices file ({origin})")
     e.setdefault("conf", "inferred")
     p = validate_as(BookPrice, e, where=f"prices file prices[{i}]")
-    get_chip(p.chip)
+    catalog.chip(p.chip)
     return offering_from(p, provider, origin)
 
 
-def available_modes(chip_id: str, book: PriceBook | None = None) -> list[str]:
+def available_modes(chip_id: str, book: PriceBook) -> list[str]:
     """Cloud modes with at least one current price for ``chip_id``."""
-    return (book or default_book()).modes_for(chip_id)
+    return book.modes_for(chip_id)
 
 
 def cloud_chip_hour_cost(
-    chip_id: str, mode: str, *, book: PriceBook | None = None, chips_needed: int = 1
+    chip_id: str, mode: str, *, book: PriceBook, chips_needed: int = 1
 ) -> CostBreakdown | None:
     """Cheapest current USD per chip-hour in a cloud ``mode``, or None when none is listed."""
-    p = listed_chip_hour(book or default_book(), chip_id, mode, chips_needed=chips_needed)
+    p = listed_chip_hour(book, chip_id, mode, chips_needed=chips_needed)
     if p is None:
         return None
     source = (
@@ -146,20 +154,21 @@ def cloud_chip_hour_cost(
 
 
 def chip_hour_cost(
-    chip_id: str,
+    chip: ChipSpec,
     mode: str,
     *,
-    book: PriceBook | None = None,
+    book: PriceBook,
     assumptions: OwnedAssumptions | None = None,
     utilisation: float = 1.0,
     chips_needed: int = 1,
 ) -> CostBreakdown:
-    """USD per chip-hour of ``chip_id`` in ``mode``; raises naming the modes that exist."""
-    get_chip(chip_id)
+    """USD per chip-hour of ``chip`` in ``mode`` (``owned``: ``assumptions``, default the
+    book's); raises naming the modes that exist."""
+    chip_id = chip.id
     if mode not in MODES:
         raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
     if mode == "owned":
-        return owned_cost_per_chip_hour(chip_id, assumptions, utilisation=utilisation)
+        return owned_cost_per_chip_hour(chip, owned_of(book, assumptions), utilisation=utilisation)
     cost = cloud_chip_hour_cost(chip_id, mode, book=book, chips_needed=chips_needed)
     if cost is None:
         modes = available_modes(chip_id, book)
@@ -178,26 +187,37 @@ def usd_per_busy_chip_hour(cost: CostBreakdown, utilisation: float) -> float:
     return cost.total
 
 
+def owned_of(book: PriceBook, assumptions: OwnedAssumptions | None = None) -> OwnedAssumptions:
+    """The owned-TCO assumptions of a run: ``assumptions``, else the book's."""
+    a = assumptions if assumptions is not None else book.owned
+    if not isinstance(a, OwnedAssumptions):
+        raise SiliconomicsError(
+            "owned cost: the price book has no owned-TCO assumptions (build it with "
+            "siliconomics.resolve.price_book())"
+        )
+    return a
+
+
 def breakeven_utilisation(
-    chip_id: str,
+    chip: ChipSpec,
     rent_mode: str,
-    assumptions: OwnedAssumptions | None = None,
+    assumptions: OwnedAssumptions,
     *,
-    book: PriceBook | None = None,
+    book: PriceBook,
     chips_needed: int = 1,
 ) -> float | None:
     """Utilisation above which owning is cheaper per busy hour than renting in ``rent_mode``;
     None when owning never wins (u* > 1) or a price is unknown."""
     if rent_mode not in CLOUD_MODES:
         raise SiliconomicsError(f"rent mode '{rent_mode}': allowed: {', '.join(CLOUD_MODES)}")
-    a = assumptions or load_owned_assumptions()
-    rent = cloud_chip_hour_cost(chip_id, rent_mode, book=book, chips_needed=chips_needed)
+    a = assumptions
+    rent = cloud_chip_hour_cost(chip.id, rent_mode, book=book, chips_needed=chips_needed)
     if rent is None:
         return None
     tiny = 1e-6
     try:
-        full = owned_cost_per_chip_hour(chip_id, a, utilisation=1.0).total
-        low = owned_cost_per_chip_hour(chip_id, a, utilisation=tiny).total
+        full = owned_cost_per_chip_hour(chip, a, utilisation=1.0).total
+        low = owned_cost_per_chip_hour(chip, a, utilisation=tiny).total
     except SiliconomicsError:
         return None
     slope = (full - low) / (1.0 - tiny)  # busy power per hour (B)
@@ -209,19 +229,19 @@ def breakeven_utilisation(
 
 
 def breakeven_purchase_price(
-    chip_id: str,
+    chip: ChipSpec,
     target_usd_per_busy_chip_hour: float,
-    assumptions: OwnedAssumptions | None = None,
+    assumptions: OwnedAssumptions,
     *,
     utilisation: float,
 ) -> float | None:
-    """Chip purchase price (USD) at which owning ``chip_id`` costs ``target`` per busy
+    """Chip purchase price (USD) at which owning ``chip`` costs ``target`` per busy
     chip-hour at ``utilisation``; None when even a free chip costs more (power, facility)."""
-    a = assumptions or load_owned_assumptions()
+    a = assumptions
 
     def busy_cost(price: float) -> float:
-        a2 = with_values(a, chip_prices_usd={**a.chip_prices_usd, chip_id: price})
-        return owned_cost_per_chip_hour(chip_id, a2, utilisation=utilisation).total / utilisation
+        a2 = with_values(a, chip_prices_usd={**a.chip_prices_usd, chip.id: price})
+        return owned_cost_per_chip_hour(chip, a2, utilisation=utilisation).total / utilisation
 
     b = busy_cost(1e-9)  # running cost of a (nearly) free chip
     slope = busy_cost(1.0 + 1e-9) - b  # USD per busy hour per USD of chip price
@@ -230,35 +250,11 @@ def breakeven_purchase_price(
     return (target_usd_per_busy_chip_hour - b) / slope
 
 
-def known_chips() -> list[str]:
-    return list(chips())
-
-
-def default_pricing(mode: str = "on-demand") -> Pricing:
-    """The packaged book in ``mode`` with estimates for unlisted chips."""
-    return Pricing(book=default_book(), mode=mode, chips=chips())
-
-
-def chip_price(
-    chip: str | ChipSpec,
-    pricing: Pricing | Mapping[str, float] | None = None,
-    *,
-    chips_needed: int = 1,
-) -> ChipPrice | None:
-    """USD per chip-hour of ``chip`` (a ChipSpec, or a catalog id) under ``pricing`` (a
-    :class:`Pricing` built at the edge; a plain ``{chip: USD}`` mapping means the packaged book
-    on-demand with those user prices). A ChipSpec that is not in the catalog (a user's chip
-    file) is priced by its id in the book, or estimated."""
-    if not isinstance(pricing, Pricing):
-        p = default_pricing()
-        pricing = Pricing(book=p.book.with_chip_hour(dict(pricing or {})), chips=p.chips)
-    spec = chip if isinstance(chip, ChipSpec) else get_chip(chip)
-    return price_chip_hour(pricing, spec, chips_needed=chips_needed)
-
-
-def parse_price_overrides(items: list[str] | None) -> dict[str, float]:
-    """``["h100-sxm=4.5", ...]`` -> ``{"h100-sxm": 4.5}`` (USD per chip-hour, ``--price``)."""
-    return parse_chip_prices(items, chips(), "--price")
+def chip_price(chip: ChipSpec, pricing: Pricing, *, chips_needed: int = 1) -> ChipPrice | None:
+    """USD per chip-hour of ``chip`` under ``pricing`` (the run's :class:`Pricing`, built at
+    the edge). A chip that is not in the catalog (a user's chip file) is priced by its id in
+    the book, or estimated."""
+    return price_chip_hour(pricing, chip, chips_needed=chips_needed)
 
 
 def price_chip_hour(pricing: Pricing, chip: ChipSpec, *, chips_needed: int = 1) -> ChipPrice | None:
@@ -275,7 +271,7 @@ def price_chip_hour(pricing: Pricing, chip: ChipSpec, *, chips_needed: int = 1) 
 def _owned(pricing: Pricing, chip: ChipSpec, chips_needed: int) -> ChipPrice | None:
     try:
         c = chip_hour_cost(
-            chip.id,
+            chip,
             "owned",
             book=pricing.book,
             assumptions=pricing.assumptions,  # type: ignore[arg-type]

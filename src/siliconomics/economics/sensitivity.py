@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..catalog.schema import ChipSpec
 from ..errors import SiliconomicsError
 from .pricing import PriceBook, chip_hour_cost, usd_per_busy_chip_hour
-from .tco import OwnedAssumptions, load_owned_assumptions, with_values
+from .tco import OwnedAssumptions, with_values
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,19 +95,19 @@ class CostSensitivity:
 
 
 def cost_tornado(
-    chip_id: str,
+    chip: ChipSpec,
     *,
     mode: str,
     utilisation: float,
-    assumptions: OwnedAssumptions | None = None,
+    assumptions: OwnedAssumptions,
     tokens_per_s_per_chip: float | None = None,
-    book: PriceBook | None = None,
+    book: PriceBook,
     chips_needed: int = 1,
     ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> CostSensitivity:
     """Tornado of USD per million output tokens (``tokens_per_s_per_chip`` busy throughput) or,
     without throughput, of USD per busy chip-hour, for one chip and pricing mode."""
-    a = assumptions or load_owned_assumptions()
+    a, chip_id = assumptions, chip.id
     base = {
         "usd_per_kwh": a.usd_per_kwh,
         "pue": a.pue,
@@ -131,7 +132,7 @@ def cost_tornado(
         if scaled_purchase and price is not None:
             a2 = with_values(a2, chip_prices_usd={**a2.chip_prices_usd, chip_id: price * scale})
         cost = chip_hour_cost(
-            chip_id,
+            chip,
             mode,
             book=book,
             assumptions=a2,

@@ -17,23 +17,21 @@ user states a purchase price (``--chip-price trn2=USD``): the cloud price alread
 provider's margin, power and facility, so it is not an owner's cost. What such a chip would
 have to cost to be worth owning is the break-even purchase price
 (:func:`siliconomics.economics.pricing.breakeven_purchase_price`). Defaults and their sources
-live in ``catalog/data/economics/owned_defaults.toml``.
+live in ``catalog/data/economics/owned_defaults.toml``, read by the catalog
+(:func:`siliconomics.catalog.registry.owned_defaults`) and handed down by the edge.
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..catalog.registry import get_chip, validate_as
-from ..errors import SiliconomicsError
+from ..catalog.parse import validate_as
+from ..catalog.schema import ChipSpec
+from ..errors import SiliconomicsError, UnknownIdError
 from .cost import HOST_POWER_FRACTION, chip_tdp, power_per_chip_w
 
 HOURS_PER_YEAR = 8760.0
@@ -42,7 +40,8 @@ HOURS_PER_MONTH = HOURS_PER_YEAR / 12.0
 
 class OwnedAssumptions(BaseModel):
     """Inputs of the owned-TCO model. Defaults come from the packaged data file; every field
-    can be overridden (``load_owned_assumptions({...})`` or ``tco --assumptions FILE``)."""
+    can be overridden (``siliconomics.resolve.owned_assumptions({...})`` or ``tco --assumptions
+    FILE``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -127,26 +126,20 @@ class _DefaultsFile(BaseModel):
     not_sold: _NotSold
 
 
-def _defaults_path() -> Path:
-    return Path(str(resources.files("siliconomics.catalog") / "data" / "economics"))
-
-
-@cache
-def _defaults() -> _DefaultsFile:
-    path = _defaults_path() / "owned_defaults.toml"
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    return validate_as(_DefaultsFile, raw, where=path.name)
-
-
 def _describe(d: _Default | _ChipPrice) -> str:
     return f"{d.conf}, {d.as_of}: {d.note} [{d.src}]"
 
 
-def load_owned_assumptions(overrides: Mapping[str, Any] | None = None) -> OwnedAssumptions:
-    """Packaged defaults, with ``overrides`` (plain values by field name, and an optional
-    ``chip_prices`` table of USD per chip) applied on top; overridden values are marked as
-    user overrides in ``provenance``."""
-    d = _defaults()
+def load_owned_assumptions(
+    defaults: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    known_chips: Collection[str] | None = None,
+) -> OwnedAssumptions:
+    """The ``defaults`` (the parsed ``owned_defaults.toml`` the edge read from the catalog),
+    with ``overrides`` (plain values by field name, and an optional ``chip_prices`` table of
+    USD per chip, chip ids among ``known_chips``) applied on top; overridden values are marked
+    as user overrides in ``provenance``."""
+    d = validate_as(_DefaultsFile, dict(defaults), where="owned_defaults.toml")
     data: dict[str, Any] = {k: v.value for k, v in d.values.items()}
     prov = {k: _describe(v) for k, v in d.values.items()}
     prices = {k: v.usd for k, v in d.chip_prices.items()}
@@ -157,7 +150,8 @@ def load_owned_assumptions(overrides: Mapping[str, Any] | None = None) -> OwnedA
             if not isinstance(val, Mapping):
                 raise SiliconomicsError("assumptions: 'chip_prices' must be a table chip = USD")
             for cid, usd in val.items():
-                get_chip(cid)
+                if known_chips is not None and cid not in known_chips:
+                    raise UnknownIdError("chip", cid, known_chips)
                 prices[cid] = usd
                 prov[f"chip_price:{cid}"] = "user override"
         elif key in allowed:
@@ -203,25 +197,26 @@ def capital_recovery_factor(rate: float, years: float) -> float:
     return rate * g / (g - 1.0)
 
 
-def provisioned_w_per_chip(chip_id: str) -> float:
+def provisioned_w_per_chip(chip: ChipSpec) -> float:
     """Peak IT power per chip including its host share (W): what colocation charges for."""
-    tdp = chip_tdp(get_chip(chip_id))
+    tdp = chip_tdp(chip)
     if tdp is None:
-        raise SiliconomicsError(f"chip '{chip_id}': no TDP published and none can be estimated")
+        raise SiliconomicsError(f"chip '{chip.id}': no TDP published and none can be estimated")
     return tdp.tdp_w * (1.0 + HOST_POWER_FRACTION)
 
 
 def owned_cost_per_chip_hour(
-    chip_id: str,
-    assumptions: OwnedAssumptions | None = None,
+    chip: ChipSpec,
+    assumptions: OwnedAssumptions,
     *,
     utilisation: float,
 ) -> CostBreakdown:
-    """Owned cost per wall-clock chip-hour at ``utilisation`` (fraction of hours busy)."""
-    a = assumptions or load_owned_assumptions()
+    """Owned cost per wall-clock chip-hour of ``chip`` at ``utilisation`` (fraction of hours
+    busy)."""
+    a = assumptions
     if not 0 < utilisation <= 1:
         raise SiliconomicsError(f"utilisation {utilisation}: must be in (0, 1]")
-    chip = get_chip(chip_id)
+    chip_id = chip.id
     price = a.chip_prices_usd.get(chip_id)
     if chip_id in a.not_sold and price is None:
         raise SiliconomicsError(
@@ -237,7 +232,7 @@ def owned_cost_per_chip_hour(
             f"[chip_prices] {chip_id} = USD, or use a cloud --mode"
         )
     items = _capital_items(price, a)
-    items |= _running_items(chip_id, a, utilisation)
+    items |= _running_items(chip, a, utilisation)
     watts, _ = power_per_chip_w(chip, utilisation * a.busy_activity)
     return CostBreakdown(
         chip=chip_id,
@@ -269,10 +264,9 @@ def _capital_items(chip_price: float, a: OwnedAssumptions) -> dict[str, float]:
     return dep
 
 
-def _running_items(chip_id: str, a: OwnedAssumptions, utilisation: float) -> dict[str, float]:
-    chip = get_chip(chip_id)
+def _running_items(chip: ChipSpec, a: OwnedAssumptions, utilisation: float) -> dict[str, float]:
     watts, _ = power_per_chip_w(chip, utilisation * a.busy_activity)
-    kw_peak = provisioned_w_per_chip(chip_id) / 1e3
+    kw_peak = provisioned_w_per_chip(chip) / 1e3
     out = {"electricity": float(watts) / 1e3 * a.pue * a.usd_per_kwh}
     if a.facility == "colocation":
         out["colocation"] = kw_peak * a.colocation_usd_per_kw_month / HOURS_PER_MONTH
@@ -280,13 +274,3 @@ def _running_items(chip_id: str, a: OwnedAssumptions, utilisation: float) -> dic
         crf = capital_recovery_factor(a.cost_of_capital, a.facility_life_years)
         out["facility"] = kw_peak * a.own_facility_usd_per_kw * crf / HOURS_PER_YEAR
     return out
-
-
-def read_toml_file(path: Path, what: str) -> dict[str, Any]:
-    """A user's TOML file (``--assumptions`` / ``--prices``) as a dict; errors name the option."""
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SiliconomicsError(f"{what} {path}: no such file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SiliconomicsError(f"{what} {path}: not valid TOML: {e}") from None

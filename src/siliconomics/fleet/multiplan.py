@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from ..catalog.catalog import Catalog
 from ..economics.pricebook import PriceBook
-from ..economics.pricing import default_book
+from ..economics.pricing import catalog_book
 from ..errors import SiliconomicsError
 from ..parallel.memory import weight_bytes_per_chip
 from ..serving.workload import Requests
@@ -293,7 +293,7 @@ def plan_profile(
             "spec field 'budget_usd_per_hour': not used with a profile (the plan minimises the "
             "horizon's total cost); remove it"
         )
-    book = book or default_book()
+    book = book or catalog_book(catalog)
     week = weekly_shape(prof, arrivals)
     g = growth(prof)
     chips = allowed_chips(spec, catalog)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..catalog.registry import chips, get_chip, systems
-from ..economics.pricing import PriceBook, Pricing, default_book, price_chip_hour
+from ..catalog.catalog import Catalog
+from ..economics.pricing import PriceBook, Pricing, catalog_book, price_chip_hour
 from .spec import PlanSpec
 
 
@@ -31,27 +31,29 @@ class Offer:
     price_note: str
 
 
-def _pricing(spec: PlanSpec, book: PriceBook | None) -> Pricing:
+def _pricing(spec: PlanSpec, book: PriceBook | None, catalog: Catalog) -> Pricing:
     return Pricing(
-        book=book or default_book(),
+        book=book or catalog_book(catalog),
         mode=spec.pricing,
-        chips=chips(),
+        chips=catalog.chips,
         utilisation=spec.max_utilisation,
     )
 
 
 def offers_for_chip(
-    chip_id: str, spec: PlanSpec, book: PriceBook | None = None
+    chip_id: str, spec: PlanSpec, book: PriceBook | None, catalog: Catalog
 ) -> tuple[list[Offer], str]:
-    """Offers of one chip and, where there is none, why."""
-    chip = get_chip(chip_id)
+    """Offers of one chip of ``catalog`` and, where there is none, why; ``book``: the run's
+    prices (None: the catalog's price books)."""
+    chip = catalog.chip(chip_id)
     domain = chip.interconnect.scale_up_domain
-    pricing = _pricing(spec, book)
+    pricing = _pricing(spec, book, catalog)
+    systems = catalog.systems
     override = spec.prices.get(chip_id)
     out: list[Offer] = []
     listed = pricing.book.for_chip(chip_id, spec.pricing) if spec.pricing != "owned" else []
     for o in listed:
-        sys = systems().get(o.system)
+        sys = systems.get(o.system)
         node_chips = spec.instance_chips.get(chip_id, o.chips)
         sys_domain = sys.scale_up_domain if sys is not None else None
         node_domain = min(sys_domain or domain, o.chips, node_chips)
@@ -72,7 +74,7 @@ def offers_for_chip(
         )
     if out:
         return _dedupe(out), ""
-    nodes = [s for s in systems().values() if s.chip == chip_id]
+    nodes = [s for s in systems.values() if s.chip == chip_id]
     n = spec.instance_chips.get(chip_id) or (
         max(s.chips for s in nodes) if nodes else min(domain, 8)
     )

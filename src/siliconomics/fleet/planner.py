@@ -92,7 +92,7 @@ def prepare(
     offers: dict[str, list[Offer]] = {}
     excluded: dict[str, str] = {}
     for cid in allowed_chips(spec, catalog):
-        o, why = offers_for_chip(cid, spec, book)
+        o, why = offers_for_chip(cid, spec, book, catalog)
         if o:
             offers[cid] = o
         else:

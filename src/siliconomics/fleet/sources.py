@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..catalog.schema import ChipSpec
 from ..economics.cost import chip_tdp, power_per_chip_w
 from ..economics.pricebook import PriceBook, listed_chip_hour
+from ..economics.pricing import owned_of
 from ..economics.tco import owned_cost_per_chip_hour
 from ..errors import SiliconomicsError
 from .profile import HOURS_PER_MONTH, Capacity
@@ -80,8 +81,9 @@ def _owned(chip: ChipSpec, book: PriceBook, node_chips: int) -> tuple[Source | N
         ), ""
     try:
         tiny = 1e-6
-        full = owned_cost_per_chip_hour(chip.id, None, utilisation=1.0)
-        low = owned_cost_per_chip_hour(chip.id, None, utilisation=tiny).total
+        a = owned_of(book)  # the book's owned-TCO assumptions
+        full = owned_cost_per_chip_hour(chip, a, utilisation=1.0)
+        low = owned_cost_per_chip_hour(chip, a, utilisation=tiny).total
     except SiliconomicsError as e:
         return None, str(e)
     busy = (full.total - low) / (1.0 - tiny)

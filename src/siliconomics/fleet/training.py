@@ -175,7 +175,7 @@ def plan_training(
     for i, chip in enumerate(chips):
         if progress:
             progress("training layouts", i, len(chips))
-        offers, why = offers_for_chip(chip, spec, book)
+        offers, why = offers_for_chip(chip, spec, book, catalog)
         if not offers:
             excluded[chip] = why
             continue

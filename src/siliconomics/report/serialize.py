@@ -11,6 +11,7 @@ from ..catalog.schema import ChipSpec, ModelSpec, Sourced
 from ..economics.cost import chip_tdp
 from ..economics.pricing import chip_price
 from ..parallel.memory import active_params, total_params
+from ..resolve import default_pricing
 from ..search.assess import Assessment
 from ..search.compare import Comparison
 from ..validate.banded import RowBand
@@ -27,7 +28,7 @@ def _f(x: Any) -> Any:
 
 
 def chip_dict(c: ChipSpec) -> dict[str, Any]:
-    price = chip_price(c)
+    price = chip_price(c, default_pricing())
     tdp = chip_tdp(c)
     out: dict[str, Any] = c.model_dump(mode="json")
     out["usd_per_chip_hour"] = price.usd_per_chip_hour if price else None

@@ -14,6 +14,7 @@ from ..catalog.schema import ChipSpec, EfficiencyProfile, ModelSpec, Sourced
 from ..economics.cost import chip_tdp
 from ..economics.pricing import chip_price
 from ..parallel.memory import active_params, total_params
+from ..resolve import default_pricing
 from ..search.assess import Assessment
 from ..search.compare import Comparison
 from ..units import fmt_si, fmt_time
@@ -55,7 +56,7 @@ def chips_table() -> Table:
     ):
         t.add_column(col, justify="left" if left else "right", no_wrap=True)
     for c in chips().values():
-        price = chip_price(c)
+        price = chip_price(c, default_pricing())
         tdp = chip_tdp(c)
         mem = c.memory
         su = c.interconnect.scale_up_bytes_per_s
@@ -138,7 +139,7 @@ def chip_detail(c: ChipSpec) -> Table:
         if c.power.tdp_w
         else (f"~{tdp.tdp_w:.0f} W ({tdp.basis})" if tdp else "unknown"),
     )
-    price = chip_price(c)
+    price = chip_price(c, default_pricing())
     t.add_row(
         "price",
         f"${price.usd_per_chip_hour:.2f}/chip-h via {price.system} "

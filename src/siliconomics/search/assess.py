@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,12 +63,14 @@ def activity(est: Estimate) -> F:
     return np.asarray(busy / total, dtype=np.float64)
 
 
-def assess(
-    est: Estimate, price_overrides: Pricing | Mapping[str, float] | None = None
-) -> Assessment:
-    """Cost and energy of ``est``; ``price_overrides`` is the run's :class:`Pricing` (or a
-    plain ``{chip: USD per chip-hour}`` on top of the packaged book)."""
+def assess(est: Estimate, pricing: Pricing | None = None) -> Assessment:
+    """Cost and energy of ``est``; ``pricing`` is the run's :class:`Pricing` (built at the
+    edge, :func:`siliconomics.resolve.pricing`; None: unpriced)."""
     chip = est.device.chip
     watts, power = power_per_chip_w(chip, activity(est))
-    price = chip_price(chip, price_overrides, chips_needed=est.plan.chips_per_replica)
+    price = (
+        chip_price(chip, pricing, chips_needed=est.plan.chips_per_replica)
+        if pricing is not None
+        else None
+    )
     return Assessment(estimate=est, price=price, power=power, watts_per_chip=watts)

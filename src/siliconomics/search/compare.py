@@ -11,7 +11,7 @@ fleet size for a traffic level belongs to the planner.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,7 +144,7 @@ def best_on_chip(
     weight_dtype: str,
     act_dtype: str,
     kv_dtype: str,
-    price_overrides: Pricing | Mapping[str, float] | None = None,
+    price_overrides: Pricing | None = None,
 ) -> ChipChoice:
     """The cheapest feasible layout and batch limit of ``model`` on ``dev`` (``ttft_s``,
     ``tpot_s`` in seconds; lengths in tokens), or why there is none."""
@@ -243,10 +243,11 @@ def compare_chips(
     weight_dtype: str = "bf16",
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
-    price_overrides: Pricing | Mapping[str, float] | None = None,
+    price_overrides: Pricing | None = None,
 ) -> Comparison:
     """Best layout of ``model`` on each of ``devices``, ranked by $ per million output tokens
-    (lengths in tokens, targets in seconds, ``price_overrides`` in USD per chip-hour)."""
+    (lengths in tokens, targets in seconds; ``price_overrides``: the run's Pricing, None:
+    unpriced)."""
     if input_len < 1 or output_len < 1:
         raise SiliconomicsError("input and output lengths must be >= 1 token")
     if not devices:

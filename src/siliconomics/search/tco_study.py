@@ -24,13 +24,13 @@ from ..economics.pricing import (
     breakeven_purchase_price,
     breakeven_utilisation,
     chip_hour_cost,
-    default_book,
     owned_cost_per_chip_hour,
+    owned_of,
     price_chip_hour,
     usd_per_busy_chip_hour,
 )
 from ..economics.sensitivity import CostSensitivity, cost_tornado
-from ..economics.tco import CostBreakdown, OwnedAssumptions, load_owned_assumptions, with_values
+from ..economics.tco import CostBreakdown, OwnedAssumptions, with_values
 from ..economics.tco import provisioned_w_per_chip as _provisioned_w
 from ..errors import SiliconomicsError
 from ..ops.device import Device
@@ -147,7 +147,7 @@ def _throughput(
         weight_dtype=dtypes[0],
         act_dtype=dtypes[1],
         kv_dtype=dtypes[2],
-        price_overrides={chip.id: 1.0},
+        price_overrides=Pricing(book=PriceBook().with_chip_hour({chip.id: 1.0}), estimate=False),
     )
     if ch.assessment is None:
         raise SiliconomicsError(f"{model.id} on {chip.id}: no feasible layout: {ch.reason}")
@@ -175,24 +175,24 @@ def _throughput(
 
 
 def _mode_cost(
-    chip_id: str,
+    chip: ChipSpec,
     mode: str,
     tp: Throughput | None,
     *,
     a: OwnedAssumptions,
     u: float,
-    book: PriceBook | None,
+    book: PriceBook,
     chips: int,
 ) -> ModeCost:
     try:
         cost = chip_hour_cost(
-            chip_id, mode, book=book, assumptions=a, utilisation=u, chips_needed=chips
+            chip, mode, book=book, assumptions=a, utilisation=u, chips_needed=chips
         )
     except SiliconomicsError as e:
         return ModeCost(mode=mode, cost=None, reason=str(e))
     busy = usd_per_busy_chip_hour(cost, u)
     be = (
-        breakeven_utilisation(chip_id, mode, a, book=book, chips_needed=chips)
+        breakeven_utilisation(chip, mode, a, book=book, chips_needed=chips)
         if mode in CLOUD_MODES
         else None
     )
@@ -225,21 +225,22 @@ def study_tco(
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     assumptions: OwnedAssumptions | None = None,
-    book: PriceBook | None = None,
+    book: PriceBook,
     breakeven_price: bool = False,
     references: Sequence[Device] = (),
     catalog_chips: Mapping[str, ChipSpec] | None = None,
 ) -> TcoStudy:
     """Everything ``siliconomics tco`` shows, for one chip (``device``: the chip and its
     efficiency profile) and optionally one model (lengths in tokens, targets in seconds).
+    ``book``: the run's prices (its owned-TCO assumptions unless ``assumptions`` is given);
     ``references``: chips whose owned cost sets a break-even purchase price;
     ``catalog_chips``: the chips an unlisted chip's price is estimated from."""
-    chip, chip_id = device.chip, device.id
+    chip = device.chip
     if mode not in MODES:
         raise SiliconomicsError(f"--mode '{mode}': allowed: {', '.join(MODES)}")
     if not 0 < utilisation <= 1:
         raise SiliconomicsError(f"--utilisation {utilisation}: must be in (0, 1]")
-    a = assumptions or load_owned_assumptions()
+    a = owned_of(book, assumptions)
     tp = None
     if model is not None:
         tp = _throughput(
@@ -258,7 +259,7 @@ def study_tco(
             )
     chips = tp.chips_per_replica if tp else 1
     modes = tuple(
-        _mode_cost(chip_id, m, tp, a=a, u=utilisation, book=book, chips=chips)
+        _mode_cost(chip, m, tp, a=a, u=utilisation, book=book, chips=chips)
         for m in ("owned", *CLOUD_MODES)
     )
     chosen = next(m for m in modes if m.mode == mode)
@@ -277,7 +278,7 @@ def study_tco(
             chip,
             a,
             utilisation,
-            book or default_book(),
+            book,
             tp,
             spec,
             tuple(references),
@@ -293,11 +294,11 @@ def study_tco(
             modes=modes,
             throughput=tp,
             sensitivity=None,
-            provisioned_w_per_chip=_provisioned_w(chip_id),
+            provisioned_w_per_chip=_provisioned_w(chip),
             breakeven_prices=be_prices,
         )
     sens = cost_tornado(
-        chip_id,
+        chip,
         mode=mode,
         utilisation=utilisation,
         assumptions=a,
@@ -313,7 +314,7 @@ def study_tco(
         modes=modes,
         throughput=tp,
         sensitivity=sens,
-        provisioned_w_per_chip=_provisioned_w(chip_id),
+        provisioned_w_per_chip=_provisioned_w(chip),
         breakeven_prices=be_prices,
     )
 
@@ -352,7 +353,7 @@ def breakeven_prices(
         target = p.usd_per_chip_hour / u if mode.startswith("reserved") else p.usd_per_chip_hour
         where = p.source if p.basis == "estimated" else f"{p.system} {p.region} {p.as_of}"
         basis = f"{p.basis}: {where}"
-        usd = breakeven_purchase_price(chip.id, target, a, utilisation=u)
+        usd = breakeven_purchase_price(chip, target, a, utilisation=u)
         out.append(
             BreakevenPrice(
                 against=f"renting {chip.id} {mode}",
@@ -366,7 +367,7 @@ def breakeven_prices(
         if ref == chip.id:
             continue
         try:
-            ref_busy = owned_cost_per_chip_hour(ref, a, utilisation=u).total / u
+            ref_busy = owned_cost_per_chip_hour(ref_dev.chip, a, utilisation=u).total / u
         except SiliconomicsError:
             continue
         if tp is None or spec.model is None:
@@ -380,7 +381,7 @@ def breakeven_prices(
             BreakevenPrice(
                 against=f"owning {ref}",
                 target_usd_per_busy_chip_hour=target,
-                usd=breakeven_purchase_price(chip.id, target, a, utilisation=u),
+                usd=breakeven_purchase_price(chip, target, a, utilisation=u),
                 basis=f"{ref} owned {ref_busy:.2f} USD/busy h x throughput ratio {ratio:.2f} ({spec.model.id})",
             )
         )

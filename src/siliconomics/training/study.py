@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..catalog.schema import ChipSpec, ModelSpec
-from ..economics.pricing import ChipPrice, PriceBook, Pricing, default_book, price_chip_hour
+from ..economics.pricing import ChipPrice, PriceBook, Pricing, price_chip_hour
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from .estimate import TrainCost, TrainEstimate, estimate_training, time_and_cost_to_train
@@ -68,7 +68,7 @@ def study_training(
     ``pricing`` is a mode of :data:`economics.pricebook.MODES`; ``utilisation`` is the owned
     cluster's average busy fraction over its life (an owner pays for idle hours too).
     ``price_overrides`` (USD per chip-hour) win in the mode; ``price_book`` is the run's book
-    (default: the packaged one)."""
+    (built at the edge, :func:`siliconomics.resolve.price_book`)."""
     if tokens <= 0:
         raise SiliconomicsError(f"--tokens must be positive, got {tokens:g}")
     base = TrainPlan(
@@ -120,7 +120,9 @@ def _price(
     catalog_chips: Mapping[str, ChipSpec] | None,
 ) -> ChipPrice | None:
     chip_id = chip.id
-    b = (book or default_book()).with_chip_hour(overrides or {}, pricing)
+    if book is None:
+        raise TypeError("study_training needs the run's price_book (siliconomics.resolve)")
+    b = book.with_chip_hour(overrides or {}, pricing)
     p = Pricing(book=b, mode=pricing, chips=catalog_chips or {}, utilisation=utilisation)
     price = price_chip_hour(p, chip, chips_needed=n_chips)
     if price is None and pricing != "on-demand":

@@ -37,13 +37,9 @@ class RowBand:
     reason: str
 
 
-def default_profile_set(profiles: Mapping[str, EfficiencyProfile] | None) -> ProfileSet:
-    """The packaged profiles (and per-stack overrides), or ``profiles`` alone if given."""
-    if profiles is not None:
-        return ProfileSet(families=profiles, origin="given profiles")
-    from ..catalog.registry import efficiency_profiles
-
-    return ProfileSet(families=efficiency_profiles(), stacks=packaged_stack_profiles())
+def default_profile_set(profiles: Mapping[str, EfficiencyProfile]) -> ProfileSet:
+    """``profiles`` (a catalog's, by family) with the packaged per-stack overrides."""
+    return ProfileSet(families=profiles, stacks=packaged_stack_profiles())
 
 
 def row_profile(row: MeasuredRow, family: str, ps: ProfileSet) -> tuple[ResolvedProfile, str]:

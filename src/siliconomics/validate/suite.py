@@ -38,7 +38,7 @@ def validate_rows(
     results: list[RowResult] = []
     skipped: list[Skipped] = []
     not_inference = 0
-    ps = profile_set or default_profile_set(None)
+    ps = profile_set or default_profile_set(catalog.profiles)
     resid = packaged_residuals() if residuals is None else residuals
     for row in rows:
         if row.kind != "inference":

@@ -219,7 +219,7 @@ def validate_training_rows(
     results: list[RowResult] = []
     skipped: list[Skipped] = []
     unusable = 0
-    ps = profile_set or default_profile_set(None)
+    ps = profile_set or default_profile_set(catalog.profiles)
     resid = packaged_residuals() if residuals is None else residuals
     for tr in rows:
         if not tr.row.usable:
