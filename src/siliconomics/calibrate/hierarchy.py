@@ -94,6 +94,7 @@ def op_level_base(profiles: Mapping[str, EfficiencyProfile]) -> dict[str, Effici
     out = {}
     for fam, prof in profiles.items():
         upd: dict[str, float | None] = {}
+        prov = dict(prof.provenance)
         for k, text in prof.provenance.items():
             if k not in P.BOUNDS and k not in P.INHERITED_FIELDS:
                 continue
@@ -105,7 +106,10 @@ def op_level_base(profiles: Mapping[str, EfficiencyProfile]) -> dict[str, Effici
                     if k in P.TRAIN_FIELDS or k == "lowp_gemm_efficiency"
                     else (P.PRIORS.get(k, getattr(prof, k)))
                 )
-        out[fam] = prof.model_copy(update=upd)
+                # the earlier fit's text no longer describes the value; a fit or an
+                # inheritance of this run writes its own
+                prov[k] = "all-chips prior (siliconomics.calibrate.policy.PRIORS), not fitted"
+        out[fam] = prof.model_copy(update={**upd, "provenance": prov})
     return out
 
 

@@ -319,13 +319,15 @@ def plan_profile(
     lv = aggregate(need, prof.levels)
     if progress:
         progress("multi-period plan", 0, 1)
-    sol = solve_program(_build(spec, srcs, units, lv, g))
+    alts, held_tries = _alternatives(spec, srcs, units, lv, g)
+    # Each single-mode plan is a feasible point of the full program: its committed schedule is
+    # tried too, so the hybrid plan is never dearer than the best single mode.
+    sol = solve_program(_build(spec, srcs, units, lv, g), also_try=held_tries)
     if sol is None:
         raise SiliconomicsError(
             "spec fields 'availability'/'power_cap_kw'/'capacity.site_power_kw': no plan "
             "carries the peak traffic within these limits"
         )
-    alts = _alternatives(spec, srcs, units, lv, g)
     scen = _scenarios(spec, srcs, units, lv, sol)
     return ProfilePlan(
         name=spec.name,
@@ -367,13 +369,15 @@ def _check_capacity(cap: Capacity, chips: list[str], book: PriceBook) -> None:
 SINGLE = ("owned", "reserved-3y", "reserved-1y", "capacity-block", "on-demand")
 
 
-def _alternatives(spec, srcs, units, lv, g) -> list[Alternative]:
+def _alternatives(spec, srcs, units, lv, g) -> tuple[list[Alternative], tuple[np.ndarray, ...]]:
+    """Each single-mode plan, and its committed schedule laid out over all of ``srcs``."""
     out = []
+    helds: list[np.ndarray] = []
     for kind in SINGLE:
-        sub = [s for s in srcs if s.kind == kind]
-        if not sub:
+        idx = [j for j, s in enumerate(srcs) if s.kind == kind]
+        if not idx:
             continue
-        s = solve_program(_build(spec, sub, units, lv, g))
+        s = solve_program(_build(spec, [srcs[j] for j in idx], units, lv, g))
         out.append(
             Alternative(
                 label=f"all {kind}",
@@ -381,7 +385,11 @@ def _alternatives(spec, srcs, units, lv, g) -> list[Alternative]:
                 note="" if s is not None else "infeasible within the limits",
             )
         )
-    return out
+        if s is not None:
+            full = np.zeros((len(srcs), s.held.shape[1]), dtype=np.int64)
+            full[idx] = s.held
+            helds.append(full)
+    return out, tuple(helds)
 
 
 def _scenarios(spec, srcs, units, lv, sol) -> list[Alternative]:
