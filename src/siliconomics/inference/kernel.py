@@ -49,7 +49,10 @@ MMA_MIN_M = 16.0
 
 
 def _tile_rows_np(m: V, tile_m: float) -> V:
-    return np.clip(2.0 ** np.ceil(np.log2(np.maximum(m, MMA_MIN_M))), MMA_MIN_M, tile_m)
+    """Smallest power of two >= max(m, 16), capped at ``tile_m``: 2^ceil(log2(m)) read off
+    the float's exponent (m = f 2^e with f in [0.5, 1): e, or e - 1 when f = 0.5)."""
+    f, e = np.frexp(np.maximum(m, MMA_MIN_M))
+    return np.minimum(np.ldexp(1.0, e - (f == 0.5)), tile_m)
 
 
 def _tile_rows_py(m: float, tile_m: float) -> float:
@@ -87,16 +90,16 @@ PY = SimpleNamespace(
 
 @dataclass(frozen=True, slots=True)
 class _Gemm:
-    """``[m x k] @ [k x n]`` with n, k fixed by the plan, repeated ``times`` per step
-    (:func:`..ops.roofline.gemm`); ``m > 0`` varies per configuration."""
+    """``[m x k] @ [k x n]`` with n, k fixed by the plan, repeated per step
+    (:func:`..ops.roofline.gemm`); ``m > 0`` varies per configuration. Times are per step
+    (the repeat count folded in)."""
 
-    times: float
-    flops_per_row: float  # 2 n k
-    peak: float  # FLOP/s reached by large GEMMs
-    row_s: float  # memory time per row: (k a + n out) / bandwidth
-    weight_s: float  # memory time of the weights
-    over_s: float  # kernel overhead
-    systolic_util: float  # > 0: utilisation of a systolic array (independent of m)
+    compute_s: float  # seconds per row at full utilisation: repeats x 2 n k / peak
+    systolic_s: float  # the same at a systolic array's (m-independent) utilisation
+    row_s: float  # memory seconds per row: repeats x (k a + n out) / bandwidth
+    weight_s: float  # memory seconds of the weights
+    over_s: float  # kernel overheads
+    systolic: bool
     tile_m: float
     tile_n: float
     tiles_n: float
@@ -105,43 +108,39 @@ class _Gemm:
     split_max: float  # split-K bound max(floor(k / 256), 1)
 
     def time(self, xp: Any, m: V) -> V:
-        flops = m * self.flops_per_row
-        if self.systolic_util > 0.0:
-            util = self.systolic_util
+        if self.systolic:
+            t_c = m * self.systolic_s
         else:
-            util = self._tile_util(xp, xp.maximum(m, 1.0))
-        t_c = flops / (self.peak * xp.maximum(util, 1e-9))
-        t_m = m * self.row_s + self.weight_s
-        return self.times * (xp.maximum(t_c, t_m) + self.over_s)
+            t_c = m * self.compute_s / xp.maximum(_tile_util(xp, self, xp.maximum(m, 1.0)), 1e-9)
+        return xp.maximum(t_c, m * self.row_s + self.weight_s) + self.over_s
 
-    def _tile_util(self, xp: Any, m: V) -> V:
-        """GPU tile and wave quantisation (:func:`..ops.roofline.gemm_utilisation`)."""
-        tm = xp.tile_rows(m, self.tile_m)
-        tiles_m = xp.ceil(m / tm)
-        tiles = tiles_m * self.tiles_n
-        pad = m / (tiles_m * tm) * self.n_pad
-        split = xp.minimum(xp.maximum(xp.floor(self.units / tiles), 1.0), self.split_max)
-        work = tiles * split
-        waves = xp.ceil(work / self.units)
-        return pad * (work / (waves * self.units))
+
+def _tile_util(xp: Any, g: Any, m: V) -> V:
+    """GPU tile and wave quantisation (:func:`..ops.roofline.gemm_utilisation`) of GEMMs
+    ``g`` (one, or a stack whose constants are columns) with ``m`` rows."""
+    tm = xp.tile_rows(m, g.tile_m)
+    tiles_m = xp.ceil(m / tm)
+    tiles = tiles_m * g.tiles_n
+    pad = m / (tiles_m * tm) * g.n_pad
+    split = xp.minimum(xp.maximum(xp.floor(g.units / tiles), 1.0), g.split_max)
+    work = tiles * split
+    return pad * (work / (xp.ceil(work / g.units) * g.units))
 
 
 @dataclass(frozen=True, slots=True)
 class _GemmStack:
     """The GEMMs of a step as one (GEMMs x configurations) evaluation (numpy only): the
     fields of :class:`_Gemm` as columns; per-configuration work shared by all GEMMs (tile
-    rows along M) is done once."""
+    rows along M) is done once, on one row, and broadcast."""
 
-    times: NDArray[np.float64]
-    flops_per_row: NDArray[np.float64]
-    peak: NDArray[np.float64]
+    compute_s: NDArray[np.float64]
+    systolic_s: NDArray[np.float64]
     row_s: NDArray[np.float64]
     weight_s: NDArray[np.float64]
-    over_s: NDArray[np.float64]
-    systolic_util: NDArray[np.float64]
     tiles_n: NDArray[np.float64]
     n_pad: NDArray[np.float64]
     split_max: NDArray[np.float64]
+    over_s: float
     systolic: bool
     tile_m: float
     units: float
@@ -151,53 +150,65 @@ class _GemmStack:
         def col(name: str) -> NDArray[np.float64]:
             return np.array([getattr(g, name) for g in gemms], dtype=np.float64)[:, None]
 
-        names: tuple[str, ...] = ("times", "flops_per_row", "peak", "row_s", "weight_s")
-        names += ("over_s", "systolic_util", "tiles_n", "n_pad", "split_max")
+        names = ("compute_s", "systolic_s", "row_s", "weight_s", "tiles_n", "n_pad", "split_max")
         return cls(
             **{n: col(n) for n in names},
-            systolic=gemms[0].systolic_util > 0.0,
+            over_s=math.fsum(g.over_s for g in gemms),
+            systolic=gemms[0].systolic,
             tile_m=gemms[0].tile_m,
             units=gemms[0].units,
         )
 
     def time(self, m: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Summed time of the GEMMs with rows ``m`` (GEMMs x configurations, or 1 x n)."""
+        """Summed time of the GEMMs, all with rows ``m`` (1-D)."""
+        m = m[None, :]
         if self.systolic:
-            util = self.systolic_util
+            t_c = m * self.systolic_s
         else:
-            m1 = np.maximum(m, 1.0)
-            tm = _tile_rows_np(m1, self.tile_m)
-            tiles_m = np.ceil(m1 / tm)
-            tiles = tiles_m * self.tiles_n
-            pad = m1 / (tiles_m * tm) * self.n_pad
-            split = np.minimum(np.maximum(np.floor(self.units / tiles), 1.0), self.split_max)
-            work = tiles * split
-            util = pad * (work / (np.ceil(work / self.units) * self.units))
-        t_c = m * self.flops_per_row / (self.peak * np.maximum(util, 1e-9))
-        t_m = m * self.row_s + self.weight_s
-        return np.sum(self.times * (np.maximum(t_c, t_m) + self.over_s), axis=0)
+            util = _tile_util(NP, self, np.maximum(m, 1.0))
+            t_c = m * self.compute_s / np.maximum(util, 1e-9)
+        return np.sum(np.maximum(t_c, m * self.row_s + self.weight_s), axis=0) + self.over_s
 
 
-def _gemm(
-    dev: Device, n: float, k: float, times: float, *, dtype: str, a: float, w: float, out: float
-) -> _Gemm:
+@dataclass(frozen=True, slots=True)
+class _GemmShape:
+    """Plan constants of one GEMM shape, before the repeat count is folded in."""
+
+    flops_per_row: float
+    peak: float
+    row_s: float
+    weight_s: float
+    over_s: float
+    systolic: bool
+    systolic_util: float
+    tile_m: float
+    tile_n: float
+    tiles_n: float
+    n_pad: float
+    units: float
+    split_max: float
+
+
+def _shape(
+    dev: Device, n: float, k: float, *, dtype: str, a: float, w: float, out: float
+) -> _GemmShape:
     mx = dev.chip.matrix
     n, k = float(n), float(k)
     n1, k1 = max(n, 1.0), max(k, 1.0)
-    systolic = 0.0
+    systolic = 1.0
     if mx.arch == "systolic":
         systolic = (k1 / (math.ceil(k1 / mx.rows) * mx.rows)) * (
             n1 / (math.ceil(n1 / mx.cols) * mx.cols)
         )
     tiles_n = float(math.ceil(n1 / mx.tile_n))
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
-    return _Gemm(
-        times=float(times),
+    return _GemmShape(
         flops_per_row=2.0 * n * k,
         peak=dev.peak_flops(dtype) * dev.gemm_efficiency(dtype),
         row_s=(k * a + n * out) / bw,
         weight_s=k * n * w / bw,
         over_s=dev.eff.kernel_overhead_s,
+        systolic=mx.arch == "systolic",
         systolic_util=systolic,
         tile_m=float(mx.tile_m),
         tile_n=float(mx.tile_n),
@@ -208,15 +219,38 @@ def _gemm(
     )
 
 
+def _gemm(
+    dev: Device, n: float, k: float, times: float, *, dtype: str, a: float, w: float, out: float
+) -> _Gemm:
+    g = _shape(dev, n, k, dtype=dtype, a=a, w=w, out=out)
+    f = float(times)
+    compute = f * g.flops_per_row / g.peak
+    return _Gemm(
+        compute_s=compute,
+        systolic_s=compute / max(g.systolic_util, 1e-9),
+        row_s=f * g.row_s,
+        weight_s=f * g.weight_s,
+        over_s=f * g.over_s,
+        systolic=g.systolic,
+        tile_m=g.tile_m,
+        tile_n=g.tile_n,
+        tiles_n=g.tiles_n,
+        n_pad=g.n_pad,
+        units=g.units,
+        split_max=g.split_max,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Attention:
-    """Attention of ``layers`` layers (full or windowed; MLA absorbed/decompressed):
-    FLOPs ``B s keys (flop_c | flop_c_prefill)``, bytes ``B cache kv_c + T q_c``."""
+    """Attention of some layers (full or windowed; MLA absorbed/decompressed): FLOPs
+    ``B s keys flop``, bytes ``B cache kv + T q``; seconds per step, layers folded in."""
 
-    layers: float
-    window: float  # inf: full attention
-    flop_c: float  # seconds per (sequence x new token x key), decode form
-    flop_c_prefill: float  # same, s > 1 (differs for MLA only)
+    windowed: bool
+    window: float
+    mla: bool  # MLA: decode (absorbed) and prefill (decompressed) differ
+    flop_s: float  # seconds per (sequence x new token x key), decode form
+    flop_prefill_s: float  # same, s > 1 (differs for MLA only)
     kv_s: float  # seconds per cached token per sequence (memory)
     q_s: float  # seconds per new token (Q/O traffic)
     over_s: float
@@ -224,15 +258,36 @@ class _Attention:
     def time(self, xp: Any, b: V, s: V, c: V, t: V) -> V:
         keys = c + (s + 1.0) / 2.0
         cache = c + s
-        if self.window != math.inf:
+        if self.windowed:
             keys = xp.minimum(keys, self.window)
             cache = xp.minimum(cache, self.window)
-        flop_c = self.flop_c
-        if self.flop_c_prefill != self.flop_c:
-            flop_c = xp.where(s > 1, self.flop_c_prefill, self.flop_c)
-        t_c = b * s * keys * flop_c
-        t_m = b * cache * self.kv_s + t * self.q_s
-        return self.layers * (xp.maximum(t_c, t_m) + self.over_s)
+        flop = xp.where(s > 1, self.flop_prefill_s, self.flop_s) if self.mla else self.flop_s
+        # per-sequence factors first: in a decode step they are shared by every context
+        t_c = keys * (b * s * flop)
+        t_m = cache * (b * self.kv_s) + t * self.q_s
+        return xp.maximum(t_c, t_m) + self.over_s
+
+
+def _attention(
+    layers: float,
+    window: float | None,
+    *,
+    flop: float,
+    flop_prefill: float,
+    kv: float,
+    q: float,
+    over: float,
+) -> _Attention:
+    return _Attention(
+        windowed=window is not None,
+        window=math.inf if window is None else float(window),
+        mla=flop_prefill != flop,
+        flop_s=layers * flop,
+        flop_prefill_s=layers * flop_prefill,
+        kv_s=layers * kv,
+        q_s=layers * q,
+        over_s=layers * over,
+    )
 
 
 def _linear_mem_s(dev: Device, nbytes: float, flops: float) -> float:
@@ -268,7 +323,8 @@ class _AllReduce:
 def _cheapest(xp: Any, cands: tuple[AffineTime, ...], b: V) -> V:
     best: V = math.inf
     for c in cands:
-        t = c(b) if c.limit == math.inf else xp.where(b <= c.limit, c(b), math.inf)
+        unlimited = isinstance(c.limit, float) and c.limit == math.inf
+        t = c(b) if unlimited else xp.where(b <= c.limit, c(b), math.inf)
         best = xp.minimum(best, t)
     return best
 
@@ -284,7 +340,8 @@ class _Grouped:
     row_s: float
     group_s: float  # memory time of one expert's weights
     over_s: float
-    systolic_util: float  # K and N padding of a systolic array (0 on GPUs)
+    systolic: bool
+    systolic_util: float  # K and N padding of a systolic array
     array_rows: float
     tile_m: float
     tile_n: float
@@ -295,7 +352,7 @@ class _Grouped:
     def time(self, xp: Any, rows: V, hit: V) -> V:
         g = xp.maximum(hit, 1e-9)
         m_g = xp.maximum(xp.maximum(rows, 1e-9) / g, 1.0)
-        if self.systolic_util > 0.0:
+        if self.systolic:
             util = self.systolic_util * (m_g / xp.maximum(m_g, self.array_rows))
         else:
             tm = xp.tile_rows(m_g, self.tile_m)
@@ -311,14 +368,15 @@ class _Grouped:
 def _grouped(
     dev: Device, n: float, k: float, times: float, *, dtype: str, a: float, w: float, out: float
 ) -> _Grouped:
-    g = _gemm(dev, n, k, times, dtype=dtype, a=a, w=w, out=out)
+    g = _shape(dev, n, k, dtype=dtype, a=a, w=w, out=out)
     return _Grouped(
-        times=g.times,
+        times=float(times),
         flops_per_row=g.flops_per_row,
         peak=g.peak,
         row_s=g.row_s,
         group_s=g.weight_s,
         over_s=g.over_s,
+        systolic=g.systolic,
         systolic_util=g.systolic_util,
         array_rows=float(dev.chip.matrix.rows),
         tile_m=g.tile_m,
@@ -392,7 +450,8 @@ class _Moe:
     expert-parallel all-to-all and the shared experts."""
 
     times: float
-    local_div: float  # tokens a rank routes = replica tokens / local_div
+    local_all: bool  # a rank routes all the replica's tokens (dp = 1)
+    local_div: float  # else replica tokens / local_div
     k_over_ep: float
     imb_c: float
     n_local: float
@@ -407,7 +466,7 @@ class _Moe:
     shared: tuple[_Gemm, ...]
 
     def time(self, xp: Any, t: V, t_all: V) -> V:
-        tl = t_all if self.local_div == 1.0 else t_all / self.local_div
+        tl = t_all if self.local_all else t_all / self.local_div
         mean_rows = t_all * self.k_over_ep
         rows = mean_rows * (1.0 + xp.sqrt(self.imb_c / xp.maximum(mean_rows, 1e-9)))
         hit = self.n_local * (1.0 - self.p_miss**t_all)
@@ -430,6 +489,7 @@ class _Memory:
     reserve: float
     capacity: float
     kv_per_token: float
+    windowed: bool
     full_frac: float
     window: float
     act_per_token: float
@@ -439,10 +499,10 @@ class _Memory:
         """Free bytes per chip with ``batch`` sequences of ``ctx`` tokens while prefilling
         ``tokens`` in one step (negative: does not fit)."""
         per_seq = self.kv_per_token * ctx
-        if self.window != math.inf:
+        if self.windowed:
             f = self.full_frac
             per_seq = self.kv_per_token * (f * ctx + (1 - f) * xp.minimum(ctx, self.window))
-        act = tokens / self.dp * self.act_per_token
+        act = (tokens if self.dp == 1.0 else tokens / self.dp) * self.act_per_token
         return self.capacity - (self.weights + batch * per_seq + act + self.reserve)
 
 
@@ -457,6 +517,7 @@ def _memory(model: ModelSpec, dev: Device, plan: InferencePlan) -> _Memory:
         reserve=dev.hbm_bytes * dev.eff.memory_reserve_fraction,
         capacity=dev.hbm_bytes,
         kv_per_token=kv_bytes_per_token_per_chip(model, plan),
+        windowed=window != math.inf,
         full_frac=full_frac,
         window=window,
         # (T/dp) x width x bytes, with bytes a power of two: exact either way round
@@ -473,12 +534,16 @@ class StepKernel:
     model: ModelSpec
     dev: Device
     plan: InferencePlan
+    dp_one: bool
     dp: float
+    replicas: float
     gemms: tuple[_Gemm, ...]
     """GEMMs over the attention group's tokens T"""
     lm_head: _Gemm
     stack: _GemmStack
-    """``gemms`` then ``lm_head``, for numpy evaluation"""
+    """``gemms`` and ``lm_head``, for numpy evaluation when they share M"""
+    stack_t: _GemmStack
+    """``gemms`` alone"""
     attention: tuple[_Attention, ...]
     token_s: float
     """streaming ops (norms, activations, embedding): seconds per token T"""
@@ -486,11 +551,13 @@ class StepKernel:
     """their launch overheads"""
     all_reduce: _AllReduce | None
     moe: _Moe | None
+    pipelined: bool
     pipe_alpha: float
     """pipeline sends per step: (pp - 1) x (latency + T x pipe_s)"""
     pipe_s: float
     pipe_hops: float
     step_overhead_s: float
+    host_floor: bool
     host_floor_s: float
     """kernels x host launch time (eager stacks), else 0"""
     host_per_seq_s: float
@@ -501,12 +568,11 @@ class StepKernel:
         sequences and ``t`` tokens per attention group, ``t_all`` per replica, ``lt`` logits
         positions per replica)."""
         total = t * self.token_s + self.fixed_s
-        head_m = lt if self.dp == 1.0 else lt / self.dp
-        if xp is NP and np.ndim(t) == 1:
-            m = np.empty((len(self.gemms) + 1, np.size(t)))
-            m[:-1] = t
-            m[-1] = head_m
-            total = total + self.stack.time(m)
+        head_m = lt if self.dp_one else lt / self.dp
+        if xp is NP and np.ndim(t) == 1 and head_m is t:  # one M for all (decode steps)
+            total = total + self.stack.time(t)
+        elif xp is NP and np.ndim(t) == 1:
+            total = total + self.stack_t.time(t) + self.lm_head.time(xp, head_m)
         else:
             for g in self.gemms:
                 total = total + g.time(xp, t)
@@ -526,19 +592,27 @@ class StepKernel:
     def finish(self, xp: Any, device: V, bd: V, t: V) -> V:
         """Step time from the ops' device time: host launch floor, per-sequence host work,
         pipeline transfers and the fixed step overhead (:attr:`.forward.ForwardCost.time`)."""
-        if self.host_floor_s:
+        return self.host_bound(xp, device, bd) + self.fixed_time(xp, t)
+
+    def host_bound(self, xp: Any, device: V, bd: V) -> V:
+        """Device time raised to the host's: eager launches, per-sequence host work."""
+        if self.host_floor:
             device = xp.maximum(device, self.host_floor_s)
-        device = xp.maximum(device, self.host_per_seq_s * bd)
-        out = self.step_overhead_s + device
-        if self.pipe_hops:
-            out = out + self.pipe_hops * (self.pipe_alpha + t * self.pipe_s)
-        return out
+        if self.host_per_seq_s:
+            device = xp.maximum(device, self.host_per_seq_s * bd)
+        return device
+
+    def fixed_time(self, xp: Any, t: V) -> V:
+        """Step overhead and pipeline transfers (``t`` tokens per attention group)."""
+        if self.pipelined:
+            return self.step_overhead_s + self.pipe_hops * (self.pipe_alpha + t * self.pipe_s)
+        return self.step_overhead_s
 
     def step_time(self, xp: Any, batch: V, s: V, c: V) -> V:
         """Time of one forward step (one logits position per sequence)."""
-        bd = batch if self.dp == 1.0 else batch / self.dp
+        bd = batch if self.dp_one else batch / self.dp
         t = bd * s
-        t_all = t if self.dp == 1.0 else batch * s
+        t_all = t if self.dp_one else batch * s
         dev = self.tokens_time(xp, bd, t, t_all, batch) + self.attention_time(xp, bd, s, c, t)
         return self.finish(xp, dev, bd, t)
 
@@ -559,14 +633,14 @@ def _attention_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list
         if n_layers:
             fc = 4.0 * hq * hd / peak
             parts.append(
-                _Attention(
-                    layers=float(n_layers),
-                    window=math.inf if window is None else float(window),
-                    flop_c=fc,
-                    flop_c_prefill=fc,
-                    kv_s=2 * hkv * hd * kvb / bw,
-                    q_s=2.0 * hq * hd * a / bw,
-                    over_s=dev.eff.kernel_overhead_s,
+                _attention(
+                    float(n_layers),
+                    window,
+                    flop=fc,
+                    flop_prefill=fc,
+                    kv=2 * hkv * hd * kvb / bw,
+                    q=2.0 * hq * hd * a / bw,
+                    over=dev.eff.kernel_overhead_s,
                 )
             )
     parts.append(_gemm(dev, D, hq * hd, L, dtype=cd, a=a, w=w, out=r))
@@ -596,14 +670,14 @@ def _mla_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
     peak = dev.peak_flops(dev.attention_dtype(plan.act_dtype, plan.kv_dtype))
     peak *= dev.eff.attention_efficiency
     parts.append(
-        _Attention(
-            layers=float(L),
-            window=math.inf,
-            flop_c=2.0 * hq * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim) / peak,
-            flop_c_prefill=2.0 * hq * (hd + mla.v_head_dim) / peak,
-            kv_s=lat * DTYPE_BYTES[plan.kv_dtype] / bw,
-            q_s=2.0 * hq * hd * a / bw,
-            over_s=dev.eff.kernel_overhead_s,
+        _attention(
+            float(L),
+            None,
+            flop=2.0 * hq * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim) / peak,
+            flop_prefill=2.0 * hq * (hd + mla.v_head_dim) / peak,
+            kv=lat * DTYPE_BYTES[plan.kv_dtype] / bw,
+            q=2.0 * hq * hd * a / bw,
+            over=dev.eff.kernel_overhead_s,
         )
     )
     parts.append(g(D, hq * mla.v_head_dim))
@@ -682,7 +756,8 @@ def _moe_part(model: ModelSpec, dev: Device, plan: InferencePlan, n_moe: int) ->
         disp = _all_to_all(dev, model, plan.ep, plan.etp, float(n_moe), a, r)
     return _Moe(
         times=float(n_moe),
-        local_div=1.0 if plan.dp == 1 else float(plan.dp * plan.tp),
+        local_all=plan.dp == 1,
+        local_div=float(plan.dp * plan.tp),
         k_over_ep=k / ep,
         imb_c=2.0 * math.log(ep) * (1.0 - 1.0 / ep),
         n_local=E / ep,
@@ -752,19 +827,24 @@ def build_step_kernel(model: ModelSpec, dev: Device, plan: InferencePlan) -> Ste
         model=model,
         dev=dev,
         plan=plan,
+        dp_one=plan.dp == 1,
         dp=float(plan.dp),
+        replicas=float(plan.replicas),
         gemms=tuple(gemms),
         lm_head=head,
         stack=_GemmStack.of([*gemms, head]),
+        stack_t=_GemmStack.of(gemms),
         attention=tuple(p for p in parts if isinstance(p, _Attention)),
         token_s=token_s,
         fixed_s=fixed_s,
         all_reduce=ar,
         moe=moe,
+        pipelined=plan.pp > 1,
         pipe_alpha=alpha,
         pipe_s=per_tok,
         pipe_hops=hops,
         step_overhead_s=dev.eff.step_overhead_s,
+        host_floor=floor > 0.0,
         host_floor_s=floor,
         host_per_seq_s=dev.eff.host_per_seq_s or 0.0,
         memory=_memory(model, dev, plan),
