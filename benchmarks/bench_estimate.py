@@ -5,9 +5,12 @@ Run: ``.venv/bin/python benchmarks/bench_estimate.py`` (``make bench``). See ben
 One grid of static-batch configurations (model, tp, batch, input, output) on H100 SXM in bf16 is
 evaluated by every tool in this one run:
 
-* siliconomics: ``estimate_static`` with numpy arrays, one call per (model, tp) plan, on the
-  whole grid (best of several repeats after a warm-up); also a per-config Python loop of the
-  same function with scalars, and the vectorised call on only the peers' subset.
+* siliconomics, fast path (``inference/fast.py``): ``static_times_many`` on the whole grid
+  (all 7 layouts in one call), the same on the grid repeated to 1M configurations, and
+  ``static_point`` once per configuration on the configurations llm-analysis runs;
+* siliconomics, ``estimate_static`` (full result with the per-op breakdown): one call per
+  (model, tp) plan on the grid, and one call per configuration on the GenZ subset;
+  every figure is timed over several passes after a warm-up and printed best/median/worst.
 * llm-analysis: ``LLMAnalysis.inference`` once per config, on every config that fits.
 * genz-llm (GenZ): ``prefill_moddeling`` + ``decode_moddeling`` per config (slow: a fixed-seed
   random subset of the fitting configs).
@@ -66,8 +69,9 @@ SHOWCASE = (
     ("llama-2-7b", 1, 16, 512, 128),
 )
 OUR_METRIC = (
-    "estimate_static(B, I, O) arrays: TTFT (prefill), TPOT (mean decode step over the "
-    "generation, 4 contexts), e2e, throughput, memory fit, per config"
+    "TTFT (prefill), TPOT (mean decode step over the generation, 4 contexts), e2e, "
+    "throughput, memory fit, per config: static_times / static_point (fast path, times only) "
+    "and estimate_static (the same figures with the per-op breakdown)"
 )
 
 
@@ -141,7 +145,8 @@ def spread(times: list[float]) -> str:
 
 def _importable(tool: str) -> bool:
     code = f"import {PEER_MODULES[tool]}"
-    return BENCH_PY.exists() and subprocess.run([BENCH_PY, "-c", code]).returncode == 0
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    return BENCH_PY.exists() and subprocess.run([BENCH_PY, "-c", code], **quiet).returncode == 0
 
 
 def bench_venv_status(install: bool) -> dict[str, str | None]:

@@ -131,10 +131,19 @@ def _tile_util(xp: Any, g: Any, m: V) -> V:
 class _GemmStack:
     """The GEMMs of a step as one (GEMMs x configurations) evaluation (numpy only): the
     fields of :class:`_Gemm` as columns; per-configuration work shared by all GEMMs (tile
-    rows along M) is done once, on one row, and broadcast."""
+    rows along M) is done once, on one row, and broadcast.
+
+    On GPUs the compute time is rewritten with the padding factors cancelled:
+    ``m c / (pad wave_eff)`` with ``pad = m / (tiles_m tm) x n / (tiles_n tile_n)`` and
+    ``wave_eff = work / (waves units)``, ``work = tiles_m tiles_n split``, is
+    ``c units tile_n / n x tm waves / split`` for ``m >= 1`` (``tile_c`` holds the first
+    factor; ``m < 1`` scales by ``m``). The ``1e-9`` floor on the utilisation of
+    :func:`..ops.roofline.gemm` never binds when ``n_pad / (16 units) > 1e-9`` (the
+    utilisation is at least 1/16 x n_pad x 1/units), checked when the stack is built."""
 
     compute_s: NDArray[np.float64]
     systolic_s: NDArray[np.float64]
+    tile_c: NDArray[np.float64]
     row_s: NDArray[np.float64]
     weight_s: NDArray[np.float64]
     tiles_n: NDArray[np.float64]
@@ -142,6 +151,7 @@ class _GemmStack:
     split_max: NDArray[np.float64]
     over_s: float
     systolic: bool
+    cancelled: bool  # the rewritten form applies (the utilisation floor cannot bind)
     tile_m: float
     units: float
 
@@ -151,12 +161,16 @@ class _GemmStack:
             return np.array([getattr(g, name) for g in gemms], dtype=np.float64)[:, None]
 
         names = ("compute_s", "systolic_s", "row_s", "weight_s", "tiles_n", "n_pad", "split_max")
+        g0 = gemms[0]
+        tile_c = [g.compute_s * g.units / (g.n_pad * g.tiles_n) for g in gemms]
         return cls(
             **{n: col(n) for n in names},
+            tile_c=np.array(tile_c)[:, None],
             over_s=math.fsum(g.over_s for g in gemms),
-            systolic=gemms[0].systolic,
-            tile_m=gemms[0].tile_m,
-            units=gemms[0].units,
+            systolic=g0.systolic,
+            cancelled=all(g.n_pad / (16.0 * g.units) > 1e-9 for g in gemms),
+            tile_m=g0.tile_m,
+            units=g0.units,
         )
 
     def time(self, m: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -164,6 +178,16 @@ class _GemmStack:
         m = m[None, :]
         if self.systolic:
             t_c = m * self.systolic_s
+        elif self.cancelled:
+            m1 = np.maximum(m, 1.0)
+            tm = _tile_rows_np(m1, self.tile_m)
+            tiles_m = np.ceil(m1 / tm)
+            split = np.floor(self.units / (tiles_m * self.tiles_n))
+            np.clip(split, 1.0, self.split_max, out=split)
+            waves = np.ceil(tiles_m * self.tiles_n * split / self.units)
+            t_c = self.tile_c * tm * waves / split
+            if np.any(m < 1.0):
+                t_c *= np.minimum(m, 1.0)
         else:
             util = _tile_util(NP, self, np.maximum(m, 1.0))
             t_c = m * self.compute_s / np.maximum(util, 1e-9)
