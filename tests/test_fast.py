@@ -13,12 +13,13 @@ import pytest
 
 from siliconomics import resolve
 from siliconomics.errors import SiliconomicsError
-from siliconomics.inference.estimate import estimate_static
+from siliconomics.inference.estimate import estimate_max_throughput, estimate_static
 from siliconomics.inference.fast import (
     Layout,
     static_point,
     static_times,
     static_times_many,
+    throughput_times,
 )
 from siliconomics.inference.forward import forward_cost
 from siliconomics.inference.kernel import NP, PY, build_step_kernel, step_kernel
@@ -133,3 +134,22 @@ def test_bad_input_is_a_clear_error() -> None:
         static_point(m, dev, plan, float("nan"), 128, 64)
     with pytest.raises(SiliconomicsError, match="tp="):
         static_point(m, dev, InferencePlan(tp=128), 1, 128, 64)
+
+
+@pytest.mark.parametrize(("chip", "model", "kw"), LAYOUTS)
+@pytest.mark.parametrize("full", [False, True])
+def test_throughput_times_match_estimate_max_throughput(
+    chip: str, model: str, kw: dict, full: bool
+) -> None:
+    m, dev, plan = _layout(chip, model, kw)
+    I, O, lim = np.meshgrid(I_AXIS, O_AXIS, [1.0, 16.0, 1e9], indexing="ij")
+    got = throughput_times(m, dev, plan, I, O, batch_limit=lim, reserve_full_length=full)
+    ok = got.fits
+    if not ok.any():
+        return
+    ref = estimate_max_throughput(
+        m, dev, plan, I[ok], O[ok], batch_limit=lim[ok], reserve_full_length=full
+    )
+    assert np.array_equal(got.batch[ok], ref.batch)
+    for f in (*FIELDS, "prefill_time_share"):
+        _close(getattr(got, f)[ok], getattr(ref, f))

@@ -221,3 +221,94 @@ def static_times_many(layouts: Iterable[Layout], *, block: int = BLOCK) -> list[
     2.2 ms for the benchmark grid's 7 layouts): the constants then cost array reads where they
     were scalars, and gathering them costs more than the calls it saves."""
     return [_run(_prepare(*lay), block) for lay in layouts]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThroughputTimes:
+    """Max-throughput (continuous batching) figures of an array of configurations."""
+
+    batch: F
+    """running batch per replica: what memory holds at the held context, capped by the limit"""
+    ttft_s: F
+    tpot_s: F
+    e2e_s: F
+    output_tokens_per_s: F
+    """whole deployment (all replicas)"""
+    prefill_time_share: F
+    fits: NDArray[np.bool_]
+    """one sequence fits in memory (``estimate_max_throughput`` raises where it does not)"""
+
+
+def _throughput_block(
+    k: StepKernel, I: F, O: F, limit: F | None, chunk_tokens: float, full: bool
+) -> tuple[F, ...]:
+    """estimate_max_throughput's arithmetic for one block (same order for the discrete
+    steps: the batch memory holds, prompts per prefill chunk)."""
+    chunk = np.maximum(chunk_tokens * k.dp, I)
+    avg_ctx = I + O / 2.0
+    held = I + O if full else avg_ctx
+    cap = k.memory.max_batch(NP, held, chunk)
+    if limit is not None:
+        cap = np.minimum(cap, limit)
+    fits = k.memory.free(NP, 1.0, held, chunk) >= 0
+    B = np.maximum(cap, 1.0)
+    bp = np.maximum(np.floor(chunk / I), 1.0)
+    ttft = k.step_time(NP, bp, I, 0.0)
+    micro = B if k.plan.pp == 1 else np.maximum(B / k.plan.pp, 1.0)
+    bd = micro if k.dp_one else micro / k.dp
+    rest = k.tokens_time(NP, bd, bd, micro, bd if k.dp_one else micro)
+    dev4 = k.attention_time(NP, bd, 1.0, I + O * QUAD[:, None], bd)
+    dev4 += rest
+    t_dec = k.host_bound(NP, dev4, bd).mean(axis=0) + k.fixed_time(NP, bd)
+    busy_prefill = B * I * (ttft / (bp * I))
+    busy = busy_prefill + O * t_dec
+    tpot = t_dec + busy_prefill / O
+    share = busy_prefill / busy
+    return B, ttft, tpot, ttft + O * tpot, k.replicas * (B * O / busy), share, fits
+
+
+def throughput_times(
+    model: ModelSpec,
+    dev: Device,
+    plan: InferencePlan,
+    input_len: ArrayLike,
+    output_len: ArrayLike,
+    *,
+    batch_limit: ArrayLike | None = None,
+    max_prefill_tokens: float = 8192.0,
+    reserve_full_length: bool = False,
+    block: int = BLOCK,
+) -> ThroughputTimes:
+    """The figures of :func:`.estimate.estimate_max_throughput` (same arguments) without its
+    breakdown, in blocks; a configuration where not even one sequence fits is reported in
+    ``fits`` instead of raising."""
+    lim = 1.0 if batch_limit is None else np.asarray(batch_limit, dtype=np.float64)
+    arrs = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)), lim
+    )
+    p = _prepare(model, dev, plan, 1.0, arrs[0], arrs[1])
+    flat_l = None if batch_limit is None else np.ascontiguousarray(arrs[2]).reshape(-1)
+    n = p.flat[1].size
+    outs = [np.empty(n) for _ in range(6)] + [np.empty(n, dtype=bool)]
+    for lo in range(0, n, max(int(block), 1)):
+        hi = min(lo + max(int(block), 1), n)
+        got = _throughput_block(
+            p.kernel,
+            p.flat[1][lo:hi],
+            p.flat[2][lo:hi],
+            None if flat_l is None else flat_l[lo:hi],
+            max_prefill_tokens,
+            reserve_full_length,
+        )
+        for o, g in zip(outs, got, strict=True):
+            o[lo:hi] = g
+    B, ttft, tpot, e2e, tput, share, fits = (o.reshape(p.shape) for o in outs)
+    return ThroughputTimes(
+        batch=B,
+        ttft_s=ttft,
+        tpot_s=tpot,
+        e2e_s=e2e,
+        output_tokens_per_s=tput,
+        prefill_time_share=share,
+        fits=np.asarray(fits, dtype=bool),
+    )

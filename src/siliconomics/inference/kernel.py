@@ -518,16 +518,29 @@ class _Memory:
     window: float
     act_per_token: float
     dp: float
+    usable: float
+
+    def per_seq(self, xp: Any, ctx: V) -> V:
+        """KV bytes of one sequence of ``ctx`` tokens (memory.kv_bytes_per_seq_per_chip)."""
+        if self.windowed:
+            f = self.full_frac
+            return self.kv_per_token * (f * ctx + (1 - f) * xp.minimum(ctx, self.window))
+        return self.kv_per_token * ctx
+
+    def act(self, tokens: V) -> V:
+        """Activation bytes while prefilling ``tokens`` (memory.activation_bytes_per_chip)."""
+        return (tokens if self.dp == 1.0 else tokens / self.dp) * self.act_per_token
 
     def free(self, xp: Any, batch: V, ctx: V, tokens: V) -> V:
         """Free bytes per chip with ``batch`` sequences of ``ctx`` tokens while prefilling
         ``tokens`` in one step (negative: does not fit)."""
-        per_seq = self.kv_per_token * ctx
-        if self.windowed:
-            f = self.full_frac
-            per_seq = self.kv_per_token * (f * ctx + (1 - f) * xp.minimum(ctx, self.window))
-        act = (tokens if self.dp == 1.0 else tokens / self.dp) * self.act_per_token
-        return self.capacity - (self.weights + batch * per_seq + act + self.reserve)
+        used = self.weights + batch * self.per_seq(xp, ctx) + self.act(tokens) + self.reserve
+        return self.capacity - used
+
+    def max_batch(self, xp: Any, ctx: V, tokens: V) -> V:
+        """Most sequences of ``ctx`` tokens that fit (estimate.max_batch; may be 0)."""
+        free = self.usable - self.weights - self.act(tokens)
+        return xp.maximum(xp.floor(free / self.per_seq(xp, ctx)), 0.0)
 
 
 def _memory(model: ModelSpec, dev: Device, plan: InferencePlan) -> _Memory:
@@ -547,6 +560,7 @@ def _memory(model: ModelSpec, dev: Device, plan: InferencePlan) -> _Memory:
         # (T/dp) x width x bytes, with bytes a power of two: exact either way round
         act_per_token=float(activation_bytes_per_chip(model, plan, float(plan.dp))),
         dp=float(plan.dp),
+        usable=dev.usable_hbm_bytes,
     )
 
 
