@@ -371,3 +371,48 @@ def test_folds_run_in_any_order_or_process_give_the_same_report(shared):
     b = cross_validate(few, cat, folds=3, mapper=backwards)
     assert a.to_json() == b.to_json()
     assert "grouped 3-fold" in a.method
+
+
+def test_family_scales_are_set_per_family_and_checked_without_the_own_source():
+    # Two families whose held-out rows need different widths: each gets its own scale (the
+    # 80% quantile of its rows' needs, shrunk toward the kind's by K_SCALE pseudo-sources),
+    # and a row's own scale is estimated without its source.
+    from siliconomics.calibrate.bands import K_SCALE, Need, family_scales
+
+    needs = [Need(kind="inference", family="a", group=f"a{i}", need=0.5) for i in range(10)]
+    needs += [Need(kind="inference", family="b", group=f"b{i}", need=2.0) for i in range(10)]
+    per_row, kinds, fams = family_scales(needs, 0.8)
+    assert kinds["inference"] == pytest.approx(2.0)
+    w = 10 / (10 + K_SCALE)
+    assert fams[("inference", "a")] == pytest.approx(
+        math.exp(w * math.log(0.5) + (1 - w) * math.log(2.0))
+    )
+    assert fams[("inference", "b")] == pytest.approx(2.0)
+    assert fams[("inference", "a")] < 1.0 < fams[("inference", "b")]
+    # a family of one source has no other source to set its scale: the kind's (without it)
+    lone = [*needs, Need(kind="inference", family="c", group="c0", need=9.0)]
+    per_row, _, fams = family_scales(lone, 0.8)
+    assert per_row[-1] == pytest.approx(2.0)
+    assert fams[("inference", "c")] > 2.0  # shipped: its own rows count
+
+
+def test_band_uses_its_familys_scale_else_its_kinds():
+    from dataclasses import replace
+
+    rs = [_res(i, "nvidia-hopper", "trtllm", 0.1 * ((i % 5) - 2)) for i in range(20)]
+    q = BandQuery(
+        kind="inference",
+        family="nvidia-hopper",
+        stack="trtllm",
+        regime="max-throughput",
+        model_class="dense",
+    )
+    b1 = band_for(rs, q)
+    b2 = band_for([replace(r, scale=2.0, family_scale=3.0) for r in rs], q)
+    assert b2.hi - b2.lo == pytest.approx(3.0 * (b1.hi - b1.lo))
+    assert "nvidia-hopper inference scale" in b2.reason
+    # an unmeasured family: the kind's scale
+    q2 = BandQuery(**{**q.__dict__, "family": "intel-gaudi", "stack": "optimum-habana"})
+    b3 = band_for([replace(r, scale=2.0, family_scale=3.0) for r in rs], q2)
+    b4 = band_for(rs, q2)
+    assert b3.hi - b3.lo == pytest.approx(2.0 * (b4.hi - b4.lo))
