@@ -44,10 +44,13 @@ def test_cross_validated_error_thresholds(shared_cv):
 
 
 def test_band_coverage_on_held_out_sources(shared_cv):
-    # Each held-out row's 80% band comes from the other sources' residuals only, with the
-    # half-width scale of its kind set so that the held-out bands cover 80%.
+    # Each held-out row's 80% band comes from the other sources' residuals only, widened by
+    # its (kind, family) scale estimated from the other sources' held-out rows (never its own
+    # miss), so coverage is not 80% by construction: on the shared file's 51 inference rows
+    # from 16 sources the binomial spread of an 80% coverage alone is +-6%, hence 70-90% here
+    # (the corpus report, ~2,000 rows, is held to 75-85%).
     for kind in ("inference", "training"):
-        assert 0.75 <= shared_cv.stats(kind)[0].coverage <= 0.85
+        assert 0.70 <= shared_cv.stats(kind)[0].coverage <= 0.90
     # every group key is reported
     for key in ("family", "model_class", "regime", "dtype", "stack"):
         assert shared_cv.stats("inference", key)

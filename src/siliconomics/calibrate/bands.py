@@ -323,4 +323,11 @@ def derate(prof: EfficiencyProfile, factor: float) -> EfficiencyProfile:
             upd[k] = v * f
     for k in _TIME_FIELDS:
         upd[k] = getattr(prof, k) / f
-    return prof.model_copy(update=upd)
+    chips = {
+        c: {
+            k: v * f if k in _SPEED_FIELDS else v / f if k in _TIME_FIELDS else v
+            for k, v in fs.items()
+        }
+        for c, fs in prof.chip_factors.items()
+    }
+    return prof.model_copy(update={**upd, "chip_factors": chips})

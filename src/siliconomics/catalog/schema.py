@@ -448,6 +448,12 @@ class EfficiencyProfile(_Frozen):
         description="training: fraction of tensor-, context-, pipeline- and expert-parallel "
         "communication hidden behind computation in this stack; default 0 (serialised)",
     )
+    chip_factors: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="chip id -> factors fitted on that chip's own rows (calibration's chip "
+        "level, shrunk toward this family's values); applied to that chip only "
+        "(Catalog.profile_of), under every stack except for the factors a stack fitted itself",
+    )
     provenance: dict[str, str] = Field(
         description="factor name -> 'spec-derived' / 'fitted on ...' / 'measured on ...'"
     )

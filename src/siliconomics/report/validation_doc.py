@@ -127,7 +127,7 @@ def fits_section(cv: CVReport) -> list[str]:
             f"{r.median_abs_pct_before:.1f}% -> {r.median_abs_pct_after:.1f}%" if r.params else "-"
         )
         out.append(
-            f"| {r.workload} | {r.family} | {r.stack or '-'} | {r.level} | {r.n_rows} | {vals} | "
+            f"| {r.workload} | {r.family} | {r.stack or '-'} | {r.level}{' ' + r.chip if r.chip else ''} | {r.n_rows} | {vals} | "
             f"{bound} | {fit} | {r.note or '-'} |"
         )
     return out
