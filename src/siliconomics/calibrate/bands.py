@@ -224,7 +224,7 @@ def width_scale(items: Sequence[tuple[float, float, float]], level: float) -> fl
     return float(np.quantile(np.array(need), level, method="higher")) if need else 1.0
 
 
-K_SCALE = 1.0
+K_SCALE = 3.0
 """pseudo-sources of the kind's scale in a family's scale (:func:`family_scales`)"""
 
 
