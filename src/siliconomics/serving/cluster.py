@@ -148,12 +148,14 @@ def build_pool(
         )
         for i in range(pc.replicas * pp)
     ]
+    route = ROUTERS[router]()
+    route.bind(engines)
     return Pool(
         cfg=pc,
         role=role,
         dev=dev,
         engines=engines,
-        router=ROUTERS[router](),
+        router=route,
         kv_tokens=kv_tokens,
         max_seqs=max_seqs,
     )
@@ -210,19 +212,24 @@ class _Events:
         dur = e.start_step(t)
         if dur is None:
             e.busy = False
-            return
-        e.busy = True
-        self.push(t + dur, STEP, e.index, e.version)
+        else:
+            e.busy = True
+            self.push(t + dur, STEP, e.index, e.version)
+        if e.touch is not None:
+            e.touch(e)
 
     def wake(self, e: Engine, t: float) -> None:
         """New work for ``e`` at ``t``: start a step if idle; cut a decode run short."""
         if not e.busy:
             self.kick(e, t)
-        elif e.run_steps:
+            return
+        if e.run_steps:
             end = e.truncate_run(t)
             if end is not None:
                 e.version += 1
                 self.push(end, STEP, e.index, e.version)
+        if e.touch is not None:
+            e.touch(e)
 
     def handoff(self, e: Engine) -> Callable[[int, float], None]:
         """What prefill engine ``e`` calls when a request's prompt is done: the KV cache

@@ -103,6 +103,7 @@ class Engine:
         self.waiting: deque[int] = deque()  # requests that need (re)prefill
         self.ready: deque[int] = deque()  # requests whose KV arrived (disaggregated decode)
         self.handoff: Callable[[int, float], None] | None = None  # set for prefill pools
+        self.touch: Callable[[Engine], None] | None = None  # an indexed router's refresh
         self.busy = False
         self.run_steps = 0  # steps in the decode run now in flight (0: a single step)
         self.run_t0 = 0.0
