@@ -162,3 +162,36 @@ def test_streamed_memory_does_not_grow_with_requests(monkeypatch):
     # the exact run keeps per-request arrays: the same comparison shows their growth
     grow = _peak(c, w.with_requests(40_000)) - _peak(c, w)
     assert grow > 30_000 * 50  # > 50 bytes a request
+
+
+def test_decode_run_ends_bit_identical_to_the_step_formula():
+    import random
+    from bisect import bisect_right
+
+    from siliconomics.serving.steptime import RUN_NUMPY, step_time_model
+
+    stm = step_time_model(
+        M8, device("h100-sxm"), InferencePlan(), max_tokens=8192, max_seqs=512, max_ctx=16384
+    )
+
+    def reference(batch: int, total: float, m: int) -> list[float]:
+        base, r = stm._decode_row(batch)
+        ys, yinv, last = stm._ys, stm._yinv, stm._ylast
+        c = total / batch
+        j = min(max(bisect_right(ys, c) - 1, 0), last)
+        floor = stm.with_host(0.0, batch) if stm._host else 0.0
+        acc, out = 0.0, []
+        for _ in range(m):
+            while j < last and c >= ys[j + 1]:
+                j += 1
+            step = base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * yinv[j]
+            acc += step if step > floor else floor
+            out.append(acc)
+            c += 1.0
+        return out
+
+    rnd = random.Random(7)
+    for _ in range(3000):
+        b, m = rnd.randint(1, 300), rnd.randint(1, RUN_NUMPY - 1)
+        total = rnd.choice([0.0, float(b), 31.0 * b, rnd.uniform(0, 16000) * b])
+        assert stm.decode_run_ends(b, total, m) == reference(b, total, m)
