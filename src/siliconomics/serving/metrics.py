@@ -161,7 +161,7 @@ class SimResult:
 
     @property
     def output_tokens(self) -> int:
-        """Output tokens of all requests."""
+        """Output tokens over all requests (every request, warm-up included)"""
         if self.stream is not None:
             return self.stream.output_tokens
         return int(self.log.output_tokens.sum())

@@ -100,7 +100,7 @@ def simulate(
 
 
 def _pool_stats(cfg: ServingConfig, pool: Pool, ctx: float, duration: float) -> PoolStats:
-    """``ctx``: the mean context (input + output / 2 tokens) of the requests."""
+    """``ctx``: the mean context (input + output / 2 tokens) over all requests"""
     pc, dev, engines = pool.cfg, pool.dev, pool.engines
     n_eng = len(engines)
     busy = sum(e.busy_s for e in engines) / (n_eng * duration) if duration > 0 else 0.0

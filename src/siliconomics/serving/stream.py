@@ -16,7 +16,7 @@ go into a small buffer that is flushed, 64k values at a time, into:
   percentiles of finish times within one bin, the tokens in that window within one bin at
   each edge.
 
-Memory is O(in-flight requests + buckets), whatever the number of requests.
+Memory is O(in-flight requests + buckets), whatever the request count
 """
 
 from __future__ import annotations

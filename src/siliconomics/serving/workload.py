@@ -311,7 +311,7 @@ class Workload:
 
 
 def _tile(t: Requests, n: int, lo: int = 0, hi: int | None = None) -> Requests:
-    """Requests ``lo..hi`` of the trace tiled end to end to ``n`` requests."""
+    """Requests ``lo..hi`` of the trace tiled end to end to ``n`` requests"""
     span = float(t.arrival_s[-1] - t.arrival_s[0])
     gap = span / max(len(t) - 1, 1)
     k = np.arange(lo, n if hi is None else hi)
