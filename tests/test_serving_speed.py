@@ -164,7 +164,7 @@ def test_streamed_memory_does_not_grow_with_requests(monkeypatch):
     assert grow > 30_000 * 50  # > 50 bytes a request
 
 
-def test_decode_run_ends_bit_identical_to_the_step_formula():
+def test_decode_run_ends_bit_identical_to_the_step_formula(monkeypatch):
     import random
     from bisect import bisect_right
 
@@ -195,3 +195,11 @@ def test_decode_run_ends_bit_identical_to_the_step_formula():
         b, m = rnd.randint(1, 300), rnd.randint(1, RUN_NUMPY - 1)
         total = rnd.choice([0.0, float(b), 31.0 * b, rnd.uniform(0, 16000) * b])
         assert stm.decode_run_ends(b, total, m) == reference(b, total, m)
+    # long runs (numpy), with the host floor binding for small batches and not for large
+    for host in (stm._host, 2e-4):
+        monkeypatch.setattr(stm, "_host", host)
+        monkeypatch.setattr(stm, "_rows_np", {})
+        for b in (1, 3, 40, 300):
+            for total in (0.0, 17.0 * b, 5000.5 * b):
+                m = RUN_NUMPY + 77
+                assert stm.decode_run_ends(b, total, m) == reference(b, total, m), (host, b)

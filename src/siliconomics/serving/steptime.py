@@ -263,6 +263,9 @@ class StepTimeModel:
         cs = np.cumsum(cs)
         j = np.clip(np.searchsorted(ys, cs, side="right") - 1, 0, self._ylast)
         step = base + r[j] + dr[j] * (cs - ys[j]) * yinv[j]
+        if self._host:  # the host floor, as in the Python loop
+            floor = self.with_host(0.0, batch)
+            step = np.where(step > floor, step, floor)
         out: list[float] = np.cumsum(step).tolist()
         return out
 
