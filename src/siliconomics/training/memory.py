@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
+from ..parallel.moe import imbalance
 from .lora import base_weight_bytes
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 from .precision import recipe
@@ -143,12 +144,35 @@ def activation_bytes_per_token_layer(
         f = np.ceil(model.d_ff / tp)
     else:
         moe = model.moe
-        fe = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
         frac_moe = model.n_moe_layers / model.n_layers
+        skew = _moe_rank_skew(model, g, seq_len)
+        fe = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token * skew + moe.n_shared_experts)
         f = frac_moe * fe + (1 - frac_moe) * np.ceil(model.d_ff / tp)
+        split = split + frac_moe * moe_permuted_input_bytes(model, g, gi) * skew
     # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
     split = split + f * (ACT_BYTES * mats_in + gi * mlp_in)
     return whole + split
+
+
+def moe_permuted_input_bytes(model: ModelSpec, g: PlanGrid, gi: float) -> F:
+    """Per token of an MoE layer, per chip: the expert inputs saved for the wgrad beyond the
+    one MLP input counted above. The expert fc1 input is the permuted token copies, k rows per
+    token (Transformer Engine ``GroupedLinear`` saves ``inputmats`` = all ``sum(m_splits)``
+    rows; Megatron-Core's permute keeps no other copy): ``(k - 1)·D·bytes``, /tp as the
+    sequence-parallel routed tokens are. Frozen experts (LoRA) save none."""
+    assert model.moe is not None
+    tp = g.tp.astype(np.float64)
+    full = np.where(g.method == "full", 1.0, 0.0)
+    return full * (model.moe.experts_per_token - 1) * model.d_model * gi / tp
+
+
+def _moe_rank_skew(model: ModelSpec, g: PlanGrid, seq_len: int) -> F:
+    """Busiest expert-parallel rank's routed rows / the mean (``parallel.moe.imbalance``;
+    the capacity factor when tokens are dropped): the rank that runs out of memory first."""
+    assert model.moe is not None
+    tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)
+    rows = tokens * model.moe.experts_per_token * g.etp / g.tp.astype(np.float64)
+    return imbalance(rows, g.ep, g.capacity_factor or None)
 
 
 def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:

@@ -36,6 +36,7 @@ from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
+from .host import expert_loop_host_time
 from .lora import adapter_times, dequant_time
 from .memory import (
     ACT_BYTES,
@@ -283,6 +284,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     group_tokens = T * g.ep * g.etp / tp
     hit = experts_hit(group_tokens, moe.n_experts / g.ep, moe.n_experts, moe.experts_per_token)
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    f0, b0 = ly.fwd, ly.bwd
     for op in ops:
         t = w * op.time
         ly.fwd = ly.fwd + t
@@ -324,6 +326,11 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         for m_, n_, k_ in ((rows, mats_in * fe, model.d_model), (rows, model.d_model, fe)):
             qf, qb = quant_time(dev, r, m_, n_, k_, frozen=frozen)
             ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
+    # the host's per-expert loop after the dispatcher's device-to-host sync (.host): the expert
+    # section lasts at least the host time (the router/permute ops are in it, a slight excess)
+    hf, hb = expert_loop_host_time(dev, n_local, lowp=r.lowp)
+    ly.fwd = ly.fwd + w * np.maximum(hf - (ly.fwd - f0) / max(w, 1e-12), 0.0)
+    ly.bwd = ly.bwd + w * np.maximum(hb - (ly.bwd - b0) / max(w, 1e-12), 0.0)
     if moe.n_shared_experts:
         fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
         ly.gemm(T, mats_in * fs, model.d_model, w, frozen=frozen)
