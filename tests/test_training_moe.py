@@ -130,3 +130,20 @@ def test_moe_activations_count_the_permuted_expert_inputs() -> None:
     assert np.allclose(got, [want, want / 2])
     lora = grid_of([TrainPlan(dp=8, ep=8, method="lora")])
     assert float(moe_permuted_input_bytes(m, lora, 2.0)[0]) == 0.0
+
+
+def test_selective_recompute_rebuilds_mla_up_projections() -> None:
+    """Multi-head latent attention: selective recomputation keeps the latents instead of the
+    up-projected Q/K/V (Megatron-Core recompute_modules=['mla_up_proj']), so it needs less
+    memory than none and costs the up-projections' forward; GQA models keep their Q/K/V."""
+    dev = train_device(resolve.device("h100-sxm"))
+
+    def run(model: str, rc: str) -> tuple[float, float]:
+        p = TrainPlan(dp=8, tp=1, ep=8 if "deepseek" in model else 1, dtype="fp8", recompute=rc)  # type: ignore[arg-type]
+        r = evaluate_grid(get_model(model), dev, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        return float(r.memory.activations[0]), float(r.step.recompute[0])
+
+    (a_none, r_none), (a_sel, r_sel) = run("deepseek-v3", "none"), run("deepseek-v3", "selective")
+    assert a_sel < 0.8 * a_none and r_sel > r_none == 0.0
+    (d_none, _), (d_sel, _) = run("llama-3-8b", "none"), run("llama-3-8b", "selective")
+    assert d_sel == pytest.approx(d_none)

@@ -175,6 +175,28 @@ def _moe_rank_skew(model: ModelSpec, g: PlanGrid, seq_len: int) -> F:
     return imbalance(rows, g.ep, g.capacity_factor or None)
 
 
+def mla_up_proj_freed_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
+    """What selective recomputation frees per layer and token in a multi-head latent attention
+    model: the up-projected Q, K, V (``(hq + 2hkv)·hd`` per tp rank, as stored above) are
+    rebuilt in the backward from the latents, which are kept instead (``q_lora_rank +
+    kv_lora_rank + qk_rope_head_dim`` 16-bit values, not split over tp). Megatron-Core's
+    ``recompute_modules=["mla_up_proj"]`` (MLASelfAttention), which the Megatron-Bridge
+    DeepSeek-V3 recipes set; the step charges the two up-projection GEMMs' forward again
+    (``training/step.py``). 0 for other attention."""
+    z = np.zeros(np.shape(g.tp))
+    mla = model.mla
+    if mla is None:
+        return z
+    tp = g.tp.astype(np.float64)
+    rc = recipe(g.dtype)
+    qkvo = 1.0 if rc.fp8_attention else ACT_BYTES
+    hq, hkv = np.ceil(model.n_heads / tp), np.ceil(model.n_kv_heads / tp)
+    q = hq if mla.q_lora_rank else 0.0  # Q is an up-projection only from a query latent
+    qkv = qkvo * (q + 2 * hkv) * model.head_dim
+    latent = ACT_BYTES * ((mla.q_lora_rank or 0) + mla.kv_lora_rank + mla.qk_rope_head_dim)
+    return np.asarray(np.maximum(qkv - latent, 0.0) + z, dtype=np.float64)
+
+
 def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
     """What full recomputation keeps per layer and token: the layer input (/tp with SP)."""
     base = ACT_BYTES * model.d_model * np.ones(np.shape(g.tp))
@@ -272,7 +294,8 @@ def train_memory(
     act_layer = activation_bytes_per_token_layer(model, g, seq_len) * tokens
     keep_full = layer_input_bytes_per_token(model, g) * tokens
     rc = g.recompute
-    stored = np.where(rc == 2, keep_full, act_layer)
+    act_sel = act_layer - mla_up_proj_freed_bytes_per_token(model, g) * tokens
+    stored = np.where(rc == 2, keep_full, np.where(rc == 1, act_sel, act_layer))
     # Backward working set: the largest gradient buffers alive in a layer's backward, those of
     # the MLP's gate/up outputs; under full recomputation also the rebuilt layer.
     grads_ws = _mlp_grad_bytes_per_token(model, g) * tokens
