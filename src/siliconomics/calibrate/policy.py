@@ -127,6 +127,12 @@ TRAIN_FIT_PLAN: dict[str, tuple[str, ...]] = {
     "nvidia-hopper": ("train_lowp_gemm_efficiency", "train_comm_overlap", "train_host_op_s"),
     "nvidia-blackwell": ("train_lowp_gemm_efficiency", "train_host_op_s"),
     "google-tpu": ("train_gemm_efficiency", "train_lowp_gemm_efficiency", "train_comm_overlap"),
+    # Trn1 (NxD Training, 25 corpus rows) and Gaudi (7) training GEMMs had no training factor of
+    # their own, so they ran at the inference stacks' fitted fractions (Trn1: 0.171 from
+    # transformers-neuronx decode; Gaudi: the optimum-habana inference fit from the same pages,
+    # which a cross-validation fold drops together with the training rows)
+    "aws-neuron-v2": ("train_gemm_efficiency", "train_comm_overlap"),
+    "intel-gaudi": ("train_lowp_gemm_efficiency",),
 }
 TRAIN_INHERIT: dict[str, str] = {
     "nvidia-blackwell": "nvidia-hopper",
