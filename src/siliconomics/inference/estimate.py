@@ -30,6 +30,7 @@ from ..parallel.memory import (
 )
 from ..parallel.plan import InferencePlan
 from ..units import fmt_si
+from . import adp
 from .forward import ForwardCost, forward_cost
 
 F = NDArray[np.float64]
@@ -226,6 +227,7 @@ def estimate_max_throughput(
     batch_limit: ArrayLike | None = None,
     max_prefill_tokens: float = 8192.0,
     reserve_full_length: bool = False,
+    aligned_context: bool = False,
 ) -> Estimate:
     """Steady-state continuous batching with every request available (MLPerf Offline)
     (``dev``: the chip and its efficiency profile).
@@ -234,7 +236,9 @@ def estimate_max_throughput(
     cache allocated as tokens are generated, vLLM/SGLang). ``reserve_full_length``: the
     engine admits a request only once blocks for its whole ``input + output`` are free
     (TensorRT-LLM's default ``GUARANTEED_NO_EVICT`` capacity scheduler), so the batch that
-    memory holds is sized at the full length."""
+    memory holds is sized at the full length. With attention data parallelism the dp ranks'
+    context chunks fall independently unless ``aligned_context`` (coordinated context
+    scheduling), which stretches the rank-local prefill work (:mod:`.adp`)."""
     plan.validate(model, dev)
     I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
     _check_lengths(np.ones_like(I), I, O)
@@ -260,6 +264,10 @@ def estimate_max_throughput(
     bp = np.maximum(np.floor(chunk / I), 1.0)
     prefill = forward_cost(model, dev, plan, bp, I, 0.0)
     t_prefill_tok = prefill.time / (bp * I)
+    if plan.dp > 1 and not aligned_context:
+        t_prefill_tok = t_prefill_tok * adp.unaligned_prefill_scale(
+            prefill, plan.dp, B, I, O, max_prefill_tokens
+        )
     # Decode: with pp > 1 the batch is split into pp micro-batches that fill the pipeline.
     micro = np.maximum(B / plan.pp, 1.0)
     t_dec = _decode_mean(model, dev, plan, micro, I, O)
