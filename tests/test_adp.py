@@ -11,6 +11,7 @@ from siliconomics.catalog.registry import get_model
 from siliconomics.inference.adp import context_step_share, unaligned_factor
 from siliconomics.inference.estimate import estimate_max_throughput
 from siliconomics.inference.forward import forward_cost
+from siliconomics.inference.graphs import padded_batch, padding_time
 from siliconomics.parallel.plan import InferencePlan
 
 FP4 = {"weight_dtype": "fp4", "act_dtype": "fp4", "kv_dtype": "fp8"}
@@ -73,3 +74,28 @@ def test_moe_expand_and_activation_bytes() -> None:
     # rows x Fe elements: bytes per element 2 x 2 (read) + 0.5 (write)
     elems = float(act.bytes) / (2 * 2.0 + 0.5)
     assert float(act.flops) == pytest.approx(elems * (4.0 + 3.0))
+
+
+def test_padded_batch() -> None:
+    sizes = (1, 2, 4, 8, 256, 384, 512, 1024, 2048)
+    got = padded_batch(np.array([1.0, 3.0, 300.0, 384.0, 1400.0, 3000.0]), sizes)
+    assert got.tolist() == [1.0, 4.0, 384.0, 384.0, 2048.0, 3000.0]
+    assert padded_batch(7.0, ()) == 7.0
+
+
+def test_graph_padding_slows_decode_only_when_padded() -> None:
+    """A decode batch padded from 1,400 to 2,048 costs more; one already at a captured size
+    costs nothing extra; attention (no KV for dummy sequences) is not padded."""
+    m, dev = get_model("llama-3.3-70b"), resolve.device("b200")
+    plan = InferencePlan(tp=1, **FP4)
+    sizes = (1024.0, 2048.0)
+    extra = padding_time(m, dev, plan, 1400.0, 1000.0, sizes)
+    step = forward_cost(m, dev, plan, 1400.0, 1.0, 1000.0).time
+    assert 0.0 < float(extra) < float(step)
+    assert float(padding_time(m, dev, plan, 1024.0, 1000.0, sizes)) == 0.0
+    a = estimate_max_throughput(m, dev, plan, 128, 2048, batch_limit=1400.0)
+    b = estimate_max_throughput(
+        m, dev, plan, 128, 2048, batch_limit=1400.0, graph_batch_sizes=sizes
+    )
+    assert float(b.output_tokens_per_s) < float(a.output_tokens_per_s)
+    assert float(b.tpot_s) > float(a.tpot_s)
