@@ -141,10 +141,18 @@ def engine_settings(
     raw_bs = min(fits, TRTLLM_BENCH_MAX_BATCH) / plan.pp
     tokens = _round_tokens(min(raw_bs * (1.0 + I / O), TRTLLM_BENCH_MAX_TOKENS))
     limit = TRTLLM_BENCH_MAX_BATCH * plan.dp
-    graphs = () if _CPP_RUNTIME.search(sw) else tuple(float(x) for x in TRTLLM_BENCH_GRAPH_SIZES)
+    # The engine drops captured sizes above min(max_batch_size, max_num_tokens) and pads to that
+    # cap instead (tensorrt_llm/_torch/pyexecutor/model_engine.py, _filter_cuda_graph_batch_sizes).
+    top = float(min(math.ceil(raw_bs), tokens))
+    graphs = (
+        ()
+        if _CPP_RUNTIME.search(sw)
+        else (*(float(x) for x in TRTLLM_BENCH_GRAPH_SIZES if x < top), top)
+    )
     graph_note = (
-        ("CUDA graphs with padding: decode batches per attention rank rounded up to 1, 2, 4, "
-         "..., 256, 384, 512, 1024, ..., 8192 (perf-overview llm_options.yml)",)
+        (f"CUDA graphs with padding: decode batches per attention rank rounded up to 1, 2, 4, "
+         f"..., 256, 384, 512, 1024, ... capped at {top:g} (perf-overview llm_options.yml; "
+         "model_engine._filter_cuda_graph_batch_sizes)",)
         if graphs
         else ()
     )  # fmt: skip
