@@ -136,20 +136,25 @@ def test_bad_input_is_a_clear_error() -> None:
         static_point(m, dev, InferencePlan(tp=128), 1, 128, 64)
 
 
+ENGINES = [
+    {},
+    {"reserve_full_length": True, "graph_batch_sizes": (1, 2, 4, 8, 16, 64, 256, 384)},
+    {"aligned_context": True, "max_prefill_tokens": 2048.0},
+]
+
+
 @pytest.mark.parametrize(("chip", "model", "kw"), LAYOUTS)
-@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_throughput_times_match_estimate_max_throughput(
-    chip: str, model: str, kw: dict, full: bool
+    chip: str, model: str, kw: dict, engine: dict
 ) -> None:
     m, dev, plan = _layout(chip, model, kw)
     I, O, lim = np.meshgrid(I_AXIS, O_AXIS, [1.0, 16.0, 1e9], indexing="ij")
-    got = throughput_times(m, dev, plan, I, O, batch_limit=lim, reserve_full_length=full)
+    got = throughput_times(m, dev, plan, I, O, batch_limit=lim, **engine)
     ok = got.fits
     if not ok.any():
         return
-    ref = estimate_max_throughput(
-        m, dev, plan, I[ok], O[ok], batch_limit=lim[ok], reserve_full_length=full
-    )
+    ref = estimate_max_throughput(m, dev, plan, I[ok], O[ok], batch_limit=lim[ok], **engine)
     assert np.array_equal(got.batch[ok], ref.batch)
     for f in (*FIELDS, "prefill_time_share"):
         _close(getattr(got, f)[ok], getattr(ref, f))

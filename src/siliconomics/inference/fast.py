@@ -18,7 +18,7 @@ for a result that explains itself (per-op breakdown, bound, assumptions).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -29,6 +29,7 @@ from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
+from . import adp, graphs
 from .kernel import NP, PY, StepKernel, step_kernel
 
 F = NDArray[np.float64]
@@ -239,28 +240,70 @@ class ThroughputTimes:
     """one sequence fits in memory (``estimate_max_throughput`` raises where it does not)"""
 
 
-def _throughput_block(
-    k: StepKernel, I: F, O: F, limit: F | None, chunk_tokens: float, full: bool
-) -> tuple[F, ...]:
+@dataclass(frozen=True)
+class _Engine:
+    """Engine settings of :func:`throughput_times` (estimate_max_throughput's arguments)."""
+
+    chunk_tokens: float
+    full_length: bool
+    aligned_context: bool
+    graph_sizes: tuple[float, ...]
+
+
+def _decode_rest(k: StepKernel, micro: F) -> F:
+    """Device time of a decode step's ops other than attention, ``micro`` sequences."""
+    bd = micro if k.dp_one else micro / k.dp
+    return k.tokens_time(NP, bd, bd, micro, bd if k.dp_one else micro)
+
+
+def _prefill_tok_s(k: StepKernel, eng: _Engine, B: F, I: F, O: F, bp: F) -> tuple[F, F]:
+    """(TTFT, prefill seconds per token): one prefill step of ``bp`` prompts, stretched where
+    the attention-dp ranks' context chunks fall apart (estimate_max_throughput, adp.py)."""
+    bd = bp if k.dp_one else bp / k.dp
+    t = bd * I
+    t_all = t if k.dp_one else bp * I
+    dev_s = k.tokens_time(NP, bd, t, t_all, bp) + k.attention_time(NP, bd, I, 0.0, t)
+    ttft = k.finish(NP, dev_s, bd, t)
+    tok = ttft / (bp * I)
+    if k.plan.dp > 1 and not eng.aligned_context:
+        p = adp.context_step_share(B / k.plan.dp, I, O, eng.chunk_tokens)
+        m = adp.unaligned_factor(p, k.plan.dp)
+        tt = np.maximum(ttft, 1e-30)
+        tok = tok * ((tt + (m - 1.0) * (dev_s - k.expert_time(NP, t_all))) / tt)
+    return ttft, tok
+
+
+def _graph_padding(k: StepKernel, eng: _Engine, B: F, I: F, O: F, micro: F, rest: F) -> F:
+    """Extra decode time of CUDA-graph padding, weighted by the share of generation-only
+    steps (estimate_max_throughput, graphs.padding_time)."""
+    dp = k.plan.dp
+    p = adp.context_step_share(B / dp, I, O, eng.chunk_tokens)
+    pad = graphs.padded_batch(np.maximum(micro / dp, 1.0), eng.graph_sizes) * dp
+    extra = _decode_rest(k, pad) - rest
+    return (1.0 - p) ** dp * np.where(pad > micro, np.maximum(extra, 0.0), 0.0)
+
+
+def _throughput_block(k: StepKernel, I: F, O: F, limit: F | None, eng: _Engine) -> tuple[F, ...]:
     """estimate_max_throughput's arithmetic for one block (same order for the discrete
     steps: the batch memory holds, prompts per prefill chunk)."""
-    chunk = np.maximum(chunk_tokens * k.dp, I)
-    avg_ctx = I + O / 2.0
-    held = I + O if full else avg_ctx
+    chunk = np.maximum(eng.chunk_tokens * k.dp, I)
+    held = I + O if eng.full_length else I + O / 2.0
     cap = k.memory.max_batch(NP, held, chunk)
     if limit is not None:
         cap = np.minimum(cap, limit)
     fits = k.memory.free(NP, 1.0, held, chunk) >= 0
     B = np.maximum(cap, 1.0)
     bp = np.maximum(np.floor(chunk / I), 1.0)
-    ttft = k.step_time(NP, bp, I, 0.0)
+    ttft, tok = _prefill_tok_s(k, eng, B, I, O, bp)
     micro = B if k.plan.pp == 1 else np.maximum(B / k.plan.pp, 1.0)
     bd = micro if k.dp_one else micro / k.dp
-    rest = k.tokens_time(NP, bd, bd, micro, bd if k.dp_one else micro)
+    rest = _decode_rest(k, micro)
     dev4 = k.attention_time(NP, bd, 1.0, I + O * QUAD[:, None], bd)
     dev4 += rest
     t_dec = k.host_bound(NP, dev4, bd).mean(axis=0) + k.fixed_time(NP, bd)
-    busy_prefill = B * I * (ttft / (bp * I))
+    if eng.graph_sizes:
+        t_dec = t_dec + _graph_padding(k, eng, B, I, O, micro, rest)
+    busy_prefill = B * I * tok
     busy = busy_prefill + O * t_dec
     tpot = t_dec + busy_prefill / O
     share = busy_prefill / busy
@@ -277,6 +320,8 @@ def throughput_times(
     batch_limit: ArrayLike | None = None,
     max_prefill_tokens: float = 8192.0,
     reserve_full_length: bool = False,
+    aligned_context: bool = False,
+    graph_batch_sizes: Sequence[float] | None = None,
     block: int = BLOCK,
 ) -> ThroughputTimes:
     """The figures of :func:`.estimate.estimate_max_throughput` (same arguments) without its
@@ -288,6 +333,12 @@ def throughput_times(
     )
     p = _prepare(model, dev, plan, 1.0, arrs[0], arrs[1])
     flat_l = None if batch_limit is None else np.ascontiguousarray(arrs[2]).reshape(-1)
+    eng = _Engine(
+        chunk_tokens=float(max_prefill_tokens),
+        full_length=reserve_full_length,
+        aligned_context=aligned_context,
+        graph_sizes=tuple(float(x) for x in graph_batch_sizes or ()),
+    )
     n = p.flat[1].size
     outs = [np.empty(n) for _ in range(6)] + [np.empty(n, dtype=bool)]
     for lo in range(0, n, max(int(block), 1)):
@@ -297,8 +348,7 @@ def throughput_times(
             p.flat[1][lo:hi],
             p.flat[2][lo:hi],
             None if flat_l is None else flat_l[lo:hi],
-            max_prefill_tokens,
-            reserve_full_length,
+            eng,
         )
         for o, g in zip(outs, got, strict=True):
             o[lo:hi] = g

@@ -484,16 +484,28 @@ class _Moe:
     local_s: float  # router top-k, permute, unpermute: seconds per routed token
     row_s: float  # expert activation: seconds per token-expert row
     over_s: float  # launch overheads of those four streaming ops
+    act_over_s: float  # the activation's alone
     up: _Grouped
     down: _Grouped
     dispatch: _AllToAll | None
     shared: tuple[_Gemm, ...]
 
-    def time(self, xp: Any, t: V, t_all: V) -> V:
-        tl = t_all if self.local_all else t_all / self.local_div
+    def _rows_hit(self, xp: Any, t_all: V) -> tuple[V, V]:
+        """Token-expert rows on the busiest rank and experts hit (parallel/moe.expert_ops)."""
         mean_rows = t_all * self.k_over_ep
         rows = mean_rows * (1.0 + xp.sqrt(self.imb_c / xp.maximum(mean_rows, 1e-9)))
-        hit = self.n_local * (1.0 - self.p_miss**t_all)
+        return rows, self.n_local * (1.0 - self.p_miss**t_all)
+
+    def expert_time(self, xp: Any, t_all: V) -> V:
+        """The routed-expert GEMMs and their activation: the ops that see the pooled tokens of
+        all attention-dp ranks (:data:`.adp.EXPERT_SIDE`)."""
+        rows, hit = self._rows_hit(xp, t_all)
+        total = self.up.time(xp, rows, hit) + self.down.time(xp, rows, hit)
+        return total + (rows * self.row_s + self.act_over_s) * self.times
+
+    def time(self, xp: Any, t: V, t_all: V) -> V:
+        tl = t_all if self.local_all else t_all / self.local_div
+        rows, hit = self._rows_hit(xp, t_all)
         total = self.router.time(xp, tl) + self.up.time(xp, rows, hit)
         total = total + self.down.time(xp, rows, hit)
         total = total + (tl * self.local_s + rows * self.row_s + self.over_s) * self.times
@@ -620,6 +632,10 @@ class StepKernel:
         if self.moe is not None:
             total = total + self.moe.time(xp, t, t_all)
         return total
+
+    def expert_time(self, xp: Any, t_all: V) -> V:
+        """Device time of the routed-expert GEMMs and activation (0 for dense models)."""
+        return 0.0 if self.moe is None else self.moe.expert_time(xp, t_all)
 
     def attention_time(self, xp: Any, bd: V, s: V, c: V, t: V) -> V:
         total: V = 0.0
@@ -777,10 +793,12 @@ def _moe_part(model: ModelSpec, dev: Device, plan: InferencePlan, n_moe: int) ->
     fe = float(math.ceil(moe.moe_d_ff / plan.etp))
     ep = max(plan.ep, 1)
     rd = dev.attention_dtype("bf16", "fp16")  # the router runs in 16 bits (fp32 scores)
+    # moe._quant_flops: quantising a value to a sub-16-bit format costs ~3 vector FLOPs
+    quant = 3.0 if a < 2.0 else 0.0
     local = (
-        _linear_mem_s(dev, 8.0 * E, 10.0 * E)
-        + _linear_mem_s(dev, D * (1.0 + k) * a, 0.0)
-        + _linear_mem_s(dev, D * (1.0 + k) * r, 2.0 * k * D)
+        _linear_mem_s(dev, 8.0 * E, 10.0 * E)  # router top-k
+        + _linear_mem_s(dev, D * (r + k * a), quant * k * D)  # expand (permute)
+        + _linear_mem_s(dev, D * (1.0 + k) * r, 2.0 * k * D)  # unpermute
     )
     fs = -(-moe.n_shared_experts * moe.moe_d_ff // plan.tp)
     shared: tuple[_Gemm, ...] = ()
@@ -802,8 +820,9 @@ def _moe_part(model: ModelSpec, dev: Device, plan: InferencePlan, n_moe: int) ->
         p_miss=1.0 - k / E,
         router=_gemm(dev, E, D, n_moe, dtype=rd, a=2.0, w=2.0, out=4.0),
         local_s=local,
-        row_s=_linear_mem_s(dev, fe * a * (mats_in + 1), 4.0 * fe),
+        row_s=_linear_mem_s(dev, fe * (mats_in * r + a), 4.0 * fe + quant * fe),
         over_s=4.0 * dev.eff.kernel_overhead_s,
+        act_over_s=dev.eff.kernel_overhead_s,
         up=_grouped(dev, mats_in * fe, D, n_moe, dtype=cd, a=a, w=w, out=r),
         down=_grouped(dev, D, fe, n_moe, dtype=cd, a=a, w=w, out=r),
         dispatch=disp,
