@@ -79,10 +79,10 @@ def main() -> None:
         inp2, scale, b, s, lat, _ = confirmed(inp)
         t["solve + simulate"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        alts = alternatives(inp2, s.usd_per_hour, True, scale)
+        alts = alternatives(inp2, s.usd_per_hour, True, scale, main=(b, s))
         t["runner-ups"] = time.perf_counter() - t2
         t3 = time.perf_counter()
-        front = frontier(inp2)
+        front = frontier(inp2, main=(scale, b, s))
         t["frontier"] = time.perf_counter() - t3
         t["total"] = time.perf_counter() - t0
         if not best or t["total"] < best["total"]:

@@ -236,8 +236,10 @@ def plan_fleet(inp: Inputs, progress: Progress | None = None) -> FleetResult:
         raise SiliconomicsError("spec field 'workloads': nothing to serve (training-only spec)")
     inp, scale, b, s, lat, notes = confirmed(inp, progress)
     pools = _pools(inp, b, s)
-    alts = alternatives(inp, s.usd_per_hour, any(p.role != "both" for p in pools), scale)
-    front = frontier(inp, progress)
+    alts = alternatives(
+        inp, s.usd_per_hour, any(p.role != "both" for p in pools), scale, main=(b, s)
+    )
+    front = frontier(inp, progress, main=(scale, b, s))
     nodes: dict[str, int] = {}
     for o, n in zip(b.offers, s.nodes, strict=True):
         if n > 0:
@@ -260,6 +262,8 @@ def plan_fleet(inp: Inputs, progress: Progress | None = None) -> FleetResult:
         output_tokens_per_s=out_tps,
         input_tokens_per_s=in_tps,
         power_w=s.power_w,
+        solver=s.status,
+        optimality_gap=s.gap,
         latency=lat,
         alternatives=tuple(alts),
         pareto=tuple(front),
