@@ -35,6 +35,7 @@ def _alternative(label: str, b: Built, s: Solution, best_usd: float) -> Alternat
         chips=_chips_of(b, s),
         usd_by_chip=_usd_of(b, s),
         solver=s.status,
+        optimality_gap=s.gap,
     )
 
 
@@ -118,6 +119,7 @@ def frontier(
                     ttft_s=ttft,
                     chips=_chips_of(b, s),
                     solver=s.status,
+                    optimality_gap=s.gap,
                 )
             )
     if progress:

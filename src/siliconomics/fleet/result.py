@@ -63,6 +63,7 @@ class Alternative:
     reason: str = ""
     solver: str = ""
     """how the solve ended: 'optimal, gap 0.02%' or 'time limit reached, gap 3.1%'"""
+    optimality_gap: float = 0.0
 
     @property
     def sentence(self) -> str:
@@ -84,6 +85,7 @@ class ParetoPoint:
     chips: dict[str, int]
     solver: str = ""
     """how the solve ended (as :attr:`Alternative.solver`)"""
+    optimality_gap: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
