@@ -12,15 +12,14 @@ Valid inequalities tighten the LP relaxation without cutting off any fleet:
 
 - ``n_k >= sum of the flows of bucket b through pool k`` (per side): any flow through a pool
   needs a whole replica, and a bucket's flows through it sum to at most 1;
-- ``m_o >= sum of need x flow`` over a bucket's flows through node type o (per side), ``need``
-  the nodes one replica of the flow's pool spans;
 - integer upper bounds: no pool needs more replicas than it takes to carry every bucket it can
-  serve, no node type more nodes than those replicas fill.
+  serve, no node type more nodes than those replicas fill (without them HiGHS can run into its
+  time limit; the like inequality for nodes per node type made the solves slower and is left
+  out).
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -176,11 +175,6 @@ def to_routes(p: Problem, fl: list[Flow], pairings: list[Pairing], x: F) -> F:
     return shares
 
 
-def need_nodes(p: Problem, k: int) -> int:
-    """Nodes one replica of pool ``k`` spans."""
-    return max(1, math.ceil(p.pool_chips[k] / p.offer_node_chips[p.pool_offer[k]]))
-
-
 def replica_bounds(p: Problem, fl: list[Flow]) -> F:
     """Most replicas an optimal fleet needs per pool: enough to carry every bucket it can
     serve (per side, the heaviest flow of each bucket)."""
@@ -257,21 +251,15 @@ def _capacity(p: Problem, fl: list[Flow], rows: _Rows) -> list[dict[int, float]]
 
 def _cuts(p: Problem, fl: list[Flow], cap: list[dict[int, float]], rows: _Rows) -> None:
     """The valid inequalities of the module docstring."""
-    nf, nk = len(fl), len(p.pool_offer)
+    nf = len(fl)
     through: dict[tuple[int, int, int], list[int]] = defaultdict(list)
-    nodes: dict[tuple[int, int, int], dict[int, int]] = defaultdict(dict)
     for j, f in enumerate(fl):
         for k, ld in zip(f.pools, f.loads, strict=True):
-            if ld <= 0:
-                continue
-            through[(k, f.bucket, f.side)].append(j)
-            d = nodes[(p.pool_offer[k], f.bucket, f.side)]
-            d[j] = max(d.get(j, 0), need_nodes(p, k))
+            if ld > 0:
+                through[(k, f.bucket, f.side)].append(j)
     for (k, _, _), js in through.items():
         if min(cap[k][j] for j in js) < 1.0:  # else the capacity row is already as tight
             rows.add([*js, nf + k], [1.0] * len(js) + [-1.0], -np.inf, 0.0)
-    for (o, _, _), d in nodes.items():
-        rows.add([*d, nf + nk + o], [float(v) for v in d.values()] + [-1.0], -np.inf, 0.0)
 
 
 def _limits(
