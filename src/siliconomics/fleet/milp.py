@@ -140,6 +140,24 @@ def _start(p: Problem, hint: Hint | None, nf: int, gone: set[int]) -> dict[int, 
     return start
 
 
+def _fewest(
+    p: Problem, shares: F, replicas: F, nodes: F
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The replicas the routed load needs and the nodes they fill. HiGHS may leave spare
+    replicas in a node it pays for anyway (they cost nothing in the program); which ones it
+    leaves is arbitrary, so the fleet is stated with none (never more than HiGHS's)."""
+    load = np.zeros(len(p.pool_offer))
+    for x, r in zip(shares, p.routes, strict=True):
+        if x > 0:
+            for k, ld in zip(r.pools, r.loads, strict=True):
+                load[k] += x * p.rates[r.bucket] * ld
+    n = np.minimum(replicas, np.ceil(load - 1e-6))
+    chips = np.zeros(len(p.offer_chip))
+    np.add.at(chips, np.asarray(p.pool_offer, dtype=np.int64), n * np.asarray(p.pool_chips))
+    m = np.minimum(nodes, np.ceil(chips / np.asarray(p.offer_node_chips) - 1e-9))
+    return n.astype(np.int64), m.astype(np.int64)
+
+
 def solve(
     p: Problem,
     *,
@@ -163,8 +181,7 @@ def solve(
         return None
     nf, nk, nr = len(fl), len(p.pool_offer), len(p.routes)
     shares = to_routes(p, fl, pairings, out.x[:nf])
-    replicas = np.round(out.x[nf : nf + nk]).astype(np.int64)
-    nodes = np.round(out.x[nf + nk :]).astype(np.int64)
+    replicas, nodes = _fewest(p, shares, np.round(out.x[nf : nf + nk]), np.round(out.x[nf + nk :]))
     full = np.r_[shares, replicas, nodes]
     usd = float(_cost_row(p, nr, nk) @ full)
     # no bound reported: proven optimal, or nothing proven (gap 100%)
