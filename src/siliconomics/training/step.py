@@ -9,7 +9,8 @@ One micro-batch of ``mb`` sequences on one pipeline stage (T = mb·S/cp local to
   wgrad ``[k×T]·[T×n]`` (2x forward; LoRA: dgrad only), attention 2.5x forward (FlashAttention-2
   recomputes the scores: 5 matmuls against 2, Dao 2023), element-wise 2x.
 * recomputation: full = the layers' forward once more (and its TP collectives); selective =
-  the element-wise forward (flash attention already recomputes the attention core).
+  the element-wise forward (flash attention already recomputes the attention core) and, in
+  multi-head latent attention, the Q/K/V up-projections (Megatron-Core ``mla_up_proj``).
 * tensor parallel: 2 all-reduces per layer per pass (GPT-J blocks: 1), or with sequence
   parallelism the same volume as all-gather + reduce-scatter (Korthikanti et al. 2022);
   context parallel: ring attention passes (cp-1) K/V blocks forward, K/V and dK/dV backward;
@@ -36,6 +37,7 @@ from ..ops.device import Device
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
+from .host import expert_loop_host_time
 from .lora import adapter_times, dequant_time
 from .memory import (
     ACT_BYTES,
@@ -139,6 +141,8 @@ class _Layer:
         self.bwd: F = np.zeros(np.shape(tp))
         self.elem_fwd: F = np.zeros(np.shape(tp))
         self.attn_fwd: F = np.zeros(np.shape(tp))
+        self.mla_up_fwd: F = np.zeros(np.shape(tp))
+        """forward of the MLA up-projections (what selective recomputation redoes)"""
         self.rc = recipe(g.dtype)
         self.accum_bytes = 2.0 * g.grad_bytes
         """bytes per weight-gradient element a wgrad GEMM moves: it accumulates into the
@@ -225,9 +229,14 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
         q_in = mla.q_lora_rank or D
         if mla.q_lora_rank:
             ly.gemm(T, mla.q_lora_rank, D, frozen=lora)
+        f0 = ly.fwd
         ly.gemm(T, hq * hd, q_in, frozen=lora)
+        if mla.q_lora_rank:  # an up-projection only from a query latent
+            ly.mla_up_fwd = ly.fwd - f0
         ly.gemm(T, lat, D, frozen=lora)
+        f0 = ly.fwd
         ly.gemm(T, hq * (hd - mla.qk_rope_head_dim + mla.v_head_dim), mla.kv_lora_rank)
+        ly.mla_up_fwd = ly.mla_up_fwd + ly.fwd - f0
         attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * (ly.S + 1) / 2.0
         v_dim = mla.v_head_dim
     attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
@@ -283,6 +292,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     group_tokens = T * g.ep * g.etp / tp
     hit = experts_hit(group_tokens, moe.n_experts / g.ep, moe.n_experts, moe.experts_per_token)
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    f0, b0 = ly.fwd, ly.bwd
     for op in ops:
         t = w * op.time
         ly.fwd = ly.fwd + t
@@ -324,6 +334,11 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         for m_, n_, k_ in ((rows, mats_in * fe, model.d_model), (rows, model.d_model, fe)):
             qf, qb = quant_time(dev, r, m_, n_, k_, frozen=frozen)
             ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
+    # the host's per-expert loop after the dispatcher's device-to-host sync (.host): the expert
+    # section lasts at least the host time (the router/permute ops are in it, a slight excess)
+    hf, hb = expert_loop_host_time(dev, n_local, lowp=r.lowp)
+    ly.fwd = ly.fwd + w * np.maximum(hf - (ly.fwd - f0) / max(w, 1e-12), 0.0)
+    ly.bwd = ly.bwd + w * np.maximum(hb - (ly.bwd - b0) / max(w, 1e-12), 0.0)
     if moe.n_shared_experts:
         fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
         ly.gemm(T, mats_in * fs, model.d_model, w, frozen=frozen)
@@ -407,7 +422,7 @@ def step_time(
     fwd = (Lq * ly.fwd + e_fwd * (1.0 + mtp) + mtp * ly.fwd) / pp
     bwd = (Lq * ly.bwd + e_bwd * (1.0 + mtp) + mtp * ly.bwd) / pp
     rc = np.where(g.recompute == 2, Lq * ly.fwd / pp, np.where(g.recompute == 1, 0.0, 0.0))
-    rc = rc + np.where(g.recompute == 1, Lq * ly.elem_fwd / pp, 0.0)
+    rc = rc + np.where(g.recompute == 1, Lq * (ly.elem_fwd + ly.mla_up_fwd) / pp, 0.0)
     passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
 
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
