@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -328,15 +328,20 @@ def resolve_etp(etp: I, tp: I, dp_cp: I, ep: I) -> I:
     return np.where(etp > 0, etp, auto).astype(np.int64)
 
 
-def stage_layers(model: ModelSpec, pp: I, vpp: I) -> NDArray[np.float64]:
+def stage_layers(model: ModelSpec, pp: I, vpp: I, xp: Any = None) -> NDArray[np.float64]:
     """pp x the layers on the busiest pipeline rank (= L when the stages balance), so that
     ``stage_layers / pp`` is the busiest rank's share. Stages balance when pp*vpp divides the
     layers, or the layers + 2 (Megatron layouts count the embedding and the loss as one layer
     each); otherwise (e.g. DeepSeek-V3's 61 layers on pp=16) the busiest rank holds
     ``ceil(L / (pp*vpp))`` layers per virtual stage (Megatron-Core's
     ``pipeline_model_parallel_layout`` / first- and last-stage layer counts) and every rank
-    waits for it."""
+    waits for it. ``xp``: the backend of :mod:`.kernels` (numpy when None)."""
     L = model.n_layers
+    if xp is not None and not isinstance(pp, np.ndarray):  # one plan, Python numbers
+        stages = max(pp * vpp, 1)
+        if L % stages == 0 or (L + 2) % stages == 0:
+            return float(L)
+        return xp.ceil(L / stages) * vpp * pp
     stages = np.maximum(pp * vpp, 1)
     even = (L % stages == 0) | ((L + 2) % stages == 0)
     busiest = np.ceil(L / stages) * vpp * pp

@@ -1,0 +1,304 @@
+"""Lean time-only kernels for training plan evaluation, on numpy arrays or on Python floats.
+
+The physics is that of :mod:`..ops.roofline` (GEMM with tile/wave or systolic padding,
+memory-bound and fused-attention ops) and :mod:`..parallel.hierarchical` (collectives on the
+scale-up domain and the network): the same formulas, in the same floating-point order, so
+results are bit-identical (``tests/test_train_kernels.py`` checks every kernel against its
+reference on grids). What differs is the bookkeeping:
+
+* only the time is computed (no :class:`..ops.roofline.OpCost` with its FLOP, byte and
+  zero-filled arrays built only to broadcast);
+* everything that depends on the device alone (peaks x efficiencies, bandwidths, latencies,
+  the in-domain collective table) is computed once per device (:func:`consts`), not per op;
+* every kernel takes a backend ``xp``: :data:`NP` (numpy, for grids of plans) or :data:`SC`
+  (Python floats, for one plan: ~50 ns an operation instead of ~1 µs for a numpy call).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..ops.device import Device
+from ..parallel.collectives import _links_used
+from ..parallel.hierarchical import ALGORITHMS, _check
+
+MMA_MIN_M = 16.0
+
+
+class _Scalar:
+    """The numpy functions the kernels use, on Python numbers (same IEEE results)."""
+
+    @staticmethod
+    def where(c: Any, a: Any, b: Any) -> Any:
+        return a if c else b
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        return a if a >= b else b
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        return a if a <= b else b
+
+    @staticmethod
+    def clip(x: Any, lo: Any, hi: Any) -> Any:
+        x = x if x >= lo else lo
+        return x if x <= hi else hi
+
+    @staticmethod
+    def ceil(x: Any) -> float:
+        return float(math.ceil(x))
+
+    @staticmethod
+    def floor(x: Any) -> float:
+        return float(math.floor(x))
+
+    @staticmethod
+    def log2(x: Any) -> float:
+        return math.log2(x)
+
+    @staticmethod
+    def f(x: Any) -> float:
+        return float(x)
+
+
+def _np_clip(x: Any, lo: Any, hi: Any) -> Any:
+    """np.clip without its Python wrapper (same result for numbers: min(max(x, lo), hi))."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+class _Numpy:
+    where = staticmethod(np.where)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    clip = staticmethod(_np_clip)
+    ceil = staticmethod(np.ceil)
+    floor = staticmethod(np.floor)
+    log2 = staticmethod(np.log2)
+
+    @staticmethod
+    def f(x: Any) -> Any:
+        if type(x) is np.ndarray and x.dtype == np.float64:
+            return x
+        return np.asarray(x, dtype=np.float64)
+
+
+#: numpy backend (arrays of plans) and scalar backend (one plan)
+NP: Any = _Numpy()
+SC: Any = _Scalar()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Consts:
+    """Everything the kernels need from a device, computed once."""
+
+    dev: Device
+    mem_bw: float
+    """HBM bytes/s x memory efficiency"""
+    kov: float
+    """kernel launch overhead, s"""
+    vector_flops: float
+    systolic: bool
+    rows: float
+    cols: float
+    tile_m: float
+    tile_n: float
+    units: float
+    attn_eff: float
+    dom: float
+    alpha: float
+    out_bw: float
+    sr_bw_up: float
+    """point-to-point bandwidth inside the scale-up domain"""
+    in_bw: tuple[float, ...]
+    """in-domain collective bandwidth by member count (index = members; inf for <= 1)"""
+    in_steps: tuple[float, ...]
+    in_bw_np: Any
+    in_steps_np: Any
+    peaks: dict[str, float]
+    """(dtype -> peak x GEMM efficiency), filled on first use"""
+
+    def gemm_peak(self, dtype: str) -> float:
+        v = self.peaks.get(dtype)
+        if v is None:
+            v = self.dev.peak_flops(dtype) * self.dev.gemm_efficiency(dtype)
+            self.peaks[dtype] = v
+        return v
+
+    def attn_peak(self, dtype: str) -> float:
+        key = "attn:" + dtype
+        v = self.peaks.get(key)
+        if v is None:
+            v = self.dev.peak_flops(dtype) * self.attn_eff
+            self.peaks[key] = v
+        return v
+
+
+_CONSTS: dict[tuple[int, int], tuple[Any, Any, Consts]] = {}
+
+
+def consts(dev: Device) -> Consts:
+    """The device constants of ``dev`` (cached per chip and efficiency-profile object)."""
+    key = (id(dev.chip), id(dev.eff))
+    hit = _CONSTS.get(key)
+    if hit is not None and hit[0] is dev.chip and hit[1] is dev.eff:
+        return hit[2]
+    ic, mx, eff = dev.chip.interconnect, dev.chip.matrix, dev.eff
+    dom = int(ic.scale_up_domain)
+    bw, st = [math.inf, math.inf], [0.0, 0.0]
+    for k in range(2, dom + 1):
+        b, s = _links_used(dev, k)
+        bw.append(float(b))
+        st.append(float(s))
+    links = float(ic.links or 1) if ic.topology in ("mesh", "torus2d", "torus3d") else 1.0
+    c = Consts(
+        dev=dev,
+        mem_bw=dev.hbm_bytes_per_s * eff.memory_efficiency,
+        kov=eff.kernel_overhead_s,
+        vector_flops=dev.vector_flops,
+        systolic=mx.arch == "systolic",
+        rows=float(mx.rows or 0),
+        cols=float(mx.cols or 0),
+        tile_m=float(mx.tile_m or 0),
+        tile_n=float(mx.tile_n or 0),
+        units=float(mx.units or 0),
+        attn_eff=eff.attention_efficiency,
+        dom=float(dom),
+        alpha=eff.collective_latency_s,
+        out_bw=dev.scale_out_bytes_per_s_dir * eff.collective_efficiency,
+        sr_bw_up=dev.scale_up_bytes_per_s_dir / links * eff.collective_efficiency,
+        in_bw=tuple(bw),
+        in_steps=tuple(st),
+        in_bw_np=np.array(bw),
+        in_steps_np=np.array(st),
+        peaks={},
+    )
+    if len(_CONSTS) > 64:
+        _CONSTS.clear()
+    _CONSTS[key] = (dev.chip, dev.eff, c)
+    return c
+
+
+# ---- roofline (ops.roofline) ------------------------------------------------------------------
+
+
+def gemm_util(c: Consts, xp: Any, m: Any, n: Any, k: Any) -> Any:
+    """:func:`..ops.roofline.gemm_utilisation` (float inputs)."""
+    m = xp.maximum(m, 1.0)
+    n = xp.maximum(n, 1.0)
+    k = xp.maximum(k, 1.0)
+    if c.systolic:
+        return (k / (xp.ceil(k / c.rows) * c.rows)) * (n / (xp.ceil(n / c.cols) * c.cols))
+    tm = xp.clip(2.0 ** xp.ceil(xp.log2(xp.maximum(m, MMA_MIN_M))), MMA_MIN_M, c.tile_m)
+    tn = c.tile_n
+    tiles_m = xp.ceil(m / tm)
+    tiles_n = xp.ceil(n / tn)
+    tiles = tiles_m * tiles_n
+    pad = (m * n) / (tiles_m * tm * tiles_n * tn)
+    units = c.units
+    split = xp.clip(xp.floor(units / tiles), 1.0, xp.maximum(xp.floor(k / 256.0), 1.0))
+    work = tiles * split
+    waves = xp.ceil(work / units)
+    return pad * (work / (waves * units))
+
+
+def gemm_time(
+    c: Consts,
+    xp: Any,
+    m: Any,
+    n: Any,
+    k: Any,
+    *,
+    peak: Any,
+    a_bytes: Any,
+    w_bytes: Any,
+    out_bytes: Any,
+    util_m: Any = None,
+) -> Any:
+    """Time of :func:`..ops.roofline.gemm` (``peak`` = peak x GEMM efficiency of the format)."""
+    m, n, k = xp.f(m), xp.f(n), xp.f(k)
+    flops = 2.0 * m * n * k
+    util = gemm_util(c, xp, m if util_m is None else xp.f(util_m), n, k)
+    t_compute = xp.where(flops > 0, flops / (peak * xp.maximum(util, 1e-9)), 0.0)
+    nbytes = m * k * a_bytes + k * n * w_bytes * 1.0 + m * n * out_bytes
+    t_memory = nbytes / c.mem_bw
+    return xp.maximum(t_compute, t_memory) + xp.where(flops > 0, c.kov, 0.0)
+
+
+def memory_time(c: Consts, xp: Any, nbytes: Any, flops: Any = 0.0) -> Any:
+    """Time of :func:`..ops.roofline.memory_op`."""
+    b = xp.f(nbytes)
+    t = xp.maximum(xp.f(flops) / c.vector_flops, b / c.mem_bw)
+    return t + xp.where(b > 0, c.kov, 0.0)
+
+
+def attention_time(c: Consts, xp: Any, flops: Any, nbytes: Any, *, peak: float) -> Any:
+    """Time of :func:`..ops.roofline.attention_op` (``peak`` = :meth:`Consts.attn_peak`)."""
+    b = xp.f(nbytes)
+    t = xp.maximum(xp.f(flops) / peak, b / c.mem_bw)
+    return t + xp.where(b > 0, c.kov, 0.0)
+
+
+# ---- collectives (parallel.hierarchical) ------------------------------------------------------
+
+
+def _in_domain(c: Consts, xp: Any, n_in: Any) -> tuple[Any, Any]:
+    """(bandwidth, latency steps) of the topology's algorithm for groups of ``n_in`` members
+    (:func:`..parallel.hierarchical._in_domain`), from the per-device table."""
+    top = len(c.in_bw) - 1
+    if xp is SC:
+        i = int(n_in)
+        if i > top:
+            b, s = _links_used(c.dev, i)
+            return float(b), float(s)
+        return c.in_bw[i], c.in_steps[i]
+    idx = np.asarray(n_in).astype(np.int64)
+    if idx.size and int(idx.max()) > top:  # beyond the domain (ring/tree over whole groups)
+        sizes, inv = np.unique(idx, return_inverse=True)
+        pairs = [_in_domain(c, SC, int(k)) for k in sizes]
+        bw = np.array([p[0] for p in pairs])[inv].reshape(idx.shape)
+        st = np.array([p[1] for p in pairs])[inv].reshape(idx.shape)
+        return bw, st
+    return c.in_bw_np[idx], c.in_steps_np[idx]
+
+
+def reduce_scatter_time(
+    c: Consts, xp: Any, nbytes: Any, n: Any, stride: Any = 1, algorithm: str = "auto"
+) -> Any:
+    """:func:`..parallel.hierarchical.reduce_scatter_time` (= all-gather)."""
+    if algorithm not in ALGORITHMS:
+        _check(algorithm)
+    b = xp.f(nbytes)
+    n_ = xp.maximum(xp.f(n), 1.0)
+    s = xp.maximum(xp.f(stride), 1.0)
+    n_in = xp.clip(xp.floor(c.dom / s), 1.0, n_)
+    n_out = xp.ceil(n_ / n_in)
+    alpha = c.alpha
+    if algorithm in ("ring", "tree"):
+        bw = xp.where(n_out > 1, c.out_bw, _in_domain(c, xp, n_)[0])
+        steps = (n_ - 1) if algorithm == "ring" else xp.log2(n_)
+        t = steps * alpha + (n_ - 1) / n_ * b / bw
+    else:
+        bw_in, st_in = _in_domain(c, xp, n_in)
+        t_in = xp.where(n_in > 1, st_in / 2.0 * alpha + (n_in - 1) / n_in * b / bw_in, 0.0)
+        t_out = xp.where(
+            n_out > 1, (n_out - 1) * alpha + (n_out - 1) / n_out * (b / n_in) / c.out_bw, 0.0
+        )
+        t = t_in + t_out
+    return xp.where(n_ > 1, t, 0.0) + 0.0 * b
+
+
+def all_reduce_time(
+    c: Consts, xp: Any, nbytes: Any, n: Any, stride: Any = 1, algorithm: str = "auto"
+) -> Any:
+    return 2.0 * reduce_scatter_time(c, xp, nbytes, n, stride, algorithm)
+
+
+def send_recv_time(c: Consts, xp: Any, nbytes: Any, stride: Any) -> Any:
+    """:func:`..parallel.hierarchical.send_recv_time`."""
+    bw = xp.where(xp.f(stride) < c.dom, c.sr_bw_up, c.out_bw)
+    return c.alpha + xp.f(nbytes) / bw
