@@ -15,18 +15,44 @@ from ..errors import DoesNotFitError, SiliconomicsError
 from ..ops.device import Device
 from ..units import fmt_si
 from .flops import model_flops_per_token
+from .kernels import SC
 from .memory import TrainMemory, train_memory
-from .plan import _INT_FIELDS, PlanGrid, TrainPlan, grid_of, stage_layers
+from .plan import _INT_FIELDS, PlanGrid, TrainPlan, scalar_grid, stage_layers
 from .precision import peak_dtype
-from .step import LayoutTimes, Overlap, StepTime, layout_key, layout_times, step_time, step_total
+from .step import (
+    LayoutTimes,
+    Overlap,
+    StepTime,
+    _plan_times,
+    layout_key,
+    layout_times,
+    step_time,
+    step_total,
+    total_time,
+)
 
 F = NDArray[np.float64]
+
+
+_TRAIN_DEV: dict[tuple[int, int], tuple[Any, Any, Device]] = {}
 
 
 def train_device(device: Device) -> Device:
     """``device`` (a chip with its family's efficiency profile) with the training factors
     applied where the profile has them (``train_gemm_efficiency``,
-    ``train_lowp_gemm_efficiency``)."""
+    ``train_lowp_gemm_efficiency``). Cached per chip and profile object."""
+    key = (id(device.chip), id(device.eff))
+    hit = _TRAIN_DEV.get(key)
+    if hit is not None and hit[0] is device.chip and hit[1] is device.eff:
+        return hit[2]
+    out = _train_device(device)
+    if len(_TRAIN_DEV) > 64:
+        _TRAIN_DEV.clear()
+    _TRAIN_DEV[key] = (device.chip, device.eff, out)
+    return out
+
+
+def _train_device(device: Device) -> Device:
     chip, prof = device.chip, device.eff
     upd: dict[str, float] = {}
     if prof.train_gemm_efficiency is not None:
@@ -427,18 +453,74 @@ def estimate_training(
 ) -> TrainEstimate:
     """Estimate one training plan on ``device`` (the chip and its efficiency profile; the
     training factors are applied here). Raises a clear error for an invalid plan and
-    :class:`DoesNotFitError` (naming what overflowed, by how much) when it does not fit."""
+    :class:`DoesNotFitError` (naming what overflowed, by how much) when it does not fit.
+
+    The plan is evaluated on Python numbers (:data:`.kernels.SC`), the same formulas as
+    :func:`evaluate_grid` in the same order, so the two agree (``tests/test_train_fast.py``)."""
     if seq_len < 1 or global_batch_seqs < 1:
         raise SiliconomicsError("seq_len and global_batch_seqs must be positive integers")
     dev = train_device(device)
     plan.validate(model, dev, seq_len=seq_len, global_batch=global_batch_seqs)
-    g = grid_of([plan])
-    kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs, "overlap": overlap}
-    res = evaluate_grid(model, dev, g, algorithm=algorithm, **kw)  # type: ignore[arg-type]
-    est = result_at(res, 0, model, dev, **kw)
+    est = _estimate_one(model, dev, plan, seq_len, global_batch_seqs, overlap, algorithm)
     if check_memory and est.memory_total > est.memory_capacity:
         raise _fit_error(est)
     return est
+
+
+def _estimate_one(
+    model: ModelSpec,
+    dev: Device,
+    plan: TrainPlan,
+    seq_len: int,
+    gb: int,
+    overlap: Overlap | None,
+    algorithm: str,
+) -> TrainEstimate:
+    """One valid plan through the scalar kernels: the :class:`TrainEstimate` that
+    ``result_at(evaluate_grid(...), 0, ...)`` gives."""
+    ov = overlap or default_overlap(dev)
+    g = scalar_grid(plan)
+    lt = layout_times(model, dev, g, seq_len=seq_len, overlap=ov, algorithm=algorithm, xp=SC)
+    p = _plan_times(model, dev, g, lt, seq_len, gb, ov, algorithm, SC)
+    mem = train_memory(
+        model, dev, g, seq_len=seq_len, global_batch=gb, params=(lt.per_layer, lt.edges), xp=SC
+    )
+    m, t = p["m"], float(total_time(p, dev.eff.step_overhead_s))
+    tokens = float(gb * seq_len)
+    peak = dev.peak_flops(peak_dtype(g.dtype)) * plan.chips
+    mflops = tokens * _flops_per_token(model, seq_len, g.method)
+    fwd_layers = tokens * _flops_per_token(model, seq_len, "full") / 3.0
+    hflops = mflops + (fwd_layers if plan.recompute == "full" else 0.0)
+    breakdown = {
+        "forward": m * p["fwd"],
+        "backward": m * p["bwd"],
+        "recompute": m * p["rc"],
+        "tp/sp comm": m * p["t_tp"],
+        "cp comm": m * p["t_cp"],
+        "ep all-to-all": m * p["t_ep"],
+        "pp send/recv": m * p["t_pp"],
+        "fsdp gather/scatter": m * p["t_fsdp"],
+        "pipeline bubble": p["bubble"],
+        "dp grad/param comm": p["dp_exposed"],
+        "optimizer": p["t_opt"],
+        "overhead": dev.eff.step_overhead_s,
+    }
+    return TrainEstimate(
+        model=model,
+        device=dev,
+        plan=plan,
+        seq_len=seq_len,
+        global_batch_seqs=gb,
+        step_time_s=t,
+        tokens_per_s=tokens / t,
+        mfu=float(mflops / (t * peak)),
+        hfu=float(hflops / (t * peak)),
+        breakdown={k: float(v) for k, v in breakdown.items()},
+        memory={k: float(v) for k, v in mem.parts().items()},
+        memory_capacity=mem.capacity,
+        microbatches=int(m),
+        assumptions=_assumptions(dev, plan, ov),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

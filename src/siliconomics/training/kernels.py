@@ -220,6 +220,8 @@ def gemm_time(
     util_m: Any = None,
 ) -> Any:
     """Time of :func:`..ops.roofline.gemm` (``peak`` = peak x GEMM efficiency of the format)."""
+    if xp is SC:
+        return _gemm_time_sc(c, m, n, k, peak, a_bytes, w_bytes, out_bytes, util_m)
     m, n, k = xp.f(m), xp.f(n), xp.f(k)
     flops = 2.0 * m * n * k
     util = gemm_util(c, xp, m if util_m is None else xp.f(util_m), n, k)
@@ -227,6 +229,39 @@ def gemm_time(
     nbytes = m * k * a_bytes + k * n * w_bytes * 1.0 + m * n * out_bytes
     t_memory = nbytes / c.mem_bw
     return xp.maximum(t_compute, t_memory) + xp.where(flops > 0, c.kov, 0.0)
+
+
+def _gemm_time_sc(
+    c: Consts, m: Any, n: Any, k: Any, peak: float, a: float, w: float, ob: float, um: Any
+) -> float:
+    """:func:`gemm_time` on Python floats, inlined (the single-plan path's hot spot)."""
+    m, n, k = float(m), float(n), float(k)
+    flops = 2.0 * m * n * k
+    mu = m if um is None else float(um)
+    mu = mu if mu >= 1.0 else 1.0
+    n1 = n if n >= 1.0 else 1.0
+    k1 = k if k >= 1.0 else 1.0
+    if c.systolic:
+        kp = float(math.ceil(k1 / c.rows)) * c.rows
+        util = (k1 / kp) * (n1 / (float(math.ceil(n1 / c.cols)) * c.cols))
+    else:
+        tm = 2.0 ** float(math.ceil(math.log2(mu if mu >= MMA_MIN_M else MMA_MIN_M)))
+        tm = tm if tm >= MMA_MIN_M else MMA_MIN_M
+        tm = tm if tm <= c.tile_m else c.tile_m
+        tiles_m = float(math.ceil(mu / tm))
+        tiles_n = float(math.ceil(n1 / c.tile_n))
+        tiles = tiles_m * tiles_n
+        pad = (mu * n1) / (tiles_m * tm * tiles_n * c.tile_n)
+        split = float(math.floor(c.units / tiles))
+        hi = float(math.floor(k1 / 256.0))
+        hi = hi if hi >= 1.0 else 1.0
+        split = split if split >= 1.0 else 1.0
+        split = split if split <= hi else hi
+        work = tiles * split
+        util = pad * (work / (float(math.ceil(work / c.units)) * c.units))
+    t_compute = flops / (peak * (util if util >= 1e-9 else 1e-9)) if flops > 0 else 0.0
+    t_memory = (m * k * a + k * n * w * 1.0 + m * n * ob) / c.mem_bw
+    return (t_compute if t_compute >= t_memory else t_memory) + (c.kov if flops > 0 else 0.0)
 
 
 def memory_time(c: Consts, xp: Any, nbytes: Any, flops: Any = 0.0) -> Any:
