@@ -301,13 +301,36 @@ def _in_domain(c: Consts, xp: Any, n_in: Any) -> tuple[Any, Any]:
     return c.in_bw_np[idx], c.in_steps_np[idx]
 
 
-def reduce_scatter_time(
-    c: Consts, xp: Any, nbytes: Any, n: Any, stride: Any = 1, algorithm: str = "auto"
-) -> Any:
-    """:func:`..parallel.hierarchical.reduce_scatter_time` (= all-gather)."""
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A collective group's geometry (members, domains spanned, in-domain bandwidth and
+    latency terms), computed once for several buffers over the same group."""
+
+    xp: Any
+    algorithm: str
+    big: Any
+    """n > 1 (a real group)"""
+    a: Any
+    """latency term: ring/tree steps x alpha, or in-domain steps/2 x alpha"""
+    c: Any
+    """(members - 1) / members (ring/tree) or (n_in - 1) / n_in"""
+    bw: Any
+    in_: Any = None
+    """n_in > 1"""
+    n_in: Any = None
+    out: Any = None
+    """n_out > 1"""
+    p: Any = None
+    """(n_out - 1) x alpha"""
+    q: Any = None
+    """(n_out - 1) / n_out"""
+    out_bw: float = 0.0
+
+
+def group(c: Consts, xp: Any, n: Any, stride: Any = 1, algorithm: str = "auto") -> Group:
+    """The :class:`Group` of :func:`reduce_scatter_time` for ``n`` chips ``stride`` apart."""
     if algorithm not in ALGORITHMS:
         _check(algorithm)
-    b = xp.f(nbytes)
     n_ = xp.maximum(xp.f(n), 1.0)
     s = xp.maximum(xp.f(stride), 1.0)
     n_in = xp.clip(xp.floor(c.dom / s), 1.0, n_)
@@ -316,15 +339,45 @@ def reduce_scatter_time(
     if algorithm in ("ring", "tree"):
         bw = xp.where(n_out > 1, c.out_bw, _in_domain(c, xp, n_)[0])
         steps = (n_ - 1) if algorithm == "ring" else xp.log2(n_)
-        t = steps * alpha + (n_ - 1) / n_ * b / bw
-    else:
-        bw_in, st_in = _in_domain(c, xp, n_in)
-        t_in = xp.where(n_in > 1, st_in / 2.0 * alpha + (n_in - 1) / n_in * b / bw_in, 0.0)
-        t_out = xp.where(
-            n_out > 1, (n_out - 1) * alpha + (n_out - 1) / n_out * (b / n_in) / c.out_bw, 0.0
+        return Group(
+            xp=xp, algorithm=algorithm, big=n_ > 1, a=steps * alpha, c=(n_ - 1) / n_, bw=bw
         )
+    bw_in, st_in = _in_domain(c, xp, n_in)
+    return Group(
+        xp=xp,
+        algorithm=algorithm,
+        big=n_ > 1,
+        a=st_in / 2.0 * alpha,
+        c=(n_in - 1) / n_in,
+        bw=bw_in,
+        in_=n_in > 1,
+        n_in=n_in,
+        out=n_out > 1,
+        p=(n_out - 1) * alpha,
+        q=(n_out - 1) / n_out,
+        out_bw=c.out_bw,
+    )
+
+
+def group_time(gr: Group, nbytes: Any) -> Any:
+    """Reduce-scatter (= all-gather) of a ``nbytes`` buffer over the group ``gr``: the
+    formula of :func:`..parallel.hierarchical.reduce_scatter_time`, term for term."""
+    xp = gr.xp
+    b = xp.f(nbytes)
+    if gr.algorithm in ("ring", "tree"):
+        t = gr.a + gr.c * b / gr.bw
+    else:
+        t_in = xp.where(gr.in_, gr.a + gr.c * b / gr.bw, 0.0)
+        t_out = xp.where(gr.out, gr.p + gr.q * (b / gr.n_in) / gr.out_bw, 0.0)
         t = t_in + t_out
-    return xp.where(n_ > 1, t, 0.0) + 0.0 * b
+    return xp.where(gr.big, t, 0.0) + 0.0 * b
+
+
+def reduce_scatter_time(
+    c: Consts, xp: Any, nbytes: Any, n: Any, stride: Any = 1, algorithm: str = "auto"
+) -> Any:
+    """:func:`..parallel.hierarchical.reduce_scatter_time` (= all-gather)."""
+    return group_time(group(c, xp, n, stride, algorithm), nbytes)
 
 
 def all_reduce_time(

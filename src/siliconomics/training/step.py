@@ -43,8 +43,9 @@ from .kernels import (
     attention_time,
     consts,
     gemm_time,
+    group,
+    group_time,
     memory_time,
-    reduce_scatter_time,
     send_recv_time,
 )
 from .lora import adapter_times_lean, dequant_time_lean
@@ -171,7 +172,13 @@ class _Layer:
     arrays of plans (``xp`` = :data:`.kernels.NP`) or one plan of Python numbers (``SC``)."""
 
     def __init__(
-        self, model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP
+        self,
+        model: ModelSpec,
+        dev: Device,
+        g: PlanGrid,
+        seq_len: int,
+        xp: Any = NP,
+        batch: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self.model, self.dev, self.g, self.xp = model, dev, g, xp
         self.c = consts(dev)
@@ -186,7 +193,8 @@ class _Layer:
         self.bwd: Any = _Sum() if xp is NP else 0.0
         self.elem_fwd: Any = _Sum() if xp is NP else 0.0
         self.attn_fwd: Any = 0.0
-        self._gemms: list[tuple[Any, ...]] = []
+        self._gemms: list[tuple[Any, ...]] = [] if batch is None else batch
+        """deferred GEMMs (numpy path), possibly shared with other layers (``batch``)"""
         self.rc = recipe(g.dtype)
         self.accum_bytes = 2.0 * g.grad_bytes
         """bytes per weight-gradient element a wgrad GEMM moves: it accumulates into the
@@ -232,10 +240,10 @@ class _Layer:
             dq = weight * dequant_time_lean(c, xp, self.g.method, k, n)
             self.fwd, self.bwd = self.fwd + dq, self.bwd + dq
 
-    def settle(self) -> _Layer:
+    def settle(self, *others: _Layer) -> _Layer:
         """Price the deferred GEMMs in one kernel call over (GEMMs x plans) and add up the
         sums term by term in the order they were built (bit-identical to adding each GEMM's
-        time as it came)."""
+        time as it came); ``others``: layers sharing this one's batch, settled with it."""
         if self.xp is not NP:
             return self
         times: Any = None
@@ -250,14 +258,15 @@ class _Layer:
             times = gemm_time(
                 self.c, NP, mm, nn, kk, peak=pk, a_bytes=aa, w_bytes=aa, out_bytes=ob, util_m=um
             ).reshape(ng, n)
-            self._gemms = []
-        for name in ("fwd", "bwd", "elem_fwd"):
-            v = getattr(self, name)
-            if isinstance(v, _Sum):
-                acc: Any = np.zeros(np.shape(self.T))
-                for t in v.terms:
-                    acc = acc + (t.w * times[t.i] if isinstance(t, _Gemm) else t)
-                setattr(self, name, acc)
+            self._gemms.clear()
+        for ly in (self, *others):
+            for name in ("fwd", "bwd", "elem_fwd"):
+                v = getattr(ly, name)
+                if isinstance(v, _Sum):
+                    acc: Any = np.zeros(np.shape(self.T))
+                    for t in v.terms:
+                        acc = acc + (t.w * times[t.i] if isinstance(t, _Gemm) else t)
+                    setattr(ly, name, acc)
         return self
 
     def adapter(self, m: ArrayLike, k: ArrayLike, n: ArrayLike) -> None:
@@ -271,8 +280,11 @@ class _Layer:
         self.fwd, self.bwd, self.elem_fwd = self.fwd + t, self.bwd + 2.0 * t, self.elem_fwd + t
 
 
-def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP) -> _Layer:
-    """Forward and backward time of one average transformer layer, one micro-batch."""
+def layer_times(
+    model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP, *, settle: bool = True
+) -> _Layer:
+    """Forward and backward time of one average transformer layer, one micro-batch
+    (``settle=False``: GEMMs still deferred, see :meth:`_Layer.settle`)."""
     ly = _Layer(model, dev, g, seq_len, xp)
     T, hq, hkv, tp, hd, D = ly.T, ly.hq, ly.hkv, ly.tp, model.head_dim, model.d_model
     lora = g.method != "full"
@@ -313,7 +325,7 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: An
         ly.gemm(T, D, f, w, frozen=lora)
     if n_moe and model.moe is not None:
         _moe_layer(ly, model, n_moe / L, frozen=lora)
-    return ly.settle()
+    return ly.settle() if settle else ly
 
 
 def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
@@ -439,13 +451,24 @@ def edge_times(
     model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP
 ) -> tuple[Any, Any]:
     """(forward, backward) of embedding, final norm, LM head and loss for one micro-batch."""
-    ly = _Layer(model, dev, g, seq_len, xp)
+    ly = _edge_layer(model, dev, g, seq_len, xp).settle()
+    return ly.fwd, ly.bwd
+
+
+def _edge_layer(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    seq_len: int,
+    xp: Any,
+    batch: list[tuple[Any, ...]] | None = None,
+) -> _Layer:
+    ly = _Layer(model, dev, g, seq_len, xp, batch)
     T, D = ly.T, model.d_model
     v = xp.ceil(model.vocab_size / ly.tp)
     ly.gemm(T, v, D, frozen=g.method != "full", lowp=False)  # LM head stays BF16
     ly.elementwise(T * D * ACT_BYTES * 3 + 12.0 * T * v, 6.0 * T * v)  # gather, norm, loss
-    ly.settle()
-    return ly.fwd, ly.bwd
+    return ly
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -472,10 +495,14 @@ class LayoutTimes:
 
     def take(self, idx: NDArray[np.int64], shape: tuple[int, ...]) -> LayoutTimes:
         """Scatter per-layout values back to the plans (``idx``: layout of each plan)."""
-        kw = {}
+        kw: dict[str, Any] = {}
         for f in fields(self):
-            v = np.asarray(getattr(self, f.name), dtype=np.float64)
-            kw[f.name] = v[idx] if v.shape == shape else np.full(shape, v)[idx]
+            v = getattr(self, f.name)
+            if isinstance(v, float):  # the same for every layout (e.g. no all-to-all)
+                kw[f.name] = v
+                continue
+            a = np.asarray(v, dtype=np.float64)
+            kw[f.name] = a[idx] if a.shape == shape else np.full(shape, a)[idx]
         return LayoutTimes(**kw)
 
 
@@ -491,8 +518,11 @@ def layout_times(
 ) -> LayoutTimes:
     """:class:`LayoutTimes` of every plan in ``g`` (or of one plan with ``xp=SC``)."""
     ov, c = overlap, consts(dev)
-    ly = layer_times(model, dev, g, seq_len, xp)
-    e_fwd, e_bwd = edge_times(model, dev, g, seq_len, xp)
+    # the layer's and the edges' GEMMs priced in one batch
+    ly = layer_times(model, dev, g, seq_len, xp, settle=False)
+    edge = _edge_layer(model, dev, g, seq_len, xp, ly._gemms)
+    ly.settle(edge)
+    e_fwd, e_bwd = edge.fwd, edge.bwd
     T, tp, cp = ly.T, g.tp, g.cp
     # tensor parallel: one all-reduce of the layer's activations (AG+RS with SP).
     ar = all_reduce_time(c, xp, T * model.d_model * ACT_BYTES, tp, 1, algorithm)
@@ -539,13 +569,12 @@ def layout_key(g: PlanGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     cols = [np.ravel(np.asarray(getattr(g, k), dtype=np.int64)) for k in _LAYOUT_FIELDS]
     n = max(c.size for c in cols)
     cols = [np.broadcast_to(c, (n,)) if c.size != n else c for c in cols]
-    radix = [int(c.max()) - int(c.min()) + 1 if n else 1 for c in cols]
-    if float(np.prod(np.array(radix, dtype=np.float64))) < 2.0**62:
-        key = np.zeros(n, dtype=np.int64)
-        for c_, r in zip(cols, radix, strict=True):
-            key = key * r + (c_ - c_.min())
+    tp, cp, mb, sp, ep, etp = cols
+    if n and int((tp | cp | ep | etp | mb).max()) < 1024 and int(np.min(cols)) >= 0:
+        # 10 bits a field: one int64 key per plan
+        key = (((((tp << 10) | cp) << 10 | mb) << 1 | sp) << 10 | ep) << 10 | etp
         _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    else:  # pragma: no cover - degrees beyond any machine
+    else:
         _, first, inv = np.unique(np.stack(cols, 1), axis=0, return_index=True, return_inverse=True)
     return first.astype(np.int64), np.ravel(inv).astype(np.int64)
 
@@ -667,8 +696,9 @@ def _plan_times(
     shard = xp.maximum(g.shard, 1)
     # ZeRO-3 / FSDP: gather weights forward and backward, reduce-scatter grads, per micro-batch.
     fsdp_on = (g.zero == 3) & full
-    ag = reduce_scatter_time(c, xp, params_stage * WEIGHT_BYTES, shard, tp, algorithm)
-    rs = reduce_scatter_time(c, xp, params_stage * g.grad_bytes, shard, tp, algorithm)
+    fsdp_group = group(c, xp, shard, tp, algorithm)
+    ag = group_time(fsdp_group, params_stage * WEIGHT_BYTES)
+    rs = group_time(fsdp_group, params_stage * g.grad_bytes)
     fsdp_raw = xp.where(fsdp_on, 2.0 * ag + rs, 0.0)
     busy = fwd + bwd + rc
     t_fsdp = xp.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
@@ -682,8 +712,9 @@ def _plan_times(
     # data parallel, once per step: ZeRO-0 all-reduce; ZeRO-1/2 reduce-scatter + all-gather;
     # hybrid FSDP (shard < dp*cp) all-reduces the sharded gradients across replicas.
     g_bytes = trainable * g.grad_bytes
-    rs_dp = reduce_scatter_time(c, xp, g_bytes, nrep, tp, algorithm)
-    ag_dp = reduce_scatter_time(c, xp, trainable * WEIGHT_BYTES, nrep, tp, algorithm)
+    dp_group = group(c, xp, nrep, tp, algorithm)
+    rs_dp = group_time(dp_group, g_bytes)
+    ag_dp = group_time(dp_group, trainable * WEIGHT_BYTES)
     hyb = all_reduce_time(c, xp, g_bytes / shard, nrep / shard, tp * shard, algorithm)
     red = xp.where(fsdp_on, hyb, xp.where(g.zero == 0, 2.0 * rs_dp, rs_dp))
     gat = xp.where(fsdp_on | (g.zero == 0), 0.0, ag_dp)
