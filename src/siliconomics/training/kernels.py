@@ -119,6 +119,9 @@ class Consts:
     in_steps: tuple[float, ...]
     in_bw_np: Any
     in_steps_np: Any
+    hbm_bytes: float
+    reserve_bytes: float
+    """HBM capacity x the profile's memory_reserve_fraction"""
     peaks: dict[str, float]
     """(dtype -> peak x GEMM efficiency), filled on first use"""
 
@@ -175,6 +178,8 @@ def consts(dev: Device) -> Consts:
         in_steps=tuple(st),
         in_bw_np=np.array(bw),
         in_steps_np=np.array(st),
+        hbm_bytes=dev.hbm_bytes,
+        reserve_bytes=dev.hbm_bytes * eff.memory_reserve_fraction,
         peaks={},
     )
     if len(_CONSTS) > 64:
@@ -331,6 +336,8 @@ def group(c: Consts, xp: Any, n: Any, stride: Any = 1, algorithm: str = "auto") 
     """The :class:`Group` of :func:`reduce_scatter_time` for ``n`` chips ``stride`` apart."""
     if algorithm not in ALGORITHMS:
         _check(algorithm)
+    if xp is SC and algorithm in ("auto", "hierarchical"):
+        return _group_sc(c, n, stride, algorithm)
     n_ = xp.maximum(xp.f(n), 1.0)
     s = xp.maximum(xp.f(stride), 1.0)
     n_in = xp.clip(xp.floor(c.dom / s), 1.0, n_)
@@ -359,11 +366,44 @@ def group(c: Consts, xp: Any, n: Any, stride: Any = 1, algorithm: str = "auto") 
     )
 
 
+def _group_sc(c: Consts, n: Any, stride: Any, algorithm: str) -> Group:
+    """:func:`group` on Python numbers (auto / hierarchical), inlined."""
+    n_ = float(n)
+    n_ = n_ if n_ >= 1.0 else 1.0
+    s = float(stride)
+    s = s if s >= 1.0 else 1.0
+    n_in = float(math.floor(c.dom / s))
+    n_in = n_in if n_in >= 1.0 else 1.0
+    n_in = n_in if n_in <= n_ else n_
+    n_out = float(math.ceil(n_ / n_in))
+    bw_in, st_in = _in_domain(c, SC, n_in)
+    return Group(
+        xp=SC,
+        algorithm=algorithm,
+        big=n_ > 1,
+        a=st_in / 2.0 * c.alpha,
+        c=(n_in - 1) / n_in,
+        bw=bw_in,
+        in_=n_in > 1,
+        n_in=n_in,
+        out=n_out > 1,
+        p=(n_out - 1) * c.alpha,
+        q=(n_out - 1) / n_out,
+        out_bw=c.out_bw,
+    )
+
+
 def group_time(gr: Group, nbytes: Any) -> Any:
     """Reduce-scatter (= all-gather) of a ``nbytes`` buffer over the group ``gr``: the
     formula of :func:`..parallel.hierarchical.reduce_scatter_time`, term for term."""
     xp = gr.xp
     b = xp.f(nbytes)
+    if xp is SC and gr.in_ is not None:  # one plan, auto / hierarchical
+        if not gr.big:
+            return 0.0 + 0.0 * b
+        t_in = gr.a + gr.c * b / gr.bw if gr.in_ else 0.0
+        t_out = gr.p + gr.q * (b / gr.n_in) / gr.out_bw if gr.out else 0.0
+        return (t_in + t_out) + 0.0 * b
     if gr.algorithm in ("ring", "tree"):
         t = gr.a + gr.c * b / gr.bw
     else:

@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
-from .kernels import NP
+from .kernels import NP, consts
 from .lora import base_weight_bytes
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 from .precision import recipe
@@ -315,6 +315,6 @@ def train_memory(
         grads=grads,
         optimizer=opt,
         activations=acts,
-        reserve=dev.hbm_bytes * dev.eff.memory_reserve_fraction,
-        capacity=dev.hbm_bytes,
+        reserve=consts(dev).reserve_bytes,
+        capacity=consts(dev).hbm_bytes,
     )
