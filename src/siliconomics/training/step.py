@@ -144,9 +144,11 @@ def _t(op: OpCost) -> F:
 
 class _Gemm:
     """A GEMM time priced later, in one batched kernel call with the layer's other GEMMs
-    (``w`` x the time; see :meth:`_Layer.settle`)."""
+    (``w`` x the time; see :meth:`_Layer.settle`). Only ``w * gemm`` and ``sum + gemm`` are
+    defined: anything else needs the layer settled first."""
 
     __slots__ = ("i", "w")
+    __array_ufunc__ = None  # ndarray + _Gemm -> _Gemm.__radd__, not an object array
 
     def __init__(self, i: int, w: float = 1.0) -> None:
         self.i, self.w = i, w
@@ -154,17 +156,24 @@ class _Gemm:
     def __rmul__(self, w: float) -> _Gemm:
         return _Gemm(self.i, w)
 
+    def __radd__(self, other: Any) -> _Sum:
+        return _Sum((other, self))
+
 
 class _Sum:
     """A running sum kept as its terms, added up in order once the GEMMs are priced."""
 
     __slots__ = ("terms",)
+    __array_ufunc__ = None
 
     def __init__(self, terms: tuple[Any, ...] = ()) -> None:
         self.terms = terms
 
     def __add__(self, other: Any) -> _Sum:
         return _Sum((*self.terms, other))
+
+    def __radd__(self, other: Any) -> _Sum:
+        return _Sum((other, *self.terms))
 
 
 class _Layer:
@@ -243,7 +252,9 @@ class _Layer:
     def settle(self, *others: _Layer) -> _Layer:
         """Price the deferred GEMMs in one kernel call over (GEMMs x plans) and add up the
         sums term by term in the order they were built (bit-identical to adding each GEMM's
-        time as it came); ``others``: layers sharing this one's batch, settled with it."""
+        time as it came); ``others``: layers sharing this one's batch, settled with it. May
+        be called again after more GEMMs (e.g. to read a partial sum): the sums are arrays
+        until the next deferred GEMM is added to them."""
         if self.xp is not NP:
             return self
         times: Any = None
