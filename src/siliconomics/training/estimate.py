@@ -179,7 +179,10 @@ def evaluate_grid(
 def _flat(g: PlanGrid) -> PlanGrid:
     """``g`` with every per-plan field a 1-D array of one length."""
     names = (*_INT_FIELDS, "recompute", "sp")
-    arrs = np.broadcast_arrays(*(np.asarray(getattr(g, k)) for k in names))
+    vals = [getattr(g, k) for k in names]
+    if all(type(v) is np.ndarray and v.ndim == 1 and v.size == vals[0].size for v in vals):
+        return g
+    arrs = np.broadcast_arrays(*(np.asarray(v) for v in vals))
     if all(a.ndim == 1 for a in arrs) and all(isinstance(getattr(g, k), np.ndarray) for k in names):
         return g
     flat = {k: np.ravel(a).copy() for k, a in zip(names, arrs, strict=True)}
