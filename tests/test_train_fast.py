@@ -216,3 +216,38 @@ def test_kernels_equal_roofline_and_collectives(chip: str) -> None:
         coll.send_recv_time(dev, nbytes, gs)[::5],
         [K.send_recv_time(c, K.SC, x, y) for x, y in zip(nbytes[::5], gs[::5], strict=True)],
     )
+
+
+@pytest.mark.parametrize("chip", ["h100-sxm", "b200", "tpu-v5p"])
+def test_lean_precision_and_lora_equal_reference(chip: str) -> None:
+    """The lean quantisation, dequantisation and adapter times equal the roofline ones."""
+    from siliconomics.training.lora import (
+        adapter_times,
+        adapter_times_lean,
+        dequant_time,
+        dequant_time_lean,
+    )
+    from siliconomics.training.precision import RECIPES, quant_time, quant_time_lean
+
+    dev = train_device(resolve.device(chip))
+    c = K.consts(dev)
+    rng = np.random.default_rng(3)
+    m, n, k = (np.round(rng.uniform(1, 2e4, 50)) for _ in range(3))
+    for r in RECIPES.values():
+        if not r.lowp:
+            continue
+        for frozen in (False, True):
+            for a, b in zip(
+                quant_time(dev, r, m, n, k, frozen=frozen),
+                quant_time_lean(c, K.NP, r, m, n, k, frozen=frozen),
+                strict=True,
+            ):
+                _close(a, b)
+            one = quant_time_lean(c, K.SC, r, m[0], n[0], k[0], frozen=frozen)
+            _close([x[0] for x in quant_time(dev, r, m, n, k, frozen=frozen)], one)
+    for method in ("full", "lora", "qlora"):
+        _close(dequant_time(dev, method, k, n), dequant_time_lean(c, K.NP, method, k, n))
+    for a, b in zip(
+        adapter_times(dev, m, k, n, 16), adapter_times_lean(c, K.NP, m, k, n, 16), strict=True
+    ):
+        _close(a, b)
