@@ -19,7 +19,7 @@ from siliconomics import resolve
 from siliconomics.validate.train_rows import validate_training_rows
 
 CORPUS = Path(__file__).resolve().parent.parent / "src/siliconomics/measured/corpus"
-FILES = ("nemo", "maxtext", "mlperf-training-v4.0", "mlperf-training-v4.1",
+FILES = ("nemo", "maxtext", "gaudi", "mlperf-training-v4.0", "mlperf-training-v4.1",
          "mlperf-training-v5.0", "neuron")  # fmt: skip
 
 

@@ -24,13 +24,17 @@ def _rows(fmt: str, folder: str, label: str) -> dict[str, dict[str, str]]:
 
 def test_inference_v51_rows():
     rows = _rows("mlperf-inference", "inference_v5.1", "fixture/inference_results_v5.1@x")
-    # the INVALID Interactive run, the -99.9 twin and the GH200 (no catalog chip) are skipped
+    # the INVALID Interactive run and the -99.9 twin are skipped; the GH200 144GB system maps to
+    # the HBM3e GH200 chip (its fixture has no config, so its layout is unknown: usable=false)
     assert sorted(rows) == [
         "MLPI-5.1-AMD-8xMI325X_2xEPYC_9575F-llama2-70b-99-Server",
         "MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-deepseek-r1-Server",
         "MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-llama2-70b-99-Offline",
+        "MLPI-5.1-NVIDIA-GH200-144GB_aarch64x1_TRT-llama2-70b-99-Offline",
         "MLPI-5.1-RedHat-L40S_vLLM-llama3.1-8b-Offline",
     ]
+    gh = rows["MLPI-5.1-NVIDIA-GH200-144GB_aarch64x1_TRT-llama2-70b-99-Offline"]
+    assert (gh["chip"], gh["n_chips"], gh["usable"]) == ("gh200-144gb", "1", "false")
     ds = rows["MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-deepseek-r1-Server"]
     want = dict(scenario="server", model="deepseek-r1", chip="b200", n_chips="8", replicas="1")
     want |= dict(tp="1", dp="8", ep="8", pp="1", batch="512", weight_dtype="fp4", kv_dtype="fp8")
@@ -210,3 +214,12 @@ def test_mlperf_server_limits_agree_within_a_benchmark():
     assert limits and all(len(v) == 1 for v in limits.values()), limits
     assert limits[("5.1", "llama-2-70b", True)] == {("0.45", "0.04", "")}
     assert limits[("4.1", "gpt-j-6b", False)] == {("", "", "20")}
+
+
+def test_gh200_variants_map_by_memory():
+    from siliconomics.measured.importers._mlperf_common import chip_id
+
+    assert chip_id("NVIDIA GH200 Grace Hopper Superchip 144GB") == "gh200-144gb"
+    assert chip_id("NVIDIA GH200-GraceHopper-Superchip 96GB") == "gh200"
+    assert chip_id("NVIDIA GH200 Grace Hopper Superchip") is None  # variant not stated: skipped
+    assert chip_id("NVIDIA H200-SXM-141GB") == "h200-sxm"

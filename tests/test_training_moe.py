@@ -76,3 +76,74 @@ def test_deepep_dispatcher_is_a_plan_choice_and_sends_less() -> None:
     assert ep_time("deepep") < ep_time("alltoall")
     with pytest.raises(SiliconomicsError, match="dispatcher"):
         parse_plan("dispatcher=nccl")
+
+
+def _fb(model: str, chip: str, plan: TrainPlan, seq: int = 4096) -> float:
+    dev = train_device(resolve.device(chip))
+    r = evaluate_grid(get_model(model), dev, grid_of([plan]), seq_len=seq, global_batch_seqs=64)
+    return float((r.step.forward + r.step.backward)[0])
+
+
+def test_expert_loop_host_time_bounds_small_expert_gemms() -> None:
+    """training/host.py: a dropless MoE layer's expert section lasts at least E_local x ops x
+    t_op on an eager (GPU) stack. With tiny expert GEMMs (Qwen3-30B-A3B, 16 local experts,
+    one sequence) the host loop sets the pace: a slower host op makes the step slower, and a
+    compiled stack (TPU) pays nothing for it."""
+    from dataclasses import replace as dc_replace
+
+    from siliconomics.ops.device import Device
+    from siliconomics.training.host import OPS_BWD, OPS_FWD, expert_loop_host_time, host_op_s
+
+    dev = train_device(resolve.device("b200"))
+    assert host_op_s(dev) > 0 and host_op_s(train_device(resolve.device("tpu-v5p"))) == 0.0
+    f, b = expert_loop_host_time(dev, 16, lowp=False)
+    assert float(f) == pytest.approx(16 * OPS_FWD * host_op_s(dev))
+    assert float(b) == pytest.approx(16 * OPS_BWD * host_op_s(dev))
+    m, p = get_model("qwen3-30b-a3b"), TrainPlan(dp=8, ep=8, micro_batch=1, dtype="fp8")
+
+    def fb(t_op: float) -> float:
+        d = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"train_host_op_s": t_op}))
+        r = evaluate_grid(m, d, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        return float((r.step.forward + r.step.backward)[0])
+
+    assert fb(40e-6) > fb(20e-6) * 1.05
+    # a plan with large expert GEMMs per expert (ep=64: 2 local experts) does not move
+    big = dc_replace(p, dp=64, ep=64)
+    d1 = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"train_host_op_s": 2e-6}))
+    d2 = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"train_host_op_s": 10e-6}))
+    r1 = evaluate_grid(m, d1, grid_of([big]), seq_len=4096, global_batch_seqs=512)
+    r2 = evaluate_grid(m, d2, grid_of([big]), seq_len=4096, global_batch_seqs=512)
+    assert float(r2.step.forward[0]) == pytest.approx(float(r1.step.forward[0]), rel=1e-9)
+
+
+def test_moe_activations_count_the_permuted_expert_inputs() -> None:
+    """The expert fc1 input saved for its wgrad is k rows per token (TE GroupedLinear keeps
+    all sum(m_splits) rows): (k-1)·D·bytes more per token than a dense MLP input, /tp; none
+    for frozen (LoRA) experts."""
+    from siliconomics.training.memory import moe_permuted_input_bytes
+
+    m = get_model("deepseek-v3")
+    assert m.moe is not None
+    g = grid_of([TrainPlan(dp=8, ep=8, dtype="fp8"), TrainPlan(dp=4, tp=2, ep=8, dtype="fp8")])
+    got = moe_permuted_input_bytes(m, g, 1.0)
+    want = (m.moe.experts_per_token - 1) * m.d_model
+    assert np.allclose(got, [want, want / 2])
+    lora = grid_of([TrainPlan(dp=8, ep=8, method="lora")])
+    assert float(moe_permuted_input_bytes(m, lora, 2.0)[0]) == 0.0
+
+
+def test_selective_recompute_rebuilds_mla_up_projections() -> None:
+    """Multi-head latent attention: selective recomputation keeps the latents instead of the
+    up-projected Q/K/V (Megatron-Core recompute_modules=['mla_up_proj']), so it needs less
+    memory than none and costs the up-projections' forward; GQA models keep their Q/K/V."""
+    dev = train_device(resolve.device("h100-sxm"))
+
+    def run(model: str, rc: str) -> tuple[float, float]:
+        p = TrainPlan(dp=8, tp=1, ep=8 if "deepseek" in model else 1, dtype="fp8", recompute=rc)  # type: ignore[arg-type]
+        r = evaluate_grid(get_model(model), dev, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        return float(r.memory.activations[0]), float(r.step.recompute[0])
+
+    (a_none, r_none), (a_sel, r_sel) = run("deepseek-v3", "none"), run("deepseek-v3", "selective")
+    assert a_sel < 0.8 * a_none and r_sel > r_none == 0.0
+    (d_none, _), (d_sel, _) = run("llama-3-8b", "none"), run("llama-3-8b", "selective")
+    assert d_sel == pytest.approx(d_none)

@@ -1,13 +1,27 @@
 """Issue 10 item 6: for each published training row, the search's fastest plan must not beat the
-published MFU by more than 10% (validate/search_realism.py). Rows still above are listed with
-the diagnosed over-credit as strict xfails: the day a mechanism fixes one, the xfail fails and
+best published MFU for that configuration (model, chip, chip count, sequence, batch, method and
+recipe: the row itself or a faster published run of it in the shared file or the packaged
+corpus) by more than 10% (validate/search_realism.py). Rows still above are listed with the
+diagnosed over-credit as strict xfails: the day a mechanism fixes one, the xfail fails and
 must be removed (docs/TRAINING.md, "Search realism", keeps the table)."""
+
+import functools
+from pathlib import Path
 
 import pytest
 
+from siliconomics.errors import SiliconomicsError
 from siliconomics.resolve import device, measured
-from siliconomics.validate.search_realism import search_vs_published
+from siliconomics.validate.search_realism import (
+    configuration,
+    published_mfu,
+    search_vs_published,
+)
 from siliconomics.validate.train_rows import train_rows_by_family
+
+CORPUS = Path(__file__).resolve().parent.parent / "src/siliconomics/measured/corpus"
+TRAIN_FILES = ("nemo", "maxtext", "gaudi", "mlperf-training-v4.0", "mlperf-training-v4.1",
+               "mlperf-training-v5.0", "neuron")  # fmt: skip
 
 LIMIT = 1.10
 # Diagnoses from the split ratio = row_error x search_gain (validate/search_realism.py):
@@ -15,7 +29,7 @@ LIMIT = 1.10
 # published plan, both in the model (docs/TRAINING.md, "Search realism", has the table).
 _NO_RECOMPUTE = (
     "search gain: cp2 halves activations so the searched plan drops the full recomputation "
-    "the memory model says the published layout needs (the row itself is predicted within 10%)"
+    "the memory model says the published layout needs"
 )
 _TPU_LAYOUT = (
     "search gain: tensor-parallel + FSDP without remat, where the published plan is FSDP + "
@@ -23,24 +37,28 @@ _TPU_LAYOUT = (
     "calibration, hides TP traffic)"
 )
 _ROW = "row error: the model is optimistic on the published plan itself; the search adds < 5%"
-# Ratios in parentheses were measured with the calibration of 2026-11-29 (shared file only);
-# the corpus calibration of 2026-11-30 moved three rows within 10% (removed from this list).
+_BOTH = "both: the model is optimistic on the published plan and the search adds "
+# ratio = row_error x search_gain, measured with the corpus calibration of 2026-11-30 against
+# the best published run of the configuration. Left since: NEMO2407-H100-L3-8B-8 (1.25 against
+# its own NeMo 24.07 run, 1.04 against NeMo 25.11's run of the same configuration, which is
+# 20% faster: the row error was the older software, not the search).
 KNOWN_OVER: dict[str, str] = {
-    "LLAMA3PAPER-H100-16384": _NO_RECOMPUTE + " (1.37)",
-    "LLAMA3PAPER-H100-8192": _NO_RECOMPUTE + " (1.35)",
-    "MAXTEXT-V5E-64B": _TPU_LAYOUT + " (1.24)",
-    "MAXTEXT-V5P-512B": _TPU_LAYOUT + " (1.55; the published tp16 plan is predicted 26% slow)",
-    "MLPT41-V6E-512-GPT3-BLK": _ROW + " (1.98: v6e int8 GPT-3 is predicted twice too fast)",
-    "TPUREC-V6E-L2-70B-TPS": _ROW + " (1.26)",
-    "TPUREC-V6E-L31-70B-STEP": _ROW + " (1.12)",
-    "TPUREC-V6E-L31-8B-STEP": "both: row error 1.20 and search gain 1.29 (cp2, no remat)",
-    "MLPT50-B200-8-LORA-THR": _NO_RECOMPUTE + " (1.44)",
-    "MLPT41-H100-8-LORA-THR": _NO_RECOMPUTE + " (1.16)",
-    "MLPT50-MI300X-8-LORA-THR": "both: row error 1.18 (one unfitted MI300X row) and "
-    + _NO_RECOMPUTE
-    + " (1.43)",
-    "NEMO2407-H100-L3-8B-8": _ROW + " (1.27: NeMo 24.07; 25.09 runs the layout 15% faster)",
-    "NEMO2407-H100-L2-7B-8": _ROW + " (1.16: NeMo 24.07)",
+    "LLAMA3PAPER-H100-16384": _NO_RECOMPUTE + " (1.31 = 0.96 x 1.36)",
+    "LLAMA3PAPER-H100-8192": _NO_RECOMPUTE + " (1.32 = 0.98 x 1.35)",
+    "MAXTEXT-V5E-64B": _TPU_LAYOUT + " (1.21 against the corpus run; 0.93 x 1.32)",
+    "MAXTEXT-V5P-512B": _TPU_LAYOUT + " (1.15 = 0.87 x 1.33; the published tp16 plan is slow)",
+    "MLPT41-V6E-512-GPT3-BLK": _BOTH
+    + "tp8 + pp2 for the published FSDP + remat (1.56 = 1.22 x 1.28)",
+    "TPUREC-V6E-L2-70B-TPS": _BOTH + "tp4 without remat (1.60 = 1.22 x 1.32)",
+    "TPUREC-V6E-L31-70B-STEP": _TPU_LAYOUT + " (1.42 = 1.09 x 1.31)",
+    "TPUREC-V6E-L31-8B-STEP": _BOTH + "cp2 without remat (1.50 = 1.17 x 1.29)",
+    "MLPT50-B200-8-LORA-THR": _NO_RECOMPUTE
+    + " (1.11 = 0.77 x 1.44: the published layout, predicted with full recomputation, comes out "
+    "23% slow, so the run recomputed less than the memory model says it must)",
+    "MLPT41-H100-8-LORA-THR": "search gain: tp2 + cp2 for the published tp4, mb2 (1.20 = 1.06 x 1.13)",
+    "MLPT50-MI300X-8-LORA-THR": _NO_RECOMPUTE
+    + " (1.25 against Dell's faster MI300X run; 0.88 x 1.44, one unfitted MI300X row)",
+    "NEMO2407-H100-L2-7B-8": _ROW + " (1.13: NeMo 24.07, no newer published run of Llama-2-7B)",
 }
 
 
@@ -49,29 +67,69 @@ def _rows(shared):
     return [(tr, m) for tr, m, _ in train_rows_by_family(train_rows, catalog) if m is not None]
 
 
+@functools.cache
+def _best_published(shared: Path) -> dict[tuple[object, ...], tuple[float, str]]:
+    """Best published MFU (and its row id) per configuration over the shared file and the
+    packaged corpus training files."""
+    best: dict[tuple[object, ...], tuple[float, str]] = {}
+    files = [shared / "validation/measured.csv"] + [CORPUS / f"{f}.csv" for f in TRAIN_FILES]
+    for f in files:
+        _, rows, cat = measured(f, CORPUS / "models.csv")
+        for tr, m, _ in train_rows_by_family(rows, cat):
+            if m is None:
+                continue
+            try:
+                mfu = published_mfu(tr, m, device(tr.row.chip))
+            except SiliconomicsError:
+                continue
+            key = configuration(tr)
+            if mfu > best.get(key, (0.0, ""))[0]:
+                best[key] = (mfu, tr.row.id)
+    return best
+
+
+def _ratio(shared, tr, m):
+    """(search MFU / best published MFU of the configuration, the best row's id, Realism)."""
+    x = search_vs_published(tr, m, device(tr.row.chip))
+    best, best_id = _best_published(shared).get(configuration(tr), (x.published_mfu, x.row_id))
+    best = max(best, x.published_mfu)
+    return x.search_mfu / best, best_id, x
+
+
 def test_search_stays_within_ten_percent_of_published_mfu(shared):
     rows = _rows(shared)
     assert len(rows) >= 20
     over, fixed = [], []
     for tr, m in rows:
-        x = search_vs_published(tr, m, device(tr.row.chip))
+        ratio, best_id, x = _ratio(shared, tr, m)
         assert 0.0 < x.published_mfu < 1.0 and 0.0 < x.search_mfu < 1.0, x
-        if x.ratio > LIMIT and x.row_id not in KNOWN_OVER:
-            over.append(f"{x.row_id}: {x.ratio:.2f} ({x.search_plan})")
-        if x.ratio <= LIMIT and x.row_id in KNOWN_OVER:
+        assert ratio <= x.ratio
+        if ratio > LIMIT and x.row_id not in KNOWN_OVER:
+            over.append(f"{x.row_id}: {ratio:.2f} vs {best_id} ({x.search_plan})")
+        if ratio <= LIMIT and x.row_id in KNOWN_OVER:
             fixed.append(x.row_id)
-    assert not over, "search beats the published MFU by > 10%: " + "; ".join(over)
+    assert not over, "search beats the best published MFU by > 10%: " + "; ".join(over)
     assert not fixed, f"now within 10%: remove from KNOWN_OVER: {fixed}"
+
+
+def test_best_published_is_a_faster_run_of_the_same_configuration(shared):
+    """NeMo 24.07's Llama-3-8B on 8 H100 (shared file) is not the best published run of its
+    configuration: NeMo 25.11 ran the same model, chips, sequence, batch and FP8 recipe 20%
+    faster (corpus nemo.csv), and that run is the realism benchmark."""
+    tr, m = next((tr, m) for tr, m in _rows(shared) if tr.row.id == "NEMO2407-H100-L3-8B-8")
+    best, best_id = _best_published(shared)[configuration(tr)]
+    assert best_id == "NEMO-2511-H100-LLAMA-3-8B-8-FP8-CS"
+    assert best > 1.15 * published_mfu(tr, m, device(tr.row.chip))
 
 
 @pytest.mark.parametrize("row_id", sorted(KNOWN_OVER))
 def test_known_over_credits_are_still_open(shared, row_id):
     """Each known over-credit, one per row: strict xfail, so a fix shows up as a failure."""
     tr, m = next((tr, m) for tr, m in _rows(shared) if tr.row.id == row_id)
-    x = search_vs_published(tr, m, device(tr.row.chip))
-    if x.ratio > LIMIT:
-        pytest.xfail(f"{x.ratio:.2f}x: {KNOWN_OVER[row_id]}")
-    pytest.fail(f"{row_id} is now within 10% ({x.ratio:.2f}x): remove it from KNOWN_OVER")
+    ratio, best_id, _ = _ratio(shared, tr, m)
+    if ratio > LIMIT:
+        pytest.xfail(f"{ratio:.2f}x vs {best_id}: {KNOWN_OVER[row_id]}")
+    pytest.fail(f"{row_id} is now within 10% ({ratio:.2f}x): remove it from KNOWN_OVER")
 
 
 def test_ratio_splits_into_row_error_and_search_gain(shared):

@@ -47,6 +47,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "train_gemm_efficiency": (0.30, 0.95),
     "train_lowp_gemm_efficiency": (0.20, 0.95),
     "train_comm_overlap": (0.0, 1.0),
+    # host time of one eager PyTorch op (training/host.py): 2-3 µs is the bare dispatcher,
+    # 50 µs a Python-heavy module call
+    "train_host_op_s": (2e-6, 50e-6),
 }
 
 #: The all-chips level: the H100 op-level measurements (GEMM 0.77, HBM 0.88) and round
@@ -61,6 +64,7 @@ PRIORS: dict[str, float] = {
     "train_gemm_efficiency": 0.77,
     "train_lowp_gemm_efficiency": 0.77,
     "train_comm_overlap": 0.0,
+    "train_host_op_s": 10e-6,  # training/host.py EAGER_HOST_OP_S
 }
 
 #: Inference factors fitted on each family's default-stack rows, in the order of how directly
@@ -119,9 +123,16 @@ MEDIAN_FIELDS: tuple[str, ...] = (
 )
 
 TRAIN_FIT_PLAN: dict[str, tuple[str, ...]] = {
-    "nvidia-hopper": ("train_lowp_gemm_efficiency", "train_comm_overlap"),
-    "nvidia-blackwell": ("train_lowp_gemm_efficiency",),
+    # train_host_op_s only moves dropless-MoE rows with small expert GEMMs (training/host.py)
+    "nvidia-hopper": ("train_lowp_gemm_efficiency", "train_comm_overlap", "train_host_op_s"),
+    "nvidia-blackwell": ("train_lowp_gemm_efficiency", "train_host_op_s"),
     "google-tpu": ("train_gemm_efficiency", "train_lowp_gemm_efficiency", "train_comm_overlap"),
+    # Trn1 (NxD Training, 25 corpus rows) and Gaudi (7) training GEMMs had no training factor of
+    # their own, so they ran at the inference stacks' fitted fractions (Trn1: 0.171 from
+    # transformers-neuronx decode; Gaudi: the optimum-habana inference fit from the same pages,
+    # which a cross-validation fold drops together with the training rows)
+    "aws-neuron-v2": ("train_gemm_efficiency", "train_comm_overlap"),
+    "intel-gaudi": ("train_lowp_gemm_efficiency",),
 }
 TRAIN_INHERIT: dict[str, str] = {
     "nvidia-blackwell": "nvidia-hopper",
@@ -132,6 +143,7 @@ TRAIN_FIELDS: tuple[str, ...] = (
     "train_gemm_efficiency",
     "train_lowp_gemm_efficiency",
     "train_comm_overlap",
+    "train_host_op_s",
 )
 
 #: What a non-default stack with rows of its own may fit (on top of its family's profile):

@@ -448,6 +448,13 @@ class EfficiencyProfile(_Frozen):
         description="training: fraction of tensor-, context-, pipeline- and expert-parallel "
         "communication hidden behind computation in this stack; default 0 (serialised)",
     )
+    train_host_op_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="training: host time of one eager op in this family's PyTorch training "
+        "stack (bounds the per-expert loop of a dropless MoE layer, training/host.py); "
+        "default training.host.EAGER_HOST_OP_S on eager (GPU) families, 0 on compiled ones",
+    )
     provenance: dict[str, str] = Field(
         description="factor name -> 'spec-derived' / 'fitted on ...' / 'measured on ...'"
     )

@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
+from ..parallel.moe import imbalance
 from .kernels import NP, consts
 from .lora import base_weight_bytes
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
@@ -180,12 +181,57 @@ def activation_bytes_per_token_layer(
         f = xp.ceil(model.d_ff / tp)
     else:
         moe = model.moe
-        fe = xp.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
         frac_moe = model.n_moe_layers / model.n_layers
+        skew = _moe_rank_skew(model, g, seq_len)
+        fe = xp.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token * skew + moe.n_shared_experts)
         f = frac_moe * fe + (1 - frac_moe) * xp.ceil(model.d_ff / tp)
+        split = split + frac_moe * moe_permuted_input_bytes(model, g, gi) * skew
     # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
     split = split + f * (ACT_BYTES * mats_in + gi * mlp_in)
     return whole + split
+
+
+def moe_permuted_input_bytes(model: ModelSpec, g: PlanGrid, gi: float) -> F:
+    """Per token of an MoE layer, per chip: the expert inputs saved for the wgrad beyond the
+    one MLP input counted above. The expert fc1 input is the permuted token copies, k rows per
+    token (Transformer Engine ``GroupedLinear`` saves ``inputmats`` = all ``sum(m_splits)``
+    rows; Megatron-Core's permute keeps no other copy): ``(k - 1)·D·bytes``, /tp as the
+    sequence-parallel routed tokens are. Frozen experts (LoRA) save none."""
+    assert model.moe is not None
+    tp = np.asarray(g.tp, dtype=np.float64)
+    full = np.where(g.method == "full", 1.0, 0.0)
+    return full * (model.moe.experts_per_token - 1) * model.d_model * gi / tp
+
+
+def _moe_rank_skew(model: ModelSpec, g: PlanGrid, seq_len: int) -> F:
+    """Busiest expert-parallel rank's routed rows / the mean (``parallel.moe.imbalance``;
+    the capacity factor when tokens are dropped): the rank that runs out of memory first."""
+    assert model.moe is not None
+    tokens = g.micro_batch * seq_len / np.asarray(g.cp, dtype=np.float64)
+    rows = tokens * model.moe.experts_per_token * g.etp / np.asarray(g.tp, dtype=np.float64)
+    return imbalance(rows, g.ep, g.capacity_factor or None)
+
+
+def mla_up_proj_freed_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
+    """What selective recomputation frees per layer and token in a multi-head latent attention
+    model: the up-projected Q, K, V (``(hq + 2hkv)·hd`` per tp rank, as stored above) are
+    rebuilt in the backward from the latents, which are kept instead (``q_lora_rank +
+    kv_lora_rank + qk_rope_head_dim`` 16-bit values, not split over tp). Megatron-Core's
+    ``recompute_modules=["mla_up_proj"]`` (MLASelfAttention), which the Megatron-Bridge
+    DeepSeek-V3 recipes set; the step charges the two up-projection GEMMs' forward again
+    (``training/step.py``). 0 for other attention."""
+    z = np.zeros(np.shape(g.tp))
+    mla = model.mla
+    if mla is None:
+        return z
+    tp = np.asarray(g.tp, dtype=np.float64)
+    rc = recipe(g.dtype)
+    qkvo = 1.0 if rc.fp8_attention else ACT_BYTES
+    hq, hkv = np.ceil(model.n_heads / tp), np.ceil(model.n_kv_heads / tp)
+    q = hq if mla.q_lora_rank else 0.0  # Q is an up-projection only from a query latent
+    qkv = qkvo * (q + 2 * hkv) * model.head_dim
+    latent = ACT_BYTES * ((mla.q_lora_rank or 0) + mla.kv_lora_rank + mla.qk_rope_head_dim)
+    return np.asarray(np.maximum(qkv - latent, 0.0) + z, dtype=np.float64)
 
 
 def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid, xp: Any = NP) -> F:
@@ -297,7 +343,8 @@ def train_memory(
     act_layer = activation_bytes_per_token_layer(model, g, seq_len, xp=xp) * tokens
     keep_full = layer_input_bytes_per_token(model, g, xp) * tokens
     rc = g.recompute
-    stored = xp.where(rc == 2, keep_full, act_layer)
+    act_sel = act_layer - mla_up_proj_freed_bytes_per_token(model, g) * tokens
+    stored = xp.where(rc == 2, keep_full, xp.where(rc == 1, act_sel, act_layer))
     # Backward working set: the largest gradient buffers alive in a layer's backward, those of
     # the MLP's gate/up outputs; under full recomputation also the rebuilt layer.
     grads_ws = _mlp_grad_bytes_per_token(model, g, xp) * tokens

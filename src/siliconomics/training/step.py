@@ -9,7 +9,8 @@ One micro-batch of ``mb`` sequences on one pipeline stage (T = mb·S/cp local to
   wgrad ``[k×T]·[T×n]`` (2x forward; LoRA: dgrad only), attention 2.5x forward (FlashAttention-2
   recomputes the scores: 5 matmuls against 2, Dao 2023), element-wise 2x.
 * recomputation: full = the layers' forward once more (and its TP collectives); selective =
-  the element-wise forward (flash attention already recomputes the attention core).
+  the element-wise forward (flash attention already recomputes the attention core) and, in
+  multi-head latent attention, the Q/K/V up-projections (Megatron-Core ``mla_up_proj``).
 * tensor parallel: 2 all-reduces per layer per pass (GPT-J blocks: 1), or with sequence
   parallelism the same volume as all-gather + reduce-scatter (Korthikanti et al. 2022);
   context parallel: ring attention passes (cp-1) K/V blocks forward, K/V and dK/dV backward;
@@ -37,6 +38,7 @@ from ..ops.device import Device
 from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
+from .host import expert_loop_host_time
 from .kernels import (
     NP,
     all_reduce_time,
@@ -204,6 +206,8 @@ class _Layer:
         self.attn_fwd: Any = 0.0
         self._gemms: list[tuple[Any, ...]] = [] if batch is None else batch
         """deferred GEMMs (numpy path), possibly shared with other layers (``batch``)"""
+        self.mla_up_fwd: Any = 0.0
+        """forward of the MLA up-projections (what selective recomputation redoes)"""
         self.rc = recipe(g.dtype)
         self.accum_bytes = 2.0 * g.grad_bytes
         """bytes per weight-gradient element a wgrad GEMM moves: it accumulates into the
@@ -310,9 +314,14 @@ def layer_times(
         q_in = mla.q_lora_rank or D
         if mla.q_lora_rank:
             ly.gemm(T, mla.q_lora_rank, D, frozen=lora)
+        f0 = ly.settle().fwd  # partial sums: deferred GEMMs priced first
         ly.gemm(T, hq * hd, q_in, frozen=lora)
+        if mla.q_lora_rank:  # an up-projection only from a query latent
+            ly.mla_up_fwd = ly.settle().fwd - f0
         ly.gemm(T, lat, D, frozen=lora)
+        f0 = ly.settle().fwd
         ly.gemm(T, hq * (hd - mla.qk_rope_head_dim + mla.v_head_dim), mla.kv_lora_rank)
+        ly.mla_up_fwd = ly.mla_up_fwd + ly.settle().fwd - f0
         attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * (ly.S + 1) / 2.0
         v_dim = mla.v_head_dim
     attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
@@ -368,6 +377,8 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     group_tokens = T * g.ep * g.etp / tp
     hit = experts_hit(group_tokens, moe.n_experts / g.ep, moe.n_experts, moe.experts_per_token)
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    ly.settle()  # partial sums below: deferred GEMMs priced first
+    f0, b0 = ly.fwd, ly.bwd
     for op in ops:
         t = w * op.time
         ly.fwd = ly.fwd + t
@@ -409,6 +420,12 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         for m_, n_, k_ in ((rows, mats_in * fe, model.d_model), (rows, model.d_model, fe)):
             qf, qb = quant_time(dev, r, m_, n_, k_, frozen=frozen)
             ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
+    # the host's per-expert loop after the dispatcher's device-to-host sync (.host): the expert
+    # section lasts at least the host time (the router/permute ops are in it, a slight excess)
+    ly.settle()
+    hf, hb = expert_loop_host_time(dev, n_local, lowp=r.lowp)
+    ly.fwd = ly.fwd + w * np.maximum(hf - (ly.fwd - f0) / max(w, 1e-12), 0.0)
+    ly.bwd = ly.bwd + w * np.maximum(hb - (ly.bwd - b0) / max(w, 1e-12), 0.0)
     if moe.n_shared_experts:
         fs = np.ceil(moe.n_shared_experts * moe.moe_d_ff / tp)
         ly.gemm(T, mats_in * fs, model.d_model, w, frozen=frozen)
@@ -492,6 +509,8 @@ class LayoutTimes:
     fwd: Any
     bwd: Any
     elem_fwd: Any
+    mla_up_fwd: Any
+    """forward of the MLA up-projections (what selective recomputation redoes)"""
     attn_fwd: Any
     e_fwd: Any
     e_bwd: Any
@@ -560,6 +579,7 @@ def layout_times(
         fwd=ly.fwd,
         bwd=ly.bwd,
         elem_fwd=ly.elem_fwd,
+        mla_up_fwd=ly.mla_up_fwd,
         attn_fwd=ly.attn_fwd,
         e_fwd=e_fwd,
         e_bwd=e_bwd,
@@ -680,7 +700,7 @@ def _plan_times(
     fwd = (Lq * lt.fwd + lt.e_fwd * (1.0 + mtp) + mtp * lt.fwd) / pp
     bwd = (Lq * lt.bwd + lt.e_bwd * (1.0 + mtp) + mtp * lt.bwd) / pp
     rc = xp.where(g.recompute == 2, Lq * lt.fwd / pp, 0.0)
-    rc = rc + xp.where(g.recompute == 1, Lq * lt.elem_fwd / pp, 0.0)
+    rc = rc + xp.where(g.recompute == 1, Lq * (lt.elem_fwd + lt.mla_up_fwd) / pp, 0.0)
     passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
 
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).

@@ -70,8 +70,18 @@ def published_tokens_per_s(tr: TrainRow, model: ModelSpec) -> float:
     raise SiliconomicsError(f"metric '{r.metric}' is not a step metric")
 
 
-def search_vs_published(tr: TrainRow, model: ModelSpec, device: Device) -> Realism:
-    """The search's best plan for the row's configuration against the published MFU."""
+def configuration(tr: TrainRow) -> tuple[object, ...]:
+    """What makes two published rows the same training configuration for the realism check:
+    model, chip, chip count, sequence length, global batch, method and recipe (the software,
+    date and layout may differ)."""
+    r = tr.row
+    dtype = _recipe_of(tr, r.act_dtype or "bf16", [])
+    method = "lora" if tr.train_method == "lora" else "full"
+    return (r.model, r.chip, r.n_chips, tr.seq_len, tr.global_batch_seqs, method, dtype)
+
+
+def published_mfu(tr: TrainRow, model: ModelSpec, device: Device) -> float:
+    """The MFU a published row reached, in this model's units (module docstring)."""
     r = tr.row
     S, gb, n = tr.seq_len or 0, tr.global_batch_seqs or 0, r.n_chips or 0
     if not (S and gb and n):
@@ -80,7 +90,16 @@ def search_vs_published(tr: TrainRow, model: ModelSpec, device: Device) -> Reali
     method = "lora" if tr.train_method == "lora" else "full"
     peak = train_device(device).peak_flops(peak_dtype(dtype))
     tps = published_tokens_per_s(tr, model)
-    pub = tps * model_flops_per_token(model, S, method=method) / (n * peak)
+    return tps * model_flops_per_token(model, S, method=method) / (n * peak)
+
+
+def search_vs_published(tr: TrainRow, model: ModelSpec, device: Device) -> Realism:
+    """The search's best plan for the row's configuration against the published MFU."""
+    r = tr.row
+    S, gb, n = tr.seq_len or 0, tr.global_batch_seqs or 0, r.n_chips or 0
+    pub = published_mfu(tr, model, device)
+    dtype = _recipe_of(tr, r.act_dtype or "bf16", [])
+    method = "lora" if tr.train_method == "lora" else "full"
     best = search_plans(
         model, device, n, seq_len=S, global_batch_seqs=gb, dtype=dtype, method=method, top=1
     )[0]

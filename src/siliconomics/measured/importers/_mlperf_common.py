@@ -43,7 +43,9 @@ _CHIPS: tuple[tuple[str, str | None], ...] = (
     (r"B300", "b300"),
     (r"RTX PRO|RTX", None),
     (r"B200", "b200"),
-    (r"GH200|Grace ?Hopper", None),
+    (r"GH200.*144|GH200.*HBM3e", "gh200-144gb"),  # HBM3e variant (144 GB in the system JSONs)
+    (r"GH200.*96|GH200.*HBM3\b", "gh200"),  # 96 GB HBM3 variant
+    (r"GH200|Grace ?Hopper", None),  # variant not stated
     (r"H200.?NVL", None),
     (r"H200", "h200-sxm"),
     (r"H100.?NVL", None),
@@ -79,6 +81,7 @@ def chip_id(accelerator: str) -> str | None:
 CHIP_NOTES = {
     "gb300": "GB300 superchip GPU (Blackwell Ultra, NVL72 rack)",
     "gb200": "GB200 superchip GPU (NVL72 rack)",
+    "gh200-144gb": "GH200 superchip GPU (144 GB HBM3e variant; Grace CPU memory not modelled)",
 }
 
 
