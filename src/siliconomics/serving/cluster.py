@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
@@ -148,22 +150,27 @@ def build_pool(
         )
         for i in range(pc.replicas * pp)
     ]
+    route = ROUTERS[router]()
+    route.bind(engines)
     return Pool(
         cfg=pc,
         role=role,
         dev=dev,
         engines=engines,
-        router=ROUTERS[router](),
+        router=route,
         kv_tokens=kv_tokens,
         max_seqs=max_seqs,
     )
 
 
 def build(
-    cfg: ServingConfig, reqs: Requests, ledger: Ledger, sink: Sink | None
+    cfg: ServingConfig, reqs: Requests | int, ledger: Ledger, sink: Sink | None
 ) -> tuple[list[Pool], KvLinks | None]:
+    """Pools and KV links for ``cfg``, sized for the longest request of ``reqs`` (or for a
+    context of ``reqs`` tokens)."""
     cfg.validate()
-    max_ctx = int((reqs.input_tokens + reqs.output_tokens).max())
+    longest = reqs if isinstance(reqs, int) else (reqs.input_tokens + reqs.output_tokens).max()
+    max_ctx = int(longest)
     roles = ("serve",) if cfg.decode_pool is None else ("prefill", "decode")
     pools: list[Pool] = []
     for k, (pc, role) in enumerate(zip(cfg.pools, roles, strict=True)):
@@ -210,19 +217,24 @@ class _Events:
         dur = e.start_step(t)
         if dur is None:
             e.busy = False
-            return
-        e.busy = True
-        self.push(t + dur, STEP, e.index, e.version)
+        else:
+            e.busy = True
+            self.push(t + dur, STEP, e.index, e.version)
+        if e.touch is not None:
+            e.touch(e)
 
     def wake(self, e: Engine, t: float) -> None:
         """New work for ``e`` at ``t``: start a step if idle; cut a decode run short."""
         if not e.busy:
             self.kick(e, t)
-        elif e.run_steps:
+            return
+        if e.run_steps:
             end = e.truncate_run(t)
             if end is not None:
                 e.version += 1
                 self.push(end, STEP, e.index, e.version)
+        if e.touch is not None:
+            e.touch(e)
 
     def handoff(self, e: Engine) -> Callable[[int, float], None]:
         """What prefill engine ``e`` calls when a request's prompt is done: the KV cache
@@ -250,6 +262,14 @@ class _Events:
             self.wake(e, t)
 
 
+def _events(pools: list[Pool], links: KvLinks | None, ledger: Ledger) -> _Events:
+    ev = _Events(ledger, links)
+    if links is not None:
+        for e in pools[0].engines:
+            e.handoff = ev.handoff(e)
+    return ev
+
+
 def run(
     pools: list[Pool],
     links: KvLinks | None,
@@ -260,10 +280,7 @@ def run(
     """Advance the simulation until every request has finished."""
     engines = [e for p in pools for e in p.engines]
     front, back = pools[0], pools[-1]
-    ev = _Events(ledger, links)
-    if links is not None:
-        for e in front.engines:
-            e.handoff = ev.handoff(e)
+    ev = _events(pools, links, ledger)
     arrivals = ledger.arrival  # compact array: no Python float object per request
     n = len(arrivals)
     i = 0
@@ -287,3 +304,41 @@ def run(
         raise AssertionError(f"simulation ended with {n - ledger.done} unfinished requests")
     if progress is not None:
         progress(n, n)
+
+
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def run_stream(
+    pools: list[Pool],
+    links: KvLinks | None,
+    chunks: Iterable[Chunk],
+    ledger: Ledger,
+    n: int,
+    progress: Progress | None = None,
+) -> None:
+    """:func:`run` on a streaming ledger: arrivals come in chunks ``(arrival_s, input,
+    output)`` and take a ledger slot each; events interleave with arrivals exactly as in
+    :func:`run`, so the simulation is the same."""
+    engines = [e for p in pools for e in p.engines]
+    front, back = pools[0], pools[-1]
+    ev = _events(pools, links, ledger)
+    pick_front, heap, admit = front.router.pick, ev.heap, ledger.admit
+    seq = 0
+    for arr, inp, out in chunks:
+        for ta, a, b in zip(arr.tolist(), inp.tolist(), out.tolist(), strict=True):
+            while heap and heap[0][0] <= ta:
+                ev.pop(engines, back)
+            rid = admit(seq, ta, a, b)
+            e = pick_front(front.engines, rid, ta)
+            e.enqueue(rid)
+            seq += 1
+            ev.wake(e, ta)
+        if progress is not None:
+            progress(ledger.done, n)
+    while heap:
+        ev.pop(engines, back)
+    if ledger.done != seq:
+        raise AssertionError(f"simulation ended with {seq - ledger.done} unfinished requests")
+    if progress is not None:
+        progress(seq, seq)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .steptime import StepTimeModel
+from .stream import StreamStats
 
 Sink = Callable[[dict[str, Any]], None]
 MIN_RUN = 2  # decode runs shorter than this are single steps
@@ -51,13 +52,20 @@ def _typed(code: str, values: Values) -> array:
 
 
 class Ledger:
-    """Per-request state shared by all engines, indexed by request id.
+    """Per-request state shared by all engines, indexed by request id (a slot).
 
     Compact typed arrays (``array.array``: 8 bytes a field, no Python object per value), so
     10^7 requests take about 1 GiB instead of the ~3 GiB that lists of boxed numbers need;
-    indexing still returns plain Python numbers, so the engines' arithmetic is unchanged."""
+    indexing still returns plain Python numbers, so the engines' arithmetic is unchanged.
 
-    def __init__(self, arrival: Values, inp: Values, out: Values) -> None:
+    A streaming ledger (:meth:`streaming`) holds only requests in flight: :meth:`admit` gives
+    each arrival a free slot, and a finished request's times go to a :class:`.stream.
+    StreamStats` before its slot is reused (``seq`` keeps each slot's arrival order; epochs
+    are never reset, so stale heap entries of a reused slot stay stale)."""
+
+    def __init__(
+        self, arrival: Values, inp: Values, out: Values, *, stats: StreamStats | None = None
+    ) -> None:
         n = len(arrival)
         self.arrival = _typed("d", arrival)
         self.inp = _typed("q", inp)
@@ -74,7 +82,52 @@ class Ledger:
         self.preemptions = small * n
         self.engine = array("i", [-1]) * n
         self.epoch = small * n  # invalidates stale heap entries after a preemption
+        self.seq: Sequence[int] | array = range(n)  # arrival order of each slot
         self.done = 0
+        self.stats = stats
+        self.free: list[int] = []
+
+    @classmethod
+    def streaming(cls, stats: StreamStats) -> Ledger:
+        led = cls([], [], [], stats=stats)
+        led.seq = array("q")
+        return led
+
+    def admit(self, seq: int, arrival: float, inp: int, out: int) -> int:
+        """A slot for arriving request number ``seq`` (streaming ledgers)."""
+        if self.free:
+            r = self.free.pop()
+            self.arrival[r], self.inp[r], self.out[r] = arrival, inp, out
+            self.first_token[r] = self.scheduled[r] = self.finish[r] = math.nan
+            self.gen[r] = self.preemptions[r] = 0
+            self.engine[r] = -1
+            self.seq[r] = seq  # type: ignore[index]
+            return r
+        r = len(self.arrival)
+        self.arrival.append(arrival)
+        self.inp.append(inp)
+        self.out.append(out)
+        for fa in (self.first_token, self.scheduled, self.finish):
+            fa.append(math.nan)
+        for ia in (self.gen, self.join_k, self.join_c, self.preemptions, self.epoch):
+            ia.append(0)
+        self.engine.append(-1)
+        self.seq.append(seq)  # type: ignore[union-attr]
+        return r
+
+    def retire(self, r: int) -> None:
+        """Request ``r`` is finished: record it and free its slot (streaming ledgers)."""
+        assert self.stats is not None
+        self.stats.add(
+            self.seq[r],
+            self.arrival[r],
+            self.first_token[r],
+            self.finish[r],
+            self.scheduled[r],
+            self.inp[r],
+            self.out[r],
+        )
+        self.free.append(r)
 
 
 class Engine:
@@ -103,6 +156,7 @@ class Engine:
         self.waiting: deque[int] = deque()  # requests that need (re)prefill
         self.ready: deque[int] = deque()  # requests whose KV arrived (disaggregated decode)
         self.handoff: Callable[[int, float], None] | None = None  # set for prefill pools
+        self.touch: Callable[[Engine], None] | None = None  # an indexed router's refresh
         self.busy = False
         self.run_steps = 0  # steps in the decode run now in flight (0: a single step)
         self.run_t0 = 0.0
@@ -119,8 +173,8 @@ class Engine:
         # sequences finishing at the same step are one heap entry.
         self.fin: list[int] = []
         self.fin_at: dict[int, list[Any]] = {}
-        self.victims: list[tuple[int, int]] = []  # (-rid, epoch): newest first
-        self.joined: list[tuple[int, int]] = []  # joins not yet pushed into ``victims``
+        self.victims: list[tuple[int, int, int]] = []  # (-seq, rid, epoch): newest first
+        self.joined: list[tuple[int, int, int]] = []  # joins not yet pushed into ``victims``
         # load seen by routers
         self.load_tokens = 0
         self.n_assigned = 0
@@ -130,6 +184,7 @@ class Engine:
         self.steps = 0
         self.batch_hist: dict[int, int] = {}  # batch size -> steps (streamed, not a list)
         self.tokens_done = 0
+        self.preempted = 0
 
     # ---- arrivals ------------------------------------------------------------------
     def enqueue(self, rid: int) -> None:
@@ -171,7 +226,7 @@ class Engine:
         else:
             at[0] += 1
             at[1].append((rid, ep))
-        self.joined.append((-rid, ep))
+        self.joined.append((-L.seq[rid], rid, ep))
         if len(self.joined) > 2 * self.n_dec + 1024:
             self._prune_victims()
 
@@ -180,8 +235,8 @@ class Engine:
         without it the victims keep one entry per request ever decoded (lazy deletion). Live
         entries keep their order, so the simulation is unchanged; amortised O(1)."""
         epoch = self.L.epoch
-        self.joined = [v for v in self.joined if epoch[-v[0]] == v[1]]
-        self.victims = [v for v in self.victims if epoch[-v[0]] == v[1]]
+        self.joined = [v for v in self.joined if epoch[v[1]] == v[2]]
+        self.victims = [v for v in self.victims if epoch[v[1]] == v[2]]
         heapq.heapify(self.victims)
 
     def _leave_decode(self, rid: int) -> int:
@@ -212,14 +267,14 @@ class Engine:
             self._prune_victims()
             victims = self.victims
         while True:
-            neg, ep = heapq.heappop(victims)
-            if L.epoch[-neg] == ep:
+            _, rid, ep = heapq.heappop(victims)
+            if L.epoch[rid] == ep:
                 break
-        rid = -neg
         L.gen[rid] += self.k - L.join_k[rid]
         self.fin_at[self.k + L.out[rid] - L.gen[rid]][0] -= 1  # its finish entry is stale
         self._leave_decode(rid)
         L.preemptions[rid] += 1
+        self.preempted += 1
         self.load_tokens += L.inp[rid] + L.gen[rid]  # the recomputation is new work
         self.waiting.appendleft(rid)
 
@@ -316,9 +371,12 @@ class Engine:
         self.end_decode_step(t)
 
     def complete(self, rid: int, t: float) -> None:
-        self.L.finish[rid] = t
-        self.L.done += 1
+        L = self.L
+        L.finish[rid] = t
+        L.done += 1
         self.n_assigned -= 1
+        if L.stats is not None:
+            L.retire(rid)
 
     def prefilled(self, rid: int, prompt: int, t: float) -> None:
         """``rid``'s prompt (``prompt`` tokens, blocks already held) is processed at ``t``:

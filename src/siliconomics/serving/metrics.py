@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .config import Slo
+
+if TYPE_CHECKING:
+    from .stream import StreamStats
 
 F = NDArray[np.float64]
 
@@ -143,6 +147,8 @@ class SimResult:
     measured_from: int = 0
     """latency statistics cover requests from this index on (warm-up excluded)"""
     assumptions: tuple[str, ...] = ()
+    stream: StreamStats | None = None
+    """a streamed run's statistics (``simulate(..., stream=True)``; ``log`` is then empty)"""
 
     @property
     def requests(self) -> RequestLog:
@@ -154,17 +160,27 @@ class SimResult:
         return sum(p.chips for p in self.pools)
 
     @property
+    def output_tokens(self) -> int:
+        """Output tokens over all requests (every request, warm-up included)"""
+        if self.stream is not None:
+            return self.stream.output_tokens
+        return int(self.log.output_tokens.sum())
+
+    @property
     def usd_per_million_output(self) -> float:
-        tok = float(self.log.output_tokens.sum())
+        tok = float(self.output_tokens)
         return self.cost_usd / tok * 1e6 if tok else math.nan
 
     @property
     def joules_per_output_token(self) -> float:
-        tok = float(self.log.output_tokens.sum())
+        tok = float(self.output_tokens)
         return self.energy_j / tok if tok else math.nan
 
     def percentile(self, metric: str, q: float) -> float:
-        """``metric`` in ttft, tpot, e2e, queue at percentile ``q`` over the measured ones."""
+        """``metric`` in ttft, tpot, e2e, queue at percentile ``q`` over the measured ones
+        (a streamed run: from its sketch, within 0.5%)."""
+        if self.stream is not None:
+            return self.stream.sketch[metric].quantile(q)
         x = getattr(self.log, f"{metric}_s")[self.measured_from :]
         x = x[np.isfinite(x)]
         return float(np.percentile(x, q)) if x.size else math.nan

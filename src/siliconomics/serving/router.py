@@ -8,15 +8,28 @@ one line in ``ROUTERS``.
 * ``jsq``: join the shortest queue: fewest requests assigned and not finished.
 
 Ties go to the lowest replica index, so routing is deterministic.
+
+Large pools (more than :data:`SCAN_MAX` replicas) are routed in O(log replicas) through a
+:class:`LoadIndex`: a tournament tree of lower bounds of each replica's load, refreshed
+whenever the event loop touches a replica. The bounds are exact except during a multi-step decode run,
+whose load falls as its steps complete; there the bound is the load just before the run's
+completion event. The
+pick walks the tree best first, reads the exact load of the replicas whose bound could still
+beat the best found, and stops at the first bound that cannot: the same replica as a scan of
+every one, usually after a handful of reads.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .engine import Engine
+
+SCAN_MAX = 16
+"""pools of at most this many replicas are scanned (cheaper than keeping an index)"""
 
 
 class Router:
@@ -24,6 +37,9 @@ class Router:
 
     def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:  # pragma: no cover
         raise NotImplementedError
+
+    def bind(self, engines: Sequence[Engine]) -> None:
+        """Called once with the pool's engines before the run (indexed routers hook in)."""
 
 
 class RoundRobin(Router):
@@ -38,14 +54,132 @@ class RoundRobin(Router):
         return e
 
 
-class LeastTokens(Router):
-    name = "least-tokens"
+def tokens_at(e: Engine, t: float) -> int:
+    """Outstanding tokens of ``e`` at ``t`` (:meth:`.engine.Engine.load_at`)."""
+    if e.run_steps:
+        return e.load_tokens - e.n_dec * bisect_right(e.run_ends, t - e.run_t0)
+    return e.load_tokens
+
+
+def tokens_bound(e: Engine) -> int:
+    """A lower bound of :func:`tokens_at` until ``e``'s state next changes: its load just
+    before its run's last step ends (loads only fall during a run, and a query at the end
+    instant itself comes after the run's completion event, which changes the state)."""
+    m = e.run_steps
+    if not m:
+        return e.load_tokens
+    end = e.run_t0 + e.run_ends[m - 1]  # the completion event's time, as the loop pushed it
+    return tokens_at(e, math.nextafter(end, -math.inf))
+
+
+def assigned(e: Engine, t: float) -> int:
+    return e.n_assigned
+
+
+def assigned_bound(e: Engine) -> int:
+    return e.n_assigned
+
+
+class LoadIndex:
+    """Engines of one pool in a tournament tree of ``(bound, engine index)``: each node holds
+    the least pair below it. :meth:`touch` refreshes one leaf and its ancestors (O(log
+    replicas)); :meth:`best` walks the tree best first."""
+
+    def __init__(
+        self,
+        engines: Sequence[Engine],
+        load: Callable[[Engine, float], int],
+        bound: Callable[[Engine], int],
+    ) -> None:
+        self.engines, self.load, self.bound = list(engines), load, bound
+        self.base = self.engines[0].index
+        size = 1
+        while size < len(self.engines):
+            size *= 2
+        self.size = size
+        pad: tuple[float, int] = (math.inf, 1 << 62)
+        tree = [pad] * (2 * size)
+        for i, e in enumerate(self.engines):
+            tree[size + i] = (bound(e), e.index)
+        for pos in range(size - 1, 0, -1):
+            a, b = tree[2 * pos], tree[2 * pos + 1]
+            tree[pos] = a if a <= b else b
+        self.tree = tree
+
+    def touch(self, e: Engine) -> None:
+        tree = self.tree
+        pos = self.size + e.index - self.base
+        key = (self.bound(e), e.index)
+        if tree[pos] == key:
+            return
+        tree[pos] = key
+        pos >>= 1
+        while pos:
+            a, b = tree[2 * pos], tree[2 * pos + 1]
+            m = a if a <= b else b
+            if tree[pos] == m:
+                return  # the ancestors are unchanged
+            tree[pos] = m
+            pos >>= 1
+
+    def best(self, t: float) -> Engine:
+        """The engine of least (load at ``t``, index)."""
+        tree, size, engines, base, load = self.tree, self.size, self.engines, self.base, self.load
+        best: tuple[float, int] = (math.inf, 0)
+        frontier = [(tree[1], 1)]
+        while frontier:
+            entry, pos = heapq.heappop(frontier)
+            if entry >= best:  # every node left (and below it) is no better
+                break
+            if pos >= size:
+                idx = entry[1]
+                cand = (load(engines[idx - base], t), idx)
+                if cand < best:
+                    best = cand
+                continue
+            c = 2 * pos
+            if tree[c] < best:
+                heapq.heappush(frontier, (tree[c], c))
+            if tree[c + 1] < best:
+                heapq.heappush(frontier, (tree[c + 1], c + 1))
+        return engines[best[1] - base]
+
+
+class _Indexed(Router):
+    """A router that picks the least (load, index), by scan or through a :class:`LoadIndex`."""
+
+    load: Callable[[Engine, float], int] = staticmethod(tokens_at)
+    bound: Callable[[Engine], int] = staticmethod(tokens_bound)
+
+    def __init__(self) -> None:
+        self.index: LoadIndex | None = None
+
+    def bind(self, engines: Sequence[Engine]) -> None:
+        if len(engines) > SCAN_MAX:
+            self.index = LoadIndex(engines, type(self).load, type(self).bound)
+            for e in engines:
+                e.touch = self.index.touch
 
     def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:
         if len(engines) == 1:
             return engines[0]
+        if self.index is not None:
+            return self.index.best(t)
+        return self.scan(engines, t)
+
+    def scan(self, engines: Sequence[Engine], t: float) -> Engine:
+        load = type(self).load
+        return min(engines, key=lambda e: load(e, t))  # first of equal loads: lowest index
+
+
+class LeastTokens(_Indexed):
+    name = "least-tokens"
+    load = staticmethod(tokens_at)
+    bound = staticmethod(tokens_bound)
+
+    def scan(self, engines: Sequence[Engine], t: float) -> Engine:
         best, low = engines[0], math.inf
-        for e in engines:  # Engine.load_at inlined: this loop is the router's whole cost
+        for e in engines:  # tokens_at inlined: this loop is the router's whole cost
             load = e.load_tokens
             if e.run_steps:
                 load -= e.n_dec * bisect_right(e.run_ends, t - e.run_t0)
@@ -54,13 +188,10 @@ class LeastTokens(Router):
         return best
 
 
-class JoinShortestQueue(Router):
+class JoinShortestQueue(_Indexed):
     name = "jsq"
-
-    def pick(self, engines: Sequence[Engine], rid: int, t: float) -> Engine:
-        if len(engines) == 1:
-            return engines[0]
-        return min(engines, key=lambda e: e.n_assigned)
+    load = staticmethod(assigned)
+    bound = staticmethod(assigned_bound)
 
 
 ROUTERS: dict[str, type[Router]] = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -10,10 +12,12 @@ from ..economics.cost import power_per_chip_w
 from ..errors import SiliconomicsError
 from ..inference.forward import forward_cost
 from ..parallel.memory import active_params
-from .cluster import Pool, Progress, build, run
+from . import stream as stream_mod
+from .cluster import Chunk, Pool, Progress, build, run, run_stream
 from .config import ServingConfig, Slo
 from .engine import Ledger, Sink
 from .metrics import Dist, PoolStats, RequestLog, SimResult, slo_check, steady_rate
+from .stream import StreamStats
 from .workload import Requests, Workload
 
 
@@ -27,14 +31,23 @@ def simulate(
     warmup: float = 0.0,
     sink: Sink | None = None,
     progress: Progress | None = None,
+    stream: bool = False,
 ) -> SimResult:
     """Simulate ``workload`` (sampled with ``rng``, or ``default_rng(seed)``) on ``config``.
 
     ``slo`` sets goodput and ``slo_met``; ``warmup`` is the fraction of the first requests
     left out of the latency statistics; ``sink`` receives Chrome-trace events (dicts), one per
-    engine step; ``progress(done, total)`` is called now and then."""
+    engine step; ``progress(done, total)`` is called now and then.
+
+    ``stream=True`` runs in memory that does not grow with the number of requests
+    (:mod:`.stream`): a ``Workload`` is drawn in chunks (other draws than ``stream=False``
+    for the same seed; the same simulation for the same ``Requests``), latency percentiles
+    come from a sketch within 0.5% relative error, the steady output rate from 4,096 time
+    bins, and ``log`` is empty."""
     if not 0 <= warmup < 1:
         raise SiliconomicsError(f"warmup must be a fraction in [0, 1), got {warmup}")
+    if stream:
+        return _simulate_stream(config, workload, seed, rng, slo, warmup, sink, progress)
     reqs = (
         workload
         if isinstance(workload, Requests)
@@ -55,7 +68,8 @@ def simulate(
     )
     start = int(warmup * len(reqs))
     duration = float(np.max(log.finish_s) - reqs.arrival_s[0])
-    stats = tuple(_pool_stats(config, p, log, duration) for p in pools)
+    ctx = float(np.mean(log.input_tokens + log.output_tokens / 2))
+    stats = tuple(_pool_stats(config, p, ctx, duration) for p in pools)
     good, met = slo_check(log, slo, start)
     n = len(reqs)
     sl = slice(start, None)
@@ -85,7 +99,8 @@ def simulate(
     )
 
 
-def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float) -> PoolStats:
+def _pool_stats(cfg: ServingConfig, pool: Pool, ctx: float, duration: float) -> PoolStats:
+    """``ctx``: the mean context (input + output / 2 tokens) over all requests"""
     pc, dev, engines = pool.cfg, pool.dev, pool.engines
     n_eng = len(engines)
     busy = sum(e.busy_s for e in engines) / (n_eng * duration) if duration > 0 else 0.0
@@ -102,12 +117,10 @@ def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float
     chips = pc.chips
     peak = dev.peak_flops(pc.plan.compute_dtype) * chips
     mfu = 2.0 * active_params(cfg.model) * tokens / (peak * duration) if duration > 0 else 0.0
-    ctx = float(np.mean(log.input_tokens + log.output_tokens / 2))
     shares = forward_cost(cfg.model, dev, pc.plan, max(mean_b, 1.0), 1.0, ctx).bound_shares()
     total = sum(float(v) for v in shares.values())
     busy_activity = float(shares["compute"] + shares["memory"]) / total if total else 1.0
     watts, _ = power_per_chip_w(pc.chip, busy * busy_activity)
-    mask = np.isin(log.replica, [e.index for e in engines])
     return PoolStats(
         role=pool.role,
         chip=dev.id,
@@ -122,7 +135,7 @@ def _pool_stats(cfg: ServingConfig, pool: Pool, log: RequestLog, duration: float
         mean_batch=mean_b,
         batch_hist=tuple(hist),
         steps=steps,
-        preemptions=int(log.preemptions[mask].sum()),
+        preemptions=sum(e.preempted for e in engines),
         watts_per_chip=float(watts),
         energy_j=float(watts) * chips * duration,
         usd=math.nan,  # dollars are attached above serving (economics.serving_cost)
@@ -143,3 +156,89 @@ def _assumptions(cfg: ServingConfig, pools: list[Pool]) -> tuple[str, ...]:
                 "replica (micro-batches in flight), each with 1/pp of the KV cache"
             )
     return tuple(dict.fromkeys(out))
+
+
+def _chunks(
+    workload: Workload | Requests, rng: np.random.Generator
+) -> tuple[int, Callable[[], Iterator[Chunk]]]:
+    """(longest request, a function that yields the request chunks afresh): a sampled
+    workload is drawn twice from the same generator state, once for its longest request
+    (which sizes the KV cache checks and step-time tables), once to run."""
+    if isinstance(workload, Requests):
+        r = workload
+
+        def given() -> Iterator[Chunk]:
+            size = stream_mod.FLUSH
+            for lo in range(0, len(r), size):
+                hi = lo + size
+                yield r.arrival_s[lo:hi], r.input_tokens[lo:hi], r.output_tokens[lo:hi]
+
+        return int((r.input_tokens + r.output_tokens).max()), given
+    state = copy.deepcopy(rng.bit_generator.state)
+
+    def drawn() -> Iterator[Chunk]:
+        rng.bit_generator.state = copy.deepcopy(state)
+        for c in workload.chunks(rng, stream_mod.FLUSH):
+            yield c.arrival_s, c.input_tokens, c.output_tokens
+
+    longest = max(int((inp + out).max()) for _, inp, out in drawn())
+    return longest, drawn
+
+
+def _simulate_stream(
+    config: ServingConfig,
+    workload: Workload | Requests,
+    seed: int,
+    rng: np.random.Generator | None,
+    slo: Slo | None,
+    warmup: float,
+    sink: Sink | None,
+    progress: Progress | None,
+) -> SimResult:
+    n = len(workload) if isinstance(workload, Requests) else workload.n_requests
+    longest, chunks = _chunks(workload, rng if rng is not None else np.random.default_rng(seed))
+    start = int(warmup * n)
+    st = StreamStats(start=start, slo=slo)
+    ledger = Ledger.streaming(st)
+    pools, links = build(config, longest, ledger, sink)
+    run_stream(pools, links, chunks(), ledger, n, progress)
+    st.flush()
+    duration = st.last_finish - st.first_arrival
+    stats = tuple(_pool_stats(config, p, st.ctx_sum / n, duration) for p in pools)
+    good, met = st.slo_check()
+    empty_f, empty_i = np.zeros(0), np.zeros(0, dtype=np.int64)
+    log = RequestLog(
+        arrival_s=empty_f,
+        input_tokens=empty_i,
+        output_tokens=empty_i,
+        first_token_s=empty_f,
+        finish_s=empty_f,
+        scheduled_s=empty_f,
+        preemptions=empty_i,
+        replica=empty_i,
+    )
+    return SimResult(
+        n_requests=n,
+        duration_s=duration,
+        ttft=st.dist("ttft"),
+        tpot=st.dist("tpot"),
+        e2e=st.dist("e2e"),
+        queue=st.dist("queue"),
+        requests_per_s=n / duration,
+        output_tokens_per_s=st.output_tokens / duration,
+        input_tokens_per_s=st.input_tokens / duration,
+        steady_output_tokens_per_s=st.bins.steady_rate(),
+        goodput_rps=good * n / duration,
+        goodput_fraction=good,
+        slo=slo,
+        slo_met=met,
+        preemptions=sum(p.preemptions for p in stats),
+        pools=stats,
+        energy_j=sum(s.energy_j for s in stats),
+        cost_usd=sum(s.usd for s in stats),
+        kv_transfer_bytes=links.bytes if links is not None else 0.0,
+        log=log,
+        measured_from=start,
+        assumptions=_assumptions(config, pools),
+        stream=st,
+    )

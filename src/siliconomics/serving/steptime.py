@@ -34,6 +34,7 @@ lasts at least ``step_overhead_s + host_per_seq_s * sequences / dp`` (:meth:`wit
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
@@ -224,14 +225,22 @@ class StepTimeModel:
             return self._run_ends_np(batch, base, c, m)
         j = min(max(bisect_right(ys, c) - 1, 0), last)
         acc = 0.0
-        out = []
+        out: list[float] = []
+        app = out.append
         floor = self.with_host(0.0, batch) if self._host else 0.0
+        # per grid segment: base + r[j] and r[j+1] - r[j] hoisted (the same operations in the
+        # same order as base + r[j] + (r[j+1] - r[j]) * (c - ys[j]) * yinv[j], so the same bits)
+        a0, k, y0, yi = base + r[j], r[j + 1] - r[j], ys[j], yinv[j]
+        y1 = ys[j + 1] if j < last else math.inf
         for _ in range(m):
-            while j < last and c >= ys[j + 1]:
-                j += 1
-            step = base + r[j] + (r[j + 1] - r[j]) * (c - ys[j]) * yinv[j]
+            if c >= y1:
+                while j < last and c >= ys[j + 1]:
+                    j += 1
+                a0, k, y0, yi = base + r[j], r[j + 1] - r[j], ys[j], yinv[j]
+                y1 = ys[j + 1] if j < last else math.inf
+            step = a0 + k * (c - y0) * yi
             acc += step if step > floor else floor
-            out.append(acc)
+            app(acc)
             c += 1.0
         return out
 
@@ -254,6 +263,9 @@ class StepTimeModel:
         cs = np.cumsum(cs)
         j = np.clip(np.searchsorted(ys, cs, side="right") - 1, 0, self._ylast)
         step = base + r[j] + dr[j] * (cs - ys[j]) * yinv[j]
+        if self._host:  # the host floor, as in the Python loop
+            floor = self.with_host(0.0, batch)
+            step = np.where(step > floor, step, floor)
         out: list[float] = np.cumsum(step).tolist()
         return out
 

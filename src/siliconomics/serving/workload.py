@@ -18,6 +18,7 @@ lengths ``fixed:N``, ``uniform:LO,HI``, ``lognormal:MEAN,SIGMA[,MAX]``, ``empiri
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -75,17 +76,32 @@ class Arrival:
     def sample(self, n: int, rng: np.random.Generator) -> F:
         if self.kind == "burst":
             return np.zeros(n)
-        if self.kind == "constant":
-            gaps = np.ones(n)
-        elif self.kind == "gamma":
-            k = 1.0 / self.cv**2  # shape; mean gap k * theta = 1
-            gaps = rng.gamma(k, 1.0 / k, size=n)
-        else:
-            gaps = rng.exponential(1.0, size=n)
+        gaps = self._gaps(n, rng)
         unit = np.cumsum(gaps) - gaps[0]  # the first request arrives at t = 0
+        return self._scale(unit)
+
+    def _gaps(self, n: int, rng: np.random.Generator) -> F:
+        if self.kind == "constant":
+            return np.ones(n)
+        if self.kind == "gamma":
+            k = 1.0 / self.cv**2  # shape; mean gap k * theta = 1
+            return rng.gamma(k, 1.0 / k, size=n)
+        return rng.exponential(1.0, size=n)
+
+    def _scale(self, unit: F) -> F:
         if self.kind == "piecewise":
             return _time_rescale(unit / self.rate, self.profile)
         return unit / self.rate
+
+    def sample_chunk(self, n: int, rng: np.random.Generator, start: float) -> tuple[F, float]:
+        """The next ``n`` arrivals of a stream whose unit-rate clock stands at ``start``
+        (``nan`` for the first chunk: the first request arrives at t = 0); returns the
+        arrival times and the clock after them."""
+        if self.kind == "burst":
+            return np.zeros(n), 0.0
+        gaps = self._gaps(n, rng)
+        unit = np.cumsum(gaps) + ((-gaps[0]) if math.isnan(start) else start)
+        return self._scale(unit), float(unit[-1])
 
 
 def _time_rescale(t_mean: F, profile: tuple[tuple[float, float], ...]) -> F:
@@ -264,6 +280,24 @@ class Workload:
     def with_requests(self, n: int) -> Workload:
         return replace(self, n_requests=n)
 
+    def chunks(self, rng: np.random.Generator, size: int = 1 << 16) -> Iterator[Requests]:
+        """The workload in chunks of ``size`` requests, drawn one chunk at a time (memory
+        O(size) whatever ``n_requests``): the same distributions as :meth:`sample`, but not
+        the same draws for a given seed (the draws interleave chunk by chunk)."""
+        n = self.n_requests
+        clock = math.nan
+        for lo in range(0, n, size):
+            k = min(size, n - lo)
+            if self.trace is not None:
+                yield _tile(self.trace, n, lo, lo + k)
+                continue
+            arr, clock = self.arrival.sample_chunk(k, rng, clock)
+            if self.joint is not None:
+                inp, out = self.joint.sample(k, rng)
+            else:
+                inp, out = self.input.sample(k, rng), self.output.sample(k, rng)
+            yield Requests(arrival_s=arr, input_tokens=inp, output_tokens=out)
+
     def sample(self, rng: np.random.Generator) -> Requests:
         n = self.n_requests
         if self.trace is not None:
@@ -276,12 +310,13 @@ class Workload:
         return Requests(arrival_s=arr, input_tokens=inp, output_tokens=out)
 
 
-def _tile(t: Requests, n: int) -> Requests:
-    reps = -(-n // len(t))
+def _tile(t: Requests, n: int, lo: int = 0, hi: int | None = None) -> Requests:
+    """Requests ``lo..hi`` of the trace tiled end to end to ``n`` requests"""
     span = float(t.arrival_s[-1] - t.arrival_s[0])
     gap = span / max(len(t) - 1, 1)
-    offs = np.repeat(np.arange(reps) * (span + gap), len(t))[:n]
-    idx = np.tile(np.arange(len(t)), reps)[:n]
+    k = np.arange(lo, n if hi is None else hi)
+    offs = (k // len(t)) * (span + gap)
+    idx = k % len(t)
     return Requests(
         arrival_s=t.arrival_s[idx] - t.arrival_s[0] + offs,
         input_tokens=t.input_tokens[idx],

@@ -74,5 +74,7 @@ class StaticEngine(Engine):
             L.done += 1
             self.n_assigned -= 1
             self.load_tokens -= L.inp[r] + L.out[r]
+            if L.stats is not None:
+                L.retire(r)
         self.blocks_free = self.blocks_total
         self._batch = []
