@@ -61,7 +61,7 @@ def test_load_index_bound_never_exceeds_the_load():
     def checked(self, e, t):
         kick(self, e, t)
         if e.run_steps:  # the bound holds at any instant before the run's completion event
-            end = e.run_t0 + e.run_ends[e.run_steps - 1]
+            end = e.run_t0 + e.run.end(e.run_steps)
             for x in np.linspace(t, end, 7)[:-1]:
                 assert router_mod.tokens_bound(e) <= router_mod.tokens_at(e, float(x))
             seen.append(e.run_steps)

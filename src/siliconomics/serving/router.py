@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
 from .engine import Engine
 
 SCAN_MAX = 16
 """pools of at most this many replicas are scanned (cheaper than keeping an index)"""
+AHEAD = 32
+"""decode steps a replica's tight load bound looks ahead (:class:`LoadIndex`)"""
 
 
 class Router:
@@ -57,7 +58,7 @@ class RoundRobin(Router):
 def tokens_at(e: Engine, t: float) -> int:
     """Outstanding tokens of ``e`` at ``t`` (:meth:`.engine.Engine.load_at`)."""
     if e.run_steps:
-        return e.load_tokens - e.n_dec * bisect_right(e.run_ends, t - e.run_t0)
+        return e.load_tokens - e.n_dec * e.run.count(t - e.run_t0)
     return e.load_tokens
 
 
@@ -68,7 +69,7 @@ def tokens_bound(e: Engine) -> int:
     m = e.run_steps
     if not m:
         return e.load_tokens
-    end = e.run_t0 + e.run_ends[m - 1]  # the completion event's time, as the loop pushed it
+    end = e.run_t0 + e.run.end(m)  # the completion event's time, as the loop pushed it
     return tokens_at(e, math.nextafter(end, -math.inf))
 
 
@@ -83,15 +84,23 @@ def assigned_bound(e: Engine) -> int:
 class LoadIndex:
     """Engines of one pool in a tournament tree of ``(bound, engine index)``: each node holds
     the least pair below it. :meth:`touch` refreshes one leaf and its ancestors (O(log
-    replicas)); :meth:`best` walks the tree best first."""
+    replicas)); :meth:`best` walks the tree best first.
+
+    With ``ahead`` > 0 (outstanding tokens), a replica whose load :meth:`best` reads during a
+    decode run gets a tighter bound: its load once ``ahead`` more steps have completed, valid
+    until the end of the step before (picks come in time order), after which :meth:`best`
+    renews it. Without it every replica in a long run would keep the loose bound of its
+    run's end and be read at every pick."""
 
     def __init__(
         self,
         engines: Sequence[Engine],
         load: Callable[[Engine, float], int],
         bound: Callable[[Engine], int],
+        ahead: int = 0,
     ) -> None:
         self.engines, self.load, self.bound = list(engines), load, bound
+        self.ahead = ahead
         self.base = self.engines[0].index
         size = 1
         while size < len(self.engines):
@@ -105,11 +114,15 @@ class LoadIndex:
             a, b = tree[2 * pos], tree[2 * pos + 1]
             tree[pos] = a if a <= b else b
         self.tree = tree
+        self.stamp = [0] * len(self.engines)  # bumps when a leaf is set: stale expiries
+        self.expiry: list[tuple[float, int, int]] = []  # (time, engine index, stamp)
 
     def touch(self, e: Engine) -> None:
+        self.stamp[e.index - self.base] += 1
+        self._set(self.size + e.index - self.base, (self.bound(e), e.index))
+
+    def _set(self, pos: int, key: tuple[int, int]) -> None:
         tree = self.tree
-        pos = self.size + e.index - self.base
-        key = (self.bound(e), e.index)
         if tree[pos] == key:
             return
         tree[pos] = key
@@ -122,9 +135,29 @@ class LoadIndex:
             tree[pos] = m
             pos >>= 1
 
+    def _renew(self, e: Engine, done: int) -> bool:
+        """``e`` is in a run with ``done`` steps complete: set its leaf to its load ``ahead``
+        steps on (False when that reaches the run's last step: the run's bound is as tight)."""
+        j = done + self.ahead
+        if j >= e.run_steps - 1:
+            return False
+        i = e.index - self.base
+        self.stamp[i] += 1
+        # valid before step j ends: until then at most j steps are complete
+        heapq.heappush(self.expiry, (e.run_t0 + e.run.end(j), e.index, self.stamp[i]))
+        self._set(self.size + i, (e.load_tokens - e.n_dec * j, e.index))
+        return True
+
     def best(self, t: float) -> Engine:
         """The engine of least (load at ``t``, index)."""
-        tree, size, engines, base, load = self.tree, self.size, self.engines, self.base, self.load
+        tree, size, engines, base = self.tree, self.size, self.engines, self.base
+        exp, stamp, ahead = self.expiry, self.stamp, self.ahead
+        while exp and exp[0][0] <= t:  # tight bounds that lapse by t: renew them
+            _, idx, st = heapq.heappop(exp)
+            if stamp[idx - base] == st:
+                e = engines[idx - base]
+                if not (e.run_steps and self._renew(e, e.run.count(t - e.run_t0))):
+                    self.touch(e)  # too near the run's end: back to the run's bound
         best: tuple[float, int] = (math.inf, 0)
         frontier = [(tree[1], 1)]
         while frontier:
@@ -133,7 +166,13 @@ class LoadIndex:
                 break
             if pos >= size:
                 idx = entry[1]
-                cand = (load(engines[idx - base], t), idx)
+                e = engines[idx - base]
+                if ahead and e.run_steps:  # tokens_at, inlined, and a tighter bound
+                    done = e.run.count(t - e.run_t0)
+                    self._renew(e, done)
+                    cand = (e.load_tokens - e.n_dec * done, idx)
+                else:
+                    cand = (self.load(e, t), idx)
                 if cand < best:
                     best = cand
                 continue
@@ -150,13 +189,15 @@ class _Indexed(Router):
 
     load: Callable[[Engine, float], int] = staticmethod(tokens_at)
     bound: Callable[[Engine], int] = staticmethod(tokens_bound)
+    ahead = 0  # LoadIndex: steps a tight bound looks ahead in a decode run (0: no run bounds)
 
     def __init__(self) -> None:
         self.index: LoadIndex | None = None
 
     def bind(self, engines: Sequence[Engine]) -> None:
         if len(engines) > SCAN_MAX:
-            self.index = LoadIndex(engines, type(self).load, type(self).bound)
+            cls = type(self)
+            self.index = LoadIndex(engines, cls.load, cls.bound, cls.ahead)
             for e in engines:
                 e.touch = self.index.touch
 
@@ -176,13 +217,14 @@ class LeastTokens(_Indexed):
     name = "least-tokens"
     load = staticmethod(tokens_at)
     bound = staticmethod(tokens_bound)
+    ahead = AHEAD
 
     def scan(self, engines: Sequence[Engine], t: float) -> Engine:
         best, low = engines[0], math.inf
         for e in engines:  # tokens_at inlined: this loop is the router's whole cost
             load = e.load_tokens
             if e.run_steps:
-                load -= e.n_dec * bisect_right(e.run_ends, t - e.run_t0)
+                load -= e.n_dec * e.run.count(t - e.run_t0)
             if load < low:  # strict: ties go to the lowest index
                 best, low = e, load
         return best
