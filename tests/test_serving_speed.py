@@ -37,9 +37,11 @@ def _log(r):
     return (g.first_token_s, g.finish_s, g.scheduled_s, g.replica, g.preemptions)
 
 
+@pytest.mark.parametrize("flat", [0, router_mod.FLAT_MAX])  # the tree walk, the leaf filter
 @pytest.mark.parametrize("router", ["least-tokens", "jsq"])
 @pytest.mark.parametrize("scheduler", ["chunked", "continuous"])
-def test_indexed_router_picks_what_a_scan_picks(monkeypatch, router, scheduler):
+def test_indexed_router_picks_what_a_scan_picks(monkeypatch, router, scheduler, flat):
+    monkeypatch.setattr(router_mod, "FLAT_MAX", flat)
     # 40 replicas: indexed by default; a huge SCAN_MAX forces the scan. Loads light enough
     # that some replicas idle (ties at zero) and heavy enough that runs are cut.
     c = cfg(40, router, scheduler=scheduler, max_seqs=8)
@@ -275,6 +277,7 @@ def test_indexed_router_with_long_decode_runs(monkeypatch, ahead):
     # light load on many replicas: batch ~1, runs of hundreds of steps, so the index's
     # look-ahead bounds are set, lapse and are renewed; picks equal a scan's
     monkeypatch.setattr(router_mod.LeastTokens, "ahead", ahead)
+    monkeypatch.setattr(router_mod, "FLAT_MAX", 0 if ahead == 3 else router_mod.FLAT_MAX)
     renewed = []
     renew = router_mod.LoadIndex._renew
 

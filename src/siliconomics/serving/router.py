@@ -31,6 +31,8 @@ SCAN_MAX = 16
 """pools of at most this many replicas are scanned (cheaper than keeping an index)"""
 AHEAD = 32
 """decode steps a replica's tight load bound looks ahead (:class:`LoadIndex`)"""
+FLAT_MAX = 256
+"""indexes of up to this many leaves filter the leaves instead of walking the tree"""
 
 
 class Router:
@@ -148,10 +150,18 @@ class LoadIndex:
         self._set(self.size + i, (e.load_tokens - e.n_dec * j, e.index))
         return True
 
+    def _exact(self, e: Engine, t: float) -> int:
+        """``e``'s load at ``t`` (in a run, its leaf then gets a look-ahead bound)."""
+        if self.ahead and e.run_steps:  # tokens_at, inlined
+            done = e.run.count(t - e.run_t0)
+            self._renew(e, done)
+            return e.load_tokens - e.n_dec * done
+        return self.load(e, t)
+
     def best(self, t: float) -> Engine:
         """The engine of least (load at ``t``, index)."""
         tree, size, engines, base = self.tree, self.size, self.engines, self.base
-        exp, stamp, ahead = self.expiry, self.stamp, self.ahead
+        exp, stamp = self.expiry, self.stamp
         while exp and exp[0][0] <= t:  # tight bounds that lapse by t: renew them
             _, idx, st = heapq.heappop(exp)
             if stamp[idx - base] == st:
@@ -159,20 +169,23 @@ class LoadIndex:
                 if not (e.run_steps and self._renew(e, e.run.count(t - e.run_t0))):
                     self.touch(e)  # too near the run's end: back to the run's bound
         best: tuple[float, int] = (math.inf, 0)
+        if size <= FLAT_MAX:  # read the root's engine, then every leaf that could beat it
+            idx = tree[1][1]  # (read before the read below renews its leaf)
+            best = (self._exact(engines[idx - base], t), idx)
+            for key in sorted([k for k in tree[size : size + len(engines)] if k < best]):
+                if key >= best:
+                    break
+                cand = (self._exact(engines[key[1] - base], t), key[1])
+                if cand < best:
+                    best = cand
+            return engines[best[1] - base]
         frontier = [(tree[1], 1)]
         while frontier:
             entry, pos = heapq.heappop(frontier)
             if entry >= best:  # every node left (and below it) is no better
                 break
             if pos >= size:
-                idx = entry[1]
-                e = engines[idx - base]
-                if ahead and e.run_steps:  # tokens_at, inlined, and a tighter bound
-                    done = e.run.count(t - e.run_t0)
-                    self._renew(e, done)
-                    cand = (e.load_tokens - e.n_dec * done, idx)
-                else:
-                    cand = (self.load(e, t), idx)
+                cand = (self._exact(engines[entry[1] - base], t), entry[1])
                 if cand < best:
                     best = cand
                 continue
