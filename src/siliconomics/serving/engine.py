@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import steptime
 from .steptime import DecodeRun, ListRun, StepTimeModel
 from .stream import StreamStats
 
@@ -318,21 +319,22 @@ class Engine:
         # finish: a cut one wastes nothing. Short ones sum step by step, and the times a cut
         # would throw away are not computed: at most ``run_cap`` steps (one more event when
         # the run ends uncut; the next run doubles it).
-        if m < self.stm.run_closed and m > self.run_cap:
+        if m > self.run_cap and (m < steptime.RUN_CLOSED or steptime.EXACT_RUNS):
             m = self.run_cap
             self.run_cap *= 2
         run = self.stm.decode_run(self.n_dec, self.ctx_sum, m)
         self.run_t0, self.run, self.run_cum, self.run_steps = t, run, cum, m
-        self._run_account(m, +1)
+        self._run_account(m, +1, run.total)
         return run.total
 
     def _run_blocks(self, m: int) -> int:
         q, r = divmod(m, self.bs)
         return q * self.run_cum[-1] + self.run_cum[r]
 
-    def _run_account(self, m: int, sign: int) -> None:
-        """Add (sign +1) or remove (-1) the statistics and blocks of a run's first m steps."""
-        B, dur = self.n_dec, self.run.end(m)
+    def _run_account(self, m: int, sign: int, dur: float) -> None:
+        """Add (sign +1) or remove (-1) the statistics and blocks of a run's first m steps
+        (``dur``: their time)."""
+        B = self.n_dec
         self.blocks_free -= sign * self._run_blocks(m)
         self.busy_s += sign * dur
         self.steps += sign * m
@@ -357,10 +359,11 @@ class Engine:
         if keep >= m:
             return None
         self.run_cap = RUN_START
-        self._run_account(m, -1)
-        self._run_account(keep, +1)
+        dur = self.run.end(keep)
+        self._run_account(m, -1, self.run.end(m))
+        self._run_account(keep, +1, dur)
         self.run_steps = keep
-        return self.run_t0 + self.run.end(keep)
+        return self.run_t0 + dur
 
     def end_decode_run(self, t: float) -> None:
         m, self.run_steps = self.run_steps, 0

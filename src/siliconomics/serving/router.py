@@ -9,14 +9,14 @@ one line in ``ROUTERS``.
 
 Ties go to the lowest replica index, so routing is deterministic.
 
-Large pools (more than :data:`SCAN_MAX` replicas) are routed in O(log replicas) through a
-:class:`LoadIndex`: a tournament tree of lower bounds of each replica's load, refreshed
-whenever the event loop touches a replica. The bounds are exact except during a multi-step decode run,
-whose load falls as its steps complete; there the bound is the load just before the run's
-completion event. The
-pick walks the tree best first, reads the exact load of the replicas whose bound could still
-beat the best found, and stops at the first bound that cannot: the same replica as a scan of
-every one, usually after a handful of reads.
+Large pools (more than :data:`SCAN_MAX` replicas) are routed through a :class:`LoadIndex`: a
+tournament tree of lower bounds of each replica's load, refreshed in O(log replicas) whenever
+the event loop touches a replica. The bounds are exact except during a multi-step decode run,
+whose load falls as its steps complete: there the bound is the load just before the run's
+completion event, tightened to the load :data:`AHEAD` steps on once a pick has read the
+replica (renewed when it lapses). The pick reads the exact load of the replicas whose bound
+could still beat the best found, and stops at the first bound that cannot: the same replica
+as a scan of every one, usually after a handful of reads.
 """
 
 from __future__ import annotations
@@ -237,6 +237,8 @@ class LeastTokens(_Indexed):
         for e in engines:  # tokens_at inlined: this loop is the router's whole cost
             load = e.load_tokens
             if e.run_steps:
+                if load - e.n_dec * e.run_steps >= low:  # even a finished run cannot win
+                    continue
                 load -= e.n_dec * e.run.count(t - e.run_t0)
             if load < low:  # strict: ties go to the lowest index
                 best, low = e, load

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,7 +55,7 @@ EXACT_RUNS = False
 """True: decode runs sum their step times one by one (:class:`ListRun`, the reference);
 False: runs of at least :data:`RUN_CLOSED` steps are summed in closed form per grid segment
 (:class:`DecodeRun`, equal up to float rounding)"""
-RUN_CLOSED = 64
+RUN_CLOSED = 256
 """shorter runs keep the list (cheap to sum, and a bisection answers a router's query
 faster than a quadratic)"""
 
@@ -61,19 +63,18 @@ faster than a quadratic)"""
 class ListRun:
     """A decode run's cumulative step end times as a list (summed step by step)."""
 
-    __slots__ = ("ends", "total")
+    __slots__ = ("count", "ends", "total")
 
     def __init__(self, ends: list[float]) -> None:
         self.ends = ends
         self.total = ends[-1]
+        # count(dt): steps completed ``dt`` after the run's start (the largest j with
+        # end(j) <= dt); a C bisection, no Python frame (routers call it at every pick)
+        self.count: Callable[[float], int] = partial(bisect_right, ends)
 
     def end(self, j: int) -> float:
         """Time from the run's start to the end of its first ``j`` (>= 1) steps."""
         return self.ends[j - 1]
-
-    def count(self, dt: float) -> int:
-        """Steps completed ``dt`` after the run's start (the largest j with end(j) <= dt)."""
-        return bisect_right(self.ends, dt)
 
 
 class DecodeRun:
@@ -325,15 +326,10 @@ class StepTimeModel:
             c += 1.0
         return out
 
-    @property
-    def run_closed(self) -> int:
-        """Runs of at least this many steps are summed in closed form."""
-        return 1 << 62 if EXACT_RUNS else RUN_CLOSED
-
     def decode_run(self, batch: int, total_ctx: float, m: int) -> DecodeRun | ListRun:
         """The ``m`` steps of :meth:`decode_run_ends` as a run object: in closed form
         (:class:`DecodeRun`), or summed one by one (short runs, or :data:`EXACT_RUNS`)."""
-        if m < self.run_closed:
+        if EXACT_RUNS or m < RUN_CLOSED:
             return ListRun(self.decode_run_ends(batch, total_ctx, m))
         base, r = self._decode_row(batch)
         ys, yinv, last = self._ys, self._yinv, self._ylast
