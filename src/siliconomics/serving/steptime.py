@@ -55,7 +55,7 @@ EXACT_RUNS = False
 """True: decode runs sum their step times one by one (:class:`ListRun`, the reference);
 False: runs of at least :data:`RUN_CLOSED` steps are summed in closed form per grid segment
 (:class:`DecodeRun`, equal up to float rounding)"""
-RUN_CLOSED = 256
+RUN_CLOSED = 64
 """shorter runs keep the list (cheap to sum, and a bisection answers a router's query
 faster than a quadratic)"""
 
