@@ -164,6 +164,10 @@ class Engine:
         self.run: DecodeRun | ListRun = ListRun([0.0])  # the run's step times, from run_t0
         self.run_cum: list[int] = []  # blocks needed by the first j steps of one period
         self.run_cap = RUN_START
+        # runs of at least this many steps are summed in closed form (a scanning router sets
+        # it out of reach: it reads every replica's run at every pick, and a list's bisection
+        # answers faster than the closed form's quadratic)
+        self.run_closed = steptime.RUN_CLOSED
         self.version = 0  # bumps when a run is cut: its old completion event is stale
         # decode set
         self.k = 0
@@ -319,10 +323,10 @@ class Engine:
         # finish: a cut one wastes nothing. Short ones sum step by step, and the times a cut
         # would throw away are not computed: at most ``run_cap`` steps (one more event when
         # the run ends uncut; the next run doubles it).
-        if m > self.run_cap and (m < steptime.RUN_CLOSED or steptime.EXACT_RUNS):
+        if m > self.run_cap and (m < self.run_closed or steptime.EXACT_RUNS):
             m = self.run_cap
             self.run_cap *= 2
-        run = self.stm.decode_run(self.n_dec, self.ctx_sum, m)
+        run = self.stm.decode_run(self.n_dec, self.ctx_sum, m, self.run_closed)
         self.run_t0, self.run, self.run_cum, self.run_steps = t, run, cum, m
         self._run_account(m, +1, run.total)
         return run.total

@@ -33,6 +33,8 @@ AHEAD = 32
 """decode steps a replica's tight load bound looks ahead (:class:`LoadIndex`)"""
 FLAT_MAX = 256
 """indexes of up to this many leaves filter the leaves instead of walking the tree"""
+SCANNED_RUN_CLOSED = 1 << 62
+"""decode runs on replicas a load scan reads are summed step by step (a bisection per read)"""
 
 
 class Router:
@@ -208,7 +210,12 @@ class _Indexed(Router):
         self.index: LoadIndex | None = None
 
     def bind(self, engines: Sequence[Engine]) -> None:
-        if len(engines) > SCAN_MAX:
+        if len(engines) <= SCAN_MAX:
+            for e in (
+                engines if type(self).ahead else ()
+            ):  # the scan reads every run at every pick: keep lists
+                e.run_closed = SCANNED_RUN_CLOSED
+        else:
             cls = type(self)
             self.index = LoadIndex(engines, cls.load, cls.bound, cls.ahead)
             for e in engines:

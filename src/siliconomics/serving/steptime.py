@@ -326,10 +326,13 @@ class StepTimeModel:
             c += 1.0
         return out
 
-    def decode_run(self, batch: int, total_ctx: float, m: int) -> DecodeRun | ListRun:
+    def decode_run(
+        self, batch: int, total_ctx: float, m: int, closed: int = RUN_CLOSED
+    ) -> DecodeRun | ListRun:
         """The ``m`` steps of :meth:`decode_run_ends` as a run object: in closed form
-        (:class:`DecodeRun`), or summed one by one (short runs, or :data:`EXACT_RUNS`)."""
-        if EXACT_RUNS or m < RUN_CLOSED:
+        (:class:`DecodeRun`), or summed one by one (runs shorter than ``closed``, or
+        :data:`EXACT_RUNS`)."""
+        if EXACT_RUNS or m < closed:
             return ListRun(self.decode_run_ends(batch, total_ctx, m))
         base, r = self._decode_row(batch)
         ys, yinv, last = self._ys, self._yinv, self._ylast
