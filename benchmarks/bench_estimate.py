@@ -5,9 +5,12 @@ Run: ``.venv/bin/python benchmarks/bench_estimate.py`` (``make bench``). See ben
 One grid of static-batch configurations (model, tp, batch, input, output) on H100 SXM in bf16 is
 evaluated by every tool in this one run:
 
-* siliconomics: ``estimate_static`` with numpy arrays, one call per (model, tp) plan, on the
-  whole grid (best of several repeats after a warm-up); also a per-config Python loop of the
-  same function with scalars, and the vectorised call on only the peers' subset.
+* siliconomics, fast path (``inference/fast.py``): ``static_times_many`` on the whole grid
+  (all 7 layouts in one call), the same on the grid repeated to 1M configurations, and
+  ``static_point`` once per configuration on the configurations llm-analysis runs;
+* siliconomics, ``estimate_static`` (full result with the per-op breakdown): one call per
+  (model, tp) plan on the grid, and one call per configuration on the GenZ subset;
+  every figure is timed over several passes after a warm-up and printed best/median/worst.
 * llm-analysis: ``LLMAnalysis.inference`` once per config, on every config that fits.
 * genz-llm (GenZ): ``prefill_moddeling`` + ``decode_moddeling`` per config (slow: a fixed-seed
   random subset of the fitting configs).
@@ -26,7 +29,6 @@ import platform
 import subprocess
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from siliconomics import resolve
 from siliconomics.catalog.registry import get_model
 from siliconomics.catalog.schema import ChipSpec, ModelSpec
 from siliconomics.inference.estimate import estimate_static
+from siliconomics.inference.fast import Layout, static_point, static_times_many
 from siliconomics.ops.device import Device
 from siliconomics.parallel.plan import InferencePlan
 
@@ -44,10 +47,14 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH_VENV = REPO / ".bench-venv"
 BENCH_PY = BENCH_VENV / "bin" / "python"
 DRIVER = Path(__file__).resolve().parent / "_peer_driver.py"
-PEER_PINS = {"genz": "genz-llm==0.0.16", "llm-analysis": "llm-analysis==0.2.2"}
-INSTALL_CMD = f"python3 -m venv {BENCH_VENV} && {BENCH_PY} -m pip install " + " ".join(
-    PEER_PINS.values()
-)
+PEER_INSTALL = {
+    # llm-analysis pins transformers and huggingface-hub, which it imports only to fetch model
+    # configs from the Hub (not used here); resolving them made pip backtrack for many minutes.
+    # It needs fire at import time.
+    "llm-analysis": [["--no-deps", "llm-analysis==0.2.2"], ["fire>=0.5,<0.6"]],
+    "genz": [["genz-llm==0.0.16"]],
+}
+PEER_MODULES = {"llm-analysis": "llm_analysis.analysis", "genz": "GenZ"}
 
 CHIP = "h100-sxm"
 MODELS = ("llama-3.1-70b", "llama-2-7b")
@@ -62,8 +69,9 @@ SHOWCASE = (
     ("llama-2-7b", 1, 16, 512, 128),
 )
 OUR_METRIC = (
-    "estimate_static(B, I, O) arrays: TTFT (prefill), TPOT (mean decode step over the "
-    "generation, 4 contexts), e2e, throughput, memory fit, per config"
+    "TTFT (prefill), TPOT (mean decode step over the generation, 4 contexts), e2e, "
+    "throughput, memory fit, per config: static_times / static_point (fast path, times only) "
+    "and estimate_static (the same figures with the per-op breakdown)"
 )
 
 
@@ -103,19 +111,28 @@ def run_ours(chip: Device, grids: list[PlanGrid]) -> list[Any]:
     ]
 
 
-SPREAD: dict[str, list[float]] = {}  # every timed pass, by label (printed as min/median/max)
+@dataclass
+class Timing:
+    """Every timed pass of one of our paths (best, median and worst are printed)."""
+
+    label: str
+    configs: int
+    times: list[float]
+    calls: str = ""
+
+    @property
+    def best_per_config(self) -> float:
+        return min(self.times) / self.configs
 
 
-def best_of(fn: Any, repeats: int, label: str = "") -> float:
-    fn()  # warm-up
+def timed(fn: Any, repeats: int, label: str, configs: int, calls: str = "") -> Timing:
+    fn()  # warm-up (kernels built, caches warm), not timed
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    if label:
-        SPREAD[label] = times
-    return min(times)
+    return Timing(label, configs, times, calls)
 
 
 def spread(times: list[float]) -> str:
@@ -126,28 +143,43 @@ def spread(times: list[float]) -> str:
 # ----------------------------------------------------------------------------- peers
 
 
-def bench_venv_status(install: bool) -> str | None:
-    """None when the bench venv has both peers; otherwise why not (after trying to install)."""
-    check = "import importlib.metadata as m; [m.version(d) for d in ('genz-llm', 'llm-analysis')]"
+def _importable(tool: str) -> bool:
+    code = f"import {PEER_MODULES[tool]}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    return BENCH_PY.exists() and subprocess.run([BENCH_PY, "-c", code], **quiet).returncode == 0
 
-    def ok() -> bool:
-        return BENCH_PY.exists() and subprocess.run([BENCH_PY, "-c", check]).returncode == 0
 
-    if ok():
-        return None
-    if not install:
-        return f"{BENCH_VENV} is missing or incomplete; create it with:\n    {INSTALL_CMD}"
-    print(f"creating {BENCH_VENV} (one time, a few minutes): {INSTALL_CMD}", flush=True)
-    steps = [
-        ["python3", "-m", "venv", str(BENCH_VENV)],
-        [str(BENCH_PY), "-m", "pip", "install", "-q", *PEER_PINS.values()],
-    ]
-    for cmd in steps:
-        r = subprocess.run(cmd, capture_output=True, text=True)
+def bench_venv_status(install: bool) -> dict[str, str | None]:
+    """Per peer: None when it imports in the bench venv, else why not (after trying to
+    install it, each peer on its own so that one failing does not stop the other)."""
+    out: dict[str, str | None] = {}
+    for tool, steps in PEER_INSTALL.items():
+        by_hand = " && ".join(f"{BENCH_PY} -m pip install {' '.join(a)}" for a in steps)
+        if _importable(tool):
+            out[tool] = None
+            continue
+        if not install:
+            out[tool] = f"not installed in {BENCH_VENV}; install with:\n    {by_hand}"
+            continue
+        print(f"installing {tool} into {BENCH_VENV} (one time): {by_hand}", flush=True)
+        out[tool] = _install(steps, by_hand)
+        if out[tool] is None and not _importable(tool):
+            out[tool] = f"installed but `import {PEER_MODULES[tool]}` fails; by hand: {by_hand}"
+    return out
+
+
+def _install(steps: list[list[str]], by_hand: str) -> str | None:
+    cmds = [] if BENCH_PY.exists() else [["python3", "-m", "venv", str(BENCH_VENV)]]
+    cmds += [[str(BENCH_PY), "-m", "pip", "install", "-q", *a] for a in steps]
+    for cmd in cmds:
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+        except subprocess.TimeoutExpired:
+            return f"`{' '.join(cmd)}` timed out after 1200 s; by hand: {by_hand}"
         if r.returncode:
             tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
-            return f"`{' '.join(cmd)}` failed: {' | '.join(tail)}\n    by hand: {INSTALL_CMD}"
-    return None if ok() else f"peers still not importable after install; by hand: {INSTALL_CMD}"
+            return f"`{' '.join(cmd)}` failed: {' | '.join(tail)}\n    by hand: {by_hand}"
+    return None
 
 
 def peer_inputs(chip: ChipSpec) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
@@ -207,58 +239,60 @@ def run_peer(
 # ----------------------------------------------------------------------------- report
 
 
-def fmt_rate(n: int, s: float) -> str:
-    return f"{n / s:>12,.1f} configs/s  ({1e6 * s / n:>10,.1f} us/config, {n} configs)"
+def rate_line(t: Timing) -> str:
+    """configs/s and us/config of the best, median and worst pass."""
+    best, med, worst = min(t.times), float(np.median(t.times)), max(t.times)
+    rates = "/".join(f"{t.configs / x:,.0f}" for x in (best, med, worst))
+    us = "/".join(f"{1e6 * x / t.configs:,.2f}" for x in (best, med, worst))
+    return f"{rates} configs/s, {us} us/config (best/median/worst of {len(t.times)})"
 
 
-def report_rates(
-    repeats: int,
-    t_grid: float,
-    n_total: int,
-    n_grids: int,
-    t_subvec: float,
-    t_scalar: float,
-    subset: list[dict[str, Any]],
-    by_plan: dict[tuple[str, int], list[dict]],
-    peers: dict[str, dict[str, Any]],
-) -> None:
-    ours_s = t_grid / n_total
-    print(
-        "\n=== configurations per second (time.perf_counter; ours best of",
-        repeats,
-        "after warm-up) ===",
-    )
-    print(f"siliconomics vectorised, full grid   : {fmt_rate(n_total, t_grid)}  [{n_grids} calls]")
-    print(
-        f"siliconomics vectorised, peer subset : {fmt_rate(len(subset), t_subvec)}  [{len(by_plan)} calls]"
-    )
-    print(f"siliconomics scalar loop, peer subset: {fmt_rate(len(subset), t_scalar)}")
-    for label, times in SPREAD.items():
-        print(f"  {label}: {len(times)} passes, {spread(times)}")
-    print(
-        f"  vectorisation gain on the full grid vs the scalar loop: {(t_scalar / len(subset)) / ours_s:,.0f}x"
-    )
-    ratios: dict[str, float] = {}
-    for tool, name in (("genz", "genz-llm (GenZ)"), ("llm-analysis", "llm-analysis")):
+def peer_timing(p: dict[str, Any], label: str) -> Timing:
+    return Timing(label, p["configs"], p.get("seconds_all", [p["seconds"]]))
+
+
+def report_rates(ours: list[Timing], peers: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Every figure with its spread and its ratio to each peer that ran (best of N both
+    sides: peer best seconds per configuration / ours); returns the ratios to llm-analysis."""
+    print("\n=== configurations per second (time.perf_counter; best/median/worst of N passes) ===")
+    refs: dict[str, Timing] = {}
+    for tool, name in (("llm-analysis", "llm-analysis"), ("genz", "genz-llm (GenZ)")):
         p = peers[tool]
         if "failed" in p:
-            print(f"{name:<37}: COULD NOT RUN: {p['failed']}")
+            print(f"{name}: COULD NOT RUN: {p['failed']}")
             continue
-        ok = p["configs"] - p["errors"]
+        refs[name] = peer_timing(p, f"{name} {p['version']}")
         print(
-            f"{name + ' ' + p['version']:<37}: {fmt_rate(p['configs'], p['seconds'])}  [import {p['import_s']:.1f} s, {p['errors']} configs rejected by the tool]"
+            f"{refs[name].label}: {rate_line(refs[name])} [{p['configs']} configs, one call "
+            f"each; import {p['import_s']:.1f} s; {p['errors']} rejected by the tool]"
         )
-        runs = p.get("seconds_all", [p["seconds"]])
-        print(f"  {name}: best of {len(runs)} passes, {spread(runs)}")
-        ratios[tool] = (p["seconds"] / p["configs"]) / ours_s
-        print(
-            f"  per-config speed ratio siliconomics (full grid) / {name}: {ratios[tool]:,.0f}x; scalar loop / {name}: {(p['seconds'] / p['configs']) / (t_scalar / len(subset)):,.2f}x ({ok} answered)"
-        )
-    if "genz" in ratios:
-        verdict = "MET" if ratios["genz"] >= 1000 else "NOT MET"
-        print(f"goal (>= 1000x genz-llm per configuration): {verdict} ({ratios['genz']:,.0f}x)")
+    ratios: dict[str, float] = {}
+    for t in ours:
+        print(f"siliconomics {t.label}: {rate_line(t)} [{t.configs:,} configs{t.calls}]")
+        parts = [
+            f"{ref.best_per_config / t.best_per_config:,.2f}x {name}" for name, ref in refs.items()
+        ]
+        if parts:
+            print(f"    speed ratio (best of N both sides): {'; '.join(parts)}")
+        if "llm-analysis" in refs:
+            ratios[t.label] = refs["llm-analysis"].best_per_config / t.best_per_config
+    return ratios
+
+
+def report_goals(ours: dict[str, Timing], ratios: dict[str, float]) -> None:
+    """Issue 17's targets, on the best and on the median pass."""
+    print("\n=== goals (issue 17) ===")
+    for key in ("fast path, full grid", "fast path, 1M configurations"):
+        t = ours[key]
+        best, med = t.configs / min(t.times), t.configs / float(np.median(t.times))
+        verdict = "MET" if best >= 1e6 else "NOT MET"
+        print(f">= 1,000,000 configs/s, {key}: {verdict} (best {best:,.0f}/s, median {med:,.0f}/s)")
+    key = "fast path, one configuration per call"
+    if key in ratios:
+        verdict = "MET" if ratios[key] >= 5 else "NOT MET"
+        print(f">= 5x llm-analysis, one configuration per call: {verdict} ({ratios[key]:.2f}x)")
     else:
-        print("goal (>= 1000x genz-llm per configuration): NOT MEASURED (genz-llm could not run)")
+        print(">= 5x llm-analysis, one configuration per call: NOT MEASURED (peer did not run)")
 
 
 def report_metrics(peers: dict[str, dict[str, Any]]) -> None:
@@ -315,110 +349,147 @@ def report_sanity(
             print(f"{tool} rejected {len(errs)} configs, e.g. {errs[0]}")
 
 
-def main() -> None:
+def fitting_configs(
+    grids: list[PlanGrid], ests: list[Any]
+) -> tuple[list[dict[str, Any]], dict[tuple, tuple[float, float]]]:
+    """The configurations that fit in memory, as dicts, with our (TTFT, TPOT) for each."""
+    fit_cfgs: list[dict[str, Any]] = []
+    ours_pred: dict[tuple, tuple[float, float]] = {}
+    for g, e in zip(grids, ests, strict=True):
+        for k in np.flatnonzero(np.asarray(e.memory.fits)):
+            key = (g.model.id, g.tp, int(g.B[k]), int(g.I[k]), int(g.O[k]))
+            fit_cfgs.append(dict(zip(CFG_KEYS, key, strict=True)))
+            ours_pred[key] = (float(e.ttft_s[k]), float(e.tpot_s[k]))
+    for s in SHOWCASE:
+        assert s in ours_pred, f"showcase config {s} is not in the fitting grid"
+    return fit_cfgs, ours_pred
+
+
+CFG_KEYS = ("model", "tp", "batch", "input", "output")
+
+
+def time_ours(
+    chip: Device,
+    grids: list[PlanGrid],
+    fit_cfgs: list[dict[str, Any]],
+    subset: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> list[Timing]:
+    """Every path of ours: the fast path (whole grid in one call, 1M configurations, one
+    configuration per call on the peer's configurations) and estimate_static (per-plan calls
+    on the grid, one call per configuration on the GenZ subset)."""
+    n_total = sum(g.B.size for g in grids)
+    layouts = [Layout(g.model, chip, g.plan, g.B, g.I, g.O) for g in grids]
+    reps = -(-args.million // n_total)
+    big = [Layout(*lay[:3], *(np.tile(x, reps) for x in lay[3:])) for lay in layouts]
+    models = {m: get_model(m) for m in MODELS}
+    plans = {tp: InferencePlan(tp=tp) for tp in TPS}
+    cfgs = [
+        (models[c["model"]], plans[c["tp"]], c["batch"], c["input"], c["output"]) for c in fit_cfgs
+    ]
+
+    def points() -> None:
+        for m, p, b, i, o in cfgs:
+            static_point(m, chip, p, b, i, o)
+
+    def scalar_loop() -> None:
+        for c in subset:
+            estimate_static(
+                models[c["model"]], chip, plans[c["tp"]], c["batch"], c["input"], c["output"]
+            )
+
+    r = args.repeats
+    one = f"; {len(grids)} layouts in one call"
+    return [
+        timed(lambda: static_times_many(layouts), r, "fast path, full grid", n_total, one),
+        timed(
+            lambda: static_times_many(big),
+            max(2, r // 3),
+            "fast path, 1M configurations",
+            reps * n_total,
+            f"; the grid x {reps}{one}",
+        ),
+        timed(points, r, "fast path, one configuration per call", len(cfgs), "; static_point"),
+        timed(
+            lambda: run_ours(chip, grids),
+            r,
+            "estimate_static, full grid",
+            n_total,
+            f"; {len(grids)} calls, full result with per-op breakdown",
+        ),
+        timed(
+            scalar_loop,
+            max(1, r // 2),
+            "estimate_static, one configuration per call",
+            len(subset),
+            "; GenZ's subset",
+        ),
+    ]
+
+
+def run_peers(
+    args: argparse.Namespace,
+    chip: Device,
+    fit_cfgs: list[dict[str, Any]],
+    subset: list[dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    peers: dict[str, dict[str, Any]] = {}
+    chip_d, model_d = peer_inputs(chip.chip)
+    status = {t: "skipped (--no-peers)" for t in PEER_INSTALL} if args.no_peers else None
+    if status is None:
+        status = bench_venv_status(install=not args.no_install)
+    for tool, cfgs in (("llm-analysis", fit_cfgs), ("genz", subset)):
+        if status.get(tool) is not None:
+            peers[tool] = {"failed": status[tool]}
+            continue
+        print(f"running {tool} on {len(cfgs)} configs ...", flush=True)
+        reps = args.peer_repeats if tool == "llm-analysis" else args.genz_repeats
+        peers[tool] = run_peer(tool, chip_d, model_d, cfgs, reps)
+        peers[tool]["cfgs"] = cfgs
+    return peers
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--genz-configs", type=int, default=100, help="random subset size for GenZ")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=10, help="repeats of our timings (best taken)")
-    ap.add_argument(
-        "--peer-repeats", type=int, default=5, help="passes of llm-analysis (best taken)"
-    )
-    ap.add_argument("--genz-repeats", type=int, default=2, help="passes of genz-llm (best taken)")
+    ap.add_argument("--repeats", type=int, default=10, help="passes of our timings")
+    ap.add_argument("--million", type=int, default=1_000_000, help="configurations of the big run")
+    ap.add_argument("--peer-repeats", type=int, default=5, help="passes of llm-analysis")
+    ap.add_argument("--genz-repeats", type=int, default=2, help="passes of genz-llm")
     ap.add_argument("--no-install", action="store_true", help="never create .bench-venv")
     ap.add_argument("--no-peers", action="store_true", help="time siliconomics only")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     chip = resolve.device(CHIP)
     grids = build_grid(chip)
     n_total = sum(g.B.size for g in grids)
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}, numpy {np.__version__}"
     )
     print(f"chip {CHIP}, bf16 weights/activations/KV, static batch; plans (model tp):")
     for g in grids:
         print(f"  {g.model.id:<14} tp={g.tp}: {g.B.size} configs")
     print(f"grid: batch {BATCH}, input {INPUT}, output {OUTPUT} (input+output <= model context)")
 
-    # --- ours, whole grid, vectorised
-    t_grid = best_of(lambda: run_ours(chip, grids), args.repeats, "vectorised, full grid")
     ests = run_ours(chip, grids)
-    fits = [np.asarray(e.memory.fits) for e in ests]
-    n_fit = int(sum(f.sum() for f in fits))
-    print(f"\n{n_total} configurations, {n_fit} fit in memory (by siliconomics' memory model)")
-
-    # fitting configs, in a flat list with our predictions
-    fit_cfgs: list[dict[str, Any]] = []
-    ours_pred: dict[tuple, tuple[float, float]] = {}
-    for g, e, f in zip(grids, ests, fits, strict=True):
-        for k in np.flatnonzero(f):
-            key = (g.model.id, g.tp, int(g.B[k]), int(g.I[k]), int(g.O[k]))
-            fit_cfgs.append(
-                dict(zip(("model", "tp", "batch", "input", "output"), key, strict=True))
-            )
-            ours_pred[key] = (float(e.ttft_s[k]), float(e.tpot_s[k]))
-    for s in SHOWCASE:
-        assert s in ours_pred, f"showcase config {s} is not in the fitting grid"
-
+    fit_cfgs, ours_pred = fitting_configs(grids, ests)
+    print(f"\n{n_total} configurations, {len(fit_cfgs)} fit in memory (siliconomics' model)")
     rng = np.random.default_rng(args.seed)
-    show = [
-        dict(zip(("model", "tp", "batch", "input", "output"), s, strict=True)) for s in SHOWCASE
-    ]
+    show = [dict(zip(CFG_KEYS, s, strict=True)) for s in SHOWCASE]
     pick = rng.choice(len(fit_cfgs), size=min(args.genz_configs, len(fit_cfgs)), replace=False)
     subset = show + [
         fit_cfgs[i] for i in sorted(pick) if tuple(fit_cfgs[i].values()) not in SHOWCASE
     ]
 
-    # --- ours on the subset: scalar per-config loop, and vectorised per plan
-    models = {m: get_model(m) for m in MODELS}
-
-    def scalar_loop() -> None:
-        for c in subset:
-            estimate_static(
-                models[c["model"]],
-                chip,
-                InferencePlan(tp=c["tp"]),
-                c["batch"],
-                c["input"],
-                c["output"],
-            )
-
-    by_plan: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    for c in subset:
-        by_plan[(c["model"], c["tp"])].append(c)
-
-    def subset_vector() -> None:
-        for (mid, tp), cs in by_plan.items():
-            arr = {
-                k: np.array([c[k] for c in cs], dtype=np.float64)
-                for k in ("batch", "input", "output")
-            }
-            estimate_static(
-                models[mid], chip, InferencePlan(tp=tp), arr["batch"], arr["input"], arr["output"]
-            )
-
-    t_scalar = best_of(scalar_loop, max(1, args.repeats // 2), "scalar loop, peer subset")
-    t_subvec = best_of(subset_vector, args.repeats, "vectorised, peer subset")
-
-    # --- peers
-    peers: dict[str, dict[str, Any]] = {}
-    if args.no_peers:
-        why = "skipped (--no-peers)"
-    else:
-        why = bench_venv_status(install=not args.no_install)
-    chip_d, model_d = peer_inputs(chip.chip)
-    for tool, cfgs in (("llm-analysis", fit_cfgs), ("genz", subset)):
-        if why is not None:
-            peers[tool] = {"failed": why}
-            continue
-        print(f"running {tool} on {len(cfgs)} configs ...", flush=True)
-        reps = args.peer_repeats if tool == "llm-analysis" else args.genz_repeats
-        peers[tool] = run_peer(tool, chip_d, model_d, cfgs, reps)
-        peers[tool]["cfgs"] = cfgs
-
-    # --- report
-    report_rates(
-        args.repeats, t_grid, n_total, len(grids), t_subvec, t_scalar, subset, by_plan, peers
-    )
+    peers = run_peers(args, chip, fit_cfgs, subset)
+    ours = time_ours(chip, grids, fit_cfgs, subset, args)
+    ratios = report_rates(ours, peers)
+    report_goals({t.label: t for t in ours}, ratios)
     report_metrics(peers)
     report_sanity(peers, ours_pred)
 

@@ -20,10 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from siliconomics import resolve
 from siliconomics.calibrate.samples import Sample
+from siliconomics.catalog.catalog import Catalog
 from siliconomics.errors import SiliconomicsError
 from siliconomics.validate.banded import default_profile_set
-from siliconomics.validate.cv import load_samples, predict
+from siliconomics.validate.cv import make_samples, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "src" / "siliconomics" / "measured" / "corpus"
@@ -49,6 +51,12 @@ def subset(samples: list[Sample], k: int) -> list[Sample]:
     return [s for s in samples if id(s) in keep]
 
 
+def load_samples(paths: list[Path]) -> tuple[list[Sample], Catalog]:
+    """Usable rows of ``paths`` as samples, and the catalog they resolve through."""
+    rows, trains, cat, _ = resolve.measured_files(paths)
+    return make_samples(rows, trains, cat)[0], cat
+
+
 def key_of(s: Sample, source: str, keys: tuple[str, ...]) -> tuple[str, ...]:
     out = []
     for k in keys:
@@ -69,22 +77,23 @@ def main() -> int:
     if any(x not in KEYS for x in keys):
         print(f"--by: allowed keys {', '.join(KEYS)}", file=sys.stderr)
         return 2
-    todo: list[tuple[str, Sample]] = []
+    todo: list[tuple[str, Sample, Catalog]] = []
     if not a.no_shared:
-        todo += [("shared", s) for s in load_samples([SHARED])[0] if s.row.kind == "inference"]
+        got, cat = load_samples([SHARED])
+        todo += [("shared", s, cat) for s in got if s.row.kind == "inference"]
     for name in [f for f in a.files.split(",") if f]:
-        got = [s for s in load_samples([CORPUS / f"{name}.csv"])[0] if s.row.kind == "inference"]
-        todo += [(name, s) for s in subset(got, a.k)]
-    ps = default_profile_set(None)
+        got, cat = load_samples([CORPUS / f"{name}.csv"])
+        got = [s for s in got if s.row.kind == "inference"]
+        todo += [(name, s, cat) for s in subset(got, a.k)]
     errs: list[tuple[tuple[str, ...], float, str, Sample]] = []
     skipped: dict[str, int] = {}
     t0 = time.time()
-    for src, s in todo:
+    for src, s, cat in todo:
         if s.row.scenario == "server" and not a.server:
             skipped["server rows (use --server)"] = skipped.get("server rows (use --server)", 0) + 1
             continue
         try:
-            p = predict(s, ps, simulate_server=True)
+            p = predict(s, default_profile_set(cat.profiles), cat)
         except SiliconomicsError as e:
             r = str(e).split(":")[0][:60]
             skipped[r] = skipped.get(r, 0) + 1

@@ -114,6 +114,10 @@ def test_policy_three_rows_per_factor_and_bounds():
     assert P.affordable(plan, 3) == ("a",)
     assert P.affordable(plan, 8) == ("a", "b")
     assert P.affordable(plan, 30) == plan
+    # a chip: rows of at least three sources, three rows per factor, its family's first factor
+    assert P.chip_affordable(plan, 30, P.MIN_CHIP_SOURCES - 1) == ()
+    assert P.chip_affordable(plan, 2, 5) == ()
+    assert P.chip_affordable(plan, 30, 5) == plan[: P.CHIP_FACTORS]
     assert P.at_bound("collective_latency_s", 2e-6) == "lower"
     assert P.at_bound("train_comm_overlap", 1.0) == "upper"
     assert P.at_bound("gemm_efficiency", 0.5) is None
@@ -371,3 +375,96 @@ def test_folds_run_in_any_order_or_process_give_the_same_report(shared):
     b = cross_validate(few, cat, folds=3, mapper=backwards)
     assert a.to_json() == b.to_json()
     assert "grouped 3-fold" in a.method
+
+
+def test_family_scales_are_set_per_family_and_checked_without_the_own_source():
+    # Two families whose held-out rows need different widths: each gets its own scale (the
+    # 80% quantile of its rows' needs, shrunk toward the kind's by K_SCALE pseudo-sources),
+    # and a row's own scale is estimated without its source.
+    from siliconomics.calibrate.bands import K_SCALE, Need, family_scales
+
+    needs = [Need(kind="inference", family="a", group=f"a{i}", need=0.5) for i in range(10)]
+    needs += [Need(kind="inference", family="b", group=f"b{i}", need=2.0) for i in range(10)]
+    per_row, kinds, fams = family_scales(needs, 0.8)
+    assert kinds["inference"] == pytest.approx(2.0)
+    w = 10 / (10 + K_SCALE)
+    assert fams[("inference", "a")] == pytest.approx(
+        math.exp(w * math.log(0.5) + (1 - w) * math.log(2.0))
+    )
+    assert fams[("inference", "b")] == pytest.approx(2.0)
+    assert fams[("inference", "a")] < 1.0 < fams[("inference", "b")]
+    # a family of one source has no other source to set its scale: the kind's (without it)
+    lone = [*needs, Need(kind="inference", family="c", group="c0", need=9.0)]
+    per_row, _, fams = family_scales(lone, 0.8)
+    assert per_row[-1] == pytest.approx(2.0)
+    assert fams[("inference", "c")] > 2.0  # shipped: its own rows count
+
+
+def test_band_uses_its_familys_scale_else_its_kinds():
+    from dataclasses import replace
+
+    rs = [_res(i, "nvidia-hopper", "trtllm", 0.1 * ((i % 5) - 2)) for i in range(20)]
+    q = BandQuery(
+        kind="inference",
+        family="nvidia-hopper",
+        stack="trtllm",
+        regime="max-throughput",
+        model_class="dense",
+    )
+    b1 = band_for(rs, q)
+    b2 = band_for([replace(r, scale=2.0, family_scale=3.0) for r in rs], q)
+    assert b2.hi - b2.lo == pytest.approx(3.0 * (b1.hi - b1.lo))
+    assert "nvidia-hopper inference scale" in b2.reason
+    # an unmeasured family: the kind's scale
+    q2 = BandQuery(**{**q.__dict__, "family": "intel-gaudi", "stack": "optimum-habana"})
+    b3 = band_for([replace(r, scale=2.0, family_scale=3.0) for r in rs], q2)
+    b4 = band_for(rs, q2)
+    assert b3.hi - b3.lo == pytest.approx(2.0 * (b4.hi - b4.lo))
+
+
+def test_chip_level_fits_shrink_toward_the_family_and_apply_to_that_chip_only(shared):
+    # A family with default-stack rows on two chips fits each chip's planned factors on its
+    # own rows (one per three rows), shrunk toward the family's fitted values; the factors
+    # land in the family profile's chip_factors and Catalog.profile_of applies them to that
+    # chip only; a fitted stack's own factors win over them.
+    from dataclasses import replace
+
+    from siliconomics import resolve
+    from siliconomics.calibrate.hierarchy import calibrate, fittable
+    from siliconomics.validate.cv import make_samples
+
+    rows, trains, cat, _ = resolve.measured_files([shared / "validation/measured.csv"])
+    samples, _ = make_samples(rows, trains, cat)
+    fam = "aws-neuron-v2"
+    neu = [s for s in samples if s.family == fam and s.row.kind == "inference"]
+    neu = [s for s in neu if fittable(s, cat.profiles[fam], cat)]
+    # the shared file's Neuron rows come from few documents: spread them over three sources
+    # per chip so that the chip level may fit (MIN_CHIP_SOURCES)
+    neu = [replace(s, group=f"{s.row.chip}-{i % 3}") for i, s in enumerate(neu)]
+    chips = {s.row.chip for s in neu}
+    assert len(chips) >= P.MIN_CHIPS
+    cal = calibrate(neu, cat)
+    recs = [r for r in cal.records if r.level == "chip" and r.family == fam]
+    assert {r.chip for r in recs} <= chips and recs
+    plan = P.FIT_PLAN[fam]
+    for r in recs:
+        mine = [s for s in neu if s.row.chip == r.chip]
+        n, n_src = len(mine), len({s.group for s in mine})
+        assert r.params == P.chip_affordable(plan, n, n_src) and len(r.params) <= n // 3
+        assert n_src >= P.MIN_CHIP_SOURCES and len(r.params) <= P.CHIP_FACTORS
+        for p in r.params:
+            assert P.BOUNDS[p][0] <= r.values[p] <= P.BOUNDS[p][1]
+    prof = cal.families[fam]
+    assert set(prof.chip_factors) == {r.chip for r in recs}
+    fitted = cat.with_profiles(cal.families)
+    r0 = recs[0]
+    k = r0.params[0]
+    own = fitted.profile_of(fitted.chip(r0.chip))
+    assert getattr(own, k) == pytest.approx(r0.values[k])
+    # another chip of the family without factors of its own keeps the family's value
+    other = fitted.chip(r0.chip).model_copy(update={"id": "hypothetical-" + r0.chip})
+    assert getattr(fitted.profile_of(other), k) == getattr(prof, k)
+    # a stack that fitted the same factor: its value wins for that chip
+    sp = StackProfile(family=fam, stack="nxdi", factors={k: 0.5}, n_rows=3, provenance={})
+    rp = resolve_profile(ProfileSet(families=cal.families, stacks={(fam, "nxdi"): sp}), fam, "nxdi")
+    assert k not in rp.profile.chip_factors.get(r0.chip, {})

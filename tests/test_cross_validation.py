@@ -44,10 +44,13 @@ def test_cross_validated_error_thresholds(shared_cv):
 
 
 def test_band_coverage_on_held_out_sources(shared_cv):
-    # Each held-out row's 80% band comes from the other sources' residuals only, with the
-    # half-width scale of its kind set so that the held-out bands cover 80%.
+    # Each held-out row's 80% band comes from the other sources' residuals only, widened by
+    # its (kind, family) scale estimated from the other sources' held-out rows (never its own
+    # miss), so coverage is not 80% by construction: on the shared file's 51 inference rows
+    # from 16 sources the binomial spread of an 80% coverage alone is +-6%, hence 70-90% here
+    # (the corpus report, ~2,000 rows, is held to 75-85%).
     for kind in ("inference", "training"):
-        assert 0.75 <= shared_cv.stats(kind)[0].coverage <= 0.85
+        assert 0.70 <= shared_cv.stats(kind)[0].coverage <= 0.90
     # every group key is reported
     for key in ("family", "model_class", "regime", "dtype", "stack"):
         assert shared_cv.stats("inference", key)
@@ -62,14 +65,46 @@ def test_corpus_cross_validation_headline():
     assert tr.n >= 250 and tr.sources >= 50
     assert inf.cv_median_abs_pct <= CORPUS_INFERENCE_MAX
     assert tr.cv_median_abs_pct <= CORPUS_TRAINING_MAX
-    for kind in ("inference", "training"):
-        assert 0.75 <= cv.stats(kind)[0].coverage <= 0.85
+    # Held-out coverage (each row's width scale estimated without its own source, so not 80%
+    # by construction). Training allows 70%: its one-source MoE group (28 rows that no other
+    # source predicts) is covered about a third of the time, which pulls the kind to ~75%;
+    # docs/VALIDATION.md lists every group outside 75-85%.
+    assert 0.75 <= inf.coverage <= 0.85
+    assert 0.70 <= tr.coverage <= 0.85
     # bands shipped = the residuals of this cross-validation
     packaged = {r.id: r for r in packaged_residuals()}
     assert set(packaged) == {r.id for r in cv.rows}
     for r in cv.residuals():
         assert packaged[r.id].log_ratio == pytest.approx(r.log_ratio, rel=1e-9, abs=1e-12)
         assert packaged[r.id].scale == pytest.approx(r.scale)
+
+
+def test_corpus_band_coverage_per_group():
+    # Bands are checked per group on held-out rows only: each row's band comes from the other
+    # sources' residuals and its (kind, family) width scale from the other sources' held-out
+    # coverage. Well-sourced groups (at least 10 sources) must cover near the 80% level;
+    # the doc lists every group outside 75-85%. Reports written before per-family scales
+    # (no `family_scale`) are not checked here: `make calibrate` regenerates them.
+    cv = _corpus_cv()
+    if not cv.family_scale:
+        pytest.skip("cross_validation.json predates per-family band scales: run make calibrate")
+    off = []
+    for kind, lo, hi in (("inference", 0.70, 0.90), ("training", 0.55, 0.95)):
+        for key in ("family", "model_class", "regime", "dtype", "stack"):
+            for s in cv.stats(kind, key):
+                if s.sources >= 10 and not lo <= s.coverage <= hi:
+                    off.append((kind, key, s.group))
+    assert sorted(off) == sorted(KNOWN_UNDERCOVERED), off
+
+
+# Well-sourced groups whose held-out bands cover too little, each with its diagnosis; the test
+# fails when one is mended (remove it) or a new one appears.
+KNOWN_UNDERCOVERED = [
+    # MLPerf Training GPT-3 on TPU v5p/v6e with int8 (AQT) GEMMs, 13 rows from 13 submissions:
+    # the TPU family band is built mostly from bf16 MaxText rows (6.7% median error), while
+    # these int8 rows are off by 22% (the int8 speed-up is under-credited): 46% covered.
+    ("training", "dtype", "int8"),
+]
 
 
 def test_fits_obey_the_policy(shared_cv):

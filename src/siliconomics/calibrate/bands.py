@@ -24,10 +24,11 @@ half-width of ``FLOOR`` (run-to-run spread of repeated measurements), and the ce
 and half-width are shrunk toward those of all rows of its kind by ``K_SOURCES`` pseudo-sources
 (weight n_sources / (n_sources + K_SOURCES)): rows of one source share a setup, so a cell's
 spread is only as well known as its number of sources. Last, the half-width is multiplied
-by the scale of its kind (inference or training) stored on the residuals: calibration sets it
-so that the held-out bands of the cross-validation cover exactly the band level (the
-``level`` quantile of |residual - centre| / half-width over the held-out rows,
-:func:`width_scale`), since the rules above alone over-cover one kind and under-cover the other.
+by the scale of its (kind, family) stored on the residuals (the kind's when the family has
+none): calibration sets it from the held-out rows of that family, the ``level`` quantile of
+|residual - centre| / half-width, shrunk toward the kind's by ``K_SCALE`` pseudo-sources
+(:func:`family_scales`), since the rules above alone over-cover some families and
+under-cover others. In cross-validation each row's scale is estimated without its source.
 Each band says which rules made it, in words.
 """
 
@@ -172,10 +173,7 @@ def band_for(
             if n_key < MIN_ROWS:
                 lo, hi = _widen(lo, hi, w2)
                 reasons.append(f"{n_key} {want} rows on {q.family}: band x{w2}")
-        scale = float(np.median([r.scale for r in pool])) if pool else 1.0
-        if scale != 1.0:
-            lo, hi = _widen(lo, hi, scale)
-            reasons.append(f"x{scale:.3g}: the {q.kind} scale that makes held-out bands cover")
+        lo, hi = _scaled(lo, hi, pool, fam, q, reasons)
         return Band(
             lo=lo,
             hi=hi,
@@ -185,6 +183,28 @@ def band_for(
             reason="; ".join(reasons) or f"{len(rs)} cross-validated rows of its cell",
         )
     raise AssertionError("unreachable")
+
+
+def _scaled(
+    lo: float,
+    hi: float,
+    pool: Sequence[Residual],
+    fam: Sequence[Residual],
+    q: BandQuery,
+    reasons: list[str],
+) -> tuple[float, float]:
+    """The band widened by its family's held-out scale (the kind's when the family has none)."""
+    fs = [r.family_scale for r in fam if r.family_scale > 0]
+    if fs:
+        scale = float(np.median(fs))
+        why = f"the {q.family} {q.kind} scale that makes its held-out bands cover"
+    else:
+        scale = float(np.median([r.scale for r in pool])) if pool else 1.0
+        why = f"the {q.kind} scale that makes held-out bands cover"
+    if scale != 1.0:
+        lo, hi = _widen(lo, hi, scale)
+        reasons.append(f"x{scale:.3g}: {why}")
+    return lo, hi
 
 
 def _fallback_reason(q: BandQuery, k: int, n_cell: int, name: str, w: float) -> str:
@@ -202,6 +222,65 @@ def width_scale(items: Sequence[tuple[float, float, float]], level: float) -> fl
     their rows' residuals ``r``: the ``level`` quantile of ``|r - centre| / half-width``."""
     need = [abs(r - (lo + hi) / 2.0) / max((hi - lo) / 2.0, 1e-12) for lo, hi, r in items]
     return float(np.quantile(np.array(need), level, method="higher")) if need else 1.0
+
+
+K_SCALE = 3.0
+"""pseudo-sources of the kind's scale in a family's scale (:func:`family_scales`)"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Need:
+    """One held-out row for setting scales: its keys and the half-width multiple its band
+    (at scale 1) needs to cover it, ``|r - centre| / half-width``."""
+
+    kind: str
+    family: str
+    group: str
+    need: float
+
+
+def _q(xs: Sequence[float], level: float) -> float:
+    return float(np.quantile(np.array(xs), level, method="higher"))
+
+
+def _shrunk_scale(fam: Sequence[Need], kind_scale: float, level: float) -> float:
+    """A family's scale: the ``level`` quantile of its rows' needs, shrunk (in log) toward the
+    kind's scale with weight n_sources / (n_sources + ``K_SCALE``)."""
+    if not fam:
+        return kind_scale
+    n = len({x.group for x in fam})
+    w = n / (n + K_SCALE)
+    s = max(_q([x.need for x in fam], level), 1e-6)
+    return math.exp(w * math.log(s) + (1 - w) * math.log(kind_scale))
+
+
+def family_scales(
+    needs: Sequence[Need], level: float
+) -> tuple[list[float], dict[str, float], dict[tuple[str, str], float]]:
+    """Half-width scales from held-out rows, per (kind, family): the ``level`` quantile of
+    its rows' needs (the scale at which they would be covered), shrunk toward the kind's
+    (the same quantile over all rows of the kind) by ``K_SCALE`` pseudo-sources.
+
+    Returns (the scale of each row, estimated *without its own source*: the one its coverage
+    is checked with; the kind scales and the family scales on all rows: what is shipped)."""
+    by_kind: dict[str, list[Need]] = {}
+    by_fam: dict[tuple[str, str], list[Need]] = {}
+    for x in needs:
+        by_kind.setdefault(x.kind, []).append(x)
+        by_fam.setdefault((x.kind, x.family), []).append(x)
+    kind = {k: _q([x.need for x in v], level) for k, v in by_kind.items()}
+    fam = {k: _shrunk_scale(v, kind[k[0]], level) for k, v in by_fam.items()}
+    per_row = []
+    cache: dict[tuple[str, str, str], float] = {}
+    for x in needs:
+        key = (x.kind, x.family, x.group)
+        if key not in cache:
+            ks = [y.need for y in by_kind[x.kind] if y.group != x.group]
+            k_scale = _q(ks, level) if ks else 1.0
+            others = [y for y in by_fam[(x.kind, x.family)] if y.group != x.group]
+            cache[key] = _shrunk_scale(others, k_scale, level)
+        per_row.append(cache[key])
+    return per_row, kind, fam
 
 
 def coverage(
@@ -244,4 +323,11 @@ def derate(prof: EfficiencyProfile, factor: float) -> EfficiencyProfile:
             upd[k] = v * f
     for k in _TIME_FIELDS:
         upd[k] = getattr(prof, k) / f
-    return prof.model_copy(update=upd)
+    chips = {
+        c: {
+            k: v * f if k in _SPEED_FIELDS else v / f if k in _TIME_FIELDS else v
+            for k, v in fs.items()
+        }
+        for c, fs in prof.chip_factors.items()
+    }
+    return prof.model_copy(update={**upd, "chip_factors": chips})

@@ -41,7 +41,7 @@ class FitRecord:
     family: str
     stack: str
     level: str
-    """``family`` or ``stack``"""
+    """``family``, ``chip``, ``stack``, ``inherit`` or ``fill``"""
     params: tuple[str, ...]
     values: dict[str, float]
     n_rows: int
@@ -51,6 +51,8 @@ class FitRecord:
     median_abs_pct_before: float = float("nan")
     median_abs_pct_after: float = float("nan")
     note: str = ""
+    chip: str = ""
+    """the chip of a ``chip``-level fit"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +111,8 @@ def op_level_base(profiles: Mapping[str, EfficiencyProfile]) -> dict[str, Effici
                 # the earlier fit's text no longer describes the value; a fit or an
                 # inheritance of this run writes its own
                 prov[k] = "all-chips prior (siliconomics.calibrate.policy.PRIORS), not fitted"
-        out[fam] = prof.model_copy(update={**upd, "provenance": prov})
+        prov = {k: v for k, v in prov.items() if not k.startswith("chip_factors.")}
+        out[fam] = prof.model_copy(update={**upd, "provenance": prov, "chip_factors": {}})
     return out
 
 
@@ -316,19 +319,33 @@ def _calibrate_workload(
             )
             profiles[fam] = profiles[fam].model_copy(update=rec.values)
             records.append(rec)
+            chip_recs = _fit_chips(wl, fam, dflt, rows, profiles[fam], plan, cache, catalog)
+            profiles[fam] = _with_chip_factors(profiles[fam], chip_recs)
+            records += chip_recs
         for st in sorted({s.stack for s in mine if s.family == fam} - {dflt}):
             srows = [s for s in mine if s.family == fam and s.stack == st]
             splan = P.STACK_FIT_PLAN[wl]
             if not P.affordable(splan, len(srows)):
                 continue
             anchor = _anchor(profiles[fam], profiles[fam], splan)
+            # the stack's own factors win over chip factors (as siliconomics.catalog.stacks
+            # resolves a fitted stack)
+            own = P.affordable(splan, len(srows))
+            sbase = profiles[fam].model_copy(
+                update={
+                    "chip_factors": {
+                        c: {k: v for k, v in f.items() if k not in own}
+                        for c, f in profiles[fam].chip_factors.items()
+                    }
+                }
+            )
             rec = _fit_level(
                 wl,
                 fam,
                 st,
                 "stack",
                 srows,
-                profiles[fam],
+                sbase,
                 splan,
                 anchor,
                 f"{fam} ({dflt})",
@@ -344,6 +361,105 @@ def _calibrate_workload(
                 provenance={k: _provenance(rec, k) for k in rec.params},
             )
     return records, overrides
+
+
+def _fit_chips(
+    wl: Workload,
+    family: str,
+    stack: str,
+    rows: Sequence[Sample],
+    fam_prof: EfficiencyProfile,
+    plan: Sequence[str],
+    cache: FitCache,
+    catalog: Catalog,
+) -> list[FitRecord]:
+    """The chip level: in a family with default-stack rows on at least ``MIN_CHIPS`` chips,
+    each chip's factors (:func:`~.policy.chip_affordable`) fitted on its own rows, shrunk
+    toward the family's fitted values."""
+    by_chip: dict[str, list[Sample]] = {}
+    for s in rows:
+        by_chip.setdefault(s.row.chip, []).append(s)
+    if len(by_chip) < P.MIN_CHIPS:
+        return []
+    anchor = {p: float(v) if (v := getattr(fam_prof, p)) is not None else P.PRIORS[p] for p in plan}
+    out = []
+    for chip, crows in sorted(by_chip.items()):
+        params = P.chip_affordable(plan, len(crows), len({s.group for s in crows}))
+        if not params:
+            continue
+        key = (
+            (wl, family, stack, "chip", chip),
+            tuple(s.row.id for s in crows),
+            params,
+            tuple(round(anchor[p], 12) for p in plan),
+            fam_prof.model_dump_json(),
+        )
+        out.append(
+            cache.get(
+                key, _chip_job(wl, family, stack, chip, crows, fam_prof, params, anchor, catalog)
+            )
+        )
+    return out
+
+
+def _chip_job(
+    wl: Workload,
+    family: str,
+    stack: str,
+    chip: str,
+    rows: Sequence[Sample],
+    fam_prof: EfficiencyProfile,
+    params: Sequence[str],
+    anchor: Mapping[str, float],
+    catalog: Catalog,
+) -> Callable[[], FitRecord]:
+    def job() -> FitRecord:
+        return _do_chip_fit(wl, family, stack, chip, rows, fam_prof, params, anchor, catalog)
+
+    return job
+
+
+def _chip_trial(prof: EfficiencyProfile, chip: str, v: Mapping[str, float]) -> EfficiencyProfile:
+    own = {**prof.chip_factors.get(chip, {}), **v}
+    return prof.model_copy(update={"chip_factors": {**prof.chip_factors, chip: own}})
+
+
+def _do_chip_fit(
+    wl: Workload,
+    family: str,
+    stack: str,
+    chip: str,
+    rows: Sequence[Sample],
+    fam_prof: EfficiencyProfile,
+    params: Sequence[str],
+    anchor: Mapping[str, float],
+    catalog: Catalog,
+) -> FitRecord:
+    def resid(v: Mapping[str, float]) -> np.ndarray:
+        return _log_resid(rows, _chip_trial(fam_prof, chip, v), catalog)
+
+    values = shrunk_fit(resid, params, anchor)
+    return FitRecord(
+        workload=wl,
+        family=family,
+        stack=stack,
+        level="chip",
+        chip=chip,
+        params=tuple(params),
+        values=values,
+        n_rows=len(rows),
+        anchor=f"{family} (family fit)",
+        at_bound={p: b for p in params if (b := P.at_bound(p, values[p])) is not None},
+        median_abs_pct_before=_pct(resid({p: anchor[p] for p in params})),
+        median_abs_pct_after=_pct(resid(values)),
+    )
+
+
+def _with_chip_factors(prof: EfficiencyProfile, recs: Sequence[FitRecord]) -> EfficiencyProfile:
+    out = prof
+    for r in recs:
+        out = _chip_trial(out, r.chip, r.values)
+    return out
 
 
 def _median_fill(
@@ -402,8 +518,9 @@ def _median_fill(
 def _provenance(rec: FitRecord, k: str) -> str:
     joint = ", ".join(p for p in rec.params if p != k) or "-"
     bound = f"; AT ITS {rec.at_bound[k].upper()} BOUND" if k in rec.at_bound else ""
+    who = f"{rec.chip} ({rec.family})" if rec.chip else rec.family
     return (
-        f"fitted on {rec.n_rows} {rec.workload} rows of {rec.family} with {rec.stack} "
+        f"fitted on {rec.n_rows} {rec.workload} rows of {who} with {rec.stack} "
         f"({rec.level} level, joint with {joint}, shrunk toward {rec.anchor}; median |err| "
         f"{rec.median_abs_pct_before:.1f}% at the anchor -> {rec.median_abs_pct_after:.1f}%)"
         f"{bound}"
@@ -452,6 +569,9 @@ def with_provenance(cal: Calibration, source: str) -> dict[str, EfficiencyProfil
         if rec.level == "family":
             for k in rec.params:
                 prov[k] = f"{_provenance(rec, k)}; data: {source}"
+        elif rec.level == "chip":
+            for k in rec.params:
+                prov[f"chip_factors.{rec.chip}.{k}"] = f"{_provenance(rec, k)}; data: {source}"
         elif rec.level in ("inherit", "fill"):
             for k in rec.values:
                 prov[k] = f"{rec.note}; data: {source}"

@@ -10,7 +10,14 @@ Levels (hierarchical shrinkage):
 2. **family** (default stack): the factors of ``FIT_PLAN[family]`` fitted on the family's rows
    measured with its default (best-published) stack, pulled toward the parent level (the
    family named in ``INHERIT``, else all chips) by ``SHRINK_ROWS`` pseudo-rows.
-3. **(family, stack)**: a non-default stack with rows of its own fits the first factors of
+3. **chip** (default stack): in a family where at least ``MIN_CHIPS`` chips have default-stack
+   rows, each chip with rows from at least ``MIN_CHIP_SOURCES`` sources fits the first
+   ``CHIP_FACTORS`` of the family's planned factors again on its own rows (three rows each),
+   pulled toward the family's fitted values by ``SHRINK_ROWS`` pseudo-rows (a chip with few
+   rows stays near its family; one with none is its family). Stored as the family profile's
+   ``chip_factors`` and applied to that chip only, under every stack except for the factors
+   a stack fitted itself.
+4. **(family, stack)**: a non-default stack with rows of its own fits the first factors of
    ``STACK_FIT_PLAN[workload]``, pulled toward its family's values.
 
 A level fits at most one factor per ``MIN_ROWS_PER_FACTOR`` rows, in the order the plan lists
@@ -26,6 +33,14 @@ from collections.abc import Sequence
 from typing import Final
 
 MIN_ROWS_PER_FACTOR: Final = 3
+MIN_CHIPS: Final = 2
+"""chips of a family with default-stack rows needed before any chip gets factors of its own"""
+MIN_CHIP_SOURCES: Final = 3
+"""sources a chip's rows must come from before it fits a factor of its own (rows of one
+document share its setup: a chip factor fitted on them learns that document, not the chip)"""
+CHIP_FACTORS: Final = 1
+"""a chip adjusts at most this many of its family's planned factors (the first, most directly
+constrained): chips of a family differ by less than stacks and sources do"""
 SHRINK_ROWS: Final = 3.0
 """pseudo-rows of the parent's value in every fit (weight of the shrinkage)"""
 PRIOR_SD: Final = 0.25
@@ -159,6 +174,14 @@ def affordable(plan: Sequence[str], n_rows: int) -> tuple[str, ...]:
     """The first factors of ``plan`` that ``n_rows`` rows can support (one per
     ``MIN_ROWS_PER_FACTOR`` rows)."""
     return tuple(plan[: n_rows // MIN_ROWS_PER_FACTOR])
+
+
+def chip_affordable(plan: Sequence[str], n_rows: int, n_sources: int) -> tuple[str, ...]:
+    """The factors a chip fits on its own rows: none from fewer than ``MIN_CHIP_SOURCES``
+    sources, else the first ``CHIP_FACTORS`` of ``plan`` that its rows afford."""
+    if n_sources < MIN_CHIP_SOURCES:
+        return ()
+    return affordable(plan[:CHIP_FACTORS], n_rows)
 
 
 def at_bound(name: str, value: float) -> str | None:

@@ -28,6 +28,11 @@ class Residual:
     scale: float = 1.0
     """the half-width scale of its kind's bands (the same on every residual of a kind), set by
     calibration so that held-out bands cover their level (``calibrate.bands.width_scale``)"""
+    family_scale: float = 0.0
+    """the half-width scale of its (kind, family) bands (the same on every residual of a
+    family), from the held-out coverage of that family's rows, shrunk toward ``scale``
+    (``calibrate.bands.family_scales``); 0: none (tables written before it existed), the kind's
+    ``scale`` applies"""
 
 
 def from_toml_dict(raw: Mapping[str, object]) -> tuple[Residual, ...]:
@@ -35,6 +40,13 @@ def from_toml_dict(raw: Mapping[str, object]) -> tuple[Residual, ...]:
     items = raw.get("residual", [])
     assert isinstance(items, list)
     return tuple(
-        Residual(**{**r, "log_ratio": float(r["log_ratio"]), "scale": float(r.get("scale", 1.0))})
+        Residual(
+            **{
+                **r,
+                "log_ratio": float(r["log_ratio"]),
+                "scale": float(r.get("scale", 1.0)),
+                "family_scale": float(r.get("family_scale", 0.0)),
+            }
+        )
         for r in items
     )

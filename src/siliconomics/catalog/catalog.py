@@ -50,8 +50,11 @@ class Catalog:
         return self.profiles[family]
 
     def profile_of(self, chip: ChipSpec) -> EfficiencyProfile:
-        """The efficiency profile of ``chip``'s family."""
-        return self.profile(chip.family)
+        """The efficiency profile of ``chip``'s family, with the factors calibration fitted on
+        that chip's own rows (``chip_factors``) on top."""
+        prof = self.profile(chip.family)
+        own = prof.chip_factors.get(chip.id)
+        return prof.model_copy(update=own) if own else prof
 
     def with_chips(self, extra: Mapping[str, ChipSpec]) -> Catalog:
         """This catalog plus (or with replaced) chips."""

@@ -455,6 +455,12 @@ class EfficiencyProfile(_Frozen):
         "stack (bounds the per-expert loop of a dropless MoE layer, training/host.py); "
         "default training.host.EAGER_HOST_OP_S on eager (GPU) families, 0 on compiled ones",
     )
+    chip_factors: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="chip id -> factors fitted on that chip's own rows (calibration's chip "
+        "level, shrunk toward this family's values); applied to that chip only "
+        "(Catalog.profile_of), under every stack except for the factors a stack fitted itself",
+    )
     provenance: dict[str, str] = Field(
         description="factor name -> 'spec-derived' / 'fitted on ...' / 'measured on ...'"
     )

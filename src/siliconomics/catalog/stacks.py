@@ -194,7 +194,9 @@ def resolve_profile(
     sp = profiles.stacks.get((family, stack))
     if sp is not None:
         return ResolvedProfile(
-            profile=base.model_copy(update={**sp.factors, "stack": stack}),
+            profile=base.model_copy(
+                update={**sp.factors, "stack": stack, "chip_factors": _chips_minus(base, sp)}
+            ),
             family=family,
             stack=stack,
             basis="fitted",
@@ -209,6 +211,15 @@ def resolve_profile(
         note=f"no measurement of {family} with {stack}: factors of the family default "
         f"'{dflt}', band widened",
     )
+
+
+def _chips_minus(base: EfficiencyProfile, sp: StackProfile) -> dict[str, dict[str, float]]:
+    """The family's chip-level factors without those the stack fitted itself (a stack's own
+    measurement wins over a chip factor fitted on the default stack)."""
+    out = {
+        c: {k: v for k, v in f.items() if k not in sp.factors} for c, f in base.chip_factors.items()
+    }
+    return {c: f for c, f in out.items() if f}
 
 
 def packaged_stack_profiles() -> dict[tuple[str, str], StackProfile]:

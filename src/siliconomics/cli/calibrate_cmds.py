@@ -57,6 +57,8 @@ def measured_files(files: list[Path] | None, corpus: bool) -> list[Path]:
 def _round(v: Any) -> Any:
     if isinstance(v, float) and math.isfinite(v):
         return float(f"{v:.4g}")
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
     return v
 
 
@@ -164,6 +166,7 @@ def cv_summary(rep: CVReport) -> dict[str, Any]:
         },
         "method": rep.method,
         "band_scale": dict(rep.band_scale),
+        "family_scale": dict(rep.family_scale),
         "fit_rows": dict(rep.fit_rows),
         "fits": [{**r.__dict__, "params": list(r.params)} for r in rep.records if r.params],
         "rows": [
@@ -215,8 +218,8 @@ def render_cv(rep: CVReport) -> None:
             vals = ", ".join(f"{k}={v:.4g}" for k, v in r.values.items()) or "-"
             bound = "".join(f" [{k} AT {b.upper()} BOUND]" for k, b in r.at_bound.items())
             out.print(
-                f"{r.workload} {r.family} {r.stack} ({r.level}, n={r.n_rows}): {vals}{bound}"
-                + (f"  {r.note}" if r.note else ""),
+                f"{r.workload} {r.family} {r.stack} ({r.level}{' ' + r.chip if r.chip else ''}, "
+                f"n={r.n_rows}): {vals}{bound}" + (f"  {r.note}" if r.note else ""),
                 highlight=False,
             )
 

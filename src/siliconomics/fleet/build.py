@@ -154,6 +154,8 @@ def build(
         availability=dict(spec.availability),
         budget_usd_per_hour=spec.budget_usd_per_hour,
         power_cap_w=spec.power_cap_kw * 1e3 if spec.power_cap_kw else None,
+        pool_keys=tuple(f"{c.key}@{o.system}" for c, o in pools),
+        offer_keys=tuple(o.system for o in offs),
     )
     return Built(
         problem=problem,

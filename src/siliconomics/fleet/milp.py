@@ -20,12 +20,15 @@ optional limits can be switched off, which is how an infeasible spec finds its b
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import lil_matrix
+
+from . import highs
+from .formulation import assemble, flows, to_routes
+from .prune import dominated_pools, kept_routes
 
 F = NDArray[np.float64]
 LIMITS = ("availability", "budget", "power")
@@ -60,6 +63,9 @@ class Problem:
     availability: dict[str, int]
     budget_usd_per_hour: float | None = None
     power_cap_w: float | None = None
+    pool_keys: tuple[str, ...] = ()
+    """names that identify each pool across programs (for warm starts; may be empty)"""
+    offer_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +75,29 @@ class Solution:
     nodes: NDArray[np.int64]
     usd_per_hour: float
     power_w: float
+    bound_usd_per_hour: float
+    """HiGHS's proven lower bound on the cheapest fleet's cost"""
+    limit_hit: bool = False
+    """the solve stopped at its time limit (its best fleet so far)"""
+    solve_s: float = 0.0
+
+    @property
+    def gap(self) -> float:
+        """Relative optimality gap: how much cheaper a fleet might still be (0: proven
+        cheapest, up to the solver's tolerance)."""
+        if self.usd_per_hour <= 0:
+            return 0.0
+        return max(0.0, (self.usd_per_hour - self.bound_usd_per_hour) / self.usd_per_hour)
+
+    @property
+    def status(self) -> str:
+        """'optimal, gap 0.02%' or 'time limit reached, gap 3.1%'."""
+        head = "time limit reached" if self.limit_hit else "optimal"
+        return f"{head}, gap {fmt_gap(self.gap)}"
+
+
+def fmt_gap(gap: float) -> str:
+    return f"{gap:.1%}" if gap >= 0.001 else f"{gap:.2%}"
 
 
 def _power_row(p: Problem, nr: int, nk: int) -> F:
@@ -89,72 +118,84 @@ def _cost_row(p: Problem, nr: int, nk: int) -> F:
     return c
 
 
+Hint = dict[str, int]
+"""a fleet to start from: pool key -> replicas and 'node:' + node key -> nodes"""
+
+
+def hint_of(p: Problem, s: Solution) -> Hint:
+    """The fleet ``s`` as a warm start for a related program (other targets or chips)."""
+    out = {k: int(n) for k, n in zip(p.pool_keys, s.replicas, strict=False) if n > 0}
+    out |= {f"node:{k}": int(n) for k, n in zip(p.offer_keys, s.nodes, strict=False) if n > 0}
+    return out
+
+
+def _start(p: Problem, hint: Hint | None, nf: int, gone: set[int]) -> dict[int, float] | None:
+    if not hint or not p.pool_keys or not p.offer_keys:
+        return None
+    nk = len(p.pool_offer)
+    start = {nf + k: float(hint.get(key, 0)) for k, key in enumerate(p.pool_keys)}
+    if any(start[nf + k] > 0 for k in gone):
+        return None  # the hinted fleet uses a dropped pool: no start
+    start |= {nf + nk + o: float(hint.get(f"node:{key}", 0)) for o, key in enumerate(p.offer_keys)}
+    return start
+
+
+def _fewest(
+    p: Problem, shares: F, replicas: F, nodes: F
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The replicas the routed load needs and the nodes they fill. HiGHS may leave spare
+    replicas in a node it pays for anyway (they cost nothing in the program); which ones it
+    leaves is arbitrary, so the fleet is stated with none (never more than HiGHS's)."""
+    load = np.zeros(len(p.pool_offer))
+    for x, r in zip(shares, p.routes, strict=True):
+        if x > 0:
+            for k, ld in zip(r.pools, r.loads, strict=True):
+                load[k] += x * p.rates[r.bucket] * ld
+    n = np.minimum(replicas, np.ceil(load - 1e-6))
+    chips = np.zeros(len(p.offer_chip))
+    np.add.at(chips, np.asarray(p.pool_offer, dtype=np.int64), n * np.asarray(p.pool_chips))
+    m = np.minimum(nodes, np.ceil(chips / np.asarray(p.offer_node_chips) - 1e-9))
+    return n.astype(np.int64), m.astype(np.int64)
+
+
 def solve(
     p: Problem,
     *,
     relax: frozenset[str] = frozenset(),
     gap: float = MIP_GAP,
     time_limit_s: float = TIME_LIMIT_S,
+    compact: bool = True,
+    hint: Hint | None = None,
 ) -> Solution | None:
-    """Cheapest fleet, or None when infeasible (with the limits in ``relax`` switched off)."""
-    nr, nk, no = len(p.routes), len(p.pool_offer), len(p.offer_chip)
-    nb = len(p.rates)
-    nv = nr + nk + no
-    cost = _cost_row(p, nr, nk)
-    rows: list[tuple[F, float, float]] = []
-
-    A = lil_matrix((nb + nk + no, nv))
-    lo = np.zeros(nb + nk + no)
-    hi = np.zeros(nb + nk + no)
-    for i, r in enumerate(p.routes):
-        A[r.bucket, i] = 1.0
-        for k, ld in zip(r.pools, r.loads, strict=True):
-            A[nb + k, i] += p.rates[r.bucket] * ld
-    lo[:nb] = hi[:nb] = 1.0
-    for k in range(nk):
-        A[nb + k, nr + k] = -1.0
-        o = p.pool_offer[k]
-        A[nb + nk + o, nr + k] = p.pool_chips[k]
-    lo[nb:] = -np.inf
-    for o in range(no):
-        A[nb + nk + o, nr + nk + o] = -p.offer_node_chips[o]
-    if "availability" not in relax:
-        for chip, avail in p.availability.items():
-            row = np.zeros(nv)
-            for o in range(no):
-                if p.offer_chip[o] == chip:
-                    row[nr + nk + o] = p.offer_node_chips[o]
-            if row.any():
-                rows.append((row, -np.inf, float(avail)))
-    if p.budget_usd_per_hour is not None and "budget" not in relax:
-        rows.append((cost, -np.inf, p.budget_usd_per_hour))
-    if p.power_cap_w is not None and "power" not in relax:
-        rows.append((_power_row(p, nr, nk), -np.inf, p.power_cap_w))
-    cons = [LinearConstraint(A.tocsr(), lo, hi)]
-    if rows:
-        cons.append(
-            LinearConstraint(
-                np.stack([r[0] for r in rows]), [r[1] for r in rows], [r[2] for r in rows]
-            )
-        )
-    integrality = np.r_[np.zeros(nr), np.ones(nk + no)]
-    upper = np.r_[np.ones(nr), np.full(nk + no, np.inf)]
-    res = milp(
-        cost,
-        constraints=cons,
-        integrality=integrality,
-        bounds=Bounds(np.zeros(nv), upper),
-        options={"time_limit": time_limit_s, "mip_rel_gap": gap},
-    )
-    if res.x is None or res.status not in (0, 1):
+    """Cheapest fleet, or None when infeasible (with the limits in ``relax`` switched off).
+    ``compact``: drop dominated pools and solve the tightened flow form of
+    :mod:`.formulation` (False: one variable per route, as written in the module docstring;
+    the same optimum, kept as the reference). ``hint``: a fleet HiGHS starts from where it is
+    feasible (:func:`hint_of`)."""
+    t0 = time.perf_counter()
+    gone = dominated_pools(p) if compact else set()
+    fl, pairings = flows(p, kept_routes(p, gone), compact=compact)
+    m = assemble(p, fl, pairings, relax, gone, tight=compact)
+    out = highs.run(m, gap=gap, time_limit_s=time_limit_s, start=_start(p, hint, len(fl), gone))
+    if out.x is None:
         return None
-    x = res.x
+    nf, nk, nr = len(fl), len(p.pool_offer), len(p.routes)
+    shares = to_routes(p, fl, pairings, out.x[:nf])
+    replicas, nodes = _fewest(p, shares, np.round(out.x[nf : nf + nk]), np.round(out.x[nf + nk :]))
+    full = np.r_[shares, replicas, nodes]
+    usd = float(_cost_row(p, nr, nk) @ full)
+    # no bound reported: proven optimal, or nothing proven (gap 100%)
+    fallback = usd if out.optimal else 0.0
+    bound = min(out.bound, usd) if np.isfinite(out.bound) else fallback
     return Solution(
-        shares=x[:nr],
-        replicas=np.round(x[nr : nr + nk]).astype(np.int64),
-        nodes=np.round(x[nr + nk :]).astype(np.int64),
-        usd_per_hour=float(cost @ x),
-        power_w=float(_power_row(p, nr, nk) @ x),
+        shares=shares,
+        replicas=replicas,
+        nodes=nodes,
+        usd_per_hour=usd,
+        power_w=float(_power_row(p, nr, nk) @ full),
+        bound_usd_per_hour=bound,
+        limit_hit=not out.optimal,
+        solve_s=time.perf_counter() - t0,
     )
 
 

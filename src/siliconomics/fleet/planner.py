@@ -28,7 +28,7 @@ from .build import Built, Inputs, WorkloadInput, idle_w_per_chip
 from .candidates import chip_grid
 from .confirm import workload_latency
 from .disagg import decode_grid, prefill_configs
-from .milp import Solution
+from .milp import Solution, hint_of
 from .offers import Offer, offers_for_chip
 from .result import FleetResult, Latency, Pool
 from .solve import _chips_of, _usd_of, explain_infeasible, solve_at
@@ -195,7 +195,8 @@ def confirmed(
     for rnd in range(CONFIRM_ROUNDS):
         if progress:
             progress("solve and simulate", rnd, CONFIRM_ROUNDS)
-        b, s = solve_at(inp, scale, set(inp.offers))
+        hint = hint_of(last[2].problem, last[3]) if last else None  # the fleet before re-planning
+        b, s = solve_at(inp, scale, set(inp.offers), hint=hint)
         if s is None:
             if last is None:
                 raise SiliconomicsError(explain_infeasible(inp, b))
@@ -236,8 +237,10 @@ def plan_fleet(inp: Inputs, progress: Progress | None = None) -> FleetResult:
         raise SiliconomicsError("spec field 'workloads': nothing to serve (training-only spec)")
     inp, scale, b, s, lat, notes = confirmed(inp, progress)
     pools = _pools(inp, b, s)
-    alts = alternatives(inp, s.usd_per_hour, any(p.role != "both" for p in pools), scale)
-    front = frontier(inp, progress)
+    alts = alternatives(
+        inp, s.usd_per_hour, any(p.role != "both" for p in pools), scale, main=(b, s)
+    )
+    front = frontier(inp, progress, main=(scale, b, s))
     nodes: dict[str, int] = {}
     for o, n in zip(b.offers, s.nodes, strict=True):
         if n > 0:
@@ -260,6 +263,8 @@ def plan_fleet(inp: Inputs, progress: Progress | None = None) -> FleetResult:
         output_tokens_per_s=out_tps,
         input_tokens_per_s=in_tps,
         power_w=s.power_w,
+        solver=s.status,
+        optimality_gap=s.gap,
         latency=lat,
         alternatives=tuple(alts),
         pareto=tuple(front),

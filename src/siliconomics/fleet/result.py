@@ -61,6 +61,9 @@ class Alternative:
     chips: dict[str, int]
     usd_by_chip: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    solver: str = ""
+    """how the solve ended: 'optimal, gap 0.02%' or 'time limit reached, gap 3.1%'"""
+    optimality_gap: float = 0.0
 
     @property
     def sentence(self) -> str:
@@ -80,6 +83,9 @@ class ParetoPoint:
     """worst predicted TPOT over workloads (at the SLO percentile)"""
     ttft_s: float
     chips: dict[str, int]
+    solver: str = ""
+    """how the solve ended (as :attr:`Alternative.solver`)"""
+    optimality_gap: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +112,11 @@ class FleetResult:
     warnings: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = ()
     buckets: tuple[dict[str, float | str], ...] = field(default=())
+    solver: str = ""
+    """how the chosen fleet's solve ended: 'optimal, gap 0.02%' (HiGHS proved no fleet is
+    cheaper by more than that) or 'time limit reached, gap 3.1%'"""
+    optimality_gap: float = 0.0
+    """that gap as a fraction"""
 
     @property
     def usd_per_million_output(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .build import Built, Inputs, build
 from .candidates import closest_miss
-from .milp import MIP_GAP, TIME_LIMIT_S, Solution, binding_limits, solve
+from .milp import MIP_GAP, TIME_LIMIT_S, Hint, Solution, binding_limits, solve
 
 
 def solve_at(
@@ -17,16 +17,18 @@ def solve_at(
     disagg: bool = True,
     gap: float = MIP_GAP,
     time_limit_s: float = TIME_LIMIT_S,
+    hint: Hint | None = None,
 ) -> tuple[Built, Solution | None]:
     """Build and solve the program for targets x ``scale`` on ``chips`` (``gap``: relative
-    optimality gap at which HiGHS may stop; at ``time_limit_s`` it returns its best fleet)."""
+    optimality gap at which HiGHS may stop; at ``time_limit_s`` it returns its best fleet;
+    ``hint``: a fleet to start from, :func:`.milp.hint_of`)."""
     mode = inp.spec.disaggregation
     b = build(
         inp, scale, chips, colocated=colocated and mode != "only", disagg=disagg and mode != "off"
     )
     if not b.problem.routes:
         return b, None
-    return b, solve(b.problem, gap=gap, time_limit_s=time_limit_s)
+    return b, solve(b.problem, gap=gap, time_limit_s=time_limit_s, hint=hint)
 
 
 def _unserved(inp: Inputs, b: Built) -> str:

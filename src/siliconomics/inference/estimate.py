@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from ..parallel.memory import (
 )
 from ..parallel.plan import InferencePlan
 from ..units import fmt_si
+from . import adp, graphs
 from .forward import ForwardCost, forward_cost
 
 F = NDArray[np.float64]
@@ -226,6 +228,8 @@ def estimate_max_throughput(
     batch_limit: ArrayLike | None = None,
     max_prefill_tokens: float = 8192.0,
     reserve_full_length: bool = False,
+    aligned_context: bool = False,
+    graph_batch_sizes: Sequence[float] | None = None,
 ) -> Estimate:
     """Steady-state continuous batching with every request available (MLPerf Offline)
     (``dev``: the chip and its efficiency profile).
@@ -234,7 +238,11 @@ def estimate_max_throughput(
     cache allocated as tokens are generated, vLLM/SGLang). ``reserve_full_length``: the
     engine admits a request only once blocks for its whole ``input + output`` are free
     (TensorRT-LLM's default ``GUARANTEED_NO_EVICT`` capacity scheduler), so the batch that
-    memory holds is sized at the full length."""
+    memory holds is sized at the full length. With attention data parallelism the dp ranks'
+    context chunks fall independently unless ``aligned_context`` (coordinated context
+    scheduling), which stretches the rank-local prefill work (:mod:`.adp`).
+    ``graph_batch_sizes``: the engine replays generation-only steps from CUDA graphs captured
+    at these batch sizes (per attention rank), padding the batch up to one (:mod:`.graphs`)."""
     plan.validate(model, dev)
     I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
     _check_lengths(np.ones_like(I), I, O)
@@ -260,9 +268,18 @@ def estimate_max_throughput(
     bp = np.maximum(np.floor(chunk / I), 1.0)
     prefill = forward_cost(model, dev, plan, bp, I, 0.0)
     t_prefill_tok = prefill.time / (bp * I)
+    if plan.dp > 1 and not aligned_context:
+        t_prefill_tok = t_prefill_tok * adp.unaligned_prefill_scale(
+            prefill, plan.dp, B, I, O, max_prefill_tokens
+        )
     # Decode: with pp > 1 the batch is split into pp micro-batches that fill the pipeline.
     micro = np.maximum(B / plan.pp, 1.0)
     t_dec = _decode_mean(model, dev, plan, micro, I, O)
+    if graph_batch_sizes:
+        # only steps with no context chunk on any rank replay a graph
+        p = adp.context_step_share(B / plan.dp, I, O, max_prefill_tokens)
+        pad = graphs.padding_time(model, dev, plan, micro, avg_ctx, graph_batch_sizes)
+        t_dec = t_dec + (1.0 - p) ** plan.dp * pad
     decode_mid = forward_cost(model, dev, plan, micro, 1.0, avg_ctx)
     busy_prefill = B * I * t_prefill_tok
     busy_decode = O * t_dec

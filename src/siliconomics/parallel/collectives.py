@@ -198,60 +198,103 @@ def _hop(dev: Device) -> float:
     return 0.0 if h is None else h
 
 
-def _in_domain_candidates(dev: Device, b: F, n: int, algorithms: tuple[str, ...]) -> dict[str, F]:
-    """Times of every algorithm available inside one switch/mesh domain (``n`` > 1)."""
+@dataclass(frozen=True, kw_only=True)
+class AffineTime:
+    """One all-reduce algorithm's time as a function of the buffer size ``b`` (bytes):
+    ``alpha + coef * b / bw / slow``, available for ``b <= limit``. Written once here and
+    evaluated by :func:`all_reduce` and by the lean step kernel (inference/kernel.py) alike."""
+
+    name: str
+    alpha: float
+    coef: float
+    bw: float
+    slow: float = 1.0
+    limit: float = math.inf
+
+    def __call__(self, b: F) -> F:
+        return self.alpha + self.coef * b / self.bw / self.slow
+
+
+def _in_domain_candidates(dev: Device, n: int, algorithms: tuple[str, ...]) -> list[AffineTime]:
+    """Every algorithm available inside one switch/mesh domain (``n`` > 1)."""
     bw, _ = _links_used(dev, n)
     a_lib, h = dev.eff.collective_latency_s, _hop(dev)
-    ring_bytes = 2.0 * (n - 1) / n * b
-    out: dict[str, F] = {}
+    ring = 2.0 * (n - 1) / n  # bytes each chip sends per buffer byte (reduce-scatter + gather)
+    out: list[AffineTime] = []
     if "ring" in algorithms:
-        out["ring"] = a_lib + 2.0 * (n - 1) * h + ring_bytes / bw
+        out.append(AffineTime(name="ring", alpha=a_lib + 2.0 * (n - 1) * h, coef=ring, bw=bw))
     if "nvls" in algorithms and dev.chip.interconnect.switch_reduction and n > 2:
         # multimem.ld_reduce of each 1/n shard + multimem.st broadcast: S(n+1)/n per direction.
-        out["nvls"] = a_lib + 2.0 * h + (n + 1.0) / n * b / bw
+        out.append(AffineTime(name="nvls", alpha=a_lib + 2.0 * h, coef=(n + 1.0) / n, bw=bw))
     a_c = dev.eff.custom_allreduce_latency_s
     if a_c is not None:
         e_c = dev.eff.custom_allreduce_efficiency
         bw_c = bw if e_c is None else bw * e_c / dev.eff.collective_efficiency
-        if "one_shot" in algorithms:
-            out["one_shot"] = a_c + (n - 1.0) * b / bw_c  # read every peer's full buffer
-        if "two_shot" in algorithms:
-            out["two_shot"] = a_c + h + ring_bytes / bw_c  # direct reduce-scatter + all-gather
-    return out
+        # The custom kernels take buffers only up to their size limits (:func:`_limit`).
+        if "one_shot" in algorithms:  # read every peer's full buffer
+            out.append(AffineTime(name="one_shot", alpha=a_c, coef=n - 1.0, bw=bw_c))
+        if "two_shot" in algorithms:  # direct reduce-scatter + all-gather
+            out.append(AffineTime(name="two_shot", alpha=a_c + h, coef=ring, bw=bw_c))
+    return [replace(c, limit=_limit(c.name, n)) for c in out]
 
 
-def _select(cands: dict[str, F], b: F, n: int) -> tuple[F, NDArray[np.int64]]:
+def _limit(name: str, n: int) -> float:
+    """Largest buffer an algorithm takes: the custom kernels' limits (one-shot up to
+    :func:`one_shot_max_bytes`, both up to :data:`CUSTOM_MAX_BYTES`); the library's none."""
+    if name == "one_shot":
+        return min(one_shot_max_bytes(n), CUSTOM_MAX_BYTES)
+    if name == "two_shot":
+        return float(CUSTOM_MAX_BYTES)
+    return math.inf
+
+
+def _select(cands: list[AffineTime], b: F) -> tuple[F, NDArray[np.int64]]:
     """The fastest available algorithm per message size, as NCCL's tuner (minimum predicted
     time) and TensorRT-LLM's AUTO strategy (a per-size table of the fastest measured
-    strategy) choose; the custom kernels are available only within their size limits
-    (one-shot up to :func:`one_shot_max_bytes`, both up to :data:`CUSTOM_MAX_BYTES`)."""
-    limit = {
-        "one_shot": min(one_shot_max_bytes(n), CUSTOM_MAX_BYTES),
-        "two_shot": float(CUSTOM_MAX_BYTES),
-    }
-    keys = [k for k in ALGORITHMS if k in cands]
-    stack = np.stack(
-        [np.where(b <= limit.get(k, math.inf), cands[k], np.inf) + 0.0 * b for k in keys]
-    )
+    strategy) choose; an algorithm is available only within its size limit."""
+    keys = [c for k in ALGORITHMS for c in cands if c.name == k]
+    stack = np.stack([np.where(b <= c.limit, c(b), np.inf) + 0.0 * b for c in keys])
     pick = np.argmin(stack, axis=0)
     t = np.take_along_axis(stack, pick[None], axis=0)[0]
-    code = np.asarray([ALGORITHMS.index(k) for k in keys])[pick]
+    code = np.asarray([ALGORITHMS.index(c.name) for c in keys])[pick]
     return t, np.asarray(code, dtype=np.int64)
 
 
-def _across_domains(dev: Device, b: F, n: int, algorithms: tuple[str, ...]) -> dict[str, F]:
+def _across_domains(dev: Device, n: int, algorithms: tuple[str, ...]) -> list[AffineTime]:
     """Flat ring or double binary tree over the NICs (NCCL inter-node): 2(n-1) vs
     2 ceil(log2 n) latency steps; the tree reaches 0.9 of the ring's bandwidth."""
     bw, _ = _links_used(dev, n)
     a = dev.eff.collective_latency_s
-    term = 2.0 * (n - 1) / n * b / bw
-    out = {}
+    ring = 2.0 * (n - 1) / n
+    out = []
     if "ring" in algorithms:
-        out["ring"] = 2.0 * (n - 1) * a + term
+        out.append(AffineTime(name="ring", alpha=2.0 * (n - 1) * a, coef=ring, bw=bw))
     if "tree" in algorithms:
         # NCCL's tuner credits the tree with 0.9 of the ring's bus bandwidth (tuning.cc).
-        out["tree"] = 2.0 * math.ceil(math.log2(n)) * a + term / 0.9
+        alpha = 2.0 * math.ceil(math.log2(n)) * a
+        out.append(AffineTime(name="tree", alpha=alpha, coef=ring, bw=bw, slow=0.9))
     return out
+
+
+def all_reduce_candidates(
+    dev: Device, n: int, algorithms: tuple[str, ...] | None = None
+) -> list[AffineTime]:
+    """The all-reduce algorithms the stack chooses from for a group of ``n`` > 1 chips."""
+    allowed = ALGORITHMS if algorithms is None else algorithms
+    ic = dev.chip.interconnect
+    if n > collective_domain(dev):
+        cands = _across_domains(dev, n, allowed)
+    elif ic.topology in ("switch", "mesh"):
+        cands = _in_domain_candidates(dev, n, allowed)
+    else:
+        # Rings, tori, PCIe: dimension-wise bidirectional rings (XLA on TPU ICI, Neuron CC on
+        # NeuronLink), one collective_latency_s per step.
+        bw, steps = _links_used(dev, n)
+        alpha = steps * dev.eff.collective_latency_s
+        cands = [AffineTime(name="ring", alpha=alpha, coef=2.0 * (n - 1) / n, bw=bw)]
+    if not cands:
+        raise ValueError(f"no all-reduce algorithm among {allowed} on {dev.id}")
+    return cands
 
 
 def all_reduce(
@@ -266,20 +309,7 @@ def all_reduce(
         return CollectiveCost(
             time=np.zeros_like(b), algorithm=np.zeros(b.shape, np.int64), fused_norm=none
         )
-    allowed = ALGORITHMS if algorithms is None else algorithms
-    ic = dev.chip.interconnect
-    if n > collective_domain(dev):
-        cands = _across_domains(dev, b, n, allowed)
-    elif ic.topology in ("switch", "mesh"):
-        cands = _in_domain_candidates(dev, b, n, allowed)
-    else:
-        # Rings, tori, PCIe: dimension-wise bidirectional rings (XLA on TPU ICI, Neuron CC on
-        # NeuronLink), one collective_latency_s per step.
-        bw, steps = _links_used(dev, n)
-        cands = {"ring": steps * dev.eff.collective_latency_s + 2.0 * (n - 1) / n * b / bw}
-    if not cands:
-        raise ValueError(f"no all-reduce algorithm among {allowed} on {dev.id}")
-    t, code = _select(cands, b, n)
+    t, code = _select(all_reduce_candidates(dev, n, algorithms), b)
     custom = (code == ALGORITHMS.index("one_shot")) | (code == ALGORITHMS.index("two_shot"))
     fused = custom & dev.eff.fused_allreduce_norm
     return CollectiveCost(time=t + 0.0 * b, algorithm=code, fused_norm=np.asarray(fused))

@@ -49,6 +49,14 @@ from . import hierarchical as coll
 F = NDArray[np.float64]
 
 
+def _quant_flops(elems: ArrayLike, a_bytes: float) -> F:
+    """Vector FLOPs of quantising ``elems`` values to a sub-16-bit format on the fly: a block
+    amax (1 compare per value), a scale and a multiply-round per value, ~3 per value; zero for
+    16-bit inputs (no quantisation)."""
+    e = np.asarray(elems, dtype=np.float64)
+    return np.asarray(3.0 * e if a_bytes < 2.0 else 0.0 * e, dtype=np.float64)
+
+
 def imbalance(
     rows_per_rank: ArrayLike, ranks: ArrayLike, capacity_factor: float | None = None
 ) -> F:
@@ -114,7 +122,14 @@ def expert_ops(
     ops = [
         gemm(dev, "router", Tl, E, D, compute_dtype=rd, a_bytes=2.0, w_bytes=2.0, out_bytes=4.0),
         memory_op(dev, "router_topk", 8.0 * Tl * E, 10.0 * Tl * E),
-        memory_op(dev, "moe_permute", Tl * D * (1.0 + k) * a_bytes),
+        # Expand: read each token once in the 16-bit residual format, write its k copies in
+        # the GEMM input format (the quantisation is fused into the expand kernel).
+        memory_op(
+            dev,
+            "moe_permute",
+            Tl * D * (out_bytes + k * a_bytes),
+            _quant_flops(Tl * k * D, a_bytes),
+        ),
     ]
 
     def grouped(name: str, n: F, kk: F | int) -> OpCost:
@@ -132,7 +147,12 @@ def expert_ops(
         )
 
     ops.append(grouped("moe_up", mats_in * fe, D))
-    ops.append(memory_op(dev, "moe_act", rows * fe * a_bytes * (mats_in + 1), 4.0 * rows * fe))
+    # The up GEMM writes 16-bit outputs; the activation (SwiGLU) reads them and writes the
+    # down GEMM's input, quantised to the compute format in the same kernel.
+    act_bytes = rows * fe * (mats_in * out_bytes + a_bytes)
+    ops.append(
+        memory_op(dev, "moe_act", act_bytes, 4.0 * rows * fe + _quant_flops(rows * fe, a_bytes))
+    )
     ops.append(grouped("moe_down", D * np.ones_like(fe), fe))
     ops.append(memory_op(dev, "moe_unpermute", Tl * D * (1.0 + k) * out_bytes, 2.0 * Tl * k * D))
     return ops

@@ -134,10 +134,25 @@ def _render_fleet(con: Console, f: FleetResult) -> None:
             _chips(pp.chips),
         )
     con.print(pt)
+    con.print(solver_line(f), highlight=False)
     for w in f.warnings:
         con.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
     for c, why in f.excluded.items():
         con.print(f"not considered: {c}: {why}", highlight=False)
+
+
+def solver_line(f: FleetResult) -> str:
+    """How the MILP solves ended: the chosen fleet's gap, and any runner-up or frontier solve
+    that stopped at its time limit (its best fleet so far, with the gap left)."""
+    others = [(a.label, a.solver, a.optimality_gap) for a in f.alternatives if a.solver]
+    others += [(f"frontier x{p.slo_scale:g}", p.solver, p.optimality_gap) for p in f.pareto]
+    cut = [f"{label}: {s}" for label, s, _ in others if s.startswith("time limit")]
+    text = f"solver: chosen fleet {f.solver or 'not solved'}"
+    if cut:
+        return text + "; " + "; ".join(cut)
+    if others:
+        text += f"; runner-ups and frontier optimal (largest gap {max(g for *_, g in others):.2%})"
+    return text
 
 
 def _render_training(con: Console, tr: TrainingResult) -> None:

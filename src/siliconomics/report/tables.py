@@ -174,9 +174,13 @@ def profile_detail(p: EfficiencyProfile) -> Table:
         if name in ("family", "stack", "provenance", "notes"):
             continue
         v = getattr(p, name)
-        if v is None:
+        if v is None or isinstance(v, dict):
             continue
         t.add_row(name, f"{v:.4g}", p.provenance.get(name, ""))
+    for chip, fs in sorted(p.chip_factors.items()):
+        for k, v in sorted(fs.items()):
+            key = f"chip_factors.{chip}.{k}"
+            t.add_row(f"{k} ({chip} only)", f"{v:.4g}", p.provenance.get(key, ""))
     return t
 
 

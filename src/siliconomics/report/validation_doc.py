@@ -55,6 +55,28 @@ def cv_section(cv: CVReport) -> list[str]:
     return out
 
 
+def _family_scales(cv: CVReport) -> str:
+    """The per-(kind, family) band scales and the coverage groups outside 75-85% (empty for
+    reports written before family scales existed)."""
+    if not cv.family_scale:
+        return ""
+    scales = ", ".join(f"{k} x{v:.3g}" for k, v in sorted(cv.family_scale.items()))
+    off = [
+        f"{kind} {s.key}={s.group} {s.coverage:.0%} ({s.n} rows, {s.sources} sources)"
+        for kind in ("inference", "training")
+        for key, _ in KEYS
+        for s in cv.stats(kind, key)
+        if s.n >= 10 and not 0.745 <= s.coverage <= 0.855
+    ]
+    return (
+        " Per (kind, family) scale, each held-out row's estimated without its own source "
+        f"(`siliconomics.calibrate.bands.family_scales`): {scales}. Groups of at least 10 "
+        "rows whose held-out coverage falls outside 75-85%: "
+        + ("; ".join(off) if off else "none")
+        + "."
+    )
+
+
 def _worst(cv: CVReport, kind: str) -> list[str]:
     """Groups of at least 5 rows above 30% cross-validated median |error| (the accuracy
     target's check), over the cells (family, model class, regime, dtype)."""
@@ -105,7 +127,7 @@ def fits_section(cv: CVReport) -> list[str]:
             f"{r.median_abs_pct_before:.1f}% -> {r.median_abs_pct_after:.1f}%" if r.params else "-"
         )
         out.append(
-            f"| {r.workload} | {r.family} | {r.stack or '-'} | {r.level} | {r.n_rows} | {vals} | "
+            f"| {r.workload} | {r.family} | {r.stack or '-'} | {r.level}{' ' + r.chip if r.chip else ''} | {r.n_rows} | {vals} | "
             f"{bound} | {fit} | {r.note or '-'} |"
         )
     return out
@@ -227,7 +249,8 @@ def render(name: str, commit: str, r: ValidationReport, cv: CVReport) -> str:
         + "; every usable row is predicted and scored. Band half-width scale (held-out "
         "coverage set to the band level): "
         + ", ".join(f"{k} x{v:.3g}" for k, v in sorted(cv.band_scale.items()))
-        + ".",
+        + "."
+        + _family_scales(cv),
     ]
     if inf:
         head.append(

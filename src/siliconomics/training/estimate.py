@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,18 +15,44 @@ from ..errors import DoesNotFitError, SiliconomicsError
 from ..ops.device import Device
 from ..units import fmt_si
 from .flops import model_flops_per_token
+from .kernels import SC
 from .memory import TrainMemory, train_memory
-from .plan import PlanGrid, TrainPlan, grid_of
+from .plan import _INT_FIELDS, PlanGrid, TrainPlan, scalar_grid, stage_layers
 from .precision import peak_dtype
-from .step import Overlap, StepTime, step_time
+from .step import (
+    LayoutTimes,
+    Overlap,
+    StepTime,
+    _plan_times,
+    layout_key,
+    layout_times,
+    step_time,
+    step_total,
+    total_time,
+)
 
 F = NDArray[np.float64]
+
+
+_TRAIN_DEV: dict[tuple[int, int], tuple[Any, Any, Device]] = {}
 
 
 def train_device(device: Device) -> Device:
     """``device`` (a chip with its family's efficiency profile) with the training factors
     applied where the profile has them (``train_gemm_efficiency``,
-    ``train_lowp_gemm_efficiency``)."""
+    ``train_lowp_gemm_efficiency``). Cached per chip and profile object."""
+    key = (id(device.chip), id(device.eff))
+    hit = _TRAIN_DEV.get(key)
+    if hit is not None and hit[0] is device.chip and hit[1] is device.eff:
+        return hit[2]
+    out = _train_device(device)
+    if len(_TRAIN_DEV) > 64:
+        _TRAIN_DEV.clear()
+    _TRAIN_DEV[key] = (device.chip, device.eff, out)
+    return out
+
+
+def _train_device(device: Device) -> Device:
     chip, prof = device.chip, device.eff
     upd: dict[str, float] = {}
     if prof.train_gemm_efficiency is not None:
@@ -106,6 +133,11 @@ class TrainEstimate:
         return "compute" if compute >= v else k
 
 
+#: plans per block of the vectorised evaluation: its ~100 temporaries of this many float64
+#: stay in the L2 cache (a larger grid is evaluated block by block)
+BLOCK = 4096
+
+
 def evaluate_grid(
     model: ModelSpec,
     dev: Device,
@@ -116,8 +148,122 @@ def evaluate_grid(
     overlap: Overlap | None = None,
     algorithm: str = "auto",
 ) -> GridResult:
-    """Step time, memory and utilisation of every plan in ``g`` (no validity filtering)."""
+    """Step time, memory and utilisation of every plan in ``g`` (no validity filtering).
+
+    The layout-only part of the step (:class:`.step.LayoutTimes`: layer, edge, TP/CP/EP
+    times, parameters per chip) is computed once per distinct layout and the rest per plan,
+    in blocks of :data:`BLOCK` plans; the results equal an evaluation of every plan on its
+    own (``tests/test_train_fast.py``)."""
     overlap = overlap or default_overlap(dev)
+    shape = np.shape(g.dp)
+    flat = _flat(g)
+    kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs}
+    if flat.size <= BLOCK:
+        res = _evaluate_flat(model, dev, flat, overlap=overlap, algorithm=algorithm, **kw)
+    else:
+        parts = [
+            _evaluate_flat(
+                model,
+                dev,
+                flat.take(np.arange(i, min(i + BLOCK, flat.size))),
+                overlap=overlap,
+                algorithm=algorithm,
+                **kw,
+            )
+            for i in range(0, flat.size, BLOCK)
+        ]
+        res = _concat(parts, flat)
+    return res if shape == (flat.size,) else _reshape(res, g, shape)
+
+
+def _flat(g: PlanGrid) -> PlanGrid:
+    """``g`` with every per-plan field a 1-D array of one length."""
+    names = (*_INT_FIELDS, "recompute", "sp")
+    vals = [getattr(g, k) for k in names]
+    if all(type(v) is np.ndarray and v.ndim == 1 and v.size == vals[0].size for v in vals):
+        return g
+    arrs = np.broadcast_arrays(*(np.asarray(v) for v in vals))
+    if all(a.ndim == 1 for a in arrs) and all(isinstance(getattr(g, k), np.ndarray) for k in names):
+        return g
+    flat = {k: np.ravel(a).copy() for k, a in zip(names, arrs, strict=True)}
+    return replace(g, **flat)  # type: ignore[arg-type]
+
+
+def _map_fields(obj: Any, fn: Any) -> Any:
+    """A dataclass of arrays with ``fn`` applied to each array field (floats kept)."""
+    return replace(
+        obj,
+        **{
+            f.name: fn(getattr(obj, f.name))
+            for f in fields(obj)
+            if isinstance(getattr(obj, f.name), np.ndarray)
+        },
+    )
+
+
+def _concat(parts: list[GridResult], g: PlanGrid) -> GridResult:
+    def cat(name: str, sub: str | None = None) -> Any:
+        objs = [getattr(p, name) for p in parts]
+        if sub is None:
+            return np.concatenate(objs)
+        vals = [getattr(o, sub) for o in objs]
+        return np.concatenate(vals) if isinstance(vals[0], np.ndarray) else vals[0]
+
+    step = replace(parts[0].step, **{f.name: cat("step", f.name) for f in fields(StepTime)})
+    mem = replace(parts[0].memory, **{f.name: cat("memory", f.name) for f in fields(TrainMemory)})
+    return GridResult(
+        grid=g,
+        step=step,
+        memory=mem,
+        tokens_per_s=cat("tokens_per_s"),
+        mfu=cat("mfu"),
+        hfu=cat("hfu"),
+    )
+
+
+def _reshape(res: GridResult, g: PlanGrid, shape: tuple[int, ...]) -> GridResult:
+    def rs(a: Any) -> Any:
+        return a.reshape(shape) if np.size(a) == int(np.prod(shape)) else a
+
+    return GridResult(
+        grid=g,
+        step=_map_fields(res.step, rs),
+        memory=_map_fields(res.memory, rs),
+        tokens_per_s=rs(res.tokens_per_s),
+        mfu=rs(res.mfu),
+        hfu=rs(res.hfu),
+    )
+
+
+def grid_layouts(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    overlap: Overlap,
+    algorithm: str = "auto",
+) -> LayoutTimes:
+    """:class:`.step.LayoutTimes` of every plan of a flat grid, computed once per distinct
+    layout (:func:`.step.layout_key`) and scattered back."""
+    first, inv = layout_key(g)
+    sub = g.take(first)
+    lt = layout_times(model, dev, sub, seq_len=seq_len, overlap=overlap, algorithm=algorithm)
+    return lt.take(inv, (sub.size,))
+
+
+def _evaluate_flat(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    global_batch_seqs: int,
+    overlap: Overlap,
+    algorithm: str,
+) -> GridResult:
+    lt = grid_layouts(model, dev, g, seq_len=seq_len, overlap=overlap, algorithm=algorithm)
+    lq = stage_layers(model, g.pp, g.vpp)
     st = step_time(
         model,
         dev,
@@ -126,13 +272,35 @@ def evaluate_grid(
         global_batch=global_batch_seqs,
         overlap=overlap,
         algorithm=algorithm,
+        layouts=lt,
+        lq=lq,
     )
-    mem = train_memory(model, dev, g, seq_len=seq_len, global_batch=global_batch_seqs)
+    mem = train_memory(
+        model,
+        dev,
+        g,
+        seq_len=seq_len,
+        global_batch=global_batch_seqs,
+        params=(lt.per_layer, lt.edges),
+        lq=lq,
+    )
+    return _grid_result(model, dev, g, st, mem, seq_len, global_batch_seqs)
+
+
+def _grid_result(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    st: StepTime,
+    mem: TrainMemory,
+    seq_len: int,
+    global_batch_seqs: int,
+) -> GridResult:
     tokens = float(global_batch_seqs * seq_len)
     t = st.total
     peak = dev.peak_flops(peak_dtype(g.dtype)) * g.chips
-    mflops = tokens * model_flops_per_token(model, seq_len, method=g.method)
-    fwd_layers = tokens * model_flops_per_token(model, seq_len, method="full") / 3.0
+    mflops = tokens * _flops_per_token(model, seq_len, g.method)
+    fwd_layers = tokens * _flops_per_token(model, seq_len, "full") / 3.0
     hflops = mflops + np.where(g.recompute == 2, fwd_layers, 0.0)
     return GridResult(
         grid=g,
@@ -142,6 +310,54 @@ def evaluate_grid(
         mfu=mflops / (t * peak),
         hfu=hflops / (t * peak),
     )
+
+
+_FLOPS: dict[tuple[int, int, str], tuple[ModelSpec, float]] = {}
+
+
+def _flops_per_token(model: ModelSpec, seq_len: int, method: str) -> float:
+    """:func:`.flops.model_flops_per_token`, memoised per model object."""
+    key = (id(model), seq_len, method)
+    hit = _FLOPS.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    v = model_flops_per_token(model, seq_len, method=method)
+    if len(_FLOPS) > 1024:
+        _FLOPS.clear()
+    _FLOPS[key] = (model, v)
+    return v
+
+
+def step_times_only(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    global_batch_seqs: int,
+    overlap: Overlap | None = None,
+    algorithm: str = "auto",
+) -> F:
+    """Time-only path for the plan search: the step time of every plan of a flat grid
+    (equal to ``evaluate_grid(...).step.total``), without the components, memory or
+    utilisation; in blocks of :data:`BLOCK` plans."""
+    ov = overlap or default_overlap(dev)
+    g = _flat(g)
+    out = np.empty(g.size)
+    for i in range(0, g.size, BLOCK):
+        b = g if g.size <= BLOCK else g.take(np.arange(i, min(i + BLOCK, g.size)))
+        lt = grid_layouts(model, dev, b, seq_len=seq_len, overlap=ov, algorithm=algorithm)
+        out[i : i + b.size] = step_total(
+            model,
+            dev,
+            b,
+            lt,
+            seq_len=seq_len,
+            global_batch=global_batch_seqs,
+            overlap=ov,
+            algorithm=algorithm,
+        )
+    return out
 
 
 def _assumptions(dev: Device, plan: TrainPlan, ov: Overlap) -> tuple[str, ...]:
@@ -240,18 +456,74 @@ def estimate_training(
 ) -> TrainEstimate:
     """Estimate one training plan on ``device`` (the chip and its efficiency profile; the
     training factors are applied here). Raises a clear error for an invalid plan and
-    :class:`DoesNotFitError` (naming what overflowed, by how much) when it does not fit."""
+    :class:`DoesNotFitError` (naming what overflowed, by how much) when it does not fit.
+
+    The plan is evaluated on Python numbers (:data:`.kernels.SC`), the same formulas as
+    :func:`evaluate_grid` in the same order, so the two agree (``tests/test_train_fast.py``)."""
     if seq_len < 1 or global_batch_seqs < 1:
         raise SiliconomicsError("seq_len and global_batch_seqs must be positive integers")
     dev = train_device(device)
     plan.validate(model, dev, seq_len=seq_len, global_batch=global_batch_seqs)
-    g = grid_of([plan])
-    kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs, "overlap": overlap}
-    res = evaluate_grid(model, dev, g, algorithm=algorithm, **kw)  # type: ignore[arg-type]
-    est = result_at(res, 0, model, dev, **kw)
+    est = _estimate_one(model, dev, plan, seq_len, global_batch_seqs, overlap, algorithm)
     if check_memory and est.memory_total > est.memory_capacity:
         raise _fit_error(est)
     return est
+
+
+def _estimate_one(
+    model: ModelSpec,
+    dev: Device,
+    plan: TrainPlan,
+    seq_len: int,
+    gb: int,
+    overlap: Overlap | None,
+    algorithm: str,
+) -> TrainEstimate:
+    """One valid plan through the scalar kernels: the :class:`TrainEstimate` that
+    ``result_at(evaluate_grid(...), 0, ...)`` gives."""
+    ov = overlap or default_overlap(dev)
+    g = scalar_grid(plan)
+    lt = layout_times(model, dev, g, seq_len=seq_len, overlap=ov, algorithm=algorithm, xp=SC)
+    p = _plan_times(model, dev, g, lt, seq_len, gb, ov, algorithm, SC)
+    mem = train_memory(
+        model, dev, g, seq_len=seq_len, global_batch=gb, params=(lt.per_layer, lt.edges), xp=SC
+    )
+    m, t = p["m"], float(total_time(p, dev.eff.step_overhead_s))
+    tokens = float(gb * seq_len)
+    peak = dev.peak_flops(peak_dtype(g.dtype)) * plan.chips
+    mflops = tokens * _flops_per_token(model, seq_len, g.method)
+    fwd_layers = tokens * _flops_per_token(model, seq_len, "full") / 3.0
+    hflops = mflops + (fwd_layers if plan.recompute == "full" else 0.0)
+    breakdown = {
+        "forward": m * p["fwd"],
+        "backward": m * p["bwd"],
+        "recompute": m * p["rc"],
+        "tp/sp comm": m * p["t_tp"],
+        "cp comm": m * p["t_cp"],
+        "ep all-to-all": m * p["t_ep"],
+        "pp send/recv": m * p["t_pp"],
+        "fsdp gather/scatter": m * p["t_fsdp"],
+        "pipeline bubble": p["bubble"],
+        "dp grad/param comm": p["dp_exposed"],
+        "optimizer": p["t_opt"],
+        "overhead": dev.eff.step_overhead_s,
+    }
+    return TrainEstimate(
+        model=model,
+        device=dev,
+        plan=plan,
+        seq_len=seq_len,
+        global_batch_seqs=gb,
+        step_time_s=t,
+        tokens_per_s=tokens / t,
+        mfu=float(mflops / (t * peak)),
+        hfu=float(hflops / (t * peak)),
+        breakdown={k: float(v) for k, v in breakdown.items()},
+        memory={k: float(v) for k, v in mem.parts().items()},
+        memory_capacity=mem.capacity,
+        microbatches=int(m),
+        assumptions=_assumptions(dev, plan, ov),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,12 +26,15 @@ and writing 2 bytes per weight (bitsandbytes ``dequantize_4bit`` ahead of the ma
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from ..ops.roofline import gemm, memory_op
+from .kernels import gemm_time, memory_time
 from .precision import Recipe
 
 F = NDArray[np.float64]
@@ -93,6 +96,28 @@ def adapter_times(dev: Device, m: ArrayLike, k: ArrayLike, n: ArrayLike, rank: i
             out_bytes=ACT_BYTES,
         )
         return c.time
+
+    fwd = t(m, rank, k) + t(m, n, rank)
+    bwd = t(m, rank, n) + t(m, k, rank) + t(k, rank, m) + t(rank, n, m)
+    return fwd, bwd
+
+
+def dequant_time_lean(c: Any, xp: Any, method: str, k: Any, n: Any) -> Any:
+    """:func:`dequant_time` through the lean kernels (:mod:`.kernels`)."""
+    w = xp.f(k) * xp.f(n)
+    if method != "qlora":
+        return 0.0 * w
+    return memory_time(c, xp, w * (NF4_BYTES + ACT_BYTES))
+
+
+def adapter_times_lean(c: Any, xp: Any, m: Any, k: Any, n: Any, rank: int) -> tuple[Any, Any]:
+    """:func:`adapter_times` through the lean kernels (:mod:`.kernels`)."""
+    peak = c.gemm_peak("bf16")
+
+    def t(mm: Any, nn: Any, kk: Any) -> Any:
+        return gemm_time(
+            c, xp, mm, nn, kk, peak=peak, a_bytes=ACT_BYTES, w_bytes=ACT_BYTES, out_bytes=ACT_BYTES
+        )
 
     fwd = t(m, rank, k) + t(m, n, rank)
     bwd = t(m, rank, n) + t(m, k, rank) + t(k, rank, m) + t(rank, n, m)

@@ -47,6 +47,7 @@ from ..catalog.schema import ModelSpec
 from ..ops.device import Device
 from ..parallel.memory import param_counts
 from ..parallel.moe import imbalance
+from .kernels import NP, consts
 from .lora import base_weight_bytes
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
 from .precision import recipe
@@ -66,19 +67,49 @@ def _by_unique(fn: Callable[..., float], *arrays: NDArray[Any]) -> F:
     return vals[np.ravel(inv)].reshape(b[0].shape)
 
 
-def chip_params(model: ModelSpec, g: PlanGrid) -> tuple[F, F]:
-    """(transformer-layer params of one layer on one chip, averaged over layers; embedding
-    + LM head params on one chip) under tp/ep sharding."""
+_PARAMS: dict[tuple[int, int, int, int], tuple[ModelSpec, float]] = {}
 
-    def body(tp: int, ep: int, etp: int) -> float:
+
+def _param_memo(model: ModelSpec, tp: int, ep: int, etp: int) -> float:
+    """Parameters of one layer (``etp`` > 0), or of embedding + LM head (``etp`` = 0), on one
+    chip; memoised per model object, since the plan search asks for the same few layouts."""
+    key = (id(model), tp, ep, etp)
+    hit = _PARAMS.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if etp:
         pc = param_counts(model, tp, ep, etp)
-        return (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"] + pc["norms"]) / (
-            model.n_layers
+        v = (pc["attention"] + pc["ffn_dense"] + pc["ffn_experts"] + pc["norms"]) / (model.n_layers)
+    else:
+        pc = param_counts(model, tp, 1)
+        v = pc["embedding"] + pc["lm_head"]
+    if len(_PARAMS) > 4096:
+        _PARAMS.clear()
+    _PARAMS[key] = (model, v)
+    return v
+
+
+def chip_params(model: ModelSpec, g: PlanGrid, xp: Any = None) -> tuple[Any, Any]:
+    """(transformer-layer params of one layer on one chip, averaged over layers; embedding
+    + LM head params on one chip) under tp/ep sharding. ``xp``: the backend of
+    :mod:`.kernels` (numpy arrays when None or NP; Python numbers for one plan)."""
+    if xp is not None and not isinstance(g.tp, np.ndarray):
+        etp = g.etp if g.etp >= 1 else 1
+        return _param_memo(model, int(g.tp), int(g.ep), int(etp)), _param_memo(
+            model, int(g.tp), 1, 0
         )
 
+    if np.ndim(g.tp) == 1 and np.size(g.tp) <= 64:  # a few layouts: look each one up
+        rows = list(zip(g.tp.tolist(), g.ep.tolist(), np.maximum(g.etp, 1).tolist(), strict=True))
+        return np.array([_param_memo(model, *r) for r in rows]), np.array(
+            [_param_memo(model, r[0], 1, 0) for r in rows]
+        )
+
+    def body(tp: int, ep: int, etp: int) -> float:
+        return _param_memo(model, tp, ep, etp)
+
     def edges(tp: int) -> float:
-        pc = param_counts(model, tp, 1)
-        return pc["embedding"] + pc["lm_head"]
+        return _param_memo(model, tp, 1, 0)
 
     return _by_unique(body, g.tp, g.ep, np.maximum(g.etp, 1)), _by_unique(edges, g.tp)
 
@@ -114,15 +145,21 @@ def lora_params_per_layer(model: ModelSpec, rank: int, tp: NDArray) -> F:
 
 
 def activation_bytes_per_token_layer(
-    model: ModelSpec, g: PlanGrid, seq_len: int, *, flash: bool = True, dropout: bool = False
+    model: ModelSpec,
+    g: PlanGrid,
+    seq_len: int,
+    *,
+    flash: bool = True,
+    dropout: bool = False,
+    xp: Any = NP,
 ) -> F:
     """Stored activations of one layer per local token on one chip (no recomputation).
     ``flash=False`` adds the attention score/softmax/mask tensors (``5 hq S`` bytes: what
     selective recomputation removes); ``dropout`` adds two 1-byte masks of width D."""
-    tp = g.tp.astype(np.float64)
+    tp = xp.f(g.tp)
     D, hd = model.d_model, model.head_dim
-    hq = np.ceil(model.n_heads / tp)
-    hkv = np.ceil(model.n_kv_heads / tp)
+    hq = xp.ceil(model.n_heads / tp)
+    hkv = xp.ceil(model.n_kv_heads / tp)
     mats_in = 2 if model.gated else 1
     # GEMM inputs saved for the weight gradient: quantised copies in low-precision training
     # (Transformer Engine and AQT keep the quantised input; block scales included), else
@@ -131,7 +168,7 @@ def activation_bytes_per_token_layer(
     gi = rc.bytes_per_elem if rc.lowp else ACT_BYTES
     mlp_in = 0.0 if g.method != "full" else 1.0
     w = 2 * D * ACT_BYTES + (1 + mlp_in) * D * gi + (2.0 * D if dropout else 0.0)
-    whole = np.where(g.sp, w / tp, w)
+    whole = xp.where(g.sp, w / tp, w)
     # Q, K, V and the attention output (kept 16-bit for the attention backward), the
     # output-projection input copy when it is quantised, softmax statistics.
     attn_core = 4.0 * hq if flash else 5.0 * hq * seq_len
@@ -141,13 +178,13 @@ def activation_bytes_per_token_layer(
     if gi < ACT_BYTES:
         split = split + gi * hq * hd
     if model.moe is None:
-        f = np.ceil(model.d_ff / tp)
+        f = xp.ceil(model.d_ff / tp)
     else:
         moe = model.moe
         frac_moe = model.n_moe_layers / model.n_layers
         skew = _moe_rank_skew(model, g, seq_len)
-        fe = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token * skew + moe.n_shared_experts)
-        f = frac_moe * fe + (1 - frac_moe) * np.ceil(model.d_ff / tp)
+        fe = xp.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token * skew + moe.n_shared_experts)
+        f = frac_moe * fe + (1 - frac_moe) * xp.ceil(model.d_ff / tp)
         split = split + frac_moe * moe_permuted_input_bytes(model, g, gi) * skew
     # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
     split = split + f * (ACT_BYTES * mats_in + gi * mlp_in)
@@ -161,7 +198,7 @@ def moe_permuted_input_bytes(model: ModelSpec, g: PlanGrid, gi: float) -> F:
     rows; Megatron-Core's permute keeps no other copy): ``(k - 1)·D·bytes``, /tp as the
     sequence-parallel routed tokens are. Frozen experts (LoRA) save none."""
     assert model.moe is not None
-    tp = g.tp.astype(np.float64)
+    tp = np.asarray(g.tp, dtype=np.float64)
     full = np.where(g.method == "full", 1.0, 0.0)
     return full * (model.moe.experts_per_token - 1) * model.d_model * gi / tp
 
@@ -170,8 +207,8 @@ def _moe_rank_skew(model: ModelSpec, g: PlanGrid, seq_len: int) -> F:
     """Busiest expert-parallel rank's routed rows / the mean (``parallel.moe.imbalance``;
     the capacity factor when tokens are dropped): the rank that runs out of memory first."""
     assert model.moe is not None
-    tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)
-    rows = tokens * model.moe.experts_per_token * g.etp / g.tp.astype(np.float64)
+    tokens = g.micro_batch * seq_len / np.asarray(g.cp, dtype=np.float64)
+    rows = tokens * model.moe.experts_per_token * g.etp / np.asarray(g.tp, dtype=np.float64)
     return imbalance(rows, g.ep, g.capacity_factor or None)
 
 
@@ -187,7 +224,7 @@ def mla_up_proj_freed_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
     mla = model.mla
     if mla is None:
         return z
-    tp = g.tp.astype(np.float64)
+    tp = np.asarray(g.tp, dtype=np.float64)
     rc = recipe(g.dtype)
     qkvo = 1.0 if rc.fp8_attention else ACT_BYTES
     hq, hkv = np.ceil(model.n_heads / tp), np.ceil(model.n_kv_heads / tp)
@@ -197,22 +234,22 @@ def mla_up_proj_freed_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
     return np.asarray(np.maximum(qkv - latent, 0.0) + z, dtype=np.float64)
 
 
-def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
+def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid, xp: Any = NP) -> F:
     """What full recomputation keeps per layer and token: the layer input (/tp with SP)."""
-    base = ACT_BYTES * model.d_model * np.ones(np.shape(g.tp))
-    return np.where(g.sp, base / g.tp, base)
+    base = ACT_BYTES * model.d_model
+    return xp.where(g.sp, base / g.tp, base + 0.0 * g.tp)
 
 
-def _mlp_grad_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
+def _mlp_grad_bytes_per_token(model: ModelSpec, g: PlanGrid, xp: Any = NP) -> F:
     """Gradients of the MLP gate/up outputs of one token (16-bit), per chip: the largest
     tensors alive during a layer's backward."""
-    tp = g.tp.astype(np.float64)
+    tp = xp.f(g.tp)
     mats_in = 2 if model.gated else 1
     if model.moe is None:
-        f = np.ceil(model.d_ff / tp)
+        f = xp.ceil(model.d_ff / tp)
     else:
         moe = model.moe
-        f = np.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
+        f = xp.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token + moe.n_shared_experts)
     return ACT_BYTES * mats_in * f
 
 
@@ -250,20 +287,32 @@ class TrainMemory:
 
 
 def train_memory(
-    model: ModelSpec, dev: Device, g: PlanGrid, *, seq_len: int, global_batch: int
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    global_batch: int,
+    params: tuple[Any, Any] | None = None,
+    lq: Any = None,
+    xp: Any = NP,
 ) -> TrainMemory:
-    """Per-chip memory of every plan in ``g`` (see module docstring for the formulas)."""
-    L = stage_layers(model, g.pp, g.vpp)  # pp x layers of the busiest rank (L when even)
-    pp = g.pp.astype(np.float64)
-    per_layer, edges = chip_params(model, g)
+    """Per-chip memory of every plan in ``g`` (see module docstring for the formulas).
+    ``params``: :func:`chip_params` of ``g`` when already known; ``xp``: the backend of
+    :mod:`.kernels` (``SC`` for one plan of Python numbers); ``lq``: :func:`.plan.stage_layers`
+    of ``g`` when already known."""
+    # pp x layers of the busiest rank (L when even)
+    L = stage_layers(model, g.pp, g.vpp, xp) if lq is None else lq
+    pp = xp.f(g.pp)
+    per_layer, edges = params or chip_params(model, g, xp)
     # Most loaded stage: its L/pp layers plus the larger edge (embedding or LM head).
-    edge_chip = np.where(pp > 1, edges / 2.0, edges)
-    params = per_layer * L / pp + edge_chip
-    shard = np.maximum(g.shard.astype(np.float64), 1.0)
+    edge_chip = xp.where(pp > 1, edges / 2.0, edges)
+    params_ = per_layer * L / pp + edge_chip
+    shard = xp.maximum(xp.f(g.shard), 1.0)
     if g.method != "full":
         trainable = lora_params_per_layer(model, g.lora_rank, g.tp) * L / pp
     else:
-        trainable = params
+        trainable = params_
     z = g.zero
     # frozen base (LoRA/QLoRA): layers stored FP8 or NF4 per lora.base_weight_bytes; the
     # embedding and LM head stay 16-bit; adapters (16-bit) are counted with the trainables.
@@ -273,14 +322,14 @@ def train_memory(
     # FSDP: weights sharded, two layers gathered (current + prefetched) in flight; never more
     # than sharding saves (a stage that small keeps its weights gathered, as FSDP's
     # reshard_after_forward=False does).
-    gathered = np.minimum(2.0 * per_layer * WEIGHT_BYTES, weights * (1.0 - 1.0 / shard))
-    weights = np.where((z >= 3) & (g.method == "full"), weights / shard + gathered, weights)
+    gathered = xp.minimum(2.0 * per_layer * WEIGHT_BYTES, weights * (1.0 - 1.0 / shard))
+    weights = xp.where((z >= 3) & (g.method == "full"), weights / shard + gathered, weights)
     grads = trainable * g.grad_bytes
-    grads = np.where(z >= 2, grads / shard, grads)
+    grads = xp.where(z >= 2, grads / shard, grads)
     # bf16 gradient buffers: the distributed optimizer keeps an fp32 copy of its grad shard
     fp32_grad_copy = GRAD_BYTES if g.grad_bytes < GRAD_BYTES else 0.0
     opt = trainable * (OPTIMIZER_BYTES[g.optimizer] + fp32_grad_copy)
-    opt = np.where(z >= 1, opt / shard, opt)
+    opt = xp.where(z >= 1, opt / shard, opt)
     if model.moe is not None and g.method == "full":
         # Routed experts shard their states over the expert-data-parallel group only.
         routed = routed_params_per_layer(model, g) * L / pp
@@ -290,29 +339,29 @@ def train_memory(
         gb = g.grad_bytes
         grads = np.where(z >= 2, dense * gb / shard + routed * gb / edp, grads)
 
-    tokens = g.micro_batch * seq_len / g.cp.astype(np.float64)  # local tokens per micro-batch
-    act_layer = activation_bytes_per_token_layer(model, g, seq_len) * tokens
-    keep_full = layer_input_bytes_per_token(model, g) * tokens
+    tokens = g.micro_batch * seq_len / xp.f(g.cp)  # local tokens per micro-batch
+    act_layer = activation_bytes_per_token_layer(model, g, seq_len, xp=xp) * tokens
+    keep_full = layer_input_bytes_per_token(model, g, xp) * tokens
     rc = g.recompute
     act_sel = act_layer - mla_up_proj_freed_bytes_per_token(model, g) * tokens
-    stored = np.where(rc == 2, keep_full, np.where(rc == 1, act_sel, act_layer))
+    stored = xp.where(rc == 2, keep_full, xp.where(rc == 1, act_sel, act_layer))
     # Backward working set: the largest gradient buffers alive in a layer's backward, those of
     # the MLP's gate/up outputs; under full recomputation also the rebuilt layer.
-    grads_ws = _mlp_grad_bytes_per_token(model, g) * tokens
-    live_extra = np.where(rc == 2, act_layer, 0.0) + grads_ws
-    m = np.maximum(global_batch // np.maximum(g.dp * g.micro_batch, 1), 1)
-    inflight = np.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), np.minimum(pp, m))
+    grads_ws = _mlp_grad_bytes_per_token(model, g, xp) * tokens
+    live_extra = xp.where(rc == 2, act_layer, 0.0) + grads_ws
+    m = xp.maximum(global_batch // xp.maximum(g.dp * g.micro_batch, 1), 1)
+    inflight = xp.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), xp.minimum(pp, m))
     first = stored * (L / pp) * inflight + live_extra
     # fp32 logits and their gradient are freed after the LM head's backward, before the
     # layers' backward builds its working set: the stage peaks at the larger of the two.
-    logits = 4.0 * tokens * np.ceil(model.vocab_size / g.tp)
-    last = stored * (L / pp) + np.maximum(live_extra, logits)
-    acts = np.where(pp > 1, np.maximum(first, last), stored * L + np.maximum(live_extra, logits))
+    logits = 4.0 * tokens * xp.ceil(model.vocab_size / g.tp)
+    last = stored * (L / pp) + xp.maximum(live_extra, logits)
+    acts = xp.where(pp > 1, xp.maximum(first, last), stored * L + xp.maximum(live_extra, logits))
     return TrainMemory(
         weights=weights,
         grads=grads,
         optimizer=opt,
         activations=acts,
-        reserve=dev.hbm_bytes * dev.eff.memory_reserve_fraction,
-        capacity=dev.hbm_bytes,
+        reserve=consts(dev).reserve_bytes,
+        capacity=consts(dev).hbm_bytes,
     )

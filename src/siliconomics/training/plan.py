@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -164,9 +164,9 @@ class TrainPlan:
             )
         check_recipe(dev, self.dtype)  # unknown format, or one the chip lacks: one-line error
         check_method(self.method, self.dtype)
-        mask, reason = plan_validity(model, dev, _grid1(self), seq_len, global_batch)
-        if not mask.all():
-            raise SiliconomicsError(f"plan {self.label()}: {reason[0]}")
+        why = plan_invalid_reason(model, dev, scalar_grid(self), seq_len, global_batch)
+        if why is not None:
+            raise SiliconomicsError(f"plan {self.label()}: {why}")
 
 
 # ---- arrays of plans ------------------------------------------------------------------------
@@ -236,8 +236,34 @@ class PlanGrid:
         return PlanGrid(**kw)
 
 
-def _grid1(p: TrainPlan) -> PlanGrid:
-    return grid_of([p])
+def scalar_grid(p: TrainPlan) -> PlanGrid:
+    """One plan as a :class:`PlanGrid` of Python numbers (the single-plan path of
+    :mod:`.kernels`): fields resolved as :func:`grid_of` resolves them."""
+    dp_cp = p.dp * p.cp
+    etp = p.etp
+    if etp <= 0:  # resolve_etp
+        etp = p.tp if (p.tp * dp_cp) % max(p.ep * p.tp, 1) == 0 else 1
+    return PlanGrid(
+        dp=p.dp,  # type: ignore[arg-type]
+        tp=p.tp,  # type: ignore[arg-type]
+        pp=p.pp,  # type: ignore[arg-type]
+        cp=p.cp,  # type: ignore[arg-type]
+        ep=p.ep,  # type: ignore[arg-type]
+        etp=etp,  # type: ignore[arg-type]
+        vpp=p.vpp,  # type: ignore[arg-type]
+        zero=p.zero,  # type: ignore[arg-type]
+        shard=p.shard or dp_cp,  # type: ignore[arg-type]
+        micro_batch=p.micro_batch,  # type: ignore[arg-type]
+        recompute=RECOMPUTE.index(p.recompute),  # type: ignore[arg-type]
+        sp=p.sp and p.tp > 1,  # type: ignore[arg-type]
+        dtype=p.dtype,
+        optimizer=p.optimizer,
+        method=p.method,
+        lora_rank=p.lora_rank,
+        capacity_factor=p.capacity_factor,
+        grad_dtype=p.grad_dtype,
+        dispatcher=p.dispatcher,
+    )
 
 
 def grid_of(plans: Sequence[TrainPlan]) -> PlanGrid:
@@ -276,13 +302,38 @@ def plan_validity(
     model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, global_batch: int
 ) -> tuple[NDArray[np.bool_], list[str]]:
     """Vectorised validity of every plan in ``g``: (mask, first reason per invalid plan)."""
+    mask = np.ones(np.shape(g.dp), dtype=bool)
+    reasons = [""] * mask.size
+    for ok, why in _validity_checks(model, dev, g, seq_len, global_batch, np.maximum):
+        ok = np.broadcast_to(ok, mask.shape)
+        for i in np.flatnonzero(mask & ~ok):
+            reasons[i] = why
+        mask &= ok
+    return mask, [r for r in reasons if r]
+
+
+def plan_invalid_reason(
+    model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, global_batch: int
+) -> str | None:
+    """The first rule of :func:`plan_validity` that one plan of Python numbers breaks (the
+    single-plan path: no numpy), or None."""
+    for ok, why in _validity_checks(model, dev, g, seq_len, global_batch, max):
+        if not ok:
+            return why
+    return None
+
+
+def _validity_checks(
+    model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, global_batch: int, maximum: Any
+) -> list[tuple[Any, str]]:
+    """The layout rules as (ok, reason) pairs, on arrays of plans or one plan's numbers."""
     L, H, K = model.n_layers, model.n_heads, model.n_kv_heads
     dom = dev.chip.interconnect.scale_up_domain
     E = model.moe.n_experts if model.moe else 1
     stages = g.pp * g.vpp
     mb_total = g.dp * g.micro_batch
-    m = global_batch // np.maximum(mb_total, 1)
-    checks: list[tuple[NDArray[np.bool_], str]] = [
+    m = global_batch // maximum(mb_total, 1)
+    return [
         (
             g.tp <= dom,
             f"tp exceeds {dev.id}'s scale-up domain of {dom} chips "
@@ -301,24 +352,16 @@ def plan_validity(
         ),
         ((g.vpp == 1) | (g.pp > 1), "vpp > 1 needs pp > 1"),
         (seq_len % (2 * g.cp) == 0, f"2*cp must divide seq_len {seq_len} (load-balanced CP)"),
-        (global_batch % np.maximum(mb_total, 1) == 0, "dp*micro_batch must divide global batch"),
+        (global_batch % maximum(mb_total, 1) == 0, "dp*micro_batch must divide global batch"),
         ((g.vpp == 1) | (m % g.pp == 0), "interleaved schedule needs micro-batches % pp == 0"),
         ((g.ep == 1) | (model.moe is not None), f"ep > 1 needs an MoE model; {model.id} is dense"),
         (E % g.ep == 0, f"ep must divide the {E} experts"),
         (
-            (g.tp * g.dp * g.cp) % (g.ep * np.maximum(g.etp, 1)) == 0,
+            (g.tp * g.dp * g.cp) % (g.ep * maximum(g.etp, 1)) == 0,
             "ep*etp must divide tp*dp*cp (Megatron-Core regroups a stage's ranks into experts)",
         ),
-        ((g.dp * g.cp) % np.maximum(g.shard, 1) == 0, "shard group must divide dp*cp"),
+        ((g.dp * g.cp) % maximum(g.shard, 1) == 0, "shard group must divide dp*cp"),
     ]
-    mask = np.ones(np.shape(g.dp), dtype=bool)
-    reasons = [""] * mask.size
-    for ok, why in checks:
-        ok = np.broadcast_to(ok, mask.shape)
-        for i in np.flatnonzero(mask & ~ok):
-            reasons[i] = why
-        mask &= ok
-    return mask, [r for r in reasons if r]
 
 
 def resolve_etp(etp: I, tp: I, dp_cp: I, ep: I) -> I:
@@ -328,15 +371,20 @@ def resolve_etp(etp: I, tp: I, dp_cp: I, ep: I) -> I:
     return np.where(etp > 0, etp, auto).astype(np.int64)
 
 
-def stage_layers(model: ModelSpec, pp: I, vpp: I) -> NDArray[np.float64]:
+def stage_layers(model: ModelSpec, pp: I, vpp: I, xp: Any = None) -> NDArray[np.float64]:
     """pp x the layers on the busiest pipeline rank (= L when the stages balance), so that
     ``stage_layers / pp`` is the busiest rank's share. Stages balance when pp*vpp divides the
     layers, or the layers + 2 (Megatron layouts count the embedding and the loss as one layer
     each); otherwise (e.g. DeepSeek-V3's 61 layers on pp=16) the busiest rank holds
     ``ceil(L / (pp*vpp))`` layers per virtual stage (Megatron-Core's
     ``pipeline_model_parallel_layout`` / first- and last-stage layer counts) and every rank
-    waits for it."""
+    waits for it. ``xp``: the backend of :mod:`.kernels` (numpy when None)."""
     L = model.n_layers
+    if xp is not None and not isinstance(pp, np.ndarray):  # one plan, Python numbers
+        stages = max(pp * vpp, 1)
+        if L % stages == 0 or (L + 2) % stages == 0:
+            return float(L)
+        return xp.ceil(L / stages) * vpp * pp
     stages = np.maximum(pp * vpp, 1)
     even = (L % stages == 0) | ((L + 2) % stages == 0)
     busiest = np.ceil(L / stages) * vpp * pp

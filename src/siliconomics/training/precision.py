@@ -29,6 +29,7 @@ needs transposes (FP8 WGMMA reads both operands K-major).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -36,6 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from ..ops.roofline import memory_op
+from .kernels import memory_time
 
 F = NDArray[np.float64]
 ACT_BYTES = 2.0
@@ -202,10 +204,24 @@ def quant_time(
     return memory_op(dev, "quantise", fb).time, memory_op(dev, "quantise-grad", bb).time
 
 
+def quant_time_lean(
+    c: Any, xp: Any, r: Recipe, m: Any, n: Any, k: Any, *, frozen: bool = False
+) -> tuple[Any, Any]:
+    """:func:`quant_time` through the lean kernels (:mod:`.kernels`; ``c`` the device
+    constants, ``xp`` the backend), for a low-precision recipe."""
+    reads = ACT_BYTES * (2.0 if r.amax_pass else 1.0)
+    copies = 2.0 if (r.transposed_copy and not frozen) else 1.0
+    per_elem = reads + copies * r.bytes_per_elem
+    m_, n_, k_ = xp.f(m), xp.f(n), xp.f(k)
+    fwd = m_ * k_ * per_elem + 0.0 * n_
+    bwd = m_ * n_ * per_elem + 0.0 * k_
+    return memory_time(c, xp, fwd), memory_time(c, xp, bwd)
+
+
 def weight_cast_bytes(r: Recipe, params: ArrayLike, *, stored_lowp: bool = False) -> F:
     """Bytes moved once per step casting the 16-bit weights to the GEMM format (both copies);
     zero for BF16 and for weights stored in the low-precision format."""
-    p = np.asarray(params, dtype=np.float64)
+    p = params if isinstance(params, float) else np.asarray(params, dtype=np.float64)
     if not r.lowp or stored_lowp:
         return 0.0 * p
     copies = 2.0 if r.transposed_copy else 1.0

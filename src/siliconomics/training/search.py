@@ -19,8 +19,17 @@ from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..ops.device import Device
 from ..units import fmt_si
-from .estimate import GridResult, TrainEstimate, evaluate_grid, result_at, train_device
+from .estimate import (
+    GridResult,
+    TrainEstimate,
+    default_overlap,
+    evaluate_grid,
+    result_at,
+    step_times_only,
+    train_device,
+)
 from .lora import check_method
+from .memory import train_memory
 from .plan import RECOMPUTE, PlanGrid, resolve_etp
 from .precision import check_recipe
 from .step import Overlap
@@ -110,6 +119,41 @@ def search_grid(
     """All valid candidate plans evaluated (arrays); also returns how many were generated.
     ``device``: the chip and its (inference) efficiency profile; training factors are applied
     here (:func:`train_device`)."""
+    g2, generated = _valid_grid(
+        model,
+        device,
+        n_chips,
+        seq_len=seq_len,
+        global_batch_seqs=global_batch_seqs,
+        dtype=dtype,
+        method=method,
+        optimizer=optimizer,
+        lora_rank=lora_rank,
+    )
+    res = evaluate_grid(
+        model,
+        train_device(device),
+        g2,
+        seq_len=seq_len,
+        global_batch_seqs=global_batch_seqs,
+        overlap=overlap,
+    )
+    return res, generated
+
+
+def _valid_grid(
+    model: ModelSpec,
+    device: Device,
+    n_chips: int,
+    *,
+    seq_len: int,
+    global_batch_seqs: int,
+    dtype: str,
+    method: str,
+    optimizer: str,
+    lora_rank: int,
+) -> tuple[PlanGrid, int]:
+    """The valid candidate plans, and how many candidates were generated."""
     from .plan import plan_validity
 
     dev = train_device(device)
@@ -134,10 +178,7 @@ def search_grid(
             f"{global_batch_seqs} x {seq_len} tokens (degrees must divide chips, heads, "
             "layers and the batch)"
         )
-    res = evaluate_grid(
-        model, dev, g2, seq_len=seq_len, global_batch_seqs=global_batch_seqs, overlap=overlap
-    )
-    return res, g.size
+    return g2, g.size
 
 
 def search_plans(
@@ -158,7 +199,7 @@ def search_plans(
     Raises :class:`DoesNotFitError` naming the smallest footprint when none fits."""
     if n_chips < 1 or seq_len < 1 or global_batch_seqs < 1:
         raise SiliconomicsError("chips, seq_len and global batch must be positive")
-    res, _ = search_grid(
+    g, _ = _valid_grid(
         model,
         device,
         n_chips,
@@ -167,19 +208,23 @@ def search_plans(
         dtype=dtype,
         method=method,
         optimizer=optimizer,
-        overlap=overlap,
         lora_rank=lora_rank,
     )
     dev = train_device(device)
     chip_id = dev.id
+    ov = overlap or default_overlap(dev)
     kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs, "overlap": overlap}
-    fits = np.ravel(res.memory.fits)
+    # Time-only path: memory of every valid plan, the step time of those that fit, and the
+    # full estimate of the winners only (the same numbers evaluate_grid gives for them).
+    mem = train_memory(model, dev, g, seq_len=seq_len, global_batch=global_batch_seqs)
+    fits = np.ravel(mem.fits)
     if not fits.any():
-        i = int(np.argmin(np.ravel(res.memory.total)))
-        est = result_at(res, i, model, dev, **kw)
+        i = int(np.argmin(np.ravel(mem.total)))
+        one = evaluate_grid(model, dev, g.take(np.array([i])), **kw)  # type: ignore[arg-type]
+        est = result_at(one, 0, model, dev, **kw)
         short = est.memory_total - est.memory_capacity
         raise DoesNotFitError(
-            f"{model.id} does not fit on {n_chips} x {chip_id} in any of {res.grid.size} valid "
+            f"{model.id} does not fit on {n_chips} x {chip_id} in any of {g.size} valid "
             f"plans: the smallest footprint ({est.plan.label()}) needs "
             f"{fmt_si(est.memory_total, 'B', binary=True)} per chip of "
             f"{fmt_si(est.memory_capacity, 'B', binary=True)}, short by "
@@ -187,15 +232,19 @@ def search_plans(
             shortfall_bytes=short,
             suggestion="use more chips, a chip with more memory, or a shorter sequence",
         )
-    tps = np.where(fits, np.ravel(res.tokens_per_s), -1.0)
+    gf = g.take(np.flatnonzero(fits))
+    t = step_times_only(
+        model, dev, gf, seq_len=seq_len, global_batch_seqs=global_batch_seqs, overlap=ov
+    )
+    tps = float(global_batch_seqs * seq_len) / t
     order = np.argsort(-tps, kind="stable")[: max(top, 1)]
     order = order[tps[order] > 0]
-    ests = [result_at(res, int(i), model, dev, **kw) for i in order]
+    best_res = evaluate_grid(model, dev, gf.take(order), **kw)  # type: ignore[arg-type]
+    ests = [result_at(best_res, k, model, dev, **kw) for k in range(order.size)]
     n_fit = int(fits.sum())
     best = ests[0]
     return [
-        replace(e, why=_why(e, None if k == 0 else best, res.grid.size, n_fit))
-        for k, e in enumerate(ests)
+        replace(e, why=_why(e, None if k == 0 else best, g.size, n_fit)) for k, e in enumerate(ests)
     ]
 
 

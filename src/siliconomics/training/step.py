@@ -27,18 +27,30 @@ per-step overhead. What overlaps with what is the explicit :class:`Overlap`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from ..ops.roofline import OpCost, attention_op, gemm, memory_op
+from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
 from .host import expert_loop_host_time
-from .lora import adapter_times, dequant_time
+from .kernels import (
+    NP,
+    all_reduce_time,
+    attention_time,
+    consts,
+    gemm_time,
+    group,
+    group_time,
+    memory_time,
+    send_recv_time,
+)
+from .lora import adapter_times_lean, dequant_time_lean
 from .memory import (
     ACT_BYTES,
     GRAD_BYTES,
@@ -49,7 +61,13 @@ from .memory import (
     routed_params_per_layer,
 )
 from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
-from .precision import attention_dtype, quant_time, recipe, weight_cast_bytes
+from .precision import (
+    attention_dtype,
+    quant_time,
+    quant_time_lean,
+    recipe,
+    weight_cast_bytes,
+)
 
 F = NDArray[np.float64]
 
@@ -126,22 +144,69 @@ def _t(op: OpCost) -> F:
     return op.time
 
 
-class _Layer:
-    """Forward/backward op times of one transformer layer (averaged over layer kinds)."""
+class _Gemm:
+    """A GEMM time priced later, in one batched kernel call with the layer's other GEMMs
+    (``w`` x the time; see :meth:`_Layer.settle`). Only ``w * gemm`` and ``sum + gemm`` are
+    defined: anything else needs the layer settled first."""
 
-    def __init__(self, model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> None:
-        self.model, self.dev, self.g = model, dev, g
-        tp = g.tp.astype(np.float64)
-        self.T = g.micro_batch * seq_len / g.cp.astype(np.float64)
+    __slots__ = ("i", "w")
+    __array_ufunc__ = None  # ndarray + _Gemm -> _Gemm.__radd__, not an object array
+
+    def __init__(self, i: int, w: float = 1.0) -> None:
+        self.i, self.w = i, w
+
+    def __rmul__(self, w: float) -> _Gemm:
+        return _Gemm(self.i, w)
+
+    def __radd__(self, other: Any) -> _Sum:
+        return _Sum((other, self))
+
+
+class _Sum:
+    """A running sum kept as its terms, added up in order once the GEMMs are priced."""
+
+    __slots__ = ("terms",)
+    __array_ufunc__ = None
+
+    def __init__(self, terms: tuple[Any, ...] = ()) -> None:
+        self.terms = terms
+
+    def __add__(self, other: Any) -> _Sum:
+        return _Sum((*self.terms, other))
+
+    def __radd__(self, other: Any) -> _Sum:
+        return _Sum((other, *self.terms))
+
+
+class _Layer:
+    """Forward/backward op times of one transformer layer (averaged over layer kinds), on
+    arrays of plans (``xp`` = :data:`.kernels.NP`) or one plan of Python numbers (``SC``)."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        dev: Device,
+        g: PlanGrid,
+        seq_len: int,
+        xp: Any = NP,
+        batch: list[tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.model, self.dev, self.g, self.xp = model, dev, g, xp
+        self.c = consts(dev)
+        tp = xp.f(g.tp)
+        self.T = g.micro_batch * seq_len / xp.f(g.cp)
         self.S = float(seq_len)
-        self.hq = np.ceil(model.n_heads / tp)
-        self.hkv = np.ceil(model.n_kv_heads / tp)
+        self.hq = xp.ceil(model.n_heads / tp)
+        self.hkv = xp.ceil(model.n_kv_heads / tp)
         self.tp = tp
-        self.fwd: F = np.zeros(np.shape(tp))
-        self.bwd: F = np.zeros(np.shape(tp))
-        self.elem_fwd: F = np.zeros(np.shape(tp))
-        self.attn_fwd: F = np.zeros(np.shape(tp))
-        self.mla_up_fwd: F = np.zeros(np.shape(tp))
+        # numpy: sums of terms whose GEMMs are priced together (settle); scalar: numbers
+        self.fwd: Any = _Sum() if xp is NP else 0.0
+        self.bwd: Any = _Sum() if xp is NP else 0.0
+        self.elem_fwd: Any = _Sum() if xp is NP else 0.0
+        self.attn_fwd: Any = 0.0
+        self._gemms: list[tuple[Any, ...]] = [] if batch is None else batch
+        """deferred GEMMs (numpy path), possibly shared with other layers (``batch``)"""
+        self.mla_up_fwd: Any = 0.0
         """forward of the MLA up-projections (what selective recomputation redoes)"""
         self.rc = recipe(g.dtype)
         self.accum_bytes = 2.0 * g.grad_bytes
@@ -164,58 +229,78 @@ class _Layer:
         ``lowp=False``: stays BF16 under every recipe (LM head, router); the recipe's
         quantisation passes and QLoRA's dequantisation are added (:mod:`.precision`,
         :mod:`.lora`)."""
-        d, r = self.dev, self.rc
+        c, r, xp = self.c, self.rc, self.xp
         lp = lowp and r.lowp
-        cd = r.gemm_dtype if lp else "bf16"
+        peak = c.gemm_peak(r.gemm_dtype if lp else "bf16")
         a = r.bytes_per_elem if lp else ACT_BYTES
 
-        def op(
-            name: str,
-            mm: ArrayLike,
-            nn: ArrayLike,
-            kk: ArrayLike,
-            um: ArrayLike | None,
-            ob: float = ACT_BYTES,
-        ) -> F:
-            c = gemm(
-                d,
-                name,
-                mm,
-                nn,
-                kk,
-                compute_dtype=cd,
-                a_bytes=a,
-                w_bytes=a,
-                out_bytes=ob,
-                util_m=um,
+        def op(mm: ArrayLike, nn: ArrayLike, kk: ArrayLike, um: Any, ob: float = ACT_BYTES) -> Any:
+            if xp is NP:  # deferred: priced with the layer's other GEMMs in settle()
+                self._gemms.append((mm, nn, kk, mm if um is None else um, peak, a, ob))
+                return _Gemm(len(self._gemms) - 1)
+            return gemm_time(
+                c, xp, mm, nn, kk, peak=peak, a_bytes=a, w_bytes=a, out_bytes=ob, util_m=um
             )
-            return c.time
 
-        self.fwd = self.fwd + weight * op("fwd", m, n, k, util_m)
-        self.bwd = self.bwd + weight * op("dgrad", m, k, n, util_m)
+        self.fwd = self.fwd + weight * op(m, n, k, util_m)
+        self.bwd = self.bwd + weight * op(m, k, n, util_m)
         if not frozen:  # accumulates into the gradient buffer: read + write (accum_bytes)
-            self.bwd = self.bwd + weight * op("wgrad", k, n, m, None, self.accum_bytes)
+            self.bwd = self.bwd + weight * op(k, n, m, None, self.accum_bytes)
         if lp:
-            qf, qb = quant_time(d, r, m, n, k, frozen=frozen)
+            qf, qb = quant_time_lean(c, xp, r, m, n, k, frozen=frozen)
             self.fwd, self.bwd = self.fwd + weight * qf, self.bwd + weight * qb
         if frozen:
-            dq = weight * dequant_time(d, self.g.method, k, n)
+            dq = weight * dequant_time_lean(c, xp, self.g.method, k, n)
             self.fwd, self.bwd = self.fwd + dq, self.bwd + dq
+
+    def settle(self, *others: _Layer) -> _Layer:
+        """Price the deferred GEMMs in one kernel call over (GEMMs x plans) and add up the
+        sums term by term in the order they were built (bit-identical to adding each GEMM's
+        time as it came); ``others``: layers sharing this one's batch, settled with it. May
+        be called again after more GEMMs (e.g. to read a partial sum): the sums are arrays
+        until the next deferred GEMM is added to them."""
+        if self.xp is not NP:
+            return self
+        times: Any = None
+        if self._gemms:
+            n, ng = int(np.size(self.T)), len(self._gemms)
+            shapes = np.empty((4, ng, n))  # m, n, k, util_m of each GEMM (rows) x plans
+            for i, row in enumerate(self._gemms):
+                for j in range(4):
+                    shapes[j, i] = row[j]
+            mm, nn, kk, um = shapes.reshape(4, ng * n)
+            pk, aa, ob = (np.repeat(np.array([r[j] for r in self._gemms]), n) for j in (4, 5, 6))
+            times = gemm_time(
+                self.c, NP, mm, nn, kk, peak=pk, a_bytes=aa, w_bytes=aa, out_bytes=ob, util_m=um
+            ).reshape(ng, n)
+            self._gemms.clear()
+        for ly in (self, *others):
+            for name in ("fwd", "bwd", "elem_fwd"):
+                v = getattr(ly, name)
+                if isinstance(v, _Sum):
+                    acc: Any = np.zeros(np.shape(self.T))
+                    for t in v.terms:
+                        acc = acc + (t.w * times[t.i] if isinstance(t, _Gemm) else t)
+                    setattr(ly, name, acc)
+        return self
 
     def adapter(self, m: ArrayLike, k: ArrayLike, n: ArrayLike) -> None:
         """LoRA/QLoRA adapter on a ``[m x k] @ [k x n]`` projection (nothing for full)."""
         if self.g.method != "full":
-            f, b = adapter_times(self.dev, m, k, n, self.g.lora_rank)
+            f, b = adapter_times_lean(self.c, self.xp, m, k, n, self.g.lora_rank)
             self.fwd, self.bwd = self.fwd + f, self.bwd + b
 
-    def elementwise(self, nbytes: F, flops: F, weight: float = 1.0) -> None:
-        t = weight * _t(memory_op(self.dev, "e", nbytes, flops))
+    def elementwise(self, nbytes: Any, flops: Any, weight: float = 1.0) -> None:
+        t = weight * memory_time(self.c, self.xp, nbytes, flops)
         self.fwd, self.bwd, self.elem_fwd = self.fwd + t, self.bwd + 2.0 * t, self.elem_fwd + t
 
 
-def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _Layer:
-    """Forward and backward time of one average transformer layer, one micro-batch."""
-    ly = _Layer(model, dev, g, seq_len)
+def layer_times(
+    model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP, *, settle: bool = True
+) -> _Layer:
+    """Forward and backward time of one average transformer layer, one micro-batch
+    (``settle=False``: GEMMs still deferred, see :meth:`_Layer.settle`)."""
+    ly = _Layer(model, dev, g, seq_len, xp)
     T, hq, hkv, tp, hd, D = ly.T, ly.hq, ly.hkv, ly.tp, model.head_dim, model.d_model
     lora = g.method != "full"
     if model.mla is None:
@@ -229,24 +314,24 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
         q_in = mla.q_lora_rank or D
         if mla.q_lora_rank:
             ly.gemm(T, mla.q_lora_rank, D, frozen=lora)
-        f0 = ly.fwd
+        f0 = ly.settle().fwd  # partial sums: deferred GEMMs priced first
         ly.gemm(T, hq * hd, q_in, frozen=lora)
         if mla.q_lora_rank:  # an up-projection only from a query latent
-            ly.mla_up_fwd = ly.fwd - f0
+            ly.mla_up_fwd = ly.settle().fwd - f0
         ly.gemm(T, lat, D, frozen=lora)
-        f0 = ly.fwd
+        f0 = ly.settle().fwd
         ly.gemm(T, hq * (hd - mla.qk_rope_head_dim + mla.v_head_dim), mla.kv_lora_rank)
-        ly.mla_up_fwd = ly.mla_up_fwd + ly.fwd - f0
+        ly.mla_up_fwd = ly.mla_up_fwd + ly.settle().fwd - f0
         attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * (ly.S + 1) / 2.0
         v_dim = mla.v_head_dim
     attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
     adt = attention_dtype(dev, ly.rc)
-    af = _t(attention_op(dev, "attn", attn_flops, attn_bytes, compute_dtype=adt))
+    af = attention_time(ly.c, xp, attn_flops, attn_bytes, peak=ly.c.attn_peak(adt))
     ly.fwd, ly.bwd, ly.attn_fwd = ly.fwd + af, ly.bwd + 2.5 * af, af
     ly.gemm(T, D, hq * v_dim, frozen=lora)
     if model.mla is None:
         ly.adapter(T, hq * v_dim, D)
-    sp_tokens = np.where(g.sp, T / tp, T)
+    sp_tokens = xp.where(g.sp, T / tp, T)
     norms = 1 if model.parallel_attn_mlp else 2
     ly.elementwise(norms * 3.0 * sp_tokens * D * ACT_BYTES, norms * 8.0 * sp_tokens * D)
     mats_in = 2 if model.gated else 1
@@ -254,13 +339,13 @@ def layer_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> _La
     n_moe = model.n_moe_layers
     if L - n_moe:
         w = (L - n_moe) / L
-        f = np.ceil(model.d_ff / tp)
+        f = xp.ceil(model.d_ff / tp)
         ly.gemm(T, mats_in * f, D, w, frozen=lora)
         ly.elementwise(T * f * ACT_BYTES * (mats_in + 1), 4.0 * T * f, w)
         ly.gemm(T, D, f, w, frozen=lora)
     if n_moe and model.moe is not None:
         _moe_layer(ly, model, n_moe / L, frozen=lora)
-    return ly
+    return ly.settle() if settle else ly
 
 
 def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
@@ -292,6 +377,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     group_tokens = T * g.ep * g.etp / tp
     hit = experts_hit(group_tokens, moe.n_experts / g.ep, moe.n_experts, moe.experts_per_token)
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    ly.settle()  # partial sums below: deferred GEMMs priced first
     f0, b0 = ly.fwd, ly.bwd
     for op in ops:
         t = w * op.time
@@ -336,6 +422,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
             ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
     # the host's per-expert loop after the dispatcher's device-to-host sync (.host): the expert
     # section lasts at least the host time (the router/permute ops are in it, a slight excess)
+    ly.settle()
     hf, hb = expert_loop_host_time(dev, n_local, lowp=r.lowp)
     ly.fwd = ly.fwd + w * np.maximum(hf - (ly.fwd - f0) / max(w, 1e-12), 0.0)
     ly.bwd = ly.bwd + w * np.maximum(hb - (ly.bwd - b0) / max(w, 1e-12), 0.0)
@@ -360,7 +447,7 @@ def _expert_dp_sync(
     DP), which with wide EP spans nodes one rank per node. Returns (reduce, gather, optimizer
     params per chip) with the routed share replaced."""
     routed = routed_params_per_layer(model, g) * layers
-    nrep = (g.dp * g.cp).astype(np.float64)
+    nrep = np.asarray(g.dp * g.cp, dtype=np.float64)
     edp, stride = expert_dp(g), g.ep * np.maximum(g.etp, 1)
     zero0 = g.zero == 0
 
@@ -388,56 +475,93 @@ def _expert_dp_sync(
     )
 
 
-def edge_times(model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int) -> tuple[F, F]:
+def edge_times(
+    model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP
+) -> tuple[Any, Any]:
     """(forward, backward) of embedding, final norm, LM head and loss for one micro-batch."""
-    ly = _Layer(model, dev, g, seq_len)
-    T, D = ly.T, model.d_model
-    v = np.ceil(model.vocab_size / ly.tp)
-    ly.gemm(T, v, D, frozen=g.method != "full", lowp=False)  # LM head stays BF16
-    ly.elementwise(T * D * ACT_BYTES * 3 + 12.0 * T * v, 6.0 * T * v)  # gather, norm, loss
+    ly = _edge_layer(model, dev, g, seq_len, xp).settle()
     return ly.fwd, ly.bwd
 
 
-def step_time(
+def _edge_layer(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    seq_len: int,
+    xp: Any,
+    batch: list[tuple[Any, ...]] | None = None,
+) -> _Layer:
+    ly = _Layer(model, dev, g, seq_len, xp, batch)
+    T, D = ly.T, model.d_model
+    v = xp.ceil(model.vocab_size / ly.tp)
+    ly.gemm(T, v, D, frozen=g.method != "full", lowp=False)  # LM head stays BF16
+    ly.elementwise(T * D * ACT_BYTES * 3 + 12.0 * T * v, 6.0 * T * v)  # gather, norm, loss
+    return ly
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayoutTimes:
+    """What depends on a plan's layout inside a stage only, i.e. on (tp, cp, micro-batch, sp,
+    ep, etp): one micro-batch's layer and edge times, the per-layer TP, CP and EP
+    communication, and the parameters per chip. A grid of plans shares few layouts, so the
+    vectorised path computes these once per distinct layout (:func:`layout_key`)."""
+
+    fwd: Any
+    bwd: Any
+    elem_fwd: Any
+    mla_up_fwd: Any
+    """forward of the MLA up-projections (what selective recomputation redoes)"""
+    attn_fwd: Any
+    e_fwd: Any
+    e_bwd: Any
+    ar: Any
+    """one TP all-reduce of a layer's activations"""
+    cp_layer: Any
+    """exposed ring-attention time of one layer, forward + backward"""
+    a2a: Any
+    """expert-parallel dispatch + combine of one MoE layer's forward (0 for dense models)"""
+    per_layer: Any
+    edges: Any
+
+    def take(self, idx: NDArray[np.int64], shape: tuple[int, ...]) -> LayoutTimes:
+        """Scatter per-layout values back to the plans (``idx``: layout of each plan)."""
+        kw: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float):  # the same for every layout (e.g. no all-to-all)
+                kw[f.name] = v
+                continue
+            a = np.asarray(v, dtype=np.float64)
+            kw[f.name] = a[idx] if a.shape == shape else np.full(shape, a)[idx]
+        return LayoutTimes(**kw)
+
+
+def layout_times(
     model: ModelSpec,
     dev: Device,
     g: PlanGrid,
     *,
     seq_len: int,
-    global_batch: int,
-    overlap: Overlap | None = None,
+    overlap: Overlap,
     algorithm: str = "auto",
-) -> StepTime:
-    """Step time of every plan in ``g`` by component (module docstring)."""
-    ov = overlap or Overlap()
-    L = model.n_layers
-    pp = g.pp.astype(np.float64)
-    ly = layer_times(model, dev, g, seq_len)
-    e_fwd, e_bwd = edge_times(model, dev, g, seq_len)
-    T, tp, cp, dp = ly.T, g.tp, g.cp, g.dp
-    # Lq/pp layers on the busiest pipeline rank (L/pp when the stages balance); multi-token
-    # prediction modules (one average layer + LM head and loss each) run once per pipeline.
-    Lq = stage_layers(model, g.pp, g.vpp)
-    mtp = float(model.n_mtp_layers)
-    fwd = (Lq * ly.fwd + e_fwd * (1.0 + mtp) + mtp * ly.fwd) / pp
-    bwd = (Lq * ly.bwd + e_bwd * (1.0 + mtp) + mtp * ly.bwd) / pp
-    rc = np.where(g.recompute == 2, Lq * ly.fwd / pp, np.where(g.recompute == 1, 0.0, 0.0))
-    rc = rc + np.where(g.recompute == 1, Lq * (ly.elem_fwd + ly.mla_up_fwd) / pp, 0.0)
-    passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
-
-    # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
-    per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
-    n_moe = model.n_moe_layers
-    ar = coll.all_reduce_time(dev, T * model.d_model * ACT_BYTES, tp, 1, algorithm)
-    t_tp = per_layer_ar * ar * passes * Lq / pp * (1.0 - ov.tp)
+    xp: Any = NP,
+) -> LayoutTimes:
+    """:class:`LayoutTimes` of every plan in ``g`` (or of one plan with ``xp=SC``)."""
+    ov, c = overlap, consts(dev)
+    # the layer's and the edges' GEMMs priced in one batch
+    ly = layer_times(model, dev, g, seq_len, xp, settle=False)
+    edge = _edge_layer(model, dev, g, seq_len, xp, ly._gemms)
+    ly.settle(edge)
+    e_fwd, e_bwd = edge.fwd, edge.bwd
+    T, tp, cp = ly.T, g.tp, g.cp
+    # tensor parallel: one all-reduce of the layer's activations (AG+RS with SP).
+    ar = all_reduce_time(c, xp, T * model.d_model * ACT_BYTES, tp, 1, algorithm)
     # context parallel: ring attention, (cp-1) K/V blocks per pass forward, 2x backward.
     kv = T * 2 * ly.hkv * model.head_dim * ACT_BYTES
-    ring = np.where(cp > 1, (cp - 1) * coll.send_recv_time(dev, kv, tp), 0.0)
+    ring = xp.where(cp > 1, (cp - 1) * send_recv_time(c, xp, kv, tp), 0.0)
     hide = ly.attn_fwd if ov.cp else 0.0
-    cp_layer = np.maximum(ring - hide, 0.0) + np.maximum(2.0 * ring - 2.5 * hide, 0.0)
-    t_cp = cp_layer * Lq / pp
-    # expert parallel: dispatch + combine per MoE layer and pass.
-    t_ep = np.zeros(np.shape(fwd))
+    cp_layer = xp.maximum(ring - hide, 0.0) + xp.maximum(2.0 * ring - 2.5 * hide, 0.0)
+    a2a: Any = 0.0
     if model.moe is not None:
         a2a = dispatch_combine(
             dev,
@@ -450,30 +574,168 @@ def step_time(
             capacity_factor=g.capacity_factor or None,
             dedup=g.dispatcher == "deepep",
         ).time
-        t_ep = a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
+    per_layer, edges = chip_params(model, g, xp)
+    return LayoutTimes(
+        fwd=ly.fwd,
+        bwd=ly.bwd,
+        elem_fwd=ly.elem_fwd,
+        mla_up_fwd=ly.mla_up_fwd,
+        attn_fwd=ly.attn_fwd,
+        e_fwd=e_fwd,
+        e_bwd=e_bwd,
+        ar=ar,
+        cp_layer=cp_layer,
+        a2a=a2a,
+        per_layer=per_layer,
+        edges=edges,
+    )
+
+
+_LAYOUT_FIELDS = ("tp", "cp", "micro_batch", "sp", "ep", "etp")
+
+
+def layout_key(g: PlanGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(flat index of the first plan of each distinct layout, layout of every plan) over the
+    flattened grid: plans equal in ``_LAYOUT_FIELDS`` share their :class:`LayoutTimes`."""
+    cols = [np.ravel(np.asarray(getattr(g, k), dtype=np.int64)) for k in _LAYOUT_FIELDS]
+    n = max(c.size for c in cols)
+    cols = [np.broadcast_to(c, (n,)) if c.size != n else c for c in cols]
+    tp, cp, mb, sp, ep, etp = cols
+    if n and int((tp | cp | ep | etp | mb).max()) < 1024 and int(np.min(cols)) >= 0:
+        # 10 bits a field: one int64 key per plan
+        key = (((((tp << 10) | cp) << 10 | mb) << 1 | sp) << 10 | ep) << 10 | etp
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        _, first, inv = np.unique(np.stack(cols, 1), axis=0, return_index=True, return_inverse=True)
+    return first.astype(np.int64), np.ravel(inv).astype(np.int64)
+
+
+def step_time(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    global_batch: int,
+    overlap: Overlap | None = None,
+    algorithm: str = "auto",
+    layouts: LayoutTimes | None = None,
+    lq: Any = None,
+) -> StepTime:
+    """Step time of every plan in ``g`` by component (module docstring). ``layouts``: the
+    plans' :class:`LayoutTimes` when already computed (else computed here, on ``g``);
+    ``lq``: :func:`.plan.stage_layers` of ``g`` when already known."""
+    ov = overlap or Overlap()
+    lt = layouts or layout_times(model, dev, g, seq_len=seq_len, overlap=ov, algorithm=algorithm)
+    p = _plan_times(model, dev, g, lt, seq_len, global_batch, ov, algorithm, NP, lq)
+    m, z = p["m"], np.zeros(np.shape(p["fwd"]))
+    return StepTime(
+        forward=m * p["fwd"],
+        backward=m * p["bwd"],
+        recompute=m * p["rc"],
+        tp_comm=m * p["t_tp"],
+        cp_comm=m * p["t_cp"],
+        ep_comm=m * p["t_ep"] + z,
+        pp_comm=m * p["t_pp"],
+        fsdp_comm=m * p["t_fsdp"],
+        bubble=p["bubble"],
+        dp_comm=p["dp_exposed"],
+        optimizer=p["t_opt"] + z,
+        overhead=z + dev.eff.step_overhead_s,
+        dp_comm_total=p["dp_total"],
+        microbatches=m + z,
+        t_microbatch=p["t_mb"],
+    )
+
+
+def total_time(p: dict[str, Any], overhead_s: float) -> Any:
+    """The step time from :func:`_plan_times`' parts, summed in :attr:`StepTime.total`'s
+    order (so both agree to the last bit)."""
+    m = p["m"]
+    t = m * p["fwd"] + m * p["bwd"] + m * p["rc"] + m * p["t_tp"] + m * p["t_cp"]
+    t = t + m * p["t_ep"] + m * p["t_pp"] + m * p["t_fsdp"] + p["bubble"] + p["dp_exposed"]
+    return t + p["t_opt"] + overhead_s
+
+
+def step_total(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    lt: LayoutTimes,
+    *,
+    seq_len: int,
+    global_batch: int,
+    overlap: Overlap,
+    algorithm: str = "auto",
+    xp: Any = NP,
+) -> Any:
+    """Time-only path (plan search, one plan): the step time of every plan in ``g``, equal to
+    :attr:`StepTime.total` of :func:`step_time`."""
+    p = _plan_times(model, dev, g, lt, seq_len, global_batch, overlap, algorithm, xp)
+    return total_time(p, dev.eff.step_overhead_s)
+
+
+def _plan_times(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    lt: LayoutTimes,
+    seq_len: int,
+    global_batch: int,
+    ov: Overlap,
+    algorithm: str,
+    xp: Any,
+    lq: Any = None,
+) -> dict[str, Any]:
+    """The per-plan part of the step (pipeline, data parallel, optimizer) on top of the
+    layouts' times ``lt``: the components of :class:`StepTime` per micro-batch or step."""
+    c = consts(dev)
+    L = model.n_layers
+    pp = xp.f(g.pp)
+    T, tp, cp, dp = g.micro_batch * seq_len / xp.f(g.cp), g.tp, g.cp, g.dp
+    # Lq/pp layers on the busiest pipeline rank (L/pp when the stages balance); multi-token
+    # prediction modules (one average layer + LM head and loss each) run once per pipeline.
+    Lq = stage_layers(model, g.pp, g.vpp, xp) if lq is None else lq
+    mtp = float(model.n_mtp_layers)
+    fwd = (Lq * lt.fwd + lt.e_fwd * (1.0 + mtp) + mtp * lt.fwd) / pp
+    bwd = (Lq * lt.bwd + lt.e_bwd * (1.0 + mtp) + mtp * lt.bwd) / pp
+    rc = xp.where(g.recompute == 2, Lq * lt.fwd / pp, 0.0)
+    rc = rc + xp.where(g.recompute == 1, Lq * (lt.elem_fwd + lt.mla_up_fwd) / pp, 0.0)
+    passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
+
+    # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
+    per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
+    n_moe = model.n_moe_layers
+    t_tp = per_layer_ar * lt.ar * passes * Lq / pp * (1.0 - ov.tp)
+    t_cp = lt.cp_layer * Lq / pp
+    # expert parallel: dispatch + combine per MoE layer and pass.
+    t_ep: Any = 0.0
+    if model.moe is not None:
+        t_ep = lt.a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
     # pipeline: activations forward and gradients back once per virtual stage. The
     # interleaved schedule overlaps these transfers with the other chunks' compute
     # (Megatron-LM overlap_p2p_comm, on by default there); plain 1F1B waits for them.
-    hop = coll.send_recv_time(dev, T * model.d_model * ACT_BYTES, tp * cp * dp)
+    hop = send_recv_time(c, xp, T * model.d_model * ACT_BYTES, tp * cp * dp)
     p2p = 2.0 * g.vpp * hop
-    t_pp = np.where(g.vpp > 1, np.maximum(p2p - (fwd + bwd), 0.0), p2p * (1.0 - ov.pp)) * (pp > 1)
+    t_pp = xp.where(g.vpp > 1, xp.maximum(p2p - (fwd + bwd), 0.0), p2p * (1.0 - ov.pp)) * (pp > 1)
 
-    per_layer, edges = chip_params(model, g)
+    per_layer, edges = lt.per_layer, lt.edges
     params_stage = (per_layer * L + edges) / pp
     full = g.method == "full"
     trainable = params_stage if full else lora_params_per_layer(model, g.lora_rank, tp) * L / pp
-    nrep = (dp * cp).astype(np.float64)
-    shard = np.maximum(g.shard, 1)
+    nrep = xp.f(dp * cp)
+    shard = xp.maximum(g.shard, 1)
     # ZeRO-3 / FSDP: gather weights forward and backward, reduce-scatter grads, per micro-batch.
     fsdp_on = (g.zero == 3) & full
-    ag = coll.all_gather_time(dev, params_stage * WEIGHT_BYTES, shard, tp, algorithm)
-    rs = coll.reduce_scatter_time(dev, params_stage * g.grad_bytes, shard, tp, algorithm)
-    fsdp_raw = np.where(fsdp_on, 2.0 * ag + rs, 0.0)
+    fsdp_group = group(c, xp, shard, tp, algorithm)
+    ag = group_time(fsdp_group, params_stage * WEIGHT_BYTES)
+    rs = group_time(fsdp_group, params_stage * g.grad_bytes)
+    fsdp_raw = xp.where(fsdp_on, 2.0 * ag + rs, 0.0)
     busy = fwd + bwd + rc
-    t_fsdp = np.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
+    t_fsdp = xp.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
 
     t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
-    m = global_batch / (dp * g.micro_batch).astype(np.float64)
+    m = global_batch / xp.f(dp * g.micro_batch)
     # warm-up and cool-down: (pp-1) chunk steps each way, every one waiting for its stage hop
     # (nothing else to overlap the transfer with yet)
     bubble = (pp - 1.0) / g.vpp * t_mb + 2.0 * (pp - 1.0) * hop
@@ -481,38 +743,37 @@ def step_time(
     # data parallel, once per step: ZeRO-0 all-reduce; ZeRO-1/2 reduce-scatter + all-gather;
     # hybrid FSDP (shard < dp*cp) all-reduces the sharded gradients across replicas.
     g_bytes = trainable * g.grad_bytes
-    rs_dp = coll.reduce_scatter_time(dev, g_bytes, nrep, tp, algorithm)
-    ag_dp = coll.all_gather_time(dev, trainable * WEIGHT_BYTES, nrep, tp, algorithm)
-    hyb = coll.all_reduce_time(dev, g_bytes / shard, nrep / shard, tp * shard, algorithm)
-    red = np.where(fsdp_on, hyb, np.where(g.zero == 0, 2.0 * rs_dp, rs_dp))
-    gat = np.where(fsdp_on | (g.zero == 0), 0.0, ag_dp)
-    local = np.where(g.zero >= 1, trainable / shard, trainable)
+    dp_group = group(c, xp, nrep, tp, algorithm)
+    rs_dp = group_time(dp_group, g_bytes)
+    ag_dp = group_time(dp_group, trainable * WEIGHT_BYTES)
+    hyb = all_reduce_time(c, xp, g_bytes / shard, nrep / shard, tp * shard, algorithm)
+    red = xp.where(fsdp_on, hyb, xp.where(g.zero == 0, 2.0 * rs_dp, rs_dp))
+    gat = xp.where(fsdp_on | (g.zero == 0), 0.0, ag_dp)
+    local = xp.where(g.zero >= 1, trainable / shard, trainable)
     if model.moe is not None and full:
         red, gat, local = _expert_dp_sync(model, dev, g, L / pp, red, gat, local, algorithm)
     dp_total = red + gat
-    hidden = np.maximum(red - bwd, 0.0) + np.maximum(gat - fwd, 0.0)
+    hidden = xp.maximum(red - bwd, 0.0) + xp.maximum(gat - fwd, 0.0)
     dp_exposed = hidden if ov.dp else dp_total
     # optimizer: read+write states and master weights, read grads, write 16-bit weights.
     opt_bytes = local * (2.0 * OPTIMIZER_BYTES[g.optimizer] + GRAD_BYTES + WEIGHT_BYTES)
-    t_opt = _t(memory_op(dev, "optimizer", opt_bytes, 10.0 * local))
+    t_opt = memory_time(c, xp, opt_bytes, 10.0 * local)
     # low-precision weight copies, cast once per step (none when the frozen base is stored so)
-    cast = weight_cast_bytes(ly.rc, per_layer * L / pp, stored_lowp=not full)
-    t_opt = t_opt + np.where(cast > 0, _t(memory_op(dev, "weight-cast", cast)), 0.0)
-    z = np.zeros(np.shape(fwd))
-    return StepTime(
-        forward=m * fwd,
-        backward=m * bwd,
-        recompute=m * rc,
-        tp_comm=m * t_tp,
-        cp_comm=m * t_cp,
-        ep_comm=m * t_ep + z,
-        pp_comm=m * t_pp,
-        fsdp_comm=m * t_fsdp,
-        bubble=bubble,
-        dp_comm=dp_exposed,
-        optimizer=t_opt + z,
-        overhead=z + dev.eff.step_overhead_s,
-        dp_comm_total=dp_total,
-        microbatches=m + z,
-        t_microbatch=t_mb,
-    )
+    cast = weight_cast_bytes(recipe(g.dtype), per_layer * L / pp, stored_lowp=not full)
+    t_opt = t_opt + xp.where(cast > 0, memory_time(c, xp, cast), 0.0)
+    return {
+        "fwd": fwd,
+        "bwd": bwd,
+        "rc": rc,
+        "t_tp": t_tp,
+        "t_cp": t_cp,
+        "t_ep": t_ep,
+        "t_pp": t_pp,
+        "t_fsdp": t_fsdp,
+        "t_mb": t_mb,
+        "m": m,
+        "bubble": bubble,
+        "dp_exposed": dp_exposed,
+        "dp_total": dp_total,
+        "t_opt": t_opt,
+    }

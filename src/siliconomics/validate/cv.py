@@ -17,9 +17,10 @@ dominate a family's fit nor the run time; every usable row is still predicted an
 
 Band coverage is checked the same way: each held-out row's band is built from the
 cross-validated residuals of the *other* sources only (:func:`~siliconomics.calibrate.bands.band_for`
-with ``exclude_group``). The band half-width scale of each kind (inference, training) is then
-set so that these held-out bands cover the band level (:func:`~siliconomics.calibrate.bands.width_scale`)
-and the report gives the coverage with that scale, overall and per group.
+with ``exclude_group``). Each band is then widened by the half-width scale of its (kind,
+family), estimated from the other sources' held-out rows of that family
+(:func:`~siliconomics.calibrate.bands.family_scales`), and the report gives the coverage with
+those scales, overall and per group.
 
 Pure: measured files are read at the edge (:func:`siliconomics.resolve.measured_files`), which
 also hands in the :class:`~siliconomics.catalog.catalog.Catalog` the rows resolve through.
@@ -35,7 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from ..calibrate.bands import Band, BandQuery, Residual, band_for, is_time_metric, width_scale
+from ..calibrate.bands import (
+    Band,
+    BandQuery,
+    Need,
+    Residual,
+    band_for,
+    family_scales,
+    is_time_metric,
+)
 from ..calibrate.hierarchy import Calibration, FitCache, FitRecord, calibrate, fittable
 from ..calibrate.samples import Sample, make_sample
 from ..catalog.catalog import Catalog
@@ -146,7 +155,7 @@ class CVRow:
     def covered(self) -> bool:
         return self.band.covers(self.measured, self.cross_validated, self.metric)
 
-    def residual(self, scale: float = 1.0) -> Residual:
+    def residual(self, scale: float = 1.0, family_scale: float = 0.0) -> Residual:
         return Residual(
             id=self.id,
             kind=self.kind,
@@ -158,6 +167,7 @@ class CVRow:
             group=self.group,
             log_ratio=speed_log_ratio(self.measured, self.cross_validated, self.metric),
             scale=scale,
+            family_scale=family_scale,
         )
 
 
@@ -182,6 +192,8 @@ class CVReport:
     method: str
     band_scale: Mapping[str, float] = field(default_factory=dict)
     """the band half-width scale per kind (inference, training)"""
+    family_scale: Mapping[str, float] = field(default_factory=dict)
+    """the band half-width scale per ``kind/family`` (:func:`~siliconomics.calibrate.bands.family_scales`)"""
     fit_rows: Mapping[str, int] = field(default_factory=dict)
     """rows the fits used per kind (after ``fit_cap``)"""
     skipped: tuple[Skipped, ...] = ()
@@ -189,7 +201,12 @@ class CVReport:
     """the calibration on every row (None when the report was read back from JSON)"""
 
     def residuals(self) -> tuple[Residual, ...]:
-        return tuple(r.residual(self.band_scale.get(r.kind, 1.0)) for r in self.rows)
+        return tuple(
+            r.residual(
+                self.band_scale.get(r.kind, 1.0), self.family_scale.get(f"{r.kind}/{r.family}", 0.0)
+            )
+            for r in self.rows
+        )
 
     def stats(self, kind: str, key: str | None = None) -> list[GroupStat]:
         rows = [r for r in self.rows if r.kind == kind]
@@ -204,6 +221,7 @@ class CVReport:
             "level": self.level,
             "method": self.method,
             "band_scale": dict(self.band_scale),
+            "family_scale": dict(self.family_scale),
             "fit_rows": dict(self.fit_rows),
             "records": [{**r.__dict__, "params": list(r.params)} for r in self.records],
             "rows": [r.__dict__ for r in self.rows],
@@ -217,6 +235,7 @@ class CVReport:
             level=float(raw["level"]),
             method=str(raw["method"]),
             band_scale={k: float(v) for k, v in raw.get("band_scale", {}).items()},
+            family_scale={k: float(v) for k, v in raw.get("family_scale", {}).items()},
             fit_rows={k: int(v) for k, v in raw.get("fit_rows", {}).items()},
         )
 
@@ -390,7 +409,7 @@ def cross_validate(
         preds += p
         skipped += sk
     preds.sort(key=lambda p: (p[0].row.kind, p[0].row.id))
-    rows, scales = _banded_rows(preds, full_set, level)
+    rows, scales, fscales = _banded_rows(preds, full_set, level)
     counts = {k: sum(s.workload == k for s in fit_rows) for k in ("inference", "training")}
     return CVReport(
         rows=rows,
@@ -398,6 +417,7 @@ def cross_validate(
         level=level,
         method=method_text(folds, fit_cap),
         band_scale=scales,
+        family_scale=fscales,
         fit_rows=counts,
         skipped=tuple(skipped),
         calibration=full,
@@ -406,9 +426,14 @@ def cross_validate(
 
 def _banded_rows(
     preds: Sequence[tuple[Sample, float, float]], full_set: ProfileSet, level: float
-) -> tuple[tuple[CVRow, ...], dict[str, float]]:
-    """Rows with their held-out bands, scaled per kind so that they cover ``level``, and the
-    scales."""
+) -> tuple[tuple[CVRow, ...], dict[str, float], dict[str, float]]:
+    """Rows with their held-out bands and the scales (per kind, per ``kind/family``).
+
+    Each row's band is built from the other sources' residuals at scale 1, then widened by its
+    (kind, family) scale estimated from the *other sources'* held-out rows
+    (:func:`~siliconomics.calibrate.bands.family_scales`), so the coverage reported for a row
+    never used that row's own miss. The scales returned are those on all rows (shipped in
+    ``bands.toml``)."""
     bare = [
         CVRow(
             id=s.row.id,
@@ -434,30 +459,23 @@ def _banded_rows(
     for r, (s, _, _) in zip(bare, preds, strict=True):
         b = band_for(resid, query(s, full_set), level=level, exclude_group=s.group)
         out.append(replace(r, band_lo=b.lo, band_hi=b.hi, band_basis=b.basis, band_reason=b.reason))
-    scales = _band_scales(out, level)
-    return tuple(_rescale(r, scales.get(r.kind, 1.0)) for r in out), scales
+    per_row, kinds, fams = family_scales([_need(r) for r in out], level)
+    rows = tuple(_rescale(r, sc) for r, sc in zip(out, per_row, strict=True))
+    return rows, kinds, {f"{k}/{f}": v for (k, f), v in fams.items()}
 
 
-def _band_scales(rows: Sequence[CVRow], level: float) -> dict[str, float]:
-    """Per kind: the half-width scale at which the held-out bands (at scale 1) cover
-    ``level`` of the rows (:func:`~siliconomics.calibrate.bands.width_scale`)."""
-    out = {}
-    for kind in ("inference", "training"):
-        rs = [r for r in rows if r.kind == kind]
-        if rs:
-            out[kind] = width_scale(
-                [
-                    (r.band_lo, r.band_hi, speed_log_ratio(r.measured, r.cross_validated, r.metric))
-                    for r in rs
-                ],
-                level,
-            )
-    return out
+def _need(r: CVRow) -> Need:
+    c, h = (r.band_lo + r.band_hi) / 2.0, (r.band_hi - r.band_lo) / 2.0
+    x = speed_log_ratio(r.measured, r.cross_validated, r.metric)
+    return Need(kind=r.kind, family=r.family, group=r.group, need=abs(x - c) / max(h, 1e-12))
 
 
 def _rescale(r: CVRow, scale: float) -> CVRow:
     c, h = (r.band_lo + r.band_hi) / 2.0, (r.band_hi - r.band_lo) / 2.0
-    why = f"half-width x{scale:.3g} (held-out coverage of its kind set to the band level)"
+    why = (
+        f"half-width x{scale:.3g} (the {r.family} {r.kind} scale from the other sources' "
+        "held-out coverage)"
+    )
     return replace(
         r,
         band_lo=c - h * scale,

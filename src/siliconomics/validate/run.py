@@ -87,6 +87,11 @@ _CPP_RUNTIME = re.compile(
     r"tensorrt engine|gptmanagerbenchmark|gptsessionbenchmark|mlperf|harness|^tensorrt \d", re.I
 )
 TRTLLM_BENCH_MAX_TOKENS = 32768
+# The PyTorch-backend runs of TensorRT-LLM's performance overview capture CUDA graphs at these
+# batch sizes with padding (docs/source/performance/perf-overview.md @00f37686, llm_options.yml:
+# cuda_graph_config enable_padding: true, batch_sizes 1 ... 8192); generation-only steps run
+# padded up to the next size (inference/graphs.py).
+TRTLLM_BENCH_GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +101,7 @@ class EngineSettings:
     batch_limit: float | None
     max_prefill_tokens: float = 8192.0
     reserve_full_length: bool = False
+    graph_batch_sizes: tuple[float, ...] = ()
     notes: tuple[str, ...] = ()
 
 
@@ -135,14 +141,31 @@ def engine_settings(
     raw_bs = min(fits, TRTLLM_BENCH_MAX_BATCH) / plan.pp
     tokens = _round_tokens(min(raw_bs * (1.0 + I / O), TRTLLM_BENCH_MAX_TOKENS))
     limit = TRTLLM_BENCH_MAX_BATCH * plan.dp
+    # The engine drops captured sizes above min(max_batch_size, max_num_tokens) and pads to that
+    # cap instead (tensorrt_llm/_torch/pyexecutor/model_engine.py, _filter_cuda_graph_batch_sizes).
+    top = float(min(math.ceil(raw_bs), tokens))
+    graphs = (
+        ()
+        if _CPP_RUNTIME.search(sw)
+        else (*(float(x) for x in TRTLLM_BENCH_GRAPH_SIZES if x < top), top)
+    )
+    graph_note = (
+        (f"CUDA graphs with padding: decode batches per attention rank rounded up to 1, 2, 4, "
+         f"..., 256, 384, 512, 1024, ... capped at {top:g} (perf-overview llm_options.yml; "
+         "model_engine._filter_cuda_graph_batch_sizes)",)
+        if graphs
+        else ()
+    )  # fmt: skip
     return EngineSettings(
         batch_limit=limit,
         max_prefill_tokens=tokens,
         reserve_full_length=no_evict,
+        graph_batch_sizes=graphs,
         notes=(
             *notes,
             f"trtllm-bench engine settings: at most {TRTLLM_BENCH_MAX_BATCH} running requests "
             f"per attention rank, max_num_tokens {tokens:g} (tensorrt_llm/bench/build/tuning.py)",
+            *graph_note,
         ),
     )
 
@@ -170,6 +193,7 @@ def _run(
             batch_limit=eng.batch_limit,
             max_prefill_tokens=eng.max_prefill_tokens,
             reserve_full_length=eng.reserve_full_length,
+            graph_batch_sizes=eng.graph_batch_sizes or None,
         )
         return replace(est, assumptions=(*est.assumptions, *eng.notes)), str(est.decode_bound)
     if row.scenario == "server":

@@ -171,7 +171,12 @@ def _row(
         norm.append(
             f"MoE: the page runs MoE models with enable_attention_dp: true over the TP{tp} "
             f"group, so attention is data-parallel over {tp} GPUs (tp=1, dp={tp}); the EP size "
-            f"is not in the table, ep={tp} assumed."
+            f"is not in the table, ep={tp} assumed. LAYOUT AMBIGUOUS: the page's MoE "
+            "llm_options.yml nests enable_attention_dp under cuda_graph_config, whose pydantic "
+            "model (CudaGraphConfig, a StrictBaseModel: extra fields forbidden, "
+            "tensorrt_llm/llmapi/llm_args.py) rejects that key, so the printed file is not the "
+            "one that ran; whether attention DP was on is not recoverable from the source "
+            f"(tp={tp}, dp=1 is the other reading)."
         )
     if model == "mistral-7b-v0.1":
         norm.append("'Mistral 7B' version not stated; mistral-7b-v0.1 assumed.")
