@@ -13,6 +13,7 @@ from siliconomics.resolve import device
 from siliconomics.serving import Arrival, Workload, simulate
 from siliconomics.serving.config import PoolConfig
 from siliconomics.serving.spec import make_config
+from siliconomics.serving.steptime import RUN_CLOSED
 from siliconomics.serving.workload import parse_lengths
 
 M8 = get_model("llama-3.1-8b")
@@ -37,15 +38,18 @@ def _log(r):
     return (g.first_token_s, g.finish_s, g.scheduled_s, g.replica, g.preemptions)
 
 
+@pytest.mark.parametrize("flat", [0, router_mod.FLAT_MAX])  # the tree walk, the leaf filter
 @pytest.mark.parametrize("router", ["least-tokens", "jsq"])
 @pytest.mark.parametrize("scheduler", ["chunked", "continuous"])
-def test_indexed_router_picks_what_a_scan_picks(monkeypatch, router, scheduler):
+def test_indexed_router_picks_what_a_scan_picks(monkeypatch, router, scheduler, flat):
+    monkeypatch.setattr(router_mod, "FLAT_MAX", flat)
     # 40 replicas: indexed by default; a huge SCAN_MAX forces the scan. Loads light enough
     # that some replicas idle (ties at zero) and heavy enough that runs are cut.
     c = cfg(40, router, scheduler=scheduler, max_seqs=8)
     w = wl(90.0, 1500)
     fast = simulate(c, w, seed=3)
     monkeypatch.setattr(router_mod, "SCAN_MAX", 10**9)
+    monkeypatch.setattr(router_mod, "SCANNED_RUN_CLOSED", RUN_CLOSED)  # the same run sums
     slow = simulate(c, w, seed=3)
     for a, b in zip(_log(fast), _log(slow), strict=True):
         assert np.array_equal(a, b)
@@ -61,7 +65,7 @@ def test_load_index_bound_never_exceeds_the_load():
     def checked(self, e, t):
         kick(self, e, t)
         if e.run_steps:  # the bound holds at any instant before the run's completion event
-            end = e.run_t0 + e.run_ends[e.run_steps - 1]
+            end = e.run_t0 + e.run.end(e.run_steps)
             for x in np.linspace(t, end, 7)[:-1]:
                 assert router_mod.tokens_bound(e) <= router_mod.tokens_at(e, float(x))
             seen.append(e.run_steps)
@@ -203,3 +207,96 @@ def test_decode_run_ends_bit_identical_to_the_step_formula(monkeypatch):
             for total in (0.0, 17.0 * b, 5000.5 * b):
                 m = RUN_NUMPY + 77
                 assert stm.decode_run_ends(b, total, m) == reference(b, total, m), (host, b)
+
+
+@pytest.mark.parametrize("host", [None, 2e-4])
+def test_closed_form_decode_run_equals_the_step_sum(monkeypatch, host):
+    import random
+    from bisect import bisect_right
+
+    from siliconomics.serving.steptime import DecodeRun, step_time_model
+
+    stm = step_time_model(
+        M8, device("h100-sxm"), InferencePlan(), max_tokens=8192, max_seqs=512, max_ctx=16384
+    )
+    if host is not None:  # a host floor that binds for small batches
+        monkeypatch.setattr(stm, "_host", host)
+        monkeypatch.setattr(stm, "_rows_np", {})
+    rnd = random.Random(11)
+    for _ in range(300):
+        b, m = rnd.choice([1, 2, 7, 60, 300]), rnd.randint(RUN_CLOSED, 3000)
+        total = rnd.choice([0.0, 5.0 * b, rnd.uniform(0, 12000) * b])
+        ref = stm.decode_run_ends(b, total, m)
+        run = stm.decode_run(b, total, m)
+        assert isinstance(run, DecodeRun) and run.m == m
+        assert run.total == pytest.approx(ref[-1], rel=1e-12)
+        for j in (1, 2, m // 3, m // 2 + 1, m - 1, m):
+            assert run.end(j) == pytest.approx(ref[j - 1], rel=1e-12, abs=1e-15)
+        for _ in range(20):  # count inverts end exactly, and the list up to rounding
+            dt = rnd.uniform(-0.001, ref[-1] * 1.01)
+            c = run.count(dt)
+            assert 0 <= c <= m
+            assert c == m or run.end(c + 1) > dt
+            assert c == 0 or run.end(c) <= dt
+            assert abs(c - bisect_right(ref, dt)) <= 1
+        assert run.count(ref[-1] * 2) == m and run.count(-1.0) == 0
+
+
+@pytest.mark.parametrize(
+    ("replicas", "rate", "n", "router"), [(3, 14.0, 1500, "jsq"), (48, 30.0, 2000, "least-tokens")]
+)
+def test_closed_form_runs_change_results_by_rounding_only(monkeypatch, replicas, rate, n, router):
+    import siliconomics.serving.steptime as st
+
+    c = cfg(replicas, router)
+    reqs = wl(rate, n).sample(np.random.default_rng(8))
+    made = []
+    init = st.DecodeRun.__init__
+
+    def counted(self, m):
+        made.append(m)
+        init(self, m)
+
+    monkeypatch.setattr(st.DecodeRun, "__init__", counted)
+    fast = simulate(c, reqs)
+    assert len(made) > 20 and max(made) > 300  # long runs took the closed form
+    monkeypatch.setattr(st, "EXACT_RUNS", True)
+    exact = simulate(c, reqs)
+    assert np.array_equal(fast.log.replica, exact.log.replica)
+    assert [p.steps for p in fast.pools] == [p.steps for p in exact.pools]
+    for a, b in zip(_log(fast), _log(exact), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+    for k in ("duration_s", "output_tokens_per_s", "energy_j", "usd_per_million_output"):
+        assert getattr(fast, k) == pytest.approx(getattr(exact, k), rel=1e-9, nan_ok=True), k
+    for m in ("ttft", "tpot", "e2e"):
+        for q in ("p50", "p99", "mean", "max"):
+            assert getattr(getattr(fast, m), q) == pytest.approx(
+                getattr(getattr(exact, m), q), rel=1e-9
+            ), (m, q)
+    assert fast.pools[0].utilisation == pytest.approx(exact.pools[0].utilisation, rel=1e-9)
+
+
+@pytest.mark.parametrize("ahead", [3, 32])
+def test_indexed_router_with_long_decode_runs(monkeypatch, ahead):
+    # light load on many replicas: batch ~1, runs of hundreds of steps, so the index's
+    # look-ahead bounds are set, lapse and are renewed; picks equal a scan's
+    monkeypatch.setattr(router_mod.LeastTokens, "ahead", ahead)
+    monkeypatch.setattr(router_mod, "FLAT_MAX", 0 if ahead == 3 else router_mod.FLAT_MAX)
+    renewed = []
+    renew = router_mod.LoadIndex._renew
+
+    def counted(self, e, done):
+        ok = renew(self, e, done)
+        renewed.append(ok)
+        return ok
+
+    monkeypatch.setattr(router_mod.LoadIndex, "_renew", counted)
+    c = cfg(48, "least-tokens")
+    w = wl(30.0, 2500)
+    fast = simulate(c, w, seed=5)
+    assert sum(renewed) > 300 and not all(renewed)
+    monkeypatch.setattr(router_mod, "SCAN_MAX", 10**9)
+    monkeypatch.setattr(router_mod, "SCANNED_RUN_CLOSED", RUN_CLOSED)  # the same run sums
+    slow = simulate(c, w, seed=5)
+    for a, b in zip(_log(fast), _log(slow), strict=True):
+        assert np.array_equal(a, b)

@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from .steptime import StepTimeModel
+from . import steptime
+from .steptime import DecodeRun, ListRun, StepTimeModel
 from .stream import StreamStats
 
 Sink = Callable[[dict[str, Any]], None]
 MIN_RUN = 2  # decode runs shorter than this are single steps
-RUN_START = 32  # longest first run; doubles while runs end uncut, back to this after a cut
+RUN_START = 32  # longest first list-summed run; doubles while runs end uncut, back after a cut
 
 
 Values = Sequence[float] | Sequence[int] | np.ndarray
@@ -160,9 +161,13 @@ class Engine:
         self.busy = False
         self.run_steps = 0  # steps in the decode run now in flight (0: a single step)
         self.run_t0 = 0.0
-        self.run_ends: list[float] = []  # cumulative step end times of the run, from run_t0
+        self.run: DecodeRun | ListRun = ListRun([0.0])  # the run's step times, from run_t0
         self.run_cum: list[int] = []  # blocks needed by the first j steps of one period
         self.run_cap = RUN_START
+        # runs of at least this many steps are summed in closed form (a scanning router sets
+        # it out of reach: it reads every replica's run at every pick, and a list's bisection
+        # answers faster than the closed form's quadratic)
+        self.run_closed = steptime.RUN_CLOSED
         self.version = 0  # bumps when a run is cut: its old completion event is stale
         # decode set
         self.k = 0
@@ -314,23 +319,26 @@ class Engine:
             m = min(m, q * bs + bisect_right(cum, rem, hi=bs) - 1)
         if m < MIN_RUN:
             return None
-        # Step times a cut run would throw away are not computed: a run is at most
-        # ``run_cap`` steps (one more event when it ends uncut; the next run doubles it).
-        if m > self.run_cap:
+        # Long runs are summed in closed form (O(grid segments), not O(m)) and go to the next
+        # finish: a cut one wastes nothing. Short ones sum step by step, and the times a cut
+        # would throw away are not computed: at most ``run_cap`` steps (one more event when
+        # the run ends uncut; the next run doubles it).
+        if m > self.run_cap and (m < self.run_closed or steptime.EXACT_RUNS):
             m = self.run_cap
             self.run_cap *= 2
-        ends = self.stm.decode_run_ends(self.n_dec, self.ctx_sum, m)
-        self.run_t0, self.run_ends, self.run_cum, self.run_steps = t, ends, cum, m
-        self._run_account(m, +1)
-        return ends[m - 1]
+        run = self.stm.decode_run(self.n_dec, self.ctx_sum, m, self.run_closed)
+        self.run_t0, self.run, self.run_cum, self.run_steps = t, run, cum, m
+        self._run_account(m, +1, run.total)
+        return run.total
 
     def _run_blocks(self, m: int) -> int:
         q, r = divmod(m, self.bs)
         return q * self.run_cum[-1] + self.run_cum[r]
 
-    def _run_account(self, m: int, sign: int) -> None:
-        """Add (sign +1) or remove (-1) the statistics and blocks of a run's first m steps."""
-        B, dur = self.n_dec, self.run_ends[m - 1]
+    def _run_account(self, m: int, sign: int, dur: float) -> None:
+        """Add (sign +1) or remove (-1) the statistics and blocks of a run's first m steps
+        (``dur``: their time)."""
+        B = self.n_dec
         self.blocks_free -= sign * self._run_blocks(m)
         self.busy_s += sign * dur
         self.steps += sign * m
@@ -345,20 +353,21 @@ class Engine:
         in :class:`.router.LeastTokens`: keep the two equal)."""
         if not self.run_steps:
             return self.load_tokens
-        return self.load_tokens - self.n_dec * bisect_right(self.run_ends, t - self.run_t0)
+        return self.load_tokens - self.n_dec * self.run.count(t - self.run_t0)
 
     def truncate_run(self, t: float) -> float | None:
         """New work arrived at ``t`` during a run: keep the steps completed by ``t`` and the
         one in flight. Returns the new end time, or None when the run ends with that step."""
         m = self.run_steps
-        keep = bisect_right(self.run_ends, t - self.run_t0) + 1
+        keep = self.run.count(t - self.run_t0) + 1
         if keep >= m:
             return None
         self.run_cap = RUN_START
-        self._run_account(m, -1)
-        self._run_account(keep, +1)
+        dur = self.run.end(keep)
+        self._run_account(m, -1, self.run.end(m))
+        self._run_account(keep, +1, dur)
         self.run_steps = keep
-        return self.run_t0 + self.run_ends[keep - 1]
+        return self.run_t0 + dur
 
     def end_decode_run(self, t: float) -> None:
         m, self.run_steps = self.run_steps, 0

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +51,86 @@ from ..parallel.plan import InferencePlan
 F = NDArray[np.float64]
 EXACT_TOKENS = 8192
 RUN_NUMPY = 128  # decode runs of at least this many steps are costed in numpy (same bits)
+EXACT_RUNS = False
+"""True: decode runs sum their step times one by one (:class:`ListRun`, the reference);
+False: runs of at least :data:`RUN_CLOSED` steps are summed in closed form per grid segment
+(:class:`DecodeRun`, equal up to float rounding)"""
+RUN_CLOSED = 64
+"""shorter runs keep the list (cheap to sum, and a bisection answers a router's query
+faster than a quadratic)"""
+
+
+class ListRun:
+    """A decode run's cumulative step end times as a list (summed step by step)."""
+
+    __slots__ = ("count", "ends", "total")
+
+    def __init__(self, ends: list[float]) -> None:
+        self.ends = ends
+        self.total = ends[-1]
+        # count(dt): steps completed ``dt`` after the run's start (the largest j with
+        # end(j) <= dt); a C bisection, no Python frame (routers call it at every pick)
+        self.count: Callable[[float], int] = partial(bisect_right, ends)
+
+    def end(self, j: int) -> float:
+        """Time from the run's start to the end of its first ``j`` (>= 1) steps."""
+        return self.ends[j - 1]
+
+
+class DecodeRun:
+    """A decode run's step times in closed form: within one segment of the context grid a
+    step's time is affine in its index (``a + k * n``; the host floor, where it binds, makes
+    a constant segment), so the first ``n`` steps of a segment sum to ``n * a + k * n(n-1)/2``
+    and :meth:`count` inverts that with a quadratic. O(segments) to build, O(log segments)
+    per query, whatever the run's length; equal to :class:`ListRun` up to float rounding."""
+
+    __slots__ = ("a", "cum", "k", "m", "starts", "total")
+
+    def __init__(self, m: int) -> None:
+        self.m = m
+        self.starts: list[int] = []
+        self.cum: list[float] = [0.0]  # cum[s]: time to the start of segment s; cum[-1]: total
+        self.a: list[float] = []
+        self.k: list[float] = []
+        self.total = 0.0
+
+    def add(self, start: int, n: int, a: float, k: float) -> None:
+        if n <= 0:
+            return
+        self.starts.append(start)
+        self.a.append(a)
+        self.k.append(k)
+        self.total = self.cum[-1] + n * a + k * (n * (n - 1) * 0.5)
+        self.cum.append(self.total)
+
+    def end(self, j: int) -> float:
+        s = bisect_right(self.starts, j - 1) - 1
+        n = j - self.starts[s]
+        return self.cum[s] + n * self.a[s] + self.k[s] * (n * (n - 1) * 0.5)
+
+    def count(self, dt: float) -> int:
+        cum = self.cum
+        if dt >= self.total:
+            return self.m
+        s = bisect_right(cum, dt) - 1
+        if s < 0:
+            return 0
+        starts = self.starts
+        i0 = starts[s]
+        top = (starts[s + 1] if s + 1 < len(starts) else self.m) - i0
+        a, k, rem = self.a[s], self.k[s], dt - cum[s]
+        h = 0.5 * k
+        b = a - h  # the first n steps of the segment take b * n + h * n^2
+        disc = b * b + 4.0 * h * rem
+        den = b + math.sqrt(disc) if disc >= 0.0 else 0.0
+        n = min(int(2.0 * rem / den), top) if den > 0.0 else top
+        c0 = cum[s]
+        # float rounding: settle on the largest n whose end, as end() computes it, is <= dt
+        while n < top and c0 + (n + 1) * a + k * ((n + 1) * n * 0.5) <= dt:
+            n += 1
+        while n > 0 and c0 + n * a + k * (n * (n - 1) * 0.5) > dt:
+            n -= 1
+        return i0 + n
 
 
 def _axis(hi: float, *, start: float = 1.0, exact: int = 32, ratio: float = 1.1) -> list[float]:
@@ -243,6 +325,46 @@ class StepTimeModel:
             app(acc)
             c += 1.0
         return out
+
+    def decode_run(
+        self, batch: int, total_ctx: float, m: int, closed: int = RUN_CLOSED
+    ) -> DecodeRun | ListRun:
+        """The ``m`` steps of :meth:`decode_run_ends` as a run object: in closed form
+        (:class:`DecodeRun`), or summed one by one (runs shorter than ``closed``, or
+        :data:`EXACT_RUNS`)."""
+        if EXACT_RUNS or m < closed:
+            return ListRun(self.decode_run_ends(batch, total_ctx, m))
+        base, r = self._decode_row(batch)
+        ys, yinv, last = self._ys, self._yinv, self._ylast
+        floor = self.with_host(0.0, batch) if self._host else -math.inf
+        c = total_ctx / batch
+        j = min(max(bisect_right(ys, c) - 1, 0), last)
+        run = DecodeRun(m)
+        i = 0
+        while i < m:
+            # this segment: steps i.. while the mean context c + i stays below ys[j + 1]
+            stop = m if j >= last else min(m, max(i + 1, math.ceil(ys[j + 1] - c)))
+            k = (r[j + 1] - r[j]) * yinv[j]
+            a = base + r[j] + k * (c + i - ys[j])
+            self._floored(run, i, stop - i, a, k, floor)
+            i, j = stop, j + 1
+        return run
+
+    @staticmethod
+    def _floored(run: DecodeRun, i: int, n: int, a: float, k: float, floor: float) -> None:
+        """Steps ``a + k * x`` for x in [0, n) at indices i.., each at least ``floor``."""
+        if k == 0.0 or floor == -math.inf:
+            run.add(i, n, max(a, floor), k if a > floor else 0.0)
+            return
+        x = (floor - a) / k  # where the step crosses the floor
+        if k > 0.0:  # floor first (x <= cross), then affine
+            p = min(max(math.floor(x) + 1, 0), n)
+            run.add(i, p, floor, 0.0)
+            run.add(i + p, n - p, a + k * p, k)
+        else:  # affine while above the floor, then the floor
+            q = min(max(math.ceil(x), 0), n)
+            run.add(i, q, a, k)
+            run.add(i + q, n - q, floor, 0.0)
 
     def _run_ends_np(self, batch: int, base: float, c: float, m: int) -> list[float]:
         """:meth:`decode_run_ends` in numpy, bit for bit: the contexts are the same repeated
