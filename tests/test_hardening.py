@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from siliconomics.cli import main
+from siliconomics.cli.simulate_cmds import check_simulate_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "validation" / "measured.csv"
@@ -92,6 +93,10 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
     "estimate beyond context": (("estimate", *M8, *H100, "--input", "200000"), "context"),
     "simulate lognormal sigma": ((*SIM, "--input", "lognormal:1000,50"), "SIGMA"),
     "simulate trace and input": ((*SIM, "--trace", "azure-conv", "--input", "100"), "together"),
+    "simulate stream and max-rate": (
+        (*SIM, "--stream", "--max-rate", "--tpot", "50ms"),
+        "together",
+    ),
     "simulate max-rate and min-replicas": (
         (*SIM, "--max-rate", "--min-replicas-for", "3", "--tpot", "50ms"),
         "together",
@@ -116,6 +121,29 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert fragment in lines[0], lines[0]
     assert "Traceback" not in err
+
+
+def test_simulate_stream_skips_the_memory_guard_and_matches_in_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--stream runs in flat memory, so --max-memory does not refuse it; on the same requests
+    its counts and throughput equal the exact run's, percentiles within the sketch's 0.5%."""
+    big = (*M8, *H100, "--requests", "5000000", "--max-memory", "400MiB")
+    code, _, err = cli(capsys, "simulate", *big)
+    assert code == 2 and "use --stream" in err
+    kw = {"rate": 5.0, "trace": None, "input_len": None, "output_len": None, "max_rate": False}
+    check_simulate_inputs(
+        **kw, min_replicas_for=None, requests=5_000_000, max_memory="400MiB", stream=True
+    )
+    args = (*SIM, "--requests", "400", "--rate", "5", "--json")
+    code, out, _ = cli(capsys, *args, "--stream")
+    assert code == 0, out
+    streamed = json.loads(out)
+    code, out, _ = cli(capsys, *args)
+    exact = json.loads(out)
+    assert streamed["requests"] == exact["requests"] == 400
+    assert streamed["output_tokens_per_s"] == pytest.approx(exact["output_tokens_per_s"])
+    assert streamed["ttft_s"]["p99"] == pytest.approx(exact["ttft_s"]["p99"], rel=0.005)
 
 
 def test_tp_that_splits_heads_says_how_it_pads(capsys: pytest.CaptureFixture[str]) -> None:

@@ -91,6 +91,14 @@ def simulate_cmd(
         ),
     ] = 0.0,
     seed: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="random seed")] = 0,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="flat memory for any number of requests: percentiles from a sketch "
+            "(0.5% relative error), no per-request log",
+        ),
+    ] = False,
     max_memory: Annotated[
         str, typer.Option(help="refuse runs whose request log would need more memory")
     ] = "4GiB",
@@ -116,7 +124,7 @@ def simulate_cmd(
     check_simulate_inputs(
         rate=rate, trace=trace, input_len=input_len, output_len=output_len,
         max_rate=max_rate, min_replicas_for=min_replicas_for, requests=requests,
-        max_memory=max_memory,
+        max_memory=max_memory, stream=stream,
     )  # fmt: skip
     if trace is not None:
         trace_lines(trace)  # a trace file that is not readable text: one line naming --trace
@@ -141,7 +149,7 @@ def simulate_cmd(
             pricing=build_pricing(pricing_mode, prices, region, price, provider=provider),
             stack=stack, profile=profile, level=level,
             sink=events.append if trace_out and search is None else None,
-            progress=progress if search is None else None,
+            progress=progress if search is None else None, stream=stream,
         )  # fmt: skip
     assert r.band is not None
     if trace_out and search is None:
@@ -176,9 +184,13 @@ def check_simulate_inputs(
     min_replicas_for: float | None,
     requests: int | None,
     max_memory: str = "4GiB",
+    stream: bool = False,
 ) -> None:
     """Options that conflict or are out of range, refused before any work."""
     exclusive(max_rate=max_rate, min_replicas_for=min_replicas_for)
+    if stream:
+        exclusive(stream=stream, max_rate=max_rate)
+        exclusive(stream=stream, min_replicas_for=min_replicas_for)
     if trace is not None:
         exclusive(trace=trace, input=input_len)
         exclusive(trace=trace, output=output_len)
@@ -194,12 +206,12 @@ def check_simulate_inputs(
             "into runs with different --seed values"
         )
     limit = parse_positive(max_memory, "bytes", what="--max-memory")
-    need = BASE_BYTES + BYTES_PER_REQUEST * (requests or 0)
+    need = BASE_BYTES + (0 if stream else BYTES_PER_REQUEST * (requests or 0))
     if need > limit:
         raise SiliconomicsError(
             f"--requests {requests:,} needs about {need / 2**30:.1f} GiB ({BYTES_PER_REQUEST} "
-            f"bytes a request), more than --max-memory {limit / 2**30:.1f} GiB; raise "
-            "--max-memory or split the run over several --seed values"
+            f"bytes a request), more than --max-memory {limit / 2**30:.1f} GiB; use --stream "
+            "(flat memory), raise --max-memory or split the run over several --seed values"
         )
 
 
