@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import siliconomics.serving.engine as engine_mod
+import siliconomics.serving.fastcore as fastcore
 from siliconomics.catalog.registry import get_model
 from siliconomics.economics.serving_cost import price_simulation
 from siliconomics.errors import DoesNotFitError, SiliconomicsError
@@ -104,6 +105,7 @@ def test_every_request_finishes_and_tokens_add_up():
     ],
 )
 def test_decode_runs_give_identical_results(monkeypatch, kw):
+    monkeypatch.setattr(fastcore, "ENABLED", False)  # the Python loop's runs
     # Multi-step decode runs (cut short when work arrives) must reproduce step-by-step
     # simulation exactly, including routing on mid-run load, preemptions and requests
     # waiting while admission is blocked.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import siliconomics.serving.fastcore as fastcore
 import siliconomics.serving.router as router_mod
 from siliconomics.catalog.registry import get_model
 from siliconomics.parallel.plan import InferencePlan
@@ -33,6 +34,12 @@ def wl(rate: float, n: int, inp: str = "lognormal:600,0.8", out: str = "lognorma
     )
 
 
+@pytest.fixture
+def python_loop(monkeypatch):
+    """These tests check the Python event loop's structures: keep the compiled core off."""
+    monkeypatch.setattr(fastcore, "ENABLED", False)
+
+
 def _log(r):
     g = r.log
     return (g.first_token_s, g.finish_s, g.scheduled_s, g.replica, g.preemptions)
@@ -41,7 +48,7 @@ def _log(r):
 @pytest.mark.parametrize("flat", [0, router_mod.FLAT_MAX])  # the tree walk, the leaf filter
 @pytest.mark.parametrize("router", ["least-tokens", "jsq"])
 @pytest.mark.parametrize("scheduler", ["chunked", "continuous"])
-def test_indexed_router_picks_what_a_scan_picks(monkeypatch, router, scheduler, flat):
+def test_indexed_router_picks_what_a_scan_picks(monkeypatch, python_loop, router, scheduler, flat):
     monkeypatch.setattr(router_mod, "FLAT_MAX", flat)
     # 40 replicas: indexed by default; a huge SCAN_MAX forces the scan. Loads light enough
     # that some replicas idle (ties at zero) and heavy enough that runs are cut.
@@ -56,7 +63,7 @@ def test_indexed_router_picks_what_a_scan_picks(monkeypatch, router, scheduler, 
     assert len(set(fast.log.replica.tolist())) == 40
 
 
-def test_load_index_bound_never_exceeds_the_load():
+def test_load_index_bound_never_exceeds_the_load(python_loop):
     from siliconomics.serving.cluster import _Events
 
     seen = []
@@ -94,8 +101,12 @@ def test_sketch_percentiles_within_the_stated_error():
         assert abs(sk.quantile(q) - exact) <= REL_ERROR * exact + 1e-9, q
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("scheduler", ["chunked", "continuous", "static"])
-def test_streamed_run_matches_the_exact_run(monkeypatch, scheduler):
+def test_streamed_run_matches_the_exact_run(monkeypatch, scheduler, compiled):
+    if not compiled and scheduler != "chunked":
+        pytest.skip("the Python loop runs these schedulers either way")
+    monkeypatch.setattr(fastcore, "ENABLED", compiled)
     import siliconomics.serving.stream as stream_mod
     from siliconomics.serving import Slo
     from siliconomics.serving.stream import REL_ERROR
@@ -245,7 +256,7 @@ def test_closed_form_decode_run_equals_the_step_sum(monkeypatch, host):
 @pytest.mark.parametrize(
     ("replicas", "rate", "n", "router"), [(3, 14.0, 1500, "jsq"), (48, 30.0, 2000, "least-tokens")]
 )
-def test_closed_form_runs_change_results_by_rounding_only(monkeypatch, replicas, rate, n, router):
+def test_closed_form_runs_change_results_by_rounding_only(monkeypatch, python_loop, replicas, rate, n, router):
     import siliconomics.serving.steptime as st
 
     c = cfg(replicas, router)
@@ -277,7 +288,7 @@ def test_closed_form_runs_change_results_by_rounding_only(monkeypatch, replicas,
 
 
 @pytest.mark.parametrize("ahead", [3, 32])
-def test_indexed_router_with_long_decode_runs(monkeypatch, ahead):
+def test_indexed_router_with_long_decode_runs(monkeypatch, python_loop, ahead):
     # light load on many replicas: batch ~1, runs of hundreds of steps, so the index's
     # look-ahead bounds are set, lapse and are renewed; picks equal a scan's
     monkeypatch.setattr(router_mod.LeastTokens, "ahead", ahead)

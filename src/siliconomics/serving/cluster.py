@@ -29,6 +29,7 @@ from ..parallel.memory import (
     weight_bytes_per_chip,
 )
 from ..units import fmt_si
+from . import fastcore
 from .config import PoolConfig, ServingConfig
 from .disagg import KvLinks, default_link_bytes_per_s, kv_bytes_per_token
 from .engine import Engine, Ledger, Sink
@@ -280,6 +281,9 @@ def run(
     """Advance the simulation until every request has finished."""
     engines = [e for p in pools for e in p.engines]
     front, back = pools[0], pools[-1]
+    if fastcore.eligible(engines, front.router.name, len(pools), engines[0].sink):
+        fastcore.run(engines, front.router.name, ledger, progress)
+        return
     ev = _events(pools, links, ledger)
     arrivals = ledger.arrival  # compact array: no Python float object per request
     n = len(arrivals)
@@ -322,6 +326,9 @@ def run_stream(
     :func:`run`, so the simulation is the same."""
     engines = [e for p in pools for e in p.engines]
     front, back = pools[0], pools[-1]
+    if fastcore.eligible(engines, front.router.name, len(pools), engines[0].sink):
+        fastcore.run_stream(engines, front.router.name, chunks, ledger, n, progress)
+        return
     ev = _events(pools, links, ledger)
     pick_front, heap, admit = front.router.pick, ev.heap, ledger.admit
     seq = 0

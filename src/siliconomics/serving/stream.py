@@ -189,6 +189,21 @@ class StreamStats:
         if len(b["seq"]) >= FLUSH:
             self.flush()
 
+    def extend(self, ints: NDArray[np.int64], floats: F) -> None:
+        """:meth:`add` for many requests: ``ints`` rows (seq, input, output), ``floats`` rows
+        (arrival, first token, finish, scheduled)."""
+        b = self.buf
+        for lo in range(0, len(ints), FLUSH):
+            i, f = ints[lo : lo + FLUSH], floats[lo : lo + FLUSH]
+            for key, col in (("arrival", f[:, 0]), ("first", f[:, 1]), ("finish", f[:, 2]),
+                             ("sched", f[:, 3]), ("out", i[:, 2]), ("seq", i[:, 0])):  # fmt: skip
+                b[key].frombytes(np.ascontiguousarray(col, dtype=np.float64).tobytes())
+            self.input_tokens += int(i[:, 1].sum())
+            self.output_tokens += int(i[:, 2].sum())
+            self.ctx_sum += float((i[:, 1] + i[:, 2] / 2).sum())
+            if len(b["seq"]) >= FLUSH:
+                self.flush()
+
     def flush(self) -> None:
         b = {k: np.array(v, dtype=np.float64) for k, v in self.buf.items()}  # copies
         if not b["seq"].size:
