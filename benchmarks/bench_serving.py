@@ -143,9 +143,21 @@ CHUNK = 8192  # tokens per step (our max_batched_tokens, Sarathi's chunk_size)
 MAX_BATCH = 128  # vidur's batch_size_cap and prediction_max_batch_size defaults
 
 
-def vidur_args(n: int, replicas: int, rate: float, inp: VidurInputs, out: Path) -> list[str]:
+FORESTS = {  # vidur's random-forest grid search: its default, and one small forest
+    "default": [],
+    "small": ["num_estimators", "16", "max_depth", "16", "min_samples_split", "2"],
+}
+
+
+def vidur_args(
+    n: int, replicas: int, rate: float, inp: VidurInputs, out: Path, forest: str
+) -> list[str]:
     rf = "--random_forrest_execution_time_predictor_config_"
-    return [
+    grid = FORESTS[forest]
+    small = [x for k, v in zip(grid[::2], grid[1::2], strict=True) for x in (rf + k, v)]
+    if forest != "default":
+        small += [rf + "k_fold_cv_splits", "2", rf + "num_training_job_threads", "1"]
+    return [*small,
         "--seed", "0",
         "--log_level", "warning",
         "--replica_config_model_name", _vidur_data.MODEL,
@@ -180,8 +192,9 @@ def vidur_args(n: int, replicas: int, rate: float, inp: VidurInputs, out: Path) 
 
 
 def vidur(
-    n: int, replicas: int, rate: float, shared: Path, cache: Path, timeout: float
-) -> tuple[dict[str, float] | None, str]:
+    n: int, replicas: int, rate: float, shared: Path, cache: Path, timeout: float,
+    forest: str = "small",
+) -> tuple[dict[str, float] | None, str]:  # fmt: skip
     """Run vidur in its own venv on locally built profiling data; (result, note)."""
     if not VIDUR_PY.exists():
         return None, (
@@ -197,7 +210,7 @@ def vidur(
         )
         before = set(cache.glob("predictors/*/*.pkl"))
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "HF_HOME": str(work / "hf"), **_OFFLINE}
-        cmd = [str(VIDUR_PY), str(VIDUR_DRIVER), *vidur_args(n, replicas, rate, inp, work)]
+        cmd = [str(VIDUR_PY), str(VIDUR_DRIVER), *vidur_args(n, replicas, rate, inp, work, forest)]
         try:
             r = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, cwd=work, env=env

@@ -117,9 +117,7 @@ def test_compiled_core_streamed(monkeypatch):
     monkeypatch.setattr(stream_mod, "FLUSH", 400)
     monkeypatch.setattr(fastcore, "CHUNK", 700)  # several calls, slots reused across them
     c = cfg(3, scheduler="chunked", max_seqs=64)
-    reqs = wl(14.0, 3000, "lognormal:900,0.8", "lognormal:150,0.9").sample(
-        np.random.default_rng(2)
-    )
+    reqs = wl(14.0, 3000, "lognormal:900,0.8", "lognormal:150,0.9").sample(np.random.default_rng(2))
     fast, slow = both(monkeypatch, c, reqs, stream=True)
     for k in ("n_requests", "duration_s", "output_tokens_per_s", "preemptions", "energy_j"):
         assert getattr(fast, k) == pytest.approx(getattr(slow, k), rel=RTOL), k

@@ -256,7 +256,9 @@ def test_closed_form_decode_run_equals_the_step_sum(monkeypatch, host):
 @pytest.mark.parametrize(
     ("replicas", "rate", "n", "router"), [(3, 14.0, 1500, "jsq"), (48, 30.0, 2000, "least-tokens")]
 )
-def test_closed_form_runs_change_results_by_rounding_only(monkeypatch, python_loop, replicas, rate, n, router):
+def test_closed_form_runs_change_results_by_rounding_only(
+    monkeypatch, python_loop, replicas, rate, n, router
+):
     import siliconomics.serving.steptime as st
 
     c = cfg(replicas, router)

@@ -42,10 +42,13 @@ from numpy.typing import NDArray
 from .engine import Engine, Ledger
 from .steptime import StepTimeModel
 
+# No reference counting (_nrt=False): the core never allocates, and counting each array
+# of the state tuple at every call (atomic operations) was most of a step's cost.
+_OPTS: dict[str, Any] = {"cache": True, "nogil": True, "_nrt": False}
 try:  # pragma: no cover - exercised where numba is installed (a dependency)
     import numba
 
-    _njit: Callable[..., Any] | None = numba.njit(cache=True, nogil=True)
+    _njit: Callable[..., Any] | None = numba.njit(**_OPTS)
 except ImportError:  # pragma: no cover
     _njit = None
 
@@ -78,10 +81,18 @@ def _jit(f: Callable[..., Any]) -> Callable[..., Any]:
     return f if _njit is None else _njit(f)
 
 
+def _inline(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Small functions of every step: inlined into their callers (numba IR inlining), so a
+    step does not copy the state tuple into each call."""
+    if _njit is None:
+        return f
+    return numba.njit(**_OPTS, inline="always")(f)
+
+
 # ---- step times (the tables of StepTimeModel, same operations in the same order) ----------
 
 
-@_jit
+@_inline
 def _bisect(a: F8, x: float) -> int:
     lo, hi = 0, a.shape[0]
     while lo < hi:
@@ -93,7 +104,7 @@ def _bisect(a: F8, x: float) -> int:
     return lo
 
 
-@_jit
+@_inline
 def _decode_step(tb: Any, b: int, ctx: int) -> float:
     """:meth:`.steptime.StepTimeModel.decode_step`."""
     dense, head, floor, xs, ys, yinv, tab = tb[0], tb[1], tb[2], tb[3], tb[4], tb[5], tb[6]
@@ -189,7 +200,7 @@ def _preempt_newest(S: Any, e: int) -> None:
         E[e, WTAIL] = v
 
 
-@_jit
+@_inline
 def _reserve(S: Any, e: int) -> None:
     E, RES, bs = S[0], S[2], S[6][C_BS]
     need = RES[e, (-E[e, K]) % bs]
@@ -241,7 +252,7 @@ def _end_decode_step(S: Any, e: int, t: float) -> None:
 # ---- scheduling (ChunkedEngine) -------------------------------------------------------------
 
 
-@_jit
+@_inline
 def _blocked(S: Any, e: int) -> bool:
     """:meth:`.schedulers.chunked.ChunkedEngine.admission_blocked`."""
     E, R, cfg = S[0], S[3], S[6]
@@ -284,7 +295,7 @@ def _admit(S: Any, e: int, t: float, budget: int) -> None:
             RF[r, SCHED] = t
 
 
-@_jit
+@_inline
 def _record(S: Any, e: int, dur: float, batch: int, tokens: int) -> None:
     E, EF = S[0], S[1]
     EF[e, BUSYS] += dur
@@ -384,7 +395,7 @@ def _finish_step(S: Any, e: int, t: float) -> None:
     E[e, NCH] = 0
 
 
-@_jit
+@_inline
 def _kick(S: Any, e: int, t: float) -> None:
     E, EF = S[0], S[1]
     dur = _start_step(S, e, t)
@@ -597,9 +608,7 @@ class Core:
             e.preempted = int(self.E[i, PREEMPTED])
             e.batch_hist = {}
         nz = np.nonzero(self.hist)[0]
-        self.engines[0].batch_hist = dict(
-            zip(nz.tolist(), self.hist[nz].tolist(), strict=True)
-        )
+        self.engines[0].batch_hist = dict(zip(nz.tolist(), self.hist[nz].tolist(), strict=True))
 
 
 Progress = Callable[[int, int], None]
