@@ -33,7 +33,14 @@ simulated requests per second of the simulation alone, best of ``--vidur-repeats
 against best of ``--repeats`` for ``100k x 16``, measured in the same run. vidur simulates
 ``--vidur-requests`` (default 20,000; 100,000 take about 8 min at about the same rate per
 request). Trained predictors are kept in ``--vidur-cache`` (inside the git-ignored venv);
-``--vidur-cold`` times a fresh training. If vidur cannot run, the script says why and prints no
+``--vidur-cold`` times a fresh training. vidur's execution-time predictors are random forests
+picked by grid search (27 forests of 250-750 trees per operation, 10-fold cross-validation;
+its linear-regression predictor cannot be built in 0.0.26: an abstract method); that training
+did not finish in 26 minutes on 2 shared cores, so ``--vidur-forest small`` (the default) fits
+one forest of 16 trees (depth 16, 2-fold validation, one thread) per operation.
+The predictor only fills vidur's lookup tables before the simulation starts, so it changes
+vidur's predicted latencies and start-up time, not the speed of its simulation loop (what the
+ratio compares); ``--vidur-forest default`` runs vidur's own grid. If vidur cannot run, the script says why and prints no
 ratio.
 """
 
@@ -254,6 +261,12 @@ def main() -> None:
         help="vidur's cache_dir (git-ignored); trained predictors are reused from here",
     )
     ap.add_argument(
+        "--vidur-forest",
+        choices=list(FORESTS),
+        default="small",
+        help="vidur's random-forest grid: one small forest per op, or vidur's default grid",
+    )
+    ap.add_argument(
         "--vidur-cold", action="store_true", help="fresh cache: time vidur's predictor training"
     )
     args = ap.parse_args()
@@ -274,7 +287,7 @@ def main() -> None:
             cache = Path(cold) if args.vidur_cold else args.vidur_cache
             res, note = vidur(
                 min(args.vidur_requests, n), replicas, args.rate, args.shared, cache,
-                args.vidur_timeout,
+                args.vidur_timeout, args.vidur_forest,
             )  # fmt: skip
         if res is None:
             print(f"vidur: COULD NOT RUN ({note}); no ratio")

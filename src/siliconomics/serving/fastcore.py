@@ -408,10 +408,26 @@ def _kick(S: Any, e: int, t: float) -> None:
 
 @_jit
 def _advance(S: Any, e: int, ta: float) -> None:
-    """Complete ``e``'s steps that end at or before ``ta`` (starting each next one)."""
-    E, EF = S[0], S[1]
+    """Complete ``e``'s steps that end at or before ``ta`` (starting each next one).
+
+    The common case inline: a step without prompt chunks ends with no sequence due, nothing
+    waits and the next step's KV blocks are free, so the next step is a pure decode step
+    (:meth:`_start_step`'s first branch, without its calls)."""
+    E, EF, RES, bs, tb = S[0], S[1], S[2], S[6][C_BS], S[11]
     while E[e, BUSY] and EF[e, TEND] <= ta:
         t = EF[e, TEND]
+        nd, k1 = E[e, NDEC], E[e, K] + 1
+        if nd and not E[e, NCH] and E[e, WHEAD] == -1 and E[e, NEXTFIN] > k1:
+            need = RES[e, (-k1) % bs]
+            if not E[e, PCOUNT] and need <= E[e, BFREE]:
+                E[e, K] = k1
+                E[e, CTX] += nd
+                E[e, LOAD] -= nd
+                E[e, BFREE] -= need
+                dur = _decode_step(tb, nd, E[e, CTX])
+                _record(S, e, dur, nd, nd)
+                EF[e, TEND] = t + dur
+                continue
         _finish_step(S, e, t)
         _kick(S, e, t)
 
