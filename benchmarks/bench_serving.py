@@ -133,7 +133,11 @@ def ours(name: str, spec: tuple[int, int, bool], rate: float, repeats: int) -> t
     print(f"  {runs[0]['summary']}")
     goal = GOALS.get(name)
     if goal is not None:
-        print(f"  goal < {goal:g} s: {'met' if min(wall) < goal else 'NOT met'} (best run)")
+        cpu = min(r["cpu_s"] for r in runs)
+        print(
+            f"  goal < {goal:g} s (best run): wall {'met' if min(wall) < goal else 'NOT met'}, "
+            f"CPU {'met' if cpu < goal else 'NOT met'} (CPU: what a busy machine does not inflate)"
+        )
     return min(wall), min(r["cpu_s"] for r in runs)
 
 
