@@ -95,7 +95,7 @@ def tables(stm: StepTimeModel, size: int) -> tuple[Any, ...]:
     hit = next((v for s, v in memo.items() if s >= size), None)
     if hit is not None:
         return hit
-    dense = np.array([0.0, *(stm.dense(t) for t in range(1, size + 1))])
+    dense = stm.dense_table(size)
     head = np.array([stm.head(n) for n in range(size + 1)])
     floor = np.array([stm.with_host(-math.inf, s) for s in range(size + 1)])
     g = stm.attn_decode_grid

@@ -263,6 +263,20 @@ class StepTimeModel:
             return d[-1] + slope * (tokens - ax[-1])
         return float(np.interp(tokens, ax, d[1:]))
 
+    def dense_table(self, n: int) -> F:
+        """:meth:`dense` at every token count 0..n, as an array (the same values; one
+        vectorised interpolation instead of ``n`` calls)."""
+        ex = min(n, self._n_exact)
+        out = np.empty(n + 1)
+        out[: ex + 1] = self._dense[: ex + 1]
+        if n > ex:
+            ax, d = self._t_axis, self._dense
+            tail = np.arange(ex + 1, n + 1, dtype=np.float64)
+            slope = (d[-1] - d[-2]) / (ax[-1] - ax[-2])
+            past = d[-1] + slope * (tail - ax[-1])
+            out[ex + 1 :] = np.where(tail >= ax[-1], past, np.interp(tail, ax, d[1:]))
+        return out
+
     def head(self, n: int) -> float:
         """LM head for ``n`` sampled positions."""
         if n < len(self._head):
