@@ -175,6 +175,7 @@ class _Step:
             a_bytes=self.a,
             w_bytes=self.w,
             out_bytes=self.r,
+            weight_stream=self.dev.weight_stream_factor(self.plan.compute_dtype),
         )
 
 
@@ -282,6 +283,7 @@ def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
         a_bytes=st.a,
         w_bytes=st.w,
         out_bytes=st.r,
+        weight_stream=dev.weight_stream_factor(plan.compute_dtype),
     )
     if plan.dp > 1:
         ops.append(

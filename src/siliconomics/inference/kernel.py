@@ -230,7 +230,7 @@ def _shape(
         flops_per_row=2.0 * n * k,
         peak=dev.peak_flops(dtype) * dev.gemm_efficiency(dtype),
         row_s=(k * a + n * out) / bw,
-        weight_s=k * n * w / bw,
+        weight_s=k * n * w / (bw * dev.weight_stream_factor(dtype)),
         over_s=dev.eff.kernel_overhead_s,
         systolic=mx.arch == "systolic",
         systolic_util=systolic,

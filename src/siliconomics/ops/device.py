@@ -79,6 +79,12 @@ class Device:
             return self.eff.lowp_gemm_efficiency
         return self.eff.gemm_efficiency
 
+    def weight_stream_factor(self, dtype: str) -> float:
+        """Fraction of the streaming bandwidth a ``dtype`` GEMM reaches on its weights:
+        the profile's ``fp4_weight_stream_efficiency`` for block-scaled 4-bit GEMMs, else 1."""
+        f = self.eff.fp4_weight_stream_efficiency
+        return f if dtype == "fp4" and f is not None else 1.0
+
     def attention_dtype(self, act_dtype: str, kv_dtype: str) -> str:
         """Attention matmuls (QK^T, PV) run in the KV-cache format when the chip has it and it
         is at least 8 bits wide (FP8 FMHA), else in the 16-bit activation format: no stack

@@ -98,13 +98,17 @@ def expert_ops(
     w_bytes: float,
     out_bytes: float,
     capacity_factor: float | None = None,
+    weight_stream: float = 1.0,
 ) -> list[OpCost]:
     """Router, permute, the two grouped expert GEMMs, their activation and unpermute for one MoE
     layer on one rank (forward only).
 
     ``local_tokens`` are the tokens this rank routes, permutes and unpermutes; ``group_tokens``
     those whose experts live in this rank's expert-parallel group of ``ep`` ranks: the rank
-    computes ``group_tokens·k/ep`` pairs (times the busiest-rank imbalance) at width Fe/etp."""
+    computes ``group_tokens·k/ep`` pairs (times the busiest-rank imbalance) at width Fe/etp.
+    ``weight_stream``: fraction of the streaming bandwidth the grouped GEMMs reach on their
+    weights (:meth:`..ops.device.Device.weight_stream_factor`; inference passes it, training
+    keeps 1: its expert GEMMs are compute-bound)."""
     assert model.moe is not None
     moe = model.moe
     E, k = moe.n_experts, moe.experts_per_token
@@ -144,6 +148,7 @@ def expert_ops(
             a_bytes=a_bytes,
             w_bytes=w_bytes,
             out_bytes=out_bytes,
+            weight_stream=weight_stream,
         )
 
     ops.append(grouped("moe_up", mats_in * fe, D))

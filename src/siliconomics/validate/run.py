@@ -105,6 +105,15 @@ class EngineSettings:
     notes: tuple[str, ...] = ()
 
 
+def _round_batch(raw: float) -> float:
+    """trtllm-bench's optimistic rounding of its max_batch_size (tuning.py, finetune_setting)."""
+    if raw < 256:
+        return max(64.0, 32.0 * math.ceil(raw / 32))
+    if raw < 1024:
+        return 128.0 * math.ceil(raw / 128)
+    return 256.0 * math.ceil(raw / 256)
+
+
 def _round_tokens(raw: float) -> float:
     if raw < 4096:
         return max(2048.0, 256.0 * math.ceil(raw / 256.0))
@@ -140,10 +149,13 @@ def engine_settings(
     fits = float(max_batch(model, dev, plan, I + O, 8192.0 * plan.dp)) / plan.dp
     raw_bs = min(fits, TRTLLM_BENCH_MAX_BATCH) / plan.pp
     tokens = _round_tokens(min(raw_bs * (1.0 + I / O), TRTLLM_BENCH_MAX_TOKENS))
-    limit = TRTLLM_BENCH_MAX_BATCH * plan.dp
+    # max_batch_size caps the running requests of each attention rank: the requests whose
+    # input + output fit the KV cache, not the 4096 ceiling (long outputs run far fewer).
+    max_bs = _round_batch(raw_bs)
+    limit = max_bs * plan.dp
     # The engine drops captured sizes above min(max_batch_size, max_num_tokens) and pads to that
     # cap instead (tensorrt_llm/_torch/pyexecutor/model_engine.py, _filter_cuda_graph_batch_sizes).
-    top = float(min(math.ceil(raw_bs), tokens))
+    top = float(min(max_bs, tokens))
     graphs = (
         ()
         if _CPP_RUNTIME.search(sw)
@@ -163,8 +175,10 @@ def engine_settings(
         graph_batch_sizes=graphs,
         notes=(
             *notes,
-            f"trtllm-bench engine settings: at most {TRTLLM_BENCH_MAX_BATCH} running requests "
-            f"per attention rank, max_num_tokens {tokens:g} (tensorrt_llm/bench/build/tuning.py)",
+            f"trtllm-bench engine settings: max_batch_size {max_bs:g} running requests per "
+            f"attention rank (KV-cache requests at input + output, at most "
+            f"{TRTLLM_BENCH_MAX_BATCH}), max_num_tokens {tokens:g} "
+            "(tensorrt_llm/bench/build/tuning.py)",
             *graph_note,
         ),
     )
