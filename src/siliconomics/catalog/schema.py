@@ -378,6 +378,13 @@ class EfficiencyProfile(_Frozen):
         "(NVFP4) GEMM and grouped-GEMM kernels reach while streaming their weights "
         "(memory-bound decode); default 1",
     )
+    fp4_grouped_gemm_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of the fp4 matrix peak reached by block-scaled 4-bit grouped "
+        "GEMMs (MoE experts, quantise/scale-factor handling included) in inference; default: "
+        "lowp_gemm_efficiency",
+    )
     attention_efficiency: EffValue = Field(
         le=1, description="fraction of matrix peak reached by fused (flash) attention"
     )

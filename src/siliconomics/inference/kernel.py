@@ -396,7 +396,7 @@ def _grouped(
     return _Grouped(
         times=float(times),
         flops_per_row=g.flops_per_row,
-        peak=g.peak,
+        peak=dev.peak_flops(dtype) * dev.grouped_gemm_efficiency(dtype),
         row_s=g.row_s,
         group_s=g.weight_s,
         over_s=g.over_s,

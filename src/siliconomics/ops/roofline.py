@@ -258,16 +258,20 @@ def grouped_gemm(
     w_bytes: float,
     out_bytes: float,
     weight_stream: float = 1.0,
+    efficiency: float | None = None,
 ) -> OpCost:
     """A grouped GEMM (MoE experts): ``rows`` token rows in all, spread over ``groups`` weight
     matrices of ``k x n`` that are each read once (:func:`grouped_gemm_utilisation`), at
-    ``weight_stream`` x the streaming bandwidth (:meth:`.Device.weight_stream_factor`)."""
+    ``weight_stream`` x the streaming bandwidth (:meth:`.Device.weight_stream_factor`).
+    ``efficiency``: fraction of the peak reached (default the profile's GEMM efficiency;
+    inference passes :meth:`.Device.grouped_gemm_efficiency`)."""
     r = np.asarray(rows, dtype=np.float64)
     n_ = np.asarray(n, dtype=np.float64)
     k_ = np.asarray(k, dtype=np.float64)
     flops = 2.0 * r * n_ * k_
     util = grouped_gemm_utilisation(dev, r, n_, k_, groups)
-    peak = dev.peak_flops(compute_dtype) * dev.gemm_efficiency(compute_dtype)
+    eff = dev.gemm_efficiency(compute_dtype) if efficiency is None else efficiency
+    peak = dev.peak_flops(compute_dtype) * eff
     t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0)
     g = np.asarray(groups, dtype=np.float64)
     w_traffic = g * k_ * n_ * w_bytes

@@ -99,6 +99,7 @@ def expert_ops(
     out_bytes: float,
     capacity_factor: float | None = None,
     weight_stream: float = 1.0,
+    grouped_efficiency: float | None = None,
 ) -> list[OpCost]:
     """Router, permute, the two grouped expert GEMMs, their activation and unpermute for one MoE
     layer on one rank (forward only).
@@ -108,7 +109,9 @@ def expert_ops(
     computes ``group_tokens·k/ep`` pairs (times the busiest-rank imbalance) at width Fe/etp.
     ``weight_stream``: fraction of the streaming bandwidth the grouped GEMMs reach on their
     weights (:meth:`..ops.device.Device.weight_stream_factor`; inference passes it, training
-    keeps 1: its expert GEMMs are compute-bound)."""
+    keeps 1: its expert GEMMs are compute-bound); ``grouped_efficiency``: fraction of the
+    peak they reach (inference passes :meth:`..ops.device.Device.grouped_gemm_efficiency`;
+    default, and training: the profile's GEMM efficiency)."""
     assert model.moe is not None
     moe = model.moe
     E, k = moe.n_experts, moe.experts_per_token
@@ -149,6 +152,7 @@ def expert_ops(
             w_bytes=w_bytes,
             out_bytes=out_bytes,
             weight_stream=weight_stream,
+            efficiency=grouped_efficiency,
         )
 
     ops.append(grouped("moe_up", mats_in * fe, D))
