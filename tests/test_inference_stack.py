@@ -51,7 +51,7 @@ def test_trtllm_bench_rows_get_its_batch_cap() -> None:
     p = InferencePlan(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
     eng = engine_settings(r, get_model(r.model), dev("b200"), p)
     assert eng.batch_limit == TRTLLM_BENCH_MAX_BATCH
-    assert not eng.reserve_full_length  # PyTorch executor: average-context sizing (stated)
+    assert eng.reserve_full_length  # PyTorch executor: GUARANTEED_NO_EVICT is its default too
     # max_num_tokens = min(max_batch x (1 + ISL/OSL), 32768) rounded: 4096 x 2 = 8192
     assert eng.max_prefill_tokens == 8192.0
     # attention data parallelism: every rank admits up to the cap

@@ -130,14 +130,12 @@ def engine_settings(
     request's full length (C++ runtime rows, see below); trtllm-bench adds its own batch and
     token limits."""
     sw = row.software or ""
-    # GUARANTEED_NO_EVICT is the default of both TensorRT-LLM runtimes, but only the C++
-    # TensorRT-engine runtime's rows (0.x) are predicted better with it: rows of the PyTorch
-    # executor (1.0+) come out ~10% too slow, because its KV pool (free-memory fraction 0.95 in
-    # NVIDIA's runs) is larger than the profile's reserve assumes. Until that budget is
-    # modelled, the PyTorch executor keeps the average-context sizing (stated per row).
-    no_evict = (
-        bool(_TRTLLM.search(sw)) and not _MAX_UTIL.search(sw) and bool(_CPP_RUNTIME.search(sw))
-    )
+    # GUARANTEED_NO_EVICT is the default capacity scheduler of both TensorRT-LLM runtimes (the
+    # C++ TensorRT-engine runtime of 0.x and the PyTorch executor of 1.0+, SchedulerConfig in
+    # tensorrt_llm/llmapi/llm_args.py): each request is admitted with KV blocks for its whole
+    # input + output. (Before trtllm-bench's max_batch_size was modelled, PyTorch rows came
+    # out ~10% slow with it and were sized at the average context instead.)
+    no_evict = bool(_TRTLLM.search(sw)) and not _MAX_UTIL.search(sw)
     notes = (
         ("TensorRT-LLM GUARANTEED_NO_EVICT: KV cache reserved for input + output per request",)
         if no_evict
