@@ -120,6 +120,32 @@ def test_expert_loop_host_time_bounds_small_expert_gemms() -> None:
     assert float(r2.step.forward[0]) == pytest.approx(float(r1.step.forward[0]), rel=1e-9)
 
 
+def test_grace_hosted_chips_issue_host_ops_slower() -> None:
+    """training/host.py: a profile's host op time is the x86 (DGX) figure; a Grace-hosted chip
+    (GB200) pays GRACE_HOST_FACTOR (37.08 / 13.48 us per torch.nn.Linear forward, TE issue
+    #2053) for the same op, an x86-hosted one (B200) and a compiled stack (TPU) do not; with
+    many local experts the slower host makes the MoE step slower."""
+    from siliconomics.ops.device import Device
+    from siliconomics.training.host import GRACE_HOST_FACTOR, host_op_s
+
+    b200, gb200 = (train_device(resolve.device(c)) for c in ("b200", "gb200"))
+    eff = b200.eff.model_copy(update={"train_host_op_s": 12e-6})
+    x86, grace = Device(chip=b200.chip, eff=eff), Device(chip=gb200.chip, eff=eff)
+    assert host_op_s(x86) == pytest.approx(12e-6)
+    assert host_op_s(grace) == pytest.approx(12e-6 * GRACE_HOST_FACTOR)
+    assert 2.5 < GRACE_HOST_FACTOR < 3.0
+    assert host_op_s(train_device(resolve.device("tpu-v5p"))) == 0.0
+    m, p = get_model("qwen3-30b-a3b"), TrainPlan(dp=8, ep=8, micro_batch=1, dtype="fp8")
+
+    def fb(dev: Device) -> float:
+        r = evaluate_grid(m, dev, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        return float((r.step.forward + r.step.backward)[0])
+
+    slow = Device(chip=gb200.chip, eff=eff)
+    fast = Device(chip=gb200.chip, eff=eff.model_copy(update={"train_host_op_s": 1e-9}))
+    assert fb(slow) > fb(fast) * 1.05
+
+
 def test_moe_activations_count_the_permuted_expert_inputs() -> None:
     """The expert fc1 input saved for its wgrad is k rows per token (TE GroupedLinear keeps
     all sum(m_splits) rows): (k-1)·D·bytes more per token than a dense MLP input, /tp; none
