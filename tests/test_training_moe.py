@@ -177,3 +177,30 @@ def test_selective_recompute_rebuilds_mla_up_projections() -> None:
     assert a_sel < 0.8 * a_none and r_sel > r_none == 0.0
     (d_none, _), (d_sel, _) = run("llama-3-8b", "none"), run("llama-3-8b", "selective")
     assert d_sel == pytest.approx(d_none)
+
+
+def test_mtp_and_lm_heads_sit_on_the_last_pipeline_rank() -> None:
+    """training/plan.py last_rank_layers: Megatron-Bridge's DeepSeek-V3 layouts (61 layers)
+    leave the last virtual stage what the others do not take, next to the MTP module and both
+    LM-head-and-loss passes; the step waits for that rank when it is the busiest."""
+    from siliconomics.training.kernels import NP
+    from siliconomics.training.plan import last_rank_layers
+    from siliconomics.training.step import Overlap, layout_times
+
+    m = get_model("deepseek-v3")
+    assert m.n_mtp_layers == 1
+    # pp16: [E+4] + 14x[4] + [1+mtp+loss]; pp4 x vpp4: 3 x 4 + 1; pp8: 7 x [8] + [5+mtp+loss];
+    # H100's "Et|(tt|)*30mL" (pp8 x vpp4): 3 x 2 + 0
+    for pp, vpp, n in ((16, 1, 1), (4, 4, 13), (8, 1, 5), (8, 4, 6), (1, 1, 61)):
+        assert float(last_rank_layers(m, np.array(pp), np.array(vpp), NP)) == n
+    base = train_device(resolve.device("b200"))
+    dev = replace(base, eff=base.eff.model_copy(update={"train_host_op_s": 1e-9}))
+    plan = TrainPlan(dp=16, pp=16, ep=8, micro_batch=1, dtype="fp8", recompute="selective")
+    g = grid_of([plan])
+    r = evaluate_grid(m, dev, g, seq_len=4096, global_batch_seqs=2048)
+    lt = layout_times(m, dev, g, seq_len=4096, overlap=Overlap())
+    f, e = float(np.ravel(lt.fwd)[0]), float(np.ravel(lt.e_fwd)[0])
+    last, balanced = 2.0 * f + 2.0 * e, (65.0 * f + 2.0 * e) / 16.0  # (1 + mtp) layers, edges
+    assert last > balanced  # the LM heads outweigh the three layers moved off the last stage
+    per_mb = float(r.step.forward[0] / r.step.microbatches[0])
+    assert per_mb == pytest.approx(last, rel=1e-9)
