@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix, csr_matrix
 
 if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
     from .milp import Problem
 
 F = NDArray[np.float64]
@@ -313,6 +314,8 @@ def assemble(
     tight: bool = True,
 ) -> Model:
     """The program over flows; ``tight``: with the cuts and integer bounds."""
+    from scipy.sparse import coo_matrix
+
     nf, nk, no = len(fl), len(p.pool_offer), len(p.offer_chip)
     rows = _Rows()
     serve: dict[int, list[int]] = defaultdict(list)
