@@ -12,7 +12,6 @@ meets, at ``cap_rps[b]`` requests/s per replica when fully busy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -126,7 +125,11 @@ def _layout_figures(
     plan.validate(model, dev)
     chunk1 = np.maximum(PREFILL_CHUNK * plan.dp, I[1])
     if np.any(max_batch(model, dev, plan, I[1] + O[1] / 2.0, chunk1) < 1):
-        return _two_rows(model, dev, plan, I, O, shape)
+        both = estimate_max_throughput(
+            model, dev, plan, I, O, batch_limit=BATCH_LADDER, max_prefill_tokens=PREFILL_CHUNK
+        )
+        full = (2, *shape)
+        return _figures(both, full, 0, np.broadcast_to(both.ttft_s, full)[1])
     est = estimate_max_throughput(
         model, dev, plan, I[0], O[0], batch_limit=BATCH_LADDER, max_prefill_tokens=PREFILL_CHUNK
     )
@@ -137,16 +140,6 @@ def _layout_figures(
 
 def chip_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket]) -> ChipGrid:
     """Evaluate all co-located layouts of ``model`` on ``dev`` for every bucket."""
-    return _grid(model, dev, w, buckets, _layout_figures)
-
-
-def _grid(
-    model: ModelSpec,
-    dev: Device,
-    w: Workload,
-    buckets: list[Bucket],
-    figures: Callable[[ModelSpec, Device, InferencePlan, F, F, tuple[int, int]], _Figures],
-) -> ChipGrid:
     chip = dev.chip
     I = np.array([[b.mean_input for b in buckets], [b.p_input for b in buckets]], dtype=np.float64)[
         :, :, None
@@ -157,7 +150,7 @@ def _grid(
     reason = ""
     for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
-            f = figures(model, dev, plan, I, O, shape)
+            f = _layout_figures(model, dev, plan, I, O, shape)
         except SiliconomicsError as e:
             reason = str(e)
             continue
@@ -193,25 +186,6 @@ def _grid(
         watts=np.stack(watts),
         bound=np.stack(bounds),
     )
-
-
-def _two_rows(
-    model: ModelSpec, dev: Device, plan: InferencePlan, I: F, O: F, shape: tuple[int, int]
-) -> _Figures:
-    both = estimate_max_throughput(
-        model, dev, plan, I, O, batch_limit=BATCH_LADDER, max_prefill_tokens=PREFILL_CHUNK
-    )
-    full = (2, *shape)
-    return _figures(both, full, 0, np.broadcast_to(both.ttft_s, full)[1])
-
-
-def chip_grid_reference(
-    model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket]
-) -> ChipGrid:
-    """:func:`chip_grid` with one :func:`estimate_max_throughput` call over both rows per layout
-    (its construction before the percentile row was reduced to its TTFT): what it must equal,
-    kept for the tests and the benchmark."""
-    return _grid(model, dev, w, buckets, _two_rows)
 
 
 def meets(ttft: F, tpot: F, w: Workload, scale: float) -> NDArray[np.bool_]:
