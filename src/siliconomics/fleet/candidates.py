@@ -13,15 +13,13 @@ meets, at ``cap_rps[b]`` requests/s per replica when fully busy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
-from ..inference.estimate import Estimate, estimate_max_throughput, max_batch
-from ..inference.forward import forward_cost
+from ..inference.estimate import estimate_max_throughput
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 from ..search.assess import assess
@@ -83,61 +81,6 @@ class ChipGrid:
     """why no layout fits at all (empty when some do)"""
 
 
-PREFILL_CHUNK = 8192.0
-"""prompt tokens per prefill step (estimate_max_throughput's default engine budget)"""
-
-
-class _Figures(NamedTuple):
-    """What the grid keeps of one layout, each (buckets, ladder)."""
-
-    tput: F
-    ttft_p: F
-    ttft_mean: F
-    tpot: F
-    watts: F
-    bound: NDArray[np.str_]
-
-
-def _figures(est: Estimate, full: tuple[int, ...], row: int | None, ttft_p: F) -> _Figures:
-    def pick(x: ArrayLike) -> NDArray[Any]:
-        b = np.broadcast_to(x, full)
-        return b if row is None else b[row]
-
-    a = assess(est)
-    return _Figures(
-        tput=pick(est.output_tokens_per_s),
-        ttft_p=ttft_p,
-        ttft_mean=pick(est.ttft_s),
-        tpot=pick(est.tpot_s),
-        watts=pick(a.watts_per_chip),
-        bound=pick(est.decode_bound),
-    )
-
-
-def _layout_figures(
-    model: ModelSpec, dev: Device, plan: InferencePlan, I: F, O: F, shape: tuple[int, int]
-) -> _Figures:
-    """The grid's figures of one layout over the batch ladder; ``I``, ``O``: (2, buckets, 1),
-    row 0 the buckets' mean lengths, row 1 their SLO-percentile prompts. Row 1 is only read
-    for its TTFT (the prefill of its prompt), so only that is computed for it: the same
-    figures as one :func:`estimate_max_throughput` call on both rows, which is what runs (and
-    refuses, as before) when a percentile prompt leaves no room for one sequence."""
-    plan.validate(model, dev)
-    chunk1 = np.maximum(PREFILL_CHUNK * plan.dp, I[1])
-    if np.any(max_batch(model, dev, plan, I[1] + O[1] / 2.0, chunk1) < 1):
-        both = estimate_max_throughput(
-            model, dev, plan, I, O, batch_limit=BATCH_LADDER, max_prefill_tokens=PREFILL_CHUNK
-        )
-        full = (2, *shape)
-        return _figures(both, full, 0, np.broadcast_to(both.ttft_s, full)[1])
-    est = estimate_max_throughput(
-        model, dev, plan, I[0], O[0], batch_limit=BATCH_LADDER, max_prefill_tokens=PREFILL_CHUNK
-    )
-    bp1 = np.maximum(np.floor(chunk1 / I[1]), 1.0)
-    ttft1 = forward_cost(model, dev, plan, bp1, I[1], 0.0).time
-    return _figures(est, shape, None, np.broadcast_to(ttft1, shape))
-
-
 def chip_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket]) -> ChipGrid:
     """Evaluate all co-located layouts of ``model`` on ``dev`` for every bucket."""
     chip = dev.chip
@@ -150,16 +93,19 @@ def chip_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket])
     reason = ""
     for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
-            f = _layout_figures(model, dev, plan, I, O, shape)
+            est = estimate_max_throughput(model, dev, plan, I, O, batch_limit=BATCH_LADDER)
         except SiliconomicsError as e:
             reason = str(e)
             continue
-        caps.append(f.tput / O[0])
-        ttfts.append(f.ttft_p)
-        ttft_means.append(f.ttft_mean)
-        tpots.append(f.tpot)
-        watts.append(f.watts)
-        bounds.append(f.bound)
+        a = assess(est)
+        full = (2, *shape)
+        tput = np.broadcast_to(est.output_tokens_per_s, full)[0]
+        caps.append(tput / O[0])
+        ttfts.append(np.broadcast_to(est.ttft_s, full)[1])
+        ttft_means.append(np.broadcast_to(est.ttft_s, full)[0])
+        tpots.append(np.broadcast_to(est.tpot_s, full)[0])
+        watts.append(np.broadcast_to(a.watts_per_chip, full)[0])
+        bounds.append(np.broadcast_to(est.decode_bound, full)[0])
         plans.append(plan)
     if not plans:
         empty = np.zeros((0, *shape))
