@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..economics.pricing import Pricing, chip_price
 from ..errors import SiliconomicsError
+from ..inference.estimate import max_batch
 from ..inference.fast import ThroughputTimes, throughput_times
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
@@ -37,6 +38,8 @@ from ..parallel.plan import InferencePlan
 F = NDArray[np.float64]
 MARGIN = 1e-9
 """relative widening of every screened comparison"""
+PREFILL_CHUNK = 8192.0
+"""prompt tokens per prefill step: ``estimate_max_throughput``'s default, which the search uses"""
 
 
 class Targets(NamedTuple):
@@ -114,8 +117,15 @@ def _screened(
     prices: dict[int, float],
 ) -> _Bounds | None:
     """The bounds of one layout, or None when the reference must look at it itself
-    (``prices``: USD per chip-hour by chips per replica, filled as met)."""
+    (``prices``: USD per chip-hour by chips per replica, filled as met). A layout that is
+    refused, or where one sequence does not fit (the reference refuses it after its memory
+    check alone), costs no step kernel."""
     try:
+        plan.validate(model, dev)
+        chunk = max(PREFILL_CHUNK * plan.dp, t.input_len)
+        held = t.input_len + t.output_len / 2.0
+        if np.any(max_batch(model, dev, plan, held, chunk) < 1):
+            return None
         ft = throughput_times(model, dev, plan, t.input_len, t.output_len, batch_limit=ladder)
     except SiliconomicsError:
         return None
