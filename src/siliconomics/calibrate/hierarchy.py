@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from ..catalog.catalog import Catalog
 from ..catalog.schema import EfficiencyProfile
@@ -105,7 +104,8 @@ def op_level_base(profiles: Mapping[str, EfficiencyProfile]) -> dict[str, Effici
             if any(m in text for m in _E2E_MARKS):
                 upd[k] = (
                     None
-                    if k in P.TRAIN_FIELDS or k == "lowp_gemm_efficiency"
+                    if k in P.TRAIN_FIELDS
+                    or k in ("lowp_gemm_efficiency", "grouped_gemm_efficiency")
                     else (P.PRIORS.get(k, getattr(prof, k)))
                 )
                 # the earlier fit's text no longer describes the value; a fit or an
@@ -134,6 +134,8 @@ def shrunk_fit(
     """Bounded robust least squares of ``residuals`` plus shrinkage toward ``anchor``: each
     factor adds ``sqrt(shrink_rows)`` pseudo-residuals of 0.1 x (distance from the anchor in
     units of ``PRIOR_SD`` of its bound range). Starts from the fixed priors."""
+    from scipy.optimize import least_squares
+
     if not params:
         return {}
     lo = np.array([P.BOUNDS[p][0] for p in params])

@@ -284,7 +284,7 @@ def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
         w_bytes=st.w,
         out_bytes=st.r,
         weight_stream=dev.weight_stream_factor(plan.compute_dtype),
-        grouped_efficiency=dev.grouped_gemm_efficiency(plan.compute_dtype),
+        grouped_efficiency=dev.grouped_gemm_peak_efficiency(plan.compute_dtype),
         load_cv=INFERENCE_EXPERT_LOAD_CV,
     )
     if plan.dp > 1:

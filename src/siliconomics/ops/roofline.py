@@ -264,7 +264,7 @@ def grouped_gemm(
     matrices of ``k x n`` that are each read once (:func:`grouped_gemm_utilisation`), at
     ``weight_stream`` x the streaming bandwidth (:meth:`.Device.weight_stream_factor`).
     ``efficiency``: fraction of the peak reached (default the profile's GEMM efficiency;
-    inference passes :meth:`.Device.grouped_gemm_efficiency`)."""
+    inference passes :meth:`.Device.grouped_gemm_peak_efficiency`)."""
     r = np.asarray(rows, dtype=np.float64)
     n_ = np.asarray(n, dtype=np.float64)
     k_ = np.asarray(k, dtype=np.float64)
@@ -272,12 +272,16 @@ def grouped_gemm(
     util = grouped_gemm_utilisation(dev, r, n_, k_, groups)
     eff = dev.gemm_efficiency(compute_dtype) if efficiency is None else efficiency
     peak = dev.peak_flops(compute_dtype) * eff
-    t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0)
+    # The stack's grouped-kernel factor slows both roofline terms alike (exactly 1 by default).
+    ge = dev.grouped_efficiency
+    t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0) / ge
     g = np.asarray(groups, dtype=np.float64)
     w_traffic = g * k_ * n_ * w_bytes
     nbytes = r * k_ * a_bytes + w_traffic + r * n_ * out_bytes
-    t_memory = (r * k_ * a_bytes + w_traffic / weight_stream + r * n_ * out_bytes) / (
-        dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    t_memory = (
+        (r * k_ * a_bytes + w_traffic / weight_stream + r * n_ * out_bytes)
+        / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency)
+        / ge
     )
     t_over = np.where(flops > 0, dev.eff.kernel_overhead_s, 0.0) + _z(flops)
     z = _z(flops + nbytes)

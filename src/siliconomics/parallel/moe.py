@@ -132,7 +132,7 @@ def expert_ops(
     ``weight_stream``: fraction of the streaming bandwidth the grouped GEMMs reach on their
     weights (:meth:`..ops.device.Device.weight_stream_factor`; inference passes it, training
     keeps 1: its expert GEMMs are compute-bound); ``grouped_efficiency``: fraction of the
-    peak they reach (inference passes :meth:`..ops.device.Device.grouped_gemm_efficiency`;
+    peak they reach (inference passes :meth:`..ops.device.Device.grouped_gemm_peak_efficiency`;
     default, and training: the profile's GEMM efficiency); ``load_cv``: expert popularity skew
     (:func:`imbalance`; inference passes :data:`INFERENCE_EXPERT_LOAD_CV`, training 0)."""
     assert model.moe is not None
