@@ -36,8 +36,8 @@ from ..serving.capacity import concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
-from .rows import RowResult, candidate_plans, row_device
-from .run import run_row
+from .rows import RowResult, candidate_plans
+from .run import engine_device, run_row
 
 MAX_BATCHED_TOKENS = 8192
 SERVER_REQUESTS = 2000
@@ -150,7 +150,7 @@ def run_server_row(
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
         )
-    dev = row_device(row, catalog)
+    dev = engine_device(row, catalog)
     slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, percentile=99.0)
     cands = _candidates(row)
     for k, (plan, notes) in enumerate(cands):
@@ -183,7 +183,7 @@ def run_server_row(
 
 def simulate_offline_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> float:
     """Steady-state output tokens/s of an offline run (all requests at t = 0)."""
-    dev = row_device(row, catalog)
+    dev = engine_device(row, catalog)
     cands = _candidates(row)
     for k, (plan, _) in enumerate(cands):
         try:
