@@ -59,8 +59,9 @@ def _layout(chip: str, model: str, kw: dict) -> tuple:
     return resolve.model(model), resolve.device(chip), InferencePlan(**kw)
 
 
-def _eager(dev):  # a profile with eager host launches and per-sequence host work
-    eff = dev.eff.model_copy(update={"host_launch_s": 4e-6, "host_per_seq_s": 2e-5})
+def _eager(dev):  # eager host launches, per-sequence host work, slower grouped MoE kernels
+    upd = {"host_launch_s": 4e-6, "host_per_seq_s": 2e-5, "grouped_gemm_efficiency": 0.6}
+    eff = dev.eff.model_copy(update=upd)
     return dataclasses.replace(dev, eff=eff)
 
 
@@ -158,3 +159,23 @@ def test_throughput_times_match_estimate_max_throughput(
     assert np.array_equal(got.batch[ok], ref.batch)
     for f in (*FIELDS, "prefill_time_share"):
         _close(getattr(got, f)[ok], getattr(ref, f))
+
+
+def test_grouped_gemm_efficiency_slows_moe_only() -> None:
+    """The grouped-kernel factor divides both roofline terms of the expert GEMMs: a MoE step
+    gets slower, a dense one does not move, and training keeps the factor at 1."""
+    from siliconomics.training.estimate import train_device
+
+    for model, kw, moves in (
+        ("mixtral-8x7b", {"tp": 2, "ep": 2}, True),
+        ("llama-3.1-8b", {"tp": 1}, False),
+    ):
+        m, dev, plan = _layout("h100-sxm", model, kw)
+        slow = dataclasses.replace(
+            dev, eff=dev.eff.model_copy(update={"grouped_gemm_efficiency": 0.5})
+        )
+        B, s, c = np.array([1.0, 64.0]), np.array([1.0, 512.0]), np.array([100.0, 0.0])
+        base = forward_cost(m, dev, plan, B, s, c).time
+        got = forward_cost(m, slow, plan, B, s, c).time
+        assert bool(np.all(got > base)) if moves else np.array_equal(got, base)
+        assert train_device(slow).grouped_efficiency == 1.0

@@ -105,7 +105,8 @@ def op_level_base(profiles: Mapping[str, EfficiencyProfile]) -> dict[str, Effici
             if any(m in text for m in _E2E_MARKS):
                 upd[k] = (
                     None
-                    if k in P.TRAIN_FIELDS or k == "lowp_gemm_efficiency"
+                    if k in P.TRAIN_FIELDS
+                    or k in ("lowp_gemm_efficiency", "grouped_gemm_efficiency")
                     else (P.PRIORS.get(k, getattr(prof, k)))
                 )
                 # the earlier fit's text no longer describes the value; a fit or an

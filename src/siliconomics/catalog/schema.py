@@ -368,6 +368,14 @@ class EfficiencyProfile(_Frozen):
         "large GEMMs in this stack (low-precision kernels are often power- or scale-limited); "
         "default: gemm_efficiency",
     )
+    grouped_gemm_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of a dense GEMM's roofline rate (compute and weight streaming) "
+        "that the stack's grouped MoE expert GEMMs reach: the op-class factor of the fused "
+        "MoE kernels (gather, per-expert scheduling, less-tuned tiles); default 1 (as fast "
+        "as a dense GEMM of the same shape). Inference only; training keeps 1",
+    )
     memory_efficiency: EffValue = Field(
         le=1, description="fraction of peak HBM bandwidth reached by large streaming reads"
     )

@@ -372,6 +372,7 @@ class _Grouped:
     tiles_n: float
     n1: float
     units: float
+    ge: float  # the stack's grouped-kernel factor (Device.grouped_efficiency)
 
     def time(self, xp: Any, rows: V, hit: V) -> V:
         g = xp.maximum(hit, 1e-9)
@@ -386,7 +387,7 @@ class _Grouped:
             util = pad * xp.minimum(tiles / (waves * self.units), 1.0)
         t_c = rows * self.flops_per_row / (self.peak * xp.maximum(util, 1e-9))
         t_m = rows * self.row_s + hit * self.group_s
-        return self.times * (xp.maximum(t_c, t_m) + self.over_s)
+        return self.times * (xp.maximum(t_c, t_m) / self.ge + self.over_s)
 
 
 def _grouped(
@@ -408,6 +409,7 @@ def _grouped(
         tiles_n=g.tiles_n,
         n1=max(float(n), 1.0),
         units=g.units,
+        ge=dev.grouped_efficiency,
     )
 
 

@@ -79,6 +79,13 @@ class Device:
             return self.eff.lowp_gemm_efficiency
         return self.eff.gemm_efficiency
 
+    @property
+    def grouped_efficiency(self) -> float:
+        """Fraction of a dense GEMM's roofline rate that grouped MoE expert GEMMs reach in this
+        stack (``grouped_gemm_efficiency``; 1 where the profile does not set it)."""
+        g = self.eff.grouped_gemm_efficiency
+        return 1.0 if g is None else g
+
     def attention_dtype(self, act_dtype: str, kv_dtype: str) -> str:
         """Attention matmuls (QK^T, PV) run in the KV-cache format when the chip has it and it
         is at least 8 bits wide (FP8 FMHA), else in the 16-bit activation format: no stack

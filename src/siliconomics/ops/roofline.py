@@ -259,10 +259,12 @@ def grouped_gemm(
     flops = 2.0 * r * n_ * k_
     util = grouped_gemm_utilisation(dev, r, n_, k_, groups)
     peak = dev.peak_flops(compute_dtype) * dev.gemm_efficiency(compute_dtype)
-    t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0)
+    # The stack's grouped-kernel factor slows both roofline terms alike (exactly 1 by default).
+    ge = dev.grouped_efficiency
+    t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0) / ge
     g = np.asarray(groups, dtype=np.float64)
     nbytes = r * k_ * a_bytes + g * k_ * n_ * w_bytes + r * n_ * out_bytes
-    t_memory = nbytes / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency)
+    t_memory = nbytes / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency) / ge
     t_over = np.where(flops > 0, dev.eff.kernel_overhead_s, 0.0) + _z(flops)
     z = _z(flops + nbytes)
     return OpCost(

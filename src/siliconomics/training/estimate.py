@@ -59,7 +59,12 @@ def _train_device(device: Device) -> Device:
         upd["gemm_efficiency"] = prof.train_gemm_efficiency
     if prof.train_lowp_gemm_efficiency is not None:
         upd["lowp_gemm_efficiency"] = prof.train_lowp_gemm_efficiency
-    return Device(chip=chip, eff=prof.model_copy(update=upd) if upd else prof)
+    upd_any: dict[str, float | None] = dict(upd)
+    if prof.grouped_gemm_efficiency is not None:
+        # fitted on inference rows (the serving stacks' fused MoE kernels); training's
+        # grouped GEMMs (Megatron/TE) have no factor of their own yet
+        upd_any["grouped_gemm_efficiency"] = None
+    return Device(chip=chip, eff=prof.model_copy(update=upd_any) if upd_any else prof)
 
 
 def default_overlap(dev: Device) -> Overlap:
