@@ -213,12 +213,19 @@ def _run(
     raise SiliconomicsError(f"unknown scenario '{row.scenario}'")
 
 
-def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
-    """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
-    and its family's efficiency profile come from ``catalog``."""
+def engine_device(row: MeasuredRow, catalog: Catalog) -> Device:
+    """The row's chip and profile as its engine runs them: rows of TensorRT-LLM's C++
+    TensorRT-engine runtime carry no per-sequence host cost (``_CPP_RUNTIME``)."""
     dev = row_device(row, catalog)
     if dev.eff.host_per_seq_s and _CPP_RUNTIME.search(row.software or ""):
         dev = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"host_per_seq_s": None}))
+    return dev
+
+
+def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
+    """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
+    and its family's efficiency profile come from ``catalog``."""
+    dev = engine_device(row, catalog)
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
