@@ -59,6 +59,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_estimate.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_plan.py
+	$(BIN)/python benchmarks/bench_callers.py
 	$(BIN)/python benchmarks/bench_serving.py --shared $(SHARED)
 
 clean:

@@ -10,6 +10,7 @@ need the serving simulator (slow) and are left out unless ``--server`` is given.
     python scripts/infer_errors.py                      # k = 8, default files
     python scripts/infer_errors.py -k 4 --rows 20       # denser subset, 20 worst rows
     python scripts/infer_errors.py --by family,model_class
+    python scripts/infer_errors.py --only-server --files mlperf-inference-v5.1 --no-shared
 """
 
 from __future__ import annotations
@@ -64,19 +65,8 @@ def key_of(s: Sample, source: str, keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("-k", type=int, default=8, help="keep every k-th corpus row per cell")
-    ap.add_argument("--files", default=",".join(FILES), help="corpus files (comma-separated)")
-    ap.add_argument("--no-shared", action="store_true", help="leave out the shared file")
-    ap.add_argument("--server", action="store_true", help="also simulate server rows (slow)")
-    ap.add_argument("--by", default=",".join(KEYS), help=f"group keys among {KEYS}")
-    ap.add_argument("--rows", type=int, default=0, help="print the N worst rows")
-    a = ap.parse_args()
-    keys = tuple(x for x in a.by.split(",") if x)
-    if any(x not in KEYS for x in keys):
-        print(f"--by: allowed keys {', '.join(KEYS)}", file=sys.stderr)
-        return 2
+def collect(a: argparse.Namespace) -> list[tuple[str, Sample, Catalog]]:
+    """(source, sample, catalog) of every row to predict, as the options select."""
     todo: list[tuple[str, Sample, Catalog]] = []
     if not a.no_shared:
         got, cat = load_samples([SHARED])
@@ -85,6 +75,30 @@ def main() -> int:
         got, cat = load_samples([CORPUS / f"{name}.csv"])
         got = [s for s in got if s.row.kind == "inference"]
         todo += [(name, s, cat) for s in subset(got, a.k)]
+    if a.only_server:
+        todo = [t for t in todo if t[1].row.scenario == "server"]
+    return todo
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("-k", type=int, default=8, help="keep every k-th corpus row per cell")
+    ap.add_argument("--files", default=",".join(FILES), help="corpus files (comma-separated)")
+    ap.add_argument("--no-shared", action="store_true", help="leave out the shared file")
+    ap.add_argument("--server", action="store_true", help="also simulate server rows (slow)")
+    ap.add_argument(
+        "--only-server", action="store_true", help="only server rows (implies --server, k=1)"
+    )
+    ap.add_argument("--by", default=",".join(KEYS), help=f"group keys among {KEYS}")
+    ap.add_argument("--rows", type=int, default=0, help="print the N worst rows")
+    a = ap.parse_args()
+    keys = tuple(x for x in a.by.split(",") if x)
+    if a.only_server:
+        a.server, a.k = True, 1
+    if any(x not in KEYS for x in keys):
+        print(f"--by: allowed keys {', '.join(KEYS)}", file=sys.stderr)
+        return 2
+    todo = collect(a)
     errs: list[tuple[tuple[str, ...], float, str, Sample]] = []
     skipped: dict[str, int] = {}
     t0 = time.time()

@@ -51,7 +51,7 @@ def test_trtllm_bench_rows_get_its_batch_cap() -> None:
     p = InferencePlan(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
     eng = engine_settings(r, get_model(r.model), dev("b200"), p)
     assert eng.batch_limit == TRTLLM_BENCH_MAX_BATCH
-    assert not eng.reserve_full_length  # PyTorch executor: average-context sizing (stated)
+    assert eng.reserve_full_length  # PyTorch executor: GUARANTEED_NO_EVICT is its default too
     # max_num_tokens = min(max_batch x (1 + ISL/OSL), 32768) rounded: 4096 x 2 = 8192
     assert eng.max_prefill_tokens == 8192.0
     # attention data parallelism: every rank admits up to the cap
@@ -62,7 +62,21 @@ def test_trtllm_bench_rows_get_its_batch_cap() -> None:
 def test_tensorrt_engine_rows_reserve_the_full_length() -> None:
     r = row("trtllm.csv", "TRTLLM-0.17.0-H100-SXM-LLAMA-3.1-70B-TP8-FP8-128-2048")
     eng = engine_settings(r, get_model(r.model), dev("h100-sxm"), FP8)
-    assert eng.reserve_full_length and eng.batch_limit == TRTLLM_BENCH_MAX_BATCH
+    assert eng.reserve_full_length and eng.batch_limit is not None
+    assert eng.batch_limit <= TRTLLM_BENCH_MAX_BATCH
+
+
+def test_trtllm_bench_caps_the_batch_at_the_kv_requests_of_the_full_length() -> None:
+    # tensorrt_llm/bench/build/tuning.py: max_batch_size = the requests whose input + output
+    # fit the KV cache (capped at 4096), rounded up to 32/128/256: far below 4096 for long
+    # outputs, and the running batch never exceeds it
+    r = row("trtllm.csv", "TRTLLM-1.0-B200-LLAMA-3.3-70B-TP1-FP4-128-4096")
+    m, d = get_model(r.model), dev("b200")
+    p = InferencePlan(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
+    eng = engine_settings(r, m, d, p)
+    fits = float(max_batch(m, d, p, 128 + 4096, 8192.0))
+    assert eng.batch_limit is not None and fits <= eng.batch_limit < fits + 256
+    assert eng.batch_limit % 32 == 0 and eng.batch_limit < TRTLLM_BENCH_MAX_BATCH
 
 
 def test_mlperf_harness_rows_keep_their_batch_and_max_utilization() -> None:

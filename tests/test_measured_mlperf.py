@@ -37,10 +37,11 @@ def test_inference_v51_rows():
     assert (gh["chip"], gh["n_chips"], gh["usable"]) == ("gh200-144gb", "1", "false")
     ds = rows["MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-deepseek-r1-Server"]
     want = dict(scenario="server", model="deepseek-r1", chip="b200", n_chips="8", replicas="1")
-    want |= dict(tp="1", dp="8", ep="8", pp="1", batch="512", weight_dtype="fp4", kv_dtype="fp8")
+    want |= dict(tp="1", dp="8", ep="8", pp="1", batch="4096", weight_dtype="fp4", kv_dtype="fp8")
     want |= dict(metric="output_tokens_per_s", value="18592.24", slo_ttft_s="2", slo_tpot_s="0.08")
     assert {k: ds[k] for k in want} == want
     assert "enable_attention_dp" in ds["notes"] and "p99=1534 ms" in ds["notes"]
+    assert "per attention rank" in ds["notes"]  # gpu_batch_size 512 x 8 attention ranks
     off = rows["MLPI-5.1-NVIDIA-B200-SXM-180GBx8_TRT-llama2-70b-99-Offline"]
     assert (off["replicas"], off["tp"], off["batch"], off["weight_dtype"]) == (
         "8",

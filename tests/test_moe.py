@@ -3,6 +3,8 @@ tests of the routing / grouped-GEMM / all-to-all model, and published Megatron-B
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -316,3 +318,19 @@ def test_deepep_low_latency_dispatch_and_combine_within_35_percent(row: tuple) -
     got_c = float(coll.all_to_all_time(dev, busiest * 2, ep, 1)) * 1e6
     assert got_d == pytest.approx(t_dispatch, rel=0.35)
     assert got_c == pytest.approx(t_combine, rel=0.35)
+
+
+def test_expert_popularity_skew_keeps_the_busiest_rank_above_the_mean() -> None:
+    from siliconomics.parallel.moe import INFERENCE_EXPERT_LOAD_CV, imbalance
+
+    # uniform routing: the busiest rank tends to the mean as loads grow
+    assert float(imbalance(1e9, 8)) == pytest.approx(1.0, abs=1e-3)
+    # popular experts: a rank of E/ep experts keeps a CV of c / sqrt(E/ep) however many tokens
+    c, E, ep = INFERENCE_EXPERT_LOAD_CV, 256, 32
+    big = float(imbalance(1e9, ep, load_cv=c, n_experts=E))
+    assert big == pytest.approx(1.0 + math.sqrt(2.0 * math.log(ep)) * c / math.sqrt(E / ep), 1e-3)
+    # TensorRT-LLM blog 4 measured the hottest of 32 ranks at 2.56x the mean (no EPLB)
+    assert 1.8 < big < 2.6
+    # one rank, or no skew, leaves the uniform-routing value (training's) unchanged
+    assert float(imbalance(100.0, 1, load_cv=c, n_experts=E)) == 1.0
+    assert float(imbalance(100.0, 8, load_cv=0.0, n_experts=E)) == float(imbalance(100.0, 8))

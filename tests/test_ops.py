@@ -95,3 +95,29 @@ def test_mesh_small_group_uses_a_fraction_of_links():
     t2 = float(all_reduce_time(mi, 1e9, 2))
     t8 = float(all_reduce_time(mi, 1e9, 8))
     assert t2 > t8  # fewer links for the pair, despite less traffic
+
+
+def test_fp4_weight_streaming_slows_only_memory_bound_fp4_gemms() -> None:
+    from siliconomics.ops.roofline import grouped_gemm
+
+    chip = get_chip("b200")
+    base = get_efficiency(chip.family).model_copy(update={"fp4_weight_stream_efficiency": None})
+    slow = base.model_copy(update={"fp4_weight_stream_efficiency": 0.5})
+    d0, d1 = Device(chip=chip, eff=base), Device(chip=chip, eff=slow)
+    assert d0.weight_stream_factor("fp4") == 1.0
+    assert d1.weight_stream_factor("fp4") == 0.5 and d1.weight_stream_factor("fp8") == 1.0
+    kw = {"compute_dtype": "fp4", "a_bytes": 0.5, "w_bytes": 0.5625, "out_bytes": 2.0}
+    # decode-sized GEMM: the weight term takes twice as long, activations do not
+    a = gemm(d0, "g", 16, 8192, 8192, **kw)
+    b = gemm(d1, "g", 16, 8192, 8192, weight_stream=d1.weight_stream_factor("fp4"), **kw)
+    bw = d0.hbm_bytes_per_s * base.memory_efficiency
+    assert float(b.t_memory - a.t_memory) == pytest.approx(8192 * 8192 * 0.5625 / bw)
+    assert float(b.bytes) == float(a.bytes)  # same traffic, slower stream
+    # grouped (MoE experts): same rule per expert read
+    ga = grouped_gemm(d0, "e", 256, 4096, 7168, 16, **kw)
+    gb = grouped_gemm(d1, "e", 256, 4096, 7168, 16, weight_stream=0.5, **kw)
+    assert float(gb.t_memory - ga.t_memory) == pytest.approx(16 * 4096 * 7168 * 0.5625 / bw)
+    # a compute-bound prefill GEMM does not move
+    big_a = gemm(d0, "p", 16384, 8192, 8192, **kw)
+    big_b = gemm(d1, "p", 16384, 8192, 8192, weight_stream=0.5, **kw)
+    assert float(big_a.time) == float(big_b.time)

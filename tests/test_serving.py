@@ -22,6 +22,7 @@ from siliconomics.serving import (
     min_replicas,
     simulate,
 )
+from siliconomics.serving.capacity import SATURATED
 from siliconomics.serving.config import PoolConfig
 from siliconomics.serving.spec import make_config
 
@@ -217,6 +218,21 @@ def test_slo_goodput_and_capacity_search():
     assert above.goodput_fraction < 1.0
     tight = max_rate(cfg, w, Slo(tpot_s=1e-4), max_requests=1000)
     assert tight.result is None and "too slow" in tight.note
+
+
+def test_capacity_never_exceeds_saturation():
+    """A large sequence limit buffers arrivals above the saturation rate long enough for a
+    finite trial to pass with loose limits; the stable search stops at saturation."""
+    cfg = config(M8, device("h100-sxm"), max_seqs=2048)
+    w = wl(1.0, 400, "512", "128")
+    loose = Slo(ttft_s=30.0, tpot_s=1.0)
+    cap = max_rate(cfg, w, loose, max_requests=4000)
+    assert cap.binding == SATURATED and cap.rate == cap.saturation_rps
+    assert cap.result is not None and cap.result.slo_met
+    brief = max_rate(cfg, w, loose, max_requests=4000, stable=False)
+    assert brief.rate > 1.1 * cap.saturation_rps  # the backlog had not reached the limits yet
+    tight = max_rate(cfg, w, Slo(tpot_s=0.02), max_requests=4000)
+    assert tight.binding != SATURATED and tight.rate < tight.saturation_rps
 
 
 def test_min_replicas_is_the_fewest_that_pass():

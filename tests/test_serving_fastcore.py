@@ -67,10 +67,12 @@ def assert_same(fast, slow):
             assert a == pytest.approx(b, rel=RTOL, abs=1e-12), (m, q)
 
 
-def test_tables_equal_the_step_time_model():
+@pytest.mark.parametrize("graphs", [(), (1.0, 8.0, 64.0, 512.0)])
+def test_tables_equal_the_step_time_model(graphs):
     stm = step_time_model(
-        M8, device("h100-sxm"), InferencePlan(), max_tokens=8192, max_seqs=4096, max_ctx=16384
-    )
+        M8, device("h100-sxm"), InferencePlan(), max_tokens=8192, max_seqs=4096, max_ctx=16384,
+        graph_sizes=graphs,
+    )  # fmt: skip
     tb = fastcore.tables(stm, 9000)
     rnd = random.Random(3)
     for _ in range(2000):
@@ -92,6 +94,7 @@ def test_tables_equal_the_step_time_model():
         (4, "jsq", 20.0, 1500, {"max_seqs": 8}),  # the sequence limit binds
         (20, "least-tokens", 60.0, 1500, {}),  # idle replicas: ties at zero load
         (3, "least-tokens", 14.0, 1500, {"max_batched_tokens": 512}),  # long prompts chunked
+        (3, "least-tokens", 14.0, 1500, {"graph_sizes": (1, 2, 4, 8, 16)}),  # CUDA graphs
     ],
 )
 def test_compiled_core_equals_the_python_loop(monkeypatch, replicas, router, rate, n, engine):

@@ -8,6 +8,7 @@ import pytest
 from siliconomics.catalog.registry import get_chip, get_efficiency, get_model
 from siliconomics.errors import SiliconomicsError, UnknownIdError
 from siliconomics.inference.forward import forward_cost
+from siliconomics.inference.graphs import padding_time
 from siliconomics.ops.device import Device
 from siliconomics.parallel.plan import InferencePlan
 from siliconomics.serving import (
@@ -173,6 +174,24 @@ def test_mixed_step_costs_more_than_either_part(stm):
     pre = stm.prefill_step([1024])
     both = stm.exact([2000.0] * 32, [(1024.0, 0.0)], 33)
     assert max(dec, pre) < both < dec + pre  # one pass over the weights serves both
+
+
+def test_graph_padding_matches_the_analytic_rule(stm):
+    """Generation-only steps run the token-proportional ops at the captured size the batch is
+    padded to, as inference/graphs.py prices it for the analytic estimate."""
+    sizes = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+    m, d, p = stm.model, stm.dev, stm.plan
+    padded = StepTimeModel(m, d, p, max_tokens=8192, max_seqs=512, max_ctx=16384, graph_sizes=sizes)
+    for b, ctx in ((37, 1500.0), (64, 3000.0), (100, 800.0), (300, 2000.0)):
+        extra = padded.decode_step(b, b * ctx) - stm.decode_step(b, b * ctx)
+        want = float(padding_time(m, d, p, float(b), ctx, sizes))
+        assert extra == pytest.approx(want, rel=1e-6, abs=1e-12)
+        assert (extra > 0) == (b not in sizes and b < 128)
+        ends = padded.decode_run_ends(b, b * ctx, 3)
+        assert ends[0] == pytest.approx(padded.decode_step(b, b * ctx), rel=1e-12)
+        steps = padded.decode_steps(b, np.asarray([b * ctx]))
+        assert steps[0] == pytest.approx(padded.decode_step(b, b * ctx), rel=1e-12)
+    assert padded.padded(37) == 64 and padded.padded(300) == 300 and stm.padded(37) == 37
 
 
 def test_workload_validation():

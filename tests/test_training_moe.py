@@ -120,6 +120,32 @@ def test_expert_loop_host_time_bounds_small_expert_gemms() -> None:
     assert float(r2.step.forward[0]) == pytest.approx(float(r1.step.forward[0]), rel=1e-9)
 
 
+def test_grace_hosted_chips_issue_host_ops_slower() -> None:
+    """training/host.py: a profile's host op time is the x86 (DGX) figure; a Grace-hosted chip
+    (GB200) pays GRACE_HOST_FACTOR (37.08 / 13.48 us per torch.nn.Linear forward, TE issue
+    #2053) for the same op, an x86-hosted one (B200) and a compiled stack (TPU) do not; with
+    many local experts the slower host makes the MoE step slower."""
+    from siliconomics.ops.device import Device
+    from siliconomics.training.host import GRACE_HOST_FACTOR, host_op_s
+
+    b200, gb200 = (train_device(resolve.device(c)) for c in ("b200", "gb200"))
+    eff = b200.eff.model_copy(update={"train_host_op_s": 12e-6})
+    x86, grace = Device(chip=b200.chip, eff=eff), Device(chip=gb200.chip, eff=eff)
+    assert host_op_s(x86) == pytest.approx(12e-6)
+    assert host_op_s(grace) == pytest.approx(12e-6 * GRACE_HOST_FACTOR)
+    assert 2.5 < GRACE_HOST_FACTOR < 3.0
+    assert host_op_s(train_device(resolve.device("tpu-v5p"))) == 0.0
+    m, p = get_model("qwen3-30b-a3b"), TrainPlan(dp=8, ep=8, micro_batch=1, dtype="fp8")
+
+    def fb(dev: Device) -> float:
+        r = evaluate_grid(m, dev, grid_of([p]), seq_len=4096, global_batch_seqs=64)
+        return float((r.step.forward + r.step.backward)[0])
+
+    slow = Device(chip=gb200.chip, eff=eff)
+    fast = Device(chip=gb200.chip, eff=eff.model_copy(update={"train_host_op_s": 1e-9}))
+    assert fb(slow) > fb(fast) * 1.05
+
+
 def test_moe_activations_count_the_permuted_expert_inputs() -> None:
     """The expert fc1 input saved for its wgrad is k rows per token (TE GroupedLinear keeps
     all sum(m_splits) rows): (k-1)·D·bytes more per token than a dense MLP input, /tp; none
@@ -151,3 +177,30 @@ def test_selective_recompute_rebuilds_mla_up_projections() -> None:
     assert a_sel < 0.8 * a_none and r_sel > r_none == 0.0
     (d_none, _), (d_sel, _) = run("llama-3-8b", "none"), run("llama-3-8b", "selective")
     assert d_sel == pytest.approx(d_none)
+
+
+def test_mtp_and_lm_heads_sit_on_the_last_pipeline_rank() -> None:
+    """training/plan.py last_rank_layers: Megatron-Bridge's DeepSeek-V3 layouts (61 layers)
+    leave the last virtual stage what the others do not take, next to the MTP module and both
+    LM-head-and-loss passes; the step waits for that rank when it is the busiest."""
+    from siliconomics.training.kernels import NP
+    from siliconomics.training.plan import last_rank_layers
+    from siliconomics.training.step import Overlap, layout_times
+
+    m = get_model("deepseek-v3")
+    assert m.n_mtp_layers == 1
+    # pp16: [E+4] + 14x[4] + [1+mtp+loss]; pp4 x vpp4: 3 x 4 + 1; pp8: 7 x [8] + [5+mtp+loss];
+    # H100's "Et|(tt|)*30mL" (pp8 x vpp4): 3 x 2 + 0
+    for pp, vpp, n in ((16, 1, 1), (4, 4, 13), (8, 1, 5), (8, 4, 6), (1, 1, 61)):
+        assert float(last_rank_layers(m, np.array(pp), np.array(vpp), NP)) == n
+    base = train_device(resolve.device("b200"))
+    dev = replace(base, eff=base.eff.model_copy(update={"train_host_op_s": 1e-9}))
+    plan = TrainPlan(dp=16, pp=16, ep=8, micro_batch=1, dtype="fp8", recompute="selective")
+    g = grid_of([plan])
+    r = evaluate_grid(m, dev, g, seq_len=4096, global_batch_seqs=2048)
+    lt = layout_times(m, dev, g, seq_len=4096, overlap=Overlap())
+    f, e = float(np.ravel(lt.fwd)[0]), float(np.ravel(lt.e_fwd)[0])
+    last, balanced = 2.0 * f + 2.0 * e, (65.0 * f + 2.0 * e) / 16.0  # (1 + mtp) layers, edges
+    assert last > balanced  # the LM heads outweigh the three layers moved off the last stage
+    per_mb = float(r.step.forward[0] / r.step.microbatches[0])
+    assert per_mb == pytest.approx(last, rel=1e-9)

@@ -26,7 +26,7 @@ from typing import Any
 
 from .calibrate.bands import DEFAULT_LEVEL
 from .catalog import registry
-from .catalog.bandtable import Residual, from_toml_dict
+from .catalog.bandtable import Residual, from_toml_dict, loads_band_toml
 from .catalog.catalog import Catalog
 from .catalog.parse import validate_as
 from .catalog.power import with_tdp_estimate
@@ -367,7 +367,7 @@ def profile_dir(path: Path, packaged: Mapping[str, EfficiencyProfile]) -> Profil
 def read_band_file(path: Path) -> tuple[Residual, ...]:
     """A band table written by ``siliconomics calibrate`` (``bands.toml``)."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = loads_band_toml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise SiliconomicsError(f"{path}: cannot read the band table: {e}") from None
     return from_toml_dict(raw)

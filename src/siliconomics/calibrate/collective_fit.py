@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 
 from ..ops.device import Device
 from ..parallel.collectives import all_reduce
@@ -55,6 +54,8 @@ def predict(dev: Device) -> F:
 
 
 def fit_custom_all_reduce(dev: Device) -> CustomAllReduceFit:
+    from scipy.optimize import least_squares
+
     meas = measured()
 
     def with_x(x: F) -> Device:

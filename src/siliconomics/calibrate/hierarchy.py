@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from ..catalog.catalog import Catalog
 from ..catalog.schema import EfficiencyProfile
@@ -135,6 +134,8 @@ def shrunk_fit(
     """Bounded robust least squares of ``residuals`` plus shrinkage toward ``anchor``: each
     factor adds ``sqrt(shrink_rows)`` pseudo-residuals of 0.1 x (distance from the anchor in
     units of ``PRIOR_SD`` of its bound range). Starts from the fixed priors."""
+    from scipy.optimize import least_squares
+
     if not params:
         return {}
     lo = np.array([P.BOUNDS[p][0] for p in params])

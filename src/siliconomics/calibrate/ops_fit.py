@@ -61,7 +61,6 @@ from typing import Final, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 
 from ..catalog.schema import EfficiencyProfile
 from ..ops.device import Device
@@ -349,6 +348,8 @@ def predict_all_reduce(dev: Device, s: AllReduceSamples) -> F:
 def fit_gemm(dev: Device, s: GemmSamples) -> tuple[float, float, float]:
     """(gemm_efficiency, memory_efficiency, kernel_overhead_s) minimising the squared log
     error of :func:`predict_gemm` over ``s``. Independent of ``dev.eff``'s values for them."""
+    from scipy.optimize import least_squares
+
     log_meas = np.log(s.time_s)
 
     def resid(x: F) -> F:
@@ -376,6 +377,8 @@ def fit_gemm(dev: Device, s: GemmSamples) -> tuple[float, float, float]:
 def fit_all_reduce(dev: Device, s: AllReduceSamples) -> tuple[float, float]:
     """(collective_latency_s, collective_efficiency) minimising the squared log error of
     :func:`predict_all_reduce` over ``s``."""
+    from scipy.optimize import least_squares
+
     log_meas = np.log(s.time_s)
 
     def resid(x: F) -> F:

@@ -83,7 +83,7 @@ PRIORS: dict[str, float] = {
     "train_gemm_efficiency": 0.77,
     "train_lowp_gemm_efficiency": 0.77,
     "train_comm_overlap": 0.0,
-    "train_host_op_s": 10e-6,  # training/host.py EAGER_HOST_OP_S
+    "train_host_op_s": 13.48e-6,  # training/host.py EAGER_HOST_OP_S (x86 host)
 }
 
 #: Inference factors fitted on each family's default-stack rows, in the order of how directly

@@ -379,6 +379,20 @@ class EfficiencyProfile(_Frozen):
     memory_efficiency: EffValue = Field(
         le=1, description="fraction of peak HBM bandwidth reached by large streaming reads"
     )
+    fp4_weight_stream_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of the memory_efficiency bandwidth that block-scaled 4-bit "
+        "(NVFP4) GEMM and grouped-GEMM kernels reach while streaming their weights "
+        "(memory-bound decode); default 1",
+    )
+    fp4_grouped_gemm_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of the fp4 matrix peak reached by block-scaled 4-bit grouped "
+        "GEMMs (MoE experts, quantise/scale-factor handling included) in inference; default: "
+        "lowp_gemm_efficiency",
+    )
     attention_efficiency: EffValue = Field(
         le=1, description="fraction of matrix peak reached by fused (flash) attention"
     )

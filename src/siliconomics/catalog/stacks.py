@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import SiliconomicsError
-from .bandtable import Residual, from_toml_dict
+from .bandtable import Residual, from_toml_dict, loads_band_toml
 from .registry import parse_toml
 from .schema import EfficiencyProfile, _Frozen
 
@@ -239,4 +239,4 @@ def packaged_residuals() -> tuple[Residual, ...]:
     path = Path(str(resources.files("siliconomics.catalog") / "data" / "bands.toml"))
     if not path.exists():
         return ()
-    return from_toml_dict(tomllib.loads(path.read_text(encoding="utf-8")))
+    return from_toml_dict(loads_band_toml(path.read_text(encoding="utf-8")))

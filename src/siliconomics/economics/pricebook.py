@@ -303,9 +303,10 @@ def estimate_chip_hour(
     if bw is None:
         return None
     ratios: dict[str, list[tuple[str, float]]] = {}
+    listed = replace(book, chip_hour={})  # one book (its current offerings worked out once)
     for cid in {o.chip for o in book.current() if o.mode == mode}:
         other = chips.get(cid)
-        p = listed_chip_hour(replace(book, chip_hour={}), cid, mode)
+        p = listed_chip_hour(listed, cid, mode)
         if other is None or p is None or cid == chip.id or not _bw(other):
             continue
         r = p.usd_per_chip_hour / (_bw(other) / 1e12)  # type: ignore[operator]

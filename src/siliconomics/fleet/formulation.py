@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix, csr_matrix
 
 if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
     from .milp import Problem
 
 F = NDArray[np.float64]
@@ -215,9 +216,34 @@ class Model:
     cost: F
     upper: F
     integrality: F
-    matrix: csr_matrix
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+    vals: F
+    """the constraint matrix as (row, column, value) entries, in the order they were added"""
     lo: F
     hi: F
+
+    @property
+    def matrix(self) -> csr_matrix:
+        """The constraint matrix (scipy, duplicate entries summed)."""
+        from scipy.sparse import coo_matrix
+
+        shape = (self.lo.size, self.cost.size)
+        return coo_matrix((self.vals, (self.rows, self.cols)), shape=shape).tocsr()
+
+    def csc(self) -> tuple[NDArray[np.int32], NDArray[np.int32], F] | None:
+        """(column starts, row indices, values) of the matrix by columns, rows sorted within
+        a column: what ``matrix.tocsc()`` gives, built without importing scipy. None when an
+        entry repeats (the scipy matrix sums those)."""
+        n = self.cost.size
+        key = self.cols * max(self.lo.size, 1) + self.rows
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        if k.size > 1 and bool(np.any(k[1:] == k[:-1])):
+            return None
+        starts = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.bincount(self.cols, minlength=n), out=starts[1:])
+        return starts, self.rows[order].astype(np.int32), self.vals[order]
 
 
 def _objective_and_power(p: Problem, fl: list[Flow]) -> tuple[F, F]:
@@ -329,12 +355,13 @@ def assemble(
         _cuts(p, fl, cap, rows)
     cost, power = _objective_and_power(p, fl)
     avail = _limits(p, nf, cost, power, relax, rows)
-    matrix = coo_matrix((rows.v, (rows.r, rows.c)), shape=(len(rows.lo), nf + nk + no)).tocsr()
     return Model(
         cost=cost,
         upper=_upper(p, fl, gone, avail, tight),
         integrality=np.r_[np.zeros(nf), np.ones(nk + no)],
-        matrix=matrix,
+        rows=np.asarray(rows.r, dtype=np.int64),
+        cols=np.asarray(rows.c, dtype=np.int64),
+        vals=np.asarray(rows.v, dtype=np.float64),
         lo=np.asarray(rows.lo),
         hi=np.asarray(rows.hi),
     )

@@ -72,7 +72,11 @@ def run(m: Model, *, gap: float, time_limit_s: float, start: dict[int, float] | 
 
 def _lp(core: Any, m: Model) -> Any:
     n, nrow = m.cost.size, m.lo.size
-    a = m.matrix.tocsc()
+    by_col = m.csc()
+    if by_col is None:  # repeated entries: scipy sums them
+        a = m.matrix.tocsc()
+        by_col = (a.indptr, a.indices, a.data)
+    starts, index, value = by_col
     lp = core.HighsLp()
     lp.num_col_ = n
     lp.num_row_ = nrow
@@ -84,9 +88,9 @@ def _lp(core: Any, m: Model) -> Any:
     lp.a_matrix_.format_ = core.MatrixFormat.kColwise
     lp.a_matrix_.num_col_ = n
     lp.a_matrix_.num_row_ = nrow
-    lp.a_matrix_.start_ = a.indptr
-    lp.a_matrix_.index_ = a.indices
-    lp.a_matrix_.value_ = a.data
+    lp.a_matrix_.start_ = starts
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = value
     kinds = (core.HighsVarType.kContinuous, core.HighsVarType.kInteger)
     lp.integrality_ = [kinds[int(i)] for i in m.integrality]
     return lp

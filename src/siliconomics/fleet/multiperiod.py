@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import lil_matrix
 
 from .profile import HOURS_PER_MONTH, HOURS_PER_WEEK, Levels
 from .sources import Source
+
+if TYPE_CHECKING:
+    from scipy.sparse import lil_matrix
+
 
 F = NDArray[np.float64]
 MIP_GAP = 1e-3
@@ -111,6 +114,8 @@ def _cost(p: Program, L: _Layout) -> F:
 
 def _rows(p: Program, L: _Layout) -> tuple[lil_matrix, list[float], list[float]]:
     """Every constraint as rows of one sparse matrix with their bounds."""
+    from scipy.sparse import lil_matrix
+
     rows: list[dict[int, float]] = []
     lo: list[float] = []
     hi: list[float] = []
@@ -234,6 +239,8 @@ def _solve(
     integer_burst: bool,
     fix_blocks: bool,
 ) -> MilpSolution | None:
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     L = _Layout(p)
     cost = _cost(p, L)
     A, lo, hi = _rows(p, L)

@@ -46,7 +46,7 @@ from ..ops.device import Device
 from ..ops.quant import stored_weight_bytes
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel.collectives import all_reduce, send_recv_time
-from ..parallel.moe import dispatch_combine, expert_ops
+from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, dispatch_combine, expert_ops
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 
@@ -175,6 +175,7 @@ class _Step:
             a_bytes=self.a,
             w_bytes=self.w,
             out_bytes=self.r,
+            weight_stream=self.dev.weight_stream_factor(self.plan.compute_dtype),
         )
 
 
@@ -282,6 +283,9 @@ def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
         a_bytes=st.a,
         w_bytes=st.w,
         out_bytes=st.r,
+        weight_stream=dev.weight_stream_factor(plan.compute_dtype),
+        grouped_efficiency=dev.grouped_gemm_peak_efficiency(plan.compute_dtype),
+        load_cv=INFERENCE_EXPERT_LOAD_CV,
     )
     if plan.dp > 1:
         ops.append(
@@ -293,6 +297,7 @@ def _moe_ops(st: _Step, n_moe: int) -> list[OpCost]:
                 stride=plan.etp,
                 dispatch_bytes=st.a,
                 combine_bytes=st.r,
+                load_cv=INFERENCE_EXPERT_LOAD_CV,
             )
         )
     if moe.n_shared_experts:

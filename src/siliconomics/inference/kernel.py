@@ -39,7 +39,7 @@ from ..parallel.memory import (
     kv_bytes_per_token_per_chip,
     weight_bytes_per_chip,
 )
-from ..parallel.moe import distinct_ranks
+from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, distinct_ranks
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 from .forward import _heads_per_chip, _layer_counts, forward_cost
@@ -230,7 +230,7 @@ def _shape(
         flops_per_row=2.0 * n * k,
         peak=dev.peak_flops(dtype) * dev.gemm_efficiency(dtype),
         row_s=(k * a + n * out) / bw,
-        weight_s=k * n * w / bw,
+        weight_s=k * n * w / (bw * dev.weight_stream_factor(dtype)),
         over_s=dev.eff.kernel_overhead_s,
         systolic=mx.arch == "systolic",
         systolic_util=systolic,
@@ -397,7 +397,7 @@ def _grouped(
     return _Grouped(
         times=float(times),
         flops_per_row=g.flops_per_row,
-        peak=g.peak,
+        peak=dev.peak_flops(dtype) * dev.grouped_gemm_peak_efficiency(dtype),
         row_s=g.row_s,
         group_s=g.weight_s,
         over_s=g.over_s,
@@ -422,6 +422,7 @@ class _AllToAll:
     times: float
     bytes_per_token: float  # distinct ranks x D
     imb_c: float  # 2 ln(ep) (1 - 1/ep) of the busiest-rank imbalance
+    imb_skew: float  # 2 ln(ep) c² ep/E: expert popularity skew (parallel/moe.imbalance)
     k: float
     alpha: float
     local_c: float  # seconds per byte inside the domain (hops / bw), 0 when alone there
@@ -430,13 +431,19 @@ class _AllToAll:
     combine_b: float
 
     def time(self, xp: Any, tok: V) -> V:
-        skew = 1.0 + xp.sqrt(self.imb_c / xp.maximum(tok * self.k, 1e-9))
+        skew = 1.0 + xp.sqrt(self.imb_c / xp.maximum(tok * self.k, 1e-9) + self.imb_skew)
         busiest = tok * self.bytes_per_token * skew
         t = 0.0
         for nb in (self.dispatch_b, self.combine_b):
             b = busiest * nb
             t = t + (self.alpha + xp.maximum(self.local_c * b, self.remote_c * b))
         return self.times * t
+
+
+def _imb_skew(ep: int, n_experts: int) -> float:
+    """Popularity-skew term of the busiest-rank imbalance (:func:`..parallel.moe.imbalance`
+    with the inference load CV)."""
+    return 2.0 * math.log(ep) * INFERENCE_EXPERT_LOAD_CV**2 * ep / n_experts
 
 
 def _all_to_all(
@@ -461,6 +468,7 @@ def _all_to_all(
         times=times,
         bytes_per_token=float(distinct_ranks(k, ep)) * model.d_model,
         imb_c=2.0 * math.log(ep) * (1.0 - 1.0 / ep),
+        imb_skew=_imb_skew(ep, model.moe.n_experts),
         k=float(k),
         alpha=steps * dev.eff.collective_latency_s,
         local_c=(n_in - 1) / ep * hops / bw_in if n_in > 1 else 0.0,
@@ -480,6 +488,7 @@ class _Moe:
     local_div: float  # else replica tokens / local_div
     k_over_ep: float
     imb_c: float
+    imb_skew: float
     n_local: float
     p_miss: float  # 1 - k/E
     router: _Gemm
@@ -495,7 +504,7 @@ class _Moe:
     def _rows_hit(self, xp: Any, t_all: V) -> tuple[V, V]:
         """Token-expert rows on the busiest rank and experts hit (parallel/moe.expert_ops)."""
         mean_rows = t_all * self.k_over_ep
-        rows = mean_rows * (1.0 + xp.sqrt(self.imb_c / xp.maximum(mean_rows, 1e-9)))
+        rows = mean_rows * (1.0 + xp.sqrt(self.imb_c / xp.maximum(mean_rows, 1e-9) + self.imb_skew))
         return rows, self.n_local * (1.0 - self.p_miss**t_all)
 
     def expert_time(self, xp: Any, t_all: V) -> V:
@@ -818,6 +827,7 @@ def _moe_part(model: ModelSpec, dev: Device, plan: InferencePlan, n_moe: int) ->
         local_div=float(plan.dp * plan.tp),
         k_over_ep=k / ep,
         imb_c=2.0 * math.log(ep) * (1.0 - 1.0 / ep),
+        imb_skew=_imb_skew(ep, E),
         n_local=E / ep,
         p_miss=1.0 - k / E,
         router=_gemm(dev, E, D, n_moe, dtype=rd, a=2.0, w=2.0, out=4.0),

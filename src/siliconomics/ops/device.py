@@ -79,6 +79,19 @@ class Device:
             return self.eff.lowp_gemm_efficiency
         return self.eff.gemm_efficiency
 
+    def grouped_gemm_peak_efficiency(self, dtype: str) -> float:
+        """Fraction of the ``dtype`` peak that grouped (MoE expert) GEMMs reach in inference,
+        before the stack's :attr:`grouped_efficiency` factor: the profile's sourced
+        ``fp4_grouped_gemm_efficiency`` for block-scaled 4-bit, else :meth:`gemm_efficiency`."""
+        f = self.eff.fp4_grouped_gemm_efficiency
+        return f if dtype == "fp4" and f is not None else self.gemm_efficiency(dtype)
+
+    def weight_stream_factor(self, dtype: str) -> float:
+        """Fraction of the streaming bandwidth a ``dtype`` GEMM reaches on its weights:
+        the profile's ``fp4_weight_stream_efficiency`` for block-scaled 4-bit GEMMs, else 1."""
+        f = self.eff.fp4_weight_stream_efficiency
+        return f if dtype == "fp4" and f is not None else 1.0
+
     @property
     def grouped_efficiency(self) -> float:
         """Fraction of a dense GEMM's roofline rate that grouped MoE expert GEMMs reach in this

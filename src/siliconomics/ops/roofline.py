@@ -124,10 +124,13 @@ def gemm(
     out_bytes: float,
     weight_reads: ArrayLike = 1.0,
     util_m: ArrayLike | None = None,
+    weight_stream: float = 1.0,
 ) -> OpCost:
     """``[m x k] @ [k x n]`` with activations of ``a_bytes``/element and weights of
     ``w_bytes``/element. ``weight_reads`` scales the weight traffic (MoE: experts touched);
-    ``util_m`` is the row count of each independent GEMM when ``m`` is a grouped total."""
+    ``util_m`` is the row count of each independent GEMM when ``m`` is a grouped total;
+    ``weight_stream`` is the fraction of the streaming bandwidth the kernel reaches on its
+    weights (:meth:`.Device.weight_stream_factor`)."""
     m_ = np.asarray(m, dtype=np.float64)
     n_ = np.asarray(n, dtype=np.float64)
     k_ = np.asarray(k, dtype=np.float64)
@@ -135,8 +138,12 @@ def gemm(
     util = gemm_utilisation(dev, m_ if util_m is None else util_m, n_, k_)
     peak = dev.peak_flops(compute_dtype) * dev.gemm_efficiency(compute_dtype)
     t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0)
-    nbytes = m_ * k_ * a_bytes + k_ * n_ * w_bytes * np.asarray(weight_reads) + m_ * n_ * out_bytes
-    t_memory = nbytes / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency)
+    w_traffic = k_ * n_ * w_bytes * np.asarray(weight_reads)
+    nbytes = m_ * k_ * a_bytes + w_traffic + m_ * n_ * out_bytes
+    # Weights stream at ``weight_stream`` x the bandwidth (1: the same sum, bit for bit).
+    t_memory = (m_ * k_ * a_bytes + w_traffic / weight_stream + m_ * n_ * out_bytes) / (
+        dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    )
     t_over = np.where(flops > 0, dev.eff.kernel_overhead_s, 0.0) + _z(flops)
     return OpCost(
         name=name,
@@ -250,21 +257,32 @@ def grouped_gemm(
     a_bytes: float,
     w_bytes: float,
     out_bytes: float,
+    weight_stream: float = 1.0,
+    efficiency: float | None = None,
 ) -> OpCost:
     """A grouped GEMM (MoE experts): ``rows`` token rows in all, spread over ``groups`` weight
-    matrices of ``k x n`` that are each read once (:func:`grouped_gemm_utilisation`)."""
+    matrices of ``k x n`` that are each read once (:func:`grouped_gemm_utilisation`), at
+    ``weight_stream`` x the streaming bandwidth (:meth:`.Device.weight_stream_factor`).
+    ``efficiency``: fraction of the peak reached (default the profile's GEMM efficiency;
+    inference passes :meth:`.Device.grouped_gemm_peak_efficiency`)."""
     r = np.asarray(rows, dtype=np.float64)
     n_ = np.asarray(n, dtype=np.float64)
     k_ = np.asarray(k, dtype=np.float64)
     flops = 2.0 * r * n_ * k_
     util = grouped_gemm_utilisation(dev, r, n_, k_, groups)
-    peak = dev.peak_flops(compute_dtype) * dev.gemm_efficiency(compute_dtype)
+    eff = dev.gemm_efficiency(compute_dtype) if efficiency is None else efficiency
+    peak = dev.peak_flops(compute_dtype) * eff
     # The stack's grouped-kernel factor slows both roofline terms alike (exactly 1 by default).
     ge = dev.grouped_efficiency
     t_compute = np.where(flops > 0, flops / (peak * np.maximum(util, 1e-9)), 0.0) / ge
     g = np.asarray(groups, dtype=np.float64)
-    nbytes = r * k_ * a_bytes + g * k_ * n_ * w_bytes + r * n_ * out_bytes
-    t_memory = nbytes / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency) / ge
+    w_traffic = g * k_ * n_ * w_bytes
+    nbytes = r * k_ * a_bytes + w_traffic + r * n_ * out_bytes
+    t_memory = (
+        (r * k_ * a_bytes + w_traffic / weight_stream + r * n_ * out_bytes)
+        / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency)
+        / ge
+    )
     t_over = np.where(flops > 0, dev.eff.kernel_overhead_s, 0.0) + _z(flops)
     z = _z(flops + nbytes)
     return OpCost(

@@ -15,8 +15,12 @@ ranks (each expert's FFN width split etp ways), D hidden size, Fe expert FFN wid
   by that factor. With a ``capacity_factor`` cf (GShard-style token dropping, MaxText's
   ``capacity_factor``) every expert's buffer is padded to cf x its mean load, so the factor is
   cf whatever the routing. Real routers are also skewed
-  by expert popularity; that skew is not modelled (stated) — benchmarks that force-balance the
-  routing (Megatron-Bridge) or replicate hot experts (DeepSeek EPLB) sit close to this bound.
+  by expert popularity: in inference (a trained router, no load-balancing loss at work) the
+  per-expert loads have a coefficient of variation ``c`` (:data:`INFERENCE_EXPERT_LOAD_CV`), so a
+  rank's load (E/ep experts) adds ``c²·ep/E`` to its squared CV and the busiest rank carries
+  ``rows · (1 + sqrt(2 ln(ep) · ((1 - 1/ep)/rows + c²·ep/E)))``. Training keeps c = 0:
+  benchmarks force-balance the routing (Megatron-Bridge) or train with a balancing loss, and
+  replicated hot experts (DeepSeek EPLB) bring inference close to that bound too.
 * Experts touched per rank: with T tokens each choosing k of E experts, a given expert is hit
   with probability ``1 - (1 - k/E)^T``; the rank streams the weights of those experts only.
 * Grouped GEMM: see :func:`..ops.roofline.grouped_gemm` (per-expert tile padding on GPUs, array
@@ -48,6 +52,15 @@ from . import hierarchical as coll
 
 F = NDArray[np.float64]
 
+#: Coefficient of variation of the per-expert token loads of a trained router at inference,
+#: without expert replication: DeepSeek-R1, EP32 on GB200, machine-translation data, no EPLB,
+#: per expert slot std 164.1 tokens on a mean of 128 (TensorRT-LLM tech blog 4, "Scaling
+#: Expert Parallelism in TensorRT-LLM (Part 1)", Table 1; per rank 491.6 on 1024, i.e.
+#: 1.28/sqrt(8), as independent experts predict). Other models and datasets differ (the blog
+#: finds the skew dataset-dependent); applied to every MoE model in inference, a stated
+#: assumption.
+INFERENCE_EXPERT_LOAD_CV = 164.1 / 128.0
+
 
 def _quant_flops(elems: ArrayLike, a_bytes: float) -> F:
     """Vector FLOPs of quantising ``elems`` values to a sub-16-bit format on the fly: a block
@@ -58,14 +71,22 @@ def _quant_flops(elems: ArrayLike, a_bytes: float) -> F:
 
 
 def imbalance(
-    rows_per_rank: ArrayLike, ranks: ArrayLike, capacity_factor: float | None = None
+    rows_per_rank: ArrayLike,
+    ranks: ArrayLike,
+    capacity_factor: float | None = None,
+    *,
+    load_cv: float = 0.0,
+    n_experts: int = 1,
 ) -> F:
     """Expected (busiest rank load) / (mean load) for ``ranks`` expert-parallel ranks that each
-    receive ``rows_per_rank`` token-expert pairs on average (module docstring); a capacity
+    receive ``rows_per_rank`` token-expert pairs on average (module docstring); ``load_cv`` is
+    the per-expert popularity skew of ``n_experts`` experts (0: uniform routing); a capacity
     factor (padded expert buffers) replaces it."""
     m = np.maximum(np.asarray(rows_per_rank, dtype=np.float64), 1e-9)
     n = np.maximum(np.asarray(ranks, dtype=np.float64), 1.0)
-    f = 1.0 + np.sqrt(2.0 * np.log(n) * (1.0 - 1.0 / n) / m)
+    c = 2.0 * np.log(n) * (1.0 - 1.0 / n)
+    skew = 2.0 * np.log(n) * load_cv**2 * n / n_experts
+    f = 1.0 + np.sqrt(c / m + skew)
     if capacity_factor:
         f = np.full_like(f, capacity_factor)
     return np.asarray(f, dtype=np.float64)
@@ -98,13 +119,22 @@ def expert_ops(
     w_bytes: float,
     out_bytes: float,
     capacity_factor: float | None = None,
+    weight_stream: float = 1.0,
+    grouped_efficiency: float | None = None,
+    load_cv: float = 0.0,
 ) -> list[OpCost]:
     """Router, permute, the two grouped expert GEMMs, their activation and unpermute for one MoE
     layer on one rank (forward only).
 
     ``local_tokens`` are the tokens this rank routes, permutes and unpermutes; ``group_tokens``
     those whose experts live in this rank's expert-parallel group of ``ep`` ranks: the rank
-    computes ``group_tokens·k/ep`` pairs (times the busiest-rank imbalance) at width Fe/etp."""
+    computes ``group_tokens·k/ep`` pairs (times the busiest-rank imbalance) at width Fe/etp.
+    ``weight_stream``: fraction of the streaming bandwidth the grouped GEMMs reach on their
+    weights (:meth:`..ops.device.Device.weight_stream_factor`; inference passes it, training
+    keeps 1: its expert GEMMs are compute-bound); ``grouped_efficiency``: fraction of the
+    peak they reach (inference passes :meth:`..ops.device.Device.grouped_gemm_peak_efficiency`;
+    default, and training: the profile's GEMM efficiency); ``load_cv``: expert popularity skew
+    (:func:`imbalance`; inference passes :data:`INFERENCE_EXPERT_LOAD_CV`, training 0)."""
     assert model.moe is not None
     moe = model.moe
     E, k = moe.n_experts, moe.experts_per_token
@@ -115,7 +145,7 @@ def expert_ops(
     mats_in = 2 if model.gated else 1
     D = model.d_model
     mean_rows = T * k / ep_
-    rows = mean_rows * imbalance(mean_rows, ep_, capacity_factor)
+    rows = mean_rows * imbalance(mean_rows, ep_, capacity_factor, load_cv=load_cv, n_experts=E)
     n_local = E / ep_
     hit = experts_hit(T, n_local, E, k)
     rd = dev.attention_dtype("bf16", "fp16")  # the router runs in 16 bits (fp32 scores)
@@ -144,6 +174,8 @@ def expert_ops(
             a_bytes=a_bytes,
             w_bytes=w_bytes,
             out_bytes=out_bytes,
+            weight_stream=weight_stream,
+            efficiency=grouped_efficiency,
         )
 
     ops.append(grouped("moe_up", mats_in * fe, D))
@@ -169,13 +201,15 @@ def dispatch_combine(
     combine_bytes: float = 2.0,
     capacity_factor: float | None = None,
     dedup: bool = True,
+    load_cv: float = 0.0,
 ) -> OpCost:
     """Expert-parallel all-to-all of one MoE layer's forward: dispatch (each rank sends its
     ``tokens_per_rank`` tokens to the ranks owning their experts) plus combine (the expert
     outputs come back). ``stride`` is the rank distance between members of the ep group.
     ``dedup=False``: every token-expert pair travels on its own (Megatron-Core's ``alltoall``
     token dispatcher permutes the tokens into expert order first, so a token with two experts
-    on one rank is sent twice): ``k`` copies per token instead of the distinct ranks."""
+    on one rank is sent twice): ``k`` copies per token instead of the distinct ranks.
+    ``load_cv``: expert popularity skew of the busiest receiver (:func:`imbalance`)."""
     assert model.moe is not None
     k = model.moe.experts_per_token
     ep_ = np.asarray(ep, dtype=np.float64)
@@ -184,7 +218,9 @@ def dispatch_combine(
     sends = tok * copies * model.d_model
     # The busiest rank receives imbalance x the mean: the collective ends when it has.
     mean_rows = tok * k
-    skew = imbalance(mean_rows, ep_, capacity_factor)
+    skew = imbalance(
+        mean_rows, ep_, capacity_factor, load_cv=load_cv, n_experts=model.moe.n_experts
+    )
     nbytes = sends * (dispatch_bytes + combine_bytes)
     busiest = sends * skew
     t = coll.all_to_all_time(dev, busiest * dispatch_bytes, ep_, stride) + coll.all_to_all_time(

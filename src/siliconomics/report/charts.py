@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
 
 PALETTE = (
     "#4C78A8",
@@ -52,6 +55,8 @@ def bar_chart(
     colors: Sequence[str] | None = None,
 ) -> go.Figure:
     """One bar per item (e.g. chips ranked by USD per million tokens)."""
+    import plotly.graph_objects as go
+
     fig = go.Figure(
         go.Bar(
             x=list(labels),
@@ -75,6 +80,8 @@ def pareto_scatter(
 ) -> go.Figure:
     """Labelled points (label, x, y), e.g. cost vs latency; ``frontier`` labels are joined by a
     line in x order (the Pareto front)."""
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     for i, (label, x, y) in enumerate(points):
         fig.add_trace(
@@ -111,6 +118,8 @@ def stacked_cost_breakdown(
     y_label: str,
 ) -> go.Figure:
     """Stacked bars: one bar per category (e.g. pricing mode), one segment per cost item."""
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     for i, (name, vals) in enumerate(items.items()):
         fig.add_trace(
@@ -145,6 +154,8 @@ def tornado_chart(
 ) -> go.Figure:
     """Horizontal bars from the base value to the metric at each input's low and high end;
     the largest swing on top."""
+    import plotly.graph_objects as go
+
     order = list(range(len(labels)))[::-1]  # input order is largest swing first; plot it on top
     ys = [labels[i] for i in order]
     fig = go.Figure()

@@ -16,14 +16,15 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
-
-import plotly.graph_objects as go
+from typing import TYPE_CHECKING, TypeAlias
 
 from .. import __version__
 from ..errors import SiliconomicsError
 
-Block: TypeAlias = str | go.Figure
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+Block: TypeAlias = "str | go.Figure"
 """A section block: raw HTML (e.g. from :func:`.charts.html_table`) or a plotly figure."""
 
 
@@ -57,6 +58,8 @@ footer { color: #57606a; font-size: 12px; margin-top: 24px; }
 
 
 def _block_html(block: Block, first_figure: bool) -> str:
+    import plotly.graph_objects as go
+
     if isinstance(block, go.Figure):
         return block.to_html(
             full_html=False,
@@ -68,6 +71,8 @@ def _block_html(block: Block, first_figure: bool) -> str:
 
 def render_html(title: str, takeaway: str, sections: Sequence[Section], *, footer: str = "") -> str:
     """The whole report as one HTML string (plotly.js inline, once)."""
+    import plotly.graph_objects as go
+
     parts: list[str] = []
     seen_figure = False
     for sec in sections:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
 from rich.console import Console
 from rich.table import Table
 
@@ -12,6 +11,9 @@ from ..fleet.multiplan import ProfilePlan
 from ..fleet.replay import Replay
 from .html import Section
 from .style import compact_table
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 def _usd(x: float | None) -> str:
@@ -186,6 +188,8 @@ def render(con: Console, p: ProfilePlan, r: Replay | None) -> None:
 
 
 def _area(p: ProfilePlan) -> go.Figure:
+    import plotly.graph_objects as go
+
     from .charts import PALETTE, _layout
 
     m = p.months - 1
@@ -207,6 +211,8 @@ def _area(p: ProfilePlan) -> go.Figure:
 
 def _held(p: ProfilePlan) -> go.Figure:
     """Committed chips per month (they grow with the traffic, never shrink)."""
+    import plotly.graph_objects as go
+
     from .charts import PALETTE, _layout
 
     fig = go.Figure()
@@ -226,6 +232,8 @@ def _held(p: ProfilePlan) -> go.Figure:
 
 
 def _replay_fig(r: Replay) -> go.Figure:
+    import plotly.graph_objects as go
+
     from .charts import _layout
 
     hrs = [h.hour for h in r.hours]

@@ -8,14 +8,15 @@ plotly.js is embedded inline once (no network needed to view it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import plotly.graph_objects as go
+from typing import TYPE_CHECKING, Any
 
 from ..sweep import query
 from ..sweep.study import Objective
 from .charts import PALETTE, _layout, html_table
 from .html import Section, render_html
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 MAX_CHARTS = 6
 MAX_ERRORS = 50
@@ -26,6 +27,8 @@ def _fmt(v: Any) -> Any:
 
 
 def _objective_section(con: Any, run_id: str, obj: Objective) -> Section:
+    import plotly.graph_objects as go
+
     t = query.summary(con, "objective", run_id=run_id, objective=obj)
     rows = t.dicts()
     label_keys = list(obj.per)
@@ -61,6 +64,8 @@ def _objective_section(con: Any, run_id: str, obj: Objective) -> Section:
 
 
 def _box(con: Any, run_id: str, by: str, output: str) -> go.Figure:
+    import plotly.graph_objects as go
+
     t = query.sql(
         con,
         f"SELECT inputs[{query.lit(by)}] AS k, value FROM outputs WHERE run_id = "

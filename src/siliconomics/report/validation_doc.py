@@ -192,7 +192,9 @@ def serving_section(r: ValidationReport) -> list[str]:
         "## Serving simulator",
         "",
         "`server` rows (MLPerf Server/Interactive) run the simulator's capacity search: the "
-        "highest Poisson rate whose p99 TTFT and p99 TPOT meet the row's limits, times the mean "
+        "highest Poisson rate, at most the saturation rate the deployment sustains "
+        "(docs/SERVING.md, Capacity search), whose p99 TTFT and p99 TPOT meet the row's "
+        "limits, times the mean "
         "output length. Every `offline` row is also simulated (all requests at t = 0, "
         "steady-state throughput) and shown beside the static max-throughput estimate, which "
         "remains the row's prediction above. Engine settings and length shapes are the same "

@@ -19,11 +19,12 @@ import numpy as np
 from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.pricing import Pricing
 from ..errors import SiliconomicsError
-from ..inference.estimate import estimate_max_throughput
+from ..inference.estimate import Estimate, estimate_max_throughput
 from ..ops.device import Device
 from ..parallel.memory import weight_bytes_per_chip
 from ..parallel.plan import InferencePlan
 from .assess import Assessment, assess
+from .screen import Targets, screen_plans
 
 BATCH_LADDER = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 768, 1024, 2048, 4096.0])
 
@@ -147,20 +148,76 @@ def best_on_chip(
     price_overrides: Pricing | None = None,
 ) -> ChipChoice:
     """The cheapest feasible layout and batch limit of ``model`` on ``dev`` (``ttft_s``,
-    ``tpot_s`` in seconds; lengths in tokens), or why there is none."""
+    ``tpot_s`` in seconds; lengths in tokens), or why there is none.
+
+    Every layout is screened with the time-only fast path (:func:`.screen.screen_plans`);
+    the reference estimate then runs only on the layouts that can still be the answer (or
+    hold the closest miss the message names), so the choice and its figures are those of the
+    reference estimate over every layout (``tests/test_search_screen.py``)."""
+    plans = candidate_plans(model, dev, weight_dtype, act_dtype, kv_dtype, dp_attention=True)
+    targets = Targets(input_len, output_len, ttft_s, tpot_s)
+    scr = screen_plans(model, dev, plans, targets, price_overrides, BATCH_LADDER)
+    cache: dict[int, Estimate | str] = {}
+    choice = _best_of(model, dev, plans, scr.best, targets, price_overrides, cache)
+    if choice.feasible or scr.best == scr.closest:
+        return choice
+    return _best_of(model, dev, plans, scr.closest, targets, price_overrides, cache)
+
+
+def best_on_chip_reference(
+    model: ModelSpec,
+    dev: Device,
+    *,
+    input_len: float,
+    output_len: float,
+    ttft_s: float | None,
+    tpot_s: float | None,
+    weight_dtype: str,
+    act_dtype: str,
+    kv_dtype: str,
+    price_overrides: Pricing | None = None,
+) -> ChipChoice:
+    """:func:`best_on_chip` with the reference estimate on every layout (no screening): what
+    the screened search must equal, kept for the tests and the benchmark."""
+    plans = candidate_plans(model, dev, weight_dtype, act_dtype, kv_dtype, dp_attention=True)
+    targets = Targets(input_len, output_len, ttft_s, tpot_s)
+    every = tuple(range(len(plans)))
+    return _best_of(model, dev, plans, every, targets, price_overrides, {})
+
+
+def _reference(model: ModelSpec, dev: Device, plan: InferencePlan, t: Targets) -> Estimate | str:
+    """The reference estimate of ``plan`` over the batch ladder, or why it fails."""
+    try:
+        return estimate_max_throughput(
+            model, dev, plan, t.input_len, t.output_len, batch_limit=BATCH_LADDER
+        )
+    except SiliconomicsError as e:
+        return str(e)
+
+
+def _best_of(
+    model: ModelSpec,
+    dev: Device,
+    plans: Sequence[InferencePlan],
+    keep: Sequence[int],
+    t: Targets,
+    price_overrides: Pricing | None,
+    cache: dict[int, Estimate | str],
+) -> ChipChoice:
+    """The best choice among ``plans[keep]`` (in plan order) with the reference estimate."""
     chip = dev.chip
+    ttft_s, tpot_s = t.ttft_s, t.tpot_s
     best: ChipChoice | None = None
     reasons: list[str] = []
     closest_tpot = np.inf
     closest_ttft = np.inf
     ttft_at_tpot = np.inf
-    for plan in candidate_plans(model, dev, weight_dtype, act_dtype, kv_dtype, dp_attention=True):
-        try:
-            est = estimate_max_throughput(
-                model, dev, plan, input_len, output_len, batch_limit=BATCH_LADDER
-            )
-        except SiliconomicsError as e:
-            reasons.append(str(e))
+    for j in sorted(keep):
+        if j not in cache:
+            cache[j] = _reference(model, dev, plans[j], t)
+        est = cache[j]
+        if isinstance(est, str):
+            reasons.append(est)
             continue
         a = assess(est, price_overrides)
         ok = np.ones(est.batch.shape, dtype=bool)

@@ -103,8 +103,8 @@ def _bisect(a: F8, x: float) -> int:
 @_inline
 def _decode_step(tb: Any, b: int, ctx: int) -> float:
     """:meth:`.steptime.StepTimeModel.decode_step`."""
-    dense, head, floor, xs, ys, yinv, tab = tb[0], tb[1], tb[2], tb[3], tb[4], tb[5], tb[6]
-    base = dense[b] + head[b]
+    floor, xs, ys, yinv, tab = tb[2], tb[3], tb[4], tb[5], tb[6]
+    base = tb[10][b]  # dense + head of the graph-padded batch
     i = min(max(_bisect(xs, b) - 1, 0), xs.shape[0] - 2)
     tx = (b - xs[i]) / (xs[i + 1] - xs[i])
     c = ctx / b
@@ -308,7 +308,7 @@ def _mixed(S: Any, e: int) -> float:
     nd = E[e, NDEC]
     pre, sampled, attn = 0, nd, 0.0
     if nd > 0:
-        attn = _decode_step(tb, nd, E[e, CTX]) - (tb[0][nd] + tb[1][nd])
+        attn = _decode_step(tb, nd, E[e, CTX]) - tb[10][nd]
     r = E[e, PHEAD]
     for _ in range(E[e, NCH]):
         take = R[r, TAKE]

@@ -134,6 +134,7 @@ def build_pool(
         max_tokens=_pow2(stm_tokens),
         max_seqs=_pow2(max_seqs),
         max_ctx=_pow2(max_ctx),
+        graph_sizes=tuple(float(g) for g in pc.graph_sizes),
     )
     cls = SCHEDULERS[pc.scheduler]
     engines = [

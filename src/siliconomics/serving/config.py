@@ -40,6 +40,10 @@ class PoolConfig:
     """tokens per paged KV-cache block"""
     buckets: tuple[int, ...] = ()
     """static scheduler: compiled sequence-length buckets (empty: powers of two from 128)"""
+    graph_sizes: tuple[int, ...] = ()
+    """batch sizes (sequences per attention rank) of captured CUDA graphs that generation-only
+    steps are padded up to (TensorRT-LLM ``cuda_graph_config`` with ``enable_padding``; vLLM
+    and SGLang capture sizes); empty: no padding (see ``serving/steptime.py``)"""
 
     @property
     def chip(self) -> ChipSpec:
@@ -99,6 +103,10 @@ class ServingConfig:
                 )
             if p.max_seqs is not None and p.max_seqs < 1:
                 raise SiliconomicsError(f"max_seqs must be >= 1 or empty, got {p.max_seqs}")
+            if any(g < 1 for g in p.graph_sizes):
+                raise SiliconomicsError(
+                    f"graph_sizes must be positive batch sizes: {p.graph_sizes}"
+                )
             if any(b < 1 for b in p.buckets):
                 raise SiliconomicsError(f"buckets must be positive token counts: {p.buckets}")
         if self.decode_pool is not None and self.pool.scheduler == "static":

@@ -95,8 +95,13 @@ def tables(stm: StepTimeModel, size: int) -> tuple[Any, ...]:
     hit = next((v for s, v in memo.items() if s >= size), None)
     if hit is not None:
         return hit
-    dense = stm.dense_table(size)
-    head = np.array([stm.head(n) for n in range(size + 1)])
+    # generation-only steps run the graph-padded batch (StepTimeModel.padded) in the dense
+    # ops and the LM head: base[b] = dense(pad(b)) + head(pad(b)), as in _decode_row
+    pads = np.array([stm.padded(b) for b in range(size + 1)], dtype=np.int64)
+    top = max(size, int(pads.max()))
+    dense = stm.dense_table(top)
+    head = np.array([stm.head(n) for n in range(top + 1)])
+    base = dense[pads] + head[pads]
     floor = np.array([stm.with_host(-math.inf, s) for s in range(size + 1)])
     g = stm.attn_decode_grid
     ys = np.asarray(g.ys)
@@ -113,6 +118,7 @@ def tables(stm: StepTimeModel, size: int) -> tuple[Any, ...]:
         np.asarray(p.xs),
         np.asarray(p.ys),
         np.asarray(p.table),
+        base,
     )
     memo[size] = out
     return out

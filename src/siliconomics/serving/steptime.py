@@ -26,6 +26,12 @@ Mixed steps (decode + prefill chunks, as in chunked prefill or TensorRT-LLM in-f
 are costed as one pass of the dense ops over all tokens plus separate attention kernels, which
 is how those engines execute them.
 
+CUDA-graph padding (``graph_sizes``, per attention rank; empty: none): a generation-only step of
+``b`` sequences replays the graph captured for ``pad(b) = min{s >= b/dp} * dp`` sequences, so
+its token-proportional ops (dense + LM head) run ``pad(b)`` tokens while attention sees the
+real ``b`` (:mod:`..inference.graphs`, the same rule as the analytic estimate); mixed steps
+with a prefill chunk run eagerly, unpadded.
+
 Host work per running sequence (the profile's ``host_per_seq_s``: scheduling, sampling and
 response handling in the serving loop) overlaps the device under an overlap scheduler, so a step
 lasts at least ``step_overhead_s + host_per_seq_s * sequences / dp`` (:meth:`with_host`), as in
@@ -45,6 +51,7 @@ from numpy.typing import NDArray
 
 from ..catalog.schema import ModelSpec
 from ..inference.forward import ForwardCost, forward_cost
+from ..inference.graphs import padded_batch
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 
@@ -211,11 +218,13 @@ class StepTimeModel:
         max_tokens: int,
         max_seqs: int,
         max_ctx: int,
+        graph_sizes: tuple[float, ...] = (),
     ) -> None:
         self.model, self.dev, self.plan = model, dev, plan
+        self.graph_sizes = graph_sizes
         self._host = (dev.eff.host_per_seq_s or 0.0) / plan.dp
         self.max_tokens, self.max_seqs, self.max_ctx = max_tokens, max_seqs, max_ctx
-        top = max(max_tokens, max_seqs, 2)
+        top = max(max_tokens, self.padded(max_seqs), 2)
         exact = np.arange(1, min(top, EXACT_TOKENS) + 1, dtype=np.float64)
         tail = np.asarray(_axis(top, start=EXACT_TOKENS, exact=EXACT_TOKENS, ratio=1.02)[1:])
         self._t_axis = np.concatenate((exact, tail)).tolist()
@@ -283,12 +292,21 @@ class StepTimeModel:
             return float(self._head[n])
         return float(self._head[-1]) * n / (len(self._head) - 1)
 
+    def padded(self, batch: int) -> int:
+        """Sequences a generation-only step of ``batch`` runs as (CUDA-graph padding)."""
+        if not self.graph_sizes or batch <= 0:
+            return batch
+        dp = self.plan.dp
+        return int(padded_batch(max(batch / dp, 1.0), self.graph_sizes)) * dp
+
     def _decode_row(self, batch: int) -> tuple[float, list[float]]:
         """(dense + head time, decode attention along the context axis) for ``batch``
-        sequences, cached: a step then costs one bisection and one linear interpolation."""
+        sequences, cached: a step then costs one bisection and one linear interpolation.
+        The dense ops and the head run the graph-padded batch (:meth:`padded`)."""
         row = self._rows.get(batch)
         if row is None:
-            base = self.dense(batch) + self.head(batch)
+            pad = self.padded(batch)
+            base = self.dense(pad) + self.head(pad)
             row = self._rows[batch] = (base, self.attn_decode_grid.row_at(batch).tolist())
         return row
 
@@ -415,7 +433,7 @@ class StepTimeModel:
         j = np.clip(np.searchsorted(ys, c, side="right") - 1, 0, len(ys) - 2)
         ty = (c - ys[j]) / (ys[j + 1] - ys[j])
         attn = row[j] + (row[j + 1] - row[j]) * ty
-        t = self.dense(batch) + self.head(batch) + attn
+        t = self._decode_row(batch)[0] + attn
         if self._host:
             t = np.maximum(t, self.with_host(0.0, batch))
         return np.asarray(t, dtype=np.float64)
@@ -454,15 +472,24 @@ def step_time_model(
     max_tokens: int,
     max_seqs: int,
     max_ctx: int,
+    graph_sizes: tuple[float, ...] = (),
 ) -> StepTimeModel:
     """Memoised :class:`StepTimeModel` (capacity searches reuse one configuration many
     times). Keyed by object identity; the cache keeps the objects alive so ids stay unique."""
     plan = replace(plan, replicas=1)  # the step time of one replica ignores the pool size
-    key = (id(model), id(dev.chip), id(dev.eff), plan, max_tokens, max_seqs, max_ctx)
+    key = (id(model), id(dev.chip), id(dev.eff), plan, max_tokens, max_seqs, max_ctx, graph_sizes)
     hit = _CACHE.get(key)
     if hit is not None:
         return hit[0]  # type: ignore[return-value]
-    stm = StepTimeModel(model, dev, plan, max_tokens=max_tokens, max_seqs=max_seqs, max_ctx=max_ctx)
+    stm = StepTimeModel(
+        model,
+        dev,
+        plan,
+        max_tokens=max_tokens,
+        max_seqs=max_seqs,
+        max_ctx=max_ctx,
+        graph_sizes=graph_sizes,
+    )
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[key] = (stm, model, dev.chip, dev.eff)

@@ -28,6 +28,14 @@ per pass, ``E_local = E/ep`` (the loop runs over every local expert, touched or 
 is the host time of one eager op, ``EAGER_HOST_OP_S`` unless the family's profile states
 ``train_host_op_s``. Compiled stacks (XLA on TPU, Neuron and Gaudi graph mode) have no
 per-op host time: their families are not in ``EAGER_FAMILIES``.
+
+**The host CPU.** ``t_op`` (and a profile's ``train_host_op_s``) is the time on an x86 host
+(DGX H100/B200: Intel Xeon). Grace-hosted GPUs (GH200, GB200/GB300 NVL72: one Arm Neoverse V2
+Grace CPU per one or two GPUs) issue the same eager ops ``GRACE_HOST_FACTOR`` times slower:
+the forward of one ``torch.nn.Linear`` costs the host 37.08 us on GB200, 33.17 us on GH200 and
+13.48 us on DGX H100 (Xeon Platinum 8480C), the GPU time being the same or shorter
+(NVIDIA/TransformerEngine issue #2053, "High CPU overhead on Grace systems", 2025-08-11;
+Transformer Engine's ``Linear`` 99.66 us on GB200, 90.53 us on GH200).
 """
 
 from __future__ import annotations
@@ -39,13 +47,25 @@ from ..ops.device import Device
 
 F = NDArray[np.float64]
 
-EAGER_HOST_OP_S = 10e-6
-"""host time of one eager PyTorch op issued from Python, s: Python call, autograd node, ATen
-dispatch and kernel launch, 5-25 µs per op ("From PyTorch op to kernel launch",
-jiahuanglin.xyz gpu_kernel_serving lesson 18, retrieved 2026-11-30); the kernel-less dispatch
-alone is 2.3-3.4 µs (PyTorch operator micro-benchmark of ``split`` in pytorch/pytorch
-PR #32194). Taken at 10 µs, the lower-middle of that range (confidence: low; a per-family
-``train_host_op_s`` overrides it)."""
+EAGER_HOST_OP_S = 13.48e-6
+"""host time of one eager PyTorch op issued from Python on an x86 host, s: Python call,
+autograd node, ATen dispatch and kernel launch. Measured: the forward of one
+``torch.nn.Linear`` (one cuBLAS GEMM launch with its autograd bookkeeping) costs the host
+13.48 us on a DGX H100 (Xeon Platinum 8480C), NVIDIA/TransformerEngine issue #2053
+(2025-08-11); within the 5-25 us per op of "From PyTorch op to kernel launch" (jiahuanglin.xyz
+gpu_kernel_serving lesson 18, retrieved 2026-11-30); the kernel-less dispatch alone is
+2.3-3.4 us (pytorch/pytorch PR #32194). Confidence: medium (one op, one host); a per-family
+``train_host_op_s`` overrides it."""
+
+GRACE_HOST_FACTOR = 37.08 / 13.48
+"""host time of one eager op on a Grace CPU over the same op on a DGX H100's Xeon Platinum
+8480C: ``torch.nn.Linear`` forward, BF16, 8192 x 2048 (NVIDIA/TransformerEngine issue #2053,
+2025-08-11: 37.08 us on GB200 vs 13.48 us on H100 DGX), x2.75 (confidence: medium; one
+benchmark, one op)"""
+
+GRACE_HOSTED = ("gh200", "gh200-144gb", "gb200", "gb300")
+"""chips whose host is a Grace CPU (Grace Hopper / Grace Blackwell superchips; the chip files'
+notes). The chip schema has no host-CPU field; this list stands for it."""
 
 EAGER_FAMILIES = ("nvidia-", "amd-")
 """chip families whose training stacks launch eagerly from Python (PyTorch-based)"""
@@ -59,11 +79,13 @@ OPS_BWD = 10
 
 
 def host_op_s(dev: Device) -> float:
-    """Host time of one eager op on this device's training stack (0 for compiled stacks)."""
+    """Host time of one eager op on this device's training stack (0 for compiled stacks):
+    the x86 figure, times ``GRACE_HOST_FACTOR`` on a Grace-hosted chip."""
     if not dev.chip.family.startswith(EAGER_FAMILIES):
         return 0.0
     own = dev.eff.train_host_op_s
-    return EAGER_HOST_OP_S if own is None else float(own)
+    t = EAGER_HOST_OP_S if own is None else float(own)
+    return t * GRACE_HOST_FACTOR if dev.chip.id in GRACE_HOSTED else t
 
 
 def expert_loop_host_time(dev: Device, n_local: ArrayLike, *, lowp: bool) -> tuple[F, F]:

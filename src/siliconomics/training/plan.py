@@ -391,6 +391,21 @@ def stage_layers(model: ModelSpec, pp: I, vpp: I, xp: Any = None) -> NDArray[np.
     return np.where(even, float(L), busiest).astype(np.float64)
 
 
+def last_rank_layers(model: ModelSpec, pp: I, vpp: I, xp: Any) -> Any:
+    """Decoder layers on the last pipeline rank when the model has multi-token-prediction
+    modules: Megatron-Core places the MTP modules and the loss on the last (virtual) stage, and
+    the layouts that go with them (Megatron-Bridge's DeepSeek-V3 recipe, ``layout_map`` of
+    ``recipes/deepseek/deepseek_v3.py`` @5776a6d9: pp16 ``[E+4] + 14x[4] + [1+mtp+loss]``,
+    pp4 x vpp4 likewise over 16 virtual stages, pp8 ``[E+8] + 6x[8] + [5+mtp+loss]``) give
+    every other virtual stage ``c = ceil(L/(pp*vpp))`` layers and the last one what is left,
+    ``max(L - (pp*vpp - 1)*c, 0)``. The last rank holds ``vpp - 1`` full virtual stages and
+    that last one. ``xp``: the backend of :mod:`.kernels`."""
+    L = model.n_layers
+    stages = pp * vpp
+    c = xp.ceil(L / stages)
+    return (vpp - 1) * c + xp.maximum(L - (stages - 1) * c, 0.0)
+
+
 def check_plan_fields(plan: TrainPlan) -> None:
     """Fields whose bad values would crash downstream (a zero degree divides by zero, an
     unknown optimizer has no state size); recompute and zero are checked, with the other

@@ -16,7 +16,10 @@ One micro-batch of ``mb`` sequences on one pipeline stage (T = mb·S/cp local to
   context parallel: ring attention passes (cp-1) K/V blocks forward, K/V and dK/dV backward;
   expert parallel: dispatch + combine all-to-all per MoE layer and pass.
 * pipeline: the stages are assumed balanced (frameworks split layers so that embedding and
-  loss count, e.g. Megatron's pipeline layouts), so a stage does 1/pp of all the work; each
+  loss count, e.g. Megatron's pipeline layouts), so a stage does 1/pp of all the work, except
+  that multi-token-prediction modules and both LM-head passes sit on the last rank
+  (:func:`.plan.last_rank_layers`), which sets the pace when they outweigh the layers moved
+  off it; each
   micro-batch sends its activations forward and gradients back once per virtual stage.
 
 Step (Narayanan et al. 2021, §2.2): ``(m + (pp-1)/vpp) · t_microbatch`` with m = global batch
@@ -60,7 +63,7 @@ from .memory import (
     lora_params_per_layer,
     routed_params_per_layer,
 )
-from .plan import OPTIMIZER_BYTES, PlanGrid, stage_layers
+from .plan import OPTIMIZER_BYTES, PlanGrid, last_rank_layers, stage_layers
 from .precision import (
     attention_dtype,
     quant_time,
@@ -699,6 +702,10 @@ def _plan_times(
     mtp = float(model.n_mtp_layers)
     fwd = (Lq * lt.fwd + lt.e_fwd * (1.0 + mtp) + mtp * lt.fwd) / pp
     bwd = (Lq * lt.bwd + lt.e_bwd * (1.0 + mtp) + mtp * lt.bwd) / pp
+    if mtp:  # the MTP modules and both LM-head-and-loss passes sit on the last rank
+        n_last = last_rank_layers(model, g.pp, g.vpp, xp)
+        fwd = xp.maximum(fwd, (n_last + mtp) * lt.fwd + (1.0 + mtp) * lt.e_fwd)
+        bwd = xp.maximum(bwd, (n_last + mtp) * lt.bwd + (1.0 + mtp) * lt.e_bwd)
     rc = xp.where(g.recompute == 2, Lq * lt.fwd / pp, 0.0)
     rc = rc + xp.where(g.recompute == 1, Lq * (lt.elem_fwd + lt.mla_up_fwd) / pp, 0.0)
     passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)

@@ -105,6 +105,15 @@ class EngineSettings:
     notes: tuple[str, ...] = ()
 
 
+def _round_batch(raw: float) -> float:
+    """trtllm-bench's optimistic rounding of its max_batch_size (tuning.py, finetune_setting)."""
+    if raw < 256:
+        return max(64.0, 32.0 * math.ceil(raw / 32))
+    if raw < 1024:
+        return 128.0 * math.ceil(raw / 128)
+    return 256.0 * math.ceil(raw / 256)
+
+
 def _round_tokens(raw: float) -> float:
     if raw < 4096:
         return max(2048.0, 256.0 * math.ceil(raw / 256.0))
@@ -121,14 +130,12 @@ def engine_settings(
     request's full length (C++ runtime rows, see below); trtllm-bench adds its own batch and
     token limits."""
     sw = row.software or ""
-    # GUARANTEED_NO_EVICT is the default of both TensorRT-LLM runtimes, but only the C++
-    # TensorRT-engine runtime's rows (0.x) are predicted better with it: rows of the PyTorch
-    # executor (1.0+) come out ~10% too slow, because its KV pool (free-memory fraction 0.95 in
-    # NVIDIA's runs) is larger than the profile's reserve assumes. Until that budget is
-    # modelled, the PyTorch executor keeps the average-context sizing (stated per row).
-    no_evict = (
-        bool(_TRTLLM.search(sw)) and not _MAX_UTIL.search(sw) and bool(_CPP_RUNTIME.search(sw))
-    )
+    # GUARANTEED_NO_EVICT is the default capacity scheduler of both TensorRT-LLM runtimes (the
+    # C++ TensorRT-engine runtime of 0.x and the PyTorch executor of 1.0+, SchedulerConfig in
+    # tensorrt_llm/llmapi/llm_args.py): each request is admitted with KV blocks for its whole
+    # input + output. (Before trtllm-bench's max_batch_size was modelled, PyTorch rows came
+    # out ~10% slow with it and were sized at the average context instead.)
+    no_evict = bool(_TRTLLM.search(sw)) and not _MAX_UTIL.search(sw)
     notes = (
         ("TensorRT-LLM GUARANTEED_NO_EVICT: KV cache reserved for input + output per request",)
         if no_evict
@@ -140,10 +147,13 @@ def engine_settings(
     fits = float(max_batch(model, dev, plan, I + O, 8192.0 * plan.dp)) / plan.dp
     raw_bs = min(fits, TRTLLM_BENCH_MAX_BATCH) / plan.pp
     tokens = _round_tokens(min(raw_bs * (1.0 + I / O), TRTLLM_BENCH_MAX_TOKENS))
-    limit = TRTLLM_BENCH_MAX_BATCH * plan.dp
+    # max_batch_size caps the running requests of each attention rank: the requests whose
+    # input + output fit the KV cache, not the 4096 ceiling (long outputs run far fewer).
+    max_bs = _round_batch(raw_bs)
+    limit = max_bs * plan.dp
     # The engine drops captured sizes above min(max_batch_size, max_num_tokens) and pads to that
     # cap instead (tensorrt_llm/_torch/pyexecutor/model_engine.py, _filter_cuda_graph_batch_sizes).
-    top = float(min(math.ceil(raw_bs), tokens))
+    top = float(min(max_bs, tokens))
     graphs = (
         ()
         if _CPP_RUNTIME.search(sw)
@@ -163,8 +173,10 @@ def engine_settings(
         graph_batch_sizes=graphs,
         notes=(
             *notes,
-            f"trtllm-bench engine settings: at most {TRTLLM_BENCH_MAX_BATCH} running requests "
-            f"per attention rank, max_num_tokens {tokens:g} (tensorrt_llm/bench/build/tuning.py)",
+            f"trtllm-bench engine settings: max_batch_size {max_bs:g} running requests per "
+            f"attention rank (KV-cache requests at input + output, at most "
+            f"{TRTLLM_BENCH_MAX_BATCH}), max_num_tokens {tokens:g} "
+            "(tensorrt_llm/bench/build/tuning.py)",
             *graph_note,
         ),
     )
@@ -201,12 +213,19 @@ def _run(
     raise SiliconomicsError(f"unknown scenario '{row.scenario}'")
 
 
-def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
-    """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
-    and its family's efficiency profile come from ``catalog``."""
+def engine_device(row: MeasuredRow, catalog: Catalog) -> Device:
+    """The row's chip and profile as its engine runs them: rows of TensorRT-LLM's C++
+    TensorRT-engine runtime carry no per-sequence host cost (``_CPP_RUNTIME``)."""
     dev = row_device(row, catalog)
     if dev.eff.host_per_seq_s and _CPP_RUNTIME.search(row.software or ""):
         dev = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"host_per_seq_s": None}))
+    return dev
+
+
+def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
+    """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
+    and its family's efficiency profile come from ``catalog``."""
+    dev = engine_device(row, catalog)
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"

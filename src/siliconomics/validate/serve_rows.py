@@ -1,8 +1,11 @@
 """Measured ``server`` and ``offline`` rows through the serving simulator.
 
 * ``server`` (MLPerf Server / Interactive): Poisson arrivals; the capacity search finds the
-  highest rate whose p99 TTFT and p99 TPOT meet the row's limits; the prediction is that rate
-  times the mean output length (output tokens/s) or the rate itself (samples/s).
+  highest rate, at most the saturation rate (a measured Server run lasts >= 600 s, long
+  enough for any backlog above it to show; ``serving.capacity``), whose p99 TTFT and p99 TPOT
+  meet the row's limits; the prediction is that rate times the mean output length (output
+  tokens/s) or the rate itself (samples/s). The chip's profile is the one ``run_row`` uses
+  (``engine_device``: no per-sequence host cost on the C++ TensorRT runtime).
 * ``offline``: every request at t = 0 on one replica (replicas are identical and independent),
   steady-state output tokens/s (requests finishing between the 10th and 90th percentile of
   finish times) times the replicas. Reported beside the static max-throughput estimate, which
@@ -36,8 +39,8 @@ from ..serving.capacity import concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
-from .rows import RowResult, candidate_plans, row_device
-from .run import run_row
+from .rows import RowResult, candidate_plans
+from .run import engine_device, engine_settings, run_row
 
 MAX_BATCHED_TOKENS = 8192
 SERVER_REQUESTS = 2000
@@ -104,6 +107,7 @@ def _config(
     plan: InferencePlan,
     dev: Device,
     replicas: int,
+    graph_sizes: tuple[float, ...] = (),
 ) -> ServingConfig:
     p = InferencePlan(
         tp=plan.tp,
@@ -121,6 +125,7 @@ def _config(
         scheduler="chunked",
         max_seqs=row.batch,
         max_batched_tokens=MAX_BATCHED_TOKENS,
+        graph_sizes=tuple(round(g) for g in graph_sizes),
     )
     return ServingConfig(model=model, pool=pool)
 
@@ -150,7 +155,7 @@ def run_server_row(
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
         )
-    dev = row_device(row, catalog)
+    dev = engine_device(row, catalog)
     slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, percentile=99.0)
     cands = _candidates(row)
     for k, (plan, notes) in enumerate(cands):
@@ -182,12 +187,14 @@ def run_server_row(
 
 
 def simulate_offline_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> float:
-    """Steady-state output tokens/s of an offline run (all requests at t = 0)."""
-    dev = row_device(row, catalog)
+    """Steady-state output tokens/s of an offline run (all requests at t = 0), with the CUDA
+    graphs the analytic estimate assumes for the row's engine (``engine_settings``)."""
+    dev = engine_device(row, catalog)
     cands = _candidates(row)
     for k, (plan, _) in enumerate(cands):
         try:
-            cfg = _config(model, row, plan, dev, 1)
+            graphs = engine_settings(row, model, dev, plan).graph_batch_sizes
+            cfg = _config(model, row, plan, dev, 1, graphs)
             w, _ = _workload(row, 1)
             n = max(2000, 4 * concurrency(cfg, w))
             burst = Workload(

@@ -266,6 +266,14 @@ def _nv_fields(cfg: dict[str, Any], model_key: str) -> Layout:
             f"attention data parallel (enable_attention_dp) over tensor_parallelism={lay.tp} "
             f"with moe_expert_parallelism={lay.ep}: recorded as dp={lay.tp}, tp=1, ep={lay.ep}"
         )
+        if lay.batch is not None:
+            # NVIDIA's harness: "max-bs applies per attention-rank" (closed/NVIDIA/code/llmlib/
+            # config.py, TrtllmEndpointConfig), so the replica holds tp times gpu_batch_size
+            lay.said.append(
+                f"gpu_batch_size {lay.batch} is per attention rank (llmlib/config.py): "
+                f"batch = {lay.batch} x {lay.tp} = {lay.batch * lay.tp}"
+            )
+            lay.batch *= lay.tp
         lay.dp, lay.tp = lay.tp, 1
     return lay
 
