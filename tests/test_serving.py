@@ -100,6 +100,8 @@ def test_every_request_finishes_and_tokens_add_up():
         {"scheduler": "chunked", "max_seqs": 512, "heavy": True},  # KV runs out: preemptions
         # Offline bursts: requests wait while admission is blocked (sequence limit, KV blocks)
         {"scheduler": "chunked", "max_seqs": 48, "burst": True},
+        # generation-only steps while requests wait are padded to a CUDA graph, run or not
+        {"scheduler": "chunked", "max_seqs": 48, "burst": True, "graph_sizes": (1, 8, 64)},
         {"scheduler": "chunked", "burst": True, "heavy": True},
         {"scheduler": "continuous", "max_seqs": 48, "burst": True},
         {"scheduler": "continuous", "burst": True, "heavy": True},

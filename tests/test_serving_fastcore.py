@@ -92,6 +92,7 @@ def test_tables_equal_the_step_time_model(graphs):
         (1, "least-tokens", 8.0, 800, {}),
         (3, "round-robin", 14.0, 1500, {}),
         (4, "jsq", 20.0, 1500, {"max_seqs": 8}),  # the sequence limit binds
+        (4, "jsq", 20.0, 1500, {"max_seqs": 8, "graph_sizes": (1, 4, 16)}),
         (20, "least-tokens", 60.0, 1500, {}),  # idle replicas: ties at zero load
         (3, "least-tokens", 14.0, 1500, {"max_batched_tokens": 512}),  # long prompts chunked
         (3, "least-tokens", 14.0, 1500, {"graph_sizes": (1, 2, 4, 8, 16)}),  # CUDA graphs

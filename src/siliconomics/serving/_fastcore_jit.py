@@ -353,8 +353,13 @@ def _start_step(S: Any, e: int, t: float) -> float:
         r = R[r, PNEXT]
     if r == -1:  # every prompt in progress got a chunk: new ones may start
         _admit(S, e, t, budget)
-    if E[e, NCH] == 0 and E[e, NDEC] == 0:
-        return -1.0
+    nd = E[e, NDEC]
+    if E[e, NCH] == 0:
+        if nd == 0:
+            return -1.0
+        dur = _decode_step(S[11], nd, E[e, CTX])  # generation only: requests wait, blocked
+        _record(S, e, dur, nd, nd)
+        return dur
     return _mixed(S, e)
 
 

@@ -89,8 +89,14 @@ class ChunkedEngine(Engine):
             chunks.append((item, take))
             budget -= take
         self._admit(t, budget)
-        if not chunks and not self.n_dec:
-            return None
+        if not chunks:
+            if not self.n_dec:
+                return None
+            # generation only (requests wait, blocked): the decode step's own cost, as in a
+            # decode run (CUDA-graph padding applies)
+            dur = self.stm.decode_step(self.n_dec, self.ctx_sum)
+            self.record(t, dur, self.n_dec, self.n_dec, "decode")
+            return dur
         stm = self.stm
         pre = 0
         sampled = self.n_dec
