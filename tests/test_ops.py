@@ -101,7 +101,10 @@ def test_fp4_weight_streaming_slows_only_memory_bound_fp4_gemms() -> None:
     from siliconomics.ops.roofline import grouped_gemm
 
     chip = get_chip("b200")
-    base = get_efficiency(chip.family).model_copy(update={"fp4_weight_stream_efficiency": None})
+    # the stream factor alone: the calibrated grouped-kernel factor (which also divides the
+    # grouped GEMM's memory term) neutral
+    neutral = {"fp4_weight_stream_efficiency": None, "grouped_gemm_efficiency": None}
+    base = get_efficiency(chip.family).model_copy(update=neutral)
     slow = base.model_copy(update={"fp4_weight_stream_efficiency": 0.5})
     d0, d1 = Device(chip=chip, eff=base), Device(chip=chip, eff=slow)
     assert d0.weight_stream_factor("fp4") == 1.0
