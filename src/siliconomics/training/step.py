@@ -597,6 +597,19 @@ def layout_times(
 _LAYOUT_FIELDS = ("tp", "cp", "micro_batch", "sp", "ep", "etp")
 
 
+def _first_and_inverse(key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``np.unique(key, return_index=True, return_inverse=True)[1:]`` without its wrapper's
+    overhead: a stable sort, so each distinct key's first plan is its earliest."""
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    new = np.empty(sk.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(sk[1:], sk[:-1], out=new[1:])
+    inv = np.empty(sk.size, dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return order[new].astype(np.int64), inv
+
+
 def layout_key(g: PlanGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(flat index of the first plan of each distinct layout, layout of every plan) over the
     flattened grid: plans equal in ``_LAYOUT_FIELDS`` share their :class:`LayoutTimes`."""
@@ -607,7 +620,7 @@ def layout_key(g: PlanGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     if n and int((tp | cp | ep | etp | mb).max()) < 1024 and int(np.min(cols)) >= 0:
         # 10 bits a field: one int64 key per plan
         key = (((((tp << 10) | cp) << 10 | mb) << 1 | sp) << 10 | ep) << 10 | etp
-        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        return _first_and_inverse(key)
     else:
         _, first, inv = np.unique(np.stack(cols, 1), axis=0, return_index=True, return_inverse=True)
     return first.astype(np.int64), np.ravel(inv).astype(np.int64)
@@ -678,6 +691,47 @@ def step_total(
     return total_time(p, dev.eff.step_overhead_s)
 
 
+def _dp_collectives(
+    c: Any,
+    xp: Any,
+    shard: Any,
+    nrep: Any,
+    tp: Any,
+    params_stage: Any,
+    trainable: Any,
+    g_bytes: Any,
+    grad_bytes: Any,
+    algorithm: str,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """The data-parallel collectives of a step: FSDP all-gather and reduce-scatter of the
+    stage's parameters (over ``shard`` ranks), ZeRO reduce-scatter and all-gather of the
+    trainable ones (over dp*cp) and the hybrid-FSDP all-reduce across replicas. On 1-D numpy
+    grids the three groups are priced in one :func:`.kernels.group` call and the five buffers
+    in one :func:`.kernels.group_time` call, over the concatenated plans (element-wise, so
+    bit-identical to one call each)."""
+    hn, hs = nrep / shard, tp * shard
+    arrs = (shard, nrep, hn, tp, hs, params_stage, trainable, g_bytes)
+    n = np.size(nrep)
+    if xp is NP and all(type(a) is np.ndarray and a.shape == (n,) for a in arrs):
+        big = group(
+            c, xp, np.concatenate((shard, nrep, hn)), np.concatenate((tp, tp, hs)), algorithm
+        )
+        b = np.empty((2, 3 * n))
+        b[0, :n], b[1, :n] = params_stage * WEIGHT_BYTES, params_stage * grad_bytes
+        b[0, n : 2 * n], b[1, n : 2 * n] = g_bytes, trainable * WEIGHT_BYTES
+        b[0, 2 * n :], b[1, 2 * n :] = g_bytes / shard, 0.0
+        t = group_time(big, b)
+        return t[0, :n], t[1, :n], t[0, n : 2 * n], t[1, n : 2 * n], 2.0 * t[0, 2 * n :]
+    fsdp_group = group(c, xp, shard, tp, algorithm)
+    ag = group_time(fsdp_group, params_stage * WEIGHT_BYTES)
+    rs = group_time(fsdp_group, params_stage * grad_bytes)
+    dp_group = group(c, xp, nrep, tp, algorithm)
+    rs_dp = group_time(dp_group, g_bytes)
+    ag_dp = group_time(dp_group, trainable * WEIGHT_BYTES)
+    hyb = all_reduce_time(c, xp, g_bytes / shard, hn, hs, algorithm)
+    return ag, rs, rs_dp, ag_dp, hyb
+
+
 def _plan_times(
     model: ModelSpec,
     dev: Device,
@@ -734,9 +788,10 @@ def _plan_times(
     shard = xp.maximum(g.shard, 1)
     # ZeRO-3 / FSDP: gather weights forward and backward, reduce-scatter grads, per micro-batch.
     fsdp_on = (g.zero == 3) & full
-    fsdp_group = group(c, xp, shard, tp, algorithm)
-    ag = group_time(fsdp_group, params_stage * WEIGHT_BYTES)
-    rs = group_time(fsdp_group, params_stage * g.grad_bytes)
+    g_bytes = trainable * g.grad_bytes
+    ag, rs, rs_dp, ag_dp, hyb = _dp_collectives(
+        c, xp, shard, nrep, tp, params_stage, trainable, g_bytes, g.grad_bytes, algorithm
+    )
     fsdp_raw = xp.where(fsdp_on, 2.0 * ag + rs, 0.0)
     busy = fwd + bwd + rc
     t_fsdp = xp.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
@@ -749,11 +804,6 @@ def _plan_times(
 
     # data parallel, once per step: ZeRO-0 all-reduce; ZeRO-1/2 reduce-scatter + all-gather;
     # hybrid FSDP (shard < dp*cp) all-reduces the sharded gradients across replicas.
-    g_bytes = trainable * g.grad_bytes
-    dp_group = group(c, xp, nrep, tp, algorithm)
-    rs_dp = group_time(dp_group, g_bytes)
-    ag_dp = group_time(dp_group, trainable * WEIGHT_BYTES)
-    hyb = all_reduce_time(c, xp, g_bytes / shard, nrep / shard, tp * shard, algorithm)
     red = xp.where(fsdp_on, hyb, xp.where(g.zero == 0, 2.0 * rs_dp, rs_dp))
     gat = xp.where(fsdp_on | (g.zero == 0), 0.0, ag_dp)
     local = xp.where(g.zero >= 1, trainable / shard, trainable)
@@ -766,8 +816,10 @@ def _plan_times(
     opt_bytes = local * (2.0 * OPTIMIZER_BYTES[g.optimizer] + GRAD_BYTES + WEIGHT_BYTES)
     t_opt = memory_time(c, xp, opt_bytes, 10.0 * local)
     # low-precision weight copies, cast once per step (none when the frozen base is stored so)
-    cast = weight_cast_bytes(recipe(g.dtype), per_layer * L / pp, stored_lowp=not full)
-    t_opt = t_opt + xp.where(cast > 0, memory_time(c, xp, cast), 0.0)
+    # (none at all: nothing to add, t_opt + 0.0 == t_opt)
+    if recipe(g.dtype).lowp and full:
+        cast = weight_cast_bytes(recipe(g.dtype), per_layer * L / pp, stored_lowp=not full)
+        t_opt = t_opt + xp.where(cast > 0, memory_time(c, xp, cast), 0.0)
     return {
         "fwd": fwd,
         "bwd": bwd,
