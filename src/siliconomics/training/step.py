@@ -597,19 +597,6 @@ def layout_times(
 _LAYOUT_FIELDS = ("tp", "cp", "micro_batch", "sp", "ep", "etp")
 
 
-def _first_and_inverse(key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """``np.unique(key, return_index=True, return_inverse=True)[1:]`` without its wrapper's
-    overhead: a stable sort, so each distinct key's first plan is its earliest."""
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    new = np.empty(sk.size, dtype=bool)
-    new[:1] = True
-    np.not_equal(sk[1:], sk[:-1], out=new[1:])
-    inv = np.empty(sk.size, dtype=np.int64)
-    inv[order] = np.cumsum(new) - 1
-    return order[new].astype(np.int64), inv
-
-
 def layout_key(g: PlanGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(flat index of the first plan of each distinct layout, layout of every plan) over the
     flattened grid: plans equal in ``_LAYOUT_FIELDS`` share their :class:`LayoutTimes`."""
@@ -620,7 +607,7 @@ def layout_key(g: PlanGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     if n and int((tp | cp | ep | etp | mb).max()) < 1024 and int(np.min(cols)) >= 0:
         # 10 bits a field: one int64 key per plan
         key = (((((tp << 10) | cp) << 10 | mb) << 1 | sp) << 10 | ep) << 10 | etp
-        return _first_and_inverse(key)
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
     else:
         _, first, inv = np.unique(np.stack(cols, 1), axis=0, return_index=True, return_inverse=True)
     return first.astype(np.int64), np.ravel(inv).astype(np.int64)
