@@ -14,6 +14,7 @@ from ..economics.cost import ChipPower, power_per_chip_w
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..ops.device import Device
 from ..units import fmt_si
+from . import gridcore
 from .flops import model_flops_per_token
 from .kernels import SC
 from .memory import TrainMemory, train_memory
@@ -163,7 +164,9 @@ def evaluate_grid(
     shape = np.shape(g.dp)
     flat = _flat(g)
     kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs}
-    if flat.size <= BLOCK:
+    if flat.size and gridcore.supported(model, algorithm):
+        res = _evaluate_compiled(model, dev, flat, overlap=overlap, algorithm=algorithm, **kw)
+    elif flat.size <= BLOCK:
         res = _evaluate_flat(model, dev, flat, overlap=overlap, algorithm=algorithm, **kw)
     else:
         parts = [
@@ -257,6 +260,35 @@ def grid_layouts(
     return lt.take(inv, (sub.size,))
 
 
+def _evaluate_compiled(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    global_batch_seqs: int,
+    overlap: Overlap,
+    algorithm: str,
+) -> GridResult:
+    """:func:`_evaluate_flat` through the compiled per-plan loop (:mod:`.gridcore`), on the
+    whole flat grid at once."""
+    tokens = float(global_batch_seqs * seq_len)
+    out = gridcore.evaluate(
+        model,
+        dev,
+        g,
+        seq_len=seq_len,
+        global_batch=global_batch_seqs,
+        overlap=overlap,
+        algorithm=algorithm,
+        peak=dev.peak_flops(peak_dtype(g.dtype)),
+        mflops=tokens * _flops_per_token(model, seq_len, g.method),
+        fwd_layers=tokens * _flops_per_token(model, seq_len, "full") / 3.0,
+    )
+    st, mem, tps, mfu, hfu = gridcore.results(out, dev)
+    return GridResult(grid=g, step=st, memory=mem, tokens_per_s=tps, mfu=mfu, hfu=hfu)
+
+
 def _evaluate_flat(
     model: ModelSpec,
     dev: Device,
@@ -348,6 +380,10 @@ def step_times_only(
     utilisation; in blocks of :data:`BLOCK` plans."""
     ov = overlap or default_overlap(dev)
     g = _flat(g)
+    if g.size and gridcore.supported(model, algorithm):
+        kw: dict[str, Any] = {"overlap": ov, "algorithm": algorithm, "time_only": True}
+        t = gridcore.evaluate(model, dev, g, seq_len=seq_len, global_batch=global_batch_seqs, **kw)
+        return t[0]
     out = np.empty(g.size)
     for i in range(0, g.size, BLOCK):
         b = g if g.size <= BLOCK else g.take(np.arange(i, min(i + BLOCK, g.size)))

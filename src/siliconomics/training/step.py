@@ -135,8 +135,15 @@ class StepTime:
             "overhead": self.overhead,
         }
 
+    def _set_total(self, total: F) -> None:
+        """Set :attr:`total` when already summed in its order (the compiled grid path)."""
+        object.__setattr__(self, "_total", total)
+
     @property
     def total(self) -> F:
+        known: F | None = self.__dict__.get("_total")
+        if known is not None:
+            return known
         out: F = np.zeros(np.shape(self.forward))
         for v in self.parts().values():
             out = out + v

@@ -1,0 +1,361 @@
+"""The compiled loops of :mod:`.gridcore` (numba), imported on first use so that importing
+siliconomics does not load numba and LLVM.
+
+:func:`plan_kernel` is :func:`.step._plan_times`, :func:`.step.step_time`,
+:func:`.memory.train_memory` (dense models) and ``estimate._grid_result`` for one plan at a
+time, written out term for term in the numpy code's floating-point order (``np.where`` as a
+branch, ``np.maximum``/``np.minimum`` with numpy's NaN rule); IEEE arithmetic throughout (no
+fast-math, no contraction), so the results are those of the numpy path bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+
+from .gridcore import (
+    C_ALPHA,
+    C_CAST,
+    C_CAST_ON,
+    C_DMODEL,
+    C_DOM,
+    C_FULL,
+    C_FWDL,
+    C_GRADB,
+    C_KOV,
+    C_LORA,
+    C_MEM_BW,
+    C_MFLOPS,
+    C_MTP,
+    C_OPT_M,
+    C_OPT_T,
+    C_OUT_BW,
+    C_OV_DP,
+    C_OV_FSDP,
+    C_OV_PP,
+    C_OV_TP,
+    C_OVERHEAD,
+    C_PAR,
+    C_PEAK,
+    C_SR_BW,
+    C_TOKENS,
+    C_VFLOPS,
+    C_WB,
+    O_ACTS,
+    O_GRADS,
+    O_HFU,
+    O_MFU,
+    O_OPT,
+    O_TOTAL,
+    O_TPS,
+    O_WEIGHTS,
+    V_ACT,
+    V_AR,
+    V_BWD,
+    V_CP,
+    V_EBWD,
+    V_EDGE,
+    V_EFWD,
+    V_ELEM,
+    V_FWD,
+    V_GWS,
+    V_KEEP,
+    V_LOGITS,
+    V_MLA,
+    V_PER,
+    V_SEL,
+)
+
+_OPTS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+def _jit(f: Callable[..., Any]) -> Callable[..., Any]:
+    return numba.njit(**_OPTS)(f)
+
+
+def _inline(f: Callable[..., Any]) -> Callable[..., Any]:
+    return numba.njit(**_OPTS, inline="always")(f)
+
+
+@_inline
+def _mx(a: float, b: float) -> float:
+    """np.maximum on two floats (NaN wins)."""
+    return a if (a >= b or a != a) else b
+
+
+@_inline
+def _mn(a: float, b: float) -> float:
+    """np.minimum on two floats (NaN wins)."""
+    return a if (a <= b or a != a) else b
+
+
+@_inline
+def _hash(key: int, mask: int) -> int:
+    x = key ^ (key >> 21) ^ (key >> 42)  # fold the six fields into the low bits
+    x = x * 0x9E3779B1
+    return (x ^ (x >> 29)) & mask
+
+
+@_inline
+def _grow(a: Any) -> Any:
+    b = np.empty(2 * a.shape[0], np.int64)
+    b[: a.shape[0]] = a
+    return b
+
+
+@_inline
+def _rehash(keys: Any, nu: int, size: int) -> tuple[Any, Any]:
+    slot_key = np.full(size, -1, np.int64)
+    slot_id = np.empty(size, np.int64)
+    for j in range(nu):
+        h = _hash(keys[j], size - 1)
+        while slot_key[h] != -1:
+            h = (h + 1) & (size - 1)
+        slot_key[h], slot_id[h] = keys[j], j
+    return slot_key, slot_id
+
+
+@_jit
+def layout_index(tp: Any, cp: Any, mb: Any, sp: Any, ep: Any, etp: Any) -> tuple[Any, Any]:
+    """:func:`.step.layout_key` (the same layouts in the same order: ascending key, first
+    occurrence of each), by a hash over the plans instead of a sort. Fields outside
+    [0, 1024) (no 10-bit key): empty arrays, and the caller uses layout_key."""
+    n = tp.shape[0]
+    for i in range(n):
+        for v in (tp[i], cp[i], mb[i], ep[i], etp[i]):
+            if v < 0 or v >= 1024:
+                return np.empty(0, np.int64), np.empty(0, np.int64)
+        if sp[i] < 0 or sp[i] > 1:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+    size = 64  # open addressing, at most half full (doubled as layouts come)
+    slot_key = np.full(size, -1, np.int64)
+    slot_id = np.empty(size, np.int64)
+    keys = np.empty(16, np.int64)
+    firsts = np.empty(16, np.int64)
+    inv = np.empty(n, np.int64)
+    nu = 0
+    for i in range(n):
+        key = (((((tp[i] << 10) | cp[i]) << 10 | mb[i]) << 1 | sp[i]) << 10 | ep[i]) << 10 | etp[i]
+        h = _hash(key, size - 1)
+        while True:
+            k = slot_key[h]
+            if k == key:
+                inv[i] = slot_id[h]
+                break
+            if k == -1:
+                if nu == keys.shape[0]:
+                    keys, firsts = _grow(keys), _grow(firsts)
+                slot_key[h], slot_id[h] = key, nu
+                keys[nu], firsts[nu], inv[i] = key, i, nu
+                nu += 1
+                if 2 * nu > size:
+                    size *= 2
+                    slot_key, slot_id = _rehash(keys, nu, size)
+                break
+            h = (h + 1) & (size - 1)
+    order = np.argsort(keys[:nu])
+    rank = np.empty(nu, np.int64)
+    first = np.empty(nu, np.int64)
+    for r in range(nu):
+        rank[order[r]] = r
+        first[r] = firsts[order[r]]
+    for i in range(n):
+        inv[i] = rank[inv[i]]
+    return first, inv
+
+
+@_inline
+def _group(n: float, stride: float, dom: float, alpha: float, in_bw: Any, in_st: Any) -> Any:
+    """:func:`.kernels.group` (auto / hierarchical): (big, in, a, c, bw, n_in, out, p, q)."""
+    n_ = _mx(n, 1.0)
+    s = _mx(stride, 1.0)
+    n_in = _mn(_mx(np.floor(dom / s), 1.0), n_)
+    n_out = np.ceil(n_ / n_in)
+    j = int(n_in)
+    return (
+        n_ > 1,
+        n_in > 1,
+        in_st[j] / 2.0 * alpha,
+        (n_in - 1) / n_in,
+        in_bw[j],
+        n_in,
+        n_out > 1,
+        (n_out - 1) * alpha,
+        (n_out - 1) / n_out,
+    )
+
+
+@_inline
+def _group_time(gr: Any, b: float, out_bw: float) -> float:
+    """:func:`.kernels.group_time` of a :func:`_group`."""
+    big, in_, a, c, bw, n_in, out, p, q = gr
+    t_in = a + c * b / bw if in_ else 0.0
+    t_out = p + q * (b / n_in) / out_bw if out else 0.0
+    t = t_in + t_out
+    return (t if big else 0.0) + 0.0 * b
+
+
+@_inline
+def _memory_time(nbytes: float, flops: float, vflops: float, mem_bw: float, kov: float) -> float:
+    """:func:`.kernels.memory_time`."""
+    t = _mx(flops / vflops, nbytes / mem_bw)
+    return t + (kov if nbytes > 0 else 0.0)
+
+
+@_inline
+def _stage_layers(L: int, pp: int, vpp: int) -> float:
+    """:func:`.plan.stage_layers` of one plan."""
+    stages = max(pp * vpp, 1)
+    if L % stages == 0 or (L + 2) % stages == 0:
+        return float(L)
+    return np.ceil(L / stages) * float(vpp) * float(pp)
+
+
+@_inline
+def _memory(
+    C: Any, lv: Any, L: int, Lq: float, pp: float, tp: int, vpp: int, zero: int, shard: int,
+    rcp: int, dp: int, mb: int, gb: int, out: Any, i: int
+) -> None:  # fmt: skip
+    """:func:`.memory.train_memory` of one plan of a dense model (per-layout activation
+    terms from the layout matrix)."""
+    per, edges = lv[V_PER], lv[V_EDGE]
+    full = C[C_FULL] != 0.0
+    edge_chip = edges / 2.0 if pp > 1 else edges
+    params_ = per * Lq / pp + edge_chip
+    shard_f = _mx(float(shard), 1.0)
+    trainable = params_ if full else C[C_LORA] / float(tp) * Lq / pp
+    weights = per * Lq / pp * C[C_WB] + edge_chip * 2.0
+    weights = weights + (0.0 if full else trainable * 2.0)
+    gathered = _mn(2.0 * per * 2.0, weights * (1.0 - 1.0 / shard_f))
+    if zero >= 3 and full:
+        weights = weights / shard_f + gathered
+    grads = trainable * C[C_GRADB]
+    if zero >= 2:
+        grads = grads / shard_f
+    opt = trainable * C[C_OPT_M]
+    if zero >= 1:
+        opt = opt / shard_f
+    act_layer = lv[V_ACT]
+    stored = lv[V_KEEP] if rcp == 2 else (lv[V_SEL] if rcp == 1 else act_layer)
+    live_extra = (act_layer if rcp == 2 else 0.0) + lv[V_GWS]
+    m = max(gb // max(dp * mb, 1), 1)
+    inflight = pp * (1.0 + (pp - 1) / (pp * float(vpp))) if vpp > 1 else _mn(pp, float(m))
+    logits = lv[V_LOGITS]
+    if pp > 1:
+        first = stored * (Lq / pp) * inflight + live_extra
+        last = stored * (Lq / pp) + _mx(live_extra, logits)
+        acts = _mx(first, last)
+    else:
+        acts = stored * Lq + _mx(live_extra, logits)
+    out[O_WEIGHTS, i] = weights
+    out[O_GRADS, i] = grads
+    out[O_OPT, i] = opt
+    out[O_ACTS, i] = acts
+
+
+@_jit
+def plan_kernel(
+    tp_: Any, cp_: Any, mb_: Any, dp_: Any, pp_: Any, vpp_: Any, zero_: Any, shard_: Any,
+    rc_: Any, inv: Any, LV: Any, C: Any, in_bw: Any, in_st: Any, L: int, seq: int, gb: int,
+    out: Any
+) -> None:  # fmt: skip
+    """Every plan's step components, total, memory and utilisation into the rows of ``out``
+    (:data:`.gridcore.STEP_FIELDS`, ``O_*``); with one row, the total only."""
+    full_out = out.shape[0] > 1
+    mtp = C[C_MTP]
+    full = C[C_FULL] != 0.0
+    dom, alpha, out_bw = C[C_DOM], C[C_ALPHA], C[C_OUT_BW]
+    mem_bw, vflops, kov = C[C_MEM_BW], C[C_VFLOPS], C[C_KOV]
+    gbytes = C[C_GRADB]
+    for i in range(tp_.shape[0]):
+        lv = LV[inv[i]]
+        tp, cp, mb, dp, pp_i = tp_[i], cp_[i], mb_[i], dp_[i], pp_[i]
+        vpp, zero, shard_i, rcp = vpp_[i], zero_[i], shard_[i], rc_[i]
+        lf, lb = lv[V_FWD], lv[V_BWD]
+        pp = float(pp_i)
+        T = float(mb * seq) / float(cp)
+        Lq = _stage_layers(L, pp_i, vpp)
+        fwd = (Lq * lf + lv[V_EFWD] * (1.0 + mtp) + mtp * lf) / pp
+        bwd = (Lq * lb + lv[V_EBWD] * (1.0 + mtp) + mtp * lb) / pp
+        if mtp != 0.0:  # .plan.last_rank_layers
+            stages = pp_i * vpp
+            cc = np.ceil(L / stages)
+            n_last = (vpp - 1) * cc + _mx(L - (stages - 1) * cc, 0.0)
+            fwd = _mx(fwd, (n_last + mtp) * lf + (1.0 + mtp) * lv[V_EFWD])
+            bwd = _mx(bwd, (n_last + mtp) * lb + (1.0 + mtp) * lv[V_EBWD])
+        rc = Lq * lf / pp if rcp == 2 else 0.0
+        rc = rc + (Lq * (lv[V_ELEM] + lv[V_MLA]) / pp if rcp == 1 else 0.0)
+        passes = 2.0 + (1.0 if rcp == 2 else 0.0)
+        t_tp = C[C_PAR] * lv[V_AR] * passes * Lq / pp * (1.0 - C[C_OV_TP])
+        t_cp = lv[V_CP] * Lq / pp
+        t_ep = 0.0
+        stride = float(tp * cp * dp)
+        hop = alpha + T * C[C_DMODEL] * 2.0 / (C[C_SR_BW] if stride < dom else out_bw)
+        p2p = 2.0 * float(vpp) * hop
+        t_pp = _mx(p2p - (fwd + bwd), 0.0) if vpp > 1 else p2p * (1.0 - C[C_OV_PP])
+        t_pp = t_pp * (1.0 if pp > 1 else 0.0)
+        per = lv[V_PER]
+        params_stage = (per * L + lv[V_EDGE]) / pp
+        trainable = params_stage if full else C[C_LORA] / float(tp) * L / pp
+        nrep = float(dp * cp)
+        shard = max(shard_i, 1)
+        fsdp_on = zero == 3 and full
+        g_bytes = trainable * gbytes
+        g1 = _group(float(shard), float(tp), dom, alpha, in_bw, in_st)
+        g2 = _group(nrep, float(tp), dom, alpha, in_bw, in_st)
+        g3 = _group(nrep / shard, float(tp * shard), dom, alpha, in_bw, in_st)
+        ag = _group_time(g1, params_stage * 2.0, out_bw)
+        rs = _group_time(g1, params_stage * gbytes, out_bw)
+        rs_dp = _group_time(g2, g_bytes, out_bw)
+        ag_dp = _group_time(g2, trainable * 2.0, out_bw)
+        hyb = 2.0 * _group_time(g3, g_bytes / shard, out_bw)
+        fsdp_raw = 2.0 * ag + rs if fsdp_on else 0.0
+        busy = fwd + bwd + rc
+        t_fsdp = _mx(fsdp_raw - busy, 0.0) if C[C_OV_FSDP] != 0.0 else fsdp_raw
+        t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
+        m = gb / float(dp * mb)
+        bubble = (pp - 1.0) / float(vpp) * t_mb + 2.0 * (pp - 1.0) * hop
+        red = hyb if fsdp_on else (2.0 * rs_dp if zero == 0 else rs_dp)
+        gat = 0.0 if (fsdp_on or zero == 0) else ag_dp
+        local = trainable / shard if zero >= 1 else trainable
+        dp_total = red + gat
+        hidden = _mx(red - bwd, 0.0) + _mx(gat - fwd, 0.0)
+        dp_exposed = hidden if C[C_OV_DP] != 0.0 else dp_total
+        opt_bytes = local * C[C_OPT_T]
+        t_opt = _memory_time(opt_bytes, 10.0 * local, vflops, mem_bw, kov)
+        if C[C_CAST_ON] != 0.0:
+            cast = per * L / pp * C[C_CAST]
+            t_opt = t_opt + (_memory_time(cast, 0.0, vflops, mem_bw, kov) if cast > 0 else 0.0)
+        ov_s = C[C_OVERHEAD]
+        # StepTime.total's order (= step.total_time)
+        total = m * fwd + m * bwd + m * rc + m * t_tp + m * t_cp
+        total = total + m * t_ep + m * t_pp + m * t_fsdp + bubble + dp_exposed
+        total = total + t_opt + ov_s
+        if not full_out:
+            out[0, i] = total
+            continue
+        out[0, i] = m * fwd
+        out[1, i] = m * bwd
+        out[2, i] = m * rc
+        out[3, i] = m * t_tp
+        out[4, i] = m * t_cp
+        out[5, i] = m * t_ep + 0.0
+        out[6, i] = m * t_pp
+        out[7, i] = m * t_fsdp
+        out[8, i] = bubble
+        out[9, i] = dp_exposed
+        out[10, i] = t_opt + 0.0
+        out[11, i] = 0.0 + ov_s
+        out[12, i] = dp_total
+        out[13, i] = m + 0.0
+        out[14, i] = t_mb
+        out[O_TOTAL, i] = total
+        _memory(C, lv, L, Lq, pp, tp, vpp, zero, shard_i, rcp, dp, mb, gb, out, i)
+        peak = C[C_PEAK] * float(dp * tp * pp_i * cp)
+        hflops = C[C_MFLOPS] + (C[C_FWDL] if rcp == 2 else 0.0)
+        out[O_TPS, i] = C[C_TOKENS] / total
+        out[O_MFU, i] = C[C_MFLOPS] / (total * peak)
+        out[O_HFU, i] = hflops / (total * peak)

@@ -1,0 +1,290 @@
+"""Compiled per-plan arithmetic of the vectorised training evaluation (issue 17).
+
+:func:`.estimate.evaluate_grid` spends most of a benchmark-sized call (a few thousand plans)
+in the fixed cost of many small numpy operations, not in arithmetic. For dense models this
+module evaluates the per-plan part of the step and the memory in one compiled loop over the
+plans (:mod:`._gridcore_jit`, numba, loaded on first use):
+
+* the layouts (:func:`.step.layout_key`: plans equal in tp, cp, micro-batch, sp, ep, etp)
+  are found by a hash over the plans;
+* what depends on the layout only is computed by the numpy code on the distinct layouts, as
+  before: :func:`.step.layout_times` (layer, edge, TP, CP times, parameters per chip) and the
+  memory's per-layout terms (activations, layer inputs, backward working set, logits of one
+  micro-batch), stacked in one array;
+* everything per plan (pipeline, data-parallel collectives, optimizer, step components,
+  memory, utilisation) is the compiled loop: the formulas of :func:`.step._plan_times`,
+  :func:`.step.step_time`, :func:`.memory.train_memory` and ``estimate._grid_result``, term
+  for term in the same floating-point order, so the results equal the numpy path bit for bit
+  (``tests/test_train_fast.py`` compares them on every test grid).
+
+Plan- and call-independent constants (model, device, format, overlap) are gathered once per
+call into one vector (:func:`_constants`); nothing is kept between calls. MoE models (their
+expert-data-parallel sync), the ring/tree collective algorithms and a missing numba take the
+numpy path (:func:`supported`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..catalog.schema import ModelSpec
+from ..ops.device import Device
+from .kernels import consts
+from .lora import base_weight_bytes
+from .memory import (
+    GRAD_BYTES,
+    WEIGHT_BYTES,
+    TrainMemory,
+    _mlp_grad_bytes_per_token,
+    activation_bytes_per_token_layer,
+    layer_input_bytes_per_token,
+    lora_params_per_layer,
+    mla_up_proj_freed_bytes_per_token,
+)
+from .plan import OPTIMIZER_BYTES, PlanGrid
+from .precision import recipe, weight_cast_bytes
+from .step import LayoutTimes, Overlap, StepTime, layout_key, layout_times
+
+F = NDArray[np.float64]
+
+# ---- the constants vector (indices) ---------------------------------------------------------
+(
+    C_MTP,
+    C_PAR,
+    C_DMODEL,
+    C_OV_TP,
+    C_OV_PP,
+    C_OV_FSDP,
+    C_OV_DP,
+    C_FULL,
+    C_LORA,
+    C_GRADB,
+    C_OPT_T,
+    C_OPT_M,
+    C_CAST_ON,
+    C_CAST,
+    C_WB,
+    C_ALPHA,
+    C_DOM,
+    C_SR_BW,
+    C_OUT_BW,
+    C_MEM_BW,
+    C_VFLOPS,
+    C_KOV,
+    C_OVERHEAD,
+    C_PEAK,
+    C_MFLOPS,
+    C_FWDL,
+    C_TOKENS,
+) = range(27)
+NC = 27
+
+# ---- per-layout values (columns of the layout matrix) ---------------------------------------
+(
+    V_FWD,
+    V_BWD,
+    V_ELEM,
+    V_MLA,
+    V_EFWD,
+    V_EBWD,
+    V_AR,
+    V_CP,
+    V_PER,
+    V_EDGE,
+    V_ACT,
+    V_KEEP,
+    V_SEL,
+    V_GWS,
+    V_LOGITS,
+) = range(15)
+NV = 15
+
+# ---- output rows ----------------------------------------------------------------------------
+STEP_FIELDS = (
+    "forward",
+    "backward",
+    "recompute",
+    "tp_comm",
+    "cp_comm",
+    "ep_comm",
+    "pp_comm",
+    "fsdp_comm",
+    "bubble",
+    "dp_comm",
+    "optimizer",
+    "overhead",
+    "dp_comm_total",
+    "microbatches",
+    "t_microbatch",
+)
+O_TOTAL = len(STEP_FIELDS)
+O_WEIGHTS, O_GRADS, O_OPT, O_ACTS, O_TPS, O_MFU, O_HFU = range(O_TOTAL + 1, O_TOTAL + 8)
+NO = O_TOTAL + 8
+
+
+def available() -> bool:
+    """numba is installed (a dependency; without it the numpy path runs)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def supported(model: ModelSpec, algorithm: str) -> bool:
+    """Whether the compiled path evaluates this model (dense; auto/hierarchical collectives)."""
+    return model.moe is None and algorithm in ("auto", "hierarchical") and _AVAILABLE
+
+
+_AVAILABLE = available()
+
+
+def _jit() -> Any:
+    from . import _gridcore_jit
+
+    return _gridcore_jit
+
+
+def _constants(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    ov: Overlap,
+    *,
+    peak: float,
+    mflops: float,
+    fwd_layers: float,
+    tokens: float,
+) -> F:
+    """Everything the per-plan loop needs that no plan changes, in one vector."""
+    c, r = consts(dev), recipe(g.dtype)
+    full = g.method == "full"
+    gb = g.grad_bytes
+    fp32_grad_copy = GRAD_BYTES if gb < GRAD_BYTES else 0.0
+    ob = OPTIMIZER_BYTES[g.optimizer]
+    v = np.empty(NC)
+    v[C_MTP] = float(model.n_mtp_layers)
+    v[C_PAR] = 1.0 if model.parallel_attn_mlp else 2.0
+    v[C_DMODEL] = float(model.d_model)
+    v[C_OV_TP], v[C_OV_PP] = ov.tp, ov.pp
+    v[C_OV_FSDP], v[C_OV_DP] = float(ov.fsdp), float(ov.dp)
+    v[C_FULL] = float(full)
+    v[C_LORA] = float(lora_params_per_layer(model, g.lora_rank, np.ones(1))[0])  # rank x ...
+    v[C_GRADB] = gb
+    v[C_OPT_T] = 2.0 * ob + GRAD_BYTES + WEIGHT_BYTES
+    v[C_OPT_M] = ob + fp32_grad_copy
+    v[C_CAST_ON] = float(r.lowp and full)
+    v[C_CAST] = float(weight_cast_bytes(r, 1.0)) if r.lowp else 0.0
+    v[C_WB] = base_weight_bytes(g.method, r)
+    v[C_ALPHA], v[C_DOM], v[C_SR_BW], v[C_OUT_BW] = c.alpha, c.dom, c.sr_bw_up, c.out_bw
+    v[C_MEM_BW], v[C_VFLOPS], v[C_KOV] = c.mem_bw, c.vector_flops, c.kov
+    v[C_OVERHEAD] = dev.eff.step_overhead_s
+    v[C_PEAK], v[C_MFLOPS], v[C_FWDL], v[C_TOKENS] = peak, mflops, fwd_layers, tokens
+    return v
+
+
+def _layout_matrix(model: ModelSpec, sub: PlanGrid, lt: LayoutTimes, seq_len: int) -> F:
+    """The per-layout values of the distinct layouts ``sub``: rows = layouts. The memory
+    terms are those of :func:`.memory.train_memory` for one micro-batch's tokens."""
+    tokens = sub.micro_batch * seq_len / np.asarray(sub.cp, dtype=np.float64)
+    act_layer = activation_bytes_per_token_layer(model, sub, seq_len) * tokens
+    keep_full = layer_input_bytes_per_token(model, sub) * tokens
+    act_sel = act_layer - mla_up_proj_freed_bytes_per_token(model, sub) * tokens
+    grads_ws = _mlp_grad_bytes_per_token(model, sub) * tokens
+    logits = 4.0 * tokens * np.ceil(model.vocab_size / sub.tp)
+    cols = (
+        lt.fwd,
+        lt.bwd,
+        lt.elem_fwd,
+        lt.mla_up_fwd,
+        lt.e_fwd,
+        lt.e_bwd,
+        lt.ar,
+        lt.cp_layer,
+        lt.per_layer,
+        lt.edges,
+        act_layer,
+        keep_full,
+        act_sel,
+        grads_ws,
+        logits,
+    )
+    out = np.empty((sub.size, NV))
+    for j, v in enumerate(cols):
+        out[:, j] = v
+    return out
+
+
+def _int64(a: Any, n: int) -> NDArray[np.int64]:
+    x = np.asarray(a)
+    if x.dtype != np.int64 or x.shape != (n,):
+        x = np.broadcast_to(x.astype(np.int64), (n,))
+    return np.ascontiguousarray(x)
+
+
+def evaluate(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    *,
+    seq_len: int,
+    global_batch: int,
+    overlap: Overlap,
+    algorithm: str,
+    peak: float = 0.0,
+    mflops: float = 0.0,
+    fwd_layers: float = 0.0,
+    time_only: bool = False,
+) -> NDArray[np.float64]:
+    """Rows of :data:`STEP_FIELDS`, the total, memory and utilisation (``time_only``: the
+    total only, one row) of every plan of a flat grid ``g``."""
+    jit = _jit()
+    n = g.size
+    I = [_int64(getattr(g, k), n) for k in ("tp", "cp", "micro_batch", "ep", "etp")]
+    sp = _int64(g.sp, n)
+    first, inv = jit.layout_index(I[0], I[1], I[2], sp, I[3], I[4])
+    if first.size == 0:  # a field beyond the 10-bit key
+        first, inv = layout_key(g)
+    sub = g.take(first)
+    lt = layout_times(model, dev, sub, seq_len=seq_len, overlap=overlap, algorithm=algorithm)
+    lv = _layout_matrix(model, sub, lt, seq_len)
+    tokens = float(global_batch * seq_len)
+    cv = _constants(
+        model, dev, g, overlap, peak=peak, mflops=mflops, fwd_layers=fwd_layers, tokens=tokens
+    )
+    c = consts(dev)
+    plan = [_int64(getattr(g, k), n) for k in ("dp", "pp", "vpp", "zero", "shard", "recompute")]
+    out = np.empty((1 if time_only else NO, n))
+    jit.plan_kernel(
+        I[0],
+        I[1],
+        I[2],
+        *plan,
+        inv,
+        lv,
+        cv,
+        c.in_bw_np,
+        c.in_steps_np,
+        model.n_layers,
+        seq_len,
+        global_batch,
+        out,
+    )
+    return out
+
+
+def results(out: NDArray[np.float64], dev: Device) -> tuple[StepTime, TrainMemory, F, F, F]:
+    """The :class:`StepTime` (its total set), :class:`TrainMemory`, tokens/s, MFU and HFU
+    of :func:`evaluate`'s rows."""
+    st = StepTime(**{k: out[i] for i, k in enumerate(STEP_FIELDS)})
+    st._set_total(out[O_TOTAL])
+    c = consts(dev)
+    mem = TrainMemory(
+        weights=out[O_WEIGHTS],
+        grads=out[O_GRADS],
+        optimizer=out[O_OPT],
+        activations=out[O_ACTS],
+        reserve=c.reserve_bytes,
+        capacity=c.hbm_bytes,
+    )
+    return st, mem, out[O_TPS], out[O_MFU], out[O_HFU]
