@@ -44,6 +44,14 @@ from .gridcore import (
     C_TOKENS,
     C_VFLOPS,
     C_WB,
+    G_COLS,
+    G_KOV,
+    G_MEM_BW,
+    G_ROWS,
+    G_SYSTOLIC,
+    G_TILE_M,
+    G_TILE_N,
+    G_UNITS,
     O_ACTS,
     O_GRADS,
     O_HFU,
@@ -68,6 +76,7 @@ from .gridcore import (
     V_PER,
     V_SEL,
 )
+from .kernels import MMA_MIN_M
 
 _OPTS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -359,3 +368,76 @@ def plan_kernel(
         out[O_TPS, i] = C[C_TOKENS] / total
         out[O_MFU, i] = C[C_MFLOPS] / (total * peak)
         out[O_HFU, i] = hflops / (total * peak)
+
+
+# ---- a layer's deferred GEMMs priced and its sums added up (step._Layer.settle) ----------------
+
+
+@_inline
+def _gemm_time(
+    m: float, n: float, k: float, um: float, peak: float, a: float, ob: float, G: Any
+) -> float:
+    """:func:`.kernels.gemm_time` with :func:`.kernels.gemm_util` on one GEMM (``G``: the
+    device's GEMM constants, :func:`.gridcore.gemm_consts`)."""
+    flops = 2.0 * m * n * k
+    mu = _mx(um, 1.0)
+    n1 = _mx(n, 1.0)
+    k1 = _mx(k, 1.0)
+    if G[G_SYSTOLIC] != 0.0:
+        rows, cols = G[G_ROWS], G[G_COLS]
+        util = (k1 / (np.ceil(k1 / rows) * rows)) * (n1 / (np.ceil(n1 / cols) * cols))
+    else:
+        tile_n, units = G[G_TILE_N], G[G_UNITS]
+        tm = _mn(_mx(2.0 ** np.ceil(np.log2(_mx(mu, MMA_MIN_M))), MMA_MIN_M), G[G_TILE_M])
+        tiles_m = np.ceil(mu / tm)
+        tiles_n = np.ceil(n1 / tile_n)
+        tiles = tiles_m * tiles_n
+        pad = (mu * n1) / (tiles_m * tm * tiles_n * tile_n)
+        split = _mn(_mx(np.floor(units / tiles), 1.0), _mx(np.floor(k1 / 256.0), 1.0))
+        work = tiles * split
+        waves = np.ceil(work / units)
+        util = pad * (work / (waves * units))
+    t_compute = flops / (peak * _mx(util, 1e-9)) if flops > 0 else 0.0
+    nbytes = m * k * a + k * n * a * 1.0 + m * n * ob
+    t_memory = nbytes / G[G_MEM_BW]
+    return _mx(t_compute, t_memory) + (G[G_KOV] if flops > 0 else 0.0)
+
+
+@_inline
+def _operand(code: int, arrs: Any, nums: Any, j: int) -> float:
+    return arrs[code, j] if code >= 0 else nums[-1 - code]
+
+
+@_jit
+def settle_kernel(
+    src: Any, arrs: Any, nums: Any, G: Any, term: Any, w: Any, ends: Any, out: Any
+) -> None:
+    """Price each deferred GEMM (row of ``src``: the codes of its m, n, k, util_m, peak,
+    input and output bytes; :class:`.gridcore._Operands`) on every plan, then add up each
+    sum ``s`` (terms ``ends[s-1]:ends[s]``, from 0.0, in order) into ``out[s]``: a term
+    ``(1, i)`` is ``w x`` GEMM ``i``, ``(0, code)`` the operand of that code."""
+    ng, n = src.shape[0], out.shape[1]
+    sh = np.empty((7, ng, n))  # the operands gathered first: the pricing loop then vectorises
+    for i in range(ng):
+        for k in range(7):
+            c = src[i, k]
+            for j in range(n):
+                sh[k, i, j] = _operand(c, arrs, nums, j)
+    times = np.empty((ng, n))
+    for i in range(ng):
+        for j in range(n):
+            times[i, j] = _gemm_time(
+                sh[0, i, j], sh[1, i, j], sh[2, i, j], sh[3, i, j], sh[4, i, j], sh[5, i, j],
+                sh[6, i, j], G
+            )  # fmt: skip
+    start = 0
+    for s in range(ends.shape[0]):
+        for j in range(n):
+            acc = 0.0
+            for t in range(start, ends[s]):
+                if term[t, 0]:
+                    acc = acc + w[t] * times[term[t, 1], j]
+                else:
+                    acc = acc + _operand(term[t, 1], arrs, nums, j)
+            out[s, j] = acc
+        start = ends[s]

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from .kernels import consts
+from .kernels import Consts, consts
 from .lora import base_weight_bytes
 from .memory import (
     GRAD_BYTES,
@@ -47,7 +47,7 @@ from .memory import (
 )
 from .plan import OPTIMIZER_BYTES, PlanGrid
 from .precision import recipe, weight_cast_bytes
-from .step import LayoutTimes, Overlap, StepTime, layout_key, layout_times
+from .step import LayoutTimes, Overlap, StepTime, _Gemm, _Sum, layout_key, layout_times
 
 F = NDArray[np.float64]
 
@@ -124,6 +124,89 @@ STEP_FIELDS = (
 O_TOTAL = len(STEP_FIELDS)
 O_WEIGHTS, O_GRADS, O_OPT, O_ACTS, O_TPS, O_MFU, O_HFU = range(O_TOTAL + 1, O_TOTAL + 8)
 NO = O_TOTAL + 8
+
+
+# ---- the device's GEMM constants (:func:`gemm_consts`) ----------------------------------------
+G_SYSTOLIC, G_ROWS, G_COLS, G_TILE_M, G_TILE_N, G_UNITS, G_MEM_BW, G_KOV = range(8)
+
+
+def gemm_consts(c: Consts) -> F:
+    """What :func:`.kernels.gemm_time` reads from the device constants, as a vector."""
+    return np.array(
+        [float(c.systolic), c.rows, c.cols, c.tile_m, c.tile_n, c.units, c.mem_bw, c.kov]
+    )
+
+
+class _Operands:
+    """The numbers and (plans,)-arrays a settle passes to the kernel: an array once however
+    often it is used; a source code per operand (``>= 0``: row of the arrays, ``< 0``:
+    ``-1 - i`` of the numbers)."""
+
+    __slots__ = ("arrays", "n", "numbers", "seen")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.arrays: list[Any] = []
+        self.numbers: list[float] = []
+        self.seen: dict[int, int] = {}
+
+    def code(self, x: Any) -> int | None:
+        tx = type(x)
+        if tx is float or tx is int:
+            self.numbers.append(x)
+            return -len(self.numbers)
+        if tx is np.ndarray and x.shape == (self.n,):
+            i = self.seen.get(id(x))
+            if i is None:
+                i = self.seen[id(x)] = len(self.arrays)
+                self.arrays.append(x)
+            return i
+        return None
+
+
+def settle(ly: Any, others: tuple[Any, ...]) -> bool:
+    """:meth:`.step._Layer.settle` through one compiled call (:func:`._gridcore_jit.
+    settle_kernel`): the deferred GEMMs priced and every pending sum of ``ly`` and
+    ``others`` added up in its terms' order. False (nothing changed) when an operand or a
+    term is of a kind the kernel does not take; the numpy settle then runs."""
+    ops = _Operands(int(np.size(ly.T)))
+    src: list[int | None] = [ops.code(x) for row in ly._gemms for x in row]
+    term: list[tuple[int, int | None]] = []  # (1, GEMM i) or (0, an operand's code)
+    wts: list[float] = []
+    ends: list[int] = []
+    targets: list[tuple[Any, str]] = []
+    for layer in (ly, *others):
+        for name in ("fwd", "bwd", "elem_fwd"):
+            v = getattr(layer, name)
+            if type(v) is not _Sum:
+                continue
+            for t in v.terms:
+                if type(t) is _Gemm:
+                    term.append((1, t.i))
+                    wts.append(t.w)
+                else:
+                    term.append((0, ops.code(t)))
+                    wts.append(0.0)
+            ends.append(len(term))
+            targets.append((layer, name))
+    if None in src or any(t[1] is None for t in term) or any(type(w) is not float for w in wts):
+        return False
+    arrs = np.array(ops.arrays, dtype=np.float64) if ops.arrays else np.empty((0, ops.n))
+    out = np.empty((len(ends), ops.n))
+    _jit().settle_kernel(
+        np.array(src, dtype=np.int64).reshape(-1, 7),
+        arrs,
+        np.array(ops.numbers, dtype=np.float64),
+        gemm_consts(ly.c),
+        np.array(term, dtype=np.int64).reshape(-1, 2),
+        np.array(wts, dtype=np.float64),
+        np.array(ends, dtype=np.int64),
+        out,
+    )
+    ly._gemms.clear()
+    for s, (layer, name) in enumerate(targets):
+        setattr(layer, name, out[s])
+    return True
 
 
 def available() -> bool:
@@ -246,7 +329,9 @@ def evaluate(
     if first.size == 0:  # a field beyond the 10-bit key
         first, inv = layout_key(g)
     sub = g.take(first)
-    lt = layout_times(model, dev, sub, seq_len=seq_len, overlap=overlap, algorithm=algorithm)
+    lt = layout_times(
+        model, dev, sub, seq_len=seq_len, overlap=overlap, algorithm=algorithm, settle=settle
+    )
     lv = _layout_matrix(model, sub, lt, seq_len)
     tokens = float(global_batch * seq_len)
     cv = _constants(

@@ -200,8 +200,11 @@ class _Layer:
         seq_len: int,
         xp: Any = NP,
         batch: list[tuple[Any, ...]] | None = None,
+        settle: Any = None,
     ) -> None:
         self.model, self.dev, self.g, self.xp = model, dev, g, xp
+        self._settle = settle
+        """a compiled settle (:func:`.gridcore.settle`), or None for numpy"""
         self.c = consts(dev)
         tp = xp.f(g.tp)
         self.T = g.micro_batch * seq_len / xp.f(g.cp)
@@ -269,7 +272,7 @@ class _Layer:
         time as it came); ``others``: layers sharing this one's batch, settled with it. May
         be called again after more GEMMs (e.g. to read a partial sum): the sums are arrays
         until the next deferred GEMM is added to them."""
-        if self.xp is not NP:
+        if self.xp is not NP or (self._settle is not None and self._settle(self, others)):
             return self
         times: Any = None
         if self._gemms:
@@ -306,11 +309,19 @@ class _Layer:
 
 
 def layer_times(
-    model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP, *, settle: bool = True
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    seq_len: int,
+    xp: Any = NP,
+    *,
+    settle: bool = True,
+    compiled: Any = None,
 ) -> _Layer:
     """Forward and backward time of one average transformer layer, one micro-batch
-    (``settle=False``: GEMMs still deferred, see :meth:`_Layer.settle`)."""
-    ly = _Layer(model, dev, g, seq_len, xp)
+    (``settle=False``: GEMMs still deferred, see :meth:`_Layer.settle`; ``compiled``: the
+    compiled settle to use, :func:`.gridcore.settle`)."""
+    ly = _Layer(model, dev, g, seq_len, xp, settle=compiled)
     T, hq, hkv, tp, hd, D = ly.T, ly.hq, ly.hkv, ly.tp, model.head_dim, model.d_model
     lora = g.method != "full"
     if model.mla is None:
@@ -555,11 +566,13 @@ def layout_times(
     overlap: Overlap,
     algorithm: str = "auto",
     xp: Any = NP,
+    settle: Any = None,
 ) -> LayoutTimes:
-    """:class:`LayoutTimes` of every plan in ``g`` (or of one plan with ``xp=SC``)."""
+    """:class:`LayoutTimes` of every plan in ``g`` (or of one plan with ``xp=SC``;
+    ``settle``: a compiled :meth:`_Layer.settle`, :func:`.gridcore.settle`)."""
     ov, c = overlap, consts(dev)
     # the layer's and the edges' GEMMs priced in one batch
-    ly = layer_times(model, dev, g, seq_len, xp, settle=False)
+    ly = layer_times(model, dev, g, seq_len, xp, settle=False, compiled=settle)
     edge = _edge_layer(model, dev, g, seq_len, xp, ly._gemms)
     ly.settle(edge)
     e_fwd, e_bwd = edge.fwd, edge.bwd
