@@ -25,6 +25,7 @@ from .gridcore import (
     C_FULL,
     C_FWDL,
     C_GRADB,
+    C_HD,
     C_KOV,
     C_LORA,
     C_MEM_BW,
@@ -33,6 +34,7 @@ from .gridcore import (
     C_OPT_M,
     C_OPT_T,
     C_OUT_BW,
+    C_OV_CP,
     C_OV_DP,
     C_OV_FSDP,
     C_OV_PP,
@@ -62,19 +64,24 @@ from .gridcore import (
     O_WEIGHTS,
     V_ACT,
     V_AR,
+    V_ATTN,
     V_BWD,
     V_CP,
+    V_CPL,
     V_EBWD,
     V_EDGE,
     V_EFWD,
     V_ELEM,
     V_FWD,
     V_GWS,
+    V_HKV,
     V_KEEP,
     V_LOGITS,
     V_MLA,
     V_PER,
     V_SEL,
+    V_T,
+    V_TP,
 )
 from .kernels import MMA_MIN_M
 
@@ -265,6 +272,23 @@ def _memory(
     out[O_ACTS, i] = acts
 
 
+@_inline
+def _layout_comm(LV: Any, C: Any, in_bw: Any, in_st: Any) -> None:
+    """The TP all-reduce and the exposed ring attention of each layout (rows of ``LV``), as
+    :func:`.step.layout_times` computes them (auto / hierarchical collectives)."""
+    dom, alpha, out_bw = C[C_DOM], C[C_ALPHA], C[C_OUT_BW]
+    for u in range(LV.shape[0]):
+        lu = LV[u]
+        T, tp, cp = lu[V_T], lu[V_TP], lu[V_CP]
+        gr = _group(tp, 1.0, dom, alpha, in_bw, in_st)
+        lu[V_AR] = 2.0 * _group_time(gr, T * C[C_DMODEL] * 2.0, out_bw)
+        kv = T * 2.0 * lu[V_HKV] * C[C_HD] * 2.0
+        bw = C[C_SR_BW] if tp < dom else out_bw
+        ring = (cp - 1.0) * (alpha + kv / bw) if cp > 1 else 0.0
+        hide = lu[V_ATTN] if C[C_OV_CP] != 0.0 else 0.0
+        lu[V_CPL] = _mx(ring - hide, 0.0) + _mx(2.0 * ring - 2.5 * hide, 0.0)
+
+
 @_jit
 def plan_kernel(
     tp_: Any, cp_: Any, mb_: Any, dp_: Any, pp_: Any, vpp_: Any, zero_: Any, shard_: Any,
@@ -279,6 +303,7 @@ def plan_kernel(
     dom, alpha, out_bw = C[C_DOM], C[C_ALPHA], C[C_OUT_BW]
     mem_bw, vflops, kov = C[C_MEM_BW], C[C_VFLOPS], C[C_KOV]
     gbytes = C[C_GRADB]
+    _layout_comm(LV, C, in_bw, in_st)
     for i in range(tp_.shape[0]):
         lv = LV[inv[i]]
         tp, cp, mb, dp, pp_i = tp_[i], cp_[i], mb_[i], dp_[i], pp_[i]
@@ -299,7 +324,7 @@ def plan_kernel(
         rc = rc + (Lq * (lv[V_ELEM] + lv[V_MLA]) / pp if rcp == 1 else 0.0)
         passes = 2.0 + (1.0 if rcp == 2 else 0.0)
         t_tp = C[C_PAR] * lv[V_AR] * passes * Lq / pp * (1.0 - C[C_OV_TP])
-        t_cp = lv[V_CP] * Lq / pp
+        t_cp = lv[V_CPL] * Lq / pp
         t_ep = 0.0
         stride = float(tp * cp * dp)
         hop = alpha + T * C[C_DMODEL] * 2.0 / (C[C_SR_BW] if stride < dom else out_bw)

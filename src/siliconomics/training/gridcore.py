@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from .kernels import Consts, consts
+from .kernels import NP, Consts, consts
 from .lora import base_weight_bytes
 from .memory import (
     GRAD_BYTES,
@@ -41,13 +41,14 @@ from .memory import (
     TrainMemory,
     _mlp_grad_bytes_per_token,
     activation_bytes_per_token_layer,
+    chip_params,
     layer_input_bytes_per_token,
     lora_params_per_layer,
     mla_up_proj_freed_bytes_per_token,
 )
 from .plan import OPTIMIZER_BYTES, PlanGrid
 from .precision import recipe, weight_cast_bytes
-from .step import LayoutTimes, Overlap, StepTime, _Gemm, _Sum, layout_key, layout_times
+from .step import Overlap, StepTime, _Gemm, _Sum, layout_key, layout_layers
 
 F = NDArray[np.float64]
 
@@ -80,8 +81,10 @@ F = NDArray[np.float64]
     C_MFLOPS,
     C_FWDL,
     C_TOKENS,
-) = range(27)
-NC = 27
+    C_HD,
+    C_OV_CP,
+) = range(29)
+NC = 29
 
 # ---- per-layout values (columns of the layout matrix) ---------------------------------------
 (
@@ -92,16 +95,21 @@ NC = 27
     V_EFWD,
     V_EBWD,
     V_AR,
-    V_CP,
+    V_CPL,
     V_PER,
     V_EDGE,
+    V_T,
+    V_TP,
+    V_CP,
+    V_HKV,
+    V_ATTN,
     V_ACT,
     V_KEEP,
     V_SEL,
     V_GWS,
     V_LOGITS,
-) = range(15)
-NV = 15
+) = range(20)
+NV = 20
 
 # ---- output rows ----------------------------------------------------------------------------
 STEP_FIELDS = (
@@ -263,37 +271,46 @@ def _constants(
     v[C_MEM_BW], v[C_VFLOPS], v[C_KOV] = c.mem_bw, c.vector_flops, c.kov
     v[C_OVERHEAD] = dev.eff.step_overhead_s
     v[C_PEAK], v[C_MFLOPS], v[C_FWDL], v[C_TOKENS] = peak, mflops, fwd_layers, tokens
+    v[C_HD], v[C_OV_CP] = float(model.head_dim), float(ov.cp)
     return v
 
 
-def _layout_matrix(model: ModelSpec, sub: PlanGrid, lt: LayoutTimes, seq_len: int) -> F:
-    """The per-layout values of the distinct layouts ``sub``: rows = layouts. The memory
-    terms are those of :func:`.memory.train_memory` for one micro-batch's tokens."""
-    tokens = sub.micro_batch * seq_len / np.asarray(sub.cp, dtype=np.float64)
-    act_layer = activation_bytes_per_token_layer(model, sub, seq_len) * tokens
-    keep_full = layer_input_bytes_per_token(model, sub) * tokens
-    act_sel = act_layer - mla_up_proj_freed_bytes_per_token(model, sub) * tokens
-    grads_ws = _mlp_grad_bytes_per_token(model, sub) * tokens
-    logits = 4.0 * tokens * np.ceil(model.vocab_size / sub.tp)
-    cols = (
-        lt.fwd,
-        lt.bwd,
-        lt.elem_fwd,
-        lt.mla_up_fwd,
-        lt.e_fwd,
-        lt.e_bwd,
-        lt.ar,
-        lt.cp_layer,
-        lt.per_layer,
-        lt.edges,
-        act_layer,
-        keep_full,
-        act_sel,
-        grads_ws,
-        logits,
-    )
+def _layout_matrix(
+    model: ModelSpec, dev: Device, sub: PlanGrid, seq_len: int, *, memory: bool
+) -> F:
+    """The per-layout values of the distinct layouts ``sub`` (rows), as
+    :func:`.step.layout_times` has them but for the TP all-reduce and the ring attention,
+    which the compiled loop adds (columns ``V_AR``, ``V_CPL``); with ``memory``, the terms of
+    :func:`.memory.train_memory` for one micro-batch's tokens too."""
+    ly, edge = layout_layers(model, dev, sub, seq_len, NP, settle)
+    per_layer, edges = chip_params(model, sub, NP)
+    cols: list[tuple[int, Any]] = [
+        (V_FWD, ly.fwd),
+        (V_BWD, ly.bwd),
+        (V_ELEM, ly.elem_fwd),
+        (V_MLA, ly.mla_up_fwd),
+        (V_EFWD, edge.fwd),
+        (V_EBWD, edge.bwd),
+        (V_PER, per_layer),
+        (V_EDGE, edges),
+        (V_T, ly.T),
+        (V_TP, sub.tp),
+        (V_CP, sub.cp),
+        (V_HKV, ly.hkv),
+        (V_ATTN, ly.attn_fwd),
+    ]
+    if memory:
+        tokens = ly.T  # g.micro_batch * seq_len / cp, as train_memory has it
+        act_layer = activation_bytes_per_token_layer(model, sub, seq_len) * tokens
+        cols += [
+            (V_ACT, act_layer),
+            (V_KEEP, layer_input_bytes_per_token(model, sub) * tokens),
+            (V_SEL, act_layer - mla_up_proj_freed_bytes_per_token(model, sub) * tokens),
+            (V_GWS, _mlp_grad_bytes_per_token(model, sub) * tokens),
+            (V_LOGITS, 4.0 * tokens * np.ceil(model.vocab_size / sub.tp)),
+        ]
     out = np.empty((sub.size, NV))
-    for j, v in enumerate(cols):
+    for j, v in cols:
         out[:, j] = v
     return out
 
@@ -328,11 +345,7 @@ def evaluate(
     first, inv = jit.layout_index(I[0], I[1], I[2], sp, I[3], I[4])
     if first.size == 0:  # a field beyond the 10-bit key
         first, inv = layout_key(g)
-    sub = g.take(first)
-    lt = layout_times(
-        model, dev, sub, seq_len=seq_len, overlap=overlap, algorithm=algorithm, settle=settle
-    )
-    lv = _layout_matrix(model, sub, lt, seq_len)
+    lv = _layout_matrix(model, dev, g.take(first), seq_len, memory=not time_only)
     tokens = float(global_batch * seq_len)
     cv = _constants(
         model, dev, g, overlap, peak=peak, mflops=mflops, fwd_layers=fwd_layers, tokens=tokens

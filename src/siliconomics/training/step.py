@@ -557,6 +557,18 @@ class LayoutTimes:
         return LayoutTimes(**kw)
 
 
+def layout_layers(
+    model: ModelSpec, dev: Device, g: PlanGrid, seq_len: int, xp: Any = NP, settle: Any = None
+) -> tuple[_Layer, _Layer]:
+    """One micro-batch's average layer and edges (embedding, LM head, loss) of every plan in
+    ``g``, their GEMMs priced in one batch (``settle``: a compiled :meth:`_Layer.settle`,
+    :func:`.gridcore.settle`; numpy when None)."""
+    ly = layer_times(model, dev, g, seq_len, xp, settle=False, compiled=settle)
+    edge = _edge_layer(model, dev, g, seq_len, xp, ly._gemms)
+    ly.settle(edge)
+    return ly, edge
+
+
 def layout_times(
     model: ModelSpec,
     dev: Device,
@@ -566,15 +578,10 @@ def layout_times(
     overlap: Overlap,
     algorithm: str = "auto",
     xp: Any = NP,
-    settle: Any = None,
 ) -> LayoutTimes:
-    """:class:`LayoutTimes` of every plan in ``g`` (or of one plan with ``xp=SC``;
-    ``settle``: a compiled :meth:`_Layer.settle`, :func:`.gridcore.settle`)."""
+    """:class:`LayoutTimes` of every plan in ``g`` (or of one plan with ``xp=SC``)."""
     ov, c = overlap, consts(dev)
-    # the layer's and the edges' GEMMs priced in one batch
-    ly = layer_times(model, dev, g, seq_len, xp, settle=False, compiled=settle)
-    edge = _edge_layer(model, dev, g, seq_len, xp, ly._gemms)
-    ly.settle(edge)
+    ly, edge = layout_layers(model, dev, g, seq_len, xp)
     e_fwd, e_bwd = edge.fwd, edge.bwd
     T, tp, cp = ly.T, g.tp, g.cp
     # tensor parallel: one all-reduce of the layer's activations (AG+RS with SP).
