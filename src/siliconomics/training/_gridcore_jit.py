@@ -245,8 +245,8 @@ def _memory(
     trainable = params_ if full else C[C_LORA] / float(tp) * Lq / pp
     weights = per * Lq / pp * C[C_WB] + edge_chip * 2.0
     weights = weights + (0.0 if full else trainable * 2.0)
-    gathered = _mn(2.0 * per * 2.0, weights * (1.0 - 1.0 / shard_f))
     if zero >= 3 and full:
+        gathered = _mn(2.0 * per * 2.0, weights * (1.0 - 1.0 / shard_f))
         weights = weights / shard_f + gathered
     grads = trainable * C[C_GRADB]
     if zero >= 2:
@@ -338,22 +338,27 @@ def plan_kernel(
         shard = max(shard_i, 1)
         fsdp_on = zero == 3 and full
         g_bytes = trainable * gbytes
-        g1 = _group(float(shard), float(tp), dom, alpha, in_bw, in_st)
-        g2 = _group(nrep, float(tp), dom, alpha, in_bw, in_st)
-        g3 = _group(nrep / shard, float(tp * shard), dom, alpha, in_bw, in_st)
-        ag = _group_time(g1, params_stage * 2.0, out_bw)
-        rs = _group_time(g1, params_stage * gbytes, out_bw)
-        rs_dp = _group_time(g2, g_bytes, out_bw)
-        ag_dp = _group_time(g2, trainable * 2.0, out_bw)
-        hyb = 2.0 * _group_time(g3, g_bytes / shard, out_bw)
-        fsdp_raw = 2.0 * ag + rs if fsdp_on else 0.0
+        # step._dp_collectives, only the collectives the plan's ZeRO stage uses (np.where's
+        # other branch is never read)
+        if fsdp_on:  # FSDP gathers and reduce-scatters; hybrid all-reduce across replicas
+            g1 = _group(float(shard), float(tp), dom, alpha, in_bw, in_st)
+            ag = _group_time(g1, params_stage * 2.0, out_bw)
+            rs = _group_time(g1, params_stage * gbytes, out_bw)
+            g3 = _group(nrep / shard, float(tp * shard), dom, alpha, in_bw, in_st)
+            red = 2.0 * _group_time(g3, g_bytes / shard, out_bw)
+            gat = 0.0
+            fsdp_raw = 2.0 * ag + rs
+        else:  # ZeRO-0 all-reduce; ZeRO-1/2 reduce-scatter + all-gather
+            g2 = _group(nrep, float(tp), dom, alpha, in_bw, in_st)
+            rs_dp = _group_time(g2, g_bytes, out_bw)
+            red = 2.0 * rs_dp if zero == 0 else rs_dp
+            gat = 0.0 if zero == 0 else _group_time(g2, trainable * 2.0, out_bw)
+            fsdp_raw = 0.0
         busy = fwd + bwd + rc
         t_fsdp = _mx(fsdp_raw - busy, 0.0) if C[C_OV_FSDP] != 0.0 else fsdp_raw
         t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
         m = gb / float(dp * mb)
         bubble = (pp - 1.0) / float(vpp) * t_mb + 2.0 * (pp - 1.0) * hop
-        red = hyb if fsdp_on else (2.0 * rs_dp if zero == 0 else rs_dp)
-        gat = 0.0 if (fsdp_on or zero == 0) else ag_dp
         local = trainable / shard if zero >= 1 else trainable
         dp_total = red + gat
         hidden = _mx(red - bwd, 0.0) + _mx(gat - fwd, 0.0)
@@ -435,26 +440,27 @@ def _operand(code: int, arrs: Any, nums: Any, j: int) -> float:
 
 @_jit
 def settle_kernel(
-    src: Any, arrs: Any, nums: Any, G: Any, term: Any, w: Any, ends: Any, out: Any
+    src: Any, rates: Any, arrs: Any, nums: Any, G: Any, term: Any, w: Any, ends: Any, out: Any
 ) -> None:
-    """Price each deferred GEMM (row of ``src``: the codes of its m, n, k, util_m, peak,
-    input and output bytes; :class:`.gridcore._Operands`) on every plan, then add up each
-    sum ``s`` (terms ``ends[s-1]:ends[s]``, from 0.0, in order) into ``out[s]``: a term
-    ``(1, i)`` is ``w x`` GEMM ``i``, ``(0, code)`` the operand of that code."""
+    """Price each deferred GEMM (row ``i`` of ``src``: the operand codes of its m, n, k and
+    util_m, :func:`.gridcore._code`; of ``rates``: its peak, input and output bytes) on
+    every plan, then add up each sum ``s`` (terms ``ends[s-1]:ends[s]``, from 0.0, in
+    order) into ``out[s]``: a term ``(1, i)`` is ``w x`` GEMM ``i``, ``(0, code)`` the
+    operand of that code."""
     ng, n = src.shape[0], out.shape[1]
-    sh = np.empty((7, ng, n))  # the operands gathered first: the pricing loop then vectorises
+    sh = np.empty((4, ng, n))  # the operands gathered first: the pricing loop then vectorises
     for i in range(ng):
-        for k in range(7):
+        for k in range(4):
             c = src[i, k]
             for j in range(n):
                 sh[k, i, j] = _operand(c, arrs, nums, j)
     times = np.empty((ng, n))
     for i in range(ng):
+        pk, a, ob = rates[i, 0], rates[i, 1], rates[i, 2]
         for j in range(n):
             times[i, j] = _gemm_time(
-                sh[0, i, j], sh[1, i, j], sh[2, i, j], sh[3, i, j], sh[4, i, j], sh[5, i, j],
-                sh[6, i, j], G
-            )  # fmt: skip
+                sh[0, i, j], sh[1, i, j], sh[2, i, j], sh[3, i, j], pk, a, ob, G
+            )
     start = 0
     for s in range(ends.shape[0]):
         for j in range(n):

@@ -145,31 +145,26 @@ def gemm_consts(c: Consts) -> F:
     )
 
 
-class _Operands:
-    """The numbers and (plans,)-arrays a settle passes to the kernel: an array once however
-    often it is used; a source code per operand (``>= 0``: row of the arrays, ``< 0``:
-    ``-1 - i`` of the numbers)."""
+def _code(x: Any, n: int, arrays: list[Any], numbers: list[float], seen: dict[int, int]) -> int:
+    """An operand of the settle kernel as a code (``>= 0``: row of the stacked (plans,)
+    arrays, each array once however often used; ``< 0``: ``-1 - i`` of the numbers); -1 << 40
+    for an operand the kernel does not take."""
+    tx = type(x)
+    if tx is np.ndarray:
+        if x.shape != (n,):
+            return _BAD
+        i = seen.get(id(x))
+        if i is None:
+            i = seen[id(x)] = len(arrays)
+            arrays.append(x)
+        return i
+    if tx is float or tx is int:
+        numbers.append(x)
+        return -len(numbers)
+    return _BAD
 
-    __slots__ = ("arrays", "n", "numbers", "seen")
 
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.arrays: list[Any] = []
-        self.numbers: list[float] = []
-        self.seen: dict[int, int] = {}
-
-    def code(self, x: Any) -> int | None:
-        tx = type(x)
-        if tx is float or tx is int:
-            self.numbers.append(x)
-            return -len(self.numbers)
-        if tx is np.ndarray and x.shape == (self.n,):
-            i = self.seen.get(id(x))
-            if i is None:
-                i = self.seen[id(x)] = len(self.arrays)
-                self.arrays.append(x)
-            return i
-        return None
+_BAD = -1 << 40
 
 
 def settle(ly: Any, others: tuple[Any, ...]) -> bool:
@@ -177,9 +172,13 @@ def settle(ly: Any, others: tuple[Any, ...]) -> bool:
     settle_kernel`): the deferred GEMMs priced and every pending sum of ``ly`` and
     ``others`` added up in its terms' order. False (nothing changed) when an operand or a
     term is of a kind the kernel does not take; the numpy settle then runs."""
-    ops = _Operands(int(np.size(ly.T)))
-    src: list[int | None] = [ops.code(x) for row in ly._gemms for x in row]
-    term: list[tuple[int, int | None]] = []  # (1, GEMM i) or (0, an operand's code)
+    n = int(np.size(ly.T))
+    arrays: list[Any] = []
+    numbers: list[float] = []
+    seen: dict[int, int] = {}
+    gemms = ly._gemms
+    src = [_code(x, n, arrays, numbers, seen) for r in gemms for x in r[:4]]  # m, n, k, util_m
+    term: list[int] = []  # (1, GEMM i) or (0, an operand's code), flattened
     wts: list[float] = []
     ends: list[int] = []
     targets: list[tuple[Any, str]] = []
@@ -190,28 +189,32 @@ def settle(ly: Any, others: tuple[Any, ...]) -> bool:
                 continue
             for t in v.terms:
                 if type(t) is _Gemm:
-                    term.append((1, t.i))
+                    term += (1, t.i)
                     wts.append(t.w)
                 else:
-                    term.append((0, ops.code(t)))
+                    term += (0, _code(t, n, arrays, numbers, seen))
                     wts.append(0.0)
-            ends.append(len(term))
+            ends.append(len(wts))
             targets.append((layer, name))
-    if None in src or any(t[1] is None for t in term) or any(type(w) is not float for w in wts):
+    if _BAD in src or _BAD in term or any(type(w) is not float for w in wts):
         return False
-    arrs = np.array(ops.arrays, dtype=np.float64) if ops.arrays else np.empty((0, ops.n))
-    out = np.empty((len(ends), ops.n))
+    try:  # peak, input and output bytes of each GEMM: numbers
+        rates = np.array([r[4:] for r in gemms], dtype=np.float64).reshape(len(gemms), 3)
+    except (TypeError, ValueError):
+        return False
+    out = np.empty((len(ends), n))
     _jit().settle_kernel(
-        np.array(src, dtype=np.int64).reshape(-1, 7),
-        arrs,
-        np.array(ops.numbers, dtype=np.float64),
+        np.array(src, dtype=np.int64).reshape(-1, 4),
+        rates,
+        np.array(arrays, dtype=np.float64) if arrays else np.empty((0, n)),
+        np.array(numbers, dtype=np.float64),
         gemm_consts(ly.c),
         np.array(term, dtype=np.int64).reshape(-1, 2),
         np.array(wts, dtype=np.float64),
         np.array(ends, dtype=np.int64),
         out,
     )
-    ly._gemms.clear()
+    gemms.clear()
     for s, (layer, name) in enumerate(targets):
         setattr(layer, name, out[s])
     return True
