@@ -251,3 +251,103 @@ def test_lean_precision_and_lora_equal_reference(chip: str) -> None:
         adapter_times(dev, m, k, n, 16), adapter_times_lean(c, K.NP, m, k, n, 16), strict=True
     ):
         _close(a, b)
+
+
+# ---- the compiled grid path (training/gridcore.py, numba) ---------------------------------------
+
+DENSE = [c for c in CASES if get_model(c[0]).moe is None]
+
+
+def _all_outputs(res) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    shape = res.grid.dp.shape
+    return [
+        *res.step.parts().values(),
+        res.step.total,
+        res.step.dp_comm_total,
+        res.step.microbatches,
+        res.step.t_microbatch,
+        *(np.broadcast_to(v, shape) for v in res.memory.parts().values()),
+        res.tokens_per_s,
+        res.mfu,
+        res.hfu,
+    ]
+
+
+def _bitwise(a: object, b: object) -> None:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert x.shape == y.shape
+    assert np.array_equal(x.view(np.int64), y.view(np.int64))  # every bit, signs of zero too
+
+
+def _bench_grids() -> list[tuple]:  # type: ignore[type-arg]
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_training import CHIP, JOBS, plans_for
+    from siliconomics.training.plan import grid_of
+
+    dev = train_device(resolve.device(CHIP))
+    return [
+        (get_model(mid), dev, grid_of(plans_for(mid, n, gb, seq)), seq, gb)
+        for mid, n, gb, seq in JOBS
+    ]
+
+
+def test_compiled_path_is_bit_identical_to_numpy_path(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every output of evaluate_grid and step_times_only, compiled against the numpy path
+    (numba switched off), bit for bit: the dense test grids and the benchmark's grids."""
+    from siliconomics.training import gridcore
+
+    cases = [_grid(c) for c in DENSE] + _bench_grids()
+    compiled = []
+    for m, dev, g, seq, gb in cases:
+        assert gridcore.supported(m, "auto")
+        res = evaluate_grid(m, dev, g, seq_len=seq, global_batch_seqs=gb)
+        compiled.append((res, step_times_only(m, dev, g, seq_len=seq, global_batch_seqs=gb)))
+    monkeypatch.setattr(gridcore, "_AVAILABLE", False)
+    for (m, dev, g, seq, gb), (res, only) in zip(cases, compiled, strict=True):
+        assert not gridcore.supported(m, "auto")
+        ref = evaluate_grid(m, dev, g, seq_len=seq, global_batch_seqs=gb)
+        for a, b in zip(_all_outputs(ref), _all_outputs(res), strict=True):
+            _bitwise(a, b)
+        _bitwise(step_times_only(m, dev, g, seq_len=seq, global_batch_seqs=gb), only)
+        _bitwise(ref.step.total, only)
+
+
+def test_compiled_path_scope() -> None:
+    """MoE models and the ring/tree collective algorithms take the numpy path; a grid whose
+    layout fields exceed the 10-bit key still goes through (np.unique layouts)."""
+    from siliconomics.training import gridcore
+
+    assert not gridcore.supported(get_model("mixtral-8x7b"), "auto")
+    assert not gridcore.supported(get_model("llama-2-7b"), "ring")
+    m, dev, g, seq, gb = _grid(CASES[0], limit=80)
+    big = dataclasses.replace(g, micro_batch=g.micro_batch * 1024)
+    res = evaluate_grid(m, dev, big, seq_len=seq, global_batch_seqs=gb * 1024)
+    st = step_time(
+        m, dev, big, seq_len=seq, global_batch=gb * 1024, overlap=est_mod.default_overlap(dev)
+    )
+    _close(st.total, res.step.total)
+
+
+def test_layout_index_equals_layout_key() -> None:
+    """The compiled layout hash finds the layouts of step.layout_key in the same order, also
+    with many layouts (the table grows) and none beyond the 10-bit fields."""
+    from siliconomics.training import _gridcore_jit as J
+    from siliconomics.training.step import layout_key
+
+    rng = np.random.default_rng(5)
+    for n, hi in ((1, 4), (50, 3), (3000, 40), (5000, 1000)):
+        f = {k: rng.integers(1, hi, n).astype(np.int64) for k in ("tp", "cp", "mb", "ep", "etp")}
+        sp = rng.integers(0, 2, n).astype(np.int64)
+        first, inv = J.layout_index(f["tp"], f["cp"], f["mb"], sp, f["ep"], f["etp"])
+        g = dataclasses.replace(
+            _grid(CASES[0], limit=60)[2].take(np.zeros(n, dtype=np.int64)),
+            tp=f["tp"], cp=f["cp"], micro_batch=f["mb"], ep=f["ep"], etp=f["etp"], sp=sp.astype(bool),
+        )  # fmt: skip
+        ref_first, ref_inv = layout_key(g)
+        assert np.array_equal(first, ref_first) and np.array_equal(inv, ref_inv)
+    wide = np.array([1, 2048], dtype=np.int64)
+    first, _ = J.layout_index(wide, wide, wide, wide * 0, wide, wide)
+    assert first.size == 0  # the caller falls back to layout_key

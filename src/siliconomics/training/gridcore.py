@@ -145,19 +145,16 @@ def gemm_consts(c: Consts) -> F:
     )
 
 
-def _code(x: Any, n: int, arrays: list[Any], numbers: list[float], seen: dict[int, int]) -> int:
+def _code(x: Any, n: int, arrays: list[Any], numbers: list[float]) -> int:
     """An operand of the settle kernel as a code (``>= 0``: row of the stacked (plans,)
-    arrays, each array once however often used; ``< 0``: ``-1 - i`` of the numbers); -1 << 40
-    for an operand the kernel does not take."""
+    arrays; ``< 0``: ``-1 - i`` of the numbers); -1 << 40 for an operand the kernel does not
+    take."""
     tx = type(x)
     if tx is np.ndarray:
         if x.shape != (n,):
             return _BAD
-        i = seen.get(id(x))
-        if i is None:
-            i = seen[id(x)] = len(arrays)
-            arrays.append(x)
-        return i
+        arrays.append(x)
+        return len(arrays) - 1
     if tx is float or tx is int:
         numbers.append(x)
         return -len(numbers)
@@ -175,9 +172,8 @@ def settle(ly: Any, others: tuple[Any, ...]) -> bool:
     n = int(np.size(ly.T))
     arrays: list[Any] = []
     numbers: list[float] = []
-    seen: dict[int, int] = {}
     gemms = ly._gemms
-    src = [_code(x, n, arrays, numbers, seen) for r in gemms for x in r[:4]]  # m, n, k, util_m
+    src = [_code(x, n, arrays, numbers) for r in gemms for x in r[:4]]  # m, n, k, util_m
     term: list[int] = []  # (1, GEMM i) or (0, an operand's code), flattened
     wts: list[float] = []
     ends: list[int] = []
@@ -192,7 +188,7 @@ def settle(ly: Any, others: tuple[Any, ...]) -> bool:
                     term += (1, t.i)
                     wts.append(t.w)
                 else:
-                    term += (0, _code(t, n, arrays, numbers, seen))
+                    term += (0, _code(t, n, arrays, numbers))
                     wts.append(0.0)
             ends.append(len(wts))
             targets.append((layer, name))
@@ -319,6 +315,8 @@ def _layout_matrix(
 
 
 def _int64(a: Any, n: int) -> NDArray[np.int64]:
+    if type(a) is np.ndarray and a.dtype == np.int64 and a.shape == (n,):
+        return a
     x = np.asarray(a)
     if x.dtype != np.int64 or x.shape != (n,):
         x = np.broadcast_to(x.astype(np.int64), (n,))

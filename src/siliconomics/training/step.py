@@ -201,17 +201,25 @@ class _Layer:
         xp: Any = NP,
         batch: list[tuple[Any, ...]] | None = None,
         settle: Any = None,
+        like: _Layer | None = None,
     ) -> None:
         self.model, self.dev, self.g, self.xp = model, dev, g, xp
         self._settle = settle
         """a compiled settle (:func:`.gridcore.settle`), or None for numpy"""
         self.c = consts(dev)
-        tp = xp.f(g.tp)
-        self.T = g.micro_batch * seq_len / xp.f(g.cp)
         self.S = float(seq_len)
-        self.hq = xp.ceil(model.n_heads / tp)
-        self.hkv = xp.ceil(model.n_kv_heads / tp)
-        self.tp = tp
+        self.T: Any
+        self.hq: Any
+        self.hkv: Any
+        self.tp: Any
+        if like is not None:  # the same plans: shapes already computed there
+            self.T, self.hq, self.hkv, self.tp = like.T, like.hq, like.hkv, like.tp
+        else:
+            tp = xp.f(g.tp)
+            self.T = g.micro_batch * seq_len / xp.f(g.cp)
+            self.hq = xp.ceil(model.n_heads / tp)
+            self.hkv = xp.ceil(model.n_kv_heads / tp)
+            self.tp = tp
         # numpy: sums of terms whose GEMMs are priced together (settle); scalar: numbers
         self.fwd: Any = _Sum() if xp is NP else 0.0
         self.bwd: Any = _Sum() if xp is NP else 0.0
@@ -511,8 +519,9 @@ def _edge_layer(
     seq_len: int,
     xp: Any,
     batch: list[tuple[Any, ...]] | None = None,
+    like: _Layer | None = None,
 ) -> _Layer:
-    ly = _Layer(model, dev, g, seq_len, xp, batch)
+    ly = _Layer(model, dev, g, seq_len, xp, batch, like=like)
     T, D = ly.T, model.d_model
     v = xp.ceil(model.vocab_size / ly.tp)
     ly.gemm(T, v, D, frozen=g.method != "full", lowp=False)  # LM head stays BF16
@@ -564,7 +573,7 @@ def layout_layers(
     ``g``, their GEMMs priced in one batch (``settle``: a compiled :meth:`_Layer.settle`,
     :func:`.gridcore.settle`; numpy when None)."""
     ly = layer_times(model, dev, g, seq_len, xp, settle=False, compiled=settle)
-    edge = _edge_layer(model, dev, g, seq_len, xp, ly._gemms)
+    edge = _edge_layer(model, dev, g, seq_len, xp, ly._gemms, like=ly)
     ly.settle(edge)
     return ly, edge
 
