@@ -8,7 +8,12 @@ parallelism — what both tools express) on H100 SXM in bf16 are evaluated by:
 
 * siliconomics, vectorised: ``evaluate_grid`` on each model's plans at once (the grid built
   beforehand as numpy arrays, as the plan search builds it), and the time-only path the search
-  uses (``step_times_only``: step time, no breakdown or memory);
+  uses (``step_times_only``: step time, no breakdown or memory). These run the compiled grid
+  path (``training/gridcore.py``, numba), whose kernels are loaded before timing
+  (``gridcore.load()``; the time it takes is printed: once per process, a compile of about
+  20 s on the first run in a fresh install); the same calls with it switched off (the numpy
+  path, what a process that has not loaded the kernels runs for grids under
+  ``gridcore.AUTO_PLANS`` plans) are printed too;
 * siliconomics, one plan per call: ``TrainPlan(...)`` + ``estimate_training`` per plan in a
   Python loop (the path a user or a script calling the API per configuration takes);
 * llm-analysis 0.2.2: ``LLMAnalysis(...).training(...)`` per plan, in its own virtual
@@ -37,7 +42,7 @@ import numpy as np
 
 from siliconomics import resolve
 from siliconomics.catalog.registry import get_model
-from siliconomics.training import TrainPlan, estimate_training
+from siliconomics.training import TrainPlan, estimate_training, gridcore
 from siliconomics.training.estimate import evaluate_grid, step_times_only, train_device
 from siliconomics.training.plan import RECOMPUTE, PlanGrid, grid_of, plan_validity
 from siliconomics.training.search import search_grid, search_plans
@@ -205,6 +210,21 @@ def main() -> None:
         for m, g, seq, gb in grids:
             step_times_only(m, dev, g, seq_len=seq, global_batch_seqs=gb)
 
+    def numpy_path(fn: Any) -> Any:
+        def run() -> None:
+            gridcore.ENABLED = False
+            try:
+                fn()
+            finally:
+                gridcore.ENABLED = None
+
+        return run
+
+    try:
+        loaded = f"compiled grid path: kernels loaded in {gridcore.load():.2f} s before timing"
+    except ImportError as e:
+        loaded = f"compiled grid path: not available ({e}); the numpy path runs"
+
     configs = [
         (get_model(mid), gb, seq, {f: getattr(p, f) for f in PLAN_FIELDS})
         for mid, _n, gb, seq, plans in jobs
@@ -223,6 +243,7 @@ def main() -> None:
             )
 
     vec_runs, only_runs = timings(vectorised, reps), timings(time_only, reps)
+    vec_np, only_np = timings(numpy_path(vectorised), reps), timings(numpy_path(time_only), reps)
     loop_runs = timings(looped, reps)
     peer = run_peer(jobs, reps)
     peer_runs = (
@@ -241,6 +262,9 @@ def main() -> None:
     print(
         rate_line("siliconomics step_times_only (time only)", n_plans, only_runs, peer_runs, n_peer)
     )
+    print(f"  ({loaded}; the same two with it off, the numpy path:)")
+    print(rate_line("  evaluate_grid, numpy path", n_plans, vec_np, peer_runs, n_peer))
+    print(rate_line("  step_times_only, numpy path", n_plans, only_np, peer_runs, n_peer))
     print(
         rate_line(
             "siliconomics estimate_training (one per call)", n_plans, loop_runs, peer_runs, n_peer
@@ -270,6 +294,10 @@ def main() -> None:
         lambda: step_times_only(m0, dev, big, seq_len=seq0, global_batch_seqs=gb0),
         max(reps // 2, 1),
     )
+    big_np = timings(
+        numpy_path(lambda: evaluate_grid(m0, dev, big, seq_len=seq0, global_batch_seqs=gb0)),
+        max(reps // 2, 1),
+    )
     print(f"\nlarge grid: {big.size:,} plans of {jobs[0][0]} (the plans above, repeated)")
     print(
         rate_line("siliconomics evaluate_grid (vectorised)", big.size, big_runs, peer_runs, n_peer)
@@ -277,6 +305,7 @@ def main() -> None:
     print(
         rate_line("siliconomics step_times_only (time only)", big.size, big_only, peer_runs, n_peer)
     )
+    print(rate_line("  evaluate_grid, numpy path", big.size, big_np, peer_runs, n_peer))
     # the whole search space of one search_plans call
     for mid, n, gb, seq in JOBS:
         m = get_model(mid)

@@ -300,14 +300,15 @@ def test_compiled_path_is_bit_identical_to_numpy_path(monkeypatch) -> None:  # t
     from siliconomics.training import gridcore
 
     cases = [_grid(c) for c in DENSE] + _bench_grids()
+    monkeypatch.setattr(gridcore, "ENABLED", True)
     compiled = []
     for m, dev, g, seq, gb in cases:
         assert gridcore.supported(m, "auto")
         res = evaluate_grid(m, dev, g, seq_len=seq, global_batch_seqs=gb)
         compiled.append((res, step_times_only(m, dev, g, seq_len=seq, global_batch_seqs=gb)))
-    monkeypatch.setattr(gridcore, "_AVAILABLE", False)
+    monkeypatch.setattr(gridcore, "ENABLED", False)
     for (m, dev, g, seq, gb), (res, only) in zip(cases, compiled, strict=True):
-        assert not gridcore.supported(m, "auto")
+        assert not gridcore.use(m, "auto", g.size)
         ref = evaluate_grid(m, dev, g, seq_len=seq, global_batch_seqs=gb)
         for a, b in zip(_all_outputs(ref), _all_outputs(res), strict=True):
             _bitwise(a, b)
@@ -315,13 +316,21 @@ def test_compiled_path_is_bit_identical_to_numpy_path(monkeypatch) -> None:  # t
         _bitwise(ref.step.total, only)
 
 
-def test_compiled_path_scope() -> None:
-    """MoE models and the ring/tree collective algorithms take the numpy path; a grid whose
-    layout fields exceed the 10-bit key still goes through (np.unique layouts)."""
+def test_compiled_path_scope(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """When the compiled path runs (module docstring of training/gridcore.py): MoE models
+    and the ring/tree collective algorithms never, small grids once the kernels are loaded;
+    a grid whose layout fields exceed the 10-bit key still goes through (np.unique)."""
     from siliconomics.training import gridcore
 
-    assert not gridcore.supported(get_model("mixtral-8x7b"), "auto")
-    assert not gridcore.supported(get_model("llama-2-7b"), "ring")
+    dense = get_model("llama-2-7b")
+    assert not gridcore.use(get_model("mixtral-8x7b"), "auto", 10**7)
+    assert not gridcore.use(dense, "ring", 10**7)
+    monkeypatch.setattr(gridcore, "_LOADED", False)
+    assert not gridcore.use(dense, "auto", 2000) and gridcore.use(dense, "auto", 10**6)
+    assert gridcore.load() >= 0.0 and gridcore.use(dense, "auto", 2000)
+    monkeypatch.setattr(gridcore, "ENABLED", False)
+    assert not gridcore.use(dense, "auto", 10**7)
+    monkeypatch.setattr(gridcore, "ENABLED", True)
     m, dev, g, seq, gb = _grid(CASES[0], limit=80)
     big = dataclasses.replace(g, micro_batch=g.micro_batch * 1024)
     res = evaluate_grid(m, dev, big, seq_len=seq, global_batch_seqs=gb * 1024)

@@ -16,6 +16,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from . import gridcore as _gc
 from .gridcore import (
     C_ALPHA,
     C_CAST,
@@ -54,6 +55,9 @@ from .gridcore import (
     G_TILE_M,
     G_TILE_N,
     G_UNITS,
+    NC,
+    NO,
+    NV,
     O_ACTS,
     O_GRADS,
     O_HFU,
@@ -472,3 +476,44 @@ def settle_kernel(
                     acc = acc + _operand(term[t, 1], arrs, nums, j)
             out[s, j] = acc
         start = ends[s]
+
+
+# numba caches each kernel keyed on this file only: constants imported from .gridcore and
+# .kernels are frozen into the cached machine code. A kernel that returns them tells whether
+# the cache was compiled with today's values; if not, every kernel is compiled again.
+_CONSTANTS = tuple(
+    float(v)
+    for k, v in sorted({**vars(_gc), "MMA_MIN_M": MMA_MIN_M}.items())
+    if k.isupper() and type(v) in (int, float)
+)
+
+
+@_jit
+def _stamp() -> Any:
+    return _CONSTANTS
+
+
+def _check_cache() -> None:
+    if _stamp() != _CONSTANTS:  # stale: load every cached kernel, then compile each afresh
+        warm()
+        for k in (layout_index, plan_kernel, settle_kernel, _stamp):
+            k.recompile()  # type: ignore[attr-defined]
+
+
+def warm() -> None:
+    """Call every kernel once on a one-plan dummy of the types the grid path passes, so that
+    numba loads (or compiles) their machine code now."""
+    one = np.ones(1, np.int64)
+    layout_index(one, one, one, one * 0, one, one)
+    C = np.zeros(NC)
+    C[C_DOM] = 1.0
+    LV = np.zeros((1, NV))
+    table = np.array([np.inf, np.inf])
+    out = np.empty((NO, 1))
+    plan_kernel(one, one, one, one, one, one, one * 0, one, one * 0, one * 0, LV, C, table,
+                np.zeros(2), 1, 1, 1, out)  # fmt: skip
+    settle_kernel(np.full((1, 4), -1, np.int64), np.ones((1, 3)), np.empty((0, 1)), np.ones(1),
+                  np.ones(8), np.array([[1, 0]], np.int64), np.ones(1), one, np.empty((1, 1)))  # fmt: skip
+
+
+_check_cache()

@@ -1,31 +1,40 @@
-"""Compiled per-plan arithmetic of the vectorised training evaluation (issue 17).
+"""Compiled grid path of the vectorised training evaluation (issue 17).
 
-:func:`.estimate.evaluate_grid` spends most of a benchmark-sized call (a few thousand plans)
-in the fixed cost of many small numpy operations, not in arithmetic. For dense models this
-module evaluates the per-plan part of the step and the memory in one compiled loop over the
-plans (:mod:`._gridcore_jit`, numba, loaded on first use):
+:func:`.estimate.evaluate_grid` on a benchmark-sized grid (a few thousand plans) spends most
+of its time in the fixed cost of many small numpy operations, not in arithmetic. For dense
+models this module evaluates a grid with two compiled kernels (:mod:`._gridcore_jit`,
+numba):
 
 * the layouts (:func:`.step.layout_key`: plans equal in tp, cp, micro-batch, sp, ep, etp)
   are found by a hash over the plans;
-* what depends on the layout only is computed by the numpy code on the distinct layouts, as
-  before: :func:`.step.layout_times` (layer, edge, TP, CP times, parameters per chip) and the
-  memory's per-layout terms (activations, layer inputs, backward working set, logits of one
-  micro-batch), stacked in one array;
-* everything per plan (pipeline, data-parallel collectives, optimizer, step components,
-  memory, utilisation) is the compiled loop: the formulas of :func:`.step._plan_times`,
-  :func:`.step.step_time`, :func:`.memory.train_memory` and ``estimate._grid_result``, term
-  for term in the same floating-point order, so the results equal the numpy path bit for bit
-  (``tests/test_train_fast.py`` compares them on every test grid).
+* what depends on the layout only is still built by the numpy code of :mod:`.step` and
+  :mod:`.memory` on the distinct layouts (:func:`.step.layout_layers`, the parameters per
+  chip, the memory's activation terms), its deferred GEMMs priced and its sums added up by
+  :func:`settle` in one compiled call, and stacked in one matrix (a row per layout);
+* everything per plan (TP all-reduce and ring attention per layout, pipeline,
+  data-parallel collectives, optimizer, step components, memory, utilisation) is one
+  compiled loop: the formulas of :func:`.step.layout_times`, :func:`.step._plan_times`,
+  :func:`.step.step_time`, :func:`.memory.train_memory` and ``estimate._grid_result`` term
+  for term in the same floating-point order, so the results equal the numpy path bit for
+  bit (``tests/test_train_fast.py`` compares every output on the test and benchmark grids).
+  A change to that arithmetic must be made in both places: those tests fail otherwise.
 
 Plan- and call-independent constants (model, device, format, overlap) are gathered once per
-call into one vector (:func:`_constants`); nothing is kept between calls. MoE models (their
-expert-data-parallel sync), the ring/tree collective algorithms and a missing numba take the
-numpy path (:func:`supported`).
+call into one vector (:func:`_constants`); nothing computed is kept between calls.
+
+When it runs (:func:`use`): dense models with the auto/hierarchical collectives (MoE models,
+whose expert-data-parallel sync is not compiled, and ring/tree take the numpy path), once the
+kernels are loaded in the process (:func:`load`, or any earlier compiled call), or for grids
+of :data:`AUTO_PLANS` plans or more. Loading imports numba and its cached machine code (about
+0.5-1 s; the first run in a fresh install compiles the kernels, about 20 s of CPU), which a
+one-off search of a few thousand plans (a few ms in numpy) would not earn back. ``ENABLED``
+forces it on or off.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import time
 from typing import Any
 
 import numpy as np
@@ -222,16 +231,46 @@ def available() -> bool:
 
 
 def supported(model: ModelSpec, algorithm: str) -> bool:
-    """Whether the compiled path evaluates this model (dense; auto/hierarchical collectives)."""
+    """Whether the compiled path can evaluate this model (dense; auto/hierarchical
+    collectives) here (numba installed)."""
     return model.moe is None and algorithm in ("auto", "hierarchical") and _AVAILABLE
 
 
+#: None: automatic (:func:`use`); True / False: the compiled path always (where supported) /
+#: never
+ENABLED: bool | None = None
+#: grids at least this large take the compiled path even before the kernels are loaded
+AUTO_PLANS = 1_000_000
 _AVAILABLE = available()
+_LOADED = False
+
+
+def use(model: ModelSpec, algorithm: str, n_plans: int) -> bool:
+    """Whether :func:`.estimate.evaluate_grid` / ``step_times_only`` take the compiled path
+    for a grid of ``n_plans`` plans (see the module docstring)."""
+    if ENABLED is False or n_plans < 1 or not supported(model, algorithm):
+        return False
+    return ENABLED is True or _LOADED or n_plans >= AUTO_PLANS
+
+
+def load() -> float:
+    """Import numba and load the compiled kernels (compiling them on the first run in a fresh
+    install); from then on this process takes the compiled path for every supported grid.
+    Returns the seconds it took (0 if already loaded). Raises ``ImportError`` without numba."""
+    global _LOADED
+    if _LOADED:
+        return 0.0
+    t0 = time.perf_counter()
+    _jit().warm()
+    _LOADED = True
+    return time.perf_counter() - t0
 
 
 def _jit() -> Any:
+    global _LOADED
     from . import _gridcore_jit
 
+    _LOADED = True
     return _gridcore_jit
 
 
@@ -315,7 +354,7 @@ def _layout_matrix(
 
 
 def _int64(a: Any, n: int) -> NDArray[np.int64]:
-    if type(a) is np.ndarray and a.dtype == np.int64 and a.shape == (n,):
+    if type(a) is np.ndarray and a.dtype == np.int64 and a.shape == (n,) and a.flags.c_contiguous:
         return a
     x = np.asarray(a)
     if x.dtype != np.int64 or x.shape != (n,):
