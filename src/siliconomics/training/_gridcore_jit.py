@@ -308,14 +308,17 @@ def plan_kernel(
     mem_bw, vflops, kov = C[C_MEM_BW], C[C_VFLOPS], C[C_KOV]
     gbytes = C[C_GRADB]
     _layout_comm(LV, C, in_bw, in_st)
+    last_pp, last_vpp, Lq = -1, -1, 0.0
     for i in range(tp_.shape[0]):
         lv = LV[inv[i]]
         tp, cp, mb, dp, pp_i = tp_[i], cp_[i], mb_[i], dp_[i], pp_[i]
         vpp, zero, shard_i, rcp = vpp_[i], zero_[i], shard_[i], rc_[i]
         lf, lb = lv[V_FWD], lv[V_BWD]
         pp = float(pp_i)
-        T = float(mb * seq) / float(cp)
-        Lq = _stage_layers(L, pp_i, vpp)
+        T = lv[V_T]  # mb * seq / cp, as the layout has it
+        if pp_i != last_pp or vpp != last_vpp:  # grids come sorted by pp more often than not
+            Lq = _stage_layers(L, pp_i, vpp)
+            last_pp, last_vpp = pp_i, vpp
         fwd = (Lq * lf + lv[V_EFWD] * (1.0 + mtp) + mtp * lf) / pp
         bwd = (Lq * lb + lv[V_EBWD] * (1.0 + mtp) + mtp * lb) / pp
         if mtp != 0.0:  # .plan.last_rank_layers

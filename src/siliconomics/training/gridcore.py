@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,7 @@ from .memory import (
     lora_params_per_layer,
     mla_up_proj_freed_bytes_per_token,
 )
-from .plan import OPTIMIZER_BYTES, PlanGrid
+from .plan import _INT_FIELDS, OPTIMIZER_BYTES, PlanGrid
 from .precision import recipe, weight_cast_bytes
 from .step import Overlap, StepTime, _Gemm, _Sum, layout_key, layout_layers
 
@@ -182,7 +183,17 @@ def settle(ly: Any, others: tuple[Any, ...]) -> bool:
     arrays: list[Any] = []
     numbers: list[float] = []
     gemms = ly._gemms
-    src = [_code(x, n, arrays, numbers) for r in gemms for x in r[:4]]  # m, n, k, util_m
+    src: list[int] = []  # m, n, k, util_m of each GEMM (_code, inlined: the hot loop)
+    for r in gemms:
+        for x in r[:4]:
+            if type(x) is np.ndarray and x.shape == (n,):
+                src.append(len(arrays))
+                arrays.append(x)
+            elif type(x) is float or type(x) is int:
+                numbers.append(x)
+                src.append(-len(numbers))
+            else:
+                return False
     term: list[int] = []  # (1, GEMM i) or (0, an operand's code), flattened
     wts: list[float] = []
     ends: list[int] = []
@@ -201,7 +212,7 @@ def settle(ly: Any, others: tuple[Any, ...]) -> bool:
                     wts.append(0.0)
             ends.append(len(wts))
             targets.append((layer, name))
-    if _BAD in src or _BAD in term or any(type(w) is not float for w in wts):
+    if _BAD in term or any(type(w) is not float for w in wts):
         return False
     try:  # peak, input and output bytes of each GEMM: numbers
         rates = np.array([r[4:] for r in gemms], dtype=np.float64).reshape(len(gemms), 3)
@@ -354,12 +365,20 @@ def _layout_matrix(
 
 
 def _int64(a: Any, n: int) -> NDArray[np.int64]:
-    if type(a) is np.ndarray and a.dtype == np.int64 and a.shape == (n,) and a.flags.c_contiguous:
-        return a
-    x = np.asarray(a)
-    if x.dtype != np.int64 or x.shape != (n,):
-        x = np.broadcast_to(x.astype(np.int64), (n,))
-    return np.ascontiguousarray(x)
+    """A per-plan field as the contiguous int64 array of ``n`` plans the kernels take."""
+    if type(a) is np.ndarray and a.shape == (n,):
+        if a.dtype == np.int64 and a.flags.c_contiguous:
+            return a
+        return np.ascontiguousarray(a, dtype=np.int64)
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.int64), (n,)))
+
+
+def _take(g: PlanGrid, idx: NDArray[np.int64]) -> PlanGrid:
+    """:meth:`.plan.PlanGrid.take` of a flat grid (every per-plan field 1-D)."""
+    return replace(g, **{k: getattr(g, k)[idx] for k in _PLAN_FIELDS})
+
+
+_PLAN_FIELDS = (*_INT_FIELDS, "recompute", "sp")
 
 
 def evaluate(
@@ -385,7 +404,7 @@ def evaluate(
     first, inv = jit.layout_index(I[0], I[1], I[2], sp, I[3], I[4])
     if first.size == 0:  # a field beyond the 10-bit key
         first, inv = layout_key(g)
-    lv = _layout_matrix(model, dev, g.take(first), seq_len, memory=not time_only)
+    lv = _layout_matrix(model, dev, _take(g, first), seq_len, memory=not time_only)
     tokens = float(global_batch * seq_len)
     cv = _constants(
         model, dev, g, overlap, peak=peak, mflops=mflops, fwd_layers=fwd_layers, tokens=tokens
