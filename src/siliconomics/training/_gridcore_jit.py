@@ -449,11 +449,12 @@ def _operand(code: int, arrs: Any, nums: Any, j: int) -> float:
 def settle_kernel(
     src: Any, rates: Any, arrs: Any, nums: Any, G: Any, term: Any, w: Any, ends: Any, out: Any
 ) -> None:
-    """Price each deferred GEMM (row ``i`` of ``src``: the operand codes of its m, n, k and
-    util_m, :func:`.gridcore._code`; of ``rates``: its peak, input and output bytes) on
-    every plan, then add up each sum ``s`` (terms ``ends[s-1]:ends[s]``, from 0.0, in
-    order) into ``out[s]``: a term ``(1, i)`` is ``w x`` GEMM ``i``, ``(0, code)`` the
-    operand of that code."""
+    """Price each deferred op (row ``i`` of ``src``: the operand codes of a GEMM's m, n, k
+    and util_m, or of a rate op's flops and bytes, :func:`.gridcore._code`; of ``rates``: a
+    GEMM's peak, input and output bytes and 0, or a rate op's rate, 0, 0 and 1) on every
+    plan, then add up each sum ``s`` (terms ``ends[s-1]:ends[s]``, from 0.0, in order) into
+    ``out[s]``: a term ``(1, i)`` is ``w[t, 1] x (w[t, 0] x op i)``, ``(0, code)`` the operand
+    of that code."""
     ng, n = src.shape[0], out.shape[1]
     sh = np.empty((4, ng, n))  # the operands gathered first: the pricing loop then vectorises
     for i in range(ng):
@@ -462,8 +463,15 @@ def settle_kernel(
             for j in range(n):
                 sh[k, i, j] = _operand(c, arrs, nums, j)
     times = np.empty((ng, n))
+    mem_bw, kov = G[G_MEM_BW], G[G_KOV]
     for i in range(ng):
         pk, a, ob = rates[i, 0], rates[i, 1], rates[i, 2]
+        if rates[i, 3] != 0.0:  # kernels.attention_time (= memory_time at the vector rate)
+            for j in range(n):
+                b = sh[1, i, j]
+                t = _mx(sh[0, i, j] / pk, b / mem_bw)
+                times[i, j] = t + (kov if b > 0 else 0.0)
+            continue
         for j in range(n):
             times[i, j] = _gemm_time(
                 sh[0, i, j], sh[1, i, j], sh[2, i, j], sh[3, i, j], pk, a, ob, G
@@ -474,7 +482,7 @@ def settle_kernel(
             acc = 0.0
             for t in range(start, ends[s]):
                 if term[t, 0]:
-                    acc = acc + w[t] * times[term[t, 1], j]
+                    acc = acc + w[t, 1] * (w[t, 0] * times[term[t, 1], j])
                 else:
                     acc = acc + _operand(term[t, 1], arrs, nums, j)
             out[s, j] = acc
@@ -515,8 +523,8 @@ def warm() -> None:
     out = np.empty((NO, 1))
     plan_kernel(one, one, one, one, one, one, one * 0, one, one * 0, one * 0, LV, C, table,
                 np.zeros(2), 1, 1, 1, out)  # fmt: skip
-    settle_kernel(np.full((1, 4), -1, np.int64), np.ones((1, 3)), np.empty((0, 1)), np.ones(1),
-                  np.ones(8), np.array([[1, 0]], np.int64), np.ones(1), one, np.empty((1, 1)))  # fmt: skip
+    settle_kernel(np.full((1, 4), -1, np.int64), np.ones((1, 4)), np.empty((0, 1)), np.ones(1),
+                  np.ones(8), np.array([[1, 0]], np.int64), np.ones((1, 2)), one, np.empty((1, 1)))  # fmt: skip
 
 
 _check_cache()

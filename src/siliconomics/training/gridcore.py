@@ -58,7 +58,7 @@ from .memory import (
 )
 from .plan import _INT_FIELDS, OPTIMIZER_BYTES, PlanGrid
 from .precision import recipe, weight_cast_bytes
-from .step import Overlap, StepTime, _Gemm, _Sum, layout_key, layout_layers
+from .step import _SUMS, Overlap, StepTime, _Gemm, _Sum, layout_key, layout_layers
 
 F = NDArray[np.float64]
 
@@ -176,16 +176,24 @@ _BAD = -1 << 40
 
 def settle(ly: Any, others: tuple[Any, ...]) -> bool:
     """:meth:`.step._Layer.settle` through one compiled call (:func:`._gridcore_jit.
-    settle_kernel`): the deferred GEMMs priced and every pending sum of ``ly`` and
-    ``others`` added up in its terms' order. False (nothing changed) when an operand or a
-    term is of a kind the kernel does not take; the numpy settle then runs."""
+    settle_kernel`): the deferred ops priced (GEMMs; memory-bound and attention ops) and
+    every pending sum of ``ly`` and ``others`` added up in its terms' order. False (nothing
+    changed) when an operand or a term is of a kind the kernel does not take; the numpy
+    settle then runs."""
     n = int(np.size(ly.T))
     arrays: list[Any] = []
     numbers: list[float] = []
     gemms = ly._gemms
-    src: list[int] = []  # m, n, k, util_m of each GEMM (_code, inlined: the hot loop)
+    src: list[int] = []  # per op: m, n, k, util_m of a GEMM, or flops, bytes (_code inlined)
+    rates: list[Any] = []  # peak, input and output bytes of a GEMM; the rate of a rate op
     for r in gemms:
-        for x in r[:4]:
+        if len(r) == 7:
+            ops = r[:4]
+            rates += (*r[4:], 0.0)
+        else:
+            ops = (*r[:2], 0.0, 0.0)
+            rates += (r[2], 0.0, 0.0, 1.0)
+        for x in ops:
             if type(x) is np.ndarray and x.shape == (n,):
                 src.append(len(arrays))
                 arrays.append(x)
@@ -194,39 +202,40 @@ def settle(ly: Any, others: tuple[Any, ...]) -> bool:
                 src.append(-len(numbers))
             else:
                 return False
-    term: list[int] = []  # (1, GEMM i) or (0, an operand's code), flattened
-    wts: list[float] = []
+    term: list[int] = []  # (1, op i) or (0, an operand's code), flattened
+    wts: list[float] = []  # w, w2 of each term
     ends: list[int] = []
     targets: list[tuple[Any, str]] = []
     for layer in (ly, *others):
-        for name in ("fwd", "bwd", "elem_fwd"):
+        for name in _SUMS:
             v = getattr(layer, name)
-            if type(v) is not _Sum:
+            tv = type(v)
+            if tv is not _Sum and tv is not _Gemm:
                 continue
-            for t in v.terms:
+            for t in v.terms if tv is _Sum else (v,):
                 if type(t) is _Gemm:
                     term += (1, t.i)
-                    wts.append(t.w)
+                    wts += (t.w, t.w2)
                 else:
                     term += (0, _code(t, n, arrays, numbers))
-                    wts.append(0.0)
-            ends.append(len(wts))
+                    wts += (0.0, 0.0)
+            ends.append(len(wts) // 2)
             targets.append((layer, name))
     if _BAD in term or any(type(w) is not float for w in wts):
         return False
-    try:  # peak, input and output bytes of each GEMM: numbers
-        rates = np.array([r[4:] for r in gemms], dtype=np.float64).reshape(len(gemms), 3)
+    try:
+        rate = np.array(rates, dtype=np.float64).reshape(len(gemms), 4)
     except (TypeError, ValueError):
         return False
     out = np.empty((len(ends), n))
     _jit().settle_kernel(
         np.array(src, dtype=np.int64).reshape(-1, 4),
-        rates,
+        rate,
         np.array(arrays, dtype=np.float64) if arrays else np.empty((0, n)),
         np.array(numbers, dtype=np.float64),
         gemm_consts(ly.c),
         np.array(term, dtype=np.int64).reshape(-1, 2),
-        np.array(wts, dtype=np.float64),
+        np.array(wts, dtype=np.float64).reshape(-1, 2),
         np.array(ends, dtype=np.int64),
         out,
     )

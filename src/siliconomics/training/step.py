@@ -159,14 +159,24 @@ class _Gemm:
     (``w`` x the time; see :meth:`_Layer.settle`). Only ``w * gemm`` and ``sum + gemm`` are
     defined: anything else needs the layer settled first."""
 
-    __slots__ = ("i", "w")
+    __slots__ = ("i", "w", "w2")
     __array_ufunc__ = None  # ndarray + _Gemm -> _Gemm.__radd__, not an object array
 
-    def __init__(self, i: int, w: float = 1.0) -> None:
-        self.i, self.w = i, w
+    def __init__(self, i: int, w: float = 1.0, w2: float = 1.0) -> None:
+        self.i, self.w, self.w2 = i, w, w2
+        """``w2 * (w * time)``: a weighted time scaled again (elementwise's ``2.0 * t``)"""
 
     def __rmul__(self, w: float) -> _Gemm:
-        return _Gemm(self.i, w)
+        if self.w == 1.0:  # w * (1.0 * t) == w * t
+            return _Gemm(self.i, w)
+        if self.w2 != 1.0:
+            raise TypeError("a deferred time scaled three times: settle the layer first")
+        return _Gemm(self.i, self.w, w)
+
+    def value(self, times: Any) -> Any:
+        """The term's seconds once ``times`` (a row per deferred op) are priced."""
+        t = self.w * times[self.i]
+        return t if self.w2 == 1.0 else self.w2 * t
 
     def __radd__(self, other: Any) -> _Sum:
         return _Sum((other, self))
@@ -186,6 +196,10 @@ class _Sum:
 
     def __radd__(self, other: Any) -> _Sum:
         return _Sum((other, *self.terms))
+
+
+_SUMS = ("fwd", "bwd", "elem_fwd", "attn_fwd")
+"""what a settle adds up (attn_fwd: one deferred op)"""
 
 
 class _Layer:
@@ -284,26 +298,49 @@ class _Layer:
             return self
         times: Any = None
         if self._gemms:
-            n, ng = int(np.size(self.T)), len(self._gemms)
-            shapes = np.empty((4, ng, n))  # m, n, k, util_m of each GEMM (rows) x plans
-            for i, row in enumerate(self._gemms):
-                for j in range(4):
-                    shapes[j, i] = row[j]
-            mm, nn, kk, um = shapes.reshape(4, ng * n)
-            pk, aa, ob = (np.repeat(np.array([r[j] for r in self._gemms]), n) for j in (4, 5, 6))
-            times = gemm_time(
-                self.c, NP, mm, nn, kk, peak=pk, a_bytes=aa, w_bytes=aa, out_bytes=ob, util_m=um
-            ).reshape(ng, n)
+            times = self._price(self._gemms)
             self._gemms.clear()
         for ly in (self, *others):
-            for name in ("fwd", "bwd", "elem_fwd"):
+            for name in _SUMS:
                 v = getattr(ly, name)
+                if isinstance(v, _Gemm):
+                    v = _Sum((v,))
                 if isinstance(v, _Sum):
                     acc: Any = np.zeros(np.shape(self.T))
                     for t in v.terms:
-                        acc = acc + (t.w * times[t.i] if isinstance(t, _Gemm) else t)
+                        acc = acc + (t.value(times) if isinstance(t, _Gemm) else t)
                     setattr(ly, name, acc)
         return self
+
+    def _price(self, rows: list[tuple[Any, ...]]) -> Any:
+        """Seconds of each deferred op (rows) on every plan: the GEMMs in one kernel call,
+        the memory-bound and attention ops (``(flops, bytes, rate)`` rows) each by
+        :func:`.kernels.attention_time` (= :func:`.kernels.memory_time` at the vector rate)."""
+        n = int(np.size(self.T))
+        times = np.empty((len(rows), n))
+        gi = [i for i, r in enumerate(rows) if len(r) == 7]
+        if gi:
+            shapes = np.empty((4, len(gi), n))  # m, n, k, util_m of each GEMM (rows) x plans
+            for k, i in enumerate(gi):
+                for j in range(4):
+                    shapes[j, k] = rows[i][j]
+            mm, nn, kk, um = shapes.reshape(4, len(gi) * n)
+            pk, aa, ob = (np.repeat(np.array([rows[i][j] for i in gi]), n) for j in (4, 5, 6))
+            times[gi] = gemm_time(
+                self.c, NP, mm, nn, kk, peak=pk, a_bytes=aa, w_bytes=aa, out_bytes=ob, util_m=um
+            ).reshape(len(gi), n)
+        for i, r in enumerate(rows):
+            if len(r) == 3:
+                times[i] = attention_time(self.c, NP, r[0], r[1], peak=r[2])
+        return times
+
+    def rate_op(self, flops: Any, nbytes: Any, rate: float) -> Any:
+        """A memory-bound or fused-attention op at ``rate`` FLOP/s: deferred to the settle on
+        numpy (a :class:`_Gemm` handle), priced now on Python numbers."""
+        if self.xp is NP:
+            self._gemms.append((flops, nbytes, rate))
+            return _Gemm(len(self._gemms) - 1)
+        return attention_time(self.c, self.xp, flops, nbytes, peak=rate)
 
     def adapter(self, m: ArrayLike, k: ArrayLike, n: ArrayLike) -> None:
         """LoRA/QLoRA adapter on a ``[m x k] @ [k x n]`` projection (nothing for full)."""
@@ -312,7 +349,10 @@ class _Layer:
             self.fwd, self.bwd = self.fwd + f, self.bwd + b
 
     def elementwise(self, nbytes: Any, flops: Any, weight: float = 1.0) -> None:
-        t = weight * memory_time(self.c, self.xp, nbytes, flops)
+        if self.xp is NP:
+            t = weight * self.rate_op(flops, nbytes, self.c.vector_flops)
+        else:
+            t = weight * memory_time(self.c, self.xp, nbytes, flops)
         self.fwd, self.bwd, self.elem_fwd = self.fwd + t, self.bwd + 2.0 * t, self.elem_fwd + t
 
 
@@ -355,7 +395,7 @@ def layer_times(
         v_dim = mla.v_head_dim
     attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
     adt = attention_dtype(dev, ly.rc)
-    af = attention_time(ly.c, xp, attn_flops, attn_bytes, peak=ly.c.attn_peak(adt))
+    af = ly.rate_op(attn_flops, attn_bytes, ly.c.attn_peak(adt))
     ly.fwd, ly.bwd, ly.attn_fwd = ly.fwd + af, ly.bwd + 2.5 * af, af
     ly.gemm(T, D, hq * v_dim, frozen=lora)
     if model.mla is None:
