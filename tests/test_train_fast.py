@@ -298,21 +298,31 @@ def test_compiled_path_is_bit_identical_to_numpy_path(monkeypatch) -> None:  # t
     """Every output of evaluate_grid and step_times_only, compiled against the numpy path
     (numba switched off), bit for bit: the dense test grids and the benchmark's grids."""
     from siliconomics.training import gridcore
+    from siliconomics.training.step import Overlap
 
-    cases = [_grid(c) for c in DENSE] + _bench_grids()
+    cases = [(*_grid(c), None) for c in DENSE] + [(*b, None) for b in _bench_grids()]
+    # the branches the defaults do not take: multi-token prediction on a dense model (last
+    # pipeline rank), every overlap switch off and partial TP/PP overlap
+    m, dev, g, seq, gb = _grid(CASES[0], limit=300)
+    mtp = m.model_copy(update={"n_mtp_layers": 1})
+    off = Overlap(tp=0.3, pp=0.5, dp=False, fsdp=False, cp=False)
+    cases += [(mtp, dev, g, seq, gb, None), (m, dev, g, seq, gb, off)]
+    m, dev, g, seq, gb = _grid(CASES[1], limit=300)  # cp > 1, vpp > 1, fp8
+    cases.append((m, dev, g, seq, gb, off))
     monkeypatch.setattr(gridcore, "ENABLED", True)
     compiled = []
-    for m, dev, g, seq, gb in cases:
+    for m, dev, g, seq, gb, ov in cases:
         assert gridcore.supported(m, "auto")
-        res = evaluate_grid(m, dev, g, seq_len=seq, global_batch_seqs=gb)
-        compiled.append((res, step_times_only(m, dev, g, seq_len=seq, global_batch_seqs=gb)))
+        kw = {"seq_len": seq, "global_batch_seqs": gb, "overlap": ov}
+        compiled.append((evaluate_grid(m, dev, g, **kw), step_times_only(m, dev, g, **kw)))
     monkeypatch.setattr(gridcore, "ENABLED", False)
-    for (m, dev, g, seq, gb), (res, only) in zip(cases, compiled, strict=True):
+    for (m, dev, g, seq, gb, ov), (res, only) in zip(cases, compiled, strict=True):
         assert not gridcore.use(m, "auto", g.size)
-        ref = evaluate_grid(m, dev, g, seq_len=seq, global_batch_seqs=gb)
+        kw = {"seq_len": seq, "global_batch_seqs": gb, "overlap": ov}
+        ref = evaluate_grid(m, dev, g, **kw)
         for a, b in zip(_all_outputs(ref), _all_outputs(res), strict=True):
             _bitwise(a, b)
-        _bitwise(step_times_only(m, dev, g, seq_len=seq, global_batch_seqs=gb), only)
+        _bitwise(step_times_only(m, dev, g, **kw), only)
         _bitwise(ref.step.total, only)
 
 
