@@ -35,6 +35,7 @@ from .disagg import KvLinks, default_link_bytes_per_s, kv_bytes_per_token
 from .engine import Engine, Ledger, Sink
 from .router import ROUTERS, Router
 from .schedulers import SCHEDULERS
+from .schedulers.continuous import ContinuousEngine
 from .schedulers.static import default_buckets
 from .steptime import step_time_model
 from .workload import Requests
@@ -152,6 +153,10 @@ def build_pool(
         )
         for i in range(pc.replicas * pp)
     ]
+    if pc.multi_step > 1:
+        for e in engines:
+            if isinstance(e, ContinuousEngine):
+                e.multi_step = pc.multi_step
     route = ROUTERS[router]()
     route.bind(engines)
     return Pool(

@@ -40,6 +40,9 @@ class PoolConfig:
     """tokens per paged KV-cache block"""
     buckets: tuple[int, ...] = ()
     """static scheduler: compiled sequence-length buckets (empty: powers of two from 128)"""
+    multi_step: int = 1
+    """continuous scheduler: decode steps per scheduler call (vLLM V0 ``num_scheduler_steps``;
+    waiting prompts are admitted only between rounds)"""
     graph_sizes: tuple[int, ...] = ()
     """batch sizes (sequences per attention rank) of captured CUDA graphs that generation-only
     steps are padded up to (TensorRT-LLM ``cuda_graph_config`` with ``enable_padding``; vLLM
@@ -103,6 +106,10 @@ class ServingConfig:
                 )
             if p.max_seqs is not None and p.max_seqs < 1:
                 raise SiliconomicsError(f"max_seqs must be >= 1 or empty, got {p.max_seqs}")
+            if not isinstance(p.multi_step, int) or p.multi_step < 1:
+                raise SiliconomicsError(
+                    f"multi_step must be a positive integer, got {p.multi_step!r}"
+                )
             if any(g < 1 for g in p.graph_sizes):
                 raise SiliconomicsError(
                     f"graph_sizes must be positive batch sizes: {p.graph_sizes}"
