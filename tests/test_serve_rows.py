@@ -146,3 +146,48 @@ def test_multi_step_must_be_positive():
     pool = PoolConfig(device=device("h100-sxm"), plan=InferencePlan(tp=1), multi_step=0)
     with pytest.raises(SiliconomicsError, match="multi_step"):
         make_config(get_model("llama-3.1-8b"), replace(pool)).validate()
+
+
+def _adp_ttft(adp: tuple[int, int] | None, late: int) -> np.ndarray:
+    """TTFTs of ``late`` prompts arriving together while two sequences decode on an
+    attention-DP-2 replica (chunked scheduler, optional attention-DP balancing)."""
+    pool = PoolConfig(
+        device=device("h100-sxm"),
+        plan=InferencePlan(tp=1, dp=2),
+        scheduler="chunked",
+        adp_balance=adp,
+    )
+    cfg = make_config(get_model("llama-3.1-8b"), pool)
+    n = 2 + late
+    trace = Requests(
+        arrival_s=np.array([0.0, 0.0] + [0.05] * late),
+        input_tokens=np.full(n, 256),
+        output_tokens=np.array([400, 400] + [8] * late),
+    )
+    w = Workload(trace=trace, n_requests=n, output=Lengths(params=(400.0,)))
+    return np.asarray(simulate(cfg, w, seed=0).log.ttft_s)
+
+
+def test_adp_balancing_holds_a_lone_prompt_until_the_timeout():
+    free, held = _adp_ttft(None, 1), _adp_ttft((50, 0), 1)
+    assert free[0] == pytest.approx(held[0])
+    # one prompt for two ranks: not every rank has one, so it waits for the release every 50
+    # iterations (the prompt arrives about 7 in); without balancing it starts at the next one
+    assert held[2] > 10 * free[2]  # ~40 decode steps later
+    # two prompts (one per rank) start at once when no batching wait is asked for ...
+    assert _adp_ttft((50, 0), 2)[2:] == pytest.approx(_adp_ttft(None, 2)[2:])
+    # ... and two iterations later with batching_wait_iters 2
+    assert np.all(_adp_ttft((50, 2), 2)[2:] > _adp_ttft(None, 2)[2:])
+
+
+def test_adp_balance_needs_the_chunked_scheduler():
+    from siliconomics.errors import SiliconomicsError
+
+    pool = PoolConfig(
+        device=device("h100-sxm"),
+        plan=InferencePlan(tp=1, dp=2),
+        scheduler="continuous",
+        adp_balance=(9, 3),
+    )
+    with pytest.raises(SiliconomicsError, match="adp_balance"):
+        make_config(get_model("llama-3.1-8b"), pool).validate()

@@ -103,6 +103,9 @@ class Harness:
     """CUDA-graph batch sizes per attention rank, padded up to (empty: none)"""
     multi_step: int = 1
     """vLLM V0 ``num_scheduler_steps``: decode steps per scheduler call"""
+    adp_balance: tuple[int, int] | None = None
+    """TensorRT-LLM attention-DP balancing (``adp_balancing_timeout_iters``,
+    ``adp_balancing_batching_wait_iters``)"""
     source: str
 
 
@@ -177,6 +180,7 @@ HARNESSES: tuple[tuple[_Match, Harness], ...] = (
             scheduler="chunked",
             tokens_per_rank=3456,
             graph_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512),
+            adp_balance=(9, 3),
             source=_NV.format(s="NVIDIA", c="GB200-NVL72_GB200-186GB_aarch64x72"),
         ),
     ),
@@ -192,17 +196,30 @@ HARNESSES: tuple[tuple[_Match, Harness], ...] = (
             scheduler="chunked",
             tokens_per_rank=3456,
             graph_sizes=(32, 64, 128, 256, 384, 512),
+            adp_balance=(6, 2),
             source=_NV.format(s="CoreWeave", c="GB300-NVL8-CoreWeave"),
         ),
     ),
     (
-        _Match(model="deepseek-r1", scenario="Server", software=_TRT, chips=("b200", "gb300")),
+        _Match(model="deepseek-r1", scenario="Server", software=_TRT, chips=("gb300",)),
         Harness(
             scheduler="chunked",
             tokens_per_rank=3456,
             graph_sizes=_NV_GRAPHS,
+            adp_balance=(6, 2),
+            source=_NV.format(s="NVIDIA", c="GB300-NVL72_GB300-288GB_aarch64x72_TRT"),
+        ),
+    ),
+    (
+        _Match(model="deepseek-r1", scenario="Server", software=_TRT, chips=("b200",)),
+        Harness(
+            scheduler="chunked",
+            tokens_per_rank=3456,
+            graph_sizes=_NV_GRAPHS,
+            adp_balance=(9, 3),
             source=_NV.format(s="NVIDIA", c="B200-SXM-180GBx8")
-            + " and GB300-NVL72_GB300-288GB_aarch64x72_TRT (same in every B200 partner's copy)",
+            + " (the same in every B200 partner's copy but balancing (6, 2) for Dell XE9680L, "
+            "Oracle and Supermicro)",
         ),
     ),
 )

@@ -143,10 +143,12 @@ def _config(
         kv_dtype=plan.kv_dtype,
     )
     scheduler, tokens, steps = "chunked", MAX_BATCHED_TOKENS, 1
+    adp = None
     if engine is not None:
         scheduler, tokens = engine.scheduler, engine.tokens_per_rank * plan.dp
         graph_sizes = graph_sizes or tuple(float(g) for g in engine.graph_sizes)
         steps = engine.multi_step
+        adp = engine.adp_balance if plan.dp > 1 else None
     pool = PoolConfig(
         device=dev,
         plan=p,
@@ -154,6 +156,7 @@ def _config(
         max_seqs=row.batch,
         max_batched_tokens=tokens,
         multi_step=steps,
+        adp_balance=adp,
         graph_sizes=tuple(round(g) for g in graph_sizes),
     )
     return ServingConfig(model=model, pool=pool)
@@ -179,6 +182,11 @@ def _engine_notes(h: Harness | None, plan: InferencePlan) -> tuple[str, ...]:
     graphs = f", CUDA graphs padded to {list(h.graph_sizes)} per rank" if h.graph_sizes else ""
     if h.multi_step > 1:
         graphs += f", {h.multi_step} decode steps per scheduler call"
+    if h.adp_balance is not None:
+        graphs += (
+            f", attention-DP balancing (prompts held up to {h.adp_balance[0]} iterations, "
+            f"{h.adp_balance[1]} more to batch)"
+        )
     return (
         f"engine from the harness config: {mode}, {h.tokens_per_rank} tokens/step per rank "
         f"x {plan.dp}{graphs} ({h.source})",
