@@ -204,3 +204,43 @@ def test_mtp_and_lm_heads_sit_on_the_last_pipeline_rank() -> None:
     assert last > balanced  # the LM heads outweigh the three layers moved off the last stage
     per_mb = float(r.step.forward[0] / r.step.microbatches[0])
     assert per_mb == pytest.approx(last, rel=1e-9)
+
+
+def test_sliding_window_layers_cost_their_window_in_training() -> None:
+    """gpt-oss alternates 128-token windowed and full-attention layers; the fused kernels skip
+    the tiles outside the window, so the attention core of the average layer costs the
+    attended keys (flops.attended_keys), about half of all-full attention at 8k tokens."""
+    from siliconomics.training.flops import attended_keys
+    from siliconomics.training.step import layer_times
+
+    m, dev = get_model("gpt-oss-120b"), train_device(resolve.device("gb200"))
+    full = m.model_copy(update={"sliding_window": None, "sliding_window_every": 0})
+    g = grid_of([TrainPlan(dp=64, ep=64, micro_batch=1)])
+    a_w = float(np.ravel(layer_times(m, dev, g, 8192).attn_fwd)[0])
+    a_f = float(np.ravel(layer_times(full, dev, g, 8192).attn_fwd)[0])
+    keys = attended_keys(m, 8192) / attended_keys(full, 8192)
+    assert keys == pytest.approx(0.5 * (1 + 128 / 4096.5))
+    assert a_w < a_f and a_w / a_f == pytest.approx(keys, rel=0.05)
+
+
+def test_clamped_glu_costs_extra_memory_passes_on_eager_stacks() -> None:
+    """gpt-oss clamps its GLU inputs (swiglu_limit 7.0) outside Megatron-Core's fused GLU
+    (clamp + cat, training/host.py CLAMP_*): the MoE layer moves 7 more passes of the
+    up-projection output on a PyTorch stack; XLA (TPU) fuses it."""
+    from siliconomics.training.host import CLAMP_BWD_PASSES, CLAMP_FWD_PASSES
+    from siliconomics.training.step import layer_times
+
+    m = get_model("gpt-oss-120b")
+    plain = m.model_copy(update={"activation_clamp": None})
+    g = grid_of([TrainPlan(dp=64, ep=64, micro_batch=1)])
+    for chip, extra in (("gb200", True), ("tpu-v6e", False)):
+        dev = train_device(resolve.device(chip))
+        c, p = layer_times(m, dev, g, 8192), layer_times(plain, dev, g, 8192)
+        d_f = float(np.ravel(c.fwd - p.fwd)[0])
+        d_b = float(np.ravel(c.bwd - p.bwd)[0])
+        if not extra:
+            assert d_f == 0.0 and d_b == 0.0
+            continue
+        assert d_f > 0.0 and d_b > 0.0
+        # memory-bound passes: backward / forward = the pass counts' ratio (launch aside)
+        assert d_b / d_f == pytest.approx(CLAMP_BWD_PASSES / CLAMP_FWD_PASSES, rel=0.05)

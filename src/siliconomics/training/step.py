@@ -41,7 +41,8 @@ from ..ops.device import Device
 from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
-from .host import expert_loop_host_time
+from .flops import attended_keys
+from .host import EAGER_FAMILIES, clamp_passes, expert_loop_host_time
 from .kernels import (
     NP,
     all_reduce_time,
@@ -309,7 +310,7 @@ def layer_times(
     if model.mla is None:
         ly.gemm(T, (hq + 2 * hkv) * hd, D, frozen=lora)
         ly.adapter(T, D, (hq + 2 * hkv) * hd)
-        attn_flops = 4.0 * T * hq * hd * (ly.S + 1) / 2.0
+        attn_flops = 4.0 * T * hq * hd * attended_keys(model, ly.S)
         v_dim = hd
     else:
         mla = model.mla
@@ -325,7 +326,7 @@ def layer_times(
         f0 = ly.settle().fwd
         ly.gemm(T, hq * (hd - mla.qk_rope_head_dim + mla.v_head_dim), mla.kv_lora_rank)
         ly.mla_up_fwd = ly.mla_up_fwd + ly.settle().fwd - f0
-        attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * (ly.S + 1) / 2.0
+        attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * attended_keys(model, ly.S)
         v_dim = mla.v_head_dim
     attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
     adt = attention_dtype(dev, ly.rc)
@@ -413,6 +414,11 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     sort_b = np.where((g.ep > 1) & (n_local > 1), rows_r * model.d_model * 2.0 * ACT_BYTES, 0.0)
     t_sort = w * 2.0 * _t(memory_op(dev, "moe_sort_chunks", sort_b))  # before + after
     ly.fwd, ly.bwd = ly.fwd + t_sort, ly.bwd + t_sort  # the gradients are sorted back likewise
+    if model.activation_clamp and dev.chip.family.startswith(EAGER_FAMILIES):
+        cf, cb = clamp_passes(rows_r * fe * mats_in * ACT_BYTES)
+        tf_, tb_ = _t(memory_op(dev, "moe_act_clamp", cf)), _t(memory_op(dev, "moe_act_clamp", cb))
+        ly.fwd, ly.elem_fwd = ly.fwd + w * tf_, ly.elem_fwd + w * tf_
+        ly.bwd = ly.bwd + w * tb_
     # Transformer Engine's GroupedLinear runs one cuBLAS GEMM per local expert (multi-stream
     # loop, transformer_engine/pytorch/module/grouped_linear.py), so each expert GEMM is
     # ``hit`` launches, not one: fwd 2, dgrad 2, wgrad 2 (frozen: 4 in all).
