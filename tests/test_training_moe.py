@@ -194,7 +194,10 @@ def test_mtp_and_lm_heads_sit_on_the_last_pipeline_rank() -> None:
     for pp, vpp, n in ((16, 1, 1), (4, 4, 13), (8, 1, 5), (8, 4, 6), (1, 1, 61)):
         assert float(last_rank_layers(m, np.array(pp), np.array(vpp), NP)) == n
     base = train_device(resolve.device("b200"))
-    dev = replace(base, eff=base.eff.model_copy(update={"train_host_op_s": 1e-9}))
+    # the op model's MoE layer (stack pytorch: no Megatron factor, training/stack.py), with
+    # which the LM heads outweigh the layers moved off the last stage
+    upd = {"train_host_op_s": 1e-9, "stack": "pytorch"}
+    dev = replace(base, eff=base.eff.model_copy(update=upd))
     plan = TrainPlan(dp=16, pp=16, ep=8, micro_batch=1, dtype="fp8", recompute="selective")
     g = grid_of([plan])
     r = evaluate_grid(m, dev, g, seq_len=4096, global_batch_seqs=2048)
@@ -223,11 +226,11 @@ def test_sliding_window_layers_cost_their_window_in_training() -> None:
     assert a_w < a_f and a_w / a_f == pytest.approx(keys, rel=0.05)
 
 
-def test_clamped_glu_costs_extra_memory_passes_on_eager_stacks() -> None:
+def test_clamped_glu_costs_extra_memory_passes_on_megatron() -> None:
     """gpt-oss clamps its GLU inputs (swiglu_limit 7.0) outside Megatron-Core's fused GLU
-    (clamp + cat, training/host.py CLAMP_*): the MoE layer moves 7 more passes of the
-    up-projection output on a PyTorch stack; XLA (TPU) fuses it."""
-    from siliconomics.training.host import CLAMP_BWD_PASSES, CLAMP_FWD_PASSES
+    (clamp + cat, training/stack.py CLAMP_*): the MoE layer moves 7 more passes of the
+    up-projection output on NVIDIA's Megatron stack; XLA (MaxText on TPU) fuses it."""
+    from siliconomics.training.stack import CLAMP_BWD_PASSES, CLAMP_FWD_PASSES
     from siliconomics.training.step import layer_times
 
     m = get_model("gpt-oss-120b")
@@ -244,3 +247,47 @@ def test_clamped_glu_costs_extra_memory_passes_on_eager_stacks() -> None:
         assert d_f > 0.0 and d_b > 0.0
         # memory-bound passes: backward / forward = the pass counts' ratio (launch aside)
         assert d_b / d_f == pytest.approx(CLAMP_BWD_PASSES / CLAMP_FWD_PASSES, rel=0.05)
+
+
+def test_megatron_moe_layer_efficiency_is_the_benchmark_median() -> None:
+    """The packaged fraction is what scripts/moe_layer_benchmark.py derives from SonicMoE's
+    Figure 14 (Megatron-Core's MoE layer on one H100) with the op model of today: a change
+    of the op model that moves it needs the constant re-derived."""
+    import importlib.util
+    import statistics
+
+    from siliconomics.training.stack import MEGATRON_MOE_LAYER_EFFICIENCY
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("mlb", root / "scripts/moe_layer_benchmark.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.ratios()
+    assert len(rows) == 12
+    assert statistics.median(r[-1] for r in rows) == pytest.approx(
+        MEGATRON_MOE_LAYER_EFFICIENCY, abs=0.01
+    )
+
+
+def test_megatron_factor_slows_moe_layers_only_on_megatron_stacks() -> None:
+    """NVIDIA's default training stack (NeMo / Megatron-Core) runs the MoE expert section at
+    MEGATRON_MOE_LAYER_EFFICIENCY of the op model; a profile fitted for another stack
+    (pytorch, MaxText) and the dense layers keep the op model."""
+    from siliconomics.training.stack import MEGATRON_MOE_LAYER_EFFICIENCY, megatron_stack
+    from siliconomics.training.step import layer_times
+
+    base = resolve.device("h100-sxm")
+    nemo = train_device(replace(base, eff=base.eff.model_copy(update={"train_host_op_s": 0.0})))
+    other = replace(nemo, eff=nemo.eff.model_copy(update={"stack": "pytorch"}))
+    assert megatron_stack(nemo) and not megatron_stack(other)
+    assert not megatron_stack(train_device(resolve.device("tpu-v6e")))
+    g = grid_of([TrainPlan(dp=8, ep=8, micro_batch=1)])
+
+    def fb(model: str, dev: object) -> float:
+        ly = layer_times(get_model(model), dev, g, 4096)  # type: ignore[arg-type]
+        return float(np.ravel(ly.fwd + ly.bwd)[0])
+
+    slow = fb("qwen3-30b-a3b", nemo) / fb("qwen3-30b-a3b", other)
+    assert 1.0 < slow < 1.0 / MEGATRON_MOE_LAYER_EFFICIENCY
+    assert fb("llama-3-8b", nemo) == fb("llama-3-8b", other)

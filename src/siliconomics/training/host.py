@@ -95,23 +95,3 @@ def expert_loop_host_time(dev: Device, n_local: ArrayLike, *, lowp: bool) -> tup
     n = np.asarray(n_local, dtype=np.float64)
     fwd = n * (OPS_FWD + (OPS_FWD_LOWP if lowp else 0)) * t
     return fwd, n * OPS_BWD * t
-
-
-CLAMP_FWD_PASSES = 4.0
-"""HBM passes over the up-projection output (both GLU halves, counted once) that an eager
-stack spends on a clamped gated activation before its fused GLU kernel, forward: Megatron-Core
-``weighted_bias_quick_geglu_impl`` (megatron/core/fusions/fused_bias_geglu.py @ core_v0.15.0,
-the Megatron-Core of NeMo 25.11) clamps the gate half and the linear half (``x.clamp``: read +
-write each half, 2 passes of the whole) and concatenates them again (``torch.cat``: read + write,
-2 passes) outside the compiled GLU; Megatron-LM issue #1739 calls it "partially fused"."""
-CLAMP_BWD_PASSES = 3.0
-"""backward of the same: each clamp's gradient reads the incoming gradient and the saved input
-and writes the masked gradient (3 passes of the whole over both halves); the concatenation's
-gradient is a view"""
-
-
-def clamp_passes(nbytes: ArrayLike) -> tuple[F, F]:
-    """(forward, backward) bytes an eager stack moves for a clamped gated activation whose
-    up-projection output is ``nbytes`` (module constants)."""
-    b = np.asarray(nbytes, dtype=np.float64)
-    return CLAMP_FWD_PASSES * b, CLAMP_BWD_PASSES * b

@@ -42,7 +42,7 @@ from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
 from .flops import attended_keys
-from .host import EAGER_FAMILIES, clamp_passes, expert_loop_host_time
+from .host import expert_loop_host_time
 from .kernels import (
     NP,
     all_reduce_time,
@@ -72,6 +72,7 @@ from .precision import (
     recipe,
     weight_cast_bytes,
 )
+from .stack import clamp_passes, megatron_stack, moe_layer_efficiency
 
 F = NDArray[np.float64]
 
@@ -414,7 +415,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     sort_b = np.where((g.ep > 1) & (n_local > 1), rows_r * model.d_model * 2.0 * ACT_BYTES, 0.0)
     t_sort = w * 2.0 * _t(memory_op(dev, "moe_sort_chunks", sort_b))  # before + after
     ly.fwd, ly.bwd = ly.fwd + t_sort, ly.bwd + t_sort  # the gradients are sorted back likewise
-    if model.activation_clamp and dev.chip.family.startswith(EAGER_FAMILIES):
+    if model.activation_clamp and megatron_stack(dev):  # clamp outside the fused GLU (.stack)
         cf, cb = clamp_passes(rows_r * fe * mats_in * ACT_BYTES)
         tf_, tb_ = _t(memory_op(dev, "moe_act_clamp", cf)), _t(memory_op(dev, "moe_act_clamp", cb))
         ly.fwd, ly.elem_fwd = ly.fwd + w * tf_, ly.elem_fwd + w * tf_
@@ -432,6 +433,9 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     # the host's per-expert loop after the dispatcher's device-to-host sync (.host): the expert
     # section lasts at least the host time (the router/permute ops are in it, a slight excess)
     ly.settle()
+    eff = moe_layer_efficiency(dev)
+    if eff != 1.0:  # Megatron-Core's measured MoE layer against this op model (.stack)
+        ly.fwd, ly.bwd = f0 + (ly.fwd - f0) / eff, b0 + (ly.bwd - b0) / eff
     hf, hb = expert_loop_host_time(dev, n_local, lowp=r.lowp)
     ly.fwd = ly.fwd + w * np.maximum(hf - (ly.fwd - f0) / max(w, 1e-12), 0.0)
     ly.bwd = ly.bwd + w * np.maximum(hb - (ly.bwd - b0) / max(w, 1e-12), 0.0)
