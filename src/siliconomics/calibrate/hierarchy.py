@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -398,27 +399,13 @@ def _fit_chips(
         )
         out.append(
             cache.get(
-                key, _chip_job(wl, family, stack, chip, crows, fam_prof, params, anchor, catalog)
+                key,
+                partial(
+                    _do_chip_fit, wl, family, stack, chip, crows, fam_prof, params, anchor, catalog
+                ),
             )
         )
     return out
-
-
-def _chip_job(
-    wl: Workload,
-    family: str,
-    stack: str,
-    chip: str,
-    rows: Sequence[Sample],
-    fam_prof: EfficiencyProfile,
-    params: Sequence[str],
-    anchor: Mapping[str, float],
-    catalog: Catalog,
-) -> Callable[[], FitRecord]:
-    def job() -> FitRecord:
-        return _do_chip_fit(wl, family, stack, chip, rows, fam_prof, params, anchor, catalog)
-
-    return job
 
 
 def _chip_trial(prof: EfficiencyProfile, chip: str, v: Mapping[str, float]) -> EfficiencyProfile:
