@@ -176,7 +176,7 @@ GPT_OSS = {
     "num_hidden_layers": 36, "num_key_value_heads": 8, "num_local_experts": 128,
     "quantization_config": {"quant_method": "mxfp4"},
     "rope_scaling": {"factor": 32.0, "rope_type": "yarn"}, "sliding_window": 128,
-    "tie_word_embeddings": False, "vocab_size": 201088,
+    "swiglu_limit": 7.0, "tie_word_embeddings": False, "vocab_size": 201088,
 }  # fmt: skip
 GPTJ = {
     "model_type": "gptj", "activation_function": "gelu_new", "n_embd": 4096, "n_head": 16,
@@ -237,6 +237,7 @@ def test_hf_gpt_oss(tmp_path: Path) -> None:
     m = load_hf_config(_write(tmp_path / "gpt-oss-120b", GPT_OSS))
     assert (m.sliding_window, m.sliding_window_every) == (128, 2)
     assert m.qkv_bias and m.default_weight_dtype == "fp4" and m.head_dim == 64
+    assert m.activation_clamp == 7.0  # swiglu_limit
     _same_architecture(m, registry.get_model("gpt-oss-120b"))
 
 

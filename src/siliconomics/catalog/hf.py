@@ -264,6 +264,7 @@ def load_hf_config(path: Path) -> ModelSpec:
         "qkv_bias": bool(
             raw.get("attention_bias", raw.get("qkv_bias", family in _QKV_BIAS_BY_DEFAULT))
         ),
+        "activation_clamp": raw.get("swiglu_limit"),
         "moe": moe,
         "mla": mla,
         "n_mtp_layers": c.req("num_nextn_predict_layers", default=0, minimum=0),

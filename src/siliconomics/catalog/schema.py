@@ -307,6 +307,12 @@ class ModelSpec(_Frozen):
         "the others windowed; 0 = every layer windowed",
     )
     qkv_bias: bool = False
+    activation_clamp: float | None = Field(
+        default=None,
+        gt=0,
+        description="gated activation clamped to this limit before the GLU (HF "
+        "'swiglu_limit'; gpt-oss 7.0): gate input clamped from above, linear input to +-limit",
+    )
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     n_mtp_layers: int = Field(

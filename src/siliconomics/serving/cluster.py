@@ -35,6 +35,8 @@ from .disagg import KvLinks, default_link_bytes_per_s, kv_bytes_per_token
 from .engine import Engine, Ledger, Sink
 from .router import ROUTERS, Router
 from .schedulers import SCHEDULERS
+from .schedulers.adp import AdpBalancedEngine
+from .schedulers.continuous import ContinuousEngine
 from .schedulers.static import default_buckets
 from .steptime import step_time_model
 from .workload import Requests
@@ -136,7 +138,7 @@ def build_pool(
         max_ctx=_pow2(max_ctx),
         graph_sizes=tuple(float(g) for g in pc.graph_sizes),
     )
-    cls = SCHEDULERS[pc.scheduler]
+    cls = SCHEDULERS[pc.scheduler] if pc.adp_balance is None else AdpBalancedEngine
     engines = [
         cls(
             index=first_engine + i,
@@ -152,6 +154,12 @@ def build_pool(
         )
         for i in range(pc.replicas * pp)
     ]
+    for e in engines:
+        if isinstance(e, ContinuousEngine):
+            e.multi_step = pc.multi_step
+        elif isinstance(e, AdpBalancedEngine) and pc.adp_balance is not None:
+            e.dp = pc.plan.dp
+            e.timeout_iters, e.batching_wait_iters = pc.adp_balance
     route = ROUTERS[router]()
     route.bind(engines)
     return Pool(

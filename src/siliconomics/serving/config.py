@@ -40,6 +40,13 @@ class PoolConfig:
     """tokens per paged KV-cache block"""
     buckets: tuple[int, ...] = ()
     """static scheduler: compiled sequence-length buckets (empty: powers of two from 128)"""
+    multi_step: int = 1
+    """continuous scheduler: decode steps per scheduler call (vLLM V0 ``num_scheduler_steps``;
+    waiting prompts are admitted only between rounds)"""
+    adp_balance: tuple[int, int] | None = None
+    """chunked scheduler with attention DP (``plan.dp`` > 1): TensorRT-LLM's attention-DP
+    balancing ``(timeout_iters, batching_wait_iters)`` (``serving/schedulers/adp.py``); None:
+    prompts start as soon as the budget allows"""
     graph_sizes: tuple[int, ...] = ()
     """batch sizes (sequences per attention rank) of captured CUDA graphs that generation-only
     steps are padded up to (TensorRT-LLM ``cuda_graph_config`` with ``enable_padding``; vLLM
@@ -103,6 +110,17 @@ class ServingConfig:
                 )
             if p.max_seqs is not None and p.max_seqs < 1:
                 raise SiliconomicsError(f"max_seqs must be >= 1 or empty, got {p.max_seqs}")
+            if not isinstance(p.multi_step, int) or p.multi_step < 1:
+                raise SiliconomicsError(
+                    f"multi_step must be a positive integer, got {p.multi_step!r}"
+                )
+            if p.adp_balance is not None and (
+                p.scheduler != "chunked" or p.adp_balance[0] < 1 or p.adp_balance[1] < 0
+            ):
+                raise SiliconomicsError(
+                    f"adp_balance {p.adp_balance}: needs scheduler 'chunked', timeout_iters >= 1 "
+                    "and batching_wait_iters >= 0"
+                )
             if any(g < 1 for g in p.graph_sizes):
                 raise SiliconomicsError(
                     f"graph_sizes must be positive batch sizes: {p.graph_sizes}"

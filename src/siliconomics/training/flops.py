@@ -21,18 +21,28 @@ def matmul_params(model: ModelSpec) -> float:
     return active_params(model) - pc["embedding"] - pc["lm_head"] - pc["norms"] + head
 
 
+def attended_keys(model: ModelSpec, seq_len: float, *, causal: bool = True) -> float:
+    """Keys one query attends to, averaged over positions and layers: (S+1)/2 causal (S not),
+    and with sliding-window layers (``sliding_window`` W, every ``sliding_window_every``-th
+    layer full) ``f·keys + (1-f)·min(keys, W)``, f the fraction of full-attention layers. The
+    fused kernels skip the tiles outside the window (FlashAttention and cuDNN FusedAttention
+    with ``window_size=(W, 0)``: Transformer Engine PR #992, cuDNN >= 9.2, NVIDIA/
+    TransformerEngine PR #2624), so the windowed layers cost their window, not the sequence."""
+    keys = (seq_len + 1) / 2.0 if causal else float(seq_len)
+    if model.sliding_window:
+        every = model.sliding_window_every
+        full_frac = (1.0 / every) if every else 0.0
+        return full_frac * keys + (1 - full_frac) * min(keys, model.sliding_window)
+    return keys
+
+
 def attention_flops_per_token(model: ModelSpec, seq_len: float, *, causal: bool = True) -> float:
     """Forward attention-matmul FLOPs per token (QK^T and PV), all layers."""
-    keys = (seq_len + 1) / 2.0 if causal else float(seq_len)
     if model.mla is not None:
         per_head = model.head_dim + model.mla.v_head_dim
     else:
         per_head = 2 * model.head_dim
-    keys_w = keys
-    if model.sliding_window:
-        every = model.sliding_window_every
-        full_frac = (1.0 / every) if every else 0.0
-        keys_w = full_frac * keys + (1 - full_frac) * min(keys, model.sliding_window)
+    keys_w = attended_keys(model, seq_len, causal=causal)
     return 2.0 * model.n_layers * model.n_heads * per_head * keys_w
 
 

@@ -41,6 +41,7 @@ from ..ops.device import Device
 from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
+from .flops import attended_keys
 from .host import expert_loop_host_time
 from .kernels import (
     NP,
@@ -71,6 +72,7 @@ from .precision import (
     recipe,
     weight_cast_bytes,
 )
+from .stack import clamp_passes, megatron_stack, moe_layer_efficiency
 
 F = NDArray[np.float64]
 
@@ -375,7 +377,7 @@ def layer_times(
     if model.mla is None:
         ly.gemm(T, (hq + 2 * hkv) * hd, D, frozen=lora)
         ly.adapter(T, D, (hq + 2 * hkv) * hd)
-        attn_flops = 4.0 * T * hq * hd * (ly.S + 1) / 2.0
+        attn_flops = 4.0 * T * hq * hd * attended_keys(model, ly.S)
         v_dim = hd
     else:
         mla = model.mla
@@ -391,7 +393,7 @@ def layer_times(
         f0 = ly.settle().fwd
         ly.gemm(T, hq * (hd - mla.qk_rope_head_dim + mla.v_head_dim), mla.kv_lora_rank)
         ly.mla_up_fwd = ly.mla_up_fwd + ly.settle().fwd - f0
-        attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * (ly.S + 1) / 2.0
+        attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * attended_keys(model, ly.S)
         v_dim = mla.v_head_dim
     attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
     adt = attention_dtype(dev, ly.rc)
@@ -479,6 +481,11 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     sort_b = np.where((g.ep > 1) & (n_local > 1), rows_r * model.d_model * 2.0 * ACT_BYTES, 0.0)
     t_sort = w * 2.0 * _t(memory_op(dev, "moe_sort_chunks", sort_b))  # before + after
     ly.fwd, ly.bwd = ly.fwd + t_sort, ly.bwd + t_sort  # the gradients are sorted back likewise
+    if model.activation_clamp and megatron_stack(dev):  # clamp outside the fused GLU (.stack)
+        cf, cb = clamp_passes(rows_r * fe * mats_in * ACT_BYTES)
+        tf_, tb_ = _t(memory_op(dev, "moe_act_clamp", cf)), _t(memory_op(dev, "moe_act_clamp", cb))
+        ly.fwd, ly.elem_fwd = ly.fwd + w * tf_, ly.elem_fwd + w * tf_
+        ly.bwd = ly.bwd + w * tb_
     # Transformer Engine's GroupedLinear runs one cuBLAS GEMM per local expert (multi-stream
     # loop, transformer_engine/pytorch/module/grouped_linear.py), so each expert GEMM is
     # ``hit`` launches, not one: fwd 2, dgrad 2, wgrad 2 (frozen: 4 in all).
@@ -492,6 +499,9 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     # the host's per-expert loop after the dispatcher's device-to-host sync (.host): the expert
     # section lasts at least the host time (the router/permute ops are in it, a slight excess)
     ly.settle()
+    eff = moe_layer_efficiency(dev)
+    if eff != 1.0:  # Megatron-Core's measured MoE layer against this op model (.stack)
+        ly.fwd, ly.bwd = f0 + (ly.fwd - f0) / eff, b0 + (ly.bwd - b0) / eff
     hf, hb = expert_loop_host_time(dev, n_local, lowp=r.lowp)
     ly.fwd = ly.fwd + w * np.maximum(hf - (ly.fwd - f0) / max(w, 1e-12), 0.0)
     ly.bwd = ly.bwd + w * np.maximum(hb - (ly.bwd - b0) / max(w, 1e-12), 0.0)

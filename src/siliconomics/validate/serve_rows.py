@@ -21,7 +21,12 @@ Length distributions: the file gives means (and for some sets a median and range
 is an assumption stated on each row. A lognormal is fitted to mean and median where both are
 known and the median is below the mean (sigma = sqrt(2 ln(mean / median))), clipped to the
 stated range; otherwise a uniform from the stated minimum with the stated mean, or the mean
-itself (fixed). Outputs are fixed at the mean (MLPerf publishes only a mean output length).
+itself (fixed). Outputs follow the dataset's published per-sample output lengths scaled to the
+row's mean where a table exists (``mlperf_server.OUTPUT_QUANTILES``), else the mean (fixed).
+
+Harness settings (``mlperf_server.harness``): an MLPerf v5.1 Server/Interactive row whose
+published harness config is known runs with that config's scheduler (chunked prefill on/off),
+token budget per attention rank and CUDA-graph padding instead of the defaults above.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from ..serving.capacity import concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
+from .mlperf_server import OUTPUT_QUANTILES, Harness, harness
 from .rows import RowResult, candidate_plans
 from .run import engine_device, engine_settings, run_row
 
@@ -93,12 +99,28 @@ def input_lengths(row: MeasuredRow) -> tuple[Lengths, str]:
     return Lengths(params=(mean,)), f"input fixed at the mean {mean:g} (shape unpublished)"
 
 
+def output_lengths(row: MeasuredRow) -> tuple[Lengths, str]:
+    """The output-length distribution assumed for ``row`` and a sentence saying so: the
+    dataset's published quantiles scaled to the row's mean, else the mean (fixed)."""
+    mean = row.output_len or 1.0
+    table = OUTPUT_QUANTILES.get(row.length_dist)
+    if table is None:
+        return Lengths(params=(mean,)), f"output fixed at the mean {mean:g} tokens"
+    q, source = table
+    scale = mean / (sum(q) / len(q))
+    values = tuple(max(v * scale, 1.0) for v in q)
+    return (
+        Lengths(kind="empirical", params=values, rounding="nearest"),
+        f"output: the dataset's 100 output-length quantiles ({source}) scaled x{scale:.3f} "
+        f"to the mean {mean:g} (range {values[0]:.0f}-{values[-1]:.0f})",
+    )
+
+
 def _workload(row: MeasuredRow, n: int) -> tuple[Workload, list[str]]:
     inp, note = input_lengths(row)
-    out = row.output_len or 1.0
-    notes = [note, f"output fixed at the mean {out:g} tokens"]
-    w = Workload(arrival=Arrival(), input=inp, output=Lengths(params=(out,)), n_requests=n)
-    return w, notes
+    out, out_note = output_lengths(row)
+    w = Workload(arrival=Arrival(), input=inp, output=out, n_requests=n)
+    return w, [note, out_note]
 
 
 def _config(
@@ -108,6 +130,7 @@ def _config(
     dev: Device,
     replicas: int,
     graph_sizes: tuple[float, ...] = (),
+    engine: Harness | None = None,
 ) -> ServingConfig:
     p = InferencePlan(
         tp=plan.tp,
@@ -119,12 +142,21 @@ def _config(
         act_dtype=plan.act_dtype,
         kv_dtype=plan.kv_dtype,
     )
+    scheduler, tokens, steps = "chunked", MAX_BATCHED_TOKENS, 1
+    adp = None
+    if engine is not None:
+        scheduler, tokens = engine.scheduler, engine.tokens_per_rank * plan.dp
+        graph_sizes = graph_sizes or tuple(float(g) for g in engine.graph_sizes)
+        steps = engine.multi_step
+        adp = engine.adp_balance if plan.dp > 1 else None
     pool = PoolConfig(
         device=dev,
         plan=p,
-        scheduler="chunked",
+        scheduler=scheduler,
         max_seqs=row.batch,
-        max_batched_tokens=MAX_BATCHED_TOKENS,
+        max_batched_tokens=tokens,
+        multi_step=steps,
+        adp_balance=adp,
         graph_sizes=tuple(round(g) for g in graph_sizes),
     )
     return ServingConfig(model=model, pool=pool)
@@ -138,6 +170,27 @@ def _candidates(row: MeasuredRow) -> list[tuple[InferencePlan, list[str]]]:
                 f"layout {plan.replicas} x tp{plan.tp} x pp{plan.pp} != n_chips {row.n_chips}"
             )
     return out
+
+
+def _engine_notes(h: Harness | None, plan: InferencePlan) -> tuple[str, ...]:
+    if h is None:
+        return (
+            f"engine: chunked prefill, {MAX_BATCHED_TOKENS} tokens/step (defaults; harness "
+            "config unknown)",
+        )
+    mode = "chunked prefill" if h.scheduler == "chunked" else "prefill-first, whole prompts"
+    graphs = f", CUDA graphs padded to {list(h.graph_sizes)} per rank" if h.graph_sizes else ""
+    if h.multi_step > 1:
+        graphs += f", {h.multi_step} decode steps per scheduler call"
+    if h.adp_balance is not None:
+        graphs += (
+            f", attention-DP balancing (prompts held up to {h.adp_balance[0]} iterations, "
+            f"{h.adp_balance[1]} more to batch)"
+        )
+    return (
+        f"engine from the harness config: {mode}, {h.tokens_per_rank} tokens/step per rank "
+        f"x {plan.dp}{graphs} ({h.source})",
+    )
 
 
 def run_server_row(
@@ -158,10 +211,11 @@ def run_server_row(
     dev = engine_device(row, catalog)
     slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, percentile=99.0)
     cands = _candidates(row)
+    h = harness(row)
     for k, (plan, notes) in enumerate(cands):
         w, wnotes = _workload(row, n_requests)
         try:
-            cap = max_rate(_config(model, row, plan, dev, plan.replicas), w, slo)
+            cap = max_rate(_config(model, row, plan, dev, plan.replicas, engine=h), w, slo)
         except DoesNotFitError:
             if k == len(cands) - 1:
                 raise
@@ -177,8 +231,9 @@ def run_server_row(
             assumptions=(
                 *notes,
                 *wnotes,
-                f"simulated: Poisson arrivals, chunked prefill ({MAX_BATCHED_TOKENS} tokens/step), "
-                f"max rate {cap.rate:.3g} req/s ({len(cap.trials)} trials, "
+                *_engine_notes(h, plan),
+                f"simulated: Poisson arrivals, max rate {cap.rate:.3g} req/s "
+                f"({len(cap.trials)} trials, "
                 f"{cap.result.n_requests} requests at the answer)",
                 *cap.result.assumptions,
             ),
