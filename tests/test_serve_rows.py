@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from siliconomics.catalog.registry import get_model
+from siliconomics.catalog.registry import get_model, packaged
 from siliconomics.measured.rows import MeasuredRow
 from siliconomics.parallel.plan import InferencePlan
 from siliconomics.resolve import device
@@ -14,7 +14,7 @@ from siliconomics.serving.config import PoolConfig
 from siliconomics.serving.spec import make_config
 from siliconomics.serving.workload import Lengths, Requests
 from siliconomics.validate.mlperf_server import OUTPUT_QUANTILES, harness
-from siliconomics.validate.serve_rows import _config, output_lengths
+from siliconomics.validate.serve_rows import _config, output_lengths, server_setup
 
 V51 = "mlcommons/inference_results_v5.1@965182b0: closed/{s}/results/X/{b}/{sc}/performance"
 
@@ -109,6 +109,15 @@ def test_harness_settings_reach_the_serving_config():
     assert cfg.pool.graph_sizes == (128, 256, 384, 512)
     default = _config(model, r, plan, dev, 1)
     assert default.pool.max_batched_tokens == 8192 and default.pool.graph_sizes == ()
+
+
+def test_server_setup_is_what_the_capacity_search_runs():
+    r = row()
+    cfg, w = server_setup(r, get_model("deepseek-r1"), packaged(), n_requests=300)
+    assert cfg.pool.plan.dp == 8 and cfg.pool.plan.ep == 8
+    assert cfg.pool.max_batched_tokens == 3456 * 8 and cfg.pool.adp_balance == (9, 3)
+    assert w.n_requests == 300 and w.arrival.kind == "poisson"
+    assert w.output.mean == pytest.approx(3886.23, rel=1e-6)
 
 
 def _two_requests(multi_step: int) -> np.ndarray:

@@ -193,6 +193,18 @@ def _engine_notes(h: Harness | None, plan: InferencePlan) -> tuple[str, ...]:
     )
 
 
+def server_setup(
+    row: MeasuredRow, model: ModelSpec, catalog: Catalog, *, n_requests: int = SERVER_REQUESTS
+) -> tuple[ServingConfig, Workload]:
+    """The serving config (first candidate layout, harness settings where known) and the
+    Poisson workload (arrival rate 1 req/s: set ``arrival.rate``) that :func:`run_server_row`
+    searches over for ``row``; for simulating a row at a given rate."""
+    h = harness(row)
+    plan = _candidates(row)[0][0]
+    cfg = _config(model, row, plan, engine_device(row, catalog), plan.replicas, engine=h)
+    return cfg, _workload(row, n_requests)[0]
+
+
 def run_server_row(
     row: MeasuredRow, model: ModelSpec, catalog: Catalog, *, n_requests: int = SERVER_REQUESTS
 ) -> RowResult:
