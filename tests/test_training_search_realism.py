@@ -58,13 +58,11 @@ KNOWN_OVER: dict[str, str] = {
     "MLPT41-H100-8-LORA-THR": "search gain: tp2 + cp2 for the published tp4, mb2 (1.20 = 1.06 x 1.13)",
     "MLPT50-MI300X-8-LORA-THR": _NO_RECOMPUTE
     + " (1.25 against Dell's faster MI300X run; 0.88 x 1.44, one unfitted MI300X row)",
-    "NEMO2407-H100-L2-7B-8": _ROW + " (1.13: NeMo 24.07, no newer published run of Llama-2-7B)",
     # Entered with the recalibration that added chip-level factors (same day, later): the
-    # tpu-v5e chip factor (0.79, above the TPU family's 0.75) and the b200 FP8 training factor.
+    # tpu-v5e chip factor (0.79, above the TPU family's 0.75). Left with the recalibration after the
+    # Megatron MoE-layer efficiency and the 400 Gb/s B200 NICs (2026-11-30, later):
+    # MBRIDGE2511-B200-L31-405B-128 and NEMO2407-H100-L2-7B-8 (ratios in docs/TRAINING.md).
     "MAXTEXT-V5E-32B": _TPU_LAYOUT + " (1.14 against the corpus run; 0.88 x 1.33)",
-    "MBRIDGE2511-B200-L31-405B-128": _ROW
-    + " (1.15 = 1.15 x 1.00 against NeMo 25.09's FP8 run: the b200 chip-level FP8 training"
-    " factor, fitted mostly on smaller models, is optimistic for 405B at pp16)",
 }
 
 
