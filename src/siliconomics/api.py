@@ -373,6 +373,9 @@ def simulate(
     max_seqs: int | None = 256,
     max_batched_tokens: int = 8192,
     block_size: int = 16,
+    multi_step: int = 1,
+    adp_balance: tuple[int, int] | None = None,
+    graph_sizes: tuple[int, ...] = (),
     prefill: tuple[ChipLike | None, int | None, int | None] | None = None,
     decode: tuple[ChipLike | None, int | None, int | None] | None = None,
     weights_dtype: str = "bf16",
@@ -401,6 +404,10 @@ def simulate(
     a CapacityResult. ``sink``/``progress``: callbacks for trace events and progress.
     ``stream=True``: memory flat in the number of requests (docs/SERVING.md, streamed runs):
     latency percentiles from a sketch within 0.5% relative error, no per-request log.
+    Engine knobs of :class:`.serving.config.PoolConfig`: ``multi_step`` (continuous scheduler:
+    decode steps per scheduler call), ``adp_balance`` (chunked scheduler with ``dp`` > 1:
+    TensorRT-LLM's attention-DP balancing ``(timeout_iters, batching_wait_iters)``),
+    ``graph_sizes`` (CUDA-graph batch sizes decode steps are padded up to).
     Table: one row per pool."""
     sides = [chip, *(s[0] for s in (prefill, decode) if s is not None and s[0] is not None)]
     devs, calib = _calibrated([resolve.device(c) for c in sides], stack, profile, level)
@@ -417,6 +424,9 @@ def simulate(
         max_seqs=max_seqs or None,
         max_batched_tokens=max_batched_tokens,
         block_size=block_size,
+        multi_step=multi_step,
+        adp_balance=adp_balance,
+        graph_sizes=tuple(graph_sizes),
     )
 
     def side(s: tuple[ChipLike | None, int | None, int | None]) -> tuple[Device, int, int]:

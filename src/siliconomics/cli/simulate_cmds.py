@@ -68,6 +68,25 @@ def simulate_cmd(
     ] = 256,
     max_batched_tokens: Annotated[int, typer.Option(min=1, help="tokens per step")] = 8192,
     block_size: Annotated[int, typer.Option(min=1, help="KV block, tokens")] = 16,
+    multi_step: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="continuous scheduler: decode steps per scheduler call (vLLM V0 "
+            "num_scheduler_steps; prompts are admitted between rounds)",
+        ),
+    ] = 1,
+    adp_balance: Annotated[
+        str | None,
+        typer.Option(
+            help="chunked scheduler with --dp > 1: TensorRT-LLM attention-DP balancing "
+            "TIMEOUT,WAIT (iterations a prompt may be held; extra iterations to batch)"
+        ),
+    ] = None,
+    graph_sizes: Annotated[
+        str | None,
+        typer.Option(help="CUDA-graph batch sizes decode steps are padded up to, e.g. 1,2,4,8,16"),
+    ] = None,
     prefill_chip: Annotated[str | None, typer.Option(help="disaggregated: prefill chip")] = None,
     prefill_tp: Annotated[int | None, typer.Option(min=1, help="prefill tp")] = None,
     prefill_replicas: Annotated[int | None, typer.Option(min=1, help="prefill replicas")] = None,
@@ -141,6 +160,9 @@ def simulate_cmd(
             trace=trace, requests=requests, ttft=lim["ttft"], tpot=lim["tpot"], e2e=lim["e2e"],
             percentile=percentile, scheduler=scheduler, router=router, max_seqs=max_seqs,
             max_batched_tokens=max_batched_tokens, block_size=block_size,
+            multi_step=multi_step,
+            adp_balance=_int_pair(adp_balance, "--adp-balance"),
+            graph_sizes=_int_list(graph_sizes, "--graph-sizes"),
             prefill=pre if disagg else None, decode=dec if disagg else None,
             weights_dtype=check_dtype("weights-dtype", weights_dtype),
             act_dtype=check_dtype("act-dtype", act_dtype),
@@ -172,6 +194,36 @@ BASE_BYTES = 200 * 2**20
 """the interpreter, numpy and the step-time tables"""
 MAX_REQUESTS = 100_000_000
 """most requests one simulate call accepts (the simulator's memory grows with requests)"""
+
+
+def _int_list(text: str | None, opt: str) -> tuple[int, ...]:
+    """A comma-separated list of positive integers (``opt`` names the option in errors)."""
+    if text is None:
+        return ()
+    try:
+        vals = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise SiliconomicsError(
+            f"{opt} must be comma-separated positive integers, e.g. 1,2,4; got {text!r}"
+        ) from None
+    if not vals or any(v < 1 for v in vals):
+        raise SiliconomicsError(f"{opt} must be comma-separated positive integers; got {text!r}")
+    return vals
+
+
+def _int_pair(text: str | None, opt: str) -> tuple[int, int] | None:
+    """TIMEOUT,WAIT: two integers, TIMEOUT >= 1 and WAIT >= 0."""
+    if text is None:
+        return None
+    try:
+        a, b = (int(x) for x in text.split(","))
+    except ValueError:
+        raise SiliconomicsError(
+            f"{opt} must be TIMEOUT,WAIT (two integers, e.g. 9,3); got {text!r}"
+        ) from None
+    if a < 1 or b < 0:
+        raise SiliconomicsError(f"{opt}: TIMEOUT must be >= 1 and WAIT >= 0; got {text!r}")
+    return a, b
 
 
 def check_simulate_inputs(
