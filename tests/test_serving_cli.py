@@ -138,6 +138,7 @@ def test_bad_input_is_one_line_exit_2(run):
         (["--adp-balance", "9,3", "--scheduler", "continuous"], "needs scheduler 'chunked'"),
         (["--graph-sizes", "1,x"], "--graph-sizes must be"),
         (["--graph-sizes", "0,4"], "--graph-sizes must be"),
+        (["--graph-sizes", "99999999999999999999"], "from 1 to 1,048,576"),
         (["--multi-step", "0"], "--multi-step"),
     ):
         r = run(*BASE, "--requests", "3", *args)

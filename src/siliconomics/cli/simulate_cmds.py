@@ -196,6 +196,10 @@ MAX_REQUESTS = 100_000_000
 """most requests one simulate call accepts (the simulator's memory grows with requests)"""
 
 
+MAX_GRAPH_BATCH = 1 << 20
+"""largest CUDA-graph batch size accepted (TensorRT-LLM captures up to 8,192 sequences)"""
+
+
 def _int_list(text: str | None, opt: str) -> tuple[int, ...]:
     """A comma-separated list of positive integers (``opt`` names the option in errors)."""
     if text is None:
@@ -206,8 +210,10 @@ def _int_list(text: str | None, opt: str) -> tuple[int, ...]:
         raise SiliconomicsError(
             f"{opt} must be comma-separated positive integers, e.g. 1,2,4; got {text!r}"
         ) from None
-    if not vals or any(v < 1 for v in vals):
-        raise SiliconomicsError(f"{opt} must be comma-separated positive integers; got {text!r}")
+    if not vals or any(v < 1 or v > MAX_GRAPH_BATCH for v in vals):
+        raise SiliconomicsError(
+            f"{opt} must be comma-separated integers from 1 to {MAX_GRAPH_BATCH:,}; got {text!r}"
+        )
     return vals
 
 
