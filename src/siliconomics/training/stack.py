@@ -27,8 +27,34 @@
   and the saved input and writes the masked gradient (3 passes of the whole); the
   concatenation's gradient is a view.
 
-Other stacks (MaxText/XLA on TPU and GPU, Neuron, Gaudi, plain PyTorch) keep the op model:
-XLA fuses the clamp, and no benchmark of their MoE layers against it is at hand.
+How XLA on TPU (MaxText, the TPU training stack) runs an MoE layer, where it differs:
+
+* **Token dispatch efficiency.** MaxText's dropless MoE (megablox grouped matmul) sorts the
+  routed token copies by expert, gathers them before the expert GEMMs and scatters them back
+  after (``moe_permute`` / ``moe_unpermute`` of the op model: traffic proportional to tokens x
+  top-k x d_model). A published measurement isolates that cost: MaxText issue #1256
+  (github.com/AI-Hypercomputer/maxtext/issues/1256, 2025-02-09) trains Mixtral-8x7B *without
+  attention* on a v5p-64 (32 chips) at 50.4% MFU with 8 experts, top-2, expert width 14336,
+  and at 28% (25-28% over tile sizes, slice sizes and batch sizes) with 56 experts, top-14,
+  width 2048: the same total and active parameters and GEMM FLOPs, 7x the routed copies. The
+  op model alone gives the two within 4% of each other. The fraction of the op model's speed
+  at which the permute and unpermute run that reproduces the measured ratio,
+  :data:`XLA_TPU_MOE_DISPATCH_EFFICIENCY`, divides their time (forward, backward and
+  recomputation) on TPU training (``scripts/maxtext_moe_dispatch.py`` derives it: the two
+  variants on 32 v5p with MaxText's defaults of ``configs/base.yml``, per-device batch 12,
+  sequence 2048, full remat, FSDP over the slice; the issue does not state its batch, and the
+  script shows the figure moves little with it). Assumptions, stated: attention reduced to one
+  head stands for "without attention"; the efficiency is taken as a property of the XLA
+  dispatch (sort, gather, scatter) on every TPU generation, scaling with each chip's HBM
+  bandwidth; the MoE GEMMs and activation keep the op model; a cost proportional to the
+  number of experts would scale the same way in the pair, and the attribution to the
+  dispatch rests on the issue's "no batch size helped" (a per-token cost) and on later work
+  on this path (MaxText PR #4913: the permute materialises top-k copies before the sorted
+  gather; PR #3814, 2026-05: ragged sort kernels, so newer builds are likely faster).
+  Confidence: low-medium (one pair of runs, one chip).
+
+Other stacks (Neuron, Gaudi, plain PyTorch, MaxText on GPU) keep the op model: XLA fuses the
+clamp, and no benchmark of their MoE layers against it is at hand.
 """
 
 from __future__ import annotations
@@ -73,6 +99,23 @@ def megatron_stack(dev: Device) -> bool:
 def moe_layer_efficiency(dev: Device) -> float:
     """Fraction of the op model's MoE-layer speed the stack reaches (1 off Megatron)."""
     return MEGATRON_MOE_LAYER_EFFICIENCY if megatron_stack(dev) else 1.0
+
+
+XLA_TPU_MOE_DISPATCH_EFFICIENCY = 0.035
+"""op-model time / measured time of the MoE token permute and unpermute under XLA on TPU,
+derived from MaxText issue #1256's pair of runs (module docstring;
+``scripts/maxtext_moe_dispatch.py`` prints the derivation)"""
+XLA_TPU_FAMILIES = ("google-tpu",)
+"""chip families whose training stacks compile with XLA (MaxText, the only TPU training stack
+of catalog/data/stacks.toml)"""
+
+
+def moe_dispatch_efficiency(dev: Device) -> float:
+    """Fraction of the op model's speed the MoE token permute/unpermute reach on ``dev``'s
+    training stack (1 off XLA-on-TPU)."""
+    if dev.chip.family in XLA_TPU_FAMILIES:
+        return XLA_TPU_MOE_DISPATCH_EFFICIENCY
+    return 1.0
 
 
 def clamp_passes(nbytes: ArrayLike) -> tuple[F, F]:

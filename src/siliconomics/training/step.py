@@ -72,7 +72,7 @@ from .precision import (
     recipe,
     weight_cast_bytes,
 )
-from .stack import clamp_passes, megatron_stack, moe_layer_efficiency
+from .stack import clamp_passes, megatron_stack, moe_dispatch_efficiency, moe_layer_efficiency
 
 F = NDArray[np.float64]
 
@@ -450,8 +450,11 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
     ly.settle()  # partial sums below: deferred GEMMs priced first
     f0, b0 = ly.fwd, ly.bwd
+    d_eff = moe_dispatch_efficiency(dev)  # XLA's sort/gather/scatter of token copies (.stack)
     for op in ops:
         t = w * op.time
+        if op.name in ("moe_permute", "moe_unpermute"):
+            t = t / d_eff
         ly.fwd = ly.fwd + t
         if op.op_class != "gemm":
             ly.bwd, ly.elem_fwd = ly.bwd + 2.0 * t, ly.elem_fwd + t
