@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from . import resolve
-from .calibrate.bands import DEFAULT_LEVEL, derate
+from .calibrate.bands import DEFAULT_LEVEL, derate, searched
 from .catalog.bandtable import Residual
 from .catalog.catalog import Catalog
 from .catalog.schema import EfficiencyProfile, ModelSpec
@@ -346,6 +346,8 @@ def train(
         catalog_chips=p.chips,
     )
     ab = answer_band(calib, dev.chip.family, m, "training", kind="training")
+    if plan is None:  # searched plans: the search's measured over-credit widens the low end
+        ab = replace(ab, band=searched(ab.band, resolve.search_realism_ratios()))
     return Result(study, _banded(train_tables.study_dict, ab), _key("plans"), ab, calib)
 
 

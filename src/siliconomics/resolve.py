@@ -62,6 +62,12 @@ ModelLike = str | Path | ModelSpec
 _FILE_SUFFIXES = (".toml", ".json")
 
 
+def search_realism_ratios() -> tuple[float, ...]:
+    """The packaged search-realism ratios (search MFU / best published MFU, one per published
+    training configuration): they widen the band of searched training plans."""
+    return tuple(r.ratio for r in registry.search_realism().row)
+
+
 def packaged() -> Catalog:
     """The packaged catalog (chips, models, efficiency profiles, systems)."""
     return registry.packaged()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -183,6 +183,25 @@ def band_for(
             reason="; ".join(reasons) or f"{len(rs)} cross-validated rows of its cell",
         )
     raise AssertionError("unreachable")
+
+
+def searched(b: Band, ratios: Sequence[float]) -> Band:
+    """The band of a plan the training *search* picked: ``b`` with its low end lowered by how
+    far the search's fastest plans beat the best published MFU of their configurations
+    (``ratios``: search / best published, one per published configuration), taken at the
+    band's level and never below 1. The point estimate stays; only the band says that a
+    searched plan may not reach what the model credits it with."""
+    if not ratios:
+        return b
+    f = max(1.0, float(np.quantile(np.asarray(ratios, dtype=np.float64), b.level)))
+    if f <= 1.0:
+        return b
+    why = (
+        f"searched plan: the search's best plans beat the best published MFU of their "
+        f"configurations by x{f:.2f} at the {b.level:.0%} quantile ({len(ratios)} published "
+        "training configurations, docs/TRAINING.md 'Search realism'): low end lowered by it"
+    )
+    return replace(b, lo=b.lo - math.log(f), reason=f"{b.reason}; {why}")
 
 
 def _scaled(

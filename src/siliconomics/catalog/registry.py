@@ -23,7 +23,14 @@ from .catalog import Catalog
 from .hf import load_hf_config
 from .parse import parse_toml, validate_as
 from .power import with_tdp_estimate
-from .schema import ChipSpec, EfficiencyProfile, ModelSpec, PriceBookFile, SystemSpec
+from .schema import (
+    ChipSpec,
+    EfficiencyProfile,
+    ModelSpec,
+    PriceBookFile,
+    SearchRealismFile,
+    SystemSpec,
+)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -76,6 +83,14 @@ def systems() -> dict[str, SystemSpec]:
 def price_book_files() -> tuple[PriceBookFile, ...]:
     """The packaged dated price books (``catalog/data/prices/*.toml``), one per provider."""
     return tuple(parse_toml(p, PriceBookFile) for p in sorted(_data_dir("prices").glob("*.toml")))
+
+
+@cache
+def search_realism() -> SearchRealismFile:
+    """The packaged search-realism table (``catalog/data/search_realism.toml``, written by
+    ``scripts/search_realism.py --write``)."""
+    return parse_toml(Path(str(resources.files("siliconomics.catalog") / "data"))
+                      / "search_realism.toml", SearchRealismFile)  # fmt: skip
 
 
 @cache

@@ -527,3 +527,23 @@ class PriceBookFile(_Frozen):
     prices: tuple[BookPrice, ...] = ()
 
     _date = field_validator("as_of")(_check_date)
+
+
+class SearchRealismRow(_Frozen):
+    """One published training configuration: the search's fastest plan against its best
+    published MFU (``scripts/search_realism.py``)."""
+
+    id: str
+    ratio: float = Field(gt=0, description="search MFU / best published MFU")
+    best: str = Field(description="the row id of the best published run")
+    search_plan: str
+    published_plan: str
+
+
+class SearchRealismFile(_Frozen):
+    """``catalog/data/search_realism.toml``: how far the training search's best plans beat the
+    best published runs of the same configurations (docs/TRAINING.md, "Search realism")."""
+
+    measured: str
+    source: str
+    row: list[SearchRealismRow]
