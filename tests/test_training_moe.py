@@ -349,3 +349,26 @@ def test_xla_tpu_dispatch_slows_only_tpu_moe_permutes() -> None:
     assert slow_q > slow_m
     assert at(eff, "llama-3-8b", "tpu-v6e") == at(1.0, "llama-3-8b", "tpu-v6e")
     assert at(eff, "qwen3-30b-a3b", "h100-sxm") == at(1.0, "qwen3-30b-a3b", "h100-sxm")
+
+
+def test_overlap_never_hides_more_than_the_micro_batch_compute() -> None:
+    """A fitted overlap of 1.0 (the TPU family's) hides TP traffic only up to the compute it
+    runs under: a 1B model at tp16 exposes most of its TP time; a 70B model at tp4, whose
+    compute exceeds its TP traffic, keeps it hidden."""
+    from siliconomics.training.estimate import estimate_training
+
+    dev = resolve.device("tpu-v6e")
+    assert train_device(dev).eff.train_comm_overlap == 1.0
+    small = estimate_training(
+        get_model("llama-3.2-1b"), dev, TrainPlan(dp=4, tp=16, zero=3, micro_batch=1),
+        seq_len=4096, global_batch_seqs=256,
+    )  # fmt: skip
+    b = small.breakdown
+    compute = b["forward"] + b["backward"] + b["recompute"]
+    assert b["tp/sp comm"] > compute  # exposed: raw - compute, raw >> compute
+    big = estimate_training(
+        get_model("llama-3.1-70b"), dev, TrainPlan(dp=32, tp=4, cp=2, zero=3, shard=64,
+                                                    micro_batch=1),
+        seq_len=8192, global_batch_seqs=1280,
+    )  # fmt: skip
+    assert big.breakdown["tp/sp comm"] == 0.0

@@ -330,13 +330,16 @@ def plan_kernel(
         rc = Lq * lf / pp if rcp == 2 else 0.0
         rc = rc + (Lq * (lv[V_ELEM] + lv[V_MLA]) / pp if rcp == 1 else 0.0)
         passes = 2.0 + (1.0 if rcp == 2 else 0.0)
-        t_tp = C[C_PAR] * lv[V_AR] * passes * Lq / pp * (1.0 - C[C_OV_TP])
+        busy = fwd + bwd + rc
+        t_tp_raw = C[C_PAR] * lv[V_AR] * passes * Lq / pp
+        t_tp = _mx(t_tp_raw * (1.0 - C[C_OV_TP]), t_tp_raw - busy)
         t_cp = lv[V_CPL] * Lq / pp
         t_ep = 0.0
         stride = float(tp * cp * dp)
         hop = alpha + T * C[C_DMODEL] * 2.0 / (C[C_SR_BW] if stride < dom else out_bw)
         p2p = 2.0 * float(vpp) * hop
-        t_pp = _mx(p2p - (fwd + bwd), 0.0) if vpp > 1 else p2p * (1.0 - C[C_OV_PP])
+        plain = _mx(p2p * (1.0 - C[C_OV_PP]), p2p - (fwd + bwd))
+        t_pp = _mx(p2p - (fwd + bwd), 0.0) if vpp > 1 else plain
         t_pp = t_pp * (1.0 if pp > 1 else 0.0)
         per = lv[V_PER]
         params_stage = (per * L + lv[V_EDGE]) / pp
@@ -361,7 +364,6 @@ def plan_kernel(
             red = 2.0 * rs_dp if zero == 0 else rs_dp
             gat = 0.0 if zero == 0 else _group_time(g2, trainable * 2.0, out_bw)
             fsdp_raw = 0.0
-        busy = fwd + bwd + rc
         t_fsdp = _mx(fsdp_raw - busy, 0.0) if C[C_OV_FSDP] != 0.0 else fsdp_raw
         t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
         m = gb / float(dp * mb)

@@ -409,7 +409,8 @@ def _assumptions(dev: Device, plan: TrainPlan, ov: Overlap) -> tuple[str, ...]:
             f"{dev.id}: scale-out bandwidth unpublished, assumed 12.5 GB/s per chip (100 Gb/s)"
         )
     out.append(
-        f"overlap: {ov.tp:.0%} of tp/sp, {ov.pp:.0%} of pp send/recv hidden; dp "
+        f"overlap: {ov.tp:.0%} of tp/sp, {ov.pp:.0%} of pp send/recv hidden (never more than "
+        f"the micro-batch's compute); dp "
         f"{'hidden behind backward' if ov.dp else 'exposed'}; pipeline stages balanced"
     )
     if peak_dtype(plan.dtype) != "bf16":

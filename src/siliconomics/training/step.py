@@ -83,7 +83,7 @@ class Overlap:
 
     tp: float = 0.0
     """fraction of TP/SP collectives hidden behind GEMMs (Megatron/TE user-buffer overlap is
-    opt-in; 0 = serialised)"""
+    opt-in; 0 = serialised), never more than the micro-batch's compute (likewise ``pp``, ``ep``)"""
     dp: bool = True
     """gradient reduce-scatter hides behind the last micro-batch's backward and the parameter
     all-gather behind the first forward (Megatron overlap-grad-reduce/param-gather, XLA async
@@ -843,18 +843,24 @@ def _plan_times(
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
     per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
     n_moe = model.n_moe_layers
-    t_tp = per_layer_ar * lt.ar * passes * Lq / pp * (1.0 - ov.tp)
+    # The overlap fractions hide communication behind the micro-batch's own compute, never
+    # more than that compute: exposed = max(raw x (1 - overlap), raw - compute).
+    busy = fwd + bwd + rc
+    t_tp_raw = per_layer_ar * lt.ar * passes * Lq / pp
+    t_tp = xp.maximum(t_tp_raw * (1.0 - ov.tp), t_tp_raw - busy)
     t_cp = lt.cp_layer * Lq / pp
     # expert parallel: dispatch + combine per MoE layer and pass.
     t_ep: Any = 0.0
     if model.moe is not None:
-        t_ep = lt.a2a * passes * (n_moe / L) * Lq / pp * (1.0 - ov.ep)
+        t_ep_raw = lt.a2a * passes * (n_moe / L) * Lq / pp
+        t_ep = xp.maximum(t_ep_raw * (1.0 - ov.ep), t_ep_raw - busy)
     # pipeline: activations forward and gradients back once per virtual stage. The
     # interleaved schedule overlaps these transfers with the other chunks' compute
     # (Megatron-LM overlap_p2p_comm, on by default there); plain 1F1B waits for them.
     hop = send_recv_time(c, xp, T * model.d_model * ACT_BYTES, tp * cp * dp)
     p2p = 2.0 * g.vpp * hop
-    t_pp = xp.where(g.vpp > 1, xp.maximum(p2p - (fwd + bwd), 0.0), p2p * (1.0 - ov.pp)) * (pp > 1)
+    plain = xp.maximum(p2p * (1.0 - ov.pp), p2p - (fwd + bwd))
+    t_pp = xp.where(g.vpp > 1, xp.maximum(p2p - (fwd + bwd), 0.0), plain) * (pp > 1)
 
     per_layer, edges = lt.per_layer, lt.edges
     params_stage = (per_layer * L + edges) / pp
@@ -869,7 +875,6 @@ def _plan_times(
         c, xp, shard, nrep, tp, params_stage, trainable, g_bytes, g.grad_bytes, algorithm
     )
     fsdp_raw = xp.where(fsdp_on, 2.0 * ag + rs, 0.0)
-    busy = fwd + bwd + rc
     t_fsdp = xp.maximum(fsdp_raw - busy, 0.0) if ov.fsdp else fsdp_raw
 
     t_mb = fwd + bwd + rc + t_tp + t_cp + t_ep + t_pp + t_fsdp
