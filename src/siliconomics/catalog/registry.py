@@ -89,8 +89,8 @@ def price_book_files() -> tuple[PriceBookFile, ...]:
 def search_realism() -> SearchRealismFile:
     """The packaged search-realism table (``catalog/data/search_realism.toml``, written by
     ``scripts/search_realism.py --write``)."""
-    return parse_toml(Path(str(resources.files("siliconomics.catalog") / "data"))
-                      / "search_realism.toml", SearchRealismFile)  # fmt: skip
+    path = Path(str(resources.files("siliconomics.catalog") / "data" / "search_realism.toml"))
+    return parse_toml(path, SearchRealismFile)
 
 
 @cache
