@@ -7,7 +7,14 @@ so several Neuron SDK releases can be imported together), e.g.
 ``752349fd/general/benchmarks/trn1/training_data_decoder.csv``.
 
 Normalization (SCHEMA.md "Cores vs chips"): TP degrees count NeuronCores, 2 per Inferentia2 or
-Trainium chip; training "Nodes" are trn1.32xlarge instances of 16 chips. Identical measurements
+Trainium chip; training "Nodes" are trn1.32xlarge instances of 16 chips. The SDK 2.16/2.17 decoder
+tables' "Throughput (tokens/second)" counts input *and* output tokens over the end-to-end latency
+(its "Latency per Token" is the inverse): at batch 1 a Llama-2-13B row of 3,968 input and 128
+output tokens lists 2,590 tokens/s, which as output tokens would be 0.4 ms per decoded token,
+below the time to read the weights once, while (3,968 + 128) / 2,590 = 1.58 s end to end agrees
+with the 1,024/1,024 and 128/3,968 rows of the same table (about 10 ms per decoded token in all
+three). Those rows are imported as ``e2e_latency_s`` = batch x (input + output) / throughput.
+The SDK 2.18 tables name their column "Output Token Throughput" and are taken as stated. Identical measurements
 repeated in several snapshots (or in both the 'Batch' and 'Real Time' files) appear once.
 """
 
@@ -56,6 +63,8 @@ def _inference(tree: SourceTree, path: str, seen: set[tuple[str, ...]]) -> list[
             v = num(r.get(col, ""))
             if v is None:
                 continue
+            if col == TOTAL_THROUGHPUT:  # total tokens / end-to-end latency (module docstring)
+                v = _e2e_of_total_throughput(base, v)
             key = (base["chip"], model, base["software"], base["tp"], base["replicas"],
                    base["batch"], base["input_len"], base["output_len"], base["weight_dtype"],
                    metric, fmt(v))  # fmt: skip
@@ -66,12 +75,21 @@ def _inference(tree: SourceTree, path: str, seen: set[tuple[str, ...]]) -> list[
     return out
 
 
+TOTAL_THROUGHPUT = "Throughput (tokens/second)"
+"""the SDK 2.16/2.17 tables' column: input + output tokens per second of end-to-end latency"""
+
 _INF_METRICS = (
     ("output_tokens_per_s", "Output Token Throughput (tokens/sec)", "", "", 1.0),
-    ("output_tokens_per_s", "Throughput (tokens/second)", "", "", 1.0),
+    ("e2e_latency_s", TOTAL_THROUGHPUT, "", "", 1.0),
     ("ttft_s", "TTFT Latency P50 (ms)", "p50", "TTFT Latency P99 (ms)", 1e-3),
     ("tpot_s", "TPOT Latency P50 (ms)", "p50", "TPOT Latency P99 (ms)", 1e-3),
 )
+
+
+def _e2e_of_total_throughput(base: Row, total_tps: float) -> float:
+    """End-to-end seconds of a batch whose input + output tokens ran at ``total_tps``."""
+    tokens = int(base["batch"]) * (int(base["input_len"]) + int(base["output_len"]))
+    return tokens / total_tps
 
 
 def _inf_base(
@@ -115,7 +133,8 @@ def _inf_row(
     base: Row, r: dict[str, str], metric: str, pct: str, v: float, scale: float, p99: str, col: str
 ) -> Row:
     tp_cores = r["TP Degree"]
-    short = {"output_tokens_per_s": "TPS", "ttft_s": "TTFT", "tpot_s": "TPOT"}[metric]
+    short = {"output_tokens_per_s": "TPS", "e2e_latency_s": "E2E", "ttft_s": "TTFT",
+             "tpot_s": "TPOT"}[metric]  # fmt: skip
     rid = (
         f"NEURON-{base['chip'].upper()}-{slug(base['model'])}-SDK{r['Neuron Version']}-"
         f"TP{tp_cores}-bs{base['batch']}-{base['input_len']}-{base['output_len']}-"
@@ -132,7 +151,8 @@ def _inf_row(
     if "Latency per Token P50 (ms)" in r:
         orig += (
             f" Page also lists latency per token P50/P99 {r['Latency per Token P50 (ms)']}/"
-            f"{r.get('Latency per Token P99 (ms)', '')} ms (not imported: ~1/throughput at bs 1)."
+            f"{r.get('Latency per Token P99 (ms)', '')} ms (not imported: 1/throughput, the "
+            "end-to-end latency per input + output token)."
         )
     norm = [
         f"tp={base['tp']} chips (source TP {tp_cores} counts NeuronCores; 2 per chip).",
@@ -149,6 +169,15 @@ def _inf_row(
     conv = ""
     if scale != 1.0:
         conv = f"value = {r[col]} ms / 1000. (raw column '{col}', raw value {r[col]}.)"
+    if col == TOTAL_THROUGHPUT:
+        conv = (
+            f"value = batch x (input + output) / throughput = {base['batch']} x "
+            f"({base['input_len']} + {base['output_len']}) / {r[col]} s: the column counts input "
+            "and output tokens over the end-to-end latency (its 'latency per token' is the "
+            "inverse; only this reading makes the rows of one table agree: Llama-2-13B at "
+            "3968 in / 128 out would otherwise decode at 0.4 ms per token, below its weight-read "
+            f"time). (raw column '{col}', raw value {r[col]}.)"
+        )
     return {
         **base,
         "id": rid,
