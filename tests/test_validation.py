@@ -129,3 +129,40 @@ def test_malformed_files_are_clear_errors(tmp_path):
     )
     with pytest.raises(SiliconomicsError, match="'value' must be a number"):
         read_measured(f)
+
+
+def test_trt_engine_rows_run_mistral_sliding_window_as_full_attention() -> None:
+    """TensorRT-LLM's TensorRT-engine runtime (0.x) ran Mistral-7B-v0.1 with full attention
+    (max_attention_window_size not set): such a row is predicted with the window dropped, which
+    is slower at 20k-token prompts, and says so; another engine keeps the window."""
+    from siliconomics import resolve
+    from siliconomics.measured.rows import MeasuredRow
+    from siliconomics.validate.run import engine_model, run_row
+
+    cat = resolve.packaged()
+    model = cat.model("mistral-7b-v0.1")
+    assert model.sliding_window
+    base = {
+        "id": "T", "kind": "inference", "scenario": "offline", "usable": True,
+        "model": "mistral-7b-v0.1", "chip": "h100-sxm", "n_chips": 1, "replicas": 1, "tp": 1,
+        "pp": 1, "ep": 1, "dp": 1, "weight_dtype": "fp8", "act_dtype": "fp8", "kv_dtype": "fp8",
+        "batch": None, "input_len": 20000, "output_len": 2000, "length_dist": "fixed",
+        "metric": "output_tokens_per_s", "percentile": "", "value": 1268.0, "slo_ttft_s": None,
+        "slo_tpot_s": None, "inferred_fields": (), "source": "test",
+    }  # fmt: skip
+    trt = MeasuredRow(**base, software="TensorRT-LLM 0.15.0 (TensorRT engine, trtllm-bench)")
+    other = MeasuredRow(**base, software="vLLM 0.9.1")
+    full, notes = engine_model(trt, model)
+    assert full.sliding_window is None and notes and "full attention" in notes[0]
+    assert engine_model(other, model) == (model, ())
+    r_trt, r_win = run_row(trt, model, cat), run_row(trt, full, cat)
+    assert r_trt.predicted == r_win.predicted  # the row's model is the full-attention one
+    windowed = run_row(replace_model_row(trt), model, cat)
+    assert windowed.predicted > 1.5 * r_trt.predicted
+    assert any("full attention" in a for a in r_trt.assumptions)
+
+
+def replace_model_row(row):  # a row of the same run on an engine that applies the window
+    from dataclasses import replace
+
+    return replace(row, software="TensorRT-LLM 1.3.0 (PyTorch, trtllm-bench)")

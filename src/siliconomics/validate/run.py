@@ -87,6 +87,14 @@ _CPP_RUNTIME = re.compile(
     r"tensorrt engine|gptmanagerbenchmark|gptsessionbenchmark|mlperf|harness|^tensorrt \d", re.I
 )
 TRTLLM_BENCH_MAX_TOKENS = 32768
+# TensorRT-LLM's TensorRT-engine runtime (0.x) windows attention only when the run passes
+# max_attention_window_size (default: max_seq_len, i.e. full attention; NVIDIA/TensorRT-LLM
+# issue #1404: "Pass 4096 as max_attention_window_size" to run Mistral-7B-v0.1's window), and
+# neither trtllm-bench nor gptManagerBenchmark set it in the published runs; the PyTorch
+# backend did not pass Mistral/Mixtral's config.sliding_window to its attention kernel either
+# until PR #12597 (2026-03-30: "full O(N^2) attention during prefill instead of O(N x W)").
+_TRT_ENGINE_RUNTIME = re.compile(r"tensorrt engine|gptmanagerbenchmark", re.I)
+FULL_ATTENTION_FAMILIES = ("mistral", "mixtral")
 # The PyTorch-backend runs of TensorRT-LLM's performance overview capture CUDA graphs at these
 # batch sizes with padding (docs/source/performance/perf-overview.md @00f37686, llm_options.yml:
 # cuda_graph_config enable_padding: true, batch_sizes 1 ... 8192); generation-only steps run
@@ -222,10 +230,28 @@ def engine_device(row: MeasuredRow, catalog: Catalog) -> Device:
     return dev
 
 
+def engine_model(row: MeasuredRow, model: ModelSpec) -> tuple[ModelSpec, tuple[str, ...]]:
+    """The model as the engine behind the row ran it (and a note when that differs): Mistral's
+    sliding window ran as full attention on TensorRT-LLM's TensorRT-engine runtime (see
+    ``_TRT_ENGINE_RUNTIME``)."""
+    if (
+        model.sliding_window
+        and model.family in FULL_ATTENTION_FAMILIES
+        and _TRT_ENGINE_RUNTIME.search(row.software or "")
+    ):
+        full = model.model_copy(update={"sliding_window": None, "sliding_window_every": 0})
+        return full, (
+            f"TensorRT-LLM TensorRT engine: {model.id}'s {model.sliding_window}-token sliding "
+            "window ran as full attention (max_attention_window_size not set)",
+        )
+    return model, ()
+
+
 def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
     """Predict one row (raises SiliconomicsError with the reason if it cannot); the row's chip
     and its family's efficiency profile come from ``catalog``."""
     dev = engine_device(row, catalog)
+    model, model_notes = engine_model(row, model)
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
@@ -249,6 +275,6 @@ def run_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -> RowResult:
             family=dev.chip.family,
             predicted=_metric(est, row),
             bound=bound,
-            assumptions=(*notes, *est.assumptions),
+            assumptions=(*notes, *model_notes, *est.assumptions),
         )
     raise AssertionError("no candidate plan")
