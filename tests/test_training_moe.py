@@ -372,3 +372,17 @@ def test_overlap_never_hides_more_than_the_micro_batch_compute() -> None:
         seq_len=8192, global_batch_seqs=1280,
     )  # fmt: skip
     assert big.breakdown["tp/sp comm"] == 0.0
+
+
+def test_fit_error_does_not_suggest_a_zero_stage_the_plan_already_has() -> None:
+    """A plan that already shards its largest memory part (zero=3 over the optimizer state)
+    is told to add chips or tp/pp, not to 'try zero=1'; a zero=0 plan still gets that hint."""
+    from siliconomics.errors import DoesNotFitError
+    from siliconomics.training.estimate import estimate_training
+
+    m, dev = get_model("llama-3.1-405b"), resolve.device("tpu-v6e")
+    for zero, want in ((3, "zero=3 already shards it"), (0, "try zero=1 or higher")):
+        with pytest.raises(DoesNotFitError) as e:
+            estimate_training(m, dev, TrainPlan(dp=8, zero=zero, micro_batch=1), seq_len=4096,
+                              global_batch_seqs=64)  # fmt: skip
+        assert want in str(e.value) or want in (e.value.suggestion or "")

@@ -469,6 +469,10 @@ def _fit_error(est: TrainEstimate) -> DoesNotFitError:
         "gradients": "try zero=2 or higher",
         "weights": "try zero=3 (FSDP), or more tp/pp",
     }[biggest]
+    shards_it = {"optimizer state": 1, "gradients": 2, "weights": 3}
+    if biggest in shards_it and est.plan.zero >= shards_it[biggest]:
+        # already sharded by the plan's ZeRO stage: only a larger shard group or tp/pp helps
+        hint = f"zero={est.plan.zero} already shards it; use more chips or more tp/pp"
     if biggest != "activations" and est.plan.shard_group == 1:
         # ZeRO/FSDP shard over data (and context) parallel ranks; with one rank there is
         # nothing to shard over.
