@@ -281,7 +281,11 @@ def estimate_max_throughput(
         pad = graphs.padding_time(model, dev, plan, micro, avg_ctx, graph_batch_sizes)
         t_dec = t_dec + (1.0 - p) ** plan.dp * pad
     decode_mid = forward_cost(model, dev, plan, micro, 1.0, avg_ctx)
-    busy_prefill = B * I * t_prefill_tok
+    # With pp > 1 the pp micro-batches in flight carry context chunks too (in-flight batching
+    # schedules each micro-batch on its own, as the simulator's pp virtual engines do), so the
+    # stages prefill concurrently: the wall time of a token's prefill is its full-depth time
+    # over pp, as for decode (t_dec is the full-depth time of a micro-batch of B/pp).
+    busy_prefill = B * I * t_prefill_tok / plan.pp
     busy_decode = O * t_dec
     per_replica = B * O / (busy_prefill + busy_decode)
     tpot = t_dec + busy_prefill / O

@@ -303,7 +303,7 @@ def _throughput_block(k: StepKernel, I: F, O: F, limit: F | None, eng: _Engine) 
     t_dec = k.host_bound(NP, dev4, bd).mean(axis=0) + k.fixed_time(NP, bd)
     if eng.graph_sizes:
         t_dec = t_dec + _graph_padding(k, eng, B, I, O, micro, rest)
-    busy_prefill = B * I * tok
+    busy_prefill = B * I * tok / k.plan.pp  # pp stages prefill concurrently (estimate.py)
     busy = busy_prefill + O * t_dec
     tpot = t_dec + busy_prefill / O
     share = busy_prefill / busy
