@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siliconomics.calibrate.collective_fit import fit_custom_all_reduce, measured, predict
+from siliconomics.calibrate.collective_fit import TABLES, fit_custom_all_reduce, measured, predict
 from siliconomics.calibrate.ops_fit import load_all_reduce, predict_all_reduce
 from siliconomics.catalog.registry import get_chip, get_efficiency, get_model
 from siliconomics.errors import SiliconomicsError
@@ -101,14 +101,18 @@ def test_nccl_ring_against_the_shared_tables(chip_id: str, net: str) -> None:
     assert float(np.median(rel[~big])) < 0.35
 
 
-def test_custom_all_reduce_against_the_published_h100_table() -> None:
-    """sglang#2904's H100 table (TP 2/4/8, 512 B - 1 MiB): the shipped factors are the fit's
-    output and reproduce it within a median |err| of 20% (no row off by more than 2x)."""
-    d = dev("h100-sxm")
-    fit = fit_custom_all_reduce(d)
+@pytest.mark.parametrize("family", sorted(TABLES))
+def test_custom_all_reduce_against_the_published_tables(family: str) -> None:
+    """Each family's published custom all-reduce table (H100: sglang#2904, TP 2/4/8; MI300X:
+    aiter#801 TP 2 and vllm#19744 TP 4; MI355X: vllm#39080 TP 8): the shipped factors are the
+    fit's output and reproduce the table within a median |err| of 20% (no row off by 2x)."""
+    table = TABLES[family]
+    d = dev(table.chip_id)
+    assert d.chip.family == family
+    fit = fit_custom_all_reduce(d, table)
     assert d.eff.custom_allreduce_latency_s == pytest.approx(fit.latency_s, rel=0.01)
     assert d.eff.custom_allreduce_efficiency == pytest.approx(fit.efficiency, rel=0.01)
-    ratio = predict(d) / measured()
+    ratio = predict(d, table) / measured(table)
     assert float(np.median(np.abs(ratio - 1.0))) < 0.20
     assert ratio.max() < 2.0 and ratio.min() > 0.5
 

@@ -1,12 +1,24 @@
 """Fit the custom (one-/two-shot) all-reduce factors to a published latency table.
 
-The table is the H100 benchmark in the description of sgl-project/sglang pull request 2904
-("optimize custom allreduce kernel", 2025-01-15): TensorRT-LLM-derived custom all-reduce,
-bf16, TP 2/4/8 on one HGX H100 node, 512 B to 1 MiB, measured without CUDA graphs. The fit
-chooses ``custom_allreduce_latency_s`` (per-call floor) and ``custom_allreduce_efficiency``
-(fraction of NVLink bandwidth) minimising the squared log error of
-:func:`siliconomics.parallel.collectives.all_reduce` restricted to the custom algorithms, with
-the algorithm chosen per size as the stack does. Pure: the data are constants below.
+Two tables, one per family that has one:
+
+* H100 (:data:`H100`): the benchmark in the description of sgl-project/sglang pull request
+  2904 ("optimize custom allreduce kernel", 2025-01-15): TensorRT-LLM-derived custom
+  all-reduce, bf16, TP 2/4/8 on one HGX H100 node, 512 B to 1 MiB, measured without CUDA
+  graphs.
+* MI300X (:data:`MI300X`): vLLM's custom all-reduce on MI300X (xGMI mesh), fp16, from the
+  kernel benchmarks of the QuickReduce pull requests: TP 2 the "vllm cr" column of
+  ROCm/aiter pull request 801 (2025-08-11), TP 4 the "baseline" column (the custom
+  all-reduce QuickReduce is compared with) of vllm-project/vllm pull request 19744
+  (2025-06-17); 2 KiB to 1 MiB. No TP 8 table is published.
+* MI355X (:data:`MI355X`): vLLM's custom all-reduce at TP 8, the "before" column of
+  vllm-project/vllm pull request 39080 (2026-04-06), 24 KiB to 1.5 MiB.
+
+The fit chooses ``custom_allreduce_latency_s`` (per-call floor) and
+``custom_allreduce_efficiency`` (fraction of the scale-up bandwidth) minimising the squared
+log error of :func:`siliconomics.parallel.collectives.all_reduce` restricted to the custom
+algorithms, with the algorithm chosen per size as the stack does. Pure: the data are
+constants below.
 """
 
 from __future__ import annotations
@@ -21,17 +33,68 @@ from ..parallel.collectives import all_reduce
 
 F = NDArray[np.float64]
 
-SOURCE = (
-    "https://github.com/sgl-project/sglang/pull/2904 (H100, custom all-reduce, TP 2/4/8, "
-    "512 B - 1 MiB, no CUDA graph)"
-)
-SIZES_BYTES: F = np.array([512, 4096, 32768, 262144, 524288, 1048576], dtype=np.float64)
-LATENCY_US: dict[int, tuple[float, ...]] = {
-    2: (3.7, 3.9, 4.5, 7.9, 12.5, 19.9),
-    4: (4.8, 3.7, 4.8, 13.9, 20.2, 31.1),
-    8: (5.9, 5.7, 7.8, 16.7, 22.1, 33.8),
-}
 CUSTOM = ("one_shot", "two_shot")
+_KIB = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyTable:
+    """Published custom all-reduce latencies: group size -> (message bytes, microseconds)."""
+
+    chip_id: str
+    source: str
+    latency_us: dict[int, tuple[tuple[float, float], ...]]
+
+
+H100 = LatencyTable(
+    chip_id="h100-sxm",
+    source="https://github.com/sgl-project/sglang/pull/2904 (H100, custom all-reduce, TP "
+    "2/4/8, 512 B - 1 MiB, no CUDA graph)",
+    latency_us={
+        n: tuple(zip((512, 4096, 32768, 262144, 524288, 1048576), v, strict=True))
+        for n, v in {
+            2: (3.7, 3.9, 4.5, 7.9, 12.5, 19.9),
+            4: (4.8, 3.7, 4.8, 13.9, 20.2, 31.1),
+            8: (5.9, 5.7, 7.8, 16.7, 22.1, 33.8),
+        }.items()
+    },
+)
+MI300X = LatencyTable(
+    chip_id="mi300x",
+    source="vLLM custom all-reduce on MI300X, fp16: TP 2 https://github.com/ROCm/aiter/pull/801 "
+    "('vllm cr'), TP 4 https://github.com/vllm-project/vllm/pull/19744 ('baseline'); "
+    "2 KiB - 1 MiB",
+    latency_us={
+        2: tuple(
+            (k * _KIB, us)
+            for k, us in (
+                (4, 7.07), (8, 7.58), (16, 7.53), (32, 7.30), (64, 7.66), (128, 8.70),
+                (256, 11.45), (512, 17.13), (1024, 28.15),
+            )
+        ),
+        4: tuple(
+            (k * _KIB, us)
+            for k, us in ((2, 7.18), (16, 7.26), (32, 7.58), (256, 14.39), (512, 14.65),
+                          (1024, 22.91))
+        ),
+    },
+)  # fmt: skip
+MI355X = LatencyTable(
+    chip_id="mi355x",
+    source="vLLM custom all-reduce on MI355X, bf16, TP 8: the 'vllm/us' column (vLLM before "
+    "the change) of https://github.com/vllm-project/vllm/pull/39080 (2026-04-06), "
+    "(tokens, 3072) buffers of 24 KiB - 1.5 MiB",
+    latency_us={
+        8: tuple(
+            (t * 3072 * 2, us)
+            for t, us in ((4, 6.3), (8, 6.7), (16, 7.6), (32, 10.0), (64, 13.1), (128, 16.0),
+                          (256, 24.2))
+        ),
+    },
+)  # fmt: skip
+TABLES = {"nvidia-hopper": H100, "amd-cdna3": MI300X, "amd-cdna4": MI355X}
+"""the table each family's custom all-reduce factors are fitted on"""
+SOURCE = H100.source
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,21 +105,24 @@ class CustomAllReduceFit:
     rows: int
 
 
-def measured() -> F:
-    return np.concatenate([np.array(v) * 1e-6 for v in LATENCY_US.values()])
+def measured(table: LatencyTable = H100) -> F:
+    return np.concatenate([np.array([us for _, us in v]) * 1e-6 for v in table.latency_us.values()])
 
 
-def predict(dev: Device) -> F:
+def predict(dev: Device, table: LatencyTable = H100) -> F:
     """Model latency for every (group size, message size) of the table, in table order."""
     return np.concatenate(
-        [all_reduce(dev, SIZES_BYTES, n, algorithms=CUSTOM).time for n in LATENCY_US]
+        [
+            all_reduce(dev, np.array([b for b, _ in v]), n, algorithms=CUSTOM).time
+            for n, v in table.latency_us.items()
+        ]
     )
 
 
-def fit_custom_all_reduce(dev: Device) -> CustomAllReduceFit:
+def fit_custom_all_reduce(dev: Device, table: LatencyTable = H100) -> CustomAllReduceFit:
     from scipy.optimize import least_squares
 
-    meas = measured()
+    meas = measured(table)
 
     def with_x(x: F) -> Device:
         eff = dev.eff.model_copy(
@@ -65,12 +131,12 @@ def fit_custom_all_reduce(dev: Device) -> CustomAllReduceFit:
         return Device(chip=dev.chip, eff=eff)
 
     r = least_squares(
-        lambda x: np.log(predict(with_x(x))) - np.log(meas),
+        lambda x: np.log(predict(with_x(x), table)) - np.log(meas),
         np.array([3.0, 0.3]),
         bounds=([0.1, 0.01], [50.0, 1.0]),
         method="trf",
     )
-    err = np.abs(predict(with_x(r.x)) / meas - 1.0)
+    err = np.abs(predict(with_x(r.x), table) / meas - 1.0)
     return CustomAllReduceFit(
         latency_s=float(r.x[0]) * 1e-6,
         efficiency=float(r.x[1]),
