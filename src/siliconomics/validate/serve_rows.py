@@ -40,7 +40,7 @@ from ..errors import DoesNotFitError, SiliconomicsError
 from ..measured.rows import MeasuredRow
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
-from ..serving.capacity import concurrency, max_rate
+from ..serving.capacity import SATURATION_GENERATIONS, concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
@@ -263,7 +263,7 @@ def simulate_offline_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -
             graphs = engine_settings(row, model, dev, plan).graph_batch_sizes
             cfg = _config(model, row, plan, dev, 1, graphs)
             w, _ = _workload(row, 1)
-            n = max(2000, 4 * concurrency(cfg, w))
+            n = min(max(2000, SATURATION_GENERATIONS * concurrency(cfg, w)), 100_000)
             burst = Workload(
                 arrival=Arrival(kind="burst"), input=w.input, output=w.output, n_requests=n
             )
