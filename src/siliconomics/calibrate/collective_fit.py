@@ -23,7 +23,8 @@ constants below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -95,6 +96,15 @@ MI355X = LatencyTable(
 TABLES = {"nvidia-hopper": H100, "amd-cdna3": MI300X, "amd-cdna4": MI355X}
 """the table each family's custom all-reduce factors are fitted on"""
 SOURCE = H100.source
+EFFICIENCY_FROM = {"amd-cdna3": "amd-cdna4"}
+"""families whose bandwidth factor comes from another family's table. MI300X's tables stop at
+TP 4, and on the xGMI mesh the fraction of link bandwidth the custom kernel reaches falls as
+the group grows (MI300X: about 78% of one link at TP 2, 52% of three at TP 4; MI355X: 27% of
+seven at TP 8), so a TP 2/4 fit extrapolated along the link count would put TP 8 on MI300X
+faster than the measured TP 8 on MI355X, whose links are faster. TP 8, where MI300X serves
+nearly every large model, takes the CDNA TP 8 measurement; the MI300X tables set the latency
+floor from their small messages (:data:`LATENCY_ROWS_MAX_BYTES`)."""
+LATENCY_ROWS_MAX_BYTES = 64 * _KIB
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +113,13 @@ class CustomAllReduceFit:
     efficiency: float
     median_abs_pct: float
     rows: int
+
+
+def _with(dev: Device, x: F) -> Device:
+    eff = dev.eff.model_copy(
+        update={"custom_allreduce_latency_s": x[0] * 1e-6, "custom_allreduce_efficiency": x[1]}
+    )
+    return Device(chip=dev.chip, eff=eff)
 
 
 def measured(table: LatencyTable = H100) -> F:
@@ -119,9 +136,51 @@ def predict(dev: Device, table: LatencyTable = H100) -> F:
     )
 
 
-def fit_custom_all_reduce(dev: Device, table: LatencyTable = H100) -> CustomAllReduceFit:
+def _rows_up_to(table: LatencyTable, max_bytes: float) -> LatencyTable:
+    rows = {n: tuple(r for r in v if r[0] <= max_bytes) for n, v in table.latency_us.items()}
+    return replace(table, latency_us={n: v for n, v in rows.items() if v})
+
+
+def fit_family(family: str, device: Callable[[str], Device]) -> CustomAllReduceFit:
+    """The custom all-reduce factors of ``family`` from its table (:data:`TABLES`; ``device``
+    maps a chip id to its device), the bandwidth factor taken from another family where
+    :data:`EFFICIENCY_FROM` says so."""
+    table = TABLES[family]
+    dev = device(table.chip_id)
+    donor = EFFICIENCY_FROM.get(family)
+    if donor is None:
+        return fit_custom_all_reduce(dev, table)
+    e = fit_family(donor, device).efficiency
+    return fit_custom_all_reduce(dev, _rows_up_to(table, LATENCY_ROWS_MAX_BYTES), efficiency=e)
+
+
+def fit_custom_all_reduce(
+    dev: Device, table: LatencyTable = H100, *, efficiency: float | None = None
+) -> CustomAllReduceFit:
+    """Fit the latency floor and the bandwidth factor to ``table`` (only the floor when
+    ``efficiency`` is given)."""
     from scipy.optimize import least_squares
 
+    if efficiency is not None:
+        fixed = efficiency
+
+        def both(x: F) -> F:
+            return np.array([x[0], fixed])
+
+        r1 = least_squares(
+            lambda x: np.log(predict(_with(dev, both(x)), table)) - np.log(measured(table)),
+            np.array([3.0]),
+            bounds=([0.1], [50.0]),
+            method="trf",
+        )
+        x = both(r1.x)
+        err = np.abs(predict(_with(dev, x), table) / measured(table) - 1.0)
+        return CustomAllReduceFit(
+            latency_s=float(x[0]) * 1e-6,
+            efficiency=float(x[1]),
+            median_abs_pct=float(np.median(err) * 100.0),
+            rows=int(err.size),
+        )
     meas = measured(table)
 
     def with_x(x: F) -> Device:

@@ -215,6 +215,21 @@ class AffineTime:
         return self.alpha + self.coef * b / self.bw / self.slow
 
 
+NVLS_MAX_SPEEDUP: Final = 480.0 / 370.0
+"""Largest bus-bandwidth gain of NVLS (NVLink SHARP) all-reduce over the ring: on 8 x H100
+NCCL's ring reaches ~370 GB/s bus bandwidth and NVLS a peak of ~480 GB/s (algorithm bandwidth
+~275 GB/s), per an NCCL maintainer in https://github.com/NVIDIA/nccl-tests/issues/212 (2024-05).
+The traffic count alone, S(n+1)/n against the ring's 2S(n-1)/n, would credit 1.56x at n = 8."""
+
+
+def nvls_slowdown(n: int) -> float:
+    """Factor on NVLS's bandwidth so that its gain over the ring, 2(n-1)/(n+1) by traffic, is
+    at most :data:`NVLS_MAX_SPEEDUP` (1 where the traffic count is below it: n <= 5). Measured
+    at n = 8 on H100; applied to every group size and NVSwitch generation (inferred)."""
+    gain = 2.0 * (n - 1.0) / (n + 1.0)
+    return min(1.0, NVLS_MAX_SPEEDUP / gain)
+
+
 def _in_domain_candidates(dev: Device, n: int, algorithms: tuple[str, ...]) -> list[AffineTime]:
     """Every algorithm available inside one switch/mesh domain (``n`` > 1)."""
     bw, _ = _links_used(dev, n)
@@ -224,8 +239,17 @@ def _in_domain_candidates(dev: Device, n: int, algorithms: tuple[str, ...]) -> l
     if "ring" in algorithms:
         out.append(AffineTime(name="ring", alpha=a_lib + 2.0 * (n - 1) * h, coef=ring, bw=bw))
     if "nvls" in algorithms and dev.chip.interconnect.switch_reduction and n > 2:
-        # multimem.ld_reduce of each 1/n shard + multimem.st broadcast: S(n+1)/n per direction.
-        out.append(AffineTime(name="nvls", alpha=a_lib + 2.0 * h, coef=(n + 1.0) / n, bw=bw))
+        # multimem.ld_reduce of each 1/n shard + multimem.st broadcast: S(n+1)/n per direction,
+        # its speed-up over the ring capped at what NCCL measures (:func:`nvls_slowdown`).
+        out.append(
+            AffineTime(
+                name="nvls",
+                alpha=a_lib + 2.0 * h,
+                coef=(n + 1.0) / n,
+                bw=bw,
+                slow=nvls_slowdown(n),
+            )
+        )
     a_c = dev.eff.custom_allreduce_latency_s
     if a_c is not None:
         e_c = dev.eff.custom_allreduce_efficiency
