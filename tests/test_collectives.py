@@ -241,9 +241,9 @@ INFERENCEX = {
     "mi355x": ((55.0, 2185.0), (76.0, 1504.0), (96.0, 750.0)),
 }
 # Stated tolerances on model / published: B200 within 0.5-1.5x (it was 0.31x at 76 tok/s/user
-# and infeasible above 100 before the algorithm-aware collectives); MI355X within 1/3-3x: the
-# model is 1.6-2.4x too optimistic there (ROCm kernel efficiencies at small batch are not
-# calibrated: a known gap, see docs/MODEL.md).
+# and infeasible above 100 before the algorithm-aware collectives; 0.64-0.70x now); MI355X
+# within 1/3-3x: the model is 1.0-2.1x too optimistic there (ROCm kernel efficiencies at small
+# batch are not calibrated: a known gap, see docs/MODEL.md).
 BANDS = {"b200": (0.5, 1.5), "mi355x": (1 / 3, 3.0)}
 
 
