@@ -95,7 +95,6 @@ MI355X = LatencyTable(
 )  # fmt: skip
 TABLES = {"nvidia-hopper": H100, "amd-cdna3": MI300X, "amd-cdna4": MI355X}
 """the table each family's custom all-reduce factors are fitted on"""
-SOURCE = H100.source
 EFFICIENCY_FROM = {"amd-cdna3": "amd-cdna4"}
 """families whose bandwidth factor comes from another family's table. MI300X's tables stop at
 TP 4, and on the xGMI mesh the fraction of link bandwidth the custom kernel reaches falls as
@@ -158,47 +157,28 @@ def fit_custom_all_reduce(
     dev: Device, table: LatencyTable = H100, *, efficiency: float | None = None
 ) -> CustomAllReduceFit:
     """Fit the latency floor and the bandwidth factor to ``table`` (only the floor when
-    ``efficiency`` is given)."""
+    ``efficiency`` is given), minimising the squared log error."""
     from scipy.optimize import least_squares
 
-    if efficiency is not None:
-        fixed = efficiency
-
-        def both(x: F) -> F:
-            return np.array([x[0], fixed])
-
-        r1 = least_squares(
-            lambda x: np.log(predict(_with(dev, both(x)), table)) - np.log(measured(table)),
-            np.array([3.0]),
-            bounds=([0.1], [50.0]),
-            method="trf",
-        )
-        x = both(r1.x)
-        err = np.abs(predict(_with(dev, x), table) / measured(table) - 1.0)
-        return CustomAllReduceFit(
-            latency_s=float(x[0]) * 1e-6,
-            efficiency=float(x[1]),
-            median_abs_pct=float(np.median(err) * 100.0),
-            rows=int(err.size),
-        )
     meas = measured(table)
 
-    def with_x(x: F) -> Device:
-        eff = dev.eff.model_copy(
-            update={"custom_allreduce_latency_s": x[0] * 1e-6, "custom_allreduce_efficiency": x[1]}
-        )
-        return Device(chip=dev.chip, eff=eff)
+    def params(x: F) -> F:
+        return x if efficiency is None else np.array([x[0], efficiency])
 
+    x0, lo, hi = (
+        ([3.0, 0.3], [0.1, 0.01], [50.0, 1.0]) if efficiency is None else ([3.0], [0.1], [50.0])
+    )
     r = least_squares(
-        lambda x: np.log(predict(with_x(x), table)) - np.log(meas),
-        np.array([3.0, 0.3]),
-        bounds=([0.1, 0.01], [50.0, 1.0]),
+        lambda x: np.log(predict(_with(dev, params(x)), table)) - np.log(meas),
+        np.array(x0),
+        bounds=(lo, hi),
         method="trf",
     )
-    err = np.abs(predict(with_x(r.x), table) / meas - 1.0)
+    x = params(r.x)
+    err = np.abs(predict(_with(dev, x), table) / meas - 1.0)
     return CustomAllReduceFit(
-        latency_s=float(r.x[0]) * 1e-6,
-        efficiency=float(r.x[1]),
+        latency_s=float(x[0]) * 1e-6,
+        efficiency=float(x[1]),
         median_abs_pct=float(np.median(err) * 100.0),
         rows=int(meas.size),
     )
