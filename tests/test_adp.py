@@ -59,10 +59,12 @@ def test_adp_balance_blog_ratio(grouped: str) -> None:
     803/3653 tokens: coordinated context scheduling gave 1.31-1.33x over round-robin, and
     balanced iterations bound the gain at 39,552/25,664 = 1.54x. The modelled ratio of
     aligned to unaligned context chunks must fall in that range: the mechanism with the
-    grouped-kernel factor neutral, and (a known gap, xfail) with the calibrated profile."""
+    grouped-kernel and MLA-decode kernel factors neutral, and (a known gap, xfail) with the
+    calibrated profile."""
     m, dev = get_model("deepseek-v3"), resolve.device("gb200")
     if grouped == "neutral":
-        eff = dev.eff.model_copy(update={"grouped_gemm_efficiency": None})
+        upd = {"grouped_gemm_efficiency": None, "mla_decode_efficiency": None}
+        eff = dev.eff.model_copy(update=upd)
         dev = dataclasses.replace(dev, eff=eff)
     plan = InferencePlan(tp=1, dp=8, ep=8, **FP4)
     kw = {"max_prefill_tokens": 8192.0}

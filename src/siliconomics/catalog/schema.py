@@ -402,6 +402,15 @@ class EfficiencyProfile(_Frozen):
     attention_efficiency: EffValue = Field(
         le=1, description="fraction of matrix peak reached by fused (flash) attention"
     )
+    mla_decode_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of the 16-bit matrix peak reached by absorbed multi-head latent "
+        "attention in decode (FlashMLA, CUTLASS MLA, TensorRT-LLM's MLA kernels): its "
+        "latent QK/PV matmuls (2 x heads x (2 x kv_lora_rank + rope) FLOPs per cached "
+        "token) run at the 16-bit rate whatever the cache format, an FP8 cache being "
+        "dequantised in the kernel; default: attention_efficiency at the attention format",
+    )
     kernel_overhead_s: float = Field(
         ge=0, description="fixed time per kernel/op launch on the device, s"
     )

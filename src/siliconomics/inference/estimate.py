@@ -201,7 +201,8 @@ def estimate_static(
         prefill_time_share=ttft / e2e,
         assumptions=_assumptions(dev, plan)
         + _padding_note(model, plan)
-        + _context_note(model, I, O),
+        + _context_note(model, I, O)
+        + _mla_note(model, dev),
     )
 
 
@@ -308,7 +309,8 @@ def estimate_max_throughput(
         prefill_time_share=busy_prefill / (busy_prefill + busy_decode),
         assumptions=_assumptions(dev, plan)
         + _padding_note(model, plan)
-        + _context_note(model, I, O),
+        + _context_note(model, I, O)
+        + _mla_note(model, dev),
     )
 
 
@@ -323,6 +325,16 @@ def _padding_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
         f"tp={plan.tp} does not divide the {model.n_heads} attention heads: padded to {padded} "
         f"({per} per chip, {100 * (padded - model.n_heads) / padded:.0f}% of attention work "
         "wasted) as NxD Inference pads; vLLM and TensorRT-LLM refuse such a tp",
+    )
+
+
+def _mla_note(model: ModelSpec, dev: Device) -> tuple[str, ...]:
+    f = dev.eff.mla_decode_efficiency
+    if model.mla is None or f is None:
+        return ()
+    return (
+        f"MLA decode attention at {f:.2f} of the {dev.chip.id} 16-bit peak (published MLA "
+        "decode kernel benchmarks; an FP8 cache saves traffic, not matmul time)",
     )
 
 

@@ -734,11 +734,14 @@ def _mla_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
     peak = dev.peak_flops(dev.attention_dtype(plan.act_dtype, plan.kv_dtype))
     peak *= dev.eff.attention_efficiency
+    decode = peak
+    if dev.eff.mla_decode_efficiency is not None:
+        decode = dev.mla_decode_flops(plan.act_dtype, plan.kv_dtype)
     parts.append(
         _attention(
             float(L),
             None,
-            flop=2.0 * hq * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim) / peak,
+            flop=2.0 * hq * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim) / decode,
             flop_prefill=2.0 * hq * (hd + mla.v_head_dim) / peak,
             kv=lat * DTYPE_BYTES[plan.kv_dtype] / bw,
             q=2.0 * hq * hd * a / bw,

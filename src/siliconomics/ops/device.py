@@ -113,6 +113,19 @@ class Device:
                     continue
         return "bf16"
 
+    def mla_decode_flops(self, act_dtype: str, kv_dtype: str) -> float:
+        """FLOP/s of absorbed MLA decode attention: the profile's ``mla_decode_efficiency``
+        of the 16-bit peak where the profile sets it (a kernel benchmark), else the fused
+        attention rate (:meth:`attention_dtype` peak x ``attention_efficiency``)."""
+        f = self.eff.mla_decode_efficiency
+        if f is not None:
+            for d in ("bf16", "fp16"):
+                if self.chip.supports(d) and self.chip.peak_flops(d) is not None:
+                    return self.peak_flops(d) * f
+        return self.peak_flops(self.attention_dtype(act_dtype, kv_dtype)) * (
+            self.eff.attention_efficiency
+        )
+
     def supported_dtypes(self) -> list[str]:
         return [
             d

@@ -177,14 +177,25 @@ def memory_op(dev: Device, name: str, nbytes: ArrayLike, flops: ArrayLike = 0.0)
 
 
 def attention_op(
-    dev: Device, name: str, flops: ArrayLike, nbytes: ArrayLike, *, compute_dtype: str
+    dev: Device,
+    name: str,
+    flops: ArrayLike,
+    nbytes: ArrayLike,
+    *,
+    compute_dtype: str,
+    rate: ArrayLike | None = None,
 ) -> OpCost:
     """Fused attention (flash-style prefill, paged decode): matrix FLOPs at the profile's
-    ``attention_efficiency`` and K/V (cache) traffic at memory efficiency."""
+    ``attention_efficiency`` (or at ``rate`` FLOP/s where given: absorbed MLA decode, see
+    :meth:`.Device.mla_decode_flops`) and K/V (cache) traffic at memory efficiency."""
     f = np.asarray(flops, dtype=np.float64)
     b = np.asarray(nbytes, dtype=np.float64) + _z(f)
     f = f + _z(b)
-    peak = dev.peak_flops(compute_dtype) * dev.eff.attention_efficiency
+    peak = (
+        dev.peak_flops(compute_dtype) * dev.eff.attention_efficiency
+        if rate is None
+        else np.asarray(rate, dtype=np.float64)
+    )
     return OpCost(
         name=name,
         op_class="attention",
