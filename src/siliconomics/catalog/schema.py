@@ -409,7 +409,7 @@ class EfficiencyProfile(_Frozen):
         "attention in decode (FlashMLA, CUTLASS MLA, TensorRT-LLM's MLA kernels): its "
         "latent QK/PV matmuls (2 x heads x (2 x kv_lora_rank + rope) FLOPs per cached "
         "token) run at the 16-bit rate whatever the cache format, an FP8 cache being "
-        "dequantised in the kernel; default: attention_efficiency at the attention format",
+        "dequantised in the kernel; default: attention_efficiency (of the 16-bit peak)",
     )
     kernel_overhead_s: float = Field(
         ge=0, description="fixed time per kernel/op launch on the device, s"

@@ -230,11 +230,9 @@ def _mla_ops(st: _Step) -> list[OpCost]:
     flops = np.where(s > 1, naive, absorbed)
     nbytes = B * (st.c + s) * lat * DTYPE_BYTES[plan.kv_dtype] + 2.0 * T * hq * hd * st.a
     ad = dev.attention_dtype(plan.act_dtype, plan.kv_dtype)
-    rate = None
-    if dev.eff.mla_decode_efficiency is not None:
-        # absorbed decode at the kernels' measured 16-bit rate; prefill is plain FMHA
-        decode = dev.mla_decode_flops(plan.act_dtype, plan.kv_dtype)
-        rate = np.where(s > 1, dev.peak_flops(ad) * dev.eff.attention_efficiency, decode)
+    # absorbed decode at the MLA kernels' 16-bit rate; prefill is plain FMHA
+    decode = dev.mla_decode_flops(plan.act_dtype, plan.kv_dtype)
+    rate = np.where(s > 1, dev.peak_flops(ad) * dev.eff.attention_efficiency, decode)
     ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=ad, rate=rate).scaled(L))
     ops.append(st.g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
     return ops

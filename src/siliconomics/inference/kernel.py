@@ -734,9 +734,7 @@ def _mla_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
     peak = dev.peak_flops(dev.attention_dtype(plan.act_dtype, plan.kv_dtype))
     peak *= dev.eff.attention_efficiency
-    decode = peak
-    if dev.eff.mla_decode_efficiency is not None:
-        decode = dev.mla_decode_flops(plan.act_dtype, plan.kv_dtype)
+    decode = dev.mla_decode_flops(plan.act_dtype, plan.kv_dtype)
     parts.append(
         _attention(
             float(L),

@@ -114,17 +114,18 @@ class Device:
         return "bf16"
 
     def mla_decode_flops(self, act_dtype: str, kv_dtype: str) -> float:
-        """FLOP/s of absorbed MLA decode attention: the profile's ``mla_decode_efficiency``
-        of the 16-bit peak where the profile sets it (a kernel benchmark), else the fused
-        attention rate (:meth:`attention_dtype` peak x ``attention_efficiency``)."""
+        """FLOP/s of absorbed MLA decode attention. The shipped MLA decode kernels compute the
+        latent QK/PV matmuls in 16 bits whatever the cache format (FlashMLA is BF16/FP16 only;
+        CUTLASS MLA and AITER's MLA kernels convert an FP8 cache to BF16 before the matmuls;
+        TensorRT-LLM's FP8-cache kernel measures no faster), so: the 16-bit peak times the
+        profile's measured ``mla_decode_efficiency``, else its ``attention_efficiency``. A
+        chip without a 16-bit matrix path (Maia 200) runs them in its attention format."""
         f = self.eff.mla_decode_efficiency
-        if f is not None:
-            for d in ("bf16", "fp16"):
-                if self.chip.supports(d) and self.chip.peak_flops(d) is not None:
-                    return self.peak_flops(d) * f
-        return self.peak_flops(self.attention_dtype(act_dtype, kv_dtype)) * (
-            self.eff.attention_efficiency
-        )
+        eff = self.eff.attention_efficiency if f is None else f
+        for d in ("bf16", "fp16"):
+            if self.chip.supports(d) and self.chip.peak_flops(d) is not None:
+                return self.peak_flops(d) * eff
+        return self.peak_flops(self.attention_dtype(act_dtype, kv_dtype)) * eff
 
     def supported_dtypes(self) -> list[str]:
         return [
