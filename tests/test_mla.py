@@ -70,3 +70,17 @@ def test_step_kernel_matches_forward_cost(chip: str) -> None:
     want = forward_cost(m, dev, plan, B, s, c).time
     got = build_step_kernel(m, dev, plan).step_time(NP, B, s, c)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0.0)
+
+
+@pytest.mark.parametrize(("chip", "want"), [("b200", "0.41"), ("mi300x", "no MLA kernel figure")])
+def test_the_answer_states_the_mla_rate(chip: str, want: str) -> None:
+    from siliconomics.inference.estimate import estimate_static
+
+    plan = PLAN if chip == "b200" else dataclasses.replace(PLAN, weight_dtype="fp8")
+    est = estimate_static(resolve.model("deepseek-r1"), resolve.device(chip), plan, 64, 1000, 100)
+    notes = [a for a in est.assumptions if a.startswith("MLA decode attention")]
+    assert len(notes) == 1 and want in notes[0]
+    dense = estimate_static(
+        resolve.model("llama-3.1-8b"), resolve.device(chip), InferencePlan(), 8, 100, 10
+    )
+    assert not any(a.startswith("MLA") for a in dense.assumptions)

@@ -329,12 +329,18 @@ def _padding_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
 
 
 def _mla_note(model: ModelSpec, dev: Device) -> tuple[str, ...]:
-    f = dev.eff.mla_decode_efficiency
-    if model.mla is None or f is None:
+    if model.mla is None:
         return ()
+    f = dev.eff.mla_decode_efficiency
+    basis = (
+        "published MLA decode kernel benchmarks"
+        if f is not None
+        else "no MLA kernel figure for this family: its fused-attention efficiency"
+    )
+    f = dev.eff.attention_efficiency if f is None else f
     return (
-        f"MLA decode attention at {f:.2f} of the {dev.chip.id} 16-bit peak (published MLA "
-        "decode kernel benchmarks; an FP8 cache saves traffic, not matmul time)",
+        f"MLA decode attention at {f:.2f} of the {dev.chip.id} 16-bit peak ({basis}; an FP8 "
+        "cache saves traffic, not matmul time)",
     )
 
 
