@@ -72,7 +72,14 @@ def test_step_kernel_matches_forward_cost(chip: str) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0.0)
 
 
-@pytest.mark.parametrize(("chip", "want"), [("b200", "0.41"), ("mi300x", "no MLA kernel figure")])
+@pytest.mark.parametrize(
+    ("chip", "want"),
+    [
+        ("b200", "0.41 of the b200 bf16"),
+        ("mi300x", "no MLA kernel figure"),
+        ("maia-200", "fp8 peak"),
+    ],
+)
 def test_the_answer_states_the_mla_rate(chip: str, want: str) -> None:
     from siliconomics.inference.estimate import estimate_static
 
@@ -81,6 +88,11 @@ def test_the_answer_states_the_mla_rate(chip: str, want: str) -> None:
     notes = [a for a in est.assumptions if a.startswith("MLA decode attention")]
     assert len(notes) == 1 and want in notes[0]
     dense = estimate_static(
-        resolve.model("llama-3.1-8b"), resolve.device(chip), InferencePlan(), 8, 100, 10
+        resolve.model("llama-3.1-8b"),
+        resolve.device(chip),
+        dataclasses.replace(plan, dp=1, ep=1),
+        8,
+        100,
+        10,
     )
     assert not any(a.startswith("MLA") for a in dense.assumptions)

@@ -202,7 +202,7 @@ def estimate_static(
         assumptions=_assumptions(dev, plan)
         + _padding_note(model, plan)
         + _context_note(model, I, O)
-        + _mla_note(model, dev),
+        + _mla_note(model, dev, plan),
     )
 
 
@@ -310,7 +310,7 @@ def estimate_max_throughput(
         assumptions=_assumptions(dev, plan)
         + _padding_note(model, plan)
         + _context_note(model, I, O)
-        + _mla_note(model, dev),
+        + _mla_note(model, dev, plan),
     )
 
 
@@ -328,19 +328,18 @@ def _padding_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
     )
 
 
-def _mla_note(model: ModelSpec, dev: Device) -> tuple[str, ...]:
+def _mla_note(model: ModelSpec, dev: Device, plan: InferencePlan) -> tuple[str, ...]:
     if model.mla is None:
         return ()
-    f = dev.eff.mla_decode_efficiency
     basis = (
         "published MLA decode kernel benchmarks"
-        if f is not None
+        if dev.eff.mla_decode_efficiency is not None
         else "no MLA kernel figure for this family: its fused-attention efficiency"
     )
-    f = dev.eff.attention_efficiency if f is None else f
+    d = dev.mla_decode_dtype(plan.act_dtype, plan.kv_dtype)
     return (
-        f"MLA decode attention at {f:.2f} of the {dev.chip.id} 16-bit peak ({basis}; an FP8 "
-        "cache saves traffic, not matmul time)",
+        f"MLA decode attention at {dev.mla_decode_efficiency:.2f} of the {dev.chip.id} {d} "
+        f"peak ({basis}; the kernels run its matmuls in {d} whatever the cache format)",
     )
 
 

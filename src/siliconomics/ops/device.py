@@ -113,19 +113,28 @@ class Device:
                     continue
         return "bf16"
 
-    def mla_decode_flops(self, act_dtype: str, kv_dtype: str) -> float:
-        """FLOP/s of absorbed MLA decode attention. The shipped MLA decode kernels compute the
-        latent QK/PV matmuls in 16 bits whatever the cache format (FlashMLA is BF16/FP16 only;
-        CUTLASS MLA and AITER's MLA kernels convert an FP8 cache to BF16 before the matmuls;
-        TensorRT-LLM's FP8-cache kernel measures no faster), so: the 16-bit peak times the
-        profile's measured ``mla_decode_efficiency``, else its ``attention_efficiency``. A
-        chip without a 16-bit matrix path (Maia 200) runs them in its attention format."""
-        f = self.eff.mla_decode_efficiency
-        eff = self.eff.attention_efficiency if f is None else f
+    def mla_decode_dtype(self, act_dtype: str, kv_dtype: str) -> str:
+        """Format of the absorbed MLA decode matmuls. The shipped MLA decode kernels compute
+        the latent QK/PV matmuls in 16 bits whatever the cache format (FlashMLA is BF16/FP16
+        only; CUTLASS MLA and AITER's MLA kernels convert an FP8 cache to BF16 before the
+        matmuls; TensorRT-LLM's FP8-cache kernel measures no faster); a chip without a 16-bit
+        matrix path (Maia 200) runs them in its attention format."""
         for d in ("bf16", "fp16"):
             if self.chip.supports(d) and self.chip.peak_flops(d) is not None:
-                return self.peak_flops(d) * eff
-        return self.peak_flops(self.attention_dtype(act_dtype, kv_dtype)) * eff
+                return d
+        return self.attention_dtype(act_dtype, kv_dtype)
+
+    @property
+    def mla_decode_efficiency(self) -> float:
+        """The profile's measured ``mla_decode_efficiency``, else its ``attention_efficiency``."""
+        f = self.eff.mla_decode_efficiency
+        return self.eff.attention_efficiency if f is None else f
+
+    def mla_decode_flops(self, act_dtype: str, kv_dtype: str) -> float:
+        """FLOP/s of absorbed MLA decode attention: the :meth:`mla_decode_dtype` peak times
+        :attr:`mla_decode_efficiency`."""
+        d = self.mla_decode_dtype(act_dtype, kv_dtype)
+        return self.peak_flops(d) * self.mla_decode_efficiency
 
     def supported_dtypes(self) -> list[str]:
         return [
