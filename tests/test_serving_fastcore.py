@@ -8,6 +8,7 @@ over the whole run, a slight overestimate)."""
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -137,7 +138,11 @@ def test_other_runs_take_the_python_loop():
     from siliconomics.serving.schedulers.continuous import ContinuousEngine
 
     chunked, other = object.__new__(ChunkedEngine), object.__new__(ContinuousEngine)
+    chunked.stm = SimpleNamespace(dp=1)
     assert fastcore.eligible([chunked], "jsq", 1, None)
+    wide = object.__new__(ChunkedEngine)
+    wide.stm = SimpleNamespace(dp=8)  # attention DP: busiest-rank mixed steps, Python loop
+    assert not fastcore.eligible([wide], "jsq", 1, None)
     assert not fastcore.eligible([other], "least-tokens", 1, None)
     assert not fastcore.eligible([chunked], "least-tokens", 2, None)  # disaggregated
     assert not fastcore.eligible([chunked], "least-tokens", 1, print)  # a trace sink

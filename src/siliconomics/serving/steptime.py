@@ -50,6 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..catalog.schema import ModelSpec
+from ..inference.adp import EXPERT_SIDE
 from ..inference.forward import ForwardCost, forward_cost
 from ..inference.graphs import padded_batch
 from ..ops.device import Device
@@ -231,6 +232,10 @@ class StepTimeModel:
         fc = forward_cost(model, dev, plan, 1.0, np.asarray(self._t_axis), 0.0, logits_tokens=0)
         dense = np.broadcast_to(_by_class(fc, "dense"), (len(self._t_axis),))
         self._dense = [0.0, *dense.tolist()]  # index T (exact part)
+        self.dp = plan.dp
+        if plan.dp > 1:  # the routed-expert share, which pools the tokens of all dp ranks
+            pooled = sum((op.time for op in fc.ops if op.name in EXPERT_SIDE), np.zeros(()))
+            self._expert = [0.0, *np.broadcast_to(pooled, (len(self._t_axis),)).tolist()]
         self._n_exact = len(exact)
         n = np.arange(0, min(top, EXACT_TOKENS) + 1, dtype=np.float64)
         h = _head(forward_cost(model, dev, plan, 1.0, 1.0, 0.0, logits_tokens=n))
@@ -255,6 +260,13 @@ class StepTimeModel:
             ctx,
             lambda s, c: _by_class(forward_cost(model, dev, plan, 1.0, s, c), "attention"),
         )
+        if plan.dp > 1:  # one whole prompt chunk on one dp rank (B/dp = 1)
+            dpf = float(plan.dp)
+            self.attn_prefill_rank = _grid(
+                s_axis,
+                ctx,
+                lambda s, c: _by_class(forward_cost(model, dev, plan, dpf, s, c), "attention"),
+            )
 
     def with_host(self, t: float, seqs: int) -> float:
         """Step time ``t`` floored by the host work of ``seqs`` running sequences."""
@@ -264,9 +276,12 @@ class StepTimeModel:
 
     def dense(self, tokens: int) -> float:
         """Non-attention ops (with step overhead) for ``tokens`` tokens in one step."""
-        if tokens <= self._n_exact:
-            return self._dense[tokens]
-        ax, d = self._t_axis, self._dense
+        return self._table(self._dense, tokens)
+
+    def _table(self, d: list[float], tokens: float) -> float:
+        if tokens <= self._n_exact and tokens == int(tokens):
+            return d[int(tokens)]
+        ax = self._t_axis
         if tokens >= ax[-1]:  # past the table: extend the last segment linearly
             slope = (d[-1] - d[-2]) / (ax[-1] - ax[-2])
             return d[-1] + slope * (tokens - ax[-1])
@@ -285,6 +300,41 @@ class StepTimeModel:
             past = d[-1] + slope * (tail - ax[-1])
             out[ex + 1 :] = np.where(tail >= ax[-1], past, np.interp(tail, ax, d[1:]))
         return out
+
+    def mixed_ranks(
+        self, n_dec: int, ctx_sum: float, chunks: list[tuple[int, int]], sampled: int
+    ) -> float:
+        """A mixed step under attention data parallelism (``dp`` > 1), before the host floor.
+
+        The ranks run each step together (the MoE all-to-all synchronises them), so the step
+        lasts as long as its busiest rank (TensorRT-LLM tech blog 10, :mod:`..inference.adp`).
+        The decode sequences are spread evenly (the executor balances them by count); the prompt
+        chunks ``(new tokens, cached tokens)`` go to the ranks largest first, each to the rank
+        with the fewest prompt tokens so far, and run whole on that rank. Each rank's own ops
+        (projections, norms, dense and shared FFN, router, all-to-all) and its prompts'
+        attention take what they take on that rank; the routed-expert GEMMs pool the tokens of
+        all ranks. With ``dp`` = 1 this is the plain mixed step."""
+        dp = self.dp
+        pre = sum(take for take, _ in chunks)
+        attn_dec = self.attn_decode(n_dec, ctx_sum)
+        if dp == 1:
+            attn = attn_dec + sum(self.attn_prefill(take, done) for take, done in chunks)
+            return self.dense(n_dec + pre) + self.head(sampled) + attn
+        loads = [0] * dp
+        attn_r = [0.0] * dp
+        for take, done in sorted(chunks, key=lambda ch: -ch[0]):
+            r = loads.index(min(loads))
+            loads[r] += take
+            attn_r[r] += self.attn_prefill_rank(take, done)
+        per_dec = n_dec / dp
+        local = max(
+            self._table(self._dense, dp * (per_dec + load))
+            - self._table(self._expert, dp * (per_dec + load))
+            + a
+            for load, a in zip(loads, attn_r, strict=True)
+        )
+        expert = self._table(self._expert, n_dec + pre)
+        return local + expert + attn_dec + self.head(sampled)
 
     def head(self, n: int) -> float:
         """LM head for ``n`` sampled positions."""

@@ -17,6 +17,12 @@ v5.1 harness config), which gives a mean of 3,886.2, the MLCommons reference
 ``tokens_per_sample`` the rows carry. A row's distribution is the table scaled to its stated mean
 (so the mean is the row's, the shape the dataset's). Sets without a table keep a fixed mean.
 
+Input lengths. The same summaries give each sample's prompt length; ``INPUT_QUANTILES`` holds
+their 100 quantile midpoints (``scripts/mlperf_length_quantiles.py``), drawn independently of the
+output length (the pairing is not modelled). A prompt's length matters beyond its mean where
+prompts are prefilled whole on one of several attention-DP ranks: the step waits for the
+longest (DeepSeek-R1's prompts run from 52 to 3,140 tokens around a mean of 804).
+
 Harness settings. The Server harnesses of MLPerf Inference v5.1 do not run the engine as the
 simulator's default (chunked prefill, 8,192 tokens per step, no CUDA-graph padding) does:
 
@@ -85,6 +91,53 @@ OUTPUT_QUANTILES: dict[str, tuple[tuple[int, ...], str]] = {
          837, 840, 842, 845, 848, 851, 854, 857, 860, 865, 870, 877, 884, 892, 899, 907, 917,
          924, 933, 944, 956, 967, 980, 995, 1009, 1021, 1041, 1057, 1078, 1105, 1151, 1220),
         f"{_PSAP}@67033bae:mlperf-data/summaries/llama3-1-405b.csv (8,313 samples)",
+    ),
+}  # fmt: skip
+
+# 100 quantile midpoints of the reference prompt lengths (tokens), see the module docstring.
+INPUT_QUANTILES: dict[str, tuple[tuple[int, ...], str]] = {
+    "deepseek-r1-mlperf": (
+        (67, 78, 85, 90, 97, 102, 107, 112, 117, 122, 126, 132, 138, 144, 151, 160, 170, 183,
+         198, 216, 256, 323, 367, 408, 452, 511, 566, 638, 706, 739, 779, 810, 830, 837, 844,
+         848, 851, 855, 858, 862, 867, 871, 875, 878, 882, 885, 888, 891, 896, 900, 903, 908,
+         911, 914, 920, 924, 930, 936, 942, 948, 954, 962, 968, 978, 985, 995, 1005, 1015, 1024,
+         1032, 1042, 1051, 1062, 1073, 1082, 1094, 1103, 1114, 1125, 1136, 1145, 1157, 1170,
+         1185, 1202, 1225, 1256, 1268, 1273, 1279, 1282, 1288, 1295, 1300, 1308, 1315, 1327,
+         1346, 1390, 1480),
+        f"{_PSAP}@7cd1065d:mlperf-data/summaries/deepseek-r1.csv (4,388 samples, mean 803.79, "
+        "range 52-3,140)",
+    ),
+    "openorca-mlperf": (
+        (53, 61, 65, 69, 72, 75, 77, 80, 82, 84, 86, 88, 90, 92, 93, 95, 96, 98, 100, 101, 103,
+         104, 106, 107, 109, 110, 111, 113, 114, 116, 117, 119, 120, 122, 123, 125, 126, 128,
+         129, 131, 133, 134, 136, 138, 140, 142, 144, 146, 149, 151, 154, 156, 159, 162, 165,
+         169, 172, 176, 180, 184, 188, 192, 197, 201, 205, 209, 214, 219, 224, 230, 235, 242,
+         248, 255, 263, 270, 278, 287, 296, 306, 317, 330, 346, 363, 380, 401, 424, 451, 476,
+         506, 531, 552, 572, 589, 606, 623, 641, 666, 728, 878),
+        f"{_PSAP}@7cd1065d:mlperf-data/summaries/llama2-70b-99.csv (24,576 samples, mean 222.33, "
+        "range 48-1,021)",
+    ),
+    "mixtral-mlperf": (
+        (48, 60, 69, 77, 82, 88, 94, 99, 104, 109, 113, 117, 121, 125, 128, 131, 134, 137, 139,
+         142, 144, 147, 149, 151, 153, 156, 158, 161, 164, 167, 170, 173, 177, 180, 184, 188,
+         192, 196, 200, 204, 209, 214, 220, 226, 233, 240, 248, 256, 265, 276, 289, 304, 319,
+         341, 366, 400, 464, 530, 596, 632, 636, 638, 641, 642, 644, 646, 648, 649, 650, 652,
+         653, 654, 656, 658, 659, 661, 662, 664, 666, 667, 669, 671, 673, 676, 678, 680, 684,
+         688, 692, 698, 705, 715, 743, 897, 971, 1046, 1148, 1280, 1441, 1754),
+        f"{_PSAP}@67033bae:mlperf-data/summaries/mixtral-8x7b.csv (15,000 samples, mean 427.39, "
+        "range 35-1,948)",
+    ),
+    "llama3.1-405b-mlperf": (
+        (1205, 1802, 2216, 2470, 2705, 2861, 3043, 3243, 3416, 3578, 3741, 3898, 4048, 4178,
+         4314, 4445, 4597, 4745, 4893, 5032, 5205, 5392, 5558, 5728, 5916, 6079, 6259, 6448,
+         6691, 6887, 7110, 7292, 7471, 7673, 7852, 8025, 8163, 8349, 8593, 8672, 8913, 9060,
+         9202, 9244, 9364, 9550, 9725, 9834, 9870, 9989, 10138, 10224, 10419, 10442, 10461,
+         10501, 10707, 10762, 10805, 11017, 11051, 11068, 11089, 11196, 11366, 11382, 11528,
+         11658, 11682, 11703, 11791, 11971, 11986, 12201, 12273, 12293, 12328, 12551, 12597,
+         12619, 12859, 12899, 12929, 13167, 13189, 13466, 13514, 13745, 13889, 14080, 14346,
+         14641, 14890, 15207, 15551, 16075, 16793, 17515, 18443, 19494),
+        f"{_PSAP}@67033bae:mlperf-data/summaries/llama3-1-405b.csv (8,313 samples, mean 9,428.64, "
+        "range 476-19,988)",
     ),
 }  # fmt: skip
 

@@ -17,8 +17,10 @@ chunked prefill), a token budget of 8192 per step (TensorRT-LLM's default ``max_
 ``batch`` as the per-replica sequence limit (empty: the KV cache decides), 16-token KV blocks,
 least-outstanding-tokens routing.
 
-Length distributions: the file gives means (and for some sets a median and range); the shape
-is an assumption stated on each row. A lognormal is fitted to mean and median where both are
+Length distributions: the file gives means (and for some sets a median and range). Where the
+dataset's per-sample prompt lengths are published (``mlperf_server.INPUT_QUANTILES``), inputs
+follow them scaled to the row's mean; otherwise the shape is an assumption stated on each row. A
+lognormal is fitted to mean and median where both are
 known and the median is below the mean (sigma = sqrt(2 ln(mean / median))), clipped to the
 stated range; otherwise a uniform from the stated minimum with the stated mean, or the mean
 itself (fixed). Outputs follow the dataset's published per-sample output lengths scaled to the
@@ -44,7 +46,7 @@ from ..serving.capacity import SATURATION_GENERATIONS, concurrency, max_rate
 from ..serving.config import PoolConfig, ServingConfig, Slo
 from ..serving.simulate import simulate
 from ..serving.workload import Arrival, Lengths, Workload
-from .mlperf_server import OUTPUT_QUANTILES, Harness, harness
+from .mlperf_server import INPUT_QUANTILES, OUTPUT_QUANTILES, Harness, harness
 from .rows import RowResult, candidate_plans
 from .run import engine_device, engine_settings, run_row
 
@@ -77,6 +79,10 @@ SHAPES: dict[str, Shape] = {
 def input_lengths(row: MeasuredRow) -> tuple[Lengths, str]:
     """The prompt-length distribution assumed for ``row`` and a sentence saying so."""
     mean = row.input_len or 0.0
+    table = INPUT_QUANTILES.get(row.length_dist)
+    if table is not None and mean > 0:
+        lengths, desc = _scaled(table, mean)
+        return lengths, f"input: the dataset's 100 prompt-length quantiles {desc}"
     s = SHAPES.get(row.length_dist)
     if row.length_dist == "fixed" or s is None:
         return Lengths(params=(mean,)), f"input fixed at {mean:g} tokens"
@@ -106,13 +112,19 @@ def output_lengths(row: MeasuredRow) -> tuple[Lengths, str]:
     table = OUTPUT_QUANTILES.get(row.length_dist)
     if table is None:
         return Lengths(params=(mean,)), f"output fixed at the mean {mean:g} tokens"
+    lengths, desc = _scaled(table, mean)
+    return lengths, f"output: the dataset's 100 output-length quantiles {desc}"
+
+
+def _scaled(table: tuple[tuple[int, ...], str], mean: float) -> tuple[Lengths, str]:
+    """A quantile table scaled to ``mean`` (the shape the dataset's, the mean the row's)."""
     q, source = table
     scale = mean / (sum(q) / len(q))
     values = tuple(max(v * scale, 1.0) for v in q)
     return (
         Lengths(kind="empirical", params=values, rounding="nearest"),
-        f"output: the dataset's 100 output-length quantiles ({source}) scaled x{scale:.3f} "
-        f"to the mean {mean:g} (range {values[0]:.0f}-{values[-1]:.0f})",
+        f"({source}) scaled x{scale:.3f} to the mean {mean:g} "
+        f"(range {values[0]:.0f}-{values[-1]:.0f})",
     )
 
 

@@ -98,6 +98,16 @@ class ChunkedEngine(Engine):
             self.record(t, dur, self.n_dec, self.n_dec, "decode")
             return dur
         stm = self.stm
+        if stm.dp > 1:  # attention data parallelism: the busiest rank sets the step
+            pre = sum(take for _, take in chunks)
+            sampled = self.n_dec + sum(item[1] + take == item[2] for item, take in chunks)
+            raw = stm.mixed_ranks(
+                self.n_dec, self.ctx_sum, [(take, item[1]) for item, take in chunks], sampled
+            )
+            dur = stm.with_host(raw, self.n_dec + len(chunks))
+            self.load_tokens -= pre
+            self.record(t, dur, self.n_dec + len(chunks), self.n_dec + pre, "mixed")
+            return dur
         pre = 0
         sampled = self.n_dec
         attn = stm.attn_decode(self.n_dec, self.ctx_sum)
