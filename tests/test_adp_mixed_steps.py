@@ -49,6 +49,15 @@ def test_a_second_prompt_on_another_rank_adds_only_pooled_expert_work() -> None:
     assert nine > two
 
 
+def test_prefill_first_steps_also_wait_for_the_busiest_rank() -> None:
+    stm = _stm(8)
+    one, eight = stm.prefill_step([2000]), stm.prefill_step([2000] * 8)
+    # eight prompts on eight ranks take about as long as one (only pooled expert work grows),
+    # far from eight times as long
+    assert one < eight < 2.0 * one
+    assert stm.prefill_step([2000]) == pytest.approx(stm.mixed_ranks(0, 0.0, [(2000, 0)], 1))
+
+
 def test_one_attention_rank_is_the_plain_mixed_step() -> None:
     stm = _stm(1)
     n_dec, ctx = 64, 64 * 2000.0

@@ -489,7 +489,11 @@ class StepTimeModel:
         return np.asarray(t, dtype=np.float64)
 
     def prefill_step(self, prompts: list[int]) -> float:
-        """A step that prefills whole prompts (no cached context) and samples each."""
+        """A step that prefills whole prompts (no cached context) and samples each; under
+        attention data parallelism the busiest rank sets it (:meth:`mixed_ranks`)."""
+        if self.dp > 1:
+            t = self.mixed_ranks(0, 0.0, [(s, 0) for s in prompts], len(prompts))
+            return self.with_host(t, len(prompts))
         t = self.dense(sum(prompts)) + self.head(len(prompts))
         return self.with_host(t + sum(self.attn_prefill(s, 0.0) for s in prompts), len(prompts))
 
