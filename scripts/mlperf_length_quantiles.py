@@ -30,10 +30,21 @@ def main() -> None:
     ap.add_argument("csv", type=Path, help="a psap summaries file (input_length,output_length)")
     ap.add_argument("--cap-output", type=float, default=None, help="cap output lengths (tokens)")
     a = ap.parse_args()
-    with a.csv.open() as f:
-        rows = list(csv.DictReader(f))
-    inp = np.array([float(r["input_length"]) for r in rows])
-    out = np.array([float(r["output_length"]) for r in rows])
+    try:
+        with a.csv.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        inp = np.array([float(r["input_length"]) for r in rows])
+        out = np.array([float(r["output_length"]) for r in rows])
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"error: cannot read {a.csv}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise SystemExit(
+            f"error: {a.csv}: needs numeric columns input_length,output_length ({e})"
+        ) from None
+    if len(rows) == 0 or not (np.all(np.isfinite(inp)) and np.all(np.isfinite(out))):
+        raise SystemExit(f"error: {a.csv}: no rows, or a length that is not a finite number")
+    if a.cap_output is not None and not (a.cap_output >= 1 and np.isfinite(a.cap_output)):
+        raise SystemExit(f"error: --cap-output must be a finite number >= 1, got {a.cap_output}")
     if a.cap_output is not None:
         out = np.minimum(out, a.cap_output)
     print(f"{a.csv.name}: {len(rows)} samples")

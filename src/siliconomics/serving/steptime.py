@@ -302,24 +302,40 @@ class StepTimeModel:
         return out
 
     def mixed_ranks(
-        self, n_dec: int, ctx_sum: float, chunks: list[tuple[int, int]], sampled: int
+        self,
+        n_dec: int,
+        ctx_sum: float,
+        chunks: list[tuple[int, int]],
+        sampled: int,
+        memo: dict[tuple[int, int], float] | None = None,
     ) -> float:
-        """A mixed step under attention data parallelism (``dp`` > 1), before the host floor.
+        """A step of ``n_dec`` decodes and prompt ``chunks`` ``(new tokens, cached tokens)``,
+        before the host floor (``memo``: a cache of one-rank chunk attention times by chunk).
 
-        The ranks run each step together (the MoE all-to-all synchronises them), so the step
+        With one attention rank: one pass of the dense ops over all tokens plus each kernel's
+        attention. Under attention data parallelism (``dp`` > 1):
+        the ranks run each step together (the MoE all-to-all synchronises them), so the step
         lasts as long as its busiest rank (TensorRT-LLM tech blog 10, :mod:`..inference.adp`).
         The decode sequences are spread evenly (the executor balances them by count); the prompt
-        chunks ``(new tokens, cached tokens)`` go to the ranks largest first, each to the rank
-        with the fewest prompt tokens so far, and run whole on that rank. Each rank's own ops
-        (projections, norms, dense and shared FFN, router, all-to-all) and its prompts'
-        attention take what they take on that rank; the routed-expert GEMMs pool the tokens of
-        all ranks. With ``dp`` = 1 this is the plain mixed step."""
+        chunks go to the ranks largest first, each to the rank with the fewest prompt tokens so
+        far, and run whole on that rank. Each rank's own ops (projections, norms, dense and
+        shared FFN, router, all-to-all) and its prompts' attention take what they take on that
+        rank; the routed-expert GEMMs pool the tokens of all ranks."""
         dp = self.dp
-        pre = sum(take for take, _ in chunks)
+        pre = 0
         attn_dec = self.attn_decode(n_dec, ctx_sum)
         if dp == 1:
-            attn = attn_dec + sum(self.attn_prefill(take, done) for take, done in chunks)
+            attn = attn_dec
+            for take, done in chunks:
+                pre += take
+                a = memo.get((take, done)) if memo is not None else None
+                if a is None:
+                    a = self.attn_prefill(take, done)
+                    if memo is not None:
+                        memo[(take, done)] = a
+                attn += a
             return self.dense(n_dec + pre) + self.head(sampled) + attn
+        pre = sum(take for take, _ in chunks)
         loads = [0] * dp
         attn_r = [0.0] * dp
         for take, done in sorted(chunks, key=lambda ch: -ch[0]):

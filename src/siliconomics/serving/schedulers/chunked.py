@@ -97,33 +97,15 @@ class ChunkedEngine(Engine):
             dur = self.stm.decode_step(self.n_dec, self.ctx_sum)
             self.record(t, dur, self.n_dec, self.n_dec, "decode")
             return dur
-        stm = self.stm
-        if stm.dp > 1:  # attention data parallelism: the busiest rank sets the step
-            pre = sum(take for _, take in chunks)
-            sampled = self.n_dec + sum(item[1] + take == item[2] for item, take in chunks)
-            raw = stm.mixed_ranks(
-                self.n_dec, self.ctx_sum, [(take, item[1]) for item, take in chunks], sampled
-            )
-            dur = stm.with_host(raw, self.n_dec + len(chunks))
-            self.load_tokens -= pre
-            self.record(t, dur, self.n_dec + len(chunks), self.n_dec + pre, "mixed")
-            return dur
-        pre = 0
-        sampled = self.n_dec
-        attn = stm.attn_decode(self.n_dec, self.ctx_sum)
+        pre = sum(take for _, take in chunks)
+        sampled = self.n_dec + sum(item[1] + take == item[2] for item, take in chunks)
+        parts = [(take, item[1]) for item, take in chunks]
         memo = self._attn_memo
-        for item, take in chunks:
-            pre += take
-            sampled += item[1] + take == item[2]
-            key = (take, item[1])
-            a = memo.get(key)
-            if a is None:
-                if len(memo) > 1 << 16:
-                    memo.clear()
-                a = memo[key] = stm.attn_prefill(take, item[1])
-            attn += a
+        if len(memo) > 1 << 16:
+            memo.clear()
+        raw = self.stm.mixed_ranks(self.n_dec, self.ctx_sum, parts, sampled, memo=memo)
+        dur = self.stm.with_host(raw, self.n_dec + len(chunks))
         tokens = self.n_dec + pre
-        dur = stm.with_host(stm.dense(tokens) + stm.head(sampled) + attn, self.n_dec + len(chunks))
         self.load_tokens -= pre
         self.record(t, dur, self.n_dec + len(chunks), tokens, "mixed" if pre else "decode")
         return dur
