@@ -433,6 +433,14 @@ class EfficiencyProfile(_Frozen):
         "graph / compiled program): a step is then at least kernels x this; None = the step "
         "replays a captured graph and only step_overhead_s is paid on the host",
     )
+    shape_bucket_min: int | None = Field(
+        default=None,
+        ge=1,
+        description="static-shape stacks (AWS Neuron): the smallest automatic sequence "
+        "bucket; prompts run padded to the next power of two from it and each decode step "
+        "attends over the next power-of-two cache length, up to the compiled length "
+        "(inference/buckets.py); None = dynamic shapes, no padding",
+    )
     host_per_seq_s: float | None = Field(
         default=None,
         ge=0,

@@ -31,7 +31,7 @@ from ..parallel.memory import (
 )
 from ..parallel.plan import InferencePlan
 from ..units import fmt_si
-from . import adp, graphs
+from . import adp, buckets, graphs
 from .forward import ForwardCost, forward_cost
 
 F = NDArray[np.float64]
@@ -149,11 +149,26 @@ def suggest_tp(model: ModelSpec, dev: Device, plan: InferencePlan) -> str:
     )
 
 
-def _decode_mean(model: ModelSpec, dev: Device, plan: InferencePlan, B: F, ctx0: F, steps: F) -> F:
-    """Mean decode-step time over contexts ctx0 .. ctx0+steps (midpoint rule)."""
-    ctx = ctx0[..., None] + steps[..., None] * _QUAD
-    fc = forward_cost(model, dev, plan, B[..., None], 1.0, ctx)
-    return np.asarray(fc.time.mean(axis=-1), dtype=np.float64)
+def _decode_mean(
+    model: ModelSpec,
+    dev: Device,
+    plan: InferencePlan,
+    B: F,
+    ctx0: F,
+    steps: F,
+    shapes: buckets.Buckets | None = None,
+) -> F:
+    """Mean decode-step time over contexts ctx0 .. ctx0+steps (midpoint rule). With static
+    shapes each step attends over its cache bucket, a step function of the context: the mean
+    is taken over the buckets the steps cross, weighted by the steps spent in each
+    (:func:`.buckets.decode_points`; the engine compiled for prompt + output tokens)."""
+    if shapes is None:
+        ctx = ctx0[..., None] + steps[..., None] * _QUAD
+        fc = forward_cost(model, dev, plan, B[..., None], 1.0, ctx)
+        return np.asarray(fc.time.mean(axis=-1), dtype=np.float64)
+    lengths, w = buckets.decode_points(shapes, ctx0, steps, ctx0 + steps + 1.0)
+    t = forward_cost(model, dev, plan, B[None, ...], 1.0, lengths).time
+    return np.asarray(np.sum(w * t, axis=0), dtype=np.float64)
 
 
 def estimate_static(
@@ -165,22 +180,38 @@ def estimate_static(
     output_len: ArrayLike,
     *,
     check_memory: bool = True,
+    shapes: buckets.Buckets | None = None,
 ) -> Estimate:
     """Static batch: every sequence has ``input_len`` prompt and ``output_len`` new tokens
-    (``dev``: the chip and its efficiency profile)."""
+    (``dev``: the chip and its efficiency profile). ``shapes``: the deployment's compiled
+    buckets; default: automatic buckets where the profile has ``shape_bucket_min`` (static-shape
+    stacks), else none."""
     plan.validate(model, dev)
     B, I, O = np.broadcast_arrays(
         *(np.asarray(x, dtype=np.float64) for x in (batch, input_len, output_len))
     )
     _check_lengths(B, I, O)
+    if shapes is None and dev.eff.shape_bucket_min is not None:
+        shapes = buckets.Buckets(minimum=dev.eff.shape_bucket_min)
     mem = memory_breakdown(model, dev, plan, B, I + O, B * I)
     if check_memory:
         _require_fit(mem, model, dev, plan, f"batch {np.max(B):g} x {np.max(I + O):g} tokens")
-    prefill = forward_cost(model, dev, plan, B, I, 0.0)
-    ttft = prefill.time
     steps = np.maximum(O - 1.0, 0.0)
-    tpot = _decode_mean(model, dev, plan, B, I, steps)
-    decode_mid = forward_cost(model, dev, plan, B, 1.0, I + steps / 2)
+    shape_notes: tuple[str, ...] = ()
+    if shapes is None:
+        prefill = forward_cost(model, dev, plan, B, I, 0.0)
+        decode_mid = forward_cost(model, dev, plan, B, 1.0, I + steps / 2)
+    else:
+        I_run = buckets.prompt_length(shapes, I, I + O)
+        prefill = forward_cost(model, dev, plan, B, I_run, 0.0)
+        mid = buckets.cache_length(shapes, I + np.maximum(steps, 1.0) / 2, I + O)
+        decode_mid = forward_cost(model, dev, plan, B, 1.0, mid)
+        last = buckets.cache_length(shapes, I + steps, I + O)
+        shape_notes = (
+            buckets.describe(shapes, float(np.max(I)), float(np.max(I_run)), float(np.max(last))),
+        )
+    ttft = prefill.time
+    tpot = _decode_mean(model, dev, plan, B, I, steps, shapes)
     e2e = ttft + steps * tpot
     tput = plan.replicas * B * O / e2e
     return Estimate(
@@ -201,6 +232,7 @@ def estimate_static(
         prefill_time_share=ttft / e2e,
         assumptions=_assumptions(dev, plan)
         + _padding_note(model, plan)
+        + shape_notes
         + _context_note(model, I, O)
         + _mla_note(model, dev, plan),
     )

@@ -29,7 +29,7 @@ from ..catalog.schema import ModelSpec
 from ..errors import SiliconomicsError
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
-from . import adp, graphs
+from . import adp, buckets, graphs
 from .kernel import NP, PY, StepKernel, step_kernel
 
 F = NDArray[np.float64]
@@ -100,6 +100,11 @@ def static_point(
     for name, v in (("batch", B), ("input_len", I), ("output_len", O)):
         if not (v >= 1 and math.isfinite(v)):
             raise _bad_length(name, v)
+    if dev.eff.shape_bucket_min is not None:  # static shapes: the array path's bucket sums
+        r = static_times(model, dev, plan, B, I, O)
+        return StaticPoint(
+            *(float(x) for x in (r.ttft_s, r.tpot_s, r.e2e_s, r.output_tokens_per_s, r.free_bytes))
+        )
     bd = B if k.dp_one else B / k.dp
     t = bd * I
     t_all = t if k.dp_one else B * I
@@ -122,21 +127,30 @@ def static_point(
     )
 
 
-def _block(k: StepKernel, B: F, I: F, O: F, out: tuple[F, ...]) -> None:
+def _block(
+    k: StepKernel, B: F, I: F, O: F, out: tuple[F, ...], shapes: buckets.Buckets | None
+) -> None:
     """Evaluate one block of configurations into ``out`` (ttft, tpot, e2e, tput, free)."""
     bd = B if k.dp_one else B / k.dp
-    t = bd * I
-    t_all = t if k.dp_one else B * I
-    dev_s = k.tokens_time(NP, bd, t, t_all, B) + k.attention_time(NP, bd, I, 0.0, t)
-    ttft = k.finish(NP, dev_s, bd, t)
     steps = np.maximum(O - 1.0, 0.0)
+    Ir = I if shapes is None else buckets.prompt_length(shapes, I, I + O)  # prefill tokens
+    t = bd * Ir
+    t_all = t if k.dp_one else B * Ir
+    dev_s = k.tokens_time(NP, bd, t, t_all, B) + k.attention_time(NP, bd, Ir, 0.0, t)
+    ttft = k.finish(NP, dev_s, bd, t)
     rest = k.tokens_time(NP, bd, bd, B, bd if k.dp_one else B)  # bd is B: one M for all
     # contexts x configurations (per-configuration factors broadcast along the last axis);
     # the step overhead and pipeline sends are the same at every context: added to the mean
-    ctx = I + steps * QUAD[:, None]
-    dev4 = k.attention_time(NP, bd, 1.0, ctx, bd)
-    dev4 += rest
-    tpot = k.host_bound(NP, dev4, bd).mean(axis=0)
+    if shapes is None:
+        ctx = I + steps * QUAD[:, None]
+        dev4 = k.attention_time(NP, bd, 1.0, ctx, bd)
+        dev4 += rest
+        tpot = k.host_bound(NP, dev4, bd).mean(axis=0)
+    else:  # each step attends over its cache bucket (estimate._decode_mean)
+        lengths, w = buckets.decode_points(shapes, I, steps, I + steps + 1.0)
+        devk = k.attention_time(NP, bd, 1.0, lengths, bd)
+        devk += rest
+        tpot = np.sum(w * k.host_bound(NP, devk, bd), axis=0)
     tpot += k.fixed_time(NP, bd)
     e2e = np.multiply(steps, tpot, out=out[2])
     e2e += ttft
@@ -154,6 +168,7 @@ class _Prepared(NamedTuple):
     kernel: StepKernel
     flat: tuple[F, F, F]
     shape: tuple[int, ...]
+    shapes: buckets.Buckets | None
 
 
 def _prepare(
@@ -176,7 +191,8 @@ def _prepare(
         if not (lo >= 1 and hi < math.inf):  # NaN fails the first test
             bad = lo if not lo >= 1 else hi
             raise _bad_length(name, bad)
-    return _Prepared(k, (B_, I_, O_), shape)
+    b = dev.eff.shape_bucket_min
+    return _Prepared(k, (B_, I_, O_), shape, None if b is None else buckets.Buckets(minimum=b))
 
 
 def _result(out: tuple[F, ...], shape: tuple[int, ...]) -> StaticTimes:
@@ -193,7 +209,7 @@ def _run(p: _Prepared, block: int) -> StaticTimes:
     for lo in range(0, n, step):
         hi = min(lo + step, n)
         B, I, O = (x[lo:hi] for x in p.flat)
-        _block(p.kernel, B, I, O, tuple(o[lo:hi] for o in out))
+        _block(p.kernel, B, I, O, tuple(o[lo:hi] for o in out), p.shapes)
     return _result(out, p.shape)
 
 

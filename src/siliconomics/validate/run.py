@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from ..catalog.catalog import Catalog
 from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
+from ..inference.buckets import Buckets
 from ..inference.estimate import (
     Estimate,
     estimate_max_throughput,
@@ -190,6 +191,25 @@ def engine_settings(
     )
 
 
+# Deployments whose published recipe lists its compiled buckets (NxD Inference
+# ``--context-encoding-buckets`` / ``--token-generation-buckets``); other static-shape rows get
+# the family's automatic buckets (``shape_bucket_min``). Keyed by the row's source document.
+_RECIPE_BUCKETS: dict[str, Buckets] = {
+    # aws-neuron/aws-neuron-sdk@81ce03ae, inference_demo of scenario 1
+    "trn2-llama3.1-405b-speculative-tutorial.rst": Buckets.explicit(
+        (2048, 4096, 10240, 12288), (12800,)
+    ),
+    "trn2-llama3.3-70b-tutorial.rst": Buckets.explicit(
+        (2048, 4096, 8192, 12288), (2048, 4096, 8192, 12800)
+    ),
+}
+
+
+def engine_shapes(row: MeasuredRow) -> Buckets | None:
+    """The compiled buckets the row's recipe states, if any (None: the profile's default)."""
+    return next((b for k, b in _RECIPE_BUCKETS.items() if k in (row.source or "")), None)
+
+
 def _run(
     row: MeasuredRow,
     model: ModelSpec,
@@ -200,7 +220,7 @@ def _run(
     if row.scenario in ("static_batch", "latency"):
         if row.batch is None:
             raise SiliconomicsError("static/latency row without a batch size")
-        est = estimate_static(model, dev, plan, row.batch, I, O)
+        est = estimate_static(model, dev, plan, row.batch, I, O, shapes=engine_shapes(row))
         return est, str(est.decode_bound if row.metric != "ttft_s" else est.prefill_bound)
     if row.scenario == "offline":
         eng = engine_settings(row, model, dev, plan)
