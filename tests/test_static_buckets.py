@@ -4,13 +4,19 @@ step attends over its cache bucket (inference/buckets.py, docs/MODEL.md)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from siliconomics import resolve
+from siliconomics.cli import app
+from siliconomics.errors import SiliconomicsError
 from siliconomics.inference import buckets as bk
 from siliconomics.inference.estimate import estimate_static
 from siliconomics.inference.fast import static_point, static_times
@@ -18,6 +24,7 @@ from siliconomics.parallel.plan import InferencePlan
 from siliconomics.validate.run import engine_shapes
 
 AUTO = bk.Buckets(minimum=128)
+run = CliRunner().invoke
 
 
 def _no_buckets(dev):
@@ -93,3 +100,43 @@ def test_tutorial_rows_use_their_recipes_buckets() -> None:
     assert shapes is not None
     assert shapes.context == (2048, 4096, 8192, 12288)
     assert shapes.generation == (2048, 4096, 8192, 12800)
+
+
+def test_cli_buckets_option() -> None:
+    base = ["estimate", "--model", "llama-3.3-70b", "--chip", "trn2", "--tp", "16"]
+    lens = ["--input", "10000", "--output", "1500"]
+    r = run(app, [*base, *lens, "--buckets", "2048,4096,8192,12288/12800", "--json"])
+    assert r.exit_code == 0, r.output
+    listed = json.loads(r.output)
+    r = run(app, [*base, *lens, "--json"])
+    auto = json.loads(r.output)
+    # the listed 12,288 context bucket computes more prompt than the automatic 11,500 one
+    assert listed["ttft_s"] > auto["ttft_s"]
+    assert any("runs as 12288 tokens" in a for a in listed["assumptions"])
+
+
+@pytest.mark.parametrize(
+    ("chip", "value", "needle"),
+    [
+        ("trn2", "2048,4096", "expected CTX"),
+        ("trn2", "a/b", "whole token counts"),
+        ("trn2", "2048/", "give context and generation"),
+        ("trn2", "0/12800", ">= 1 token"),
+        ("h100-sxm", "2048/2048", "dynamic shapes"),
+    ],
+)
+def test_cli_buckets_bad_input(chip: str, value: str, needle: str) -> None:
+    args = ["estimate", "--model", "llama-3.1-8b", "--chip", chip, "--buckets", value]
+    r = run(app, args)
+    assert isinstance(r.exception, SiliconomicsError)  # the entry point prints it in one line
+    assert needle in str(r.exception)
+
+
+def test_cli_buckets_error_is_one_line() -> None:
+    cmd = [sys.executable, "-m", "siliconomics.cli", "estimate", "--model", "llama-3.1-8b"]
+    p = subprocess.run(
+        [*cmd, "--chip", "trn2", "--buckets", "a/b"], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 2
+    assert p.stderr.strip().startswith("error: --buckets:")
+    assert len(p.stderr.strip().splitlines()) == 1

@@ -223,6 +223,7 @@ def estimate(
     stack: str | None = None,
     profile: str | Path | None = None,
     level: float = DEFAULT_LEVEL,
+    buckets: tuple[Sequence[int], Sequence[int]] | None = None,
 ) -> Result[Assessment]:
     """One configuration (``siliconomics estimate``): TTFT and TPOT (s), output tokens/s,
     memory per chip (bytes), USD per million tokens, joules per token and the per-op
@@ -230,12 +231,15 @@ def estimate(
     ``static`` (one batch of ``batch`` sequences) or ``max-throughput`` (continuous batching,
     ``batch`` as the engine's limit). ``pricing``: a pricing mode or a Pricing; ``prices``:
     chip id -> USD per chip-hour overrides. ``stack``: the software stack (default: the
-    chip's best published one); ``profile``: a calibration directory."""
+    chip's best published one); ``profile``: a calibration directory. ``buckets``: the
+    deployment's compiled (context, generation) sequence buckets on a static-shape stack
+    (AWS Neuron), static mode only; default: the stack's automatic buckets."""
     m = resolve.model(model)
     (dev,), calib = _calibrated([resolve.device(chip)], stack, profile, level)
     p = _layout(tp, pp, ep, dp, replicas, (weights_dtype, act_dtype, kv_dtype))
+    shapes = resolve.buckets(buckets, dev, mode)
     if mode == "static":
-        est = estimate_static(m, dev, p, batch, input_len, output_len)
+        est = estimate_static(m, dev, p, batch, input_len, output_len, shapes=shapes)
     elif mode == "max-throughput":
         est = estimate_max_throughput(m, dev, p, input_len, output_len, batch_limit=batch)
     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from .economics.pricing import catalog_book, parse_price_overrides_toml
 from .economics.tco import OwnedAssumptions, load_owned_assumptions
 from .errors import SiliconomicsError
 from .fleet.spec import PlanSpec, parse_spec
+from .inference.buckets import Buckets
 from .measured.rows import MeasuredRow, read_measured, read_models_csv
 from .measured.training import TrainRow, read_training_rows
 from .ops.device import Device
@@ -156,6 +157,31 @@ def devices(chips: Iterable[ChipLike] | None, catalog: Catalog | None = None) ->
     if not items:
         return [Device(chip=c, eff=cat.profile_of(c)) for c in cat.chips.values()]
     return [device(c, cat) for c in items]
+
+
+def buckets(
+    given: tuple[Sequence[int], Sequence[int]] | None, dev: Device, mode: str
+) -> Buckets | None:
+    """A deployment's compiled (context, generation) buckets, checked: positive token counts on
+    a static-shape stack (a profile with ``shape_bucket_min``), static mode only."""
+    if given is None:
+        return None
+    ctx, gen = (tuple(int(x) for x in part) for part in given)
+    if dev.eff.shape_bucket_min is None:
+        raise SiliconomicsError(
+            f"--buckets: {dev.id} runs dynamic shapes under its stack (no compiled sequence "
+            "buckets); buckets apply to static-shape stacks (AWS Neuron)"
+        )
+    if mode != "static":
+        raise SiliconomicsError(f"--buckets: allowed with --mode static only, got '{mode}'")
+    if not ctx or not gen:
+        raise SiliconomicsError(
+            "--buckets: give context and generation buckets as CTX,CTX,.../GEN,GEN,... "
+            "(e.g. 2048,4096,8192/4096,8192)"
+        )
+    if any(x < 1 for x in (*ctx, *gen)):
+        raise SiliconomicsError(f"--buckets: bucket lengths must be >= 1 token, got {ctx}/{gen}")
+    return Buckets.explicit(ctx, gen)
 
 
 def model(m: ModelLike, catalog: Catalog | None = None) -> ModelSpec:

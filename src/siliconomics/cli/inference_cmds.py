@@ -12,7 +12,7 @@ from ..report import tables
 from ..report.bands import distinguishable as distinguishable
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
-from .inputs import check_context, duration
+from .inputs import check_context, duration, parse_buckets
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
@@ -70,6 +70,14 @@ def estimate_cmd(
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
+    buckets: Annotated[
+        str | None,
+        typer.Option(
+            help="compiled sequence buckets of a static-shape stack (AWS Neuron), "
+            "CONTEXT/GENERATION, e.g. 2048,4096,8192,12288/12800; default: the stack's "
+            "automatic buckets (powers of two from 128 up to input + output)"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown,
@@ -94,6 +102,7 @@ def estimate_cmd(
         stack=stack,
         profile=profile,
         level=level,
+        buckets=parse_buckets(buckets),
     )
     if as_json:
         emit_json(r.to_dict())

@@ -52,6 +52,24 @@ def duration(text: str | None, what: str) -> float | None:
     return None if text is None else parse_duration(text, what=what)
 
 
+def parse_buckets(text: str | None) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """``--buckets CTX,CTX,.../GEN,GEN,...``: the two lists of token counts, or a one-line
+    error naming the option and the expected form."""
+    if text is None:
+        return None
+    form = "CTX,CTX,.../GEN,GEN,... (e.g. 2048,4096,8192,12288/12800)"
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise SiliconomicsError(f"--buckets: expected {form}, got '{text}'")
+    try:
+        ctx, gen = (tuple(int(x) for x in p.split(",") if x.strip()) for p in parts)
+    except ValueError:
+        raise SiliconomicsError(
+            f"--buckets: bucket lengths must be whole token counts, {form}; got '{text}'"
+        ) from None
+    return ctx, gen
+
+
 def _text_problem(path: Path) -> str | None:
     """Why ``path`` is not a readable UTF-8 text file, or None when it is."""
     if not path.exists():
