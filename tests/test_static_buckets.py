@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from siliconomics import api as si_api
 from siliconomics import resolve
 from siliconomics.cli import app
 from siliconomics.errors import SiliconomicsError
@@ -130,6 +131,11 @@ def test_cli_buckets_bad_input(chip: str, value: str, needle: str) -> None:
     r = run(app, args)
     assert isinstance(r.exception, SiliconomicsError)  # the entry point prints it in one line
     assert needle in str(r.exception)
+
+
+def test_buckets_need_static_mode() -> None:
+    with pytest.raises(SiliconomicsError, match="--mode static only"):
+        si_api.estimate("llama-3.1-8b", "trn2", mode="max-throughput", buckets=((2048,), (4096,)))
 
 
 def test_cli_buckets_error_is_one_line() -> None:
