@@ -39,6 +39,7 @@ FILES = (
     "neuron",
     "gaudi",
     "jetstream",
+    "inferencex",
 )
 KEYS = ("source", "family", "model_class", "regime", "dtype")
 

@@ -21,6 +21,7 @@ VENDOR = {
     "trtllm.csv": ("trtllm-perf", "trtllm", None),
     "rocm.csv": ("rocm-perf", "rocm", None),
     "jetstream.csv": ("jetstream-perf", "jetstream", None),
+    "inferencex.csv": ("inferencex-perf", "inferencex", None),
 }
 
 
@@ -287,6 +288,61 @@ def test_jetstream_importer_rows() -> None:
     assert _sub(rolling, "replicas tp usable") == {"replicas": "1", "tp": "8", "usable": "false"}
 
 
+def _ix(**kw: object) -> dict[str, object]:
+    rec: dict[str, object] = {
+        "hardware": "b200", "framework": "sglang", "model": "dsr1", "precision": "fp8",
+        "spec_method": "none", "disagg": False, "is_multinode": False, "prefill_tp": 8,
+        "prefill_ep": 1, "prefill_dp_attention": False, "prefill_num_workers": 0,
+        "decode_tp": 8, "decode_ep": 1, "decode_dp_attention": False, "decode_num_workers": 0,
+        "num_prefill_gpu": 8, "num_decode_gpu": 8, "isl": 1024, "osl": 8192, "conc": 16,
+        "image": "lmsysorg/sglang:v0.5.9-cu130",
+        "metrics": {"mean_tpot": 0.0125, "mean_ttft": 0.3, "tput_per_gpu": 180.0,
+                    "output_tput_per_gpu": 160.0},
+        "date": "2026-03-25", "run_url": "https://github.com/SemiAnalysisAI/InferenceX/actions/runs/111/attempts/1",
+    }  # fmt: skip
+    rec.update(kw)
+    return rec
+
+
+def test_inferencex_importer_rows() -> None:
+    import json
+
+    recs = [
+        _ix(),
+        _ix(hardware="mi300x", date="2026-01-01", decode_tp=8, decode_ep=8,
+            decode_dp_attention=True, num_decode_gpu=64,
+            metrics={"tput_per_gpu": 90.0, "mean_tpot": 0.02}),
+        _ix(spec_method="mtp", conc=32),
+        _ix(disagg=True, is_multinode=True, framework="dynamo-trt", num_prefill_gpu=8,
+            num_decode_gpu=16, conc=64),
+        _ix(hardware="gaudi3", framework="vllm"),
+    ]  # fmt: skip
+    path = "o+app/2026-08-15-abc/fixtures/api/benchmarks.json"
+    rows = _by_id(IMPORTERS["inferencex-perf"].read(MemTree({path: json.dumps(recs)})))
+    assert len(rows) == 4  # the Gaudi record is kept apart, never imported
+    assert not any("GAUDI" in k for k in rows)
+    agg = rows["INFX-B200-SGLANG-FP8-TP8-EP1-1024-8192-C16-2026-03-25-R111"]
+    assert _sub(agg, "usable scenario batch n_chips tp dp ep kv_dtype input_len output_len value") == {
+        "usable": "true", "scenario": "offline", "batch": "16", "n_chips": "8", "tp": "8",
+        "dp": "1", "ep": "1", "kv_dtype": "fp8", "input_len": "921.6", "output_len": "7372.8",
+        "value": "1280",
+    }  # fmt: skip
+    assert agg["source"].startswith(
+        "InferenceX run https://github.com/SemiAnalysisAI/InferenceX/actions/runs/111/attempts/1 ("
+    )
+    dpa = rows["INFX-MI300X-SGLANG-FP8-TP8-EP8-DPA-1024-8192-C16-2026-01-01-R111"]
+    # attention DP: dp = decode_tp; 8 GPUs although the record counts tp x ep; KV 16-bit before
+    # the script's FP8 cache (2026-01-22); output tokens from the total by osl/(isl+osl)
+    assert _sub(dpa, "n_chips tp dp ep kv_dtype value") == {
+        "n_chips": "8", "tp": "1", "dp": "8", "ep": "8", "kv_dtype": "bf16", "value": "640",
+    }  # fmt: skip
+    assert "CONVERSION: value = tput_per_gpu 90" in dpa["notes"]
+    mtp = rows["INFX-B200-SGLANG-FP8-MTP-TP8-EP1-1024-8192-C32-2026-03-25-R111"]
+    assert mtp["usable"] == "false" and "speculative decoding" in mtp["notes"]
+    dis = rows["INFX-B200-DYNAMO-TRT-FP8-TP8-EP1-DISAGG-1024-8192-C64-2026-03-25-R111"]
+    assert _sub(dis, "usable n_chips") == {"usable": "false", "n_chips": "24"}
+
+
 def test_trtllm_v015_layout_with_a_gpu_spanning_two_precisions() -> None:
     page = (
         "repo: NVIDIA/TensorRT-LLM\ncommit: unknown\npath: p.md\nversion: 0.15.0\n\n"
@@ -353,7 +409,7 @@ def test_corpus_rows_follow_the_schema(name: str) -> None:
     assert len({r["id"] for r in rows}) == len(rows)
     prefix = {"neuron.csv": "NEURON-", "nemo.csv": "NEMO-", "maxtext.csv": "MAXTEXT-",
               "gaudi.csv": "GAUDI-", "trtllm.csv": "TRTLLM-", "rocm.csv": "ROCM-",
-              "jetstream.csv": "JETSTREAM-"}[name]  # fmt: skip
+              "jetstream.csv": "JETSTREAM-", "inferencex.csv": "INFX-"}[name]  # fmt: skip
     for r in rows:
         assert r["id"].startswith(prefix)
         assert r["kind"] in KINDS and r["scenario"] in SCENARIOS
@@ -373,6 +429,8 @@ def test_corpus_holds_nothing_kept_apart() -> None:
                 assert "docs/source/performance" in r["source"], r["source"]
             assert not r["software"].startswith("NeMo 26")
             assert "tpu-recipes" not in r["source"]
+            if r["source"].startswith("InferenceX"):  # InferenceX Gaudi results are kept apart
+                assert "gaudi" not in r["chip"], r["id"]
 
 
 def test_corpus_doc_row_counts_are_current() -> None:

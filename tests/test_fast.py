@@ -162,8 +162,10 @@ def test_throughput_times_match_estimate_max_throughput(
 
 
 def test_grouped_gemm_efficiency_slows_moe_only() -> None:
-    """The grouped-kernel factor divides both roofline terms of the expert GEMMs: a MoE step
-    gets slower, a dense one does not move, and training keeps the factor at 1."""
+    """The grouped-kernel factor divides the compute term of the expert GEMMs: a compute-bound
+    MoE step (a 64 x 512-token prefill) gets slower, a memory-bound one (one decode token,
+    which streams the experts' weights at the dense rate) and a dense model do not move, and
+    training keeps the factor at 1."""
     from siliconomics.training.estimate import train_device
 
     for model, kw, moves in (
@@ -177,5 +179,6 @@ def test_grouped_gemm_efficiency_slows_moe_only() -> None:
         B, s, c = np.array([1.0, 64.0]), np.array([1.0, 512.0]), np.array([100.0, 0.0])
         base = forward_cost(m, dev, plan, B, s, c).time
         got = forward_cost(m, slow, plan, B, s, c).time
-        assert bool(np.all(got > base)) if moves else np.array_equal(got, base)
+        assert got[0] == base[0]
+        assert bool(got[1] > base[1]) if moves else got[1] == base[1]
         assert train_device(slow).grouped_efficiency == 1.0

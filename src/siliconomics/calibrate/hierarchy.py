@@ -327,7 +327,7 @@ def _calibrate_workload(
             records += chip_recs
         for st in sorted({s.stack for s in mine if s.family == fam} - {dflt}):
             srows = [s for s in mine if s.family == fam and s.stack == st]
-            splan = P.STACK_FIT_PLAN[wl]
+            splan = P.stack_plan(wl, [s.row.act_dtype or "bf16" for s in srows])
             if not P.affordable(splan, len(srows)):
                 continue
             anchor = _anchor(profiles[fam], profiles[fam], splan)

@@ -179,6 +179,22 @@ STACK_FIT_PLAN: dict[str, tuple[str, ...]] = {
 }
 
 
+LOWP_FORMATS: Final = frozenset({"fp8", "int8", "fp4", "int4"})
+"""GEMM formats that run at ``lowp_gemm_efficiency`` (siliconomics.ops.device)"""
+
+
+def stack_plan(workload: str, act_dtypes: Sequence[str]) -> tuple[str, ...]:
+    """What a non-default stack fits on its rows (``STACK_FIT_PLAN``), with the GEMM factor
+    its rows actually run: ``lowp_gemm_efficiency`` when most of them compute in a low-precision
+    format (an FP8 or FP4 stack's GEMMs never read ``gemm_efficiency``, so fitting that factor
+    would leave the stack's GEMM rate at its family's)."""
+    plan = STACK_FIT_PLAN[workload]
+    lowp = sum(d in LOWP_FORMATS for d in act_dtypes)
+    if workload != "inference" or 2 * lowp <= len(act_dtypes):
+        return plan
+    return tuple("lowp_gemm_efficiency" if p == "gemm_efficiency" else p for p in plan)
+
+
 def affordable(plan: Sequence[str], n_rows: int) -> tuple[str, ...]:
     """The first factors of ``plan`` that ``n_rows`` rows can support (one per
     ``MIN_ROWS_PER_FACTOR`` rows)."""

@@ -387,7 +387,7 @@ class _Grouped:
             util = pad * xp.minimum(tiles / (waves * self.units), 1.0)
         t_c = rows * self.flops_per_row / (self.peak * xp.maximum(util, 1e-9))
         t_m = rows * self.row_s + hit * self.group_s
-        return self.times * (xp.maximum(t_c, t_m) / self.ge + self.over_s)
+        return self.times * (xp.maximum(t_c / self.ge, t_m) + self.over_s)
 
 
 def _grouped(

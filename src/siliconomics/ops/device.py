@@ -94,8 +94,9 @@ class Device:
 
     @property
     def grouped_efficiency(self) -> float:
-        """Fraction of a dense GEMM's roofline rate that grouped MoE expert GEMMs reach in this
-        stack (``grouped_gemm_efficiency``; 1 where the profile does not set it)."""
+        """Fraction of a dense GEMM's compute rate that grouped MoE expert GEMMs reach in this
+        stack (``grouped_gemm_efficiency``; 1 where the profile does not set it); their weight
+        streaming runs at the dense rate."""
         g = self.eff.grouped_gemm_efficiency
         return 1.0 if g is None else g
 

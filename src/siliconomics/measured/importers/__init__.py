@@ -71,6 +71,7 @@ def complete(row: Row) -> Row:
 
 # Registry lines (one per importer module):
 from .gaudi_perf import IMPORTER as _gaudi_perf  # noqa: E402, F401
+from .inferencex_perf import IMPORTER as _inferencex_perf  # noqa: E402, F401
 from .jetstream_perf import IMPORTER as _jetstream_perf  # noqa: E402, F401
 from .maxtext_perf import IMPORTER as _maxtext_perf  # noqa: E402, F401
 from .mlperf_inference import IMPORTER as _mlperf_inference  # noqa: E402, F401
