@@ -468,3 +468,15 @@ def test_chip_level_fits_shrink_toward_the_family_and_apply_to_that_chip_only(sh
     sp = StackProfile(family=fam, stack="nxdi", factors={k: 0.5}, n_rows=3, provenance={})
     rp = resolve_profile(ProfileSet(families=cal.families, stacks={(fam, "nxdi"): sp}), fam, "nxdi")
     assert k not in rp.profile.chip_factors.get(r0.chip, {})
+
+
+def test_stack_plan_fits_the_gemm_factor_its_rows_run():
+    """A non-default stack fits lowp_gemm_efficiency when most of its rows compute in a
+    low-precision format (an FP8 stack never reads gemm_efficiency), else gemm_efficiency;
+    training stacks keep their plan."""
+    assert P.stack_plan("inference", ["fp8", "fp4", "bf16"]) == (
+        "memory_efficiency",
+        "lowp_gemm_efficiency",
+    )
+    assert P.stack_plan("inference", ["bf16", "fp8"]) == ("memory_efficiency", "gemm_efficiency")
+    assert P.stack_plan("training", ["fp8"] * 4) == P.STACK_FIT_PLAN["training"]

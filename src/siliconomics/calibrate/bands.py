@@ -25,7 +25,8 @@ and half-width are shrunk toward those of all rows of its kind by ``K_SOURCES`` 
 (weight n_sources / (n_sources + K_SOURCES)): rows of one source share a setup, so a cell's
 spread is only as well known as its number of sources. Last, the half-width is multiplied
 by the scale of its (kind, family) stored on the residuals (the kind's when the family has
-none): calibration sets it from the held-out rows of that family, the ``level`` quantile of
+none; a non-default stack with rows of its own has its own, :func:`scale_key`): calibration
+sets it from the held-out rows of that family (or family and stack), the ``level`` quantile of
 |residual - centre| / half-width, shrunk toward the kind's by ``K_SCALE`` pseudo-sources
 (:func:`family_scales`), since the rules above alone over-cover some families and
 under-cover others. In cross-validation each row's scale is estimated without its source.
@@ -43,6 +44,7 @@ import numpy as np
 from ..catalog.bandtable import Residual as Residual  # the band table type lives in the catalog
 from ..catalog.bandtable import from_toml_dict as from_toml_dict
 from ..catalog.schema import EfficiencyProfile
+from ..catalog.stacks import default_stack, stacks
 
 MIN_ROWS = 6
 K_SOURCES = 3.0
@@ -204,6 +206,17 @@ def searched(b: Band, ratios: Sequence[float]) -> Band:
     return replace(b, lo=b.lo - math.log(f), reason=f"{b.reason}; {why}")
 
 
+def scale_key(kind: str, family: str, stack: str) -> str:
+    """The key of a row's half-width scale: its family for the family's default stack (or an
+    unstated one), ``family@stack`` for another stack with rows of its own. A non-default
+    stack's rows come from fewer, more varied sources than the default's (community engines on
+    a new model), so their held-out bands need a scale of their own: with one scale per family,
+    SGLang's rows on four GPU families were covered 63% of the time (2026-11-30)."""
+    if not stack or stack == default_stack(family, kind, stacks()):  # type: ignore[arg-type]
+        return family
+    return f"{family}@{stack}"
+
+
 def _scaled(
     lo: float,
     hi: float,
@@ -212,11 +225,16 @@ def _scaled(
     q: BandQuery,
     reasons: list[str],
 ) -> tuple[float, float]:
-    """The band widened by its family's held-out scale (the kind's when the family has none)."""
-    fs = [r.family_scale for r in fam if r.family_scale > 0]
+    """The band widened by the held-out scale of its family and stack (the family default's
+    when the stack has no rows of its own; the kind's when the family has none)."""
+    key = scale_key(q.kind, q.family, q.stack)
+    own = [r for r in fam if scale_key(r.kind, r.family, r.stack) == key]
+    base = [r for r in fam if scale_key(r.kind, r.family, r.stack) == q.family]
+    fs = [r.family_scale for r in (own or base or fam) if r.family_scale > 0]
     if fs:
         scale = float(np.median(fs))
-        why = f"the {q.family} {q.kind} scale that makes its held-out bands cover"
+        who = f"{q.family} with {q.stack}" if own and key != q.family else q.family
+        why = f"the {who} {q.kind} scale that makes its held-out bands cover"
     else:
         scale = float(np.median([r.scale for r in pool])) if pool else 1.0
         why = f"the {q.kind} scale that makes held-out bands cover"

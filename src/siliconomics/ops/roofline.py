@@ -293,9 +293,8 @@ def grouped_gemm(
     g = np.asarray(groups, dtype=np.float64)
     w_traffic = g * k_ * n_ * w_bytes
     nbytes = r * k_ * a_bytes + w_traffic + r * n_ * out_bytes
-    t_memory = (
-        (r * k_ * a_bytes + w_traffic / weight_stream + r * n_ * out_bytes)
-        / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency)
+    t_memory = (r * k_ * a_bytes + w_traffic / weight_stream + r * n_ * out_bytes) / (
+        dev.hbm_bytes_per_s * dev.eff.memory_efficiency
     )
     t_over = np.where(flops > 0, dev.eff.kernel_overhead_s, 0.0) + _z(flops)
     z = _z(flops + nbytes)

@@ -44,6 +44,7 @@ from ..calibrate.bands import (
     band_for,
     family_scales,
     is_time_metric,
+    scale_key,
 )
 from ..calibrate.hierarchy import Calibration, FitCache, FitRecord, calibrate, fittable
 from ..calibrate.samples import Sample, make_sample
@@ -203,7 +204,8 @@ class CVReport:
     def residuals(self) -> tuple[Residual, ...]:
         return tuple(
             r.residual(
-                self.band_scale.get(r.kind, 1.0), self.family_scale.get(f"{r.kind}/{r.family}", 0.0)
+                self.band_scale.get(r.kind, 1.0),
+                self.family_scale.get(f"{r.kind}/{scale_key(r.kind, r.family, r.stack)}", 0.0),
             )
             for r in self.rows
         )
@@ -467,13 +469,19 @@ def _banded_rows(
 def _need(r: CVRow) -> Need:
     c, h = (r.band_lo + r.band_hi) / 2.0, (r.band_hi - r.band_lo) / 2.0
     x = speed_log_ratio(r.measured, r.cross_validated, r.metric)
-    return Need(kind=r.kind, family=r.family, group=r.group, need=abs(x - c) / max(h, 1e-12))
+    return Need(
+        kind=r.kind,
+        family=scale_key(r.kind, r.family, r.stack),
+        group=r.group,
+        need=abs(x - c) / max(h, 1e-12),
+    )
 
 
 def _rescale(r: CVRow, scale: float) -> CVRow:
     c, h = (r.band_lo + r.band_hi) / 2.0, (r.band_hi - r.band_lo) / 2.0
+    key = scale_key(r.kind, r.family, r.stack).replace("@", " with ")
     why = (
-        f"half-width x{scale:.3g} (the {r.family} {r.kind} scale from the other sources' "
+        f"half-width x{scale:.3g} (the {key} {r.kind} scale from the other sources' "
         "held-out coverage)"
     )
     return replace(
