@@ -452,3 +452,13 @@ def test_corpus_models_csv_covers_the_maxtext_rows() -> None:
     extra = read_models_csv(CORPUS / "models.csv")
     known = set(models()) | set(extra)
     assert {r["model"] for r in _read_csv(CORPUS / "maxtext.csv")} <= known
+
+
+def test_inferencex_importer_bad_input_is_one_line() -> None:
+    from siliconomics.errors import SiliconomicsError
+
+    imp = IMPORTERS["inferencex-perf"]
+    with pytest.raises(SiliconomicsError, match="not JSON"):
+        imp.read(MemTree({"o+a/2026-01-01-abc/benchmarks.json": "{not json"}))
+    with pytest.raises(SiliconomicsError, match="record 0 lacks framework"):
+        imp.read(MemTree({"o+a/2026-01-01-abc/benchmarks.json": '[{"hardware": "b200"}]'}))

@@ -25,8 +25,9 @@ and half-width are shrunk toward those of all rows of its kind by ``K_SOURCES`` 
 (weight n_sources / (n_sources + K_SOURCES)): rows of one source share a setup, so a cell's
 spread is only as well known as its number of sources. Last, the half-width is multiplied
 by the scale of its (kind, family) stored on the residuals (the kind's when the family has
-none; a non-default stack with rows of its own has its own, :func:`scale_key`): calibration
-sets it from the held-out rows of that family (or family and stack), the ``level`` quantile of
+none; a non-default stack with rows of its own has its own, pooled over families,
+:func:`scale_key`): calibration sets it from the held-out rows of that family (or stack), the
+``level`` quantile of
 |residual - centre| / half-width, shrunk toward the kind's by ``K_SCALE`` pseudo-sources
 (:func:`family_scales`), since the rules above alone over-cover some families and
 under-cover others. In cross-validation each row's scale is estimated without its source.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -206,15 +208,17 @@ def searched(b: Band, ratios: Sequence[float]) -> Band:
     return replace(b, lo=b.lo - math.log(f), reason=f"{b.reason}; {why}")
 
 
+@cache
 def scale_key(kind: str, family: str, stack: str) -> str:
     """The key of a row's half-width scale: its family for the family's default stack (or an
-    unstated one), ``family@stack`` for another stack with rows of its own. A non-default
-    stack's rows come from fewer, more varied sources than the default's (community engines on
-    a new model), so their held-out bands need a scale of their own: with one scale per family,
-    SGLang's rows on four GPU families were covered 63% of the time (2026-11-30)."""
+    unstated one), ``stack:<id>`` for another stack with rows of its own, pooled over the
+    families it runs on. A non-default stack's rows come from fewer, more varied sources than
+    the default's (community engines on new models), so their held-out bands need a scale of
+    their own; with one scale per family, SGLang's rows on four GPU families were covered 63% of
+    the time (2026-11-30), and one per (family, stack) rests on two to seven sources each."""
     if not stack or stack == default_stack(family, kind, stacks()):  # type: ignore[arg-type]
         return family
-    return f"{family}@{stack}"
+    return f"stack:{stack}"
 
 
 def _scaled(
@@ -225,15 +229,17 @@ def _scaled(
     q: BandQuery,
     reasons: list[str],
 ) -> tuple[float, float]:
-    """The band widened by the held-out scale of its family and stack (the family default's
-    when the stack has no rows of its own; the kind's when the family has none)."""
+    """The band widened by the held-out scale of its stack (a non-default stack with rows of its
+    own) or family (the kind's when the family has none)."""
     key = scale_key(q.kind, q.family, q.stack)
-    own = [r for r in fam if scale_key(r.kind, r.family, r.stack) == key]
+    own = [r for r in pool if scale_key(r.kind, r.family, r.stack) == key]
+    if key == q.family:
+        own = [r for r in own if r.family == q.family]
     base = [r for r in fam if scale_key(r.kind, r.family, r.stack) == q.family]
     fs = [r.family_scale for r in (own or base or fam) if r.family_scale > 0]
+    who = f"{q.stack} stack" if own and key != q.family else q.family
     if fs:
         scale = float(np.median(fs))
-        who = f"{q.family} with {q.stack}" if own and key != q.family else q.family
         why = f"the {who} {q.kind} scale that makes its held-out bands cover"
     else:
         scale = float(np.median([r.scale for r in pool])) if pool else 1.0

@@ -479,7 +479,7 @@ def _need(r: CVRow) -> Need:
 
 def _rescale(r: CVRow, scale: float) -> CVRow:
     c, h = (r.band_lo + r.band_hi) / 2.0, (r.band_hi - r.band_lo) / 2.0
-    key = scale_key(r.kind, r.family, r.stack).replace("@", " with ")
+    key = scale_key(r.kind, r.family, r.stack).replace("stack:", "stack ")
     why = (
         f"half-width x{scale:.3g} (the {key} {r.kind} scale from the other sources' "
         "held-out coverage)"

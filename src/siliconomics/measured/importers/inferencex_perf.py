@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import re
 
+from ...errors import SiliconomicsError
 from . import Importer, Row, SourceTree, register
 from ._tables import dedupe, fmt, notes
 
@@ -194,14 +195,38 @@ def _row(rec: dict, cite: str) -> Row | None:
     }
 
 
+REQUIRED = ("hardware", "framework", "model", "precision", "decode_tp", "isl", "osl", "conc",
+            "metrics")  # fmt: skip
+
+
+def _records(path: str, text: str) -> list[dict]:
+    """The records of one benchmarks JSON, or a one-line error naming the file and the fault."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SiliconomicsError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise SiliconomicsError(f"{path}: expected a JSON list of benchmark records (objects)")
+    for i, rec in enumerate(data):
+        missing = [k for k in REQUIRED if k not in rec]
+        if missing:
+            raise SiliconomicsError(
+                f"{path}: record {i} lacks {', '.join(missing)} (a benchmarks record has "
+                f"{', '.join(REQUIRED)})"
+            )
+    return data
+
+
 def read(tree: SourceTree) -> list[Row]:
     rows: list[Row] = []
     for path in tree.list("**/benchmarks.json"):
         repo, _, rest = path.partition("/")
         snap, _, rel = rest.partition("/")
         commit = snap.rsplit("-", 1)[-1]
-        cite = f"github {repo.replace('+', '/')} @{commit}: {rel}"
-        for rec in json.loads(tree.read(path)):
+        # a file given on its own (no <owner>+<repo>/<date>-<commit>/ layout) cites the label
+        cite = f"github {repo.replace('+', '/')} @{commit}: {rel}" if rel else tree.label
+
+        for rec in _records(path, tree.read(path)):
             r = _row(rec, cite)
             if r is not None:
                 rows.append(r)
