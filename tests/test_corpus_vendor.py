@@ -462,3 +462,12 @@ def test_inferencex_importer_bad_input_is_one_line() -> None:
         imp.read(MemTree({"o+a/2026-01-01-abc/benchmarks.json": "{not json"}))
     with pytest.raises(SiliconomicsError, match="record 0 lacks framework"):
         imp.read(MemTree({"o+a/2026-01-01-abc/benchmarks.json": '[{"hardware": "b200"}]'}))
+    import json
+
+    for bad, msg in (
+        (_ix(conc=-4), "field 'conc' = -4"),
+        (_ix(decode_tp="abc"), "field 'decode_tp'"),
+        (_ix(metrics={"output_tput_per_gpu": float("nan")}), "metric 'output_tput_per_gpu'"),
+    ):
+        with pytest.raises(SiliconomicsError, match=msg):
+            imp.read(MemTree({"o+a/2026-01-01-abc/benchmarks.json": json.dumps([bad])}))

@@ -30,6 +30,7 @@ imported. Speculative decoding (MTP) and disaggregated or multi-node serving are
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from ...errors import SiliconomicsError
@@ -195,6 +196,8 @@ def _row(rec: dict, cite: str) -> Row | None:
     }
 
 
+COUNTS = ("decode_tp", "decode_ep", "isl", "osl", "conc", "num_prefill_gpu", "num_decode_gpu")
+METRICS = ("tput_per_gpu", "output_tput_per_gpu", "mean_tpot", "mean_ttft")
 REQUIRED = ("hardware", "framework", "model", "precision", "decode_tp", "isl", "osl", "conc",
             "metrics")  # fmt: skip
 
@@ -214,7 +217,26 @@ def _records(path: str, text: str) -> list[dict]:
                 f"{path}: record {i} lacks {', '.join(missing)} (a benchmarks record has "
                 f"{', '.join(REQUIRED)})"
             )
+        for k in COUNTS:
+            v = rec.get(k)
+            if k in rec and v is not None and not (_num(v) and v >= (1 if k in REQUIRED else 0)):
+                raise SiliconomicsError(
+                    f"{path}: record {i} field '{k}' = {v!r}: expected a positive integer"
+                )
+        m = rec["metrics"]
+        if not isinstance(m, dict):
+            raise SiliconomicsError(f"{path}: record {i} field 'metrics' is not an object")
+        for k in METRICS:
+            v = m.get(k)
+            if v is not None and not (_num(v) and math.isfinite(v) and v > 0):
+                raise SiliconomicsError(
+                    f"{path}: record {i} metric '{k}' = {v!r}: expected a finite positive number"
+                )
     return data
+
+
+def _num(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def read(tree: SourceTree) -> list[Row]:
