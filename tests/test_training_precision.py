@@ -154,6 +154,42 @@ def test_lora_stores_no_inputs_of_frozen_mlp():
     assert lora.memory["activations"] < full.memory["activations"]
 
 
+def test_fp8_activation_store_halves_the_activation_function_input():
+    """MLPerf LoRA's FP8_ACT=1 (activation_func_fp8_input_store): the SwiGLU input (2 x d_ff
+    per token, the largest stored tensor) is kept in FP8, so the 8-GPU B200 run fits without
+    recomputation as published (training_results_v5.0 config_DGXB200_1x8x1xtp1pp1cp1.sh)."""
+    kw = {"seq_len": 8192, "global_batch_seqs": 8, "check_memory": False}
+    dev = device("b200")
+    a = estimate_training(L2_70, dev, TrainPlan(dp=8, method="lora", dtype="fp8-dpa"), **kw)
+    b = estimate_training(L2_70, dev, TrainPlan(dp=8, method="lora", dtype="fp8-dpa-act"), **kw)
+    saved = a.memory["activations"] - b.memory["activations"]
+    # per token and layer: 2 x d_ff values, one byte each saved
+    expect = 8192 * L2_70.n_layers * 2 * L2_70.d_ff
+    assert saved == pytest.approx(expect, rel=1e-9)
+    assert a.step_time_s == pytest.approx(b.step_time_s)  # a memory saving only
+    fits = estimate_training(
+        L2_70, dev, TrainPlan(dp=8, method="lora", dtype="fp8-dpa-act"), seq_len=8192,
+        global_batch_seqs=8,
+    )  # fmt: skip
+    assert fits.plan.recompute == "none"
+    with pytest.raises(SiliconomicsError, match="does not fit"):
+        estimate_training(
+            L2_70, dev, TrainPlan(dp=8, method="lora", dtype="fp8-dpa"), seq_len=8192,
+            global_batch_seqs=8,
+        )  # fmt: skip
+
+
+def test_mlperf_launch_config_names_the_fp8_recipe():
+    from siliconomics.measured.importers.mlperf_training import _fp8_recipe
+
+    assert _fp8_recipe({"FP8": "True"}) == "fp8"
+    assert _fp8_recipe({"FP8": "True", "FP8_DPA": "1"}) == "fp8-dpa"
+    assert _fp8_recipe({"FP8": "True", "FP8_DPA": "1", "FP8_ACT": "1"}) == "fp8-dpa-act"
+    assert _fp8_recipe({"FP8": "True", "FP8_DPA": "0", "FP8_ACTIVATION": "True"}) == "fp8-act"
+    for name in ("fp8-dpa", "fp8-dpa-act", "fp8-act"):
+        assert RECIPES[name].gemm_dtype == "fp8"
+
+
 def test_search_accepts_qlora_and_rank():
     ests = search_plans(
         L8,
@@ -230,5 +266,6 @@ def test_a_training_row_may_name_its_recipe():
     assert _recipe_of(row("mxfp8"), "mxfp8", notes) == "mxfp8"
     assert _recipe_of(row("nvfp4"), "nvfp4", notes) == "nvfp4"
     assert _recipe_of(row("bf16"), "bf16", notes) == "bf16"
-    assert _recipe_of(row("fp8", "lora", "NeMo 25.04"), "fp8", notes) == "fp8-dpa"
+    assert _recipe_of(row("fp8", "lora", "NeMo 25.04"), "fp8", notes) == "fp8-dpa-act"
+    assert _recipe_of(row("fp8", "lora"), "fp8-dpa-act", notes) == "fp8-dpa-act"
     assert _recipe_of(row("fp8"), "fp8", notes) == "fp8"

@@ -186,8 +186,10 @@ def activation_bytes_per_token_layer(
         fe = xp.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token * skew + moe.n_shared_experts)
         f = frac_moe * fe + (1 - frac_moe) * xp.ceil(model.d_ff / tp)
         split = split + frac_moe * moe_permuted_input_bytes(model, g, gi) * skew
-    # MLP: up/gate outputs (activation-function input, 16-bit) and the down-projection input.
-    split = split + f * (ACT_BYTES * mats_in + gi * mlp_in)
+    # MLP: up/gate outputs (the activation function's input: 16-bit, or FP8 where the recipe
+    # stores it so) and the down-projection input.
+    act_in = 1.0 if rc.fp8_act_store else ACT_BYTES
+    split = split + f * (act_in * mats_in + gi * mlp_in)
     return whole + split
 
 

@@ -64,6 +64,10 @@ class Recipe:
     """block-scaled MMA hardware (Blackwell tcgen05, CDNA4): chips with an fp4 rate"""
     fp8_attention: bool = False
     """attention batched matmuls in FP8 too (cuDNN FP8 fused attention)"""
+    fp8_act_store: bool = False
+    """the activation function's input (SwiGLU gate/up outputs) saved in FP8 for its backward
+    instead of 16 bits (Megatron-Core ``activation_func_fp8_input_store``); a memory saving
+    only: the activation kernel writes the FP8 copy as it reads its input"""
     source: str = ""
 
     @property
@@ -104,6 +108,28 @@ RECIPES: dict[str, Recipe] = {
             source="mlcommons/training_results_v4.0 NVIDIA llama2_70b_lora configs/"
             "config_common.sh (FP8_DPA=1, NVTE_FP8_DPA_BWD=1) and conf/"
             "megatron_gpt_peft_tuning_config.yaml (fp8_params)",
+        ),
+        Recipe(
+            name="fp8-dpa-act",
+            gemm_dtype="fp8",
+            payload_bytes=1.0,
+            fp8_attention=True,
+            fp8_act_store=True,
+            source="NVIDIA's NeMo MLPerf LoRA recipe where memory is tight: fp8-dpa plus "
+            "FP8_ACT=1 (model.activation_func_fp8_input_store in conf/"
+            "megatron_gpt_peft_tuning_config.yaml): mlcommons/training_results_v4.0 NVIDIA "
+            "llama2_70b_lora config_DGXH100_1x8x4xtp4pp1cp1.sh and the other v4.0 configs, "
+            "training_results_v4.1 config_common.sh, training_results_v5.0 "
+            "config_DGXB200_1x8x1xtp1pp1cp1.sh ('To avoid OOM')",
+        ),
+        Recipe(
+            name="fp8-act",
+            gemm_dtype="fp8",
+            payload_bytes=1.0,
+            fp8_act_store=True,
+            source="AMD's MLPerf LoRA recipe: FP8 GEMMs with FP8_DPA=0 and FP8_ACTIVATION=True "
+            "(fp8_activation_input_store): mlcommons/training_results_v5.0 AMD llama2_70b_lora "
+            "config_MI300X_1x8x1.sh",
         ),
         Recipe(
             name="mxfp8",

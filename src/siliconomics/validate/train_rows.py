@@ -46,14 +46,20 @@ METRICS = (
 
 def _recipe_of(tr: TrainRow, act: str, notes: list[str]) -> str:
     """The training recipe of a row: its ``act_dtype`` (a format or a recipe name such as
-    ``fp8-cs``, ``mxfp8``, ``nvfp4``); NVIDIA's NeMo MLPerf LoRA runs FP8
-    attention too (training_results_v4.0 llama2_70b_lora config_common.sh: FP8_DPA=1,
-    NVTE_FP8_DPA_BWD=1)."""
+    ``fp8-cs``, ``mxfp8``, ``nvfp4``, ``fp8-dpa-act``: the MLPerf importer names the recipe
+    from the launch config's FP8 switches). A plain ``fp8`` NeMo MLPerf LoRA row without its
+    config runs NVIDIA's published recipe: FP8 attention (training_results_v4.0
+    llama2_70b_lora config_common.sh: FP8_DPA=1, NVTE_FP8_DPA_BWD=1) and the activation
+    function's input stored in FP8 (FP8_ACT=1 in every v4.0 and v4.1 config and v5.0's
+    single-node ones)."""
     if act not in RECIPES or not RECIPES[act].lowp:
         return "bf16"
     if act == "fp8" and tr.train_method == "lora" and tr.software.lower().startswith("nemo"):
-        notes.append("NeMo MLPerf LoRA -> fp8-dpa recipe (FP8 attention, FP8 frozen weights)")
-        return "fp8-dpa"
+        notes.append(
+            "NeMo MLPerf LoRA -> fp8-dpa-act recipe (FP8 attention, FP8 frozen weights, "
+            "activation-function input stored in FP8)"
+        )
+        return "fp8-dpa-act"
     return act
 
 

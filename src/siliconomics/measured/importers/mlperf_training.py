@@ -184,6 +184,8 @@ def _layout_from_env(env: dict[str, str], source: str) -> TLayout | None:
     lay.mbs = _int(env, "MICRO_BATCH_SIZE")
     fp8 = any(k.startswith("FP8") and v.lower() in ("true", "1") for k, v in env.items())
     lay.dtype = "fp8" if fp8 or env.get("FP8", "").lower() == "hybrid" else ""
+    if lay.dtype:
+        lay.dtype = _fp8_recipe(env)
     nodes, gpus = _int(env, "DGXNNODES"), _int(env, "DGXNGPU")
     lay.said.append(
         f"launch config {source}: TP {lay.tp}, PP {lay.pp}, CP {lay.cp}"
@@ -192,6 +194,21 @@ def _layout_from_env(env: dict[str, str], source: str) -> TLayout | None:
         + (f", {nodes} nodes x {gpus} GPUs" if nodes and gpus else "")
     )
     return lay
+
+
+def _on(v: str | None) -> bool:
+    return (v or "").strip().lower() in ("true", "1")
+
+
+def _fp8_recipe(env: dict[str, str]) -> str:
+    """The FP8 training recipe a NeMo/Megatron launch config selects: FP8 attention
+    (``FP8_DPA=1``: model.fp8_dot_product_attention) and the activation function's input stored
+    in FP8 (NVIDIA's ``FP8_ACT=1``: activation_func_fp8_input_store; AMD's
+    ``FP8_ACTIVATION=True``: fp8_activation_input_store), named as in
+    :data:`..training.precision.RECIPES`."""
+    dpa = _on(env.get("FP8_DPA"))
+    act = _on(env.get("FP8_ACT")) or _on(env.get("FP8_ACTIVATION"))
+    return "fp8-dpa-act" if dpa and act else "fp8-dpa" if dpa else "fp8-act" if act else "fp8"
 
 
 def _config_chips(env: dict[str, str], name: str) -> int | None:
@@ -239,9 +256,17 @@ def _configs_for(tree: SourceTree, cfgs: list[str], n_chips: int) -> dict[str, T
         if "common" in name or "mounts" in name:
             continue
         folder = p.rsplit("/", 1)[0]
+        # a config sources "$(dirname ...)/config_common.sh"; some rounds keep that file in a
+        # configs/ subfolder (training_results_v4.0 NVIDIA llama2_70b_lora), taken when the
+        # folder itself has none of that name
         files = {
-            q.rsplit("/", 1)[-1]: _read(tree, q) for q in cfgs if q.rsplit("/", 1)[0] == folder
+            q.rsplit("/", 1)[-1]: _read(tree, q)
+            for q in cfgs
+            if q.rsplit("/", 1)[0] == f"{folder}/configs"
         }
+        files.update(
+            {q.rsplit("/", 1)[-1]: _read(tree, q) for q in cfgs if q.rsplit("/", 1)[0] == folder}
+        )
         env = shell_env(files, name)
         if _config_chips(env, name) != n_chips:
             continue
@@ -461,9 +486,18 @@ def _fill(row: Row, lay: TLayout | None, n: int, gbs: int | None, norm: list[str
         row["virtual_pp"] = str(lay.vpp)
     if lay.mbs:
         row["micro_batch"] = str(lay.mbs)
-    if lay.dtype == "fp8":
-        row["weight_dtype"] = row["act_dtype"] = "fp8"
-        norm.append("FP8 GEMMs (FP8 switches set in the launch config)")
+    if lay.dtype.startswith("fp8"):
+        row["weight_dtype"], row["act_dtype"] = "fp8", lay.dtype
+        norm.append(
+            "FP8 GEMMs (FP8 switches set in the launch config)"
+            + {
+                "fp8-dpa": "; FP8 attention (FP8_DPA=1): recipe fp8-dpa",
+                "fp8-act": "; activation-function input stored in FP8 (FP8_ACT / "
+                "FP8_ACTIVATION): recipe fp8-act",
+                "fp8-dpa-act": "; FP8 attention (FP8_DPA=1) and activation-function input "
+                "stored in FP8 (FP8_ACT=1): recipe fp8-dpa-act",
+            }.get(lay.dtype, "")
+        )
     elif lay.dtype:
         row["weight_dtype"] = row["act_dtype"] = lay.dtype
     if lay.fsdp:
