@@ -45,6 +45,7 @@ from ..calibrate.bands import (
     family_scales,
     is_time_metric,
     scale_key,
+    t_ratio,
 )
 from ..calibrate.hierarchy import Calibration, FitCache, FitRecord, calibrate, fittable
 from ..calibrate.samples import Sample, make_sample
@@ -461,8 +462,15 @@ def _banded_rows(
     for r, (s, _, _) in zip(bare, preds, strict=True):
         b = band_for(resid, query(s, full_set), level=level, exclude_group=s.group)
         out.append(replace(r, band_lo=b.lo, band_hi=b.hi, band_basis=b.basis, band_reason=b.reason))
-    per_row, kinds, fams = family_scales([_need(r) for r in out], level)
-    rows = tuple(_rescale(r, sc) for r, sc in zip(out, per_row, strict=True))
+    needs = [_need(r) for r in out]
+    per_row, kinds, fams = family_scales(needs, level)
+    # the Student-t widening a shipped band gets for the sources behind its scale
+    # (bands._scaled), here for the *other* sources behind the held-out row's scale
+    srcs: dict[tuple[str, str], set[str]] = {}
+    for x in needs:
+        srcs.setdefault((x.kind, x.family), set()).add(x.group)
+    ts = [t_ratio(len(srcs[(x.kind, x.family)] - {x.group}), level) for x in needs]
+    rows = tuple(_rescale(r, sc, t) for r, sc, t in zip(out, per_row, ts, strict=True))
     return rows, kinds, {f"{k}/{f}": v for (k, f), v in fams.items()}
 
 
@@ -477,16 +485,18 @@ def _need(r: CVRow) -> Need:
     )
 
 
-def _rescale(r: CVRow, scale: float) -> CVRow:
+def _rescale(r: CVRow, scale: float, t: float = 1.0) -> CVRow:
     c, h = (r.band_lo + r.band_hi) / 2.0, (r.band_hi - r.band_lo) / 2.0
     key = scale_key(r.kind, r.family, r.stack).replace("stack:", "stack ")
     why = (
         f"half-width x{scale:.3g} (the {key} {r.kind} scale from the other sources' "
         "held-out coverage)"
     )
+    if t > 1.0005:
+        why += f" x{t:.3g} (Student-t for the sources behind that scale)"
     return replace(
         r,
-        band_lo=c - h * scale,
-        band_hi=c + h * scale,
+        band_lo=c - h * scale * t,
+        band_hi=c + h * scale * t,
         band_reason=f"{r.band_reason}; {why}" if r.band_reason else why,
     )
