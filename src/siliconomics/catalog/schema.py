@@ -89,9 +89,24 @@ class ChipMemory(_Frozen):
     sram_bytes: Sourced | None = sourced_field(
         "bytes", "vendor-named main on-chip SRAM (not comparable across vendors)"
     )
+    host_bytes: Sourced | None = sourced_field(
+        "bytes",
+        "host (CPU) memory per chip that training may offload activations to: the chip's share "
+        "of its CPU's memory on a coherent CPU-GPU superchip (Grace: LPDDR5X); empty where the "
+        "host link or share is not published (activation offload is then not offered)",
+    )
+    host_link_bytes_per_s: Sourced | None = sourced_field(
+        "bytes_per_s",
+        "chip-to-host bandwidth per direction for activation offload (NVLink-C2C: 450 GB/s "
+        "each way of its 900 GB/s)",
+    )
 
-    _conv_b = field_validator("capacity_bytes", "sram_bytes", mode="before")(_sourced("bytes"))
-    _conv_bw = field_validator("bytes_per_s", mode="before")(_sourced("bytes_per_s"))
+    _conv_b = field_validator("capacity_bytes", "sram_bytes", "host_bytes", mode="before")(
+        _sourced("bytes")
+    )
+    _conv_bw = field_validator("bytes_per_s", "host_link_bytes_per_s", mode="before")(
+        _sourced("bytes_per_s")
+    )
 
 
 class ChipInterconnect(_Frozen):

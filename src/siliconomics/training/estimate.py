@@ -164,7 +164,7 @@ def evaluate_grid(
     shape = np.shape(g.dp)
     flat = _flat(g)
     kw = {"seq_len": seq_len, "global_batch_seqs": global_batch_seqs}
-    if gridcore.use(model, algorithm, flat.size):
+    if gridcore.use(model, algorithm, flat.size, flat.recompute):
         res = _evaluate_compiled(model, dev, flat, overlap=overlap, algorithm=algorithm, **kw)
     elif flat.size <= BLOCK:
         res = _evaluate_flat(model, dev, flat, overlap=overlap, algorithm=algorithm, **kw)
@@ -380,7 +380,7 @@ def step_times_only(
     utilisation; in blocks of :data:`BLOCK` plans."""
     ov = overlap or default_overlap(dev)
     g = _flat(g)
-    if gridcore.use(model, algorithm, g.size):
+    if gridcore.use(model, algorithm, g.size, g.recompute):
         kw: dict[str, Any] = {"overlap": ov, "algorithm": algorithm, "time_only": True}
         t = gridcore.evaluate(model, dev, g, seq_len=seq_len, global_batch=global_batch_seqs, **kw)
         return t[0]

@@ -265,10 +265,14 @@ _AVAILABLE = available()
 _LOADED = False
 
 
-def use(model: ModelSpec, algorithm: str, n_plans: int) -> bool:
+def use(model: ModelSpec, algorithm: str, n_plans: int, recompute: Any = None) -> bool:
     """Whether :func:`.estimate.evaluate_grid` / ``step_times_only`` take the compiled path
-    for a grid of ``n_plans`` plans (see the module docstring)."""
+    for a grid of ``n_plans`` plans (see the module docstring). A grid with activation-offload
+    plans (``recompute`` code 3) takes the numpy path: the compiled kernels cover none,
+    selective and full recomputation."""
     if ENABLED is False or n_plans < 1 or not supported(model, algorithm):
+        return False
+    if recompute is not None and np.any(np.asarray(recompute) == 3):
         return False
     return ENABLED is True or _LOADED or n_plans >= AUTO_PLANS
 

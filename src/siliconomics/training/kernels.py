@@ -92,6 +92,11 @@ NP: Any = _Numpy()
 SC: Any = _Scalar()
 
 
+def _value(q: Any) -> float:
+    """A sourced quantity's value, 0 when unknown (both host fields must be known to offload)."""
+    return float(q.value) if q is not None else 0.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Consts:
     """Everything the kernels need from a device, computed once."""
@@ -122,6 +127,10 @@ class Consts:
     hbm_bytes: float
     reserve_bytes: float
     """HBM capacity x the profile's memory_reserve_fraction"""
+    host_bytes: float
+    """host memory per chip for activation offload (0: unknown, no offload)"""
+    host_bw: float
+    """chip-to-host bytes/s per direction (0: unknown)"""
     peaks: dict[str, float]
     """(dtype -> peak x GEMM efficiency), filled on first use"""
 
@@ -180,6 +189,8 @@ def consts(dev: Device) -> Consts:
         in_steps_np=np.array(st),
         hbm_bytes=dev.hbm_bytes,
         reserve_bytes=dev.hbm_bytes * eff.memory_reserve_fraction,
+        host_bytes=_value(dev.chip.memory.host_bytes),
+        host_bw=_value(dev.chip.memory.host_link_bytes_per_s),
         peaks={},
     )
     if len(_CONSTS) > 64:

@@ -36,6 +36,7 @@ and runtime reserve (the profile's ``memory_reserve_fraction``) comes off the ca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -236,6 +237,45 @@ def mla_up_proj_freed_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
     return np.asarray(np.maximum(qkv - latent, 0.0) + z, dtype=np.float64)
 
 
+def offloaded_bytes(total: Any, layer: Any, host: float, xp: Any = NP) -> Any:
+    """Stored activations moved to host memory under ``recompute=offload``: all of ``total``
+    but two layers' worth (``layer`` each: the one computing and the one in transfer), at most
+    the chip's ``host`` share (Megatron-Core ``cpu_offloading``: a layer's activations are
+    copied out asynchronously after its forward and prefetched back before its backward)."""
+    return xp.minimum(xp.maximum(total - 2.0 * layer, 0.0), host)
+
+
+def offload_exposed_time(
+    model: ModelSpec,
+    dev: Device,
+    g: PlanGrid,
+    seq_len: int,
+    global_batch: int,
+    lq: Any,
+    fwd: Any,
+    bwd: Any,
+    xp: Any = NP,
+) -> Any:
+    """Per micro-batch, the host transfers of ``recompute=offload`` that its compute does not
+    hide: the micro-batch's offloaded bytes go out over the host link during its forward
+    (``fwd`` s on the busiest rank) and come back during its backward (``bwd``), one direction
+    each: ``max(0, X - fwd) + max(0, X - bwd)`` with ``X = bytes / host link``. Zero for the
+    other policies."""
+    c = consts(dev)
+    if not c.host_bw:
+        return xp.where(g.recompute == 3, math.inf, 0.0)
+    pp = xp.f(g.pp)
+    tokens = g.micro_batch * seq_len / xp.f(g.cp)
+    stored = activation_bytes_per_token_layer(model, g, seq_len, xp=xp) * tokens
+    m = xp.maximum(global_batch // xp.maximum(g.dp * g.micro_batch, 1), 1)
+    inflight = xp.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), xp.minimum(pp, m))
+    n = xp.where(pp > 1, inflight, 1.0)
+    total = xp.where(pp > 1, stored * (lq / pp) * inflight, stored * lq)
+    x = offloaded_bytes(total, stored, c.host_bytes, xp) / n / c.host_bw
+    exposed = xp.maximum(x - fwd, 0.0) + xp.maximum(x - bwd, 0.0)
+    return xp.where(g.recompute == 3, exposed, 0.0)
+
+
 def layer_input_bytes_per_token(model: ModelSpec, g: PlanGrid, xp: Any = NP) -> F:
     """What full recomputation keeps per layer and token: the layer input (/tp with SP)."""
     base = ACT_BYTES * model.d_model
@@ -353,12 +393,21 @@ def train_memory(
     live_extra = xp.where(rc == 2, act_layer, 0.0) + grads_ws
     m = xp.maximum(global_batch // xp.maximum(g.dp * g.micro_batch, 1), 1)
     inflight = xp.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), xp.minimum(pp, m))
-    first = stored * (L / pp) * inflight + live_extra
+    # Activation offload (recompute=offload): all but two layers' stored activations (the one
+    # computing, the one in transfer) go to host memory, as much as the host share holds.
+    host = consts(dev).host_bytes
+    off = rc == 3
+
+    def resident(total: Any) -> Any:
+        return xp.where(off, total - offloaded_bytes(total, stored, host, xp), total)
+
+    first = resident(stored * (L / pp) * inflight) + live_extra
     # fp32 logits and their gradient are freed after the LM head's backward, before the
     # layers' backward builds its working set: the stage peaks at the larger of the two.
     logits = 4.0 * tokens * xp.ceil(model.vocab_size / g.tp)
-    last = stored * (L / pp) + xp.maximum(live_extra, logits)
-    acts = xp.where(pp > 1, xp.maximum(first, last), stored * L + xp.maximum(live_extra, logits))
+    last = resident(stored * (L / pp)) + xp.maximum(live_extra, logits)
+    single = resident(stored * L) + xp.maximum(live_extra, logits)
+    acts = xp.where(pp > 1, xp.maximum(first, last), single)
     return TrainMemory(
         weights=weights,
         grads=grads,

@@ -25,8 +25,8 @@ from .lora import check_method
 from .precision import check_recipe
 
 I = NDArray[np.int64]
-Recompute = Literal["none", "selective", "full"]
-RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
+Recompute = Literal["none", "selective", "full", "offload"]
+RECOMPUTE: tuple[str, ...] = ("none", "selective", "full", "offload")
 Method = Literal["full", "lora", "qlora"]
 METHODS: tuple[str, ...] = get_args(Method)
 #: Optimizer state bytes per trained parameter beyond the 16-bit weights and the gradients.
@@ -361,7 +361,21 @@ def _validity_checks(
             "ep*etp must divide tp*dp*cp (Megatron-Core regroups a stage's ranks into experts)",
         ),
         ((g.dp * g.cp) % maximum(g.shard, 1) == 0, "shard group must divide dp*cp"),
+        (
+            (g.recompute != OFFLOAD) | can_offload(dev),
+            f"recompute=offload needs the chip's host memory and host link ({dev.id} has "
+            "none in its spec: chips.<id>.memory.host_bytes, host_link_bytes_per_s); "
+            "Grace superchips (gh200, gb200, gb300) have them",
+        ),
     ]
+
+
+OFFLOAD = RECOMPUTE.index("offload")
+
+
+def can_offload(dev: Device) -> bool:
+    m = dev.chip.memory
+    return m.host_bytes is not None and m.host_link_bytes_per_s is not None
 
 
 def resolve_etp(etp: I, tp: I, dp_cp: I, ep: I) -> I:

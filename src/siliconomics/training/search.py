@@ -47,17 +47,19 @@ def candidate_grid(
     optimizer: str = "adam",
     seq_len: int = 4096,
     lora_rank: int = 16,
+    offload: bool = False,
 ) -> PlanGrid:
-    """Every combination of degrees whose product is ``n_chips`` (before validity rules)."""
+    """Every combination of degrees whose product is ``n_chips`` (before validity rules);
+    ``offload``: the chip can offload activations to host memory, so ``recompute=offload``
+    is a candidate too."""
     tps = sorted({t for t in _POW2 if t <= domain} | {domain})
     pps = [p for p in _POW2 if p <= model.n_layers]
     cps = [c for c in (1, 2, 4, 8) if seq_len >= 4096 * c or c == 1]
     eps = [e for e in _POW2 if model.moe and e <= model.moe.n_experts] if model.moe else [1]
+    rcs = (0, 1, 2, 3) if offload else (0, 1, 2)
     combos = [
         c
-        for c in itertools.product(
-            tps, pps, cps, eps, (1, 2, 4, 8), (1, 2, 4, 8), (1, 3), (0, 1, 2)
-        )
+        for c in itertools.product(tps, pps, cps, eps, (1, 2, 4, 8), (1, 2, 4, 8), (1, 3), rcs)
         if n_chips % (c[0] * c[1] * c[2]) == 0 and (c[1] > 1 or c[4] == 1)
     ]
     if not combos:
@@ -154,7 +156,7 @@ def _valid_grid(
     lora_rank: int,
 ) -> tuple[PlanGrid, int]:
     """The valid candidate plans, and how many candidates were generated."""
-    from .plan import plan_validity
+    from .plan import can_offload, plan_validity
 
     dev = train_device(device)
     chip_id = dev.id
@@ -169,6 +171,7 @@ def _valid_grid(
         optimizer=optimizer,
         seq_len=seq_len,
         lora_rank=lora_rank,
+        offload=can_offload(dev),
     )
     ok, _ = plan_validity(model, dev, g, seq_len, global_batch_seqs)
     g2 = g.take(np.flatnonzero(ok))

@@ -62,6 +62,7 @@ from .memory import (
     chip_params,
     expert_dp,
     lora_params_per_layer,
+    offload_exposed_time,
     routed_params_per_layer,
 )
 from .plan import OPTIMIZER_BYTES, PlanGrid, last_rank_layers, stage_layers
@@ -838,6 +839,8 @@ def _plan_times(
         bwd = xp.maximum(bwd, (n_last + mtp) * lt.bwd + (1.0 + mtp) * lt.e_bwd)
     rc = xp.where(g.recompute == 2, Lq * lt.fwd / pp, 0.0)
     rc = rc + xp.where(g.recompute == 1, Lq * (lt.elem_fwd + lt.mla_up_fwd) / pp, 0.0)
+    if np.any(np.asarray(g.recompute) == 3):  # offload: host transfers the compute leaves bare
+        rc = rc + offload_exposed_time(model, dev, g, seq_len, global_batch, Lq, fwd, bwd, xp)
     passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
 
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).

@@ -112,7 +112,10 @@ def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainP
     mbs = [tr.micro_batch] if tr.micro_batch else [b for b in (1, 2, 4, 8) if gb % (dp * b) == 0]
     rcs = [base.recompute] if tr.recompute in RECOMPUTE else list(RECOMPUTE)
     if tr.recompute == "custom":
-        notes.append("recompute 'custom' (per-tensor policy / host offload) -> best of the three")
+        notes.append(
+            "recompute 'custom' (per-tensor policy / host offload) -> best of the policies "
+            "the chip allows"
+        )
     return [
         replace(base, vpp=v, micro_batch=b, recompute=c)  # type: ignore[arg-type]
         for v in vpps
