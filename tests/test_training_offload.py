@@ -81,3 +81,41 @@ def test_the_search_offers_offload_on_grace_superchips_only():
     assert any(e.plan.recompute == "offload" for e in gb)
     b = search_plans(L70, device("b200"), 64, **KW, dtype="fp8-cs", top=40)
     assert all(e.plan.recompute != "offload" for e in b)
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("host_bytes", "-5 GB", "not a finite non-negative"),
+        ("host_bytes", "nan GB", "cannot read"),
+        ("host_link_bytes_per_s", "inf GB/s", "not a finite non-negative|cannot read"),
+    ],
+)
+def test_host_fields_reject_negative_and_nonfinite_values(tmp_path, field, value, match):
+    from pathlib import Path
+
+    from siliconomics.resolve import load_chip_file
+
+    src = Path(__file__).resolve().parents[1] / "src/siliconomics/catalog/data/chips/gb200.toml"
+    lines = src.read_text().splitlines()
+    out = [
+        f'{field} = {{ value = "{value}", conf = "vendor", src = "S-CONTINUUM" }}'
+        if ln.startswith(f"{field} = ")
+        else ln
+        for ln in lines
+    ]
+    path = tmp_path / "chip.toml"
+    path.write_text("\n".join(out) + "\n")
+    with pytest.raises(SiliconomicsError, match=match):
+        load_chip_file(path)
+
+
+def test_a_zero_host_link_refuses_offload():
+    base = device("gb200")
+    mem = base.chip.memory
+    link = mem.host_link_bytes_per_s.model_copy(update={"value": 0.0})  # type: ignore[union-attr]
+    chip = base.chip.model_copy(
+        update={"memory": mem.model_copy(update={"host_link_bytes_per_s": link})}
+    )
+    with pytest.raises(SiliconomicsError, match="above zero"):
+        estimate_training(L70, replace(base, chip=chip), _plan("offload"), **KW)

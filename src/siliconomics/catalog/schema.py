@@ -7,6 +7,7 @@ number is a :class:`Sourced` value that keeps where it came from and how sure we
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,6 +48,10 @@ def _sourced(dim: Dimension) -> Any:
         if isinstance(v, dict) and "value" in v:
             v = dict(v)
             v["value"] = parse_quantity(v["value"], dim, what=str(info.field_name))
+            if not math.isfinite(v["value"]) or v["value"] < 0:
+                raise ValueError(
+                    f"{info.field_name}: {v['value']:g} is not a finite non-negative {dim}"
+                )
         return v
 
     return convert

@@ -363,9 +363,9 @@ def _validity_checks(
         ((g.dp * g.cp) % maximum(g.shard, 1) == 0, "shard group must divide dp*cp"),
         (
             (g.recompute != OFFLOAD) | can_offload(dev),
-            f"recompute=offload needs the chip's host memory and host link ({dev.id} has "
-            "none in its spec: chips.<id>.memory.host_bytes, host_link_bytes_per_s); "
-            "Grace superchips (gh200, gb200, gb300) have them",
+            f"recompute=offload needs the chip's host memory and host link, both above zero "
+            f"({dev.id}'s spec has none: chips.<id>.memory.host_bytes, "
+            "host_link_bytes_per_s); Grace superchips (gh200, gb200, gb300) have them",
         ),
     ]
 
@@ -374,8 +374,14 @@ OFFLOAD = RECOMPUTE.index("offload")
 
 
 def can_offload(dev: Device) -> bool:
+    """The chip spec gives host memory and a host link (both above zero) to offload to."""
     m = dev.chip.memory
-    return m.host_bytes is not None and m.host_link_bytes_per_s is not None
+    return bool(
+        m.host_bytes is not None
+        and m.host_bytes.value > 0
+        and m.host_link_bytes_per_s is not None
+        and m.host_link_bytes_per_s.value > 0
+    )
 
 
 def resolve_etp(etp: I, tp: I, dp_cp: I, ep: I) -> I:
