@@ -237,6 +237,14 @@ def mla_up_proj_freed_bytes_per_token(model: ModelSpec, g: PlanGrid) -> F:
     return np.asarray(np.maximum(qkv - latent, 0.0) + z, dtype=np.float64)
 
 
+def inflight_microbatches(g: PlanGrid, pp: Any, global_batch: int, xp: Any = NP) -> Any:
+    """Micro-batches whose activations the first pipeline rank holds at its peak: ``min(pp,
+    m)`` under 1F1B (``m`` micro-batches per step), ``pp (1 + (pp-1)/(pp vpp))`` interleaved
+    (Narayanan et al. 2021)."""
+    m = xp.maximum(global_batch // xp.maximum(g.dp * g.micro_batch, 1), 1)
+    return xp.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), xp.minimum(pp, m))
+
+
 def offloaded_bytes(total: Any, layer: Any, host: float, xp: Any = NP) -> Any:
     """Stored activations moved to host memory under ``recompute=offload``: all of ``total``
     but two layers' worth (``layer`` each: the one computing and the one in transfer), at most
@@ -267,8 +275,7 @@ def offload_exposed_time(
     pp = xp.f(g.pp)
     tokens = g.micro_batch * seq_len / xp.f(g.cp)
     stored = activation_bytes_per_token_layer(model, g, seq_len, xp=xp) * tokens
-    m = xp.maximum(global_batch // xp.maximum(g.dp * g.micro_batch, 1), 1)
-    inflight = xp.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), xp.minimum(pp, m))
+    inflight = inflight_microbatches(g, pp, global_batch, xp)
     n = xp.where(pp > 1, inflight, 1.0)
     total = xp.where(pp > 1, stored * (lq / pp) * inflight, stored * lq)
     x = offloaded_bytes(total, stored, c.host_bytes, xp) / n / c.host_bw
@@ -391,8 +398,7 @@ def train_memory(
     # the MLP's gate/up outputs; under full recomputation also the rebuilt layer.
     grads_ws = _mlp_grad_bytes_per_token(model, g, xp) * tokens
     live_extra = xp.where(rc == 2, act_layer, 0.0) + grads_ws
-    m = xp.maximum(global_batch // xp.maximum(g.dp * g.micro_batch, 1), 1)
-    inflight = xp.where(g.vpp > 1, pp * (1.0 + (pp - 1) / (pp * g.vpp)), xp.minimum(pp, m))
+    inflight = inflight_microbatches(g, pp, global_batch, xp)
     # Activation offload (recompute=offload): all but two layers' stored activations (the one
     # computing, the one in transfer) go to host memory, as much as the host share holds.
     host = consts(dev).host_bytes
