@@ -24,7 +24,8 @@ on switch and full-mesh fabrics the serving stack picks, per message size, the f
 library's ``ring`` / ``nvls`` and its own ``one_shot`` / ``two_shot`` kernels (within the size
 limits of vLLM's custom all-reduce), optionally fused with the residual add + RMSNorm that
 follows. Rings and tori (TPU ICI, NeuronLink) run dimension-wise rings;
-groups that leave the scale-up domain run the faster of ``ring`` and ``tree`` over the NICs.
+groups that leave the scale-up domain run the faster of ``ring`` and ``tree`` over the NICs,
+with NCCL's latency model and its LL / Simple protocols (:func:`_across_domains`).
 Every result carries the algorithm it used, per element.
 """
 
@@ -284,19 +285,58 @@ def _select(cands: list[AffineTime], b: F) -> tuple[F, NDArray[np.int64]]:
     return t, np.asarray(code, dtype=np.int64)
 
 
+# NCCL's latency model across nodes (``ncclTopoTuneModel``, NVIDIA/nccl src/graph/tuning.cc
+# @01afd20a): per-step latencies in seconds by link and protocol, and the bandwidth each
+# protocol reaches. LL sends 8-byte flag+data words (1/4 of the ring's bandwidth, 1/3.8 of the
+# tree's) with no handshake; Simple moves whole chunks at full bandwidth, each network step
+# waiting on the proxy handshake.
+NET_LL_TREE_S: Final = 5.0e-6
+"""``hwLat[NET][Tree][LL]``: one network hop of the LL tree."""
+NET_LL_RING_S: Final = 2.7e-6
+"""``hwLat[NET][Ring][LL]``: one network step of the LL ring."""
+LL_MULTINODE_INTRA: Final = 1.8
+"""NCCL multiplies the in-node LL hop latency by 1.8 when the communicator spans nodes."""
+LL_RING_BW: Final = 1.0 / 4.0
+LL_TREE_BW: Final = 0.9 / 3.8
+"""LL's share of the ring's bus bandwidth (ring 1/4; tree 0.9 x 1/3.8)."""
+INTRA_SIMPLE_S: Final = 3.4e-6
+"""``hwLat[NVLINK][Ring][Simple]``: one in-domain step of the Simple ring."""
+NET_SIMPLE_STEP_S: Final = 210e-6
+"""One network step of the Simple-protocol ring (full bandwidth). Fitted, with the NCCL
+constants above fixed, to the all-reduces of 16 A100s on two DGX A100 nodes (8 per node, HDR
+InfiniBand; 994 sizes from 2 KiB to 256 MiB, ``shared/data/measured-ops/network/a100_dgx/
+all_reduce.csv``, microsoft/vidur): median |error| by size 9% (< 100 KB), 14% (0.1-1 MB),
+8% (1-4 MB), 18% (4-10 MB), 39% (> 10 MB, the NIC bandwidth), against 290%, 33%, 23%, 25% and
+40% with the in-domain library latency charged per step as before. It stands for the chunk
+pipeline's fill across the network, not a wire latency; NCCL's own constant for a Simple
+network step is 9.6-14 µs plus a x1.9 plateau factor. The only cross-node measurement in
+hand, so applied to every chip's scale-out network (inferred)."""
+
+
 def _across_domains(dev: Device, n: int, algorithms: tuple[str, ...]) -> list[AffineTime]:
-    """Flat ring or double binary tree over the NICs (NCCL inter-node): 2(n-1) vs
-    2 ceil(log2 n) latency steps; the tree reaches 0.9 of the ring's bandwidth."""
+    """NCCL inter-node all-reduce (``ncclTopoTuneModel``, NVIDIA/nccl src/graph/tuning.cc): an
+    LL double binary tree (``2 (n_in - 1)`` in-domain hops and ``2 ceil(log2 d)`` network hops,
+    ``d`` domains spanned), an LL ring and a Simple ring (``2(n-1)`` steps of which
+    ``2(d-1)`` cross the network), each on top of the library's in-domain latency
+    ``collective_latency_s``; the cheapest wins per message size, as NCCL's tuner picks. LL is
+    latency-cheap at a quarter of the bandwidth; Simple has the NIC's full bandwidth and a
+    long start (:data:`NET_SIMPLE_STEP_S`)."""
     bw, _ = _links_used(dev, n)
-    a = dev.eff.collective_latency_s
+    a, h = dev.eff.collective_latency_s, _hop(dev) * LL_MULTINODE_INTRA
+    n_in = max(min(collective_domain(dev), n), 1)
+    d = math.ceil(n / n_in)
     ring = 2.0 * (n - 1) / n
+    inter = 2.0 * (d - 1)
+    intra = 2.0 * (n - 1) - inter
     out = []
     if "ring" in algorithms:
-        out.append(AffineTime(name="ring", alpha=2.0 * (n - 1) * a, coef=ring, bw=bw))
+        ll = a + intra * h + inter * NET_LL_RING_S
+        out.append(AffineTime(name="ring", alpha=ll, coef=ring, bw=bw, slow=LL_RING_BW))
+        simple = a + intra * INTRA_SIMPLE_S + inter * NET_SIMPLE_STEP_S
+        out.append(AffineTime(name="ring", alpha=simple, coef=ring, bw=bw))
     if "tree" in algorithms:
-        # NCCL's tuner credits the tree with 0.9 of the ring's bus bandwidth (tuning.cc).
-        alpha = 2.0 * math.ceil(math.log2(n)) * a
-        out.append(AffineTime(name="tree", alpha=alpha, coef=ring, bw=bw, slow=0.9))
+        alpha = a + 2.0 * ((n_in - 1) * h + math.ceil(math.log2(d)) * NET_LL_TREE_S)
+        out.append(AffineTime(name="tree", alpha=alpha, coef=ring, bw=bw, slow=LL_TREE_BW))
     return out
 
 
