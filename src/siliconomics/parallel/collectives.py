@@ -105,30 +105,6 @@ def all_reduce_time(
     return all_reduce(dev, nbytes, n, algorithms=algorithms).time
 
 
-def all_gather_time(dev: Device, nbytes: ArrayLike, n: int) -> F:
-    """All-gather (or reduce-scatter) of a ``nbytes`` full buffer over ``n`` chips."""
-    b = np.asarray(nbytes, dtype=np.float64)
-    if n <= 1:
-        return np.zeros_like(b)
-    bw, steps = _links_used(dev, n)
-    return steps / 2.0 * dev.eff.collective_latency_s + (n - 1) / n * b / bw
-
-
-def all_to_all_time(dev: Device, nbytes: ArrayLike, n: int) -> F:
-    """All-to-all where each chip sends ``nbytes`` in total, spread evenly over ``n`` chips."""
-    b = np.asarray(nbytes, dtype=np.float64)
-    if n <= 1:
-        return np.zeros_like(b)
-    bw, _ = _links_used(dev, n)
-    ic = dev.chip.interconnect
-    # On a switch or full mesh every pair talks directly; on rings/tori messages take
-    # on average ~n/4 hops per dimension, costing bandwidth on the way.
-    hops = 1.0
-    if ic.topology in ("ring", "torus2d", "torus3d") and n <= collective_domain(dev):
-        hops = max(n / 4.0, 1.0) if ic.topology == "ring" else max(math.sqrt(n) / 2.0, 1.0)
-    return (n - 1) * dev.eff.collective_latency_s + (n - 1) / n * b * hops / bw
-
-
 def send_recv_time(dev: Device, nbytes: ArrayLike, *, crosses_domain: bool = False) -> F:
     """Point-to-point transfer between neighbouring pipeline stages."""
     b = np.asarray(nbytes, dtype=np.float64)
