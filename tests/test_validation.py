@@ -166,3 +166,43 @@ def replace_model_row(row):  # a row of the same run on an engine that applies t
     from dataclasses import replace
 
     return replace(row, software="TensorRT-LLM 1.3.0 (PyTorch, trtllm-bench)")
+
+
+def test_a_measured_static_batch_that_the_memory_model_refuses_is_predicted_with_a_note() -> None:
+    """Intel's Gaudi 2 page ran Llama-2-7B at batch 163 x (128 + 2048) tokens with an FP8 cache
+    (86.6 GiB of KV and 6.5 GiB of weights on 96 GiB): it fit, so validation predicts it and
+    says the memory model's margins (runtime reserve, whole-batch prefill activations) exceed
+    what the run needed; ``estimate`` on the same layout still refuses, by how much."""
+    from siliconomics import resolve
+    from siliconomics.errors import DoesNotFitError
+    from siliconomics.inference.estimate import estimate_static
+    from siliconomics.measured.rows import MeasuredRow
+    from siliconomics.ops.device import Device
+    from siliconomics.parallel.plan import InferencePlan
+    from siliconomics.validate.run import run_row
+
+    cat = resolve.packaged()
+    model = cat.model("llama-2-7b")
+    row = MeasuredRow(
+        id="T", kind="inference", scenario="static_batch", usable=True, model="llama-2-7b",
+        chip="gaudi2", n_chips=1, replicas=1, tp=1, pp=1, ep=1, dp=1, weight_dtype="fp8",
+        act_dtype="fp8", kv_dtype="fp8", batch=163, input_len=128, output_len=2048,
+        length_dist="fixed", metric="output_tokens_per_s", percentile="", value=4791.0,
+        slo_ttft_s=None, slo_tpot_s=None, inferred_fields=(), source="test", software="",
+    )  # fmt: skip
+    r = run_row(row, model, cat)
+    assert r.predicted > 0
+    assert any("the run fit" in a for a in r.assumptions)
+    dev = Device(chip=cat.chip("gaudi2"), eff=cat.profiles["intel-gaudi"])
+    plan = InferencePlan(weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    with pytest.raises(DoesNotFitError, match="short by"):
+        estimate_static(model, dev, plan, 163, 128, 2048)
+    # a row that fits carries no such note
+    small = run_row(replace_batch(row, 16), model, cat)
+    assert not any("the run fit" in a for a in small.assumptions)
+
+
+def replace_batch(row, batch):
+    from dataclasses import replace
+
+    return replace(row, batch=batch)
