@@ -200,3 +200,26 @@ def test_adp_balance_needs_the_chunked_scheduler():
     )
     with pytest.raises(SiliconomicsError, match="adp_balance"):
         make_config(get_model("llama-3.1-8b"), pool).validate()
+
+
+def test_a_server_row_with_only_an_end_to_end_limit_is_searched_against_it():
+    """MLPerf GPT-J Server states its limit per query (p99 latency, SCHEMA.md ``slo_e2e_s``):
+    such a row runs the capacity search on that limit alone, and a tighter limit gives a lower
+    answer."""
+    from siliconomics.validate.serve_rows import run_server_row
+
+    cat = packaged()
+    base = row(
+        id="T-E2E", model="llama-3.1-8b", chip="h100-sxm", n_chips=1, tp=1, ep=1, dp=1,
+        weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8", batch=256, input_len=800.0,
+        output_len=120.0, length_dist="fixed", value=20000.0, slo_ttft_s=None,
+        slo_tpot_s=None, slo_e2e_s=20.0, source="test", software="",
+    )  # fmt: skip
+    loose = run_server_row(base, cat.model("llama-3.1-8b"), cat, n_requests=300)
+    tight = run_server_row(
+        replace(base, slo_e2e_s=3.0), cat.model("llama-3.1-8b"), cat, n_requests=300
+    )
+    assert loose.predicted > 0 and tight.predicted > 0
+    assert tight.predicted < loose.predicted
+    with pytest.raises(Exception, match="slo_e2e_s"):
+        run_server_row(replace(base, slo_e2e_s=None), cat.model("llama-3.1-8b"), cat)

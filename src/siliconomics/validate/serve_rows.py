@@ -222,9 +222,10 @@ def run_server_row(
 ) -> RowResult:
     """Capacity search for the highest Poisson rate meeting the row's p99 limits
     (``n_requests`` per trial)."""
-    if row.slo_ttft_s is None and row.slo_tpot_s is None:
+    if row.slo_ttft_s is None and row.slo_tpot_s is None and row.slo_e2e_s is None:
         raise SiliconomicsError(
-            "server row without slo_ttft_s/slo_tpot_s: the serving simulator needs a limit"
+            "server row without slo_ttft_s/slo_tpot_s/slo_e2e_s: the serving simulator needs "
+            "a limit"
         )
     if row.metric not in ("output_tokens_per_s", "samples_per_s"):
         raise SiliconomicsError(f"server metric '{row.metric}' is not a throughput")
@@ -233,7 +234,7 @@ def run_server_row(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
         )
     dev = engine_device(row, catalog)
-    slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, percentile=99.0)
+    slo = Slo(ttft_s=row.slo_ttft_s, tpot_s=row.slo_tpot_s, e2e_s=row.slo_e2e_s, percentile=99.0)
     cands = _candidates(row)
     h = harness(row)
     for k, (plan, notes) in enumerate(cands):
