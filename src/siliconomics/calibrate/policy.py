@@ -55,6 +55,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "grouped_gemm_efficiency": (0.25, 1.0),
     "memory_efficiency": (0.40, 0.95),
     "attention_efficiency": (0.10, 0.90),
+    # fraction of the path's rate the collectives reach (ops_fit on NCCL: 0.79 on H100
+    # NVSwitch, 0.53 on A100); fitted end to end only where the path has no op-level data
+    # (PCIe-only parts, FIT_PLAN)
+    "collective_efficiency": (0.20, 1.0),
     "collective_latency_s": (2e-6, 60e-6),  # >= one scale-up hop incl. sync (NCCL H100: 4.3 µs)
     # A fixed per-step cost (scheduler, graph launch) beside the per-sequence host time
     # (host_per_seq_s). Whole decode steps of a few ms are measured (shared measured.csv:
@@ -78,6 +82,7 @@ PRIORS: dict[str, float] = {
     "grouped_gemm_efficiency": 1.0,  # no op-level measurement: as fast as dense until fitted
     "memory_efficiency": 0.88,
     "attention_efficiency": 0.6,
+    "collective_efficiency": 0.788,  # the H100 NVSwitch op-level fit (ops_fit)
     "collective_latency_s": 5e-6,
     "step_overhead_s": 1e-3,
     "train_gemm_efficiency": 0.77,
@@ -98,6 +103,11 @@ FIT_PLAN: dict[str, tuple[str, ...]] = {
     # efficiency"); fitted after the dense factor, so a chip level never refits it
     "nvidia-hopper": ("lowp_gemm_efficiency", "grouped_gemm_efficiency"),
     "nvidia-blackwell": ("lowp_gemm_efficiency", "grouped_gemm_efficiency"),
+    # Ada (L40S): a 350 W PCIe card with GDDR6 and no NVLink. Inheriting Hopper's HBM,
+    # power and NVSwitch fractions left its 133 TensorRT-LLM rows +16% too fast: +9..+14% on one
+    # chip, +16% at TP4 and +26% at TP8, where the all-reduce crosses PCIe (the H100 NVSwitch
+    # collective fraction does not describe that path; no op-level PCIe data)
+    "nvidia-ada": ("lowp_gemm_efficiency", "memory_efficiency", "collective_efficiency"),
     # memory_efficiency on AMD: the dense vLLM rows (ROCm docs' static-batch decode, MLPerf)
     # sat 13-39% too fast at the BabelStream fraction (0.81), in memory-bound decode that no
     # GEMM factor reaches; the AMD stacks fitted elsewhere land at 0.40-0.60 (cdna3 sglang,

@@ -101,7 +101,7 @@ def moe_layer_efficiency(dev: Device) -> float:
     return MEGATRON_MOE_LAYER_EFFICIENCY if megatron_stack(dev) else 1.0
 
 
-XLA_TPU_MOE_DISPATCH_EFFICIENCY = 0.042
+XLA_TPU_MOE_DISPATCH_EFFICIENCY = 0.037
 """op-model time / measured time of the MoE token permute and unpermute under XLA on TPU,
 derived from MaxText issue #1256's pair of runs (module docstring;
 ``scripts/maxtext_moe_dispatch.py`` prints the derivation)"""
