@@ -31,13 +31,14 @@ def test_estimate_gives_low_high_beside_every_predicted_value():
 
 
 def test_unmeasured_stack_is_named_and_wider():
-    # vllm-tpu has no measured row in the packaged calibration (vllm-gaudi now has its own)
+    # saxml has no measured row in the packaged calibration (vllm-gaudi and vllm-tpu now have
+    # their own)
     base = ["estimate", "--model", "llama-3.1-8b", "--chip", "tpu-v6e", "--batch", "8"]
     dflt = _json(base)
-    other = _json([*base, "--stack", "vllm-tpu"])
-    assert other["band"]["stack"] == "vllm-tpu"
+    other = _json([*base, "--stack", "saxml"])
+    assert other["band"]["stack"] == "saxml"
     assert other["band"]["stack_basis"] == "inherited"
-    assert "no measurement of google-tpu with vllm-tpu" in other["band"]["stack_note"]
+    assert "no measurement of google-tpu with saxml" in other["band"]["stack_note"]
     w = other["output_tokens_per_s_high"] / other["output_tokens_per_s_low"]
     assert w > dflt["output_tokens_per_s_high"] / dflt["output_tokens_per_s_low"]
     # the same factors (inherited), never another stack's fitted numbers silently

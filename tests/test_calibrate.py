@@ -47,6 +47,7 @@ from siliconomics.errors import SiliconomicsError
         ("MaxText", "google-tpu", "maxtext"),
         ("JetStream", "google-tpu", "jetstream"),
         ("vLLM TPU (tpu-inference)", "google-tpu", "vllm-tpu"),
+        ("SGLang-JAX (sgl-project/sglang-jax main @10f32e49)", "google-tpu", "sglang-jax"),
         ("NeMo 24.12", "nvidia-hopper", "nemo"),
         ("Megatron-LM core_r0.9", "nvidia-hopper", "megatron"),
         ("Megatron-Bridge 25.11", "nvidia-blackwell", "nemo"),
@@ -118,6 +119,42 @@ def test_policy_three_rows_per_factor_and_bounds():
     assert P.chip_affordable(plan, 30, P.MIN_CHIP_SOURCES - 1) == ()
     assert P.chip_affordable(plan, 2, 5) == ()
     assert P.chip_affordable(plan, 30, 5) == plan[: P.CHIP_FACTORS]
+
+
+def test_chip_fits_the_gemm_factors_its_rows_run():
+    # TPU training fits both GEMM fractions at the family level; a chip whose rows are mostly
+    # INT8 (v6e: five MLPerf GPT-3 INT8 rows, three BF16 MaxText rows) fits each format its
+    # rows run (three rows each), not the 16-bit fraction alone
+    plan = P.TRAIN_FIT_PLAN["google-tpu"]
+    hi, lo = "train_gemm_efficiency", "train_lowp_gemm_efficiency"
+    assert {hi, lo} <= set(plan)
+    mixed = ["int8"] * 5 + ["bf16"] * 3
+    assert P.chip_affordable(plan, 8, 5, mixed) == (hi, lo)
+    assert P.chip_affordable(plan, 8, 5, ["int8"] * 6 + ["bf16"] * 2) == (lo,)
+    assert P.chip_affordable(plan, 8, 5, ["bf16"] * 8) == (hi,)
+    assert P.chip_affordable(plan, 5, 5, ["int8"] * 3 + ["bf16"] * 3)[:1] == (hi,)
+    assert P.chip_affordable(plan, 8, 2, mixed) == ()
+    # a plan with one GEMM factor of the pair keeps its first factor whatever the rows run
+    hopper = P.TRAIN_FIT_PLAN["nvidia-hopper"]
+    assert P.chip_affordable(hopper, 9, 5, ["bf16"] * 9) == hopper[: P.CHIP_FACTORS]
+
+
+def test_collective_latency_is_read_per_ring_step_on_tori():
+    assert P.latency_kind(["torus2d", "torus3d"]) == "per-step"
+    assert P.latency_kind(["ring", "torus2d"]) == "per-step"
+    assert P.latency_kind(["switch"]) == "per-collective"
+    assert P.latency_kind(["torus2d", "switch"]) == "per-collective"
+    assert P.latency_kind([]) == "per-collective"
+
+
+def test_packaged_tpu_latency_comes_from_ring_fabrics_not_nvswitch():
+    # google-tpu has no inference row on its default stack: its per-step collective latency is
+    # the median of the fitted ring/torus families (Neuron), not NCCL's per-collective latency
+    profs = efficiency_profiles()
+    tpu, neuron = profs["google-tpu"], profs["aws-neuron-v2"]
+    assert tpu.collective_latency_s == neuron.collective_latency_s
+    assert tpu.collective_latency_s < profs["nvidia-hopper"].collective_latency_s
+    assert "per-step fabrics" in tpu.provenance["collective_latency_s"]
     assert P.at_bound("collective_latency_s", 2e-6) == "lower"
     assert P.at_bound("train_comm_overlap", 1.0) == "upper"
     assert P.at_bound("gemm_efficiency", 0.5) is None

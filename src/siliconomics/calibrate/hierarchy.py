@@ -387,7 +387,12 @@ def _fit_chips(
     anchor = {p: float(v) if (v := getattr(fam_prof, p)) is not None else P.PRIORS[p] for p in plan}
     out = []
     for chip, crows in sorted(by_chip.items()):
-        params = P.chip_affordable(plan, len(crows), len({s.group for s in crows}))
+        params = P.chip_affordable(
+            plan,
+            len(crows),
+            len({s.group for s in crows}),
+            [s.row.act_dtype or "bf16" for s in crows],
+        )
         if not params:
             continue
         key = (
@@ -451,14 +456,43 @@ def _with_chip_factors(prof: EfficiencyProfile, recs: Sequence[FitRecord]) -> Ef
     return out
 
 
+def _latency_kinds(catalog: Catalog | None) -> dict[str, str]:
+    """family -> how its ``collective_latency_s`` is read (:func:`~.policy.latency_kind`)."""
+    if catalog is None:
+        return {}
+    tops: dict[str, list[str]] = {}
+    for c in catalog.chips.values():
+        tops.setdefault(c.family, []).append(c.interconnect.topology)
+    return {f: P.latency_kind(t) for f, t in tops.items()}
+
+
+def _peers(kind: Mapping[str, str], fam: str, k: str, pool: Sequence[str]) -> list[str]:
+    """The fitted families ``fam`` takes factor ``k`` from: for ``collective_latency_s`` those
+    whose fabrics price it the same way, when any; else all of ``pool``."""
+    if k != "collective_latency_s" or fam not in kind:
+        return list(pool)
+    same = [f for f in pool if kind.get(f) == kind[fam]]
+    return same or list(pool)
+
+
 def _median_fill(
-    wl: Workload, profiles: dict[str, EfficiencyProfile], records: Sequence[FitRecord]
+    wl: Workload,
+    profiles: dict[str, EfficiencyProfile],
+    records: Sequence[FitRecord],
+    catalog: Catalog | None = None,
 ) -> dict[str, tuple[dict[str, float], str]]:
     """Families with neither rows nor a parent take the median of the fitted families (NVIDIA
-    families keep their op-level values); returns family -> (values set, note)."""
+    families keep their op-level values); ``collective_latency_s`` only from fitted families
+    whose fabrics price it the same way (:func:`~.policy.latency_kind`), when there are any.
+    Returns family -> (values set, note)."""
     fitted = sorted(
         {r.family for r in records if r.workload == wl and r.level == "family" and r.params}
     )
+    kind = _latency_kinds(catalog)
+
+    def peers(fam: str, k: str, pool: Sequence[str]) -> list[str]:
+        return _peers(kind, fam, k, pool)
+
     inherit = P.INHERIT if wl == "inference" else P.TRAIN_INHERIT
     fields = P.MEDIAN_FIELDS if wl == "inference" else ("train_comm_overlap",)
     notes: dict[str, tuple[dict[str, float], str]] = {}
@@ -473,10 +507,11 @@ def _median_fill(
             continue
         upd = {}
         for k in missing:
+            fams = peers(r.family, k, fitted)
             vals = [
                 x.values[k]
                 for x in records
-                if x.workload == wl and k in x.values and x.level == "family"
+                if x.workload == wl and k in x.values and x.level == "family" and x.family in fams
             ]
             if vals:
                 upd[k] = float(statistics.median(vals))
@@ -496,11 +531,20 @@ def _median_fill(
             continue
         upd = {}
         for k in fields:
-            vals = [v for f in fitted if (v := getattr(profiles[f], k)) is not None]
+            vals = [v for f in peers(fam, k, fitted) if (v := getattr(profiles[f], k)) is not None]
             if vals:
                 upd[k] = float(statistics.median(vals))
         profiles[fam] = profiles[fam].model_copy(update=upd)
-        notes[fam] = (upd, f"median of the calibrated families ({', '.join(fitted)}): no rows")
+        same = peers(fam, "collective_latency_s", fitted)
+        lat = (
+            f"; collective_latency_s from the {kind[fam]} fabrics ({', '.join(same)})"
+            if wl == "inference" and "collective_latency_s" in upd and same != fitted
+            else ""
+        )
+        notes[fam] = (
+            upd,
+            f"median of the calibrated families ({', '.join(fitted)}): no rows{lat}",
+        )
     return notes
 
 
@@ -532,7 +576,7 @@ def calibrate(
         recs, ov = _calibrate_workload(wl, samples, profiles, cache, catalog)
         records += recs
         overrides.update(ov)
-        fill = _median_fill(wl, profiles, recs)
+        fill = _median_fill(wl, profiles, recs, catalog)
         records += [
             FitRecord(
                 workload=wl,

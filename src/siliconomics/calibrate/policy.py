@@ -12,7 +12,9 @@ Levels (hierarchical shrinkage):
    family named in ``INHERIT``, else all chips) by ``SHRINK_ROWS`` pseudo-rows.
 3. **chip** (default stack): in a family where at least ``MIN_CHIPS`` chips have default-stack
    rows, each chip with rows from at least ``MIN_CHIP_SOURCES`` sources fits the first
-   ``CHIP_FACTORS`` of the family's planned factors again on its own rows (three rows each),
+   ``CHIP_FACTORS`` of the family's planned factors again on its own rows (three rows each;
+   where the plan fits both GEMM fractions of a pair, each of them its rows run,
+   :func:`chip_affordable`),
    pulled toward the family's fitted values by ``SHRINK_ROWS`` pseudo-rows (a chip with few
    rows stays near its family; one with none is its family). Stored as the family profile's
    ``chip_factors`` and applied to that chip only, under every stack except for the factors
@@ -148,6 +150,21 @@ INHERITED_FIELDS: tuple[str, ...] = (
     "collective_efficiency",
 )
 
+#: Scale-up fabrics whose collectives the model prices per ring step (``parallel.collectives``:
+#: dimension-wise rings on a torus or ring, one ``collective_latency_s`` per step), against the
+#: switches and meshes where ``collective_latency_s`` is the latency of a whole collective.
+PER_STEP_TOPOLOGIES: Final = frozenset({"ring", "torus2d", "torus3d"})
+
+
+def latency_kind(topologies: Sequence[str]) -> str:
+    """How a family's ``collective_latency_s`` is read: ``'per-step'`` when every one of its
+    chips' scale-up fabrics is a ring or torus, else ``'per-collective'``. A family with no rows
+    takes this factor only from fitted families of the same kind: NCCL's ~15-30 us per
+    collective on an NVSwitch is not the latency of one hop of an ICI or NeuronLink ring (a
+    TPU v6e-4 at TP4 was priced 155 us per decode all-reduce from it, 2026-12-01)."""
+    return "per-step" if topologies and set(topologies) <= PER_STEP_TOPOLOGIES else "per-collective"
+
+
 #: Inference fields a family with neither rows nor a parent takes as the median of the fitted
 #: families (NVIDIA families keep their op-level values instead).
 MEDIAN_FIELDS: tuple[str, ...] = (
@@ -215,12 +232,39 @@ def affordable(plan: Sequence[str], n_rows: int) -> tuple[str, ...]:
     return tuple(plan[: n_rows // MIN_ROWS_PER_FACTOR])
 
 
-def chip_affordable(plan: Sequence[str], n_rows: int, n_sources: int) -> tuple[str, ...]:
+GEMM_PAIRS: Final = (
+    ("gemm_efficiency", "lowp_gemm_efficiency"),
+    ("train_gemm_efficiency", "train_lowp_gemm_efficiency"),
+)
+"""(16-bit, low-precision) GEMM factors of the same workload: a row exercises one of them"""
+
+
+def chip_affordable(
+    plan: Sequence[str],
+    n_rows: int,
+    n_sources: int,
+    act_dtypes: Sequence[str] = (),
+) -> tuple[str, ...]:
     """The factors a chip fits on its own rows: none from fewer than ``MIN_CHIP_SOURCES``
-    sources, else the first ``CHIP_FACTORS`` of ``plan`` that its rows afford."""
+    sources, else the first ``CHIP_FACTORS`` of ``plan`` that its rows afford.
+
+    Where the family's plan fits both GEMM factors of a pair (``GEMM_PAIRS``: the 16-bit and
+    the low-precision fraction) and the chip's first factor is one of them, the chip fits
+    instead each of the two that at least ``MIN_ROWS_PER_FACTOR`` of its rows run
+    (``act_dtypes``, one per row): a factor only moves the rows computing in its format, so
+    fitting the 16-bit fraction on a chip whose rows are mostly INT8 (TPU v6e: five MLPerf
+    INT8 GPT-3 rows beside three BF16 MaxText rows) leaves the INT8 rows where they were and
+    pulls the 16-bit one away from what the BF16 rows alone say."""
     if n_sources < MIN_CHIP_SOURCES:
         return ()
-    return affordable(plan[:CHIP_FACTORS], n_rows)
+    first = tuple(plan[:CHIP_FACTORS])
+    for hi, lo in GEMM_PAIRS:
+        if hi in plan and lo in plan and first and first[0] in (hi, lo) and act_dtypes:
+            n_lo = sum(d in LOWP_FORMATS for d in act_dtypes)
+            runs = {hi: len(act_dtypes) - n_lo, lo: n_lo}
+            own = tuple(f for f in (hi, lo) if runs[f] >= MIN_ROWS_PER_FACTOR)
+            return affordable(own, n_rows)
+    return affordable(first, n_rows)
 
 
 def at_bound(name: str, value: float) -> str | None:

@@ -39,8 +39,8 @@ StackOpt = Annotated[
     str | None,
     typer.Option(
         help="software stack (trtllm, vllm, sglang, nxdi, vllm-neuron, optimum-habana, "
-        "vllm-gaudi, jetstream, vllm-tpu, maxtext, nemo, megatron, ...; see docs/CALIBRATION.md); "
-        "default: each chip's best published stack"
+        "vllm-gaudi, jetstream, vllm-tpu, sglang-jax, maxtext, nemo, megatron, ...; see "
+        "docs/CALIBRATION.md); default: each chip's best published stack"
     ),
 ]
 ProfileOpt = Annotated[
