@@ -489,10 +489,6 @@ def _median_fill(
         {r.family for r in records if r.workload == wl and r.level == "family" and r.params}
     )
     kind = _latency_kinds(catalog)
-
-    def peers(fam: str, k: str, pool: Sequence[str]) -> list[str]:
-        return _peers(kind, fam, k, pool)
-
     inherit = P.INHERIT if wl == "inference" else P.TRAIN_INHERIT
     fields = P.MEDIAN_FIELDS if wl == "inference" else ("train_comm_overlap",)
     notes: dict[str, tuple[dict[str, float], str]] = {}
@@ -507,7 +503,7 @@ def _median_fill(
             continue
         upd = {}
         for k in missing:
-            fams = peers(r.family, k, fitted)
+            fams = _peers(kind, r.family, k, fitted)
             vals = [
                 x.values[k]
                 for x in records
@@ -531,11 +527,15 @@ def _median_fill(
             continue
         upd = {}
         for k in fields:
-            vals = [v for f in peers(fam, k, fitted) if (v := getattr(profiles[f], k)) is not None]
+            vals = [
+                v
+                for f in _peers(kind, fam, k, fitted)
+                if (v := getattr(profiles[f], k)) is not None
+            ]
             if vals:
                 upd[k] = float(statistics.median(vals))
         profiles[fam] = profiles[fam].model_copy(update=upd)
-        same = peers(fam, "collective_latency_s", fitted)
+        same = _peers(kind, fam, "collective_latency_s", fitted)
         lat = (
             f"; collective_latency_s from the {kind[fam]} fabrics ({', '.join(same)})"
             if wl == "inference" and "collective_latency_s" in upd and same != fitted
