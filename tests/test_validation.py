@@ -105,6 +105,47 @@ def test_a_users_own_file_and_model(tmp_path):
     assert all(x.predicted > 0 for x in r.results)
 
 
+def test_an_empty_mean_length_of_a_named_benchmark_set_is_filled_and_said(tmp_path):
+    # SCHEMA.md leaves MLPerf llama3.1-8b's output mean empty (the reference gives characters),
+    # but the benchmark generates exactly 128 tokens per sample (max_output_len, stop tokens
+    # off): such a row is predicted, and says what filled it. A set with no published mean
+    # (sharegpt-jetstream) is still refused with the reason.
+    row = {
+        "kind": "inference",
+        "scenario": "offline",
+        "usable": "true",
+        "model": "llama-3.1-8b",
+        "chip": "b200",
+        "n_chips": "8",
+        "replicas": "8",
+        "tp": "1",
+        "pp": "1",
+        "weight_dtype": "fp4",
+        "act_dtype": "fp4",
+        "kv_dtype": "fp8",
+        "batch": "6000",
+        "input_len": "870.73",
+        "metric": "output_tokens_per_s",
+        "value": "136752",
+    }
+    f = _write(
+        tmp_path / "m.csv",
+        [
+            {**row, "id": "cnndm", "length_dist": "cnndm-mlperf-llama3.1-8b"},
+            {**row, "id": "sgpt", "length_dist": "sharegpt-jetstream", "input_len": ""},
+        ],
+    )
+    rows = {r.id: r for r in read_measured(f)}
+    assert rows["cnndm"].output_len == 128.0 and rows["cnndm"].input_len == 870.73
+    assert rows["cnndm"].inferred_fields == ("output_len",)
+    assert "FILLED: output_len = 128" in rows["cnndm"].notes
+    assert rows["sgpt"].output_len is None and rows["sgpt"].input_len is None
+    r = validate(f).value
+    assert [x.row.id for x in r.results] == ["cnndm"] and r.results[0].predicted > 0
+    assert [s.row.id for s in r.skipped] == ["sgpt"]
+    assert "length unknown for length_dist 'sharegpt-jetstream'" in r.skipped[0].reason
+
+
 def test_malformed_files_are_clear_errors(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,kind\nx,inference\n")

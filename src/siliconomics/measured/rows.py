@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..catalog.parse import validate_as
@@ -56,6 +56,77 @@ class MeasuredRow:
     slo_e2e_s: float | None = None
 
 
+@dataclass(frozen=True)
+class DatasetLengths:
+    """Mean prompt and output lengths of a named benchmark data set (``length_dist``), each
+    with where it comes from; ``None`` where no source gives it."""
+
+    input_mean: float | None
+    output_mean: float | None
+    source: str
+
+
+DATASET_LENGTHS: dict[str, DatasetLengths] = {
+    "openorca-mlperf": DatasetLengths(
+        222.33,
+        294.45,
+        "shared/validation/SCHEMA.md: input mean from openshift-psap/performance-dashboard "
+        "mlperf-data/summaries/llama2-70b-99.csv @7cd1065d, output mean = MLCommons reference "
+        "tokens_per_sample (mlcommons/inference language/llama2-70b/README.md)",
+    ),
+    "mixtral-mlperf": DatasetLengths(
+        427.39,
+        144.84,
+        "shared/validation/SCHEMA.md: psap mixtral-8x7b.csv @67033bae, MLCommons reference",
+    ),
+    "llama3.1-405b-mlperf": DatasetLengths(
+        9428.64,
+        684.68,
+        "shared/validation/SCHEMA.md: psap @67033bae, MLCommons reference",
+    ),
+    "deepseek-r1-mlperf": DatasetLengths(
+        803.79,
+        3886.23,
+        "shared/validation/SCHEMA.md: psap @7cd1065d, MLCommons reference",
+    ),
+    "cnndm-mlperf-llama3.1-8b": DatasetLengths(
+        870.73,
+        128.0,
+        "input: shared/validation/SCHEMA.md (psap @7cd1065d); output: every sample generates "
+        "exactly 128 tokens, the benchmark's max_output_len with stop tokens off "
+        "(use_stop_tokens false; mlcommons/inference_results_v5.1@965182b0 "
+        "closed/NVIDIA/code/llama3.1-8b/tensorrt/generation_config.json; the v5.1 runs' own "
+        "tokens/sample are 128.0-129.0)",
+    ),
+}
+"""What fills an empty ``input_len``/``output_len`` of a row on a named benchmark data set
+(SCHEMA.md leaves a mean empty where the file's source did not state it)."""
+
+
+def with_dataset_lengths(row: MeasuredRow) -> MeasuredRow:
+    """``row`` with an empty mean prompt or output length filled from :data:`DATASET_LENGTHS`
+    (named in ``inferred_fields`` and the notes); unchanged where nothing is missing or the
+    data set has no published mean."""
+    d = DATASET_LENGTHS.get(row.length_dist)
+    if d is None or row.kind != "inference":
+        return row
+    upd: dict[str, float] = {}
+    if row.input_len is None and d.input_mean is not None:
+        upd["input_len"] = d.input_mean
+    if row.output_len is None and d.output_mean is not None:
+        upd["output_len"] = d.output_mean
+    if not upd:
+        return row
+    said = ", ".join(f"{k} = {v:g}" for k, v in upd.items())
+    note = f"FILLED: {said} (length_dist {row.length_dist}: {d.source})"
+    return replace(
+        row,
+        **upd,
+        inferred_fields=row.inferred_fields + tuple(upd),
+        notes=f"{row.notes} | {note}" if row.notes else note,
+    )
+
+
 def _num(row: dict[str, str], key: str, where: str) -> float | None:
     v = (row.get(key) or "").strip()
     if v == "":
@@ -93,39 +164,41 @@ def read_measured(path: Path) -> list[MeasuredRow]:
             if value is None:
                 raise SiliconomicsError(f"{where}: column 'value' is empty")
             rows.append(
-                MeasuredRow(
-                    id=r["id"],
-                    kind=r["kind"].strip(),
-                    scenario=r["scenario"].strip(),
-                    usable=r["usable"].strip().lower() == "true",
-                    model=r["model"].strip(),
-                    chip=r["chip"].strip(),
-                    n_chips=_int(r, "n_chips", where),
-                    replicas=_int(r, "replicas", where),
-                    tp=_int(r, "tp", where),
-                    pp=_int(r, "pp", where),
-                    ep=_int(r, "ep", where),
-                    dp=_int(r, "dp", where),
-                    weight_dtype=(r.get("weight_dtype") or "").strip(),
-                    act_dtype=(r.get("act_dtype") or "").strip(),
-                    kv_dtype=(r.get("kv_dtype") or "").strip(),
-                    batch=_int(r, "batch", where),
-                    input_len=_num(r, "input_len", where),
-                    output_len=_num(r, "output_len", where),
-                    length_dist=(r.get("length_dist") or "").strip(),
-                    metric=r["metric"].strip(),
-                    percentile=(r.get("percentile") or "").strip(),
-                    value=value,
-                    slo_ttft_s=_num(r, "slo_ttft_s", where),
-                    slo_tpot_s=_num(r, "slo_tpot_s", where),
-                    inferred_fields=tuple(
-                        f for f in (r.get("inferred_fields") or "").split(";") if f
-                    ),
-                    source=(r.get("source") or "").strip(),
-                    software=(r.get("software") or "").strip(),
-                    notes=(r.get("notes") or "").strip(),
-                    cp=_int(r, "cp", where),
-                    slo_e2e_s=_num(r, "slo_e2e_s", where),
+                with_dataset_lengths(
+                    MeasuredRow(
+                        id=r["id"],
+                        kind=r["kind"].strip(),
+                        scenario=r["scenario"].strip(),
+                        usable=r["usable"].strip().lower() == "true",
+                        model=r["model"].strip(),
+                        chip=r["chip"].strip(),
+                        n_chips=_int(r, "n_chips", where),
+                        replicas=_int(r, "replicas", where),
+                        tp=_int(r, "tp", where),
+                        pp=_int(r, "pp", where),
+                        ep=_int(r, "ep", where),
+                        dp=_int(r, "dp", where),
+                        weight_dtype=(r.get("weight_dtype") or "").strip(),
+                        act_dtype=(r.get("act_dtype") or "").strip(),
+                        kv_dtype=(r.get("kv_dtype") or "").strip(),
+                        batch=_int(r, "batch", where),
+                        input_len=_num(r, "input_len", where),
+                        output_len=_num(r, "output_len", where),
+                        length_dist=(r.get("length_dist") or "").strip(),
+                        metric=r["metric"].strip(),
+                        percentile=(r.get("percentile") or "").strip(),
+                        value=value,
+                        slo_ttft_s=_num(r, "slo_ttft_s", where),
+                        slo_tpot_s=_num(r, "slo_tpot_s", where),
+                        inferred_fields=tuple(
+                            f for f in (r.get("inferred_fields") or "").split(";") if f
+                        ),
+                        source=(r.get("source") or "").strip(),
+                        software=(r.get("software") or "").strip(),
+                        notes=(r.get("notes") or "").strip(),
+                        cp=_int(r, "cp", where),
+                        slo_e2e_s=_num(r, "slo_e2e_s", where),
+                    )
                 )
             )
     return rows
