@@ -180,7 +180,15 @@ MEDIAN_FIELDS: tuple[str, ...] = (
 TRAIN_FIT_PLAN: dict[str, tuple[str, ...]] = {
     # train_host_op_s only moves dropless-MoE rows with small expert GEMMs (training/host.py)
     "nvidia-hopper": ("train_lowp_gemm_efficiency", "train_comm_overlap", "train_host_op_s"),
-    "nvidia-blackwell": ("train_lowp_gemm_efficiency", "train_host_op_s"),
+    # Blackwell's BF16 training rows (NeMo's BF16 MoE rows, the Megatron-Bridge tutorial's dense
+    # BF16 step) fit its 16-bit training GEMM fraction; before 2026-12-01 it ran at the Hopper
+    # inference fraction (0.77), which put a BF16 step on 4 x GB200 at the FP8 step's time
+    # where the tutorial measures 1.36x longer
+    "nvidia-blackwell": (
+        "train_lowp_gemm_efficiency",
+        "train_host_op_s",
+        "train_gemm_efficiency",
+    ),
     "google-tpu": ("train_gemm_efficiency", "train_lowp_gemm_efficiency", "train_comm_overlap"),
     # Trn1 (NxD Training, 25 corpus rows) and Gaudi (7) training GEMMs had no training factor of
     # their own, so they ran at the inference stacks' fitted fractions (Trn1: 0.171 from

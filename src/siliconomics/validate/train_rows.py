@@ -83,8 +83,10 @@ def _candidates(tr: TrainRow, model: ModelSpec, notes: list[str]) -> list[TrainP
             notes.append("parameter sharding not stated -> zero=1 (distributed optimizer)")
     act = r.act_dtype or "bf16"
     # Megatron-Bridge performance recipes set ddp.grad_reduce_in_fp32=False (bf16 gradient
-    # buffers; NVIDIA-NeMo/Megatron-Bridge scripts/performance configs); others keep fp32.
-    bridge = "megatron-bridge" in tr.software.lower()
+    # buffers; NVIDIA-NeMo/Megatron-Bridge scripts/performance configs, whose results are its
+    # docs/performance-summary.md); its library recipes and others keep fp32
+    # (recipes/llama/llama3.py _llama3_common: grad_reduce_in_fp32=True).
+    bridge = "megatron-bridge" in tr.software.lower() and "performance" in r.source.lower()
     if bridge:
         notes.append("Megatron-Bridge recipe -> bf16 gradient buffers (grad_reduce_in_fp32=False)")
     # Megatron-Bridge's performance script runs a row marked 'tokendrop' with
