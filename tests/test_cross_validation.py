@@ -106,10 +106,15 @@ def test_corpus_band_coverage_per_group():
 # Well-sourced groups whose held-out bands cover too little, each with its diagnosis; the test
 # fails when one is mended (remove it) or a new one appears.
 KNOWN_UNDERCOVERED: list[tuple[str, str, str]] = [
-    # (empty since 2026-12-01: MLPerf Training GPT-3 INT8 on TPU v5p/v6e, 13 rows from 13
-    # submissions, was covered 46% while v6e's INT8 rows sat 22% fast; since each chip fits the
-    # GEMM fractions its rows run (calibrate.policy.chip_affordable) they are within 1-8%, 85%
-    # covered)
+    # (MLPerf Training GPT-3 INT8 on TPU v5p/v6e, 13 rows from 13 submissions, was covered 46%
+    # while v6e's INT8 rows sat 22% fast; since each chip fits the GEMM fractions its rows run
+    # (calibrate.policy.chip_affordable) they are within 1-8%, 85% covered.)
+    # Over-covered: MLPerf Training Llama-2-70B LoRA under FP8 attention + FP8 activation store
+    # on Blackwell (18 rows, 18 submissions) sits within 4% of the measurements, while its
+    # bands come from the whole Blackwell training cell, whose held-out scale widened (x1.16 ->
+    # x1.29) when the BF16 rows (Megatron-Bridge tutorial, NeMo's BF16 MoE rows, 20-30% apart
+    # in both directions) got their own fitted fraction on 2026-12-01: 100% covered.
+    ("training", "dtype", "fp8/fp8-dpa-act"),
 ]
 
 

@@ -52,6 +52,41 @@ def test_quantise_bytes_per_gemm():
     assert float(weight_cast_bytes(recipe("fp8"), 1e9, stored_lowp=True)) == 0.0
 
 
+def test_nvfp4_pays_the_hadamard_amax_read_on_its_wgrad_copy():
+    # Transformer Engine's NVFP4 recipe passes the wgrad operands through a random Hadamard
+    # transform whose amax needs one more 16-bit read; a frozen GEMM has no wgrad copy
+    m, n, k = 4096.0, 1024.0, 8192.0
+    b4 = recipe("nvfp4").bytes_per_elem
+    f, b = quant_bytes(recipe("nvfp4"), m, n, k)
+    assert float(f) == pytest.approx(m * k * (2 + 2 + 2 * b4 + 2))
+    assert float(b) == pytest.approx(m * n * (2 + 2 + 2 * b4 + 2))
+    f_fr, _ = quant_bytes(recipe("nvfp4"), m, n, k, frozen=True)
+    assert float(f_fr) == pytest.approx(m * k * (2 + 2 + b4))
+    assert not recipe("mxfp4").wgrad_rht and not recipe("mxfp8").wgrad_rht
+
+
+def test_fp4_training_gemms_run_at_the_sourced_share_of_the_fp8_fraction():
+    """Blackwell's train_fp4_gemm_ratio (TE benchmark_gemm, pre-quantized: NVFP4 reaches 0.61
+    of the share of peak MXFP8 does) prices 4-bit training GEMMs only; removing it makes NVFP4
+    faster and leaves MXFP8 alone."""
+    from siliconomics.training.kernels import consts
+
+    dev = train_device(device("gb200"))
+    ratio = dev.eff.train_fp4_gemm_ratio
+    assert ratio is not None and 0.5 < ratio < 0.7
+    c = consts(dev)
+    eff = dev.gemm_efficiency("fp4")
+    assert c.gemm_peak("fp4") == pytest.approx(dev.peak_flops("fp4") * eff * ratio)
+    assert c.gemm_peak("fp8") == pytest.approx(dev.peak_flops("fp8") * eff)
+    plain = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"train_fp4_gemm_ratio": None}))
+    t = {}
+    for name, d in (("ratio", device("gb200")), ("plain", plain)):
+        for dt in ("mxfp8", "nvfp4"):
+            t[name, dt] = estimate_training(L8, d, TrainPlan(dp=4, dtype=dt), **KW).step_time_s
+    assert t["ratio", "mxfp8"] == pytest.approx(t["plain", "mxfp8"])
+    assert t["plain", "nvfp4"] < t["ratio", "nvfp4"] < t["ratio", "mxfp8"]
+
+
 def test_unknown_or_unsupported_recipe_is_a_one_line_error():
     with pytest.raises(SiliconomicsError, match="allowed: bf16"):
         estimate_training(L8, device("h100-sxm"), TrainPlan(dp=8, dtype="fp6"), **KW)

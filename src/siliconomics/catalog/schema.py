@@ -506,6 +506,14 @@ class EfficiencyProfile(_Frozen):
         description="training: fraction of the fp8/int8 peak reached by training GEMMs "
         "(scaling/casting overheads included); default lowp_gemm_efficiency",
     )
+    train_fp4_gemm_ratio: EffValue | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="training: fraction of its 8-bit counterpart's share of peak that a "
+        "block-scaled 4-bit (NVFP4/MXFP4) training GEMM reaches (4-bit GEMM efficiency = "
+        "train_lowp_gemm_efficiency x this); default 1",
+    )
     train_comm_overlap: float | None = Field(
         default=None,
         ge=0,

@@ -121,7 +121,8 @@ def with_dataset_lengths(row: MeasuredRow) -> MeasuredRow:
     note = f"FILLED: {said} (length_dist {row.length_dist}: {d.source})"
     return replace(
         row,
-        **upd,
+        input_len=upd.get("input_len", row.input_len),
+        output_len=upd.get("output_len", row.output_len),
         inferred_fields=row.inferred_fields + tuple(upd),
         notes=f"{row.notes} | {note}" if row.notes else note,
     )

@@ -138,6 +138,10 @@ class Consts:
         v = self.peaks.get(dtype)
         if v is None:
             v = self.dev.peak_flops(dtype) * self.dev.gemm_efficiency(dtype)
+            if dtype == "fp4" and self.dev.eff.train_fp4_gemm_ratio is not None:
+                # block-scaled 4-bit kernels reach a smaller share of their peak than 8-bit
+                # ones (the profile's sourced ratio; docs/TRAINING.md, "NVFP4")
+                v *= self.dev.eff.train_fp4_gemm_ratio
             self.peaks[dtype] = v
         return v
 

@@ -64,6 +64,10 @@ class Recipe:
     """block-scaled MMA hardware (Blackwell tcgen05, CDNA4): chips with an fp4 rate"""
     fp8_attention: bool = False
     """attention batched matmuls in FP8 too (cuDNN FP8 fused attention)"""
+    wgrad_rht: bool = False
+    """the wgrad operands' column-wise copies pass through a 16-point random Hadamard
+    transform, whose amax needs one more 16-bit read of the tensor before the cast
+    (Transformer Engine NVFP4BlockScaling)"""
     fp8_act_store: bool = False
     """the activation function's input (SwiGLU gate/up outputs) saved in FP8 for its backward
     instead of 16 bits (Megatron-Core ``activation_func_fp8_input_store``); a memory saving
@@ -149,6 +153,7 @@ RECIPES: dict[str, Recipe] = {
             scale_bytes=1.0,
             amax_pass=True,
             needs_block_mma=True,
+            wgrad_rht=True,
             source=f"{_TE}: NVFP4BlockScaling (16-element blocks, E4M3 scales + per-tensor "
             "FP32 scale from a global amax); NVIDIA, 'Pretraining LLMs with NVFP4' (arXiv "
             "2509.25149)",
@@ -203,6 +208,12 @@ def peak_dtype(name: str) -> str:
     return RECIPES[name].gemm_dtype if name in RECIPES else name
 
 
+def _rht_bytes(r: Recipe, frozen: bool) -> float:
+    """Bytes per element of the extra 16-bit read a random Hadamard transform's amax costs the
+    wgrad copy (none without a wgrad)."""
+    return ACT_BYTES if (r.wgrad_rht and not frozen) else 0.0
+
+
 def quant_bytes(
     r: Recipe, m: ArrayLike, n: ArrayLike, k: ArrayLike, *, frozen: bool = False
 ) -> tuple[F, F]:
@@ -214,7 +225,7 @@ def quant_bytes(
         return z, z
     reads = ACT_BYTES * (2.0 if r.amax_pass else 1.0)
     copies = 2.0 if (r.transposed_copy and not frozen) else 1.0
-    per_elem = reads + copies * r.bytes_per_elem
+    per_elem = reads + copies * r.bytes_per_elem + _rht_bytes(r, frozen)
     fwd: F = m_ * k_ * per_elem + 0.0 * n_
     bwd: F = m_ * n_ * per_elem + 0.0 * k_
     return fwd, bwd
@@ -237,7 +248,7 @@ def quant_time_lean(
     constants, ``xp`` the backend), for a low-precision recipe."""
     reads = ACT_BYTES * (2.0 if r.amax_pass else 1.0)
     copies = 2.0 if (r.transposed_copy and not frozen) else 1.0
-    per_elem = reads + copies * r.bytes_per_elem
+    per_elem = reads + copies * r.bytes_per_elem + _rht_bytes(r, frozen)
     m_, n_, k_ = xp.f(m), xp.f(n), xp.f(k)
     fwd = m_ * k_ * per_elem + 0.0 * n_
     bwd = m_ * n_ * per_elem + 0.0 * k_
