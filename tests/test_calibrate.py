@@ -41,6 +41,13 @@ from siliconomics.errors import SiliconomicsError
         ("NxD Inference + vLLM (AWS Neuron fork)", "aws-neuron-v3", "nxdi"),
         ("vllm-neuron (vLLM V1 plugin)", "aws-neuron-v3", "vllm-neuron"),
         ("Transformers NeuronX, Neuron SDK 2.18.1", "aws-neuron-v2", "transformers-neuronx"),
+        ("optimum-neuron 0.4.1, Neuron SDK 2.26", "aws-neuron-v2", "nxdi"),
+        ("Optimum Neuron", "aws-neuron-v3", "nxdi"),
+        ("optimum-neuron 0.10.0", "aws-neuron-v2", "nxdi"),
+        ("optimum-neuron 0.1.2", "aws-neuron-v2", "transformers-neuronx"),
+        ("optimum-neuron v0.0.28", "aws-neuron-v2", "transformers-neuronx"),
+        ("llm-d 0.3 (vLLM)", "nvidia-hopper", "vllm"),
+        ("llm-d", "nvidia-blackwell", "vllm"),
         ("optimum-habana", "intel-gaudi", "optimum-habana"),
         ("Intel Gaudi software 1.18.0", "intel-gaudi", "optimum-habana"),
         ("vLLM-gaudi 1.22", "intel-gaudi", "vllm-gaudi"),
@@ -66,6 +73,8 @@ def test_stack_inferred_from_free_text(software, family, stack):
         ("NeuronX Distributed (Neuron SDK 2.21.0)", "training", "nxdt"),
         ("NeuronX NeMo Megatron (Neuron SDK 2.17.0)", "training", "nxdt"),
         ("Transformers Neuron (Neuron SDK 2.16.0)", "inference", "transformers-neuronx"),
+        ("optimum-neuron 0.3.0 (Neuron SDK 2.24)", "training", "nxdt"),
+        ("optimum-neuron 0.3.0 (Neuron SDK 2.24)", "inference", "nxdi"),
     ],
 )
 def test_stack_inference_knows_the_workload(software, workload, stack):
