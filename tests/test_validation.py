@@ -168,8 +168,80 @@ def test_malformed_files_are_clear_errors(tmp_path):
             }
         ],
     )
-    with pytest.raises(SiliconomicsError, match="'value' must be a number"):
-        read_measured(f)
+    (row,) = read_measured(f)
+    assert "line 2 (id z): column 'value' must be a number, got 'fast'" in row.problem
+    assert row.value != row.value  # NaN: never predicted or fitted
+
+
+def _ok_row(i: str, **kw: str) -> dict[str, str]:
+    r = {
+        "id": i, "kind": "inference", "scenario": "offline", "usable": "true",
+        "model": "llama-3.1-8b", "chip": "h100-sxm", "n_chips": "1", "tp": "1",
+        "weight_dtype": "fp8", "act_dtype": "fp8", "kv_dtype": "fp8", "batch": "64",
+        "input_len": "128", "output_len": "128", "metric": "output_tokens_per_s",
+        "value": "10000",
+    }  # fmt: skip
+    return {**r, **kw}
+
+
+def test_a_malformed_row_is_reported_and_the_others_still_run(tmp_path):
+    """One bad number (or an empty value) does not stop a file: that row is reported as not
+    run, naming the line, the column and what it held; the well-formed rows are predicted."""
+    f = _write(
+        tmp_path / "m.csv",
+        [_ok_row("good"), _ok_row("nbatch", batch="n/a"), _ok_row("empty", value="")],
+    )
+    r = validate(f).value
+    assert [x.row.id for x in r.results] == ["good"]
+    why = {s.row.id: s.reason for s in r.skipped}
+    assert "column 'batch' must be a number, got 'n/a'" in why["nbatch"]
+    assert "line 4 (id empty): column 'value' is empty" in why["empty"]
+
+
+def test_chip_and_model_ids_resolve_whatever_their_case(tmp_path):
+    from siliconomics.resolve import canonical_id
+
+    f = _write(tmp_path / "c.csv", [_ok_row("up", chip="H100-SXM", model="Llama-3.1-8B")])
+    r = validate(f).value
+    assert [x.row.id for x in r.results] == ["up"] and r.results[0].row.chip == "h100-sxm"
+    assert canonical_id("H100_SXM", ["h100-sxm", "h100-pcie"]) == "h100-sxm"
+    assert canonical_id("tpu-v7x", ["tpu-v7"]) == "tpu-v7x"  # not a spelling: refused later
+
+
+def test_an_unreadable_models_csv_row_blocks_only_its_own_rows(tmp_path):
+    f = _write(tmp_path / "m.csv", [_ok_row("known"), _ok_row("mine", model="my-model")])
+    (tmp_path / "models.csv").write_text(
+        "id,family,n_layers,d_model,n_heads,n_kv_heads,head_dim,d_ff,vocab_size\n"
+        "my-model,x,thirty,4096,32,8,128,14336,128256\n"
+    )
+    r = validate(f).value
+    assert [x.row.id for x in r.results] == ["known"]
+    (s,) = r.skipped
+    assert s.row.id == "mine" and "column 'n_layers' must be a number, got 'thirty'" in s.reason
+
+
+def test_a_malformed_training_column_is_reported(tmp_path):
+    from siliconomics.measured.training import read_training_rows
+
+    p = tmp_path / "t.csv"
+    p.write_text(
+        "id,kind,scenario,usable,model,chip,metric,value,micro_batch\n"
+        "t1,training,pretrain,true,llama-3.1-8b,h100-sxm,step_time_s,2.0,two\n"
+    )
+    (tr,) = read_training_rows(p)
+    assert tr.micro_batch is None
+    assert "line 2 (id t1): column 'micro_batch' must be a number, got 'two'" in tr.row.problem
+    r = validate(p).value.training
+    assert r is not None and not r.results
+    assert "not read" in r.skipped[0].reason
+
+
+def test_the_packaged_corpus_reads_without_problems():
+    from siliconomics.cli.calibrate_cmds import corpus_files
+
+    for p in corpus_files():
+        bad = [r.id for r in read_measured(p) if r.problem]
+        assert not bad, (p.name, bad[:5])
 
 
 def test_trt_engine_rows_run_mistral_sliding_window_as_full_attention() -> None:
@@ -247,3 +319,13 @@ def replace_batch(row, batch):
     from dataclasses import replace
 
     return replace(row, batch=batch)
+
+
+def test_row_table_numbers_keep_their_magnitude():
+    """The validation table's short numbers: 14,101 is 14.1k, not 1.41k."""
+    from siliconomics.report.tables import _short
+
+    assert _short(14101.7) == "14.1k"
+    assert _short(8034.85) == "8035"
+    assert _short(2.5e6) == "2.5M"
+    assert _short(4.0e14) == "400T"

@@ -19,7 +19,8 @@ from __future__ import annotations
 import csv
 import json
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -240,11 +241,49 @@ def measured(
     (default: a ``models.csv`` beside ``path``) for model ids the catalog lacks."""
     cat = catalog or packaged()
     rows = read_measured(path)
+    if rows and all(r.problem for r in rows):
+        more = f" (and {len(rows) - 1} more row(s) like it)" if len(rows) > 1 else ""
+        raise SiliconomicsError(f"no row of {path.name} could be read: {rows[0].problem}{more}")
     mc = models_csv if models_csv is not None else path.parent / "models.csv"
+    bad: dict[str, str] = {}
     if mc.exists():
-        extra = {k: v for k, v in read_models_csv(mc).items() if k not in cat.models}
-        cat = cat.with_models(extra)
-    return rows, read_training_rows(path), cat
+        got = read_models_csv(mc, bad)
+        cat = cat.with_models({k: v for k, v in got.items() if k not in cat.models})
+    fix = _row_ids(cat, bad)
+    return (
+        [fix(r) for r in rows],
+        [replace(t, row=fix(t.row)) for t in read_training_rows(path)],
+        cat,
+    )
+
+
+def canonical_id(name: str, known: Iterable[str]) -> str:
+    """``name`` as the catalog spells it when it differs only in case, surrounding space or
+    ``_``/space for ``-`` (``H100-SXM`` -> ``h100-sxm``); else ``name`` unchanged (an unknown
+    id is then refused with the close ids where it is used)."""
+    ids = set(known)
+    if name in ids:
+        return name
+    key = name.strip().lower().replace("_", "-").replace(" ", "-")
+    hits = [k for k in ids if k.lower() == key]
+    return hits[0] if len(hits) == 1 else name
+
+
+def _row_ids(cat: Catalog, bad_models: Mapping[str, str]) -> Callable[[MeasuredRow], MeasuredRow]:
+    """A measured row with its chip and model ids in the catalog's spelling, and the
+    ``models.csv`` problem of its model (if that row could not be read) as its own."""
+
+    def fix(r: MeasuredRow) -> MeasuredRow:
+        chip, model = canonical_id(r.chip, cat.chips), canonical_id(r.model, cat.models)
+        problem = r.problem
+        if model not in cat.models and model in bad_models:
+            said = f"its model is not readable: {bad_models[model]}"
+            problem = f"{problem}; {said}" if problem else said
+        if (chip, model, problem) == (r.chip, r.model, r.problem):
+            return r
+        return replace(r, chip=chip, model=model, problem=problem)
+
+    return fix
 
 
 OVERLAP_FILE = "vendor_overlap_with_shared.csv"

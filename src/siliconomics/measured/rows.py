@@ -54,6 +54,10 @@ class MeasuredRow:
     notes: str = ""
     cp: int | None = None
     slo_e2e_s: float | None = None
+    problem: str = ""
+    """why the row could not be read as written (a malformed number, an empty value; the
+    field is then None and ``value`` NaN): such a row is reported as not run, with this reason,
+    and never predicted or fitted; empty for a well-formed row"""
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,33 @@ def _int(row: dict[str, str], key: str, where: str) -> int | None:
     return None if v is None else int(v)
 
 
+class _Fields:
+    """One CSV row's fields, read without stopping at the first malformed number: each
+    problem is kept (naming the line, the column and what it held) and the field is None."""
+
+    def __init__(self, row: dict[str, str], where: str) -> None:
+        self.row, self.where = row, where
+        self.problems: list[str] = []
+
+    def text(self, key: str) -> str:
+        return (self.row.get(key) or "").strip()
+
+    def num(self, key: str) -> float | None:
+        try:
+            return _num(self.row, key, self.where)
+        except SiliconomicsError as e:
+            self.problems.append(str(e))
+            return None
+
+    def int(self, key: str) -> int | None:
+        v = self.num(key)
+        return None if v is None else int(v)
+
+
 def read_measured(path: Path) -> list[MeasuredRow]:
-    """Parse a measured-results CSV; a missing column or malformed number is a clear error."""
+    """Parse a measured-results CSV. A missing file or column is a clear error; a row with a
+    malformed number or an empty value is kept with its ``problem`` (the other rows still
+    run; the row is reported as not run, with the reason)."""
     if not path.exists():
         raise SiliconomicsError(f"measured file not found: {path}")
     with path.open(newline="", encoding="utf-8") as fh:
@@ -160,45 +189,44 @@ def read_measured(path: Path) -> list[MeasuredRow]:
             )
         rows = []
         for i, r in enumerate(reader, start=2):
-            where = f"{path.name} line {i} (id {r.get('id', '?')})"
-            value = _num(r, "value", where)
-            if value is None:
-                raise SiliconomicsError(f"{where}: column 'value' is empty")
+            f = _Fields(r, f"{path.name} line {i} (id {r.get('id') or '?'})")
+            value = f.num("value")
+            if value is None and not f.problems:
+                f.problems.append(f"{f.where}: column 'value' is empty")
             rows.append(
                 with_dataset_lengths(
                     MeasuredRow(
-                        id=r["id"],
-                        kind=r["kind"].strip(),
-                        scenario=r["scenario"].strip(),
-                        usable=r["usable"].strip().lower() == "true",
-                        model=r["model"].strip(),
-                        chip=r["chip"].strip(),
-                        n_chips=_int(r, "n_chips", where),
-                        replicas=_int(r, "replicas", where),
-                        tp=_int(r, "tp", where),
-                        pp=_int(r, "pp", where),
-                        ep=_int(r, "ep", where),
-                        dp=_int(r, "dp", where),
-                        weight_dtype=(r.get("weight_dtype") or "").strip(),
-                        act_dtype=(r.get("act_dtype") or "").strip(),
-                        kv_dtype=(r.get("kv_dtype") or "").strip(),
-                        batch=_int(r, "batch", where),
-                        input_len=_num(r, "input_len", where),
-                        output_len=_num(r, "output_len", where),
-                        length_dist=(r.get("length_dist") or "").strip(),
-                        metric=r["metric"].strip(),
-                        percentile=(r.get("percentile") or "").strip(),
-                        value=value,
-                        slo_ttft_s=_num(r, "slo_ttft_s", where),
-                        slo_tpot_s=_num(r, "slo_tpot_s", where),
-                        inferred_fields=tuple(
-                            f for f in (r.get("inferred_fields") or "").split(";") if f
-                        ),
-                        source=(r.get("source") or "").strip(),
-                        software=(r.get("software") or "").strip(),
-                        notes=(r.get("notes") or "").strip(),
-                        cp=_int(r, "cp", where),
-                        slo_e2e_s=_num(r, "slo_e2e_s", where),
+                        id=f.text("id"),
+                        kind=f.text("kind"),
+                        scenario=f.text("scenario"),
+                        usable=f.text("usable").lower() == "true",
+                        model=f.text("model"),
+                        chip=f.text("chip"),
+                        n_chips=f.int("n_chips"),
+                        replicas=f.int("replicas"),
+                        tp=f.int("tp"),
+                        pp=f.int("pp"),
+                        ep=f.int("ep"),
+                        dp=f.int("dp"),
+                        weight_dtype=f.text("weight_dtype"),
+                        act_dtype=f.text("act_dtype"),
+                        kv_dtype=f.text("kv_dtype"),
+                        batch=f.int("batch"),
+                        input_len=f.num("input_len"),
+                        output_len=f.num("output_len"),
+                        length_dist=f.text("length_dist"),
+                        metric=f.text("metric"),
+                        percentile=f.text("percentile"),
+                        value=math.nan if value is None else value,
+                        slo_ttft_s=f.num("slo_ttft_s"),
+                        slo_tpot_s=f.num("slo_tpot_s"),
+                        inferred_fields=tuple(x for x in f.text("inferred_fields").split(";") if x),
+                        source=f.text("source"),
+                        software=f.text("software"),
+                        notes=f.text("notes"),
+                        cp=f.int("cp"),
+                        slo_e2e_s=f.num("slo_e2e_s"),
+                        problem="; ".join(f.problems),
                     )
                 )
             )
@@ -208,50 +236,63 @@ def read_measured(path: Path) -> list[MeasuredRow]:
 _BOOL = {"true": True, "false": False}
 
 
-def read_models_csv(path: Path) -> dict[str, ModelSpec]:
-    """Architectures from a ``models.csv`` in the shared schema (columns of SCHEMA.md)."""
+def read_models_csv(path: Path, problems: dict[str, str] | None = None) -> dict[str, ModelSpec]:
+    """Architectures from a ``models.csv`` in the shared schema (columns of SCHEMA.md). A
+    malformed row is a clear error, or, given ``problems``, recorded there (model id -> the
+    reason) and left out, so the other models still load."""
     out: dict[str, ModelSpec] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         for i, r in enumerate(csv.DictReader(fh), start=2):
             where = f"{path.name} line {i} (id {r.get('id', '?')})"
-
-            def n(key: str, r: dict[str, str] = r, where: str = where) -> int | None:
-                return _int(r, key, where)
-
-            raw: dict[str, object] = {
-                "id": r["id"],
-                "family": r.get("family") or r["id"],
-                "n_layers": n("n_layers"),
-                "d_model": n("d_model"),
-                "n_heads": n("n_heads"),
-                "n_kv_heads": n("n_kv_heads"),
-                "head_dim": n("head_dim"),
-                "d_ff": n("d_ff"),
-                "vocab_size": n("vocab_size"),
-                "max_position": n("max_position"),
-                "tied_embeddings": _BOOL.get((r.get("tied_embeddings") or "").lower(), False),
-                "norm": r.get("norm") or "rmsnorm",
-                "activation": r.get("activation") or "swiglu",
-                "attention": r.get("attention") or "gqa",
-                "position": r.get("position") or "rope",
-                "parallel_attn_mlp": _BOOL.get((r.get("parallel_attn_mlp") or "").lower(), False),
-                "source": r.get("source") or str(path),
-                "notes": r.get("notes") or "",
-            }
-            if n("n_experts"):
-                raw["moe"] = {
-                    "n_experts": n("n_experts"),
-                    "experts_per_token": n("experts_per_token"),
-                    "moe_d_ff": n("moe_d_ff"),
-                    "n_shared_experts": n("n_shared_experts") or 0,
-                    "n_dense_layers": n("n_dense_layers") or 0,
-                }
-            if raw["attention"] == "mla":
-                raw["mla"] = {
-                    "q_lora_rank": n("q_lora_rank"),
-                    "kv_lora_rank": n("kv_lora_rank"),
-                    "qk_rope_head_dim": n("qk_rope_head_dim"),
-                    "v_head_dim": n("v_head_dim"),
-                }
-            out[r["id"]] = validate_as(ModelSpec, raw, where=where)
+            if problems is not None:
+                try:
+                    out.update(_model_row(r, where, path))
+                except SiliconomicsError as e:
+                    problems[(r.get("id") or "").strip()] = str(e)
+                continue
+            out.update(_model_row(r, where, path))
     return out
+
+
+def _model_row(r: dict[str, str], where: str, path: Path) -> dict[str, ModelSpec]:
+    """One ``models.csv`` row as ``{id: ModelSpec}``."""
+
+    def n(key: str, r: dict[str, str] = r, where: str = where) -> int | None:
+        return _int(r, key, where)
+
+    raw: dict[str, object] = {
+        "id": r["id"],
+        "family": r.get("family") or r["id"],
+        "n_layers": n("n_layers"),
+        "d_model": n("d_model"),
+        "n_heads": n("n_heads"),
+        "n_kv_heads": n("n_kv_heads"),
+        "head_dim": n("head_dim"),
+        "d_ff": n("d_ff"),
+        "vocab_size": n("vocab_size"),
+        "max_position": n("max_position"),
+        "tied_embeddings": _BOOL.get((r.get("tied_embeddings") or "").lower(), False),
+        "norm": r.get("norm") or "rmsnorm",
+        "activation": r.get("activation") or "swiglu",
+        "attention": r.get("attention") or "gqa",
+        "position": r.get("position") or "rope",
+        "parallel_attn_mlp": _BOOL.get((r.get("parallel_attn_mlp") or "").lower(), False),
+        "source": r.get("source") or str(path),
+        "notes": r.get("notes") or "",
+    }
+    if n("n_experts"):
+        raw["moe"] = {
+            "n_experts": n("n_experts"),
+            "experts_per_token": n("experts_per_token"),
+            "moe_d_ff": n("moe_d_ff"),
+            "n_shared_experts": n("n_shared_experts") or 0,
+            "n_dense_layers": n("n_dense_layers") or 0,
+        }
+    if raw["attention"] == "mla":
+        raw["mla"] = {
+            "q_lora_rank": n("q_lora_rank"),
+            "kv_lora_rank": n("kv_lora_rank"),
+            "qk_rope_head_dim": n("qk_rope_head_dim"),
+            "v_head_dim": n("v_head_dim"),
+        }
+    return {r["id"]: validate_as(ModelSpec, raw, where=where)}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .rows import MeasuredRow, read_measured
@@ -27,33 +28,55 @@ class TrainRow:
     software: str
 
 
-def _int(v: str | None) -> int | None:
+def _int(v: str | None, key: str, problems: list[str]) -> int | None:
     v = (v or "").strip()
-    return int(float(v)) if v else None
+    if not v:
+        return None
+    try:
+        x = float(v)
+    except ValueError:
+        problems.append(f"column '{key}' must be a number, got '{v}'")
+        return None
+    if not math.isfinite(x):
+        problems.append(f"column '{key}' must be a finite number, got '{v}'")
+        return None
+    return int(x)
 
 
 def read_training_rows(path: Path) -> list[TrainRow]:
-    """Training rows of a measured file with their training-only columns."""
+    """Training rows of a measured file with their training-only columns; a malformed
+    training column is added to the row's ``problem`` (the row is then reported as not run)."""
     base = {r.id: r for r in read_measured(path) if r.kind == "training"}
     out = []
     with path.open(newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r.get("id") not in base:
+        for i, r in enumerate(csv.DictReader(fh), start=2):
+            rid = (r.get("id") or "").strip()
+            if rid not in base:
                 continue
-            out.append(
-                TrainRow(
-                    row=base[r["id"]],
-                    cp=_int(r.get("cp")),
-                    fsdp=(r.get("fsdp") or "").strip().lower(),
-                    zero_stage=_int(r.get("zero_stage")),
-                    virtual_pp=_int(r.get("virtual_pp")),
-                    micro_batch=_int(r.get("micro_batch")),
-                    global_batch_seqs=_int(r.get("global_batch_seqs")),
-                    recompute=(r.get("recompute") or "").strip(),
-                    train_method=(r.get("train_method") or "full").strip() or "full",
-                    seq_len=_int(r.get("seq_len")),
-                    notes=r.get("notes") or "",
-                    software=r.get("software") or "",
-                )
+            bad: list[str] = []
+
+            def n(key: str, r: dict[str, str] = r, bad: list[str] = bad) -> int | None:
+                return _int(r.get(key), key, bad)
+
+            row = base[rid]
+            tr = TrainRow(
+                row=row,
+                cp=n("cp"),
+                fsdp=(r.get("fsdp") or "").strip().lower(),
+                zero_stage=n("zero_stage"),
+                virtual_pp=n("virtual_pp"),
+                micro_batch=n("micro_batch"),
+                global_batch_seqs=n("global_batch_seqs"),
+                recompute=(r.get("recompute") or "").strip(),
+                train_method=(r.get("train_method") or "full").strip() or "full",
+                seq_len=n("seq_len"),
+                notes=r.get("notes") or "",
+                software=r.get("software") or "",
             )
+            if bad:
+                where = f"{path.name} line {i} (id {rid})"
+                said = "; ".join(f"{where}: {b}" for b in bad)
+                problem = f"{row.problem}; {said}" if row.problem else said
+                tr = replace(tr, row=replace(row, problem=problem))
+            out.append(tr)
     return out

@@ -371,8 +371,14 @@ _METRIC_SHORT = {
 
 def _short(v: float) -> str:
     """Four significant digits in at most 7 characters (k, M, G, T, P suffixes)."""
-    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e4, "k")):
-        if abs(v) >= scale:
+    for above, scale, suffix in (
+        (1e15, 1e15, "P"),
+        (1e12, 1e12, "T"),
+        (1e9, 1e9, "G"),
+        (1e6, 1e6, "M"),
+        (1e4, 1e3, "k"),  # below 10,000 the plain number fits
+    ):
+        if abs(v) >= above:
             return f"{v / scale:.4g}{suffix}"
     return f"{v:.4g}"
 

@@ -72,6 +72,10 @@ def make_samples(
     out: list[Sample] = []
     skipped: list[Skipped] = []
     for row in rows:
+        row = by_id[row.id].row if row.id in by_id else row  # training columns' problems too
+        if row.problem:
+            skipped.append(Skipped(row=row, reason=f"not read: {row.problem}"))
+            continue
         if not row.usable:
             continue
         try:

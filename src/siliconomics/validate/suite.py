@@ -44,6 +44,9 @@ def validate_rows(
         if row.kind != "inference":
             not_inference += 1
             continue
+        if row.problem:
+            skipped.append(Skipped(row=row, reason=f"not read: {row.problem}"))
+            continue
         if not row.usable:
             skipped.append(Skipped(row=row, reason="marked usable=false in the file"))
             continue

@@ -233,6 +233,10 @@ def validate_training_rows(
     ps = profile_set or default_profile_set(catalog.profiles)
     resid = packaged_residuals() if residuals is None else residuals
     for tr in rows:
+        if tr.row.problem:
+            unusable += 1
+            skipped.append(Skipped(row=tr.row, reason=f"not read: {tr.row.problem}"))
+            continue
         if not tr.row.usable:
             unusable += 1
             skipped.append(Skipped(row=tr.row, reason="marked usable=false in the file"))
