@@ -223,3 +223,24 @@ def test_a_server_row_with_only_an_end_to_end_limit_is_searched_against_it():
     assert tight.predicted < loose.predicted
     with pytest.raises(Exception, match="slo_e2e_s"):
         run_server_row(replace(base, slo_e2e_s=None), cat.model("llama-3.1-8b"), cat)
+
+
+def test_a_server_row_may_count_input_tokens_too():
+    """``total_tokens_per_s`` (SCHEMA.md: input + output tokens per second) on a server row is
+    the same capacity search, counting each request's prompt as well: with fixed lengths, the
+    output answer times (input + output) / output."""
+    from siliconomics.validate.serve_rows import run_server_row
+
+    cat = packaged()
+    base = row(
+        id="T-TOT", model="llama-3.1-8b", chip="h100-sxm", n_chips=1, tp=1, ep=1, dp=1,
+        weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8", batch=256, input_len=800.0,
+        output_len=120.0, length_dist="fixed", value=20000.0, slo_ttft_s=2.0,
+        slo_tpot_s=0.05, source="test", software="",
+    )  # fmt: skip
+    m = cat.model("llama-3.1-8b")
+    out = run_server_row(base, m, cat, n_requests=300)
+    tot = run_server_row(replace(base, metric="total_tokens_per_s"), m, cat, n_requests=300)
+    assert tot.predicted == pytest.approx(out.predicted * 920.0 / 120.0, rel=1e-9)
+    with pytest.raises(Exception, match="allowed: output_tokens_per_s, total_tokens_per_s"):
+        run_server_row(replace(base, metric="ttft_s"), m, cat, n_requests=300)

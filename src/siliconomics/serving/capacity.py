@@ -59,6 +59,14 @@ class CapacityResult:
             return 0.0
         return self.rate * float(self.result.log.output_tokens.mean())
 
+    @property
+    def total_tokens_per_s(self) -> float:
+        """Input plus output tokens/s at the answer's rate."""
+        if self.result is None:
+            return 0.0
+        log = self.result.log
+        return self.rate * float(log.input_tokens.mean() + log.output_tokens.mean())
+
 
 SATURATION_GENERATIONS = 16
 """requests of the saturation run, in multiples of the pool's concurrency. The steady rate of

@@ -76,6 +76,10 @@ SHAPES: dict[str, Shape] = {
 }
 
 
+SERVER_METRICS = ("output_tokens_per_s", "total_tokens_per_s", "samples_per_s")
+"""what a server row may measure: the throughput at the highest rate meeting its limits"""
+
+
 def input_lengths(row: MeasuredRow) -> tuple[Lengths, str]:
     """The prompt-length distribution assumed for ``row`` and a sentence saying so."""
     mean = row.input_len or 0.0
@@ -227,8 +231,11 @@ def run_server_row(
             "server row without slo_ttft_s/slo_tpot_s/slo_e2e_s: the serving simulator needs "
             "a limit"
         )
-    if row.metric not in ("output_tokens_per_s", "samples_per_s"):
-        raise SiliconomicsError(f"server metric '{row.metric}' is not a throughput")
+    if row.metric not in SERVER_METRICS:
+        raise SiliconomicsError(
+            f"server metric '{row.metric}' is not a throughput; allowed: "
+            f"{', '.join(SERVER_METRICS)}"
+        )
     if row.input_len is None or row.output_len is None:
         raise SiliconomicsError(
             f"mean input/output length unknown for length_dist '{row.length_dist}'"
@@ -247,7 +254,11 @@ def run_server_row(
             continue
         if cap.result is None:
             raise SiliconomicsError(f"serving simulator: {cap.note}")
-        value = cap.output_tokens_per_s if row.metric == "output_tokens_per_s" else cap.rate
+        value = {
+            "output_tokens_per_s": cap.output_tokens_per_s,
+            "total_tokens_per_s": cap.total_tokens_per_s,
+            "samples_per_s": cap.rate,
+        }[row.metric]
         return RowResult(
             row=row,
             family=dev.chip.family,
@@ -286,6 +297,8 @@ def simulate_offline_row(row: MeasuredRow, model: ModelSpec, catalog: Catalog) -
                 raise
             continue
         tok = r.steady_output_tokens_per_s * plan.replicas
+        if row.metric == "total_tokens_per_s":
+            return tok * (1.0 + (row.input_len or 0.0) / (row.output_len or 1.0))
         return tok if row.metric == "output_tokens_per_s" else tok / (row.output_len or 1.0)
     raise AssertionError("no candidate plan")
 
