@@ -181,6 +181,19 @@ def _calibrated(
     return [Device(chip=d.chip, eff=calib.resolved[d.chip.family].profile) for d in devs], calib
 
 
+def _with_memory_fraction(dev: Device, fraction: float | None) -> Device:
+    """``dev`` whose engine fills ``fraction`` of device memory (the rest is the runtime
+    reserve); unchanged when ``fraction`` is None."""
+    if fraction is None:
+        return dev
+    if not 0.0 < fraction <= 1.0:
+        raise SiliconomicsError(f"memory_fraction {fraction:g}: allowed: a share in (0, 1]")
+    eff = dev.eff.model_copy(
+        update={"memory_reserve_fraction": 1.0 - fraction, "memory_reserve_of_free": False}
+    )
+    return Device(chip=dev.chip, eff=eff)
+
+
 def _layout(
     tp: int, pp: int, ep: int, dp: int, replicas: int, dtypes: tuple[str, str, str]
 ) -> InferencePlan:
@@ -224,6 +237,7 @@ def estimate(
     profile: str | Path | None = None,
     level: float = DEFAULT_LEVEL,
     buckets: tuple[Sequence[int], Sequence[int]] | None = None,
+    memory_fraction: float | None = None,
 ) -> Result[Assessment]:
     """One configuration (``siliconomics estimate``): TTFT and TPOT (s), output tokens/s,
     memory per chip (bytes), USD per million tokens, joules per token and the per-op
@@ -233,9 +247,13 @@ def estimate(
     chip id -> USD per chip-hour overrides. ``stack``: the software stack (default: the
     chip's best published one); ``profile``: a calibration directory. ``buckets``: the
     deployment's compiled (context, generation) sequence buckets on a static-shape stack
-    (AWS Neuron), static mode only; default: the stack's automatic buckets."""
+    (AWS Neuron), static mode only; default: the stack's automatic buckets.
+    ``memory_fraction``: the share of device memory the engine may fill with weights,
+    activations and KV cache (vLLM's ``--gpu-memory-utilization``, SGLang's
+    ``--mem-fraction-static``); default: 1 - the profile's runtime reserve."""
     m = resolve.model(model)
     (dev,), calib = _calibrated([resolve.device(chip)], stack, profile, level)
+    dev = _with_memory_fraction(dev, memory_fraction)
     p = _layout(tp, pp, ep, dp, replicas, (weights_dtype, act_dtype, kv_dtype))
     shapes = resolve.buckets(buckets, dev, mode)
     if mode == "static":

@@ -446,6 +446,11 @@ class EfficiencyProfile(_Frozen):
     memory_reserve_fraction: float = Field(
         ge=0, lt=1, description="fraction of device memory unavailable (runtime, fragmentation)"
     )
+    memory_reserve_of_free: bool = Field(
+        default=False,
+        description="the reserve is memory_reserve_fraction of the memory the weights leave free "
+        "(TensorRT-LLM's free_gpu_memory_fraction), not of the capacity",
+    )
     host_launch_s: float | None = Field(
         default=None,
         ge=0,

@@ -53,6 +53,22 @@ class StackSpec(_Frozen):
     default_training: list[str] = Field(
         default_factory=list, description="families whose default training stack this is"
     )
+    memory_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="share of device memory the engine fills by default with weights and KV "
+        "cache (vLLM's gpu_memory_utilization, SGLang-JAX's mem_fraction_static); the rest is "
+        "the runtime reserve. None: the family profile's memory_reserve_fraction",
+    )
+    memory_basis: Literal["device", "free"] = Field(
+        default="device",
+        description="what memory_fraction is a share of: the device's memory ('device': vLLM, "
+        "SGLang) or what the weights leave free ('free': TensorRT-LLM's free_gpu_memory_fraction)",
+    )
+    memory_source: str = Field(
+        default="", description="where memory_fraction comes from (file and version)"
+    )
     notes: str = ""
 
 
@@ -189,6 +205,7 @@ def resolve_profile(
     base = profiles.families[family]
     table = stacks()
     dflt = default_stack(family, workload, table)
+    base = with_stack_memory(base, table.get(stack))
     if stack == dflt:
         return ResolvedProfile(profile=base, family=family, stack=stack, basis="default", note="")
     sp = profiles.stacks.get((family, stack))
@@ -210,6 +227,19 @@ def resolve_profile(
         basis="inherited",
         note=f"no measurement of {family} with {stack}: factors of the family default "
         f"'{dflt}', band widened",
+    )
+
+
+def with_stack_memory(prof: EfficiencyProfile, spec: StackSpec | None) -> EfficiencyProfile:
+    """``prof`` with the runtime reserve its stack leaves by default (1 - the stack's
+    ``memory_fraction``), or unchanged when the stack states none."""
+    if spec is None or spec.memory_fraction is None:
+        return prof
+    return prof.model_copy(
+        update={
+            "memory_reserve_fraction": 1.0 - spec.memory_fraction,
+            "memory_reserve_of_free": spec.memory_basis == "free",
+        }
     )
 
 

@@ -78,6 +78,16 @@ def estimate_cmd(
             "automatic buckets (powers of two from 128 up to input + output)"
         ),
     ] = None,
+    memory_fraction: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="share of device memory the engine may fill with weights, activations and "
+            "KV cache (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static); "
+            "default: 1 - the profile's runtime reserve (0.92)",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown,
@@ -103,6 +113,7 @@ def estimate_cmd(
         profile=profile,
         level=level,
         buckets=parse_buckets(buckets),
+        memory_fraction=memory_fraction,
     )
     if as_json:
         emit_json(r.to_dict())

@@ -140,7 +140,8 @@ def suggest_tp(model: ModelSpec, dev: Device, plan: InferencePlan) -> str:
             act_dtype=plan.act_dtype,
             kv_dtype=plan.kv_dtype,
         )
-        free = dev.usable_hbm_bytes - weight_bytes_per_chip(model, p)
+        w = weight_bytes_per_chip(model, p)
+        free = dev.usable_bytes(w) - w
         if free > 0.1 * dev.hbm_bytes:
             return f"smallest tp that fits the weights with 10% left for KV cache: tp={tp}"
     return (
@@ -242,11 +243,8 @@ def max_batch(
     model: ModelSpec, dev: Device, plan: InferencePlan, ctx: ArrayLike, prefill_tokens: ArrayLike
 ) -> F:
     """Largest number of concurrent sequences of ``ctx`` tokens that fit in memory (may be 0)."""
-    free = (
-        dev.usable_hbm_bytes
-        - weight_bytes_per_chip(model, plan)
-        - activation_bytes_per_chip(model, plan, prefill_tokens)
-    )
+    w = weight_bytes_per_chip(model, plan)
+    free = dev.usable_bytes(w) - w - activation_bytes_per_chip(model, plan, prefill_tokens)
     per_seq = kv_bytes_per_seq_per_chip(model, plan, ctx)
     return np.maximum(np.floor(free / per_seq), 0.0)
 

@@ -572,9 +572,10 @@ def _memory(model: ModelSpec, dev: Device, plan: InferencePlan) -> _Memory:
         window = float(model.sliding_window)
         every = model.sliding_window_every
         full_frac = (1.0 / every) if every else 0.0
+    weights = weight_bytes_per_chip(model, plan)
     return _Memory(
-        weights=weight_bytes_per_chip(model, plan),
-        reserve=dev.hbm_bytes * dev.eff.memory_reserve_fraction,
+        weights=weights,
+        reserve=dev.reserve_bytes(weights),
         capacity=dev.hbm_bytes,
         kv_per_token=kv_bytes_per_token_per_chip(model, plan),
         windowed=window != math.inf,
@@ -583,7 +584,7 @@ def _memory(model: ModelSpec, dev: Device, plan: InferencePlan) -> _Memory:
         # (T/dp) x width x bytes, with bytes a power of two: exact either way round
         act_per_token=float(activation_bytes_per_chip(model, plan, float(plan.dp))),
         dp=float(plan.dp),
-        usable=dev.usable_hbm_bytes,
+        usable=dev.usable_bytes(weights),
     )
 
 

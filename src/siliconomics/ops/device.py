@@ -164,8 +164,24 @@ class Device:
 
     @property
     def usable_hbm_bytes(self) -> float:
-        """Capacity minus the runtime reserve of the profile (context, allocator, graphs)."""
+        """Capacity minus the runtime reserve of the profile (context, allocator, graphs), for
+        a reserve taken of the capacity (see :meth:`usable_bytes`)."""
         return self.hbm_bytes * (1.0 - self.eff.memory_reserve_fraction)
+
+    def reserve_bytes(self, weights: float) -> float:
+        """The runtime reserve per chip with ``weights`` bytes of weights: the profile's
+        fraction of the capacity, or of what the weights leave free when the engine sizes its
+        KV cache from free memory (``memory_reserve_of_free``, TensorRT-LLM)."""
+        base = (
+            max(self.hbm_bytes - weights, 0.0)
+            if self.eff.memory_reserve_of_free
+            else (self.hbm_bytes)
+        )
+        return base * self.eff.memory_reserve_fraction
+
+    def usable_bytes(self, weights: float) -> float:
+        """Capacity minus :meth:`reserve_bytes` (weights, activations and KV cache share it)."""
+        return self.hbm_bytes - self.reserve_bytes(weights)
 
     @property
     def scale_up_bytes_per_s_dir(self) -> float:

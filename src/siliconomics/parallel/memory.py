@@ -165,10 +165,11 @@ def memory_breakdown(
     """Footprint of ``batch`` sequences of up to ``ctx`` tokens while prefilling at most
     ``prefill_tokens`` tokens in one step."""
     B = np.asarray(batch, dtype=np.float64)
+    weights = weight_bytes_per_chip(model, plan)
     return MemoryBreakdown(
-        weights=weight_bytes_per_chip(model, plan),
+        weights=weights,
         kv_cache=B * kv_bytes_per_seq_per_chip(model, plan, ctx),
         activations=activation_bytes_per_chip(model, plan, prefill_tokens),
-        reserve=dev.hbm_bytes * dev.eff.memory_reserve_fraction,
+        reserve=dev.reserve_bytes(weights),
         capacity=dev.hbm_bytes,
     )

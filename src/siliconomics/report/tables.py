@@ -176,7 +176,11 @@ def profile_detail(p: EfficiencyProfile) -> Table:
         v = getattr(p, name)
         if v is None or isinstance(v, dict):
             continue
-        t.add_row(name, f"{v:.4g}", p.provenance.get(name, ""))
+        text = ("yes" if v else "no") if isinstance(v, bool) else f"{v:.4g}"
+        prov = p.provenance.get(name, "")
+        if not prov and isinstance(v, bool):
+            prov = type(p).model_fields[name].description or ""
+        t.add_row(name, text, prov)
     for chip, fs in sorted(p.chip_factors.items()):
         for k, v in sorted(fs.items()):
             key = f"chip_factors.{chip}.{k}"

@@ -61,9 +61,10 @@ def _pow2(n: float) -> int:
 
 
 def kv_capacity_tokens(model: ModelSpec, dev: Device, pc: PoolConfig) -> int:
+    w = weight_bytes_per_chip(model, pc.plan)
     free = (
-        dev.usable_hbm_bytes
-        - weight_bytes_per_chip(model, pc.plan)
+        dev.usable_bytes(w)
+        - w
         - float(activation_bytes_per_chip(model, pc.plan, pc.max_batched_tokens))
     )
     return max(int(free // kv_bytes_per_token_per_chip(model, pc.plan)), 0)
@@ -88,13 +89,14 @@ def build_pool(
     dev = pc.device
     pc.plan.validate(model, dev)
     weights = weight_bytes_per_chip(model, pc.plan)
-    if weights > dev.usable_hbm_bytes:
+    usable = dev.usable_bytes(weights)
+    if weights > usable:
         # Say what overflowed: the weights alone, before any KV cache.
-        short = weights - dev.usable_hbm_bytes
+        short = weights - usable
         raise DoesNotFitError(
             f"{model.id} on {pc.plan.chips_per_replica} x {dev.id} ({role} pool): the weights "
             f"need {fmt_si(weights, 'B', binary=True)} per chip of "
-            f"{fmt_si(dev.usable_hbm_bytes, 'B', binary=True)} usable; short by "
+            f"{fmt_si(usable, 'B', binary=True)} usable; short by "
             f"{fmt_si(short, 'B', binary=True)}",
             shortfall_bytes=short,
             suggestion="use more tensor or pipeline parallelism, or a narrower weight dtype",

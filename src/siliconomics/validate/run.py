@@ -27,6 +27,7 @@ import numpy as np
 
 from ..catalog.catalog import Catalog
 from ..catalog.schema import ModelSpec
+from ..catalog.stacks import row_stack, stacks
 from ..errors import DoesNotFitError, SiliconomicsError
 from ..inference.buckets import Buckets
 from ..inference.estimate import (
@@ -90,6 +91,24 @@ _CPP_RUNTIME = re.compile(
     r"tensorrt engine|gptmanagerbenchmark|gptsessionbenchmark|mlperf|harness|^tensorrt \d", re.I
 )
 TRTLLM_BENCH_MAX_TOKENS = 32768
+# The share of device memory an engine may fill with weights and KV cache, when a row's
+# software text states the flag it was launched with: vLLM's --gpu-memory-utilization (weights,
+# activations and KV cache; vllm/engine/arg_utils.py) and SGLang's / SGLang-JAX's
+# --mem-fraction-static (weights and the KV pool; sgl_jax/srt/server_args.py). The rest is the
+# runtime reserve (activations are still counted apart, a margin of under 1% of memory for
+# SGLang's chunk sizes).
+_MEMORY_FLAG = re.compile(
+    r"(?:--gpu-memory-utilization|--mem-fraction-static|gpu_memory_utilization|"
+    r"mem_fraction_static)[= ]\s*([0-9]*\.?[0-9]+)",
+    re.I,
+)
+# TensorRT-LLM sizes its KV cache as a share of the memory left free after the model loads:
+# trtllm-bench --kv_cache_free_gpu_mem_fraction, the LLM API's
+# KvCacheConfig.free_gpu_memory_fraction.
+_FREE_MEMORY_FLAG = re.compile(
+    r"(?:kv_cache_free_gpu_mem_fraction|free_gpu_memory_fraction)[=: ]\s*([0-9]*\.?[0-9]+)",
+    re.I,
+)
 # TensorRT-LLM's TensorRT-engine runtime (0.x) windows attention only when the run passes
 # max_attention_window_size (default: max_seq_len, i.e. full attention; NVIDIA/TensorRT-LLM
 # issue #1404: "Pass 4096 as max_attention_window_size" to run Mistral-7B-v0.1's window), and
@@ -254,12 +273,45 @@ def _run(
     raise SiliconomicsError(f"unknown scenario '{row.scenario}'")
 
 
+def engine_memory_fraction(software: str | None) -> tuple[float, bool] | None:
+    """The share of memory the row's engine was told to use and whether it is a share of the
+    memory the weights leave free (TensorRT-LLM), when its software text states it
+    (``_MEMORY_FLAG``, ``_FREE_MEMORY_FLAG``); else None (the stack's default stands)."""
+    for pattern, of_free in ((_FREE_MEMORY_FLAG, True), (_MEMORY_FLAG, False)):
+        m = pattern.search(software or "")
+        if m is None:
+            continue
+        f = float(m.group(1))
+        if not 0.0 < f <= 1.0:
+            raise SiliconomicsError(
+                f"software states an engine memory fraction of {m.group(1)}; allowed: (0, 1]"
+            )
+        return f, of_free
+    return None
+
+
 def engine_device(row: MeasuredRow, catalog: Catalog) -> Device:
     """The row's chip and profile as its engine runs them: rows of TensorRT-LLM's C++
-    TensorRT-engine runtime carry no per-sequence host cost (``_CPP_RUNTIME``)."""
+    TensorRT-engine runtime carry no per-sequence host cost (``_CPP_RUNTIME``); the runtime
+    reserve is what the engine leaves of device memory: the flag the row's software text
+    states (``--gpu-memory-utilization``, ``--mem-fraction-static``,
+    ``--kv_cache_free_gpu_mem_fraction``), else its stack's default (``stacks.toml``
+    ``memory_fraction``), else the profile's."""
     dev = row_device(row, catalog)
+    update: dict[str, float | bool | None] = {}
     if dev.eff.host_per_seq_s and _CPP_RUNTIME.search(row.software or ""):
-        dev = Device(chip=dev.chip, eff=dev.eff.model_copy(update={"host_per_seq_s": None}))
+        update["host_per_seq_s"] = None
+    mem = engine_memory_fraction(row.software)
+    if mem is None:  # the stack's default, as the row's profile resolves it
+        table = stacks()
+        spec = table.get(row_stack(row.software or "", dev.chip.family, "inference", table)[0])
+        if spec is not None and spec.memory_fraction is not None:
+            mem = spec.memory_fraction, spec.memory_basis == "free"
+    if mem is not None:
+        update["memory_reserve_fraction"] = 1.0 - mem[0]
+        update["memory_reserve_of_free"] = mem[1]
+    if update:
+        dev = Device(chip=dev.chip, eff=dev.eff.model_copy(update=update))
     return dev
 
 
