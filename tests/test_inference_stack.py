@@ -252,3 +252,18 @@ def test_estimate_takes_the_engine_memory_fraction() -> None:
     assert float(low.value.estimate.batch) < float(base.value.estimate.batch)
     with pytest.raises(SiliconomicsError, match=r"memory_fraction 1.5: allowed"):
         api.estimate("llama-3.1-70b", "h100-sxm", memory_fraction=1.5)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-0.5", "0", "1.5"])
+def test_cli_memory_fraction_refuses_what_is_not_a_share(bad: str) -> None:
+    from typer.testing import CliRunner
+
+    from siliconomics.cli import app
+
+    r = CliRunner().invoke(
+        app,
+        ["estimate", "--model", "llama-3.1-8b", "--chip", "h100-sxm", "--memory-fraction", bad],
+    )
+    assert r.exit_code != 0
+    assert "--memory-fraction" in r.output and "allowed: a share in [0.01, 1]" in r.output
+    assert "Traceback" not in r.output

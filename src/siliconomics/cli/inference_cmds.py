@@ -12,7 +12,7 @@ from ..report import tables
 from ..report.bands import distinguishable as distinguishable
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt
 from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
-from .inputs import check_context, duration, parse_buckets
+from .inputs import check_context, duration, parse_buckets, share_cb
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
 
@@ -81,8 +81,7 @@ def estimate_cmd(
     memory_fraction: Annotated[
         float | None,
         typer.Option(
-            min=0.01,
-            max=1.0,
+            callback=share_cb,
             help="share of device memory the engine may fill with weights, activations and "
             "KV cache (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static); "
             "default: 1 - the profile's runtime reserve (0.92)",

@@ -47,6 +47,14 @@ def finite_cb(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any
     return value
 
 
+def share_cb(value: float | None) -> float | None:
+    """typer callback: a share of something (``--memory-fraction``), finite and in [0.01, 1];
+    nan and inf are named as such rather than as out of range."""
+    if value is not None and not (math.isfinite(value) and 0.01 <= value <= 1.0):
+        raise typer.BadParameter(f"allowed: a share in [0.01, 1], got {value:g}")
+    return value
+
+
 def duration(text: str | None, what: str) -> float | None:
     """A duration with its unit (``2s``, ``50ms``) in seconds; a bare number is refused."""
     return None if text is None else parse_duration(text, what=what)
