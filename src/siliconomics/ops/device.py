@@ -172,11 +172,8 @@ class Device:
         """The runtime reserve per chip with ``weights`` bytes of weights: the profile's
         fraction of the capacity, or of what the weights leave free when the engine sizes its
         KV cache from free memory (``memory_reserve_of_free``, TensorRT-LLM)."""
-        base = (
-            max(self.hbm_bytes - weights, 0.0)
-            if self.eff.memory_reserve_of_free
-            else (self.hbm_bytes)
-        )
+        free = self.eff.memory_reserve_of_free
+        base = max(self.hbm_bytes - weights, 0.0) if free else self.hbm_bytes
         return base * self.eff.memory_reserve_fraction
 
     def usable_bytes(self, weights: float) -> float:
