@@ -43,6 +43,9 @@ LAYOUTS = [
     ("l4", "mistral-7b-v0.1", {"tp": 2, "weight_dtype": "int4"}),  # PCIe, sliding window
     ("a100-sxm-80gb", "gpt-3-175b", {"tp": 8, "pp": 2, "replicas": 3}),
     ("tpu-v6e", "llama-4-scout", {"tp": 8, "ep": 8}),  # interleaved MoE, chunked attention
+    # DeepSeek Sparse Attention: contexts on both sides of index_topk (2,048)
+    ("h200-sxm", "deepseek-v3.2", {"tp": 8, "ep": 8, "weight_dtype": "fp8", "act_dtype": "fp8"}),
+    ("b200", "deepseek-v3.2", {"dp": 8, "ep": 8, "weight_dtype": "fp4", "kv_dtype": "fp8"}),
 ]
 
 B_AXIS = np.array([1.0, 3.0, 8.0, 33.0, 256.0])
@@ -87,7 +90,7 @@ def test_static_times_match_estimate_static(chip: str, model: str, kw: dict) -> 
         assert p.fits == bool(ref.memory.fits[idx])
 
 
-@pytest.mark.parametrize(("chip", "model", "kw"), LAYOUTS[:6] + LAYOUTS[9:11])
+@pytest.mark.parametrize(("chip", "model", "kw"), LAYOUTS[:6] + LAYOUTS[9:11] + LAYOUTS[14:])
 def test_step_time_matches_forward_cost(chip: str, model: str, kw: dict) -> None:
     """Prefill, decode and chunked-prefill steps (new tokens on top of a past context)."""
     m, dev, plan = _layout(chip, model, kw)

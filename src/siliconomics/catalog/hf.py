@@ -236,6 +236,14 @@ def load_hf_config(path: Path) -> ModelSpec:
     d_ff = c.req("intermediate_size_mlp", "intermediate_size", "n_inner", "ffn_dim", default=4 * d)
 
     moe = _moe(c, family, d_ff)
+    dsa = None
+    topk = c.opt_int("index_topk")
+    if topk and mla:  # DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5)
+        dsa = {
+            "index_topk": topk,
+            "index_n_heads": c.req("index_n_heads"),
+            "index_head_dim": c.req("index_head_dim"),
+        }
 
     window, every = _sliding(c)
 
@@ -267,6 +275,7 @@ def load_hf_config(path: Path) -> ModelSpec:
         "activation_clamp": raw.get("swiglu_limit"),
         "moe": moe,
         "mla": mla,
+        "dsa": dsa,
         "n_mtp_layers": c.req("num_nextn_predict_layers", default=0, minimum=0),
         "default_weight_dtype": _weight_dtype(c),
         "source": f"Hugging Face config.json at {file}",

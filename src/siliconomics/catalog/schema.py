@@ -285,6 +285,18 @@ class MoESpec(_Frozen):
     )
 
 
+class DSASpec(_Frozen):
+    """DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): a lightning indexer scores every cached
+    token for each query (``index_n_heads`` FP8 dot products of ``index_head_dim``, ReLU, a
+    weighted sum over its heads), keeps the ``index_topk`` best, and the MLA attention reads
+    only those. Its own key cache (one ``index_head_dim`` FP8 vector per token and layer, with
+    a float32 scale) sits beside the MLA latents."""
+
+    index_topk: int = Field(ge=1, description="cached tokens each query attends to (HF index_topk)")
+    index_n_heads: int = Field(ge=1, description="indexer query heads (HF index_n_heads)")
+    index_head_dim: int = Field(ge=1, description="indexer query/key dim (HF index_head_dim)")
+
+
 class MLASpec(_Frozen):
     """Multi-head latent attention (DeepSeek-V2/V3): the KV cache holds one compressed latent
     of ``kv_lora_rank + qk_rope_head_dim`` values per token and layer."""
@@ -335,6 +347,10 @@ class ModelSpec(_Frozen):
     )
     moe: MoESpec | None = None
     mla: MLASpec | None = None
+    dsa: DSASpec | None = Field(
+        default=None,
+        description="DeepSeek Sparse Attention on the MLA layers (None: dense attention)",
+    )
     n_mtp_layers: int = Field(
         default=0,
         ge=0,
@@ -357,6 +373,11 @@ class ModelSpec(_Frozen):
             )
         if self.attention == "mla" and self.mla is None:
             raise ValueError(f"{self.id}: attention 'mla' needs an [mla] table")
+        if self.dsa is not None and self.mla is None:
+            raise ValueError(
+                f"{self.id}: a [dsa] table (DeepSeek Sparse Attention) needs attention 'mla' "
+                "and an [mla] table; DSA is only defined on MLA layers"
+            )
         return self
 
     @property
@@ -430,6 +451,19 @@ class EfficiencyProfile(_Frozen):
         "latent QK/PV matmuls (2 x heads x (2 x kv_lora_rank + rope) FLOPs per cached "
         "token) run at the 16-bit rate whatever the cache format, an FP8 cache being "
         "dequantised in the kernel; default: attention_efficiency (of the 16-bit peak)",
+    )
+    sparse_mla_decode_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of the 16-bit matrix peak reached by token-level sparse MLA "
+        "attention (DeepSeek Sparse Attention, MQA form over the selected tokens) in decode; "
+        "default: mla_decode_efficiency",
+    )
+    sparse_mla_prefill_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="the same for prompt chunks (sparse MLA prefill, also in MQA form); "
+        "default: mla_decode_efficiency",
     )
     kernel_overhead_s: float = Field(
         ge=0, description="fixed time per kernel/op launch on the device, s"

@@ -367,6 +367,25 @@ def _mla_note(model: ModelSpec, dev: Device, plan: InferencePlan) -> tuple[str, 
         else "no MLA kernel figure for this family: its fused-attention efficiency"
     )
     d = dev.mla_decode_dtype(plan.act_dtype, plan.kv_dtype)
+    if model.dsa is not None:
+        x, e = model.dsa, dev.eff
+        measured = (
+            "published sparse MLA kernel benchmarks"
+            if e.sparse_mla_decode_efficiency is not None
+            else "no sparse MLA kernel figure for this family: its MLA decode factor"
+        )
+        dec = dev.sparse_mla_flops(plan.act_dtype, plan.kv_dtype, prefill=False)
+        pre = dev.sparse_mla_flops(plan.act_dtype, plan.kv_dtype, prefill=True)
+        peak = dev.peak_flops(d)
+        return (
+            f"DeepSeek Sparse Attention: MLA (MQA form, decode and prefill alike) over at most "
+            f"{x.index_topk:,} selected tokens per query at {dec / peak:.2f} (decode) and "
+            f"{pre / peak:.2f} (prefill) of the {dev.chip.id} {d} peak ({measured}); the "
+            f"lightning indexer ({x.index_n_heads} heads x {x.index_head_dim}, "
+            f"{dev.indexer_dtype()}, not split over tp) scores every cached token and its top-k "
+            "reads the logits twice; its FP8 key cache adds "
+            f"{x.index_head_dim + 4} bytes per token and layer",
+        )
     return (
         f"MLA decode attention at {dev.mla_decode_efficiency:.2f} of the {dev.chip.id} {d} "
         f"peak ({basis}; the kernels run its matmuls in {d} whatever the cache format)",

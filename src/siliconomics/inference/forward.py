@@ -46,6 +46,7 @@ from ..ops.device import Device
 from ..ops.quant import stored_weight_bytes
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel.collectives import all_reduce, send_recv_time
+from ..parallel.memory import INDEXER_KEY_BYTES, INDEXER_SCALE_BYTES
 from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, dispatch_combine, expert_ops
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
@@ -225,6 +226,10 @@ def _mla_ops(st: _Step) -> list[OpCost]:
     ops.append(st.g("kv_a_proj", T, lat, D).scaled(L))
     # kv_b: absorbed into q/o for decode; decompresses cached latents for prefill.
     ops.append(st.g("kv_b_proj", T, hq * (nope + mla.v_head_dim), mla.kv_lora_rank).scaled(L))
+    if model.dsa is not None:
+        ops += _dsa_ops(st, hq, lat)
+        ops.append(st.g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
+        return ops
     absorbed = 2.0 * B * s * hq * keys_full * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim)
     naive = 2.0 * B * s * hq * keys_full * (hd + mla.v_head_dim)
     flops = np.where(s > 1, naive, absorbed)
@@ -235,6 +240,68 @@ def _mla_ops(st: _Step) -> list[OpCost]:
     rate = np.where(s > 1, dev.peak_flops(ad) * dev.eff.attention_efficiency, decode)
     ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=ad, rate=rate).scaled(L))
     ops.append(st.g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
+    return ops
+
+
+TOPK_LOGIT_READS = 2.0
+"""reads of the FP32 indexer logits by the top-k: a radix select's histogram and filter of the
+first pass; later passes see few candidates (TensorRT-LLM tech blog 15)"""
+
+
+def _dsa_ops(st: _Step, hq: int, lat: int) -> list[OpCost]:
+    """DeepSeek Sparse Attention (DeepSeek-V3.2 report; TensorRT-LLM tech blog 15): the
+    lightning indexer, its top-k and the MLA attention over the selected tokens.
+
+    * Indexer projections: its query from the query latent (``q_lora_rank -> index_n_heads x
+      index_head_dim``), its key and per-head weights from the hidden state (``D ->
+      index_head_dim + index_n_heads``); not split over tensor parallelism (blog 15).
+    * Indexer scores: ``2 index_n_heads index_head_dim`` FLOPs per (query, cached key) at the
+      chip's FP8 rate (:meth:`.Device.indexer_dtype`) and ``attention_efficiency``; it reads
+      its key cache (FP8 key + scale per token) and the queries, and writes one FP32 logit per
+      (query, key).
+    * Top-k: reads those logits :data:`TOPK_LOGIT_READS` times.
+    * Sparse MLA: the absorbed (MQA) form over ``min(keys, index_topk)`` tokens for decode and
+      prompt chunks alike (FlashMLA's and TensorRT-LLM's DSA kernels run MQA mode only) at the
+      sparse-MLA kernel rate; a decode step reads each sequence's selected latents
+      (``min(context, index_topk)``), a prompt chunk the cache once.
+    The indexer runs whatever the context (vLLM, SGLang; TensorRT-LLM skips it below
+    ``index_topk`` tokens, where it is cheap)."""
+    model, dev, plan = st.model, st.dev, st.plan
+    dsa, mla = model.dsa, model.mla
+    assert dsa is not None and mla is not None
+    L = model.n_layers
+    B, s, T = st.B, st.s, st.T
+    hI, dI, k = dsa.index_n_heads, dsa.index_head_dim, float(dsa.index_topk)
+    keys_full = st.c + (s + 1.0) / 2.0
+    cache_full = st.c + s
+    pairs = B * s * keys_full
+    ops = [
+        st.g("indexer_q_proj", T, hI * dI, mla.q_lora_rank or model.d_model).scaled(L),
+        st.g("indexer_k_proj", T, dI + hI, model.d_model).scaled(L),
+    ]
+    idt = dev.indexer_dtype()
+    idx_bytes = (
+        B * cache_full * (dI * INDEXER_KEY_BYTES + INDEXER_SCALE_BYTES)
+        + T * hI * (dI * INDEXER_KEY_BYTES + 8.0)
+        + 4.0 * pairs
+    )
+    ops.append(
+        attention_op(dev, "indexer", 2.0 * hI * dI * pairs, idx_bytes, compute_dtype=idt).scaled(L)
+    )
+    topk_bytes = 4.0 * TOPK_LOGIT_READS * pairs
+    ops.append(attention_op(dev, "indexer_topk", 0.0, topk_bytes, compute_dtype=idt).scaled(L))
+    keys = np.minimum(keys_full, k)
+    read = np.minimum(cache_full, s * k)
+    flops = 2.0 * B * s * hq * keys * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim)
+    nbytes = B * read * lat * DTYPE_BYTES[plan.kv_dtype] + 2.0 * T * hq * model.head_dim * st.a
+    act, kv = plan.act_dtype, plan.kv_dtype
+    rate = np.where(
+        s > 1,
+        dev.sparse_mla_flops(act, kv, prefill=True),
+        dev.sparse_mla_flops(act, kv, prefill=False),
+    )
+    ad = dev.mla_decode_dtype(act, kv)
+    ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=ad, rate=rate).scaled(L))
     return ops
 
 

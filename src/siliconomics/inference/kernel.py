@@ -35,6 +35,8 @@ from ..ops.quant import stored_weight_bytes
 from ..parallel import hierarchical as coll
 from ..parallel.collectives import AffineTime, all_reduce_candidates
 from ..parallel.memory import (
+    INDEXER_KEY_BYTES,
+    INDEXER_SCALE_BYTES,
     activation_bytes_per_chip,
     kv_bytes_per_token_per_chip,
     weight_bytes_per_chip,
@@ -42,7 +44,7 @@ from ..parallel.memory import (
 from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, distinct_ranks
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
-from .forward import _heads_per_chip, _layer_counts, forward_cost
+from .forward import TOPK_LOGIT_READS, _heads_per_chip, _layer_counts, forward_cost
 
 V = Any  # a float (PY) or a float64 array (NP): the kernel's code is the same for both
 MMA_MIN_M = 16.0
@@ -311,6 +313,65 @@ def _attention(
         kv_s=layers * kv,
         q_s=layers * q,
         over_s=layers * over,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Dsa:
+    """DeepSeek Sparse Attention of every layer (forward._dsa_ops): the indexer's scores and
+    top-k over all cached keys, and the sparse MLA over ``min(keys, topk)`` of them; seconds
+    per step, layers folded in."""
+
+    topk: float
+    idx_flop_s: float  # indexer: seconds per (query, key) of compute
+    idx_pair_s: float  # ... of logit writes (memory)
+    idx_kv_s: float  # ... per cached token per sequence (its key cache)
+    idx_q_s: float  # ... per new token (queries, scales, head weights)
+    topk_s: float  # top-k: seconds per (query, key) of logit reads
+    flop_s: float  # sparse MLA, decode rate: seconds per (query, selected key)
+    flop_prefill_s: float  # same at the prefill rate (s > 1)
+    kv_s: float  # seconds per selected latent read per sequence
+    q_s: float  # Q/O traffic per new token
+    over_s: float  # the three kernels' launches
+
+    def time(self, xp: Any, b: V, s: V, c: V, t: V) -> V:
+        keys = c + (s + 1.0) / 2.0
+        cache = c + s
+        pairs = b * s * keys
+        idx = xp.maximum(
+            pairs * self.idx_flop_s,
+            cache * (b * self.idx_kv_s) + t * self.idx_q_s + pairs * self.idx_pair_s,
+        )
+        sel = xp.minimum(keys, self.topk)
+        flop = xp.where(s > 1, self.flop_prefill_s, self.flop_s)
+        t_c = sel * (b * s * flop)
+        t_m = xp.minimum(cache, s * self.topk) * (b * self.kv_s) + t * self.q_s
+        return idx + pairs * self.topk_s + xp.maximum(t_c, t_m) + self.over_s
+
+
+def _dsa_part(model: ModelSpec, dev: Device, plan: InferencePlan, hq: int, lat: int) -> _Dsa:
+    """The :class:`_Dsa` of a model with a ``dsa`` table (forward._dsa_ops)."""
+    assert model.dsa is not None and model.mla is not None
+    x, mla = model.dsa, model.mla
+    L = float(model.n_layers)
+    bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    hI, dI = x.index_n_heads, x.index_head_dim
+    idx_peak = dev.peak_flops(dev.indexer_dtype()) * dev.eff.attention_efficiency
+    act, kv = plan.act_dtype, plan.kv_dtype
+    per_key = 2.0 * hq * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim)
+    a = DTYPE_BYTES[plan.act_dtype]
+    return _Dsa(
+        topk=float(x.index_topk),
+        idx_flop_s=L * 2.0 * hI * dI / idx_peak,
+        idx_pair_s=L * 4.0 / bw,
+        idx_kv_s=L * (dI * INDEXER_KEY_BYTES + INDEXER_SCALE_BYTES) / bw,
+        idx_q_s=L * hI * (dI * INDEXER_KEY_BYTES + 8.0) / bw,
+        topk_s=L * 4.0 * TOPK_LOGIT_READS / bw,
+        flop_s=L * per_key / dev.sparse_mla_flops(act, kv, prefill=False),
+        flop_prefill_s=L * per_key / dev.sparse_mla_flops(act, kv, prefill=True),
+        kv_s=L * lat * DTYPE_BYTES[plan.kv_dtype] / bw,
+        q_s=L * 2.0 * hq * model.head_dim * a / bw,
+        over_s=L * 3.0 * dev.eff.kernel_overhead_s,
     )
 
 
@@ -606,7 +667,7 @@ class StepKernel:
     """``gemms`` and ``lm_head``, for numpy evaluation when they share M"""
     stack_t: _GemmStack
     """``gemms`` alone"""
-    attention: tuple[_Attention, ...]
+    attention: tuple[_Attention | _Dsa, ...]
     token_s: float
     """streaming ops (norms, activations, embedding): seconds per token T"""
     fixed_s: float
@@ -732,6 +793,15 @@ def _mla_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
     else:
         parts = [g(hq * hd, D)]
     parts += [g(lat, D), g(hq * (nope + mla.v_head_dim), mla.kv_lora_rank)]
+    if model.dsa is not None:
+        x = model.dsa
+        parts += [
+            g(x.index_n_heads * x.index_head_dim, mla.q_lora_rank or D),
+            g(x.index_head_dim + x.index_n_heads, D),
+            _dsa_part(model, dev, plan, hq, lat),
+            g(D, hq * mla.v_head_dim),
+        ]
+        return parts
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
     peak = dev.peak_flops(dev.attention_dtype(plan.act_dtype, plan.kv_dtype))
     peak *= dev.eff.attention_efficiency
@@ -905,7 +975,7 @@ def build_step_kernel(model: ModelSpec, dev: Device, plan: InferencePlan) -> Ste
         lm_head=head,
         stack=_GemmStack.of([*gemms, head]),
         stack_t=_GemmStack.of(gemms),
-        attention=tuple(p for p in parts if isinstance(p, _Attention)),
+        attention=tuple(p for p in parts if isinstance(p, (_Attention, _Dsa))),
         token_s=token_s,
         fixed_s=fixed_s,
         all_reduce=ar,

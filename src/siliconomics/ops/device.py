@@ -137,6 +137,24 @@ class Device:
         d = self.mla_decode_dtype(act_dtype, kv_dtype)
         return self.peak_flops(d) * self.mla_decode_efficiency
 
+    def sparse_mla_flops(self, act_dtype: str, kv_dtype: str, *, prefill: bool) -> float:
+        """FLOP/s of token-level sparse MLA (DeepSeek Sparse Attention): the
+        :meth:`mla_decode_dtype` peak times the profile's ``sparse_mla_decode_efficiency`` or
+        ``sparse_mla_prefill_efficiency``, each defaulting to :attr:`mla_decode_efficiency`."""
+        f = (
+            self.eff.sparse_mla_prefill_efficiency
+            if prefill
+            else self.eff.sparse_mla_decode_efficiency
+        )
+        d = self.mla_decode_dtype(act_dtype, kv_dtype)
+        return self.peak_flops(d) * (self.mla_decode_efficiency if f is None else f)
+
+    def indexer_dtype(self) -> str:
+        """Format of the DSA lightning indexer's scoring matmuls: FP8 (blockwise FP8 query and
+        key cache in DeepGEMM's MQA-logits kernel, which vLLM, SGLang and TensorRT-LLM run) where
+        the chip has it, else the chip's attention format."""
+        return self.attention_dtype("fp8", "fp8")
+
     def supported_dtypes(self) -> list[str]:
         return [
             d

@@ -17,6 +17,14 @@ from ..units import DTYPE_BYTES
 F = NDArray[np.float64]
 
 
+INDEXER_KEY_BYTES = 1.0
+"""bytes per value of the DSA lightning indexer's keys and queries: FP8 in every shipped
+implementation (DeepGEMM's MQA-logits kernel in vLLM, SGLang and TensorRT-LLM; TensorRT-LLM
+tech blog 15: 'Indexer K cache: Blockwise FP8')"""
+INDEXER_SCALE_BYTES = 4.0
+"""the float32 scale stored with each token's indexer key (one block of ``index_head_dim``)"""
+
+
 def param_counts(
     model: ModelSpec, tp: int = 1, ep: int = 1, etp: int | None = None
 ) -> dict[str, float]:
@@ -36,6 +44,10 @@ def param_counts(
         nope = hd - m.qk_rope_head_dim
         q = (D * m.q_lora_rank + m.q_lora_rank * hq * hd) if m.q_lora_rank else D * hq * hd
         attn = q + D * lat + m.kv_lora_rank * hq * (nope + m.v_head_dim) + hq * m.v_head_dim * D
+        if model.dsa is not None:  # lightning indexer: whole on every tp rank
+            x = model.dsa
+            attn += (m.q_lora_rank or D) * x.index_n_heads * x.index_head_dim
+            attn += D * (x.index_head_dim + x.index_n_heads) + 2 * x.index_head_dim
     mats = 3 if model.gated else 2
     n_moe = model.n_moe_layers
     n_dense = L - n_moe
@@ -102,7 +114,10 @@ def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     kvb = DTYPE_BYTES[plan.kv_dtype]
     layers = _stage_layers(model, plan) / plan.dp
     if model.mla is not None:
-        return layers * (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * kvb
+        latent = (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * kvb
+        if model.dsa is not None:  # + the indexer's FP8 key and its float32 scale
+            latent += model.dsa.index_head_dim * INDEXER_KEY_BYTES + INDEXER_SCALE_BYTES
+        return layers * latent
     hkv = -(-model.n_kv_heads // plan.tp)
     return layers * 2 * hkv * model.head_dim * kvb
 
