@@ -33,6 +33,7 @@ from .errors import SiliconomicsError
 from .fleet import PlanOutcome, run_plan
 from .fleet.spec import PlanSpec, parse_spec
 from .inference.estimate import estimate_max_throughput, estimate_static
+from .inference.speculative import Speculative
 from .ops.device import Device
 from .parallel.plan import InferencePlan
 from .report import plan_report, serialize, sim_tables, train_tables
@@ -238,6 +239,8 @@ def estimate(
     level: float = DEFAULT_LEVEL,
     buckets: tuple[Sequence[int], Sequence[int]] | None = None,
     memory_fraction: float | None = None,
+    mtp: int | None = None,
+    accepted: float | None = None,
 ) -> Result[Assessment]:
     """One configuration (``siliconomics estimate``): TTFT and TPOT (s), output tokens/s,
     memory per chip (bytes), USD per million tokens, joules per token and the per-op
@@ -250,22 +253,41 @@ def estimate(
     (AWS Neuron), static mode only; default: the stack's automatic buckets.
     ``memory_fraction``: the share of device memory the engine may fill with weights,
     activations and KV cache (vLLM's ``--gpu-memory-utilization``, SGLang's
-    ``--mem-fraction-static``); default: 1 - the profile's runtime reserve."""
+    ``--mem-fraction-static``); default: 1 - the profile's runtime reserve. ``mtp``, ``accepted``:
+    speculative decoding with the model's MTP module, ``mtp`` drafts per step of which
+    ``accepted`` tokens per step are emitted on average (1 to mtp + 1; docs/MODEL.md)."""
     m = resolve.model(model)
+    spec = _speculative(mtp, accepted)
     (dev,), calib = _calibrated([resolve.device(chip)], stack, profile, level)
     dev = _with_memory_fraction(dev, memory_fraction)
     p = _layout(tp, pp, ep, dp, replicas, (weights_dtype, act_dtype, kv_dtype))
     shapes = resolve.buckets(buckets, dev, mode)
     if mode == "static":
-        est = estimate_static(m, dev, p, batch, input_len, output_len, shapes=shapes)
+        est = estimate_static(m, dev, p, batch, input_len, output_len, shapes=shapes, spec=spec)
     elif mode == "max-throughput":
-        est = estimate_max_throughput(m, dev, p, input_len, output_len, batch_limit=batch)
+        est = estimate_max_throughput(
+            m, dev, p, input_len, output_len, batch_limit=batch, spec=spec
+        )
     else:
         raise SiliconomicsError(f"--mode '{mode}': allowed: static, max-throughput")
     a = assess(est, _pricing(pricing, prices))
     regime = "latency-target" if mode == "static" and batch == 1 else "max-throughput"
     ab = answer_band(calib, dev.chip.family, m, regime)
     return Result(a, _banded(serialize.assessment_dict, ab), _one_row, ab, calib)
+
+
+def _speculative(mtp: int | None, accepted: float | None) -> Speculative | None:
+    if mtp is None and accepted is None:
+        return None
+    if mtp is None:
+        raise SiliconomicsError("--accepted needs --mtp (the draft tokens per step)")
+    if accepted is None:
+        raise SiliconomicsError(
+            "--mtp needs --accepted: the mean tokens a step emits (1 to mtp+1), a property of "
+            "the model, draft and text; e.g. 1.92 / 2.58 / 2.82 for DeepSeek-R1 MTP 1 / 2 / 3 "
+            "(TensorRT-LLM tech blog 1)"
+        )
+    return Speculative(draft_tokens=mtp, accepted=float(accepted))
 
 
 def compare(

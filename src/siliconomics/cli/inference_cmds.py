@@ -87,6 +87,22 @@ def estimate_cmd(
             "default: 1 - the profile's runtime reserve (0.92)",
         ),
     ] = None,
+    mtp: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="speculative decoding: tokens the model's MTP module drafts per step "
+            "(DeepSeek-V3/R1/V3.1/V3.2, GLM-4.5+); needs --accepted",
+        ),
+    ] = None,
+    accepted: Annotated[
+        float | None,
+        typer.Option(
+            help="with --mtp: mean tokens emitted per step, 1 to mtp+1 (the draft's measured "
+            "acceptance, e.g. 1.92 / 2.58 / 2.82 for DeepSeek-R1 MTP 1 / 2 / 3 on "
+            "TensorRT-LLM's 1k/2k benchmark, its tech blog 1)",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown,
@@ -113,6 +129,8 @@ def estimate_cmd(
         level=level,
         buckets=parse_buckets(buckets),
         memory_fraction=memory_fraction,
+        mtp=mtp,
+        accepted=accepted,
     )
     if as_json:
         emit_json(r.to_dict())

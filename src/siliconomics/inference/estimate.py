@@ -31,8 +31,9 @@ from ..parallel.memory import (
 )
 from ..parallel.plan import InferencePlan
 from ..units import fmt_si
-from . import adp, buckets, graphs
+from . import adp, buckets, graphs, speculative
 from .forward import ForwardCost, forward_cost
+from .speculative import Speculative
 
 F = NDArray[np.float64]
 _QUAD = (np.arange(4) + 0.5) / 4.0  # midpoints of 4 equal context slices
@@ -182,19 +183,28 @@ def estimate_static(
     *,
     check_memory: bool = True,
     shapes: buckets.Buckets | None = None,
+    spec: Speculative | None = None,
 ) -> Estimate:
     """Static batch: every sequence has ``input_len`` prompt and ``output_len`` new tokens
     (``dev``: the chip and its efficiency profile). ``shapes``: the deployment's compiled
     buckets; default: automatic buckets where the profile has ``shape_bucket_min`` (static-shape
-    stacks), else none."""
+    stacks), else none. ``spec``: speculative decoding with the model's MTP module
+    (:mod:`.speculative`)."""
     plan.validate(model, dev)
+    if spec is not None:
+        speculative.check(model, spec)
+        if shapes is not None or dev.eff.shape_bucket_min is not None:
+            raise SiliconomicsError(
+                "speculative decoding on a static-shape (bucketed) stack is not modelled"
+            )
     B, I, O = np.broadcast_arrays(
         *(np.asarray(x, dtype=np.float64) for x in (batch, input_len, output_len))
     )
     _check_lengths(B, I, O)
     if shapes is None and dev.eff.shape_bucket_min is not None:
         shapes = buckets.Buckets(minimum=dev.eff.shape_bucket_min)
-    mem = memory_breakdown(model, dev, plan, B, I + O, B * I)
+    mem_model = model if spec is None else speculative.memory_model(model)
+    mem = memory_breakdown(mem_model, dev, plan, B, I + O, B * I)
     if check_memory:
         _require_fit(mem, model, dev, plan, f"batch {np.max(B):g} x {np.max(I + O):g} tokens")
     steps = np.maximum(O - 1.0, 0.0)
@@ -212,7 +222,11 @@ def estimate_static(
             buckets.describe(shapes, float(np.max(I)), float(np.max(I_run)), float(np.max(last))),
         )
     ttft = prefill.time
-    tpot = _decode_mean(model, dev, plan, B, I, steps, shapes)
+    if spec is None:
+        tpot = _decode_mean(model, dev, plan, B, I, steps, shapes)
+    else:
+        decode_mid = speculative.step_cost(model, dev, plan, B, I + steps / 2, spec)
+        tpot = _spec_step_mean(model, dev, plan, B, I, steps, spec) / spec.accepted
     e2e = ttft + steps * tpot
     tput = plan.replicas * B * O / e2e
     return Estimate(
@@ -235,8 +249,22 @@ def estimate_static(
         + _padding_note(model, plan)
         + shape_notes
         + _context_note(model, I, O)
-        + _mla_note(model, dev, plan),
+        + _mla_note(model, dev, plan)
+        + _spec_note(spec),
     )
+
+
+def _spec_step_mean(
+    model: ModelSpec, dev: Device, plan: InferencePlan, B: F, ctx0: F, steps: F, spec: Speculative
+) -> F:
+    """Mean speculative step time over contexts ctx0 .. ctx0+steps (as :func:`_decode_mean`)."""
+    ctx = ctx0[..., None] + steps[..., None] * _QUAD
+    fc = speculative.step_cost(model, dev, plan, B[..., None], ctx, spec)
+    return np.asarray(fc.time.mean(axis=-1), dtype=np.float64)
+
+
+def _spec_note(spec: Speculative | None) -> tuple[str, ...]:
+    return () if spec is None else (spec.describe(),)
 
 
 def max_batch(
@@ -261,6 +289,7 @@ def estimate_max_throughput(
     reserve_full_length: bool = False,
     aligned_context: bool = False,
     graph_batch_sizes: Sequence[float] | None = None,
+    spec: Speculative | None = None,
 ) -> Estimate:
     """Steady-state continuous batching with every request available (MLPerf Offline)
     (``dev``: the chip and its efficiency profile).
@@ -273,8 +302,14 @@ def estimate_max_throughput(
     context chunks fall independently unless ``aligned_context`` (coordinated context
     scheduling), which stretches the rank-local prefill work (:mod:`.adp`).
     ``graph_batch_sizes``: the engine replays generation-only steps from CUDA graphs captured
-    at these batch sizes (per attention rank), padding the batch up to one (:mod:`.graphs`)."""
+    at these batch sizes (per attention rank), padding the batch up to one (:mod:`.graphs`).
+    ``spec``: speculative decoding with the model's MTP module (:mod:`.speculative`)."""
     plan.validate(model, dev)
+    if spec is not None:
+        speculative.check(model, spec)
+        if graph_batch_sizes:
+            raise SiliconomicsError("speculative decoding with CUDA-graph padding is not modelled")
+    mem_model = model if spec is None else speculative.memory_model(model)
     I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
     _check_lengths(np.ones_like(I), I, O)
     # The prefill token budget is per engine; with attention data parallelism every dp rank
@@ -282,13 +317,13 @@ def estimate_max_throughput(
     chunk = np.maximum(max_prefill_tokens * plan.dp, I)
     avg_ctx = I + O / 2.0
     held = I + O if reserve_full_length else avg_ctx
-    cap = max_batch(model, dev, plan, held, chunk)
+    cap = max_batch(mem_model, dev, plan, held, chunk)
     if batch_limit is not None:
         cap = np.minimum(cap, np.asarray(batch_limit, dtype=np.float64))
-    mem0 = memory_breakdown(model, dev, plan, np.maximum(cap, 1.0), held, chunk)
+    mem0 = memory_breakdown(mem_model, dev, plan, np.maximum(cap, 1.0), held, chunk)
     if np.any(cap < 1):
         _require_fit(
-            memory_breakdown(model, dev, plan, 1.0, held, chunk),
+            memory_breakdown(mem_model, dev, plan, 1.0, held, chunk),
             model,
             dev,
             plan,
@@ -305,13 +340,20 @@ def estimate_max_throughput(
         )
     # Decode: with pp > 1 the batch is split into pp micro-batches that fill the pipeline.
     micro = np.maximum(B / plan.pp, 1.0)
-    t_dec = _decode_mean(model, dev, plan, micro, I, O)
+    if spec is None:
+        t_dec = _decode_mean(model, dev, plan, micro, I, O)
+    else:  # time per output token: a step emits `accepted` tokens per sequence
+        t_dec = _spec_step_mean(model, dev, plan, micro, I, O, spec) / spec.accepted
     if graph_batch_sizes:
         # only steps with no context chunk on any rank replay a graph
         p = adp.context_step_share(B / plan.dp, I, O, max_prefill_tokens)
         pad = graphs.padding_time(model, dev, plan, micro, avg_ctx, graph_batch_sizes)
         t_dec = t_dec + (1.0 - p) ** plan.dp * pad
-    decode_mid = forward_cost(model, dev, plan, micro, 1.0, avg_ctx)
+    decode_mid = (
+        forward_cost(model, dev, plan, micro, 1.0, avg_ctx)
+        if spec is None
+        else speculative.step_cost(model, dev, plan, micro, avg_ctx, spec)
+    )
     # With pp > 1 the pp micro-batches in flight carry context chunks too (in-flight batching
     # schedules each micro-batch on its own, as the simulator's pp virtual engines do), so the
     # stages prefill concurrently: the wall time of a token's prefill is its full-depth time
@@ -340,7 +382,8 @@ def estimate_max_throughput(
         assumptions=_assumptions(dev, plan)
         + _padding_note(model, plan)
         + _context_note(model, I, O)
-        + _mla_note(model, dev, plan),
+        + _mla_note(model, dev, plan)
+        + _spec_note(spec),
     )
 
 

@@ -143,6 +143,9 @@ class _Step:
     c: F
     T_all: F
     """tokens of the whole replica (what the experts see)"""
+    verify: bool = False
+    """a speculative-decoding verification step: the ``s`` new tokens of each sequence go
+    through the decode (absorbed MLA) attention kernels, not the prefill ones"""
 
     @property
     def T(self) -> F:
@@ -232,12 +235,13 @@ def _mla_ops(st: _Step) -> list[OpCost]:
         return ops
     absorbed = 2.0 * B * s * hq * keys_full * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim)
     naive = 2.0 * B * s * hq * keys_full * (hd + mla.v_head_dim)
-    flops = np.where(s > 1, naive, absorbed)
+    prefill = (s > 1) & (not st.verify)  # verification runs the decode kernels (MQA form)
+    flops = np.where(prefill, naive, absorbed)
     nbytes = B * (st.c + s) * lat * DTYPE_BYTES[plan.kv_dtype] + 2.0 * T * hq * hd * st.a
     ad = dev.attention_dtype(plan.act_dtype, plan.kv_dtype)
     # absorbed decode at the MLA kernels' 16-bit rate; prefill is plain FMHA
     decode = dev.mla_decode_flops(plan.act_dtype, plan.kv_dtype)
-    rate = np.where(s > 1, dev.peak_flops(ad) * dev.eff.attention_efficiency, decode)
+    rate = np.where(prefill, dev.peak_flops(ad) * dev.eff.attention_efficiency, decode)
     ops.append(attention_op(dev, "attention", flops, nbytes, compute_dtype=ad, rate=rate).scaled(L))
     ops.append(st.g("o_proj", T, D, hq * mla.v_head_dim).scaled(L))
     return ops
@@ -296,7 +300,7 @@ def _dsa_ops(st: _Step, hq: int, lat: int) -> list[OpCost]:
     nbytes = B * read * lat * DTYPE_BYTES[plan.kv_dtype] + 2.0 * T * hq * model.head_dim * st.a
     act, kv = plan.act_dtype, plan.kv_dtype
     rate = np.where(
-        s > 1,
+        (s > 1) & (not st.verify),
         dev.sparse_mla_flops(act, kv, prefill=True),
         dev.sparse_mla_flops(act, kv, prefill=False),
     )
@@ -403,6 +407,17 @@ def _edge_ops(st: _Step, logits_tokens: F) -> list[OpCost]:
     ]
 
 
+def projection_op(
+    model: ModelSpec, dev: Device, plan: InferencePlan, batch: ArrayLike, name: str, n: int, k: int
+) -> OpCost:
+    """One ``k -> n`` linear layer over one new token of each of ``batch`` sequences (per
+    attention group), in the plan's formats: e.g. the MTP module's ``2D -> D`` projection."""
+    B = np.asarray(batch, dtype=np.float64)
+    one = np.ones_like(B)
+    st = _Step(model=model, dev=dev, plan=plan, B=B / plan.dp, s=one, c=0.0 * one, T_all=B)
+    return st.g(name, st.T, n, k)
+
+
 def forward_cost(
     model: ModelSpec,
     dev: Device,
@@ -412,16 +427,19 @@ def forward_cost(
     ctx_past: ArrayLike = 0.0,
     *,
     logits_tokens: ArrayLike | None = None,
+    verify: bool = False,
 ) -> ForwardCost:
     """Cost of one forward step (all pipeline stages in sequence) for one replica.
 
     ``batch`` is the replica's batch; with attention data parallelism each dp group runs
     ``batch/dp`` of it. ``logits_tokens`` is the number of positions that go through the LM
-    head (default: one per sequence, as in generation)."""
+    head (default: one per sequence, as in generation). ``verify``: a speculative-decoding
+    verification step, whose ``seq_new`` tokens per sequence (the last accepted one and the
+    drafts) run through the decode attention kernels (:mod:`.spec`)."""
     B = np.asarray(batch, dtype=np.float64)
     s = np.asarray(seq_new, dtype=np.float64)
     c = np.asarray(ctx_past, dtype=np.float64)
-    st = _Step(model=model, dev=dev, plan=plan, B=B / plan.dp, s=s, c=c, T_all=B * s)
+    st = _Step(model=model, dev=dev, plan=plan, B=B / plan.dp, s=s, c=c, T_all=B * s, verify=verify)
     _, _, n_dense, n_moe = _layer_counts(model)
     ops = _attention_ops(st) if model.mla is None else _mla_ops(st)
     ops += _block_ops(st)
