@@ -357,7 +357,8 @@ class ModelSpec(_Frozen):
         description="multi-token-prediction modules (DeepSeek-V3 num_nextn_predict_layers): "
         "each is one transformer layer of the last layer's kind plus a 2D->D projection and "
         "a pass through the shared LM head and loss; counted in training step time and memory, "
-        "not in inference (speculative decoding is not modelled) nor in n_layers",
+        "in inference only as the draft of speculative decoding (estimate --mtp), never in "
+        "n_layers",
     )
     default_weight_dtype: ComputeDtype = Field(
         default="bf16", description="dtype of the released checkpoint"
