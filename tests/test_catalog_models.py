@@ -333,6 +333,7 @@ NEW_PRESETS = {
     "glm-4.5": (355e9, 32e9),
     "glm-4.6": (355e9, 32e9),
     "glm-4.7": (355e9, 32e9),
+    "glm-5": (744e9, 40e9),  # GLM-5 technical report (arXiv:2602.15763), its Table 1
 }
 
 
