@@ -26,7 +26,15 @@ HOSTILE_NUMBERS = [
     "abc", "1,000", "2s", "50ms", "-5ms", "0s", "99999999999999999999",
 ]  # fmt: skip
 CHIPS = ["h100-sxm", "trn2", "tpu-v6e", "mi300x", "gaudi3", "nosuch", "", "../etc", "H100"]
-MODELS = ["llama-3.1-8b", "mixtral-8x7b", "qwen3-30b-a3b", "nosuch", "", "/dev/null"]
+MODELS = [
+    "llama-3.1-8b",
+    "mixtral-8x7b",
+    "qwen3-30b-a3b",
+    "deepseek-v3.2",
+    "nosuch",
+    "",
+    "/dev/null",
+]
 
 
 def _files(tmp: Path) -> list[str]:
@@ -43,7 +51,7 @@ def _files(tmp: Path) -> list[str]:
 
 OPTIONS = {
     "estimate": ["--tp", "--pp", "--ep", "--batch", "--input", "--output", "--price",
-                 "--weights-dtype", "--kv-dtype", "--mode", "--replicas"],
+                 "--weights-dtype", "--kv-dtype", "--mode", "--replicas", "--mtp", "--accepted"],
     "compare": ["--input", "--output", "--ttft", "--tpot", "--weights-dtype", "--price"],
     "train": ["--chips", "--tokens", "--global-batch", "--seq-len", "--plan", "--dtype",
               "--method", "--optimizer", "--utilisation", "--mode", "--top", "--prices"],

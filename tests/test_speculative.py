@@ -85,6 +85,7 @@ def test_max_throughput_gains_with_good_acceptance() -> None:
     ("k", "acc", "msg"),
     [
         (0, 1.0, "--mtp"),
+        (17, 2.0, "from 1 to 16"),
         (2, 0.5, r"\[1, 3\]"),
         (2, 3.5, r"\[1, 3\]"),
         (1, float("nan"), "--accepted"),

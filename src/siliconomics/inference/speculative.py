@@ -34,6 +34,10 @@ from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 from .forward import ForwardCost, forward_cost, projection_op
 
+MAX_DRAFT_TOKENS = 16
+"""most drafts per step accepted as input: published MTP runs use 1-5 (TensorRT-LLM tech blog 1
+finds 3 best and 5 slower), and a chain's acceptance vanishes long before 16"""
+
 
 @dataclass(frozen=True)
 class Speculative:
@@ -45,9 +49,10 @@ class Speculative:
 
     def __post_init__(self) -> None:
         k, a = self.draft_tokens, self.accepted
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_DRAFT_TOKENS:
             raise SiliconomicsError(
-                f"--mtp: draft tokens per step must be an integer >= 1, got {k!r}"
+                f"--mtp: draft tokens per step must be an integer from 1 to {MAX_DRAFT_TOKENS}, "
+                f"got {k!r}"
             )
         if not np.isfinite(a) or not 1.0 <= a <= k + 1:
             raise SiliconomicsError(
