@@ -286,7 +286,7 @@ def _dsa_ops(st: _Step, hq: int, lat: int) -> list[OpCost]:
     idt = dev.indexer_dtype()
     idx_bytes = (
         B * cache_full * (dI * INDEXER_KEY_BYTES + INDEXER_SCALE_BYTES)
-        + T * hI * (dI * INDEXER_KEY_BYTES + 8.0)
+        + T * hI * (dI * INDEXER_KEY_BYTES + 8.0)  # FP8 query, its float32 scale, head weight
         + 4.0 * pairs
     )
     ops.append(
@@ -435,7 +435,7 @@ def forward_cost(
     ``batch/dp`` of it. ``logits_tokens`` is the number of positions that go through the LM
     head (default: one per sequence, as in generation). ``verify``: a speculative-decoding
     verification step, whose ``seq_new`` tokens per sequence (the last accepted one and the
-    drafts) run through the decode attention kernels (:mod:`.spec`)."""
+    drafts) run through the decode attention kernels (:mod:`.speculative`)."""
     B = np.asarray(batch, dtype=np.float64)
     s = np.asarray(seq_new, dtype=np.float64)
     c = np.asarray(ctx_past, dtype=np.float64)

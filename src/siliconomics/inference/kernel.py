@@ -365,7 +365,7 @@ def _dsa_part(model: ModelSpec, dev: Device, plan: InferencePlan, hq: int, lat: 
         idx_flop_s=L * 2.0 * hI * dI / idx_peak,
         idx_pair_s=L * 4.0 / bw,
         idx_kv_s=L * (dI * INDEXER_KEY_BYTES + INDEXER_SCALE_BYTES) / bw,
-        idx_q_s=L * hI * (dI * INDEXER_KEY_BYTES + 8.0) / bw,
+        idx_q_s=L * hI * (dI * INDEXER_KEY_BYTES + 8.0) / bw,  # query, its scale, head weight
         topk_s=L * 4.0 * TOPK_LOGIT_READS / bw,
         flop_s=L * per_key / dev.sparse_mla_flops(act, kv, prefill=False),
         flop_prefill_s=L * per_key / dev.sparse_mla_flops(act, kv, prefill=True),
