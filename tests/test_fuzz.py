@@ -52,7 +52,8 @@ def _files(tmp: Path) -> list[str]:
 OPTIONS = {
     "estimate": ["--tp", "--pp", "--ep", "--batch", "--input", "--output", "--price",
                  "--weights-dtype", "--kv-dtype", "--mode", "--replicas", "--mtp", "--accepted"],
-    "compare": ["--input", "--output", "--ttft", "--tpot", "--weights-dtype", "--price"],
+    "compare": ["--input", "--output", "--ttft", "--tpot", "--weights-dtype", "--price", "--mtp",
+                "--accepted"],
     "train": ["--chips", "--tokens", "--global-batch", "--seq-len", "--plan", "--dtype",
               "--method", "--optimizer", "--utilisation", "--mode", "--top", "--prices"],
     "simulate": ["--tp", "--rate", "--input", "--output", "--ttft", "--tpot", "--percentile",

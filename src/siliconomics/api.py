@@ -306,13 +306,17 @@ def compare(
     stack: str | None = None,
     profile: str | Path | None = None,
     level: float = DEFAULT_LEVEL,
+    mtp: int | None = None,
+    accepted: float | None = None,
 ) -> Result[Comparison]:
     """Every chip (or ``chips``: ids, files, objects) at its cheapest layout within the
     targets (``siliconomics compare``), ranked by USD per million output tokens. ``ttft``,
     ``tpot``: seconds or text with a unit. Each feasible chip's values carry their error band
     and ``distinguishable_from_cheapest`` (its cost band lies wholly above the cheapest
-    chip's). Table: one row per chip."""
+    chip's). ``mtp``, ``accepted``: speculative decoding with the model's MTP module on every
+    chip (as in :func:`estimate`). Table: one row per chip."""
     m = resolve.model(model)
+    spec = _speculative(mtp, accepted)
     devs, calib = _calibrated(resolve.devices(chips), stack, profile, level)
     cmp = compare_chips(
         m,
@@ -325,6 +329,7 @@ def compare(
         act_dtype=_dtype("act_dtype", act_dtype),
         kv_dtype=_dtype("kv_dtype", kv_dtype),
         price_overrides=_pricing(pricing, prices),
+        spec=spec,
     )
     regime = _regime(ttft, tpot)
     marks = distinguishable(cmp, calib, regime)

@@ -28,6 +28,22 @@ err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
 DTYPE_HELP = f"one of {', '.join(DTYPES)}"
+MtpOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="speculative decoding: tokens the model's MTP module drafts per step "
+        "(DeepSeek-V3/R1/V3.1/V3.2, GLM-4.5+); needs --accepted",
+    ),
+]
+AcceptedOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="with --mtp: mean tokens emitted per step, 1 to mtp+1 (the draft's measured "
+        "acceptance, e.g. 1.92 / 2.58 / 2.82 for DeepSeek-R1 MTP 1 / 2 / 3 on "
+        "TensorRT-LLM's 1k/2k benchmark, its tech blog 1)",
+    ),
+]
 
 
 def emit_json(obj: Any) -> None:

@@ -11,7 +11,16 @@ from .. import api, resolve
 from ..report import tables
 from ..report.bands import distinguishable as distinguishable
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt
-from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, out
+from .common import (
+    DTYPE_HELP,
+    AcceptedOpt,
+    JsonOpt,
+    MtpOpt,
+    app,
+    check_dtype,
+    emit_json,
+    out,
+)
 from .inputs import check_context, duration, parse_buckets, share_cb
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
@@ -87,22 +96,8 @@ def estimate_cmd(
             "default: 1 - the profile's runtime reserve (0.92)",
         ),
     ] = None,
-    mtp: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="speculative decoding: tokens the model's MTP module drafts per step "
-            "(DeepSeek-V3/R1/V3.1/V3.2, GLM-4.5+); needs --accepted",
-        ),
-    ] = None,
-    accepted: Annotated[
-        float | None,
-        typer.Option(
-            help="with --mtp: mean tokens emitted per step, 1 to mtp+1 (the draft's measured "
-            "acceptance, e.g. 1.92 / 2.58 / 2.82 for DeepSeek-R1 MTP 1 / 2 / 3 on "
-            "TensorRT-LLM's 1k/2k benchmark, its tech blog 1)",
-        ),
-    ] = None,
+    mtp: MtpOpt = None,
+    accepted: AcceptedOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One configuration: latency, throughput, memory, cost, energy and a per-op breakdown,
@@ -177,6 +172,8 @@ def compare_cmd(
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
+    mtp: MtpOpt = None,
+    accepted: AcceptedOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank every chip by $ per million output tokens at its best layout within the targets;
@@ -196,6 +193,8 @@ def compare_cmd(
         stack=stack,
         profile=profile,
         level=level,
+        mtp=mtp,
+        accepted=accepted,
     )
     if as_json:
         emit_json(r.to_dict())

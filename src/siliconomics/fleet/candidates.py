@@ -1,7 +1,8 @@
 """Replica configurations per (workload, chip) that meet the latency targets, per bucket.
 
 For every parallel layout of :func:`siliconomics.search.compare.candidate_plans` one vectorised
-call of :func:`estimate_max_throughput` evaluates all buckets x the batch-limit ladder twice: at
+call of :func:`estimate_max_throughput` (with the workload's speculative decoding, if any)
+evaluates all buckets x the batch-limit ladder twice: at
 the bucket's mean lengths (throughput and TPOT: the prefill work interleaved with decode steps
 depends on the mean prompt) and at its SLO-percentile prompt (TTFT). The grid is computed once
 and filtered for any latency scale, so a cost-latency frontier costs no new estimates.
@@ -91,9 +92,12 @@ def chip_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket])
     shape = (len(buckets), len(BATCH_LADDER))
     plans, caps, ttfts, ttft_means, tpots, watts, bounds = [], [], [], [], [], [], []
     reason = ""
+    spec = None if w.mtp is None else w.mtp.to_speculative()
     for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
-            est = estimate_max_throughput(model, dev, plan, I, O, batch_limit=BATCH_LADDER)
+            est = estimate_max_throughput(
+                model, dev, plan, I, O, batch_limit=BATCH_LADDER, spec=spec
+            )
         except SiliconomicsError as e:
             reason = str(e)
             continue

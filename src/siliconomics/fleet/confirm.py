@@ -47,6 +47,10 @@ def analytic_latency(wk: WorkloadInput, b: Built, s: Solution, wi: int) -> Laten
     )
 
 
+NO_MTP_SIM = "analytic (unloaded; MTP is not simulated)"
+"""the source of a workload with speculative decoding: the serving simulator advances every
+sequence one token per step, so such a workload is checked by the estimate alone"""
+
 SIM_REQUESTS = 1200
 """requests simulated per workload, split over its route groups by their request rates (so
 the pooled latencies weight each group by its traffic)"""
@@ -207,6 +211,8 @@ def workload_latency(
     serving = _serving()
     if serving is None:
         return analytic_latency(wk, b, s, wi)
+    if wk.workload.mtp is not None:
+        return replace(analytic_latency(wk, b, s, wi), source=NO_MTP_SIM)
     try:
         return simulated_latency(serving, wk, b, s, seed, wi, devices)
     except (ArithmeticError, SiliconomicsError) as e:  # say so, never hide it

@@ -5,7 +5,10 @@ Prefill replica: prompts are batched up to ``max_prefill_tokens`` per step, so i
 ``bp / t_prefill(bp, I)`` requests/s with ``bp = floor(8192 / I)``; its TTFT is the prefill of
 the SLO-percentile prompt plus the KV-cache transfer. Decode replica: a running batch B (memory
 and the ladder permitting) steps every ``t_dec(B)`` with no prefill interleaved, so TPOT is the
-pure decode step and it serves ``B / (O * t_dec)`` requests/s.
+pure decode step and it serves ``B / (O * t_dec)`` requests/s. With speculative decoding (the
+workload's ``mtp``) a decode step is :func:`..inference.speculative.step_cost` and emits
+``accepted`` tokens per sequence, so ``t_dec`` is the step over ``accepted``; both pools hold
+the MTP layer's weights (and the decode pool its KV cache).
 
 KV transfer: the whole cache of the prompt, ``I * kv_bytes_per_token`` (unreplicated, all
 layers), crosses the scale-out network at the slower side's aggregate NIC bandwidth (per chip
@@ -22,6 +25,7 @@ from numpy.typing import NDArray
 from ..catalog.schema import ModelSpec
 from ..economics.cost import power_per_chip_w
 from ..errors import SiliconomicsError
+from ..inference import speculative
 from ..inference.estimate import max_batch
 from ..inference.forward import ForwardCost, forward_cost
 from ..ops.device import Device
@@ -49,6 +53,7 @@ def prefill_configs(
     chip = dev.chip
     mean_i = np.array([b.mean_input for b in buckets])
     p_i = np.array([b.p_input for b in buckets])
+    held = model if w.mtp is None else speculative.memory_model(model)
     out = []
     for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
@@ -58,7 +63,7 @@ def prefill_configs(
         I = np.stack([mean_i, p_i])
         chunk = np.maximum(MAX_PREFILL_TOKENS, I)
         bp = np.maximum(np.floor(chunk / I), 1.0)
-        fits = max_batch(model, dev, plan, I, chunk) >= bp
+        fits = max_batch(held, dev, plan, I, chunk) >= bp
         fc = forward_cost(model, dev, plan, bp, I, 0.0)
         cap = np.where(fits[0], bp[0] / fc.time[0], 0.0)
         nic = dev.scale_out_bytes_per_s_dir * plan.chips_per_replica
@@ -98,18 +103,24 @@ def decode_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket
     chip = dev.chip
     I = np.array([b.mean_input for b in buckets])[:, None]
     O = np.array([b.mean_output for b in buckets])[:, None]
+    spec = None if w.mtp is None else w.mtp.to_speculative()
+    held = model if spec is None else speculative.memory_model(model)
     plans, caps, tpots, watts = [], [], [], []
     for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:
             plan.validate(model, dev)
         except SiliconomicsError:
             continue
-        mem_cap = max_batch(model, dev, plan, I + O / 2.0, 1.0)
+        mem_cap = max_batch(held, dev, plan, I + O / 2.0, 1.0)
         B = np.minimum(BATCH_LADDER[None, :], mem_cap)
         micro = np.maximum(B / plan.pp, 1.0)
         ctx = I[..., None] + O[..., None] * _QUAD
-        fc = forward_cost(model, dev, plan, micro[..., None], 1.0, ctx)
-        t_dec = np.asarray(fc.time.mean(axis=-1))
+        if spec is None:
+            fc = forward_cost(model, dev, plan, micro[..., None], 1.0, ctx)
+            t_dec = np.asarray(fc.time.mean(axis=-1))
+        else:  # a step emits `accepted` tokens per sequence
+            fc = speculative.step_cost(model, dev, plan, micro[..., None], ctx, spec)
+            t_dec = np.asarray(fc.time.mean(axis=-1)) / spec.accepted
         caps.append(np.where(B >= 1, B / (O * t_dec), 0.0))
         tpots.append(t_dec)
         watts.append(power_per_chip_w(chip, _activity(fc).mean(axis=-1))[0] + 0 * t_dec)

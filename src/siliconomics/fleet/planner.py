@@ -21,6 +21,7 @@ import numpy as np
 from ..catalog.catalog import Catalog
 from ..economics.pricebook import PriceBook
 from ..errors import SiliconomicsError, UnknownIdError
+from ..inference import speculative
 from ..ops.device import Device
 from ..serving.workload import Requests
 from .alternatives import alternatives, frontier
@@ -108,6 +109,11 @@ def prepare(
             model = catalog.model(w.model)
         except SiliconomicsError as e:
             raise SiliconomicsError(f"spec field 'workloads.{i}.model': {e}") from None
+        if w.mtp is not None:
+            try:
+                speculative.check(model, w.mtp.to_speculative())
+            except SiliconomicsError as e:
+                raise SiliconomicsError(f"spec field 'workloads.{i}.mtp': {e}") from None
         t = traffic(w, spec.seed, (traces or {}).get(w.trace or ""))
         wls.append(
             WorkloadInput(

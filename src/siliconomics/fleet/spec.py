@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..catalog.parse import validate_as
 from ..catalog.schema import PricingMode
+from ..errors import SiliconomicsError
+from ..inference.speculative import Speculative
 from ..serving.config import Slo as ServingSlo
 from ..serving.workload import Lengths as SampledLengths
 from ..units import DTYPES, parse_duration
@@ -86,6 +88,31 @@ class Slo(_Strict):
         return parse_duration(v, what=f"slo.{name}")  # type: ignore[arg-type]
 
 
+class Mtp(_Strict):
+    """Speculative decoding with the model's multi-token-prediction module, as a spec writes it
+    (:meth:`to_speculative`: the estimate's :class:`siliconomics.inference.speculative.
+    Speculative`, which checks the ranges)."""
+
+    draft_tokens: int = Field(description="tokens the MTP module drafts per step (1-16)")
+    accepted: float = Field(
+        description="mean tokens emitted per step, 1 to draft_tokens + 1 (the draft's measured "
+        "acceptance, e.g. 2.82 for DeepSeek-R1 at 3 drafts, TensorRT-LLM tech blog 1)"
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Mtp:
+        try:
+            self.to_speculative()
+        except SiliconomicsError as e:
+            raise ValueError(
+                str(e).replace("--mtp", "draft_tokens").replace("--accepted", "accepted")
+            ) from None
+        return self
+
+    def to_speculative(self) -> Speculative:
+        return Speculative(draft_tokens=self.draft_tokens, accepted=self.accepted)
+
+
 class Workload(_Strict):
     """One model's traffic and latency targets."""
 
@@ -107,6 +134,11 @@ class Workload(_Strict):
     kv_dtype: str = Field(default="bf16", description="KV-cache format")
     bucket_edges: tuple[float, ...] | None = Field(
         default=None, description="prompt-length bucket edges (default: quantiles)"
+    )
+    mtp: Mtp | None = Field(
+        default=None,
+        description="speculative decoding with the model's MTP module: {draft_tokens, "
+        "accepted} (models with one: DeepSeek-V3/R1/V3.1/V3.2, GLM-4.5+)",
     )
 
     @field_validator("weights_dtype", "act_dtype", "kv_dtype")

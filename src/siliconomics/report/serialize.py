@@ -170,6 +170,13 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
         "output_len": c.output_len,
         "ttft_target_s": c.ttft_s,
         "tpot_target_s": c.tpot_s,
+        "speculative": None
+        if c.spec is None
+        else {
+            "draft_tokens": c.spec.draft_tokens,
+            "accepted": c.spec.accepted,
+            "note": c.spec.describe(),
+        },
         "chips": rows,
     }
 

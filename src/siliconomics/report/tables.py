@@ -340,6 +340,8 @@ def render_comparison(con: Console, c: Comparison) -> None:
             _BOUND_SHORT.get(ch.bound, ch.bound),
         )
     con.print(t)
+    if c.spec is not None:
+        con.print(f"[dim]Every chip: {c.spec.describe()}.[/]")
     bad = [ch for ch in c.choices if not ch.feasible]
     if bad:
         con.print("[dim]Not feasible:[/]")

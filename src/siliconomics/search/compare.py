@@ -19,7 +19,9 @@ import numpy as np
 from ..catalog.schema import ChipSpec, ModelSpec
 from ..economics.pricing import Pricing
 from ..errors import SiliconomicsError
+from ..inference import speculative
 from ..inference.estimate import Estimate, estimate_max_throughput
+from ..inference.speculative import Speculative
 from ..ops.device import Device
 from ..parallel.memory import weight_bytes_per_chip
 from ..parallel.plan import InferencePlan
@@ -146,6 +148,7 @@ def best_on_chip(
     act_dtype: str,
     kv_dtype: str,
     price_overrides: Pricing | None = None,
+    spec: Speculative | None = None,
 ) -> ChipChoice:
     """The cheapest feasible layout and batch limit of ``model`` on ``dev`` (``ttft_s``,
     ``tpot_s`` in seconds; lengths in tokens), or why there is none.
@@ -153,11 +156,16 @@ def best_on_chip(
     Every layout is screened with the time-only fast path (:func:`.screen.screen_plans`);
     the reference estimate then runs only on the layouts that can still be the answer (or
     hold the closest miss the message names), so the choice and its figures are those of the
-    reference estimate over every layout (``tests/test_search_screen.py``)."""
+    reference estimate over every layout (``tests/test_search_screen.py``). ``spec``:
+    speculative decoding with the model's MTP module (:mod:`..inference.speculative`); the
+    fast path does not price it, so every layout goes to the reference estimate."""
     plans = candidate_plans(model, dev, weight_dtype, act_dtype, kv_dtype, dp_attention=True)
     targets = Targets(input_len, output_len, ttft_s, tpot_s)
-    scr = screen_plans(model, dev, plans, targets, price_overrides, BATCH_LADDER)
     cache: dict[int, Estimate | str] = {}
+    if spec is not None:
+        every = tuple(range(len(plans)))
+        return _best_of(model, dev, plans, every, targets, price_overrides, cache, spec)
+    scr = screen_plans(model, dev, plans, targets, price_overrides, BATCH_LADDER)
     choice = _best_of(model, dev, plans, scr.best, targets, price_overrides, cache)
     if choice.feasible or scr.best == scr.closest:
         return choice
@@ -185,11 +193,13 @@ def best_on_chip_reference(
     return _best_of(model, dev, plans, every, targets, price_overrides, {})
 
 
-def _reference(model: ModelSpec, dev: Device, plan: InferencePlan, t: Targets) -> Estimate | str:
+def _reference(
+    model: ModelSpec, dev: Device, plan: InferencePlan, t: Targets, spec: Speculative | None = None
+) -> Estimate | str:
     """The reference estimate of ``plan`` over the batch ladder, or why it fails."""
     try:
         return estimate_max_throughput(
-            model, dev, plan, t.input_len, t.output_len, batch_limit=BATCH_LADDER
+            model, dev, plan, t.input_len, t.output_len, batch_limit=BATCH_LADDER, spec=spec
         )
     except SiliconomicsError as e:
         return str(e)
@@ -203,6 +213,7 @@ def _best_of(
     t: Targets,
     price_overrides: Pricing | None,
     cache: dict[int, Estimate | str],
+    spec: Speculative | None = None,
 ) -> ChipChoice:
     """The best choice among ``plans[keep]`` (in plan order) with the reference estimate."""
     chip = dev.chip
@@ -214,7 +225,7 @@ def _best_of(
     ttft_at_tpot = np.inf
     for j in sorted(keep):
         if j not in cache:
-            cache[j] = _reference(model, dev, plans[j], t)
+            cache[j] = _reference(model, dev, plans[j], t, spec)
         est = cache[j]
         if isinstance(est, str):
             reasons.append(est)
@@ -287,6 +298,8 @@ class Comparison:
     tpot_s: float | None
     choices: tuple[ChipChoice, ...]
     """feasible chips first, by $/M output tokens (unpriced after priced), then the rest"""
+    spec: Speculative | None = None
+    """speculative decoding with the model's MTP module, on every chip (None: none)"""
 
 
 def compare_chips(
@@ -301,14 +314,17 @@ def compare_chips(
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     price_overrides: Pricing | None = None,
+    spec: Speculative | None = None,
 ) -> Comparison:
     """Best layout of ``model`` on each of ``devices``, ranked by $ per million output tokens
     (lengths in tokens, targets in seconds; ``price_overrides``: the run's Pricing, None:
-    unpriced)."""
+    unpriced; ``spec``: speculative decoding with the model's MTP module on every chip)."""
     if input_len < 1 or output_len < 1:
         raise SiliconomicsError("input and output lengths must be >= 1 token")
     if not devices:
         raise SiliconomicsError("no chip to compare")
+    if spec is not None:
+        speculative.check(model, spec)
     choices = [
         best_on_chip(
             model,
@@ -321,6 +337,7 @@ def compare_chips(
             act_dtype=act_dtype,
             kv_dtype=kv_dtype,
             price_overrides=price_overrides,
+            spec=spec,
         )
         for d in devices
     ]
@@ -340,4 +357,5 @@ def compare_chips(
         ttft_s=ttft_s,
         tpot_s=tpot_s,
         choices=tuple(sorted(choices, key=key)),
+        spec=spec,
     )
