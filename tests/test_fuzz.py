@@ -60,7 +60,7 @@ OPTIONS = {
                  "--scheduler", "--router", "--max-seqs", "--block-size", "--seed",
                  "--warmup", "--arrival", "--trace", "--replicas"],
     "tco": ["--utilisation", "--mode", "--input", "--output", "--prices", "--assumptions",
-            "--tpot"],
+            "--tpot", "--mtp", "--accepted"],
     "show": [],
     "validate": ["--models-csv"],
     "plan": [],

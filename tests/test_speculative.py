@@ -248,3 +248,19 @@ def test_disaggregated_decode_pool_prices_the_drafts() -> None:
 def test_plan_spec_mtp_errors_name_the_field(mtp: dict, model: str, msg: str) -> None:
     with pytest.raises(SiliconomicsError, match=msg):
         _plan("off", model=model, mtp=mtp)
+
+
+def test_tco_with_mtp(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tco --mtp` prices tokens at the speculative throughput (the compare search's choice)."""
+    from siliconomics import api
+
+    kw = dict(input_len=1024, output_len=2048, tpot="20ms", weights_dtype="fp8")
+    kw |= dict(act_dtype="fp8", kv_dtype="fp8")
+    plain = api.tco("b200", R1, **kw).value.throughput  # type: ignore[arg-type]
+    spec = api.tco("b200", R1, mtp=3, accepted=2.82, **kw).value.throughput  # type: ignore[arg-type]
+    assert plain is not None and spec is not None
+    assert spec.output_tokens_per_s_per_chip > 2 * plain.output_tokens_per_s_per_chip
+    assert spec.speculative.startswith("speculative decoding") and not plain.speculative
+    assert "give --model" in _error(
+        capsys, "tco", "--chip", "b200", "--mtp", "1", "--accepted", "1.5"
+    )

@@ -676,15 +676,21 @@ def tco(
     stack: str | None = None,
     profile: str | Path | None = None,
     level: float = DEFAULT_LEVEL,
+    mtp: int | None = None,
+    accepted: float | None = None,
 ) -> Result[TcoStudy]:
     """Rent or buy one chip (``siliconomics tco``): USD per chip-hour in every pricing mode,
     break-even utilisation, and with a model USD per million tokens and J/token (with their
     error band). ``pricing``: a Pricing whose book replaces the packaged one; ``assumptions``:
     owned-TCO overrides (field -> value, ``chip_prices`` chip -> USD) or ready
     OwnedAssumptions; ``breakeven_price``: also what the chip would have to cost to beat
-    renting it and owning the reference chips. Table: one row per pricing mode."""
+    renting it and owning the reference chips. ``mtp``, ``accepted``: speculative decoding
+    with the model's MTP module (as in :func:`estimate`). Table: one row per pricing mode."""
     (dev,), calib = _calibrated([resolve.device(chip)], stack, profile, level)
     m = resolve.model(model) if model is not None else None
+    spec = _speculative(mtp, accepted)
+    if spec is not None and m is None:
+        raise SiliconomicsError("--mtp prices a model's speculative decoding: give --model")
     cat = resolve.packaged().with_chips({dev.id: dev.chip})  # a chip file's id may be priced
     study = _tco_study(
         dev,
@@ -702,6 +708,7 @@ def tco(
             assumptions=resolve.owned_assumptions(assumptions, None, cat),
             book=(pricing or resolve.pricing()).book,
             breakeven_price=breakeven_price,
+            mtp=spec,
         ),
     )
     ab = answer_band(calib, dev.chip.family, m, _regime(ttft, tpot))

@@ -15,7 +15,17 @@ from ..report import tco as tco_report
 from ..report.html import write_html
 from . import port_cmds as port
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt
-from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+from .common import (
+    DTYPE_HELP,
+    AcceptedOpt,
+    JsonOpt,
+    MtpOpt,
+    app,
+    check_dtype,
+    emit_json,
+    err,
+    out,
+)
 from .inputs import duration, text_file_cb, writable_cb
 from .prices_cmds import PricesOpt, ProviderOpt, RegionOpt
 
@@ -69,6 +79,8 @@ def tco_cmd(
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
+    mtp: MtpOpt = None,
+    accepted: AcceptedOpt = None,
     as_json: JsonOpt = False,
     migration_weeks: port.WeeksOpt = None,
     port_check: port.PortCheckOpt = None,
@@ -97,6 +109,8 @@ def tco_cmd(
         assumptions=resolve.owned_assumptions(assumptions, chip_price, cat),
         profile=profile,
         level=level,
+        mtp=mtp,
+        accepted=accepted,
     )
     r = api.tco(chip, model, breakeven_price=breakeven_price, stack=stack, **kw)  # type: ignore[arg-type]
     study = r.value

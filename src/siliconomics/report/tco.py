@@ -147,6 +147,8 @@ def render_tco(console: Console, s: TcoStudy) -> None:
             highlight=False,
             markup=False,
         )
+        if tp.speculative:
+            console.print(f"  {tp.speculative}", highlight=False, markup=False)
     if s.breakeven_prices:
         console.print(breakeven_table(s))
     if s.sensitivity is not None:

@@ -33,6 +33,8 @@ from ..economics.sensitivity import CostSensitivity, cost_tornado
 from ..economics.tco import CostBreakdown, OwnedAssumptions, with_values
 from ..economics.tco import provisioned_w_per_chip as _provisioned_w
 from ..errors import SiliconomicsError
+from ..inference import speculative
+from ..inference.speculative import Speculative
 from ..ops.device import Device
 from .assess import activity
 from .compare import best_on_chip
@@ -64,6 +66,8 @@ class Throughput:
     """IT energy per output token (no PUE)"""
     activity: float
     bound: str
+    speculative: str = ""
+    """how speculative decoding was priced (empty: none)"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +139,7 @@ def _throughput(
     output_len: float,
     slo: tuple[float | None, float | None],
     dtypes: tuple[str, str, str],
+    mtp: Speculative | None = None,
 ) -> Throughput:
     chip = dev.chip
     ch = best_on_chip(
@@ -148,6 +153,7 @@ def _throughput(
         act_dtype=dtypes[1],
         kv_dtype=dtypes[2],
         price_overrides=Pricing(book=PriceBook().with_chip_hour({chip.id: 1.0}), estimate=False),
+        spec=mtp,
     )
     if ch.assessment is None:
         raise SiliconomicsError(f"{model.id} on {chip.id}: no feasible layout: {ch.reason}")
@@ -171,6 +177,7 @@ def _throughput(
         j_per_output_token=ch.value("j_per_token"),
         activity=float(act),
         bound=ch.bound,
+        speculative="" if mtp is None else mtp.describe(),
     )
 
 
@@ -229,9 +236,11 @@ def study_tco(
     breakeven_price: bool = False,
     references: Sequence[Device] = (),
     catalog_chips: Mapping[str, ChipSpec] | None = None,
+    mtp: Speculative | None = None,
 ) -> TcoStudy:
     """Everything ``siliconomics tco`` shows, for one chip (``device``: the chip and its
-    efficiency profile) and optionally one model (lengths in tokens, targets in seconds).
+    efficiency profile) and optionally one model (lengths in tokens, targets in seconds;
+    ``mtp``: speculative decoding with the model's MTP module, on this chip and the references).
     ``book``: the run's prices (its owned-TCO assumptions unless ``assumptions`` is given);
     ``references``: chips whose owned cost sets a break-even purchase price;
     ``catalog_chips``: the chips an unlisted chip's price is estimated from."""
@@ -242,6 +251,8 @@ def study_tco(
         raise SiliconomicsError(f"--utilisation {utilisation}: must be in (0, 1]")
     a = owned_of(book, assumptions)
     tp = None
+    if model is not None and mtp is not None:
+        speculative.check(model, mtp)
     if model is not None:
         tp = _throughput(
             model,
@@ -250,6 +261,7 @@ def study_tco(
             output_len,
             (ttft_s, tpot_s),
             (weight_dtype, act_dtype, kv_dtype),
+            mtp,
         )
         if a.provenance.get("busy_activity") != "user override":
             a = with_values(
@@ -273,6 +285,7 @@ def study_tco(
             output_len=output_len,
             slo=(ttft_s, tpot_s),
             dtypes=(weight_dtype, act_dtype, kv_dtype),
+            mtp=mtp,
         )
         be_prices = breakeven_prices(
             chip,
@@ -326,6 +339,7 @@ class _Spec:
     output_len: float
     slo: tuple[float | None, float | None]
     dtypes: tuple[str, str, str]
+    mtp: Speculative | None = None
 
 
 def breakeven_prices(
@@ -373,7 +387,7 @@ def breakeven_prices(
         if tp is None or spec.model is None:
             continue
         ref_tp = _throughput(
-            spec.model, ref_dev, spec.input_len, spec.output_len, spec.slo, spec.dtypes
+            spec.model, ref_dev, spec.input_len, spec.output_len, spec.slo, spec.dtypes, spec.mtp
         )
         ratio = tp.output_tokens_per_s_per_chip / ref_tp.output_tokens_per_s_per_chip
         target = ref_busy * ratio
