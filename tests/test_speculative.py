@@ -195,19 +195,15 @@ def _plan(disaggregation: str, **workload: object):
     return plan_fleet(prepare(parse_spec(raw), packaged()))
 
 
-def test_plan_with_mtp_buys_fewer_chips_and_says_how_it_checked() -> None:
+def test_plan_with_mtp_buys_fewer_chips_confirmed_in_the_simulator() -> None:
     """Under a 25 ms TPOT target the drafts let a replica run a larger batch, so the fleet is
-    cheaper; its latency comes from the estimate (the simulator does not model MTP), and the
-    chosen pool's TPOT is the speculative estimate's."""
-    from siliconomics.fleet.confirm import NO_MTP_SIM
-
+    cheaper; the simulator confirms its latency with the speculative engine."""
     plain = _plan("off")
     mtp = _plan("off", mtp={"draft_tokens": 3, "accepted": 2.82})
     assert mtp.usd_per_hour < 0.7 * plain.usd_per_hour
-    (lat,) = mtp.latency
-    assert lat.source == NO_MTP_SIM and lat.tpot_p_s <= 0.025
-    (plain_lat,) = plain.latency
-    assert plain_lat.source.startswith("simulation")
+    for r in (plain, mtp):
+        (lat,) = r.latency
+        assert lat.source.startswith("simulation") and lat.tpot_p_s <= 0.025
 
 
 def test_disaggregated_decode_pool_prices_the_drafts() -> None:
@@ -264,3 +260,136 @@ def test_tco_with_mtp(capsys: pytest.CaptureFixture[str]) -> None:
     assert "give --model" in _error(
         capsys, "tco", "--chip", "b200", "--mtp", "1", "--accepted", "1.5"
     )
+
+
+# --- the serving simulator -------------------------------------------------------------------
+
+H200_R1 = dict(tp=8, ep=8, weights_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+
+
+@pytest.mark.parametrize("acc", [1.0, 1.9, 2.5, 2.82, 3.0, 4.0])
+def test_emission_schedule_and_finish_step(acc: float) -> None:
+    """After k steps every decode sequence has emitted E(k) = floor(k * accepted) tokens; a
+    sequence with r tokens to go at step k finishes at the first step f with
+    E(f) - E(k) >= r."""
+    from siliconomics.serving.engine import Engine
+
+    e = Engine.__new__(Engine)
+    e.accept = acc
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        k, r = int(rng.integers(0, 5000)), int(rng.integers(1, 3000))
+        f = e._finish(k, r)
+        assert e.emitted(f) - e.emitted(k) >= r
+        assert f == k + 1 or e.emitted(f - 1) - e.emitted(k) < r
+    assert e.emitted(1000) == int(np.floor(1000 * acc + 1e-9))
+
+
+def test_speculative_step_table_matches_the_step_cost() -> None:
+    from siliconomics.serving.steptime import step_time_model
+
+    m, dev = resolve.model(R1), resolve.device("h200-sxm")
+    plan = InferencePlan(tp=8, ep=8, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    spec = Speculative(3, 2.82)
+    stm = step_time_model(m, dev, plan, max_tokens=8192, max_seqs=256, max_ctx=8192, spec=spec)
+    assert stm.spec == spec and stm.verify_tokens == 4
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(40):
+        b = int(rng.integers(1, 257))
+        ctx = rng.integers(100, 6000, size=b).astype(float)
+        worst = max(worst, abs(stm.decode_step(b, ctx.sum()) / stm.exact(list(ctx), [], b) - 1))
+    assert worst < 0.01  # bilinear in (sequences, mean context) over the whole step
+    # a mixed step: the drafts' step plus what the prompt adds to the verified tokens
+    dec = stm.decode_step(32, 32 * 2000.0)
+    both = stm.mixed_ranks(32, 32 * 2000.0, [(1024, 0)], 33)
+    assert dec < both < dec + stm.prefill_step([1024])
+    assert both == pytest.approx(stm.exact([2000.0] * 32, [(1024.0, 0.0)], 33), rel=0.01)
+
+
+def test_offline_simulation_with_mtp_matches_the_estimate() -> None:
+    """All requests at t = 0, one length: the simulated throughput and TPOT are those of the
+    speculative max-throughput estimate (as without drafts), and the engine takes
+    1/accepted of the decode steps."""
+    from siliconomics import api
+
+    m, dev = resolve.model(R1), resolve.device("h200-sxm")
+    plan = InferencePlan(tp=8, ep=8, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    kw = dict(input_len=1024, output_len=1024, requests=600, max_seqs=64, **H200_R1)
+    steps = {}
+    for spec in (None, Speculative(1, 1.9), Speculative(3, 2.82)):
+        k = None if spec is None else spec.draft_tokens
+        a = None if spec is None else spec.accepted
+        r = api.simulate(R1, "h200-sxm", mtp=k, accepted=a, **kw).value  # type: ignore[arg-type]
+        est = estimate_max_throughput(m, dev, plan, 1024, 1024, batch_limit=64, spec=spec)
+        assert r.output_tokens_per_s == pytest.approx(float(est.output_tokens_per_s), rel=0.05)
+        assert r.tpot.mean == pytest.approx(float(est.tpot_s), rel=0.05)
+        assert r.n_requests == 600
+        steps[a] = r.pools[0].steps
+    assert steps[None] / steps[1.9] == pytest.approx(1.9, rel=0.02)
+    assert steps[None] / steps[2.82] == pytest.approx(2.82, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(tp=1, dp=8, adp_balance=(9, 3)),
+        dict(scheduler="continuous"),
+        dict(rate=2.0, prefill=("h200-sxm", 8, 1), decode=("h200-sxm", 8, 1)),
+    ],
+)
+def test_every_engine_speculates_and_finishes_every_request(extra: dict) -> None:
+    """Attention-DP balancing, prefill-first continuous batching and a disaggregated decode
+    pool: every request completes with all its tokens, faster per token than without."""
+    from siliconomics import api
+
+    kw = dict(H200_R1, input_len="lognormal:1000,0.5", output_len="lognormal:800,0.6")
+    kw |= dict(requests=200, rate=3.0) | extra
+    plain = api.simulate(R1, "h200-sxm", **kw).value  # type: ignore[arg-type]
+    spec = api.simulate(R1, "h200-sxm", mtp=2, accepted=2.4, **kw).value  # type: ignore[arg-type]
+    assert spec.n_requests == plain.n_requests == 200
+    assert np.array_equal(spec.log.output_tokens, plain.log.output_tokens)
+    assert np.isfinite(spec.log.finish_s).all()
+    assert spec.tpot.mean < 0.7 * plain.tpot.mean
+    assert any("MTP module drafts 2" in a for a in spec.assumptions)
+
+
+def test_preempted_speculative_sequences_resume_and_free_their_blocks() -> None:
+    """A KV cache too small for the batch: sequences are preempted and re-prefilled with what
+    they had emitted; at the end every block is free again."""
+    from siliconomics.serving.cluster import build
+    from siliconomics.serving.config import PoolConfig, ServingConfig
+    from siliconomics.serving.engine import Ledger
+    from siliconomics.serving.simulate import simulate
+    from siliconomics.serving.workload import Arrival, Lengths, Workload
+
+    m, dev = resolve.model(R1), resolve.device("h200-sxm")
+    plan = InferencePlan(tp=8, ep=8, weight_dtype="fp8", act_dtype="fp8", kv_dtype="bf16")
+    cfg = ServingConfig(
+        model=m, pool=PoolConfig(device=dev, plan=plan, max_seqs=None, spec=Speculative(3, 2.7))
+    )
+    w = Workload(
+        arrival=Arrival(kind="burst"),
+        input=Lengths(params=(4000,)),
+        output=Lengths(params=(4000,)),
+        n_requests=300,
+    )
+    r = simulate(cfg, w, seed=0)
+    assert r.preemptions > 0 and r.n_requests == 300 and np.isfinite(r.log.finish_s).all()
+    pools, _ = build(cfg, 8000, Ledger([], [], []), None)
+    assert pools[0].kv_tokens < 300 * 8000  # the cache cannot hold them all at once
+
+
+def test_simulate_cli_with_mtp(capsys: pytest.CaptureFixture[str]) -> None:
+    base = "simulate --model deepseek-r1 --chip h200-sxm --tp 8 --ep 8 --weights-dtype fp8"
+    base += " --rate 2 --requests 40 --input 500 --output 300"
+    err = _error(capsys, *base.split(), "--mtp", "2", "--accepted", "2", "--scheduler", "static")
+    assert "chunked and continuous" in err
+    err = _error(capsys, *base.split(), "--mtp", "2", "--accepted", "2", "--graph-sizes", "64")
+    assert "CUDA-graph padding" in err
+    assert "--mtp needs --accepted" in _error(capsys, *base.split(), "--mtp", "2")
+    res = CliRunner().invoke(
+        app, [*base.split(), "--mtp", "2", "--accepted", "2.4"], env={"COLUMNS": "200"}
+    )
+    assert res.exit_code == 0, res.output
+    assert "MTP 2 @ 2.4" in res.output

@@ -444,6 +444,8 @@ def simulate(
     sink: Callable[[dict[str, Any]], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     stream: bool = False,
+    mtp: int | None = None,
+    accepted: float | None = None,
 ) -> Result[Any]:
     """Request-level serving simulation (``siliconomics simulate``): latency percentiles
     (s), throughput (tokens/s), goodput, cost (USD) and energy (J), each with its error band.
@@ -458,8 +460,9 @@ def simulate(
     Engine knobs of :class:`.serving.config.PoolConfig`: ``multi_step`` (continuous scheduler:
     decode steps per scheduler call), ``adp_balance`` (chunked scheduler with ``dp`` > 1:
     TensorRT-LLM's attention-DP balancing ``(timeout_iters, batching_wait_iters)``),
-    ``graph_sizes`` (CUDA-graph batch sizes decode steps are padded up to).
-    Table: one row per pool."""
+    ``graph_sizes`` (CUDA-graph batch sizes decode steps are padded up to). ``mtp``,
+    ``accepted``: speculative decoding with the model's MTP module (as in :func:`estimate`;
+    chunked and continuous schedulers). Table: one row per pool."""
     sides = [chip, *(s[0] for s in (prefill, decode) if s is not None and s[0] is not None)]
     devs, calib = _calibrated([resolve.device(c) for c in sides], stack, profile, level)
     by_chip = dict(zip(map(str, sides), devs, strict=False))
@@ -478,6 +481,7 @@ def simulate(
         multi_step=multi_step,
         adp_balance=adp_balance,
         graph_sizes=tuple(graph_sizes),
+        spec=_speculative(mtp, accepted),
     )
 
     def side(s: tuple[ChipLike | None, int | None, int | None]) -> tuple[Device, int, int]:

@@ -16,7 +16,17 @@ from ..serving.router import ROUTERS
 from ..serving.schedulers import SCHEDULERS
 from ..units import parse_positive
 from .bands_opts import LevelOpt, ProfileOpt, StackOpt
-from .common import DTYPE_HELP, JsonOpt, app, check_dtype, emit_json, err, out
+from .common import (
+    DTYPE_HELP,
+    AcceptedOpt,
+    JsonOpt,
+    MtpOpt,
+    app,
+    check_dtype,
+    emit_json,
+    err,
+    out,
+)
 from .inputs import duration, exclusive, finite_cb, text_file, writable_cb
 from .prices_cmds import ModeOpt, PriceOpt, PricesOpt, ProviderOpt, RegionOpt, build_pricing
 
@@ -135,6 +145,8 @@ def simulate_cmd(
     stack: StackOpt = None,
     profile: ProfileOpt = None,
     level: LevelOpt = 0.8,
+    mtp: MtpOpt = None,
+    accepted: AcceptedOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate serving request by request: latency percentiles, throughput, goodput, cost,
@@ -172,6 +184,7 @@ def simulate_cmd(
             stack=stack, profile=profile, level=level,
             sink=events.append if trace_out and search is None else None,
             progress=progress if search is None else None, stream=stream,
+            mtp=mtp, accepted=accepted,
         )  # fmt: skip
     assert r.band is not None
     if trace_out and search is None:

@@ -47,10 +47,6 @@ def analytic_latency(wk: WorkloadInput, b: Built, s: Solution, wi: int) -> Laten
     )
 
 
-NO_MTP_SIM = "analytic (unloaded; MTP is not simulated)"
-"""the source of a workload with speculative decoding: the serving simulator advances every
-sequence one token per step, so such a workload is checked by the estimate alone"""
-
 SIM_REQUESTS = 1200
 """requests simulated per workload, split over its route groups by their request rates (so
 the pooled latencies weight each group by its traffic)"""
@@ -177,7 +173,14 @@ def simulated_latency(
         for k, nrep in zip(g, nreps, strict=True):
             c = b.pools[k][0]
             plan = replace(c.plan, replicas=nrep)
-            pools.append(PoolConfig(device=devices[c.chip], plan=plan, max_seqs=int(c.batch_limit)))
+            pools.append(
+                PoolConfig(
+                    device=devices[c.chip],
+                    plan=plan,
+                    max_seqs=int(c.batch_limit),
+                    spec=None if wk.workload.mtp is None else wk.workload.mtp.to_speculative(),
+                )
+            )
         cfg = ServingConfig(
             model=wk.model, pool=pools[0], decode_pool=pools[1] if len(pools) > 1 else None
         )
@@ -211,8 +214,6 @@ def workload_latency(
     serving = _serving()
     if serving is None:
         return analytic_latency(wk, b, s, wi)
-    if wk.workload.mtp is not None:
-        return replace(analytic_latency(wk, b, s, wi), source=NO_MTP_SIM)
     try:
         return simulated_latency(serving, wk, b, s, seed, wi, devices)
     except (ArithmeticError, SiliconomicsError) as e:  # say so, never hide it

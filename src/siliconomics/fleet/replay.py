@@ -104,7 +104,7 @@ def _simulate_chip(plan: ProfilePlan, chip: str, chips: float, rate: float, seed
     serving = _serving()
     out = []
     for wi, wk in enumerate(u.inputs.workloads):
-        if serving is None or wk.workload.mtp is not None:
+        if serving is None:
             out.append(analytic_latency(wk, b2, s2, wi))
             continue
         try:

@@ -91,7 +91,8 @@ def _setup(cfg: ServingConfig) -> str:
             + (f" ep{pl.ep}" if pl.ep > 1 else "")
             + ")"
         )
-        parts.append(f"{role + ': ' if role else ''}{layout} {p.chip.id}, {p.scheduler}")
+        mtp = "" if p.spec is None else f", MTP {p.spec.draft_tokens} @ {p.spec.accepted:g}"
+        parts.append(f"{role + ': ' if role else ''}{layout} {p.chip.id}, {p.scheduler}{mtp}")
     return f"{cfg.model.id}: " + "; ".join(parts) + f"; router {cfg.router}"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..catalog.schema import ModelSpec
 from ..errors import DoesNotFitError, SiliconomicsError
+from ..inference import speculative
 from ..ops.device import Device
 from ..parallel.memory import (
     activation_bytes_per_chip,
@@ -61,6 +62,10 @@ def _pow2(n: float) -> int:
 
 
 def kv_capacity_tokens(model: ModelSpec, dev: Device, pc: PoolConfig) -> int:
+    """KV-cache tokens one replica holds (with the MTP layer's weights and cache when the pool
+    speculates)."""
+    if pc.spec is not None:
+        model = speculative.memory_model(model)
     w = weight_bytes_per_chip(model, pc.plan)
     free = (
         dev.usable_bytes(w)
@@ -88,6 +93,10 @@ def build_pool(
         raise SiliconomicsError(f"router '{router}': allowed: {', '.join(ROUTERS)}")
     dev = pc.device
     pc.plan.validate(model, dev)
+    kv_tokens = kv_capacity_tokens(model, dev, pc)
+    stepped = model  # the model the steps run (with its MTP module when speculating)
+    if pc.spec is not None:  # memory holds the MTP layer's weights and KV cache too
+        model = speculative.memory_model(model)
     weights = weight_bytes_per_chip(model, pc.plan)
     usable = dev.usable_bytes(weights)
     if weights > usable:
@@ -101,7 +110,6 @@ def build_pool(
             shortfall_bytes=short,
             suggestion="use more tensor or pipeline parallelism, or a narrower weight dtype",
         )
-    kv_tokens = kv_capacity_tokens(model, dev, pc)
     pp = pc.plan.pp
     per_engine = kv_tokens // pp
     where = f"{pc.plan.chips_per_replica} x {dev.id} ({role} pool)"
@@ -132,13 +140,14 @@ def build_pool(
         max_seqs = pc.max_seqs if pc.max_seqs is not None else max(blocks, 1)  # memory decides
         stm_tokens = max(pc.max_batched_tokens, max_ctx)
     stm = step_time_model(
-        model,
+        stepped,
         dev,
         pc.plan,
         max_tokens=_pow2(stm_tokens),
         max_seqs=_pow2(max_seqs),
         max_ctx=_pow2(max_ctx),
         graph_sizes=tuple(float(g) for g in pc.graph_sizes),
+        spec=pc.spec,
     )
     cls = SCHEDULERS[pc.scheduler] if pc.adp_balance is None else AdpBalancedEngine
     engines = [

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from ..catalog.schema import ChipSpec, ModelSpec
 from ..errors import SiliconomicsError
+from ..inference import speculative
+from ..inference.speculative import Speculative
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 
@@ -51,6 +53,9 @@ class PoolConfig:
     """batch sizes (sequences per attention rank) of captured CUDA graphs that generation-only
     steps are padded up to (TensorRT-LLM ``cuda_graph_config`` with ``enable_padding``; vLLM
     and SGLang capture sizes); empty: no padding (see ``serving/steptime.py``)"""
+    spec: Speculative | None = None
+    """speculative decoding with the model's MTP module (``K`` drafts, ``accepted`` tokens per
+    step; :mod:`..inference.speculative`); None: one token per decode step"""
 
     @property
     def chip(self) -> ChipSpec:
@@ -127,6 +132,17 @@ class ServingConfig:
                 )
             if any(b < 1 for b in p.buckets):
                 raise SiliconomicsError(f"buckets must be positive token counts: {p.buckets}")
+            if p.spec is not None:
+                speculative.check(self.model, p.spec)
+                if p.scheduler == "static":
+                    raise SiliconomicsError(
+                        "speculative decoding is simulated with the chunked and continuous "
+                        "schedulers, not 'static' (static shapes)"
+                    )
+                if p.graph_sizes:
+                    raise SiliconomicsError(
+                        "speculative decoding with CUDA-graph padding is not modelled"
+                    )
         if self.decode_pool is not None and self.pool.scheduler == "static":
             raise SiliconomicsError(
                 "scheduler 'static' cannot run a disaggregated pool; use continuous or chunked"

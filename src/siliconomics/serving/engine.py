@@ -15,6 +15,15 @@ this base class keeps the state that makes a step O(1) in Python however large t
 * Preemption by recomputation (vLLM's default): when a decode step needs more blocks than are
   free, the most recently arrived running sequence is evicted, its blocks freed, and it goes
   back to the front of the queue to re-prefill its prompt plus the tokens it had generated.
+* Speculative decoding (a step-time model with ``spec``): each decode step emits ``accepted``
+  tokens per sequence on average, as a deterministic schedule shared by the decode set: after
+  ``k`` steps ``E(k) = floor(k * accepted)`` tokens, so step ``k`` emits ``E(k+1) - E(k)`` (the
+  integer part of ``accepted`` or one more) for every sequence. Everything above holds with
+  ``E(k)`` in place of ``k``: cached tokens ``c0 + E(k) - E(k0)``, block residues
+  ``(c0 - E(k0)) mod block_size`` (a step needs a block for each of its positions that starts
+  one), and a sequence finishes at the first step whose emissions cover its remaining tokens
+  (the surplus of its last step is dropped, as an engine stops at the request's maximum).
+  Decode steps run one at a time (no multi-step runs).
 """
 
 from __future__ import annotations
@@ -153,6 +162,10 @@ class Engine:
         self.bs, self.max_seqs, self.max_tokens = block_size, max_seqs, max_tokens
         self.buckets = buckets
         self.sink = sink
+        spec = stm.spec
+        self.accept = 0.0 if spec is None else spec.accepted
+        """mean tokens a decode step emits per sequence (0: exactly one, no speculation)"""
+        self.verify = stm.verify_tokens  # tokens a decode sequence runs per step
         self.watermark = max(1, kv_blocks // 100)  # vLLM admits only above a 1% watermark
         self.waiting: deque[int] = deque()  # requests that need (re)prefill
         self.ready: deque[int] = deque()  # requests whose KV arrived (disaggregated decode)
@@ -214,16 +227,40 @@ class Engine:
         raise NotImplementedError
 
     # ---- decode set ------------------------------------------------------------------
+    def emitted(self, k: int) -> int:
+        """Tokens each decode sequence has emitted after ``k`` decode steps, counted from the
+        engine's start (``E(k)``; ``k`` without speculation)."""
+        return k if not self.accept else math.floor(k * self.accept + 1e-9)
+
+    def _finish(self, k: int, remaining: int) -> int:
+        """The decode step at whose end a sequence that has ``remaining`` tokens to emit at
+        step ``k`` finishes: the first ``f > k`` with ``E(f) - E(k) >= remaining``."""
+        if not self.accept:
+            return k + remaining
+        target = self.emitted(k) + remaining
+        f = max(k + 1, math.ceil(target / self.accept) - 1)
+        while self.emitted(f) < target:
+            f += 1
+        while f - 1 > k and self.emitted(f - 1) >= target:
+            f -= 1
+        return f
+
+    def dec_tokens(self) -> int:
+        """Tokens the next decode step emits over the decode set."""
+        if not self.accept:
+            return self.n_dec
+        return self.n_dec * (self.emitted(self.k + 1) - self.emitted(self.k))
+
     def join_decode(self, rid: int, cached: int) -> None:
         L = self.L
         k = self.k
         L.join_k[rid] = k
         L.join_c[rid] = cached
-        self.residue[(cached - k) % self.bs] += 1
+        self.residue[(cached - self.emitted(k)) % self.bs] += 1
         self.n_dec += 1
         self.ctx_sum += cached
         ep = L.epoch[rid]
-        f = k + L.out[rid] - L.gen[rid]
+        f = self._finish(k, L.out[rid] - L.gen[rid])
         at = self.fin_at.get(f)
         if at is None:
             self.fin_at[f] = [1, [(rid, ep)]]
@@ -247,8 +284,13 @@ class Engine:
     def _leave_decode(self, rid: int) -> int:
         """Remove ``rid`` from the decode set; returns its cached tokens (blocks freed)."""
         L = self.L
-        cached = L.join_c[rid] + self.k - L.join_k[rid]
-        self.residue[(L.join_c[rid] - L.join_k[rid]) % self.bs] -= 1
+        if self.accept:
+            e0 = self.emitted(L.join_k[rid])
+            cached = L.join_c[rid] + self.emitted(self.k) - e0
+            self.residue[(L.join_c[rid] - e0) % self.bs] -= 1
+        else:
+            cached = L.join_c[rid] + self.k - L.join_k[rid]
+            self.residue[(L.join_c[rid] - L.join_k[rid]) % self.bs] -= 1
         self.n_dec -= 1
         self.ctx_sum -= cached
         self.blocks_free += -(-cached // self.bs)
@@ -257,11 +299,20 @@ class Engine:
 
     def reserve_decode_blocks(self) -> None:
         """Blocks for this decode step's new tokens; preempt the newest sequences if short."""
-        need = self.residue[-self.k % self.bs]
+        need = self._step_blocks()
         while need > self.blocks_free and self.n_dec:
             self._preempt_newest()
-            need = self.residue[-self.k % self.bs]
+            need = self._step_blocks()
         self.blocks_free -= need
+
+    def _step_blocks(self) -> int:
+        """Blocks the next decode step needs: one per sequence and written position that
+        starts a block (the residues at ``-(E(k) + i) mod block_size``)."""
+        if not self.accept:
+            return self.residue[-self.k % self.bs]
+        e0 = self.emitted(self.k)
+        res, bs = self.residue, self.bs
+        return sum(res[-(e0 + i) % bs] for i in range(self.emitted(self.k + 1) - e0))
 
     def _preempt_newest(self) -> None:
         L, victims = self.L, self.victims
@@ -275,8 +326,13 @@ class Engine:
             _, rid, ep = heapq.heappop(victims)
             if L.epoch[rid] == ep:
                 break
-        L.gen[rid] += self.k - L.join_k[rid]
-        self.fin_at[self.k + L.out[rid] - L.gen[rid]][0] -= 1  # its finish entry is stale
+        if self.accept:
+            f = self._finish(L.join_k[rid], L.out[rid] - L.gen[rid])
+            L.gen[rid] += self.emitted(self.k) - self.emitted(L.join_k[rid])
+        else:
+            L.gen[rid] += self.k - L.join_k[rid]
+            f = self.k + L.out[rid] - L.gen[rid]
+        self.fin_at[f][0] -= 1  # its finish entry is stale
         self._leave_decode(rid)
         L.preemptions[rid] += 1
         self.preempted += 1
@@ -285,14 +341,18 @@ class Engine:
 
     def end_decode_step(self, t: float) -> None:
         """Account one completed decode step: contexts grow, finished sequences leave."""
+        emit = self.dec_tokens()
         self.k += 1
-        self.ctx_sum += self.n_dec
-        self.load_tokens -= self.n_dec
+        self.ctx_sum += emit
+        self.load_tokens -= emit
         fin, L, k = self.fin, self.L, self.k
         while fin and fin[0] <= k:
             for rid, ep in self.fin_at.pop(heapq.heappop(fin))[1]:
                 if L.epoch[rid] != ep:
                     continue
+                if self.accept:  # the last step's surplus was never outstanding work
+                    done = self.emitted(k) - self.emitted(L.join_k[rid])
+                    self.load_tokens += done - (L.out[rid] - L.gen[rid])
                 L.gen[rid] = L.out[rid]
                 self._leave_decode(rid)
                 self.complete(rid, t)
@@ -304,6 +364,8 @@ class Engine:
         (:meth:`truncate_run`), and routers read the state at any instant from
         :meth:`load_at`, so results equal step-by-step simulation exactly. Returns the run's
         time, or None when fewer than ``MIN_RUN`` steps qualify (then one step runs)."""
+        if self.accept:  # speculative steps emit unevenly: one step at a time
+            return None
         fin, fin_at = self.fin, self.fin_at
         while fin and not fin_at[fin[0]][0]:  # every sequence due then was preempted
             del fin_at[heapq.heappop(fin)]

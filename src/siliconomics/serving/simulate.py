@@ -155,6 +155,12 @@ def _assumptions(cfg: ServingConfig, pools: list[Pool]) -> tuple[str, ...]:
                 f"{p.dev.id}: pp={p.cfg.plan.pp} runs as {p.cfg.plan.pp} virtual engines per "
                 "replica (micro-batches in flight), each with 1/pp of the KV cache"
             )
+        if p.cfg.spec is not None:
+            out.append(
+                f"{p.dev.id} ({p.role} pool): {p.cfg.spec.describe()}; every decode sequence "
+                f"emits floor(k x {p.cfg.spec.accepted:g}) tokens after k steps (a "
+                "deterministic schedule at the mean acceptance)"
+            )
     return tuple(dict.fromkeys(out))
 
 

@@ -32,6 +32,14 @@ its token-proportional ops (dense + LM head) run ``pad(b)`` tokens while attenti
 real ``b`` (:mod:`..inference.graphs`, the same rule as the analytic estimate); mixed steps
 with a prefill chunk run eagerly, unpadded.
 
+Speculative decoding (:class:`SpecStepTimeModel`, a pool's ``spec``): a decode step of ``Bd``
+sequences is the speculative step of :func:`..inference.speculative.step_cost` (verification of
+``K + 1`` tokens per sequence and ``K`` drafts by the MTP module), tabulated on the same
+(sequences, mean context) grid as decode attention; a mixed step adds to it the marginal cost of
+its prompt chunks over a pass of ``Bd (K + 1)`` verified tokens (dense ops, LM head, chunk
+attention, the busiest attention-DP rank). The engine emits ``accepted`` tokens per sequence and
+step on average (:class:`..serving.engine.Engine`).
+
 Host work per running sequence (the profile's ``host_per_seq_s``: scheduling, sampling and
 response handling in the serving loop) overlaps the device under an overlap scheduler, so a step
 lasts at least ``step_overhead_s + host_per_seq_s * sequences / dp`` (:meth:`with_host`), as in
@@ -50,9 +58,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..catalog.schema import ModelSpec
+from ..errors import SiliconomicsError
 from ..inference.adp import EXPERT_SIDE
 from ..inference.forward import ForwardCost, forward_cost
 from ..inference.graphs import padded_batch
+from ..inference.speculative import Speculative, step_cost
 from ..ops.device import Device
 from ..parallel.plan import InferencePlan
 
@@ -207,8 +217,22 @@ def _grid(xs: list[float], ys: list[float], fn: object) -> Grid2:
     return Grid2(xs=xs, ys=ys, table=np.asarray(vals, dtype=np.float64).tolist())
 
 
+def _all_ops(fc: ForwardCost) -> F:
+    """Every op of a step plus its overhead and pipeline transfers (the sum of
+    :func:`_by_class` over both classes and the LM head)."""
+    total: F = np.asarray(fc.step_overhead_s + fc.pipeline_s, dtype=np.float64)
+    for op in fc.ops:
+        total = total + op.time
+    return total
+
+
 class StepTimeModel:
     """Step time of one replica (seconds) for any batch composition, from tables."""
+
+    spec: Speculative | None = None
+    """speculative decoding (:class:`SpecStepTimeModel`); None: one token per step"""
+    verify_tokens = 1
+    """tokens a decode sequence runs through the model per step (``K + 1`` when speculating)"""
 
     def __init__(
         self,
@@ -531,6 +555,102 @@ class StepTimeModel:
         return self.with_host(t, len(decode_ctx) + len(chunks))
 
 
+class SpecStepTimeModel(StepTimeModel):
+    """:class:`StepTimeModel` of a replica that speculates with the model's MTP module: decode
+    steps are speculative steps (no CUDA-graph padding, as in the estimate) and every decode
+    sequence runs ``K + 1`` tokens through the dense ops of a mixed step."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        dev: Device,
+        plan: InferencePlan,
+        *,
+        max_tokens: int,
+        max_seqs: int,
+        max_ctx: int,
+        spec: Speculative,
+    ) -> None:
+        verify = spec.draft_tokens + 1
+        # dense-op tables must reach a mixed step's verified decode tokens plus its prompts
+        super().__init__(
+            model,
+            dev,
+            plan,
+            max_tokens=max(max_tokens + max_seqs * verify, max_tokens),
+            max_seqs=max_seqs,
+            max_ctx=max_ctx,
+        )
+        self.max_tokens = max_tokens
+        self.spec = spec
+        self.verify_tokens = verify
+        ctx = [0.0, *_axis(max(max_ctx, 2))]
+        b_axis = _axis(max(max_seqs, 2))
+        self.spec_grid = _grid(
+            b_axis, ctx, lambda B, c: _all_ops(step_cost(model, dev, plan, B, c, spec))
+        )
+
+    def decode_step(self, batch: int, total_ctx: float) -> float:
+        """One speculative decode step of ``batch`` sequences holding ``total_ctx`` tokens."""
+        t = self.spec_grid(batch, total_ctx / batch)
+        return self.with_host(t, batch) if self._host else t
+
+    def decode_steps(self, batch: int, total_ctx: F) -> F:
+        c = np.asarray(total_ctx, dtype=np.float64)
+        return np.array([self.decode_step(batch, float(x)) for x in c.reshape(-1)]).reshape(c.shape)
+
+    def attn_decode(self, batch: int, total_ctx: float) -> float:
+        """Zero: the decode attention is inside the tabulated speculative step, and the
+        marginal cost of a mixed step's chunks (:meth:`mixed_ranks`) needs none."""
+        return 0.0
+
+    def decode_run(
+        self, batch: int, total_ctx: float, m: int, closed: int = RUN_CLOSED
+    ) -> DecodeRun | ListRun:  # pragma: no cover - the engine runs single steps
+        raise NotImplementedError("speculative decoding runs single decode steps")
+
+    def mixed_ranks(
+        self,
+        n_dec: int,
+        ctx_sum: float,
+        chunks: list[tuple[int, int]],
+        sampled: int,
+        memo: dict[tuple[int, int], float] | None = None,
+    ) -> float:
+        """The speculative decode step plus what the prompt chunks add to a pass of
+        ``n_dec (K + 1)`` verified tokens (:meth:`StepTimeModel.mixed_ranks` with and without
+        them: dense ops, LM head, chunk attention, the busiest rank; the decode attention
+        cancels)."""
+        if not n_dec:
+            return super().mixed_ranks(0, 0.0, chunks, sampled, memo)
+        tokens = n_dec * self.verify_tokens
+        ctx = tokens * (ctx_sum / n_dec)
+        with_chunks = super().mixed_ranks(tokens, ctx, chunks, tokens + sampled - n_dec, memo)
+        alone = super().mixed_ranks(tokens, ctx, [], tokens, memo)
+        return self.spec_grid(n_dec, ctx_sum / n_dec) + with_chunks - alone
+
+    def exact(
+        self, decode_ctx: list[float], chunks: list[tuple[float, float]], sampled: int
+    ) -> float:
+        """Direct ``step_cost``/``forward_cost`` calls for the same composition (tests)."""
+        if not decode_ctx:
+            return super().exact(decode_ctx, chunks, sampled)
+        m, d, p = self.model, self.dev, self.plan
+        b = float(len(decode_ctx))
+        t = float(_all_ops(step_cost(m, d, p, b, float(np.mean(decode_ctx)), self.spec)))
+        if chunks:
+            v = b * self.verify_tokens
+            pre = sum(s for s, _ in chunks)
+            samp = sampled - len(decode_ctx)
+            both = forward_cost(m, d, p, 1.0, v + pre, 0.0, logits_tokens=v + samp)
+            alone = forward_cost(m, d, p, 1.0, v, 0.0, logits_tokens=v)
+            t += float(_by_class(both, "dense") + _head(both) - _by_class(alone, "dense"))
+            t -= float(_head(alone))
+            for s, c in chunks:
+                t += float(_by_class(forward_cost(m, d, p, 1.0, s, c), "attention"))
+        return self.with_host(t, len(decode_ctx) + len(chunks))  # type: ignore[arg-type]
+
+
 _CACHE: dict[tuple[object, ...], tuple[object, ...]] = {}
 
 
@@ -543,23 +663,34 @@ def step_time_model(
     max_seqs: int,
     max_ctx: int,
     graph_sizes: tuple[float, ...] = (),
+    spec: Speculative | None = None,
 ) -> StepTimeModel:
     """Memoised :class:`StepTimeModel` (capacity searches reuse one configuration many
-    times). Keyed by object identity; the cache keeps the objects alive so ids stay unique."""
+    times; :class:`SpecStepTimeModel` with ``spec``). Keyed by object identity; the cache
+    keeps the objects alive so ids stay unique."""
     plan = replace(plan, replicas=1)  # the step time of one replica ignores the pool size
     key = (id(model), id(dev.chip), id(dev.eff), plan, max_tokens, max_seqs, max_ctx, graph_sizes)
+    if spec is not None:
+        key = (*key, spec)
     hit = _CACHE.get(key)
     if hit is not None:
         return hit[0]  # type: ignore[return-value]
-    stm = StepTimeModel(
-        model,
-        dev,
-        plan,
-        max_tokens=max_tokens,
-        max_seqs=max_seqs,
-        max_ctx=max_ctx,
-        graph_sizes=graph_sizes,
-    )
+    if spec is None:
+        stm = StepTimeModel(
+            model,
+            dev,
+            plan,
+            max_tokens=max_tokens,
+            max_seqs=max_seqs,
+            max_ctx=max_ctx,
+            graph_sizes=graph_sizes,
+        )
+    else:
+        if graph_sizes:
+            raise SiliconomicsError("speculative decoding with CUDA-graph padding is not modelled")
+        stm = SpecStepTimeModel(
+            model, dev, plan, max_tokens=max_tokens, max_seqs=max_seqs, max_ctx=max_ctx, spec=spec
+        )
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[key] = (stm, model, dev.chip, dev.eff)

@@ -55,7 +55,7 @@ class ChunkedEngine(Engine):
         of pure decode steps is what step-by-step scheduling would do."""
         if not self.waiting:
             return True
-        if self.n_dec >= self.max_seqs or self.n_dec >= self.max_tokens:
+        if self.n_dec >= self.max_seqs or self.n_dec * self.verify >= self.max_tokens:
             return True
         p = self.L.inp[self.waiting[0]] + self.L.gen[self.waiting[0]]
         return -(-p // self.bs) > self.blocks_free - self.watermark
@@ -74,13 +74,13 @@ class ChunkedEngine(Engine):
             if self.n_dec and not self.waiting:  # (a preemption puts a request in waiting)
                 self._chunks = []
                 dur = self.stm.decode_step(self.n_dec, self.ctx_sum)
-                self.record(t, dur, self.n_dec, self.n_dec, "decode")
+                self.record(t, dur, self.n_dec, self.dec_tokens(), "decode")
                 return dur
         else:
             reserved = False
         if self.n_dec and not reserved:
             self.reserve_decode_blocks()
-        budget = self.max_tokens - self.n_dec
+        budget = self.max_tokens - self.n_dec * self.verify  # speculation verifies K + 1
         self._chunks = chunks = []
         for item in self.partial:
             if budget <= 0:
@@ -95,7 +95,7 @@ class ChunkedEngine(Engine):
             # generation only (requests wait, blocked): the decode step's own cost, as in a
             # decode run (CUDA-graph padding applies)
             dur = self.stm.decode_step(self.n_dec, self.ctx_sum)
-            self.record(t, dur, self.n_dec, self.n_dec, "decode")
+            self.record(t, dur, self.n_dec, self.dec_tokens(), "decode")
             return dur
         pre = sum(take for _, take in chunks)
         sampled = self.n_dec + sum(item[1] + take == item[2] for item, take in chunks)
@@ -105,7 +105,7 @@ class ChunkedEngine(Engine):
             memo.clear()
         raw = self.stm.mixed_ranks(self.n_dec, self.ctx_sum, parts, sampled, memo=memo)
         dur = self.stm.with_host(raw, self.n_dec + len(chunks))
-        tokens = self.n_dec + pre
+        tokens = self.dec_tokens() + pre
         self.load_tokens -= pre
         self.record(t, dur, self.n_dec + len(chunks), tokens, "mixed" if pre else "decode")
         return dur

@@ -81,7 +81,7 @@ class ContinuousEngine(Engine):
         if not self.n_dec:  # everything was preempted: prefill next
             return self.start_step(t)
         dur = self.stm.decode_step(self.n_dec, self.ctx_sum)
-        self.record(t, dur, self.n_dec, self.n_dec, "decode")
+        self.record(t, dur, self.n_dec, self.dec_tokens(), "decode")
         return dur
 
     def finish_step(self, t: float) -> None:
