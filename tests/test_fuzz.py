@@ -58,7 +58,7 @@ OPTIONS = {
               "--method", "--optimizer", "--utilisation", "--mode", "--top", "--prices"],
     "simulate": ["--tp", "--rate", "--input", "--output", "--ttft", "--tpot", "--percentile",
                  "--scheduler", "--router", "--max-seqs", "--block-size", "--seed",
-                 "--warmup", "--arrival", "--trace", "--replicas"],
+                 "--warmup", "--arrival", "--trace", "--replicas", "--mtp", "--accepted"],
     "tco": ["--utilisation", "--mode", "--input", "--output", "--prices", "--assumptions",
             "--tpot", "--mtp", "--accepted"],
     "show": [],

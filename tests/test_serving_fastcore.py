@@ -138,11 +138,14 @@ def test_other_runs_take_the_python_loop():
     from siliconomics.serving.schedulers.continuous import ContinuousEngine
 
     chunked, other = object.__new__(ChunkedEngine), object.__new__(ContinuousEngine)
-    chunked.stm = SimpleNamespace(dp=1)
+    chunked.stm = SimpleNamespace(dp=1, spec=None)
     assert fastcore.eligible([chunked], "jsq", 1, None)
     wide = object.__new__(ChunkedEngine)
-    wide.stm = SimpleNamespace(dp=8)  # attention DP: busiest-rank mixed steps, Python loop
+    wide.stm = SimpleNamespace(dp=8, spec=None)  # attention DP: busiest-rank mixed steps
     assert not fastcore.eligible([wide], "jsq", 1, None)
+    drafts = object.__new__(ChunkedEngine)
+    drafts.stm = SimpleNamespace(dp=1, spec=object())  # speculative decoding: Python loop
+    assert not fastcore.eligible([drafts], "jsq", 1, None)
     assert not fastcore.eligible([other], "least-tokens", 1, None)
     assert not fastcore.eligible([chunked], "least-tokens", 2, None)  # disaggregated
     assert not fastcore.eligible([chunked], "least-tokens", 1, print)  # a trace sink

@@ -133,7 +133,7 @@ def eligible(engines: list[Engine], router: str, n_pools: int, sink: object) -> 
         and n_pools == 1
         and sink is None
         and router in ROUTER_CODES
-        and all(type(e) is ChunkedEngine and e.stm.dp == 1 and not e.accept for e in engines)
+        and all(type(e) is ChunkedEngine and e.stm.dp == 1 and e.stm.spec is None for e in engines)
     )
 
 
