@@ -635,9 +635,10 @@ class SpecStepTimeModel(StepTimeModel):
         """Direct ``step_cost``/``forward_cost`` calls for the same composition (tests)."""
         if not decode_ctx:
             return super().exact(decode_ctx, chunks, sampled)
-        m, d, p = self.model, self.dev, self.plan
+        m, d, p, spec = self.model, self.dev, self.plan, self.spec
+        assert spec is not None
         b = float(len(decode_ctx))
-        t = float(_all_ops(step_cost(m, d, p, b, float(np.mean(decode_ctx)), self.spec)))
+        t = float(_all_ops(step_cost(m, d, p, b, float(np.mean(decode_ctx)), spec)))
         if chunks:
             v = b * self.verify_tokens
             pre = sum(s for s, _ in chunks)
@@ -648,7 +649,7 @@ class SpecStepTimeModel(StepTimeModel):
             t -= float(_head(alone))
             for s, c in chunks:
                 t += float(_by_class(forward_cost(m, d, p, 1.0, s, c), "attention"))
-        return self.with_host(t, len(decode_ctx) + len(chunks))  # type: ignore[arg-type]
+        return self.with_host(t, len(decode_ctx) + len(chunks))
 
 
 _CACHE: dict[tuple[object, ...], tuple[object, ...]] = {}
@@ -669,7 +670,10 @@ def step_time_model(
     times; :class:`SpecStepTimeModel` with ``spec``). Keyed by object identity; the cache
     keeps the objects alive so ids stay unique."""
     plan = replace(plan, replicas=1)  # the step time of one replica ignores the pool size
-    key = (id(model), id(dev.chip), id(dev.eff), plan, max_tokens, max_seqs, max_ctx, graph_sizes)
+    key: tuple[object, ...] = (
+        *(id(model), id(dev.chip), id(dev.eff), plan),
+        *(max_tokens, max_seqs, max_ctx, graph_sizes),
+    )
     if spec is not None:
         key = (*key, spec)
     hit = _CACHE.get(key)
