@@ -328,6 +328,7 @@ NEW_PRESETS = {
     "qwen3-32b": (32.8e9, 32.8e9),
     "qwen3-coder-480b-a35b": (480e9, 35e9),
     "kimi-k2": (1.04e12, 32e9),
+    "kimi-k2.5": (1.04e12, 32e9),  # Moonshot: 1T total, 32B active (text model)
     "deepseek-v3.1": (671e9, 37e9),
     "deepseek-v3.2": (671e9, 37e9),
     "glm-4.5": (355e9, 32e9),
@@ -344,3 +345,58 @@ def test_new_presets_match_published_sizes(model_id: str, sizes: tuple[float, fl
     m = registry.get_model(model_id)
     assert n_params(m) == pytest.approx(sizes[0], rel=0.04), model_id
     assert active_params(m) == pytest.approx(sizes[1], rel=0.09), model_id
+
+
+def test_minimax_m25_preset_and_its_mtp_modules(tmp_path: Path) -> None:
+    """MiniMax-M2.5: 230B total / 10B active (MiniMax's model card; its active count leaves
+    out the embedding lookup), three one-layer MTP modules the loader reads from
+    ``use_mtp`` / ``num_mtp_modules``."""
+    from siliconomics.parallel.memory import active_params
+
+    m = registry.get_model("minimax-m2.5")
+    assert n_params(m) == pytest.approx(230e9, rel=0.04)
+    lookup = m.vocab_size * m.d_model
+    assert active_params(m) - lookup == pytest.approx(10e9, rel=0.05)
+    assert m.n_mtp_layers == 3 and m.position == "rope-partial"
+    raw = {
+        "model_type": "minimax_m2", "num_hidden_layers": 62, "hidden_size": 3072,
+        "num_attention_heads": 48, "num_key_value_heads": 8, "head_dim": 128,
+        "intermediate_size": 1536, "vocab_size": 200064, "num_experts_per_tok": 8,
+        "num_local_experts": 256, "rotary_dim": 64, "hidden_act": "silu",
+        "use_mtp": True, "mtp_transformer_layers": 1, "num_mtp_modules": 3,
+        "shared_intermediate_size": 0, "max_position_embeddings": 196608,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},
+    }  # fmt: skip
+    hf = load_hf_config(_write(tmp_path / "mm", raw))
+    _same_architecture(hf, m)
+    assert hf.n_mtp_layers == 3
+    assert load_hf_config(_write(tmp_path / "off", {**raw, "use_mtp": False})).n_mtp_layers == 0
+
+
+def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
+    """Linear-attention (gated DeltaNet) and Mamba layers have no price in the schema: the
+    loader names them instead of pricing them as softmax attention."""
+    base = {
+        "hidden_size": 2048, "num_hidden_layers": 4, "num_attention_heads": 16,
+        "num_key_value_heads": 2, "intermediate_size": 5120, "vocab_size": 151936,
+    }  # fmt: skip
+    lt = ["linear_attention", "linear_attention", "linear_attention", "full_attention"]
+    with pytest.raises(SiliconomicsError, match="'linear_attention' layers"):
+        load_hf_config(
+            _write(tmp_path / "qn", {**base, "model_type": "qwen3_next", "layer_types": lt})
+        )
+    with pytest.raises(SiliconomicsError, match="2 Mamba layers"):
+        load_hf_config(
+            _write(
+                tmp_path / "nh",
+                {**base, "model_type": "nemotron_h", "hybrid_override_pattern": "M-M*"},
+            )
+        )
+    ok = ["sliding_attention", "full_attention"] * 2
+    m = load_hf_config(
+        _write(
+            tmp_path / "g",
+            {**base, "model_type": "gemma3_text", "layer_types": ok, "sliding_window": 512},
+        )
+    )
+    assert (m.sliding_window, m.sliding_window_every) == (512, 2)

@@ -148,6 +148,40 @@ def _moe(c: _Config, family: str, d_ff: int) -> dict[str, Any] | None:
     }
 
 
+_ATTENTION_LAYERS = ("full_attention", "sliding_attention", "attention")
+"""``layer_types`` entries the schema models (softmax attention, full or windowed)"""
+
+
+def _only_attention(c: _Config) -> None:
+    """Refuse hybrid models whose layers the schema cannot price: linear attention / gated
+    DeltaNet (Qwen3-Next, Qwen3.5 ``layer_types``), Mamba (Nemotron-H
+    ``hybrid_override_pattern``). Pricing them as softmax attention would be silently wrong."""
+    layer_types = c.raw.get("layer_types")
+    if isinstance(layer_types, list):
+        other = sorted({str(t) for t in layer_types} - set(_ATTENTION_LAYERS))
+        if other:
+            raise c.fail(
+                f"'layer_types' has {', '.join(repr(t) for t in other)} layers (linear "
+                "attention / state-space); only softmax attention layers are modelled"
+            )
+    pattern = c.raw.get("hybrid_override_pattern")
+    if isinstance(pattern, str) and "M" in pattern:
+        raise c.fail(
+            f"'hybrid_override_pattern' has {pattern.count('M')} Mamba layers; state-space "
+            "layers are not modelled"
+        )
+
+
+def _mtp_layers(c: _Config) -> int:
+    """Multi-token-prediction layers: DeepSeek/GLM ``num_nextn_predict_layers``; MiniMax-M2
+    ``num_mtp_modules`` x ``mtp_transformer_layers`` when ``use_mtp``."""
+    n = c.req("num_nextn_predict_layers", default=0, minimum=0)
+    if n or not c.raw.get("use_mtp"):
+        return n
+    modules = c.req("num_mtp_modules", default=0, minimum=0)
+    return modules * c.req("mtp_transformer_layers", default=1)
+
+
 def _sliding(c: _Config) -> tuple[int | None, int]:
     """(window, every n-th layer full attention; 0 = all layers windowed)."""
     layer_types = c.raw.get("layer_types")
@@ -208,6 +242,7 @@ def load_hf_config(path: Path) -> ModelSpec:
     c = _Config(raw, str(file))
     family = c.opt_str("model_type") or "unknown"
     gated = family not in _PLAIN_MLP
+    _only_attention(c)
 
     d = c.req("hidden_size", "n_embd", "d_model")
     n_layers = c.req("num_hidden_layers", "n_layer", "num_layers")
@@ -276,7 +311,7 @@ def load_hf_config(path: Path) -> ModelSpec:
         "moe": moe,
         "mla": mla,
         "dsa": dsa,
-        "n_mtp_layers": c.req("num_nextn_predict_layers", default=0, minimum=0),
+        "n_mtp_layers": _mtp_layers(c),
         "default_weight_dtype": _weight_dtype(c),
         "source": f"Hugging Face config.json at {file}",
     }
