@@ -392,6 +392,12 @@ def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
                 {**base, "model_type": "nemotron_h", "hybrid_override_pattern": "M-M*"},
             )
         )
+    nas = {**base, "model_type": "nemotron-nas", "block_configs": [{"ffn": {"ffn_mult": 2.6}}] * 4}
+    with pytest.raises(SiliconomicsError, match="'block_configs' gives each of its 4 layers"):
+        load_hf_config(_write(tmp_path / "nas", nas))
+    v4 = {**base, "model_type": "deepseek_v4", "compress_ratios": [0, 4, 128, 0], "hc_mult": 4}
+    with pytest.raises(SiliconomicsError, match="compresses the KV cache of 2 layers"):
+        load_hf_config(_write(tmp_path / "v4", v4))
     ok = ["sliding_attention", "full_attention"] * 2
     m = load_hf_config(
         _write(

@@ -153,9 +153,11 @@ _ATTENTION_LAYERS = ("full_attention", "sliding_attention", "attention")
 
 
 def _only_attention(c: _Config) -> None:
-    """Refuse hybrid models whose layers the schema cannot price: linear attention / gated
-    DeltaNet (Qwen3-Next, Qwen3.5 ``layer_types``), Mamba (Nemotron-H
-    ``hybrid_override_pattern``). Pricing them as softmax attention would be silently wrong."""
+    """Refuse models whose layers the schema cannot price: linear attention / gated DeltaNet
+        (Qwen3-Next, Qwen3.5 ``layer_types``), Mamba (Nemotron-H ``hybrid_override_pattern``),
+        per-layer shapes (DeciLM / Llama-Nemotron ``block_configs``), compressed attention
+    (DeepSeek-V4 ``compress_ratios``). Pricing them as uniform
+        softmax-attention layers would be silently wrong."""
     layer_types = c.raw.get("layer_types")
     if isinstance(layer_types, list):
         other = sorted({str(t) for t in layer_types} - set(_ATTENTION_LAYERS))
@@ -164,6 +166,20 @@ def _only_attention(c: _Config) -> None:
                 f"'layer_types' has {', '.join(repr(t) for t in other)} layers (linear "
                 "attention / state-space); only softmax attention layers are modelled"
             )
+    blocks = c.raw.get("block_configs")
+    if isinstance(blocks, list) and blocks:
+        raise c.fail(
+            f"'block_configs' gives each of its {len(blocks)} layers its own attention and FFN "
+            "shape (a NAS-pruned model such as Llama-Nemotron Super); layers of different "
+            "shapes are not modelled"
+        )
+    ratios = c.raw.get("compress_ratios")
+    if isinstance(ratios, list) and any(ratios):
+        raise c.fail(
+            f"'compress_ratios' compresses the KV cache of {sum(1 for r in ratios if r)} "
+            "layers (DeepSeek-V4 compressed attention, with hyper-connections and an output "
+            "LoRA); this attention is not modelled"
+        )
     pattern = c.raw.get("hybrid_override_pattern")
     if isinstance(pattern, str) and "M" in pattern:
         raise c.fail(
