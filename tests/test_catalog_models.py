@@ -398,6 +398,9 @@ def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
     v4 = {**base, "model_type": "deepseek_v4", "compress_ratios": [0, 4, 128, 0], "hc_mult": 4}
     with pytest.raises(SiliconomicsError, match="compresses the KV cache of 2 layers"):
         load_hf_config(_write(tmp_path / "v4", v4))
+    g4 = {**base, "model_type": "gemma4_text", "head_dim": 256, "global_head_dim": 512}
+    with pytest.raises(SiliconomicsError, match="'global_head_dim' 512 differs"):
+        load_hf_config(_write(tmp_path / "g4", g4))
     ok = ["sliding_attention", "full_attention"] * 2
     m = load_hf_config(
         _write(

@@ -154,10 +154,11 @@ _ATTENTION_LAYERS = ("full_attention", "sliding_attention", "attention")
 
 def _only_attention(c: _Config) -> None:
     """Refuse models whose layers the schema cannot price: linear attention / gated DeltaNet
-        (Qwen3-Next, Qwen3.5 ``layer_types``), Mamba (Nemotron-H ``hybrid_override_pattern``),
-        per-layer shapes (DeciLM / Llama-Nemotron ``block_configs``), compressed attention
-    (DeepSeek-V4 ``compress_ratios``). Pricing them as uniform
-        softmax-attention layers would be silently wrong."""
+            (Qwen3-Next, Qwen3.5 ``layer_types``), Mamba (Nemotron-H ``hybrid_override_pattern``),
+            per-layer shapes (DeciLM / Llama-Nemotron ``block_configs``), compressed attention
+        (DeepSeek-V4 ``compress_ratios``), global layers of another shape (Gemma 4
+    ``global_head_dim``). Pricing them as uniform
+            softmax-attention layers would be silently wrong."""
     layer_types = c.raw.get("layer_types")
     if isinstance(layer_types, list):
         other = sorted({str(t) for t in layer_types} - set(_ATTENTION_LAYERS))
@@ -180,6 +181,17 @@ def _only_attention(c: _Config) -> None:
             "layers (DeepSeek-V4 compressed attention, with hyper-connections and an output "
             "LoRA); this attention is not modelled"
         )
+    for key, local in (
+        ("global_head_dim", "head_dim"),
+        ("num_global_key_value_heads", "num_key_value_heads"),
+    ):
+        g, v = c.raw.get(key), c.raw.get(local)
+        if isinstance(g, int) and isinstance(v, int) and g != v:
+            raise c.fail(
+                f"'{key}' {g} differs from '{local}' {v}: the global attention layers have "
+                "another shape than the local ones (Gemma 4); layers of different shapes are "
+                "not modelled"
+            )
     pattern = c.raw.get("hybrid_override_pattern")
     if isinstance(pattern, str) and "M" in pattern:
         raise c.fail(
