@@ -409,3 +409,8 @@ def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
         )
     )
     assert (m.sliding_window, m.sliding_window_every) == (512, 2)
+
+
+def test_glm_51_is_glm_5_shaped() -> None:
+    """GLM-5.1's config.json has GLM-5's architecture key for key."""
+    _same_architecture(registry.get_model("glm-5.1"), registry.get_model("glm-5"))
