@@ -33,7 +33,7 @@ MtpOpt = Annotated[
     typer.Option(
         min=1,
         help="speculative decoding: tokens the model's MTP module drafts per step "
-        "(DeepSeek-V3/R1/V3.1/V3.2, GLM-4.5+); needs --accepted",
+        "(DeepSeek-V3/R1/V3.x, GLM-4.5+, MiniMax-M2.5); needs --accepted",
     ),
 ]
 AcceptedOpt = Annotated[

@@ -138,7 +138,7 @@ class Workload(_Strict):
     mtp: Mtp | None = Field(
         default=None,
         description="speculative decoding with the model's MTP module: {draft_tokens, "
-        "accepted} (models with one: DeepSeek-V3/R1/V3.1/V3.2, GLM-4.5+)",
+        "accepted} (models with one: DeepSeek-V3/R1/V3.x, GLM-4.5+, MiniMax-M2.5)",
     )
 
     @field_validator("weights_dtype", "act_dtype", "kv_dtype")

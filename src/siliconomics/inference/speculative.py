@@ -17,6 +17,10 @@ a property of the model, the draft and the text, not of the hardware, so it is a
 DeepSeek-R1 on TensorRT-LLM's 1k/2k benchmark accepts 1.92 / 2.58 / 2.82 / 2.99 / 3.01 tokens
 per step at K = 1..5 (tech blog 1). Time per output token is the step time over ``accepted``.
 
+MiniMax-M2.5 ships three one-layer MTP modules instead (TensorRT-LLM's "MTP vanilla": module
+``i`` drafts token ``i``); each draft is still one layer's pass, so a step is priced the same
+way, and memory holds all of the model's MTP layers.
+
 Not modelled: tree drafts (chains only, as TensorRT-LLM), a separate draft model (Eagle-3
 heads), the draft tokens' transient KV entries, and relaxed acceptance (give its measured
 acceptance instead)."""
@@ -74,7 +78,7 @@ def check(model: ModelSpec, spec: Speculative) -> None:
     if model.n_mtp_layers < 1:
         raise SiliconomicsError(
             f"model '{model.id}' has no multi-token-prediction module (n_mtp_layers = 0): "
-            "--mtp drafts with the model's own MTP layer (DeepSeek-V3/R1/V3.1/V3.2, GLM-4.5+); "
+            "--mtp drafts with the model's own MTP layer (DeepSeek-V3/R1/V3.x, GLM-4.5+, MiniMax-M2.5); "
             "separate draft models are not modelled"
         )
 
