@@ -61,6 +61,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_plan.py
 	$(BIN)/python benchmarks/bench_callers.py
 	$(BIN)/python benchmarks/bench_serving.py --shared $(SHARED)
+	$(BIN)/python benchmarks/bench_speculative.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
