@@ -128,6 +128,34 @@ def test_vectorised_batches_match_one_call_per_point(tmp_path):
         assert got[p.index][7]["decode_bound"] == d["decode_bound"]
 
 
+@pytest.mark.parametrize(
+    "fixed",
+    [
+        # speculative decoding: every point of the group drafts, not only the first
+        {"model": "deepseek-r1", "chip": "b200", "tp": 8, "ep": 4, "weights_dtype": "fp4",
+         "mtp": 3, "accepted": 2.82},
+        # a Neuron deployment's own compiled buckets: every point runs padded to them
+        {"model": "llama-3.3-70b", "chip": "trn2", "tp": 16,
+         "buckets": [[2048, 4096, 8192, 12288], [2048, 4096, 8192, 12800]]},
+    ],
+)  # fmt: skip
+def test_vectorised_points_keep_what_the_first_call_resolved(tmp_path, fixed):
+    raw = {
+        "name": "keep",
+        "command": "estimate",
+        "fixed": {**fixed, "batch": 2},
+        "grid": {"input_len": [3000, 10000], "output_len": [500, 1500]},
+        "outputs": ["tpot_s", "ttft_s"],
+    }
+    s = study(raw, tmp_path)
+    run_study(s, tmp_path / "ds")
+    got = {r[0]: r[4] for r in rows(tmp_path / "ds")}
+    for p in s.points:
+        d = api.estimate(**p.inputs).to_dict()
+        for k in ("tpot_s", "ttft_s"):
+            assert got[p.index][k] == pytest.approx(d[k], rel=1e-12), (p.inputs, k)
+
+
 def test_an_estimate_group_is_one_api_call(tmp_path, monkeypatch):
     calls = []
     real = api.estimate

@@ -68,6 +68,10 @@ class Estimate:
     """fraction of busy time spent in prefill (to split cost between input and output)"""
     assumptions: tuple[str, ...] = ()
     """stated assumptions the model had to make (unpublished peaks, defaults)"""
+    spec: Speculative | None = None
+    """speculative decoding the estimate priced (None: one token per decode step)"""
+    shapes: buckets.Buckets | None = None
+    """compiled sequence buckets a static batch ran padded to (None: none)"""
 
     @property
     def output_tokens_per_s_per_chip(self) -> F:
@@ -251,6 +255,8 @@ def estimate_static(
         + _context_note(model, I, O)
         + _mla_note(model, dev, plan)
         + _spec_note(spec),
+        spec=spec,
+        shapes=shapes,
     )
 
 
@@ -384,6 +390,7 @@ def estimate_max_throughput(
         + _context_note(model, I, O)
         + _mla_note(model, dev, plan)
         + _spec_note(spec),
+        spec=spec,
     )
 
 

@@ -234,7 +234,8 @@ def _rest(
 
 def _evaluate_like(a0: Any, points: list[dict[str, Any]]) -> dict[str, Any]:
     """What ``api.estimate`` computes for ``points`` (arrays of batch and lengths), with the
-    model, device, plan, scenario and price of the API's result ``a0`` (an Assessment)."""
+    model, device, plan, scenario, compiled buckets, speculative decoding and price of the API's
+    result ``a0`` (an Assessment)."""
     import dataclasses
 
     from ..inference.estimate import estimate_max_throughput, estimate_static
@@ -247,9 +248,11 @@ def _evaluate_like(a0: Any, points: list[dict[str, Any]]) -> dict[str, Any]:
     )
     e0 = a0.estimate
     if e0.scenario == "static_batch":
-        est = estimate_static(e0.model, e0.device, e0.plan, B, I, O)
+        est = estimate_static(e0.model, e0.device, e0.plan, B, I, O, shapes=e0.shapes, spec=e0.spec)
     else:
-        est = estimate_max_throughput(e0.model, e0.device, e0.plan, I, O, batch_limit=B)
+        est = estimate_max_throughput(
+            e0.model, e0.device, e0.plan, I, O, batch_limit=B, spec=e0.spec
+        )
     a = dataclasses.replace(assess(est, None), price=a0.price)
     return dict(serialize.assessment_dict(a))
 
