@@ -577,7 +577,7 @@ class SpecStepTimeModel(StepTimeModel):
             model,
             dev,
             plan,
-            max_tokens=max(max_tokens + max_seqs * verify, max_tokens),
+            max_tokens=max_tokens + max_seqs * verify,
             max_seqs=max_seqs,
             max_ctx=max_ctx,
         )
