@@ -161,11 +161,15 @@ def _only_attention(c: _Config) -> None:
             softmax-attention layers would be silently wrong."""
     layer_types = c.raw.get("layer_types")
     if isinstance(layer_types, list):
-        other = sorted({str(t) for t in layer_types} - set(_ATTENTION_LAYERS))
+        known = set(_ATTENTION_LAYERS)
+        if _gated_deltanet(c):
+            known.add("linear_attention")
+        other = sorted({str(t) for t in layer_types} - known)
         if other:
             raise c.fail(
                 f"'layer_types' has {', '.join(repr(t) for t in other)} layers (linear "
-                "attention / state-space); only softmax attention layers are modelled"
+                "attention / state-space); softmax attention and Gated DeltaNet layers "
+                "(Qwen3-Next / Qwen3.5 'linear_num_value_heads' keys) are modelled"
             )
     blocks = c.raw.get("block_configs")
     if isinstance(blocks, list) and blocks:
@@ -200,10 +204,55 @@ def _only_attention(c: _Config) -> None:
         )
 
 
+_STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def _gated_deltanet(c: _Config) -> bool:
+    """Whether the config describes Qwen3-Next / Qwen3.5 Gated DeltaNet layers."""
+    return c.raw.get("linear_num_value_heads") is not None
+
+
+def _linear_attention(c: _Config, n_layers: int) -> dict[str, Any] | None:
+    """Gated DeltaNet layers (Qwen3-Next, Qwen3.5): every ``full_attention_interval``-th layer
+    full attention, the others linear; an explicit ``layer_types`` must follow that pattern.
+    The state's format is ``mamba_ssm_dtype`` where given (Qwen3.5: float32), else the model's
+    16-bit format (vLLM's default)."""
+    if not _gated_deltanet(c):
+        return None
+    layer_types = c.raw.get("layer_types")
+    if isinstance(layer_types, list) and "full_attention" in layer_types:
+        every = layer_types.index("full_attention") + 1  # the pattern is checked below
+    else:  # Hugging Face's Qwen3NextConfig default interval is 4
+        every = c.req("full_attention_interval", default=4)
+    if isinstance(layer_types, list):
+        expected = [
+            "full_attention" if (i + 1) % every == 0 else "linear_attention"
+            for i in range(n_layers)
+        ]
+        if [str(t) for t in layer_types] != expected:
+            raise c.fail(
+                f"'layer_types' does not follow 'full_attention_interval' {every} (layer i "
+                "full attention when (i + 1) is a multiple of it); other layer orders are not "
+                "modelled"
+            )
+    key, dt = c.first("mamba_ssm_dtype")
+    if dt is not None and dt not in _STATE_DTYPES:
+        raise c.fail(f"'{key}' = {dt!r} is not one of {', '.join(_STATE_DTYPES)}")
+    return {
+        "full_attention_every": every,
+        "n_k_heads": c.req("linear_num_key_heads"),
+        "n_v_heads": c.req("linear_num_value_heads"),
+        "k_head_dim": c.req("linear_key_head_dim"),
+        "v_head_dim": c.req("linear_value_head_dim"),
+        "conv_kernel": c.req("linear_conv_kernel_dim", default=4),
+        "state_dtype": _STATE_DTYPES.get(str(dt), "bf16"),
+    }
+
+
 def _mtp_layers(c: _Config) -> int:
     """Multi-token-prediction layers: DeepSeek/GLM ``num_nextn_predict_layers``; MiniMax-M2
     ``num_mtp_modules`` x ``mtp_transformer_layers`` when ``use_mtp``."""
-    n = c.req("num_nextn_predict_layers", default=0, minimum=0)
+    n = c.req("num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, minimum=0)
     if n or not c.raw.get("use_mtp"):
         return n
     modules = c.req("num_mtp_modules", default=0, minimum=0)
@@ -336,6 +385,9 @@ def load_hf_config(path: Path) -> ModelSpec:
             raw.get("attention_bias", raw.get("qkv_bias", family in _QKV_BIAS_BY_DEFAULT))
         ),
         "activation_clamp": raw.get("swiglu_limit"),
+        # Qwen3-Next gates every full-attention output (no config key); Qwen3.5 says so
+        "attn_output_gate": bool(raw.get("attn_output_gate", family == "qwen3_next")),
+        "linear_attention": _linear_attention(c, n_layers),
         "moe": moe,
         "mla": mla,
         "dsa": dsa,

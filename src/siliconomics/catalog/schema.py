@@ -307,6 +307,40 @@ class MLASpec(_Frozen):
     v_head_dim: int = Field(ge=1, description="value head dim")
 
 
+class LinearAttentionSpec(_Frozen):
+    """Gated DeltaNet linear attention (Yang, Kautz and Hatamizadeh, "Gated Delta Networks",
+    ICLR 2025), as Qwen3-Next and Qwen3.5 interleave it with full attention: layer i (0-based)
+    is full (softmax, KV-cached) attention when ``(i + 1) % full_attention_every == 0`` and a
+    Gated DeltaNet layer otherwise. A Gated DeltaNet layer keeps no KV cache: each sequence
+    holds one ``k_head_dim x v_head_dim`` state per value head (in ``state_dtype``) and the
+    last ``conv_kernel - 1`` inputs of its causal depthwise convolution over q, k and v."""
+
+    full_attention_every: int = Field(
+        ge=1, description="every n-th layer is full attention (HF full_attention_interval)"
+    )
+    n_k_heads: int = Field(ge=1, description="query/key heads (HF linear_num_key_heads)")
+    n_v_heads: int = Field(ge=1, description="value heads (HF linear_num_value_heads)")
+    k_head_dim: int = Field(ge=1, description="query/key head dim (HF linear_key_head_dim)")
+    v_head_dim: int = Field(ge=1, description="value head dim (HF linear_value_head_dim)")
+    conv_kernel: int = Field(
+        default=4, ge=1, description="causal depthwise conv width (HF linear_conv_kernel_dim)"
+    )
+    state_dtype: Literal["fp32", "bf16", "fp16"] = Field(
+        default="bf16",
+        description="format of the recurrent state in the serving cache (HF mamba_ssm_dtype; "
+        "vLLM's --mamba-ssm-cache-dtype)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> LinearAttentionSpec:
+        if self.n_v_heads % self.n_k_heads:
+            raise ValueError(
+                f"linear attention: n_v_heads {self.n_v_heads} not a multiple of n_k_heads "
+                f"{self.n_k_heads}"
+            )
+        return self
+
+
 class ModelSpec(_Frozen):
     """Transformer architecture. Notation: L layers, D d_model, H heads, K kv heads,
     hd head_dim, F d_ff, V vocab, E experts."""
@@ -339,6 +373,16 @@ class ModelSpec(_Frozen):
         "the others windowed; 0 = every layer windowed",
     )
     qkv_bias: bool = False
+    attn_output_gate: bool = Field(
+        default=False,
+        description="full-attention output gated by a sigmoid of a second query-sized "
+        "projection (HF attn_output_gate; Qwen3-Next, Qwen3.5): q_proj is 2 H hd wide",
+    )
+    linear_attention: LinearAttentionSpec | None = Field(
+        default=None,
+        description="Gated DeltaNet layers between the full-attention ones (None: every layer "
+        "full attention)",
+    )
     activation_clamp: float | None = Field(
         default=None,
         gt=0,
@@ -374,6 +418,11 @@ class ModelSpec(_Frozen):
             )
         if self.attention == "mla" and self.mla is None:
             raise ValueError(f"{self.id}: attention 'mla' needs an [mla] table")
+        if self.linear_attention is not None and (self.mla is not None or self.sliding_window):
+            raise ValueError(
+                f"{self.id}: linear-attention layers are modelled beside GQA/MHA full "
+                "attention only (not with MLA or sliding windows)"
+            )
         if self.dsa is not None and self.mla is None:
             raise ValueError(
                 f"{self.id}: a [dsa] table (DeepSeek Sparse Attention) needs attention 'mla' "
@@ -384,6 +433,19 @@ class ModelSpec(_Frozen):
     @property
     def gated(self) -> bool:
         return self.activation in ("swiglu", "geglu")
+
+    @property
+    def n_linear_layers(self) -> int:
+        """Gated DeltaNet layers: those not a multiple of ``full_attention_every`` (1-based)."""
+        la = self.linear_attention
+        if la is None:
+            return 0
+        return self.n_layers - self.n_layers // la.full_attention_every
+
+    @property
+    def n_attention_layers(self) -> int:
+        """Softmax-attention layers (full or windowed): every layer but the linear ones."""
+        return self.n_layers - self.n_linear_layers
 
     @property
     def n_moe_layers(self) -> int:

@@ -50,6 +50,7 @@ from ..parallel.memory import INDEXER_KEY_BYTES, INDEXER_SCALE_BYTES
 from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, dispatch_combine, expert_ops
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
+from .linear_attention import linear_shape
 
 F = NDArray[np.float64]
 
@@ -118,16 +119,17 @@ def _heads_per_chip(model: ModelSpec, tp: int) -> tuple[int, int]:
 
 
 def _layer_counts(model: ModelSpec) -> tuple[int, int, int, int]:
-    """(full-attention layers, windowed layers, dense-FFN layers, MoE layers)."""
+    """(full-attention layers, windowed layers, dense-FFN layers, MoE layers); Gated DeltaNet
+    layers (``model.n_linear_layers``) are neither full nor windowed."""
     L = model.n_layers
     if model.sliding_window and model.sliding_window_every:
         n_full = L // model.sliding_window_every
     elif model.sliding_window:
         n_full = 0
     else:
-        n_full = L
+        n_full = model.n_attention_layers
     n_moe = model.n_moe_layers
-    return n_full, L - n_full, L - n_moe, n_moe
+    return n_full, model.n_attention_layers - n_full, L - n_moe, n_moe
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +188,7 @@ class _Step:
 def _attention_ops(st: _Step) -> list[OpCost]:
     """QKV, attention and output projection of every layer (GQA/MHA/MQA, windowed layers)."""
     model, dev, plan = st.model, st.dev, st.plan
-    D, hd, L = model.d_model, model.head_dim, model.n_layers
+    D, hd = model.d_model, model.head_dim
     hq, hkv = _heads_per_chip(model, plan.tp)
     B, s, T = st.B, st.s, st.T
     kvb = DTYPE_BYTES[plan.kv_dtype]
@@ -194,7 +196,9 @@ def _attention_ops(st: _Step) -> list[OpCost]:
     n_full, n_swa, _, _ = _layer_counts(model)
     keys_full = st.c + (s + 1.0) / 2.0
     cache_full = st.c + s
-    ops = [st.g("qkv_proj", T, (hq + 2 * hkv) * hd, D).scaled(L)]
+    La = model.n_attention_layers
+    q = 2 * hq if model.attn_output_gate else hq  # the output gate doubles q_proj
+    ops = [st.g("qkv_proj", T, (q + 2 * hkv) * hd, D).scaled(La)]
     for n_layers, window in ((n_full, None), (n_swa, model.sliding_window)):
         if n_layers == 0:
             continue
@@ -204,8 +208,44 @@ def _attention_ops(st: _Step) -> list[OpCost]:
         nbytes = B * cache * 2 * hkv * hd * kvb + 2.0 * T * hq * hd * st.a
         name = "attention" if window is None else "attention_window"
         ops.append(attention_op(dev, name, flops, nbytes, compute_dtype=ad).scaled(n_layers))
-    ops.append(st.g("o_proj", T, D, hq * hd).scaled(L))
+    ops.append(st.g("o_proj", T, D, hq * hd).scaled(La))
+    if model.linear_attention is not None:
+        ops += _linear_attention_ops(st)
     return ops
+
+
+def _linear_attention_ops(st: _Step) -> list[OpCost]:
+    """Gated DeltaNet layers (:mod:`.linear_attention`): input and output projections, the
+    convolution, the gated delta rule and the gated norm. Decode steps (and speculative
+    verification) run the recurrent form on the vector units, reading and writing each
+    sequence's state once; prompt chunks run the chunked form at the attention rate."""
+    model, dev, plan = st.model, st.dev, st.plan
+    n = model.n_linear_layers
+    sh = linear_shape(model, plan.tp)
+    D, B, s, T = model.d_model, st.B, st.s, st.T
+    prefill = (s > 1) & (not st.verify)
+    flops = T * np.where(prefill, sh.prefill_flops_per_token(), sh.decode_flops_per_token())
+    rate = np.where(
+        prefill,
+        dev.peak_flops(dev.attention_dtype(plan.act_dtype, "bf16")) * dev.eff.attention_efficiency,
+        dev.vector_flops,
+    )
+    per_tok = sh.core_token_bytes(st.a) + np.where(prefill, sh.prefill_state_bytes_per_token(), 0.0)
+    nbytes = B * sh.step_state_bytes_per_seq() + T * per_tok
+    core = attention_op(dev, "linear_attention", flops, nbytes, compute_dtype="bf16", rate=rate)
+    conv = memory_op(
+        dev, "linear_conv", T * sh.conv_token_bytes(st.a), T * sh.conv_flops_per_token()
+    )
+    norm = memory_op(
+        dev, "linear_gated_norm", T * sh.norm_token_bytes(st.a), T * sh.norm_flops_per_token()
+    )
+    return [
+        st.g("linear_in_proj", T, sh.in_width, D).scaled(n),
+        conv.scaled(n),
+        core.scaled(n),
+        norm.scaled(n),
+        st.g("linear_out_proj", T, D, sh.out_in).scaled(n),
+    ]
 
 
 def _mla_ops(st: _Step) -> list[OpCost]:

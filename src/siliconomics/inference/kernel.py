@@ -39,12 +39,14 @@ from ..parallel.memory import (
     INDEXER_SCALE_BYTES,
     activation_bytes_per_chip,
     kv_bytes_per_token_per_chip,
+    state_bytes_per_seq_per_chip,
     weight_bytes_per_chip,
 )
 from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, distinct_ranks
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 from .forward import TOPK_LOGIT_READS, _heads_per_chip, _layer_counts, forward_cost
+from .linear_attention import linear_shape
 
 V = Any  # a float (PY) or a float64 array (NP): the kernel's code is the same for both
 MMA_MIN_M = 16.0
@@ -314,6 +316,56 @@ def _attention(
         q_s=layers * q,
         over_s=layers * over,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Linear:
+    """Gated DeltaNet layers but their projections (forward._linear_attention_ops): the
+    recurrence (decode: vector rate, prompt chunks: chunked form at the attention rate; the
+    per-sequence cache read and written once a step) and the convolution and gated norm
+    (streaming); seconds per step, layers folded in."""
+
+    decode_flop_s: float  # seconds per token, recurrent form
+    prefill_flop_s: float  # seconds per token, chunked form (s > 1)
+    seq_s: float  # seconds per sequence: cache read + write
+    tok_s: float  # seconds per token: activation traffic of the recurrence
+    chunk_s: float  # seconds per token: per-chunk states (s > 1)
+    stream_s: float  # seconds per token: convolution and gated norm
+    over_s: float
+
+    def time(self, xp: Any, b: V, s: V, c: V, t: V) -> V:
+        prefill = s > 1
+        t_c = t * xp.where(prefill, self.prefill_flop_s, self.decode_flop_s)
+        t_m = b * self.seq_s + t * (self.tok_s + xp.where(prefill, self.chunk_s, 0.0))
+        return xp.maximum(t_c, t_m) + t * self.stream_s + self.over_s
+
+
+def _linear_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
+    """Projections (GEMMs) and the :class:`_Linear` of the Gated DeltaNet layers."""
+    n = float(model.n_linear_layers)
+    sh = linear_shape(model, plan.tp)
+    a, r, w = _formats(plan)
+    cd = plan.compute_dtype
+    bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    peak = dev.peak_flops(dev.attention_dtype(plan.act_dtype, "bf16"))
+    peak *= dev.eff.attention_efficiency
+    vec = dev.vector_flops
+    stream = max(sh.conv_flops_per_token() / vec, sh.conv_token_bytes(a) / bw) + max(
+        sh.norm_flops_per_token() / vec, sh.norm_token_bytes(a) / bw
+    )
+    return [
+        _gemm(dev, sh.in_width, model.d_model, n, dtype=cd, a=a, w=w, out=r),
+        _Linear(
+            decode_flop_s=n * sh.decode_flops_per_token() / vec,
+            prefill_flop_s=n * sh.prefill_flops_per_token() / peak,
+            seq_s=n * sh.step_state_bytes_per_seq() / bw,
+            tok_s=n * sh.core_token_bytes(a) / bw,
+            chunk_s=n * sh.prefill_state_bytes_per_token() / bw,
+            stream_s=n * stream,
+            over_s=n * 3.0 * dev.eff.kernel_overhead_s,
+        ),
+        _gemm(dev, model.d_model, sh.out_in, n, dtype=cd, a=a, w=w, out=r),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,6 +649,8 @@ class _Memory:
     reserve: float
     capacity: float
     kv_per_token: float
+    state: float
+    """fixed per-sequence cache (linear-attention states), bytes"""
     windowed: bool
     full_frac: float
     window: float
@@ -609,6 +663,8 @@ class _Memory:
         if self.windowed:
             f = self.full_frac
             return self.kv_per_token * (f * ctx + (1 - f) * xp.minimum(ctx, self.window))
+        if self.state:
+            return self.kv_per_token * ctx + self.state
         return self.kv_per_token * ctx
 
     def act(self, tokens: V) -> V:
@@ -639,6 +695,7 @@ def _memory(model: ModelSpec, dev: Device, plan: InferencePlan) -> _Memory:
         reserve=dev.reserve_bytes(weights),
         capacity=dev.hbm_bytes,
         kv_per_token=kv_bytes_per_token_per_chip(model, plan),
+        state=state_bytes_per_seq_per_chip(model, plan),
         windowed=window != math.inf,
         full_frac=full_frac,
         window=window,
@@ -667,7 +724,7 @@ class StepKernel:
     """``gemms`` and ``lm_head``, for numpy evaluation when they share M"""
     stack_t: _GemmStack
     """``gemms`` alone"""
-    attention: tuple[_Attention | _Dsa, ...]
+    attention: tuple[_Attention | _Dsa | _Linear, ...]
     token_s: float
     """streaming ops (norms, activations, embedding): seconds per token T"""
     fixed_s: float
@@ -746,7 +803,7 @@ class StepKernel:
 
 def _attention_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
     """QKV/O projections and attention of every layer (forward._attention_ops)."""
-    D, hd, L = model.d_model, model.head_dim, model.n_layers
+    D, hd = model.d_model, model.head_dim
     hq, hkv = _heads_per_chip(model, plan.tp)
     a, r, w = _formats(plan)
     bw = dev.hbm_bytes_per_s * dev.eff.memory_efficiency
@@ -754,7 +811,9 @@ def _attention_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list
     peak *= dev.eff.attention_efficiency
     kvb = DTYPE_BYTES[plan.kv_dtype]
     cd = plan.compute_dtype
-    parts: list[Any] = [_gemm(dev, (hq + 2 * hkv) * hd, D, L, dtype=cd, a=a, w=w, out=r)]
+    La = float(model.n_attention_layers)
+    q = 2 * hq if model.attn_output_gate else hq  # the output gate doubles q_proj
+    parts: list[Any] = [_gemm(dev, (q + 2 * hkv) * hd, D, La, dtype=cd, a=a, w=w, out=r)]
     n_full, n_swa, _, _ = _layer_counts(model)
     for n_layers, window in ((n_full, None), (n_swa, model.sliding_window)):
         if n_layers:
@@ -770,7 +829,9 @@ def _attention_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list
                     over=dev.eff.kernel_overhead_s,
                 )
             )
-    parts.append(_gemm(dev, D, hq * hd, L, dtype=cd, a=a, w=w, out=r))
+    parts.append(_gemm(dev, D, hq * hd, La, dtype=cd, a=a, w=w, out=r))
+    if model.linear_attention is not None:
+        parts += _linear_parts(model, dev, plan)
     return parts
 
 
@@ -975,7 +1036,7 @@ def build_step_kernel(model: ModelSpec, dev: Device, plan: InferencePlan) -> Ste
         lm_head=head,
         stack=_GemmStack.of([*gemms, head]),
         stack_t=_GemmStack.of(gemms),
-        attention=tuple(p for p in parts if isinstance(p, (_Attention, _Dsa))),
+        attention=tuple(p for p in parts if isinstance(p, (_Attention, _Dsa, _Linear))),
         token_s=token_s,
         fixed_s=fixed_s,
         all_reduce=ar,

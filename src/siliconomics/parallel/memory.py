@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
+from ..inference.linear_attention import linear_params_per_layer, linear_shape
 from ..ops.device import Device
 from ..ops.quant import stored_weight_bytes
 from ..parallel.plan import InferencePlan
@@ -35,9 +36,10 @@ def param_counts(
     hq = -(-model.n_heads // tp)
     hkv = -(-model.n_kv_heads // tp)
     if model.mla is None:
-        attn = D * (hq + 2 * hkv) * hd + hq * hd * D
+        q = 2 * hq if model.attn_output_gate else hq  # the gate doubles q_proj
+        attn = D * (q + 2 * hkv) * hd + hq * hd * D
         if model.qkv_bias:
-            attn += (hq + 2 * hkv) * hd
+            attn += (q + 2 * hkv) * hd
     else:
         m = model.mla
         lat = m.kv_lora_rank + m.qk_rope_head_dim
@@ -59,8 +61,11 @@ def param_counts(
         experts = -(-moe.n_experts // ep) * mats * D * -(-moe.moe_d_ff // etp_)
         experts += mats * D * -(-(moe.n_shared_experts * moe.moe_d_ff) // tp) + D * moe.n_experts
     vocab = -(-model.vocab_size // tp) * D
+    attention = float(attn * model.n_attention_layers)
+    if model.linear_attention is not None:
+        attention += linear_params_per_layer(model, tp) * model.n_linear_layers
     return {
-        "attention": float(attn * L),
+        "attention": attention,
         "ffn_dense": float(dense_ffn * n_dense),
         "ffn_experts": float(experts * n_moe),
         "norms": float(2 * D * L + D),
@@ -119,17 +124,33 @@ def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
             latent += model.dsa.index_head_dim * INDEXER_KEY_BYTES + INDEXER_SCALE_BYTES
         return layers * latent
     hkv = -(-model.n_kv_heads // plan.tp)
+    if model.linear_attention is not None:  # only the full-attention layers cache K and V
+        layers = layers * model.n_attention_layers / model.n_layers
     return layers * 2 * hkv * model.head_dim * kvb
 
 
+def state_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
+    """Fixed-size cache of one sequence on one chip, whatever its length: the Gated DeltaNet
+    layers' recurrent states and convolution inputs (:mod:`..inference.linear_attention`);
+    0 for models without linear-attention layers. Stage and attention-dp shares as for
+    :func:`kv_bytes_per_token_per_chip`."""
+    if model.linear_attention is None:
+        return 0.0
+    layers = _stage_layers(model, plan) / plan.dp * model.n_linear_layers / model.n_layers
+    return float(layers * linear_shape(model, plan.tp).cache_bytes())
+
+
 def kv_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan, ctx: ArrayLike) -> F:
-    """KV bytes of one sequence of ``ctx`` tokens on one chip (windowed layers cap at W)."""
+    """KV bytes of one sequence of ``ctx`` tokens on one chip (windowed layers cap at W;
+    linear-attention layers add their fixed-size state)."""
     c = np.asarray(ctx, dtype=np.float64)
     per_tok = kv_bytes_per_token_per_chip(model, plan)
     if model.sliding_window and model.mla is None:
         every = model.sliding_window_every
         full_frac = (1.0 / every) if every else 0.0
         return per_tok * (full_frac * c + (1 - full_frac) * np.minimum(c, model.sliding_window))
+    if model.linear_attention is not None:
+        return per_tok * c + state_bytes_per_seq_per_chip(model, plan)
     return per_tok * c
 
 
@@ -141,6 +162,8 @@ def activation_bytes_per_chip(model: ModelSpec, plan: InferencePlan, tokens: Arr
     a = DTYPE_BYTES[plan.act_dtype]
     hq = -(-model.n_heads // plan.tp)
     widest = max(2 * -(-model.d_ff // plan.tp), hq * model.head_dim * 3, model.d_model)
+    if model.linear_attention is not None:
+        widest = max(widest, linear_shape(model, plan.tp).in_width)
     if model.moe is not None:
         widest = max(widest, 2 * model.moe.moe_d_ff * model.moe.experts_per_token)
     return T * (2 * model.d_model + widest) * a

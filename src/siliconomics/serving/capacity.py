@@ -108,7 +108,8 @@ def concurrency(config: ServingConfig, w: Workload) -> int:
     context), summed over its engines."""
     pc = config.pool
     dev = pc.device
-    kv = kv_capacity_tokens(config.model, dev, pc) / pc.plan.pp
+    ctx = max(round(w.mean_input + w.mean_output), 1)
+    kv = kv_capacity_tokens(config.model, dev, pc, ctx) / pc.plan.pp
     fit = kv / max(w.mean_input + w.mean_output / 2, 1.0)
     per = min(pc.max_seqs, fit) if pc.max_seqs is not None else fit
     return max(int(per), 1) * pc.replicas * pc.plan.pp

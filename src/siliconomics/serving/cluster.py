@@ -27,6 +27,7 @@ from ..ops.device import Device
 from ..parallel.memory import (
     activation_bytes_per_chip,
     kv_bytes_per_token_per_chip,
+    state_bytes_per_seq_per_chip,
     weight_bytes_per_chip,
 )
 from ..units import fmt_si
@@ -61,9 +62,25 @@ def _pow2(n: float) -> int:
     return 1 << max(math.ceil(math.log2(max(n, 2.0))), 1)
 
 
-def kv_capacity_tokens(model: ModelSpec, dev: Device, pc: PoolConfig) -> int:
+def kv_capacity_tokens(
+    model: ModelSpec, dev: Device, pc: PoolConfig, max_ctx: int | None = None
+) -> int:
     """KV-cache tokens one replica holds (with the MTP layer's weights and cache when the pool
-    speculates)."""
+    speculates), after the fixed-size states of :func:`state_slots` sequences."""
+    return _kv_and_slots(model, dev, pc, max_ctx)[0]
+
+
+def state_slots(model: ModelSpec, dev: Device, pc: PoolConfig, max_ctx: int | None = None) -> int:
+    """Sequences whose linear-attention state (Gated DeltaNet layers) a replica reserves up
+    front, as SGLang's state pool does: ``max_seqs``, or, with no sequence limit, as many as
+    could each hold the longest request (``max_ctx`` tokens) beside their state. 0 for models
+    without such layers."""
+    return _kv_and_slots(model, dev, pc, max_ctx)[1]
+
+
+def _kv_and_slots(
+    model: ModelSpec, dev: Device, pc: PoolConfig, max_ctx: int | None
+) -> tuple[int, int]:
     if pc.spec is not None:
         model = speculative.memory_model(model)
     w = weight_bytes_per_chip(model, pc.plan)
@@ -72,7 +89,17 @@ def kv_capacity_tokens(model: ModelSpec, dev: Device, pc: PoolConfig) -> int:
         - w
         - float(activation_bytes_per_chip(model, pc.plan, pc.max_batched_tokens))
     )
-    return max(int(free // kv_bytes_per_token_per_chip(model, pc.plan)), 0)
+    per_tok = kv_bytes_per_token_per_chip(model, pc.plan)
+    state = state_bytes_per_seq_per_chip(model, pc.plan)
+    slots = 0
+    if state > 0:
+        if pc.max_seqs is not None:
+            slots = pc.max_seqs
+        else:
+            per_seq = state + per_tok * max(max_ctx or 1, 1)
+            slots = max(int(max(free, 0.0) // per_seq), 1)
+        free -= slots * state
+    return max(int(free // per_tok), 0), slots
 
 
 def build_pool(
@@ -93,7 +120,7 @@ def build_pool(
         raise SiliconomicsError(f"router '{router}': allowed: {', '.join(ROUTERS)}")
     dev = pc.device
     pc.plan.validate(model, dev)
-    kv_tokens = kv_capacity_tokens(model, dev, pc)
+    kv_tokens, slots = _kv_and_slots(model, dev, pc, max_ctx)
     stepped = model  # the model the steps run (with its MTP module when speculating)
     if pc.spec is not None:  # memory holds the MTP layer's weights and KV cache too
         model = speculative.memory_model(model)
@@ -116,9 +143,17 @@ def build_pool(
     if per_engine < max_ctx:
         raise DoesNotFitError(
             f"{model.id} on {where}: the KV cache holds {per_engine} tokens per engine, "
-            f"fewer than the longest request ({max_ctx} tokens)",
+            f"fewer than the longest request ({max_ctx} tokens)"
+            + (
+                f", after the linear-attention states of {slots} sequences "
+                f"({fmt_si(slots * state_bytes_per_seq_per_chip(model, pc.plan), 'B', binary=True)}"
+                " per chip)"
+                if slots
+                else ""
+            ),
             shortfall_bytes=(max_ctx - per_engine) * kv_bytes_per_token_per_chip(model, pc.plan),
-            suggestion="use more tensor parallelism, a narrower kv dtype or shorter requests",
+            suggestion="use more tensor parallelism, a narrower kv dtype or shorter requests"
+            + (", or fewer sequences at once (max_seqs)" if slots else ""),
         )
     blocks = per_engine // pc.block_size
     buckets = pc.buckets
@@ -138,6 +173,8 @@ def build_pool(
         stm_tokens = max_seqs * top
     else:
         max_seqs = pc.max_seqs if pc.max_seqs is not None else max(blocks, 1)  # memory decides
+        if slots:  # no more running sequences than reserved linear-attention states
+            max_seqs = min(max_seqs, slots)
         stm_tokens = max(pc.max_batched_tokens, max_ctx)
     stm = step_time_model(
         stepped,
