@@ -335,6 +335,11 @@ NEW_PRESETS = {
     "glm-4.6": (355e9, 32e9),
     "glm-4.7": (355e9, 32e9),
     "glm-5": (744e9, 40e9),  # GLM-5 technical report (arXiv:2602.15763), its Table 1
+    # Gated DeltaNet hybrids: the names give total / active (Qwen counts Qwen3-Next's 3B
+    # without embeddings and LM head: 3.25B here, 3.87B with them)
+    "qwen3-next-80b-a3b": (80e9, 3.6e9),
+    "qwen3.5-122b-a10b": (122e9, 10e9),
+    "qwen3.5-397b-a17b": (397e9, 17e9),
 }
 
 

@@ -46,6 +46,9 @@ LAYOUTS = [
     # DeepSeek Sparse Attention: contexts on both sides of index_topk (2,048)
     ("h200-sxm", "deepseek-v3.2", {"tp": 8, "ep": 8, "weight_dtype": "fp8", "act_dtype": "fp8"}),
     ("b200", "deepseek-v3.2", {"dp": 8, "ep": 8, "weight_dtype": "fp4", "kv_dtype": "fp8"}),
+    # Gated DeltaNet hybrids: per-sequence states, gated full attention, fp32 state (Qwen3.5)
+    ("h200-sxm", "qwen3-next-80b-a3b", {"tp": 2, "ep": 2, "weight_dtype": "fp8"}),
+    ("b200", "qwen3.5-397b-a17b", {"tp": 8, "weight_dtype": "fp4", "kv_dtype": "fp8"}),
 ]
 
 B_AXIS = np.array([1.0, 3.0, 8.0, 33.0, 256.0])

@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
+from ..ops.linear_attention import linear_shape
 from ..ops.quant import stored_weight_bytes
 from ..ops.roofline import OpCost, attention_op, gemm, memory_op
 from ..parallel.collectives import all_reduce, send_recv_time
@@ -50,7 +51,6 @@ from ..parallel.memory import INDEXER_KEY_BYTES, INDEXER_SCALE_BYTES
 from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, dispatch_combine, expert_ops
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
-from .linear_attention import linear_shape
 
 F = NDArray[np.float64]
 
@@ -215,7 +215,7 @@ def _attention_ops(st: _Step) -> list[OpCost]:
 
 
 def _linear_attention_ops(st: _Step) -> list[OpCost]:
-    """Gated DeltaNet layers (:mod:`.linear_attention`): input and output projections, the
+    """Gated DeltaNet layers (:mod:`..ops.linear_attention`): input and output projections, the
     convolution, the gated delta rule and the gated norm. Decode steps (and speculative
     verification) run the recurrent form on the vector units, reading and writing each
     sequence's state once; prompt chunks run the chunked form at the attention rate."""

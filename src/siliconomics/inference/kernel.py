@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
+from ..ops.linear_attention import linear_shape
 from ..ops.quant import stored_weight_bytes
 from ..parallel import hierarchical as coll
 from ..parallel.collectives import AffineTime, all_reduce_candidates
@@ -46,7 +47,6 @@ from ..parallel.moe import INFERENCE_EXPERT_LOAD_CV, distinct_ranks
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
 from .forward import TOPK_LOGIT_READS, _heads_per_chip, _layer_counts, forward_cost
-from .linear_attention import linear_shape
 
 V = Any  # a float (PY) or a float64 array (NP): the kernel's code is the same for both
 MMA_MIN_M = 16.0

@@ -9,8 +9,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
-from ..inference.linear_attention import linear_params_per_layer, linear_shape
 from ..ops.device import Device
+from ..ops.linear_attention import linear_params_per_layer, linear_shape
 from ..ops.quant import stored_weight_bytes
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
@@ -131,7 +131,7 @@ def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
 
 def state_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     """Fixed-size cache of one sequence on one chip, whatever its length: the Gated DeltaNet
-    layers' recurrent states and convolution inputs (:mod:`..inference.linear_attention`);
+    layers' recurrent states and convolution inputs (:mod:`..ops.linear_attention`);
     0 for models without linear-attention layers. Stage and attention-dp shares as for
     :func:`kv_bytes_per_token_per_chip`."""
     if model.linear_attention is None:

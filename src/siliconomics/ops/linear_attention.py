@@ -1,6 +1,6 @@
 """Gated DeltaNet layers (Qwen3-Next, Qwen3.5): per-chip shapes, FLOPs and bytes, shared by the
-reference op list (:mod:`.forward`), the lean kernel (:mod:`.kernel`) and the memory model
-(:mod:`..parallel.memory`).
+reference op list (:mod:`..inference.forward`), the lean kernel (:mod:`..inference.kernel`) and the
+memory model (:mod:`..parallel.memory`).
 
 A Gated DeltaNet layer (Yang, Kautz and Hatamizadeh, "Gated Delta Networks: Improving Mamba2
 with Delta Rule", ICLR 2025; Hugging Face ``Qwen3NextGatedDeltaNet``) runs, per token:

@@ -1,0 +1,207 @@
+"""Gated DeltaNet hybrids (Qwen3-Next, Qwen3.5): loader, parameters, per-sequence state,
+decode/prefill costs, memory, simulator state slots, and the refusals that remain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from siliconomics import resolve
+from siliconomics.catalog import registry
+from siliconomics.catalog.hf import load_hf_config
+from siliconomics.cli import app
+from siliconomics.errors import SiliconomicsError
+from siliconomics.inference.estimate import max_batch
+from siliconomics.inference.forward import forward_cost
+from siliconomics.parallel.memory import (
+    kv_bytes_per_seq_per_chip,
+    kv_bytes_per_token_per_chip,
+    state_bytes_per_seq_per_chip,
+)
+from siliconomics.parallel.plan import InferencePlan
+from siliconomics.serving.cluster import kv_capacity_tokens, state_slots
+from siliconomics.serving.config import PoolConfig
+from siliconomics.training.estimate import estimate_training
+from siliconomics.training.plan import TrainPlan
+
+# Hugging Face Qwen3NextConfig defaults, documented as Qwen/Qwen3-Next-80B-A3B-Instruct
+QWEN3_NEXT: dict[str, Any] = {
+    "model_type": "qwen3_next", "vocab_size": 151936, "hidden_size": 2048,
+    "intermediate_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 16,
+    "num_key_value_heads": 2, "head_dim": 256, "linear_conv_kernel_dim": 4,
+    "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_num_key_heads": 16,
+    "linear_num_value_heads": 32, "moe_intermediate_size": 512,
+    "shared_expert_intermediate_size": 512, "num_experts_per_tok": 10, "num_experts": 512,
+    "full_attention_interval": 4, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+}  # fmt: skip
+
+
+def _write(folder: Path, cfg: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder / "config.json"
+
+
+def _layer_types(n: int, every: int = 4) -> list[str]:
+    return ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(n)]
+
+
+def test_qwen3_next_config_loads_as_a_hybrid(tmp_path: Path) -> None:
+    m = load_hf_config(_write(tmp_path / "Qwen3-Next-80B-A3B", QWEN3_NEXT))
+    assert m.linear_attention is not None
+    assert (m.n_linear_layers, m.n_attention_layers) == (36, 12)
+    assert m.attn_output_gate  # Qwen3-Next gates every full-attention output (no config key)
+    assert m.linear_attention.state_dtype == "bf16"  # no mamba_ssm_dtype: the model's format
+    # the same model with an explicit layer_types, and the preset
+    explicit = load_hf_config(
+        _write(tmp_path / "explicit", {**QWEN3_NEXT, "layer_types": _layer_types(48)})
+    )
+    assert explicit.linear_attention == m.linear_attention
+    preset = registry.get_model("qwen3-next-80b-a3b")
+    assert preset.linear_attention == m.linear_attention
+    assert (preset.n_layers, preset.d_model, preset.moe) == (m.n_layers, m.d_model, m.moe)
+
+
+def test_qwen35_text_config_and_fp32_state(tmp_path: Path) -> None:
+    text = {
+        **QWEN3_NEXT, "model_type": "qwen3_5_moe_text", "hidden_size": 4096,
+        "num_hidden_layers": 60, "num_attention_heads": 32, "linear_num_value_heads": 64,
+        "moe_intermediate_size": 1024, "shared_expert_intermediate_size": 1024,
+        "vocab_size": 248320, "attn_output_gate": True, "mamba_ssm_dtype": "float32",
+        "layer_types": _layer_types(60), "mtp_num_hidden_layers": 1,
+    }  # fmt: skip
+    del text["full_attention_interval"]  # the pattern alone fixes the interval
+    raw = {"model_type": "qwen3_5_moe", "text_config": text}
+    m = load_hf_config(_write(tmp_path / "Qwen3.5-397B-A17B", raw))
+    la = registry.get_model("qwen3.5-397b-a17b").linear_attention
+    assert m.linear_attention == la and la is not None and la.state_dtype == "fp32"
+    assert (m.n_linear_layers, m.n_mtp_layers) == (45, 1)
+
+
+def test_loader_refuses_what_it_cannot_price(tmp_path: Path) -> None:
+    bad_order = {**QWEN3_NEXT, "layer_types": ["full_attention", *_layer_types(47)]}
+    with pytest.raises(SiliconomicsError, match="does not follow 'full_attention_interval'"):
+        load_hf_config(_write(tmp_path / "order", bad_order))
+    with pytest.raises(SiliconomicsError, match="'mamba_ssm_dtype'"):
+        load_hf_config(_write(tmp_path / "dt", {**QWEN3_NEXT, "mamba_ssm_dtype": "int8"}))
+    # linear attention of another kind (no Gated DeltaNet keys) stays refused
+    kda = {k: v for k, v in QWEN3_NEXT.items() if not k.startswith("linear_")}
+    kda |= {"model_type": "kimi_linear", "layer_types": _layer_types(48)}
+    with pytest.raises(SiliconomicsError, match="'linear_attention' layers"):
+        load_hf_config(_write(tmp_path / "kda", kda))
+
+
+def test_state_bytes_match_sglangs_state_slot() -> None:
+    """Per sequence and Gated DeltaNet layer: the conv inputs (channels x (kernel - 1), 16-bit)
+    and the state (value heads x dk x dv in the state format), the size SGLang's state pool
+    allocates per slot."""
+    m = registry.get_model("qwen3.5-397b-a17b")
+    per_layer = (2 * 16 * 128 + 64 * 128) * 3 * 2 + 64 * 128 * 128 * 4
+    one = InferencePlan()
+    assert state_bytes_per_seq_per_chip(m, one) == 45 * per_layer
+    assert state_bytes_per_seq_per_chip(m, InferencePlan(tp=8)) == pytest.approx(45 * per_layer / 8)
+    # KV only in the 15 full-attention layers: 2 KV heads x 256 x 2 (K, V) x 2 bytes
+    assert kv_bytes_per_token_per_chip(m, one) == 15 * 2 * 2 * 256 * 2
+    ctx = np.array([0.0, 1000.0])
+    got = kv_bytes_per_seq_per_chip(m, one, ctx)
+    np.testing.assert_allclose(got, 45 * per_layer + ctx * 15 * 2 * 2 * 256 * 2)
+    dense = registry.get_model("qwen3-235b-a22b")
+    assert state_bytes_per_seq_per_chip(dense, one) == 0.0
+
+
+def test_decode_reads_and_writes_each_state_once() -> None:
+    m = registry.get_model("qwen3-next-80b-a3b")
+    dev = resolve.device("h200-sxm")
+    plan = InferencePlan(tp=2, ep=2, weight_dtype="fp8")
+    ops = {op.name: op for op in forward_cost(m, dev, plan, 64.0, 1.0, 4000.0).ops}
+    core = ops["linear_attention"]
+    state = 2 * 2 * (16 * 128 * 128 * 2 + 3 * (2 * 8 * 128 + 16 * 128) * 2)  # read + write
+    acts = (2 * 8 * 128 + 2 * 16 * 128) * 2  # q, k, v in; output out (16-bit activations)
+    assert float(core.bytes) == pytest.approx(36 * (64 * state / 2 + 64 * acts))
+    assert float(core.t_memory) > float(core.t_compute)  # the recurrence is memory-bound
+    # the state traffic does not grow with the context; full attention's KV reads do
+    far = {op.name: op for op in forward_cost(m, dev, plan, 64.0, 1.0, 64000.0).ops}
+    assert float(far["linear_attention"].bytes) == float(core.bytes)
+    assert float(far["attention"].bytes) > 10 * float(ops["attention"].bytes)
+    # prompt chunks run the chunked form: matrix FLOPs, per-chunk states
+    pre = {op.name: op for op in forward_cost(m, dev, plan, 1.0, 8192.0, 0.0).ops}
+    chunked = 2 * 64 * (3 * 128 + 2 * 128) + 6 * 128 * 128  # per value head and token
+    assert float(pre["linear_attention"].flops) == pytest.approx(36 * 8192 * 16 * chunked)
+    assert float(core.flops) == pytest.approx(36 * 64 * 16 * 7 * 128 * 128)  # recurrent form
+    # gated attention: q_proj twice as wide as the query heads
+    qkv = (2 * 8 + 2 * 1) * 256 * 2048 * 2  # per token FLOPs on one of 2 chips
+    assert float(ops["qkv_proj"].flops) == pytest.approx(12 * 64 * qkv)
+
+
+def test_the_states_cap_the_batch() -> None:
+    """A fixed-size state per sequence beside the KV cache: the batch that fits is the free
+    memory over (KV of the context + state), and the state alone is worth ~1,500 tokens of
+    KV here (Qwen3.5-397B, FP32 state)."""
+    from siliconomics.parallel.memory import activation_bytes_per_chip, weight_bytes_per_chip
+
+    m = registry.get_model("qwen3.5-397b-a17b")
+    dev = resolve.device("b200")
+    plan = InferencePlan(tp=8, weight_dtype="fp8")
+    w = weight_bytes_per_chip(m, plan)
+    free = dev.usable_bytes(w) - w - float(activation_bytes_per_chip(m, plan, 2048.0))
+    state = state_bytes_per_seq_per_chip(m, plan)
+    kv = kv_bytes_per_token_per_chip(m, plan) * 2048.0
+    got = int(max_batch(m, dev, plan, 2048.0, 2048.0))
+    assert got == int(free // (kv + state))
+    assert got < int(free // kv) / 1.5
+    assert 1000 < state / kv_bytes_per_token_per_chip(m, plan) < 2000
+
+
+def test_simulator_reserves_states_for_its_sequences() -> None:
+    m = registry.get_model("qwen3.5-397b-a17b")
+    dev = resolve.device("b200")
+    plan = InferencePlan(tp=8, weight_dtype="fp8")
+    state = state_bytes_per_seq_per_chip(m, plan)
+    per_tok = kv_bytes_per_token_per_chip(m, plan)
+    few = PoolConfig(device=dev, plan=plan, max_seqs=64)
+    many = PoolConfig(device=dev, plan=plan, max_seqs=256)
+    assert state_slots(m, dev, few) == 64
+    diff = kv_capacity_tokens(m, dev, few) - kv_capacity_tokens(m, dev, many)
+    assert diff == pytest.approx(192 * state / per_tok, abs=1.0)
+    # no sequence limit: as many states as sequences of the longest request fit
+    free = PoolConfig(device=dev, plan=plan, max_seqs=None)
+    n = state_slots(m, dev, free, max_ctx=9216)
+    assert kv_capacity_tokens(m, dev, free, max_ctx=9216) >= n * 9216
+    assert kv_capacity_tokens(m, dev, free, max_ctx=9216) < (n + 1) * 9216 + state / per_tok
+
+
+def test_cli_serves_and_refuses_training() -> None:
+    runner = CliRunner()
+    est = runner.invoke(
+        app,
+        ["estimate", "--model", "qwen3-next-80b-a3b", "--chip", "h100-sxm", "--tp", "4",
+         "--batch", "16", "--input", "8192", "--output", "512", "--json"],
+    )  # fmt: skip
+    assert est.exit_code == 0, est.output
+    sim = runner.invoke(
+        app,
+        ["simulate", "--model", "qwen3.5-397b-a17b", "--chip", "b200", "--tp", "8",
+         "--weights-dtype", "fp8", "--act-dtype", "fp8", "--input", "2000", "--output", "200",
+         "--requests", "40", "--max-seqs", "8000"],
+    )  # fmt: skip
+    assert sim.exit_code == 1
+    assert "linear-attention states of 8000 sequences" in sim.output + str(sim.exception)
+    tr = runner.invoke(
+        app, ["train", "--model", "qwen3-next-80b-a3b", "--chip", "h100-sxm", "--chips", "64"]
+    )
+    assert tr.exit_code != 0
+    said = tr.output + str(tr.exception)
+    assert "Gated DeltaNet" in said and "Traceback" not in said
+
+
+def test_training_api_refuses_hybrids() -> None:
+    m = registry.get_model("qwen3-next-80b-a3b")
+    with pytest.raises(SiliconomicsError, match="Gated DeltaNet"):
+        estimate_training(
+            m, resolve.device("h100-sxm"), TrainPlan(dp=8), seq_len=4096, global_batch_seqs=64
+        )
