@@ -205,3 +205,13 @@ def test_training_api_refuses_hybrids() -> None:
         estimate_training(
             m, resolve.device("h100-sxm"), TrainPlan(dp=8), seq_len=4096, global_batch_seqs=64
         )
+
+
+def test_disaggregated_transfer_carries_the_states() -> None:
+    from siliconomics.serving.disagg import KvLinks, state_bytes_per_request
+
+    link = KvLinks(1, 10.0, 100.0, 0.0, per_request=50.0)
+    assert link.transfer(0, 5, 0.0) == pytest.approx(1.0)  # (5 x 10 + 50) B at 100 B/s
+    m = registry.get_model("qwen3.5-397b-a17b")
+    per_layer = (2 * 16 * 128 + 64 * 128) * 3 * 2 + 64 * 128 * 128 * 4
+    assert state_bytes_per_request(m, InferencePlan(tp=8)) == 45 * per_layer

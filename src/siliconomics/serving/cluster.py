@@ -33,7 +33,7 @@ from ..parallel.memory import (
 from ..units import fmt_si
 from . import fastcore
 from .config import PoolConfig, ServingConfig
-from .disagg import KvLinks, default_link_bytes_per_s, kv_bytes_per_token
+from .disagg import KvLinks, default_link_bytes_per_s, kv_bytes_per_token, state_bytes_per_request
 from .engine import Engine, Ledger, Sink
 from .router import ROUTERS, Router
 from .schedulers import SCHEDULERS
@@ -250,7 +250,8 @@ def build(
     if len(pools) == 2:
         bw = cfg.kv_link_bytes_per_s or default_link_bytes_per_s(cfg, pools[0].dev, pools[1].dev)
         per_tok = kv_bytes_per_token(cfg.model, cfg.pool.plan)
-        links = KvLinks(len(pools[0].engines), per_tok, bw, cfg.kv_link_latency_s)
+        state = state_bytes_per_request(cfg.model, cfg.pool.plan)
+        links = KvLinks(len(pools[0].engines), per_tok, bw, cfg.kv_link_latency_s, state)
     return pools, links
 
 
