@@ -215,3 +215,31 @@ def test_disaggregated_transfer_carries_the_states() -> None:
     m = registry.get_model("qwen3.5-397b-a17b")
     per_layer = (2 * 16 * 128 + 64 * 128) * 3 * 2 + 64 * 128 * 128 * 4
     assert state_bytes_per_request(m, InferencePlan(tp=8)) == 45 * per_layer
+
+
+# vLLM's fused_recurrent_gated_delta_rule_fwd at Qwen3-Next shapes (vllm-project/vllm PR #31722,
+# "After" tables): (chip, tp, sequences) -> microseconds per layer
+GDN_DECODE_US = {
+    ("h200-sxm", 2, 128): 59.17, ("h200-sxm", 2, 256): 111.14, ("h200-sxm", 2, 512): 212.70,
+    ("h200-sxm", 2, 1024): 420.22, ("h200-sxm", 4, 128): 33.76, ("h200-sxm", 4, 256): 60.29,
+    ("h200-sxm", 4, 512): 113.28, ("h200-sxm", 4, 1024): 215.12, ("b200", 4, 128): 24.54,
+    ("b200", 4, 256): 42.11, ("b200", 4, 512): 80.80, ("b200", 2, 128): 42.21,
+    ("b200", 2, 256): 80.29,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "us"), sorted(GDN_DECODE_US.items()))
+def test_decode_recurrence_matches_the_kernel_benchmark(key: tuple, us: float) -> None:
+    """The decode recurrence at the profile's ``linear_decode_efficiency`` (derived from this
+    benchmark's slopes, so this checks the bookkeeping: bytes per sequence and the fixed
+    part), per layer, within 8%."""
+    chip, tp, batch = key
+    m = registry.get_model("qwen3-next-80b-a3b")
+    dev = resolve.device(chip)
+    assert dev.eff.linear_decode_efficiency is not None
+    plan = InferencePlan(tp=tp, ep=tp)
+    ops = {op.name: op for op in forward_cost(m, dev, plan, float(batch), 1.0, 2000.0).ops}
+    per_layer_us = float(ops["linear_attention"].time) / m.n_linear_layers * 1e6
+    assert per_layer_us == pytest.approx(us, rel=0.08)
+    want = float(ops["linear_attention"].bytes) / dev.linear_decode_bytes_per_s
+    assert float(ops["linear_attention"].t_memory) == pytest.approx(want)

@@ -528,6 +528,14 @@ class EfficiencyProfile(_Frozen):
         description="the same for prompt chunks (sparse MLA prefill, also in MQA form); "
         "default: mla_decode_efficiency",
     )
+    linear_decode_efficiency: EffValue | None = Field(
+        default=None,
+        le=1,
+        description="fraction of peak HBM bandwidth the Gated DeltaNet recurrent decode kernel "
+        "(fused_recurrent_gated_delta_rule) reaches while reading and writing the per-sequence "
+        "states: a gather over per-request state slots, not a streaming read; default: "
+        "memory_efficiency",
+    )
     kernel_overhead_s: float = Field(
         ge=0, description="fixed time per kernel/op launch on the device, s"
     )

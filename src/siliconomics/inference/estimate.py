@@ -27,6 +27,7 @@ from ..parallel.memory import (
     activation_bytes_per_chip,
     kv_bytes_per_seq_per_chip,
     memory_breakdown,
+    state_bytes_per_seq_per_chip,
     weight_bytes_per_chip,
 )
 from ..parallel.plan import InferencePlan
@@ -254,6 +255,7 @@ def estimate_static(
         + shape_notes
         + _context_note(model, I, O)
         + _mla_note(model, dev, plan)
+        + _linear_note(model, plan)
         + _spec_note(spec),
         spec=spec,
         shapes=shapes,
@@ -389,6 +391,7 @@ def estimate_max_throughput(
         + _padding_note(model, plan)
         + _context_note(model, I, O)
         + _mla_note(model, dev, plan)
+        + _linear_note(model, plan)
         + _spec_note(spec),
         spec=spec,
     )
@@ -405,6 +408,22 @@ def _padding_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
         f"tp={plan.tp} does not divide the {model.n_heads} attention heads: padded to {padded} "
         f"({per} per chip, {100 * (padded - model.n_heads) / padded:.0f}% of attention work "
         "wasted) as NxD Inference pads; vLLM and TensorRT-LLM refuse such a tp",
+    )
+
+
+def _linear_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
+    """What a Gated DeltaNet hybrid adds to the answer: which layers cache no KV, and the
+    fixed-size state every sequence holds instead (docs/MODEL.md)."""
+    la = model.linear_attention
+    if la is None:
+        return ()
+    state = state_bytes_per_seq_per_chip(model, plan)
+    return (
+        f"Gated DeltaNet: {model.n_linear_layers} of {model.n_layers} layers are linear "
+        f"attention with no KV cache; each sequence holds {state / 2**20:.1f} MiB of "
+        f"{la.state_dtype} state and conv inputs per chip whatever its length, read and "
+        "written once per decode step (recurrent form on the vector units; prompt chunks in "
+        "the chunked form)",
     )
 
 

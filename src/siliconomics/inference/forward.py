@@ -232,7 +232,12 @@ def _linear_attention_ops(st: _Step) -> list[OpCost]:
     )
     per_tok = sh.core_token_bytes(st.a) + np.where(prefill, sh.prefill_state_bytes_per_token(), 0.0)
     nbytes = B * sh.step_state_bytes_per_seq() + T * per_tok
-    core = attention_op(dev, "linear_attention", flops, nbytes, compute_dtype="bf16", rate=rate)
+    bw = np.where(
+        prefill, dev.hbm_bytes_per_s * dev.eff.memory_efficiency, dev.linear_decode_bytes_per_s
+    )
+    core = attention_op(
+        dev, "linear_attention", flops, nbytes, compute_dtype="bf16", rate=rate, bandwidth=bw
+    )
     conv = memory_op(
         dev, "linear_conv", T * sh.conv_token_bytes(st.a), T * sh.conv_flops_per_token()
     )

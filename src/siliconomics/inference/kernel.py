@@ -327,9 +327,10 @@ class _Linear:
 
     decode_flop_s: float  # seconds per token, recurrent form
     prefill_flop_s: float  # seconds per token, chunked form (s > 1)
-    seq_s: float  # seconds per sequence: cache read + write
-    tok_s: float  # seconds per token: activation traffic of the recurrence
+    seq_s: float  # seconds per sequence: cache read + write, chunked form's bandwidth
+    tok_s: float  # seconds per token: activation traffic of the recurrence (same)
     chunk_s: float  # seconds per token: per-chunk states (s > 1)
+    decode_bw: float  # recurrent (decode) kernel's bandwidth over the chunked form's
     stream_s: float  # seconds per token: convolution and gated norm
     over_s: float
 
@@ -337,6 +338,7 @@ class _Linear:
         prefill = s > 1
         t_c = t * xp.where(prefill, self.prefill_flop_s, self.decode_flop_s)
         t_m = b * self.seq_s + t * (self.tok_s + xp.where(prefill, self.chunk_s, 0.0))
+        t_m = xp.where(prefill, t_m, t_m / self.decode_bw)
         return xp.maximum(t_c, t_m) + t * self.stream_s + self.over_s
 
 
@@ -361,6 +363,7 @@ def _linear_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[An
             seq_s=n * sh.step_state_bytes_per_seq() / bw,
             tok_s=n * sh.core_token_bytes(a) / bw,
             chunk_s=n * sh.prefill_state_bytes_per_token() / bw,
+            decode_bw=dev.linear_decode_bytes_per_s / bw,
             stream_s=n * stream,
             over_s=n * 3.0 * dev.eff.kernel_overhead_s,
         ),

@@ -131,6 +131,13 @@ class Device:
         f = self.eff.mla_decode_efficiency
         return self.eff.attention_efficiency if f is None else f
 
+    @property
+    def linear_decode_bytes_per_s(self) -> float:
+        """HBM bandwidth of the Gated DeltaNet recurrent decode kernel: the profile's
+        ``linear_decode_efficiency`` (a kernel benchmark), else its ``memory_efficiency``."""
+        f = self.eff.linear_decode_efficiency
+        return self.hbm_bytes_per_s * (self.eff.memory_efficiency if f is None else f)
+
     def mla_decode_flops(self, act_dtype: str, kv_dtype: str) -> float:
         """FLOP/s of absorbed MLA decode attention: the :meth:`mla_decode_dtype` peak times
         :attr:`mla_decode_efficiency`."""

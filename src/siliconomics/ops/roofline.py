@@ -184,10 +184,12 @@ def attention_op(
     *,
     compute_dtype: str,
     rate: ArrayLike | None = None,
+    bandwidth: ArrayLike | None = None,
 ) -> OpCost:
     """Fused attention (flash-style prefill, paged decode): matrix FLOPs at the profile's
     ``attention_efficiency`` (or at ``rate`` FLOP/s where given: absorbed MLA decode, see
-    :meth:`.Device.mla_decode_flops`) and K/V (cache) traffic at memory efficiency."""
+    :meth:`.Device.mla_decode_flops`) and K/V (cache) traffic at memory efficiency (or at
+    ``bandwidth`` bytes/s where given: the Gated DeltaNet decode kernel)."""
     f = np.asarray(flops, dtype=np.float64)
     b = np.asarray(nbytes, dtype=np.float64) + _z(f)
     f = f + _z(b)
@@ -203,7 +205,12 @@ def attention_op(
         bytes=b,
         comm_bytes=_z(b),
         t_compute=f / peak,
-        t_memory=b / (dev.hbm_bytes_per_s * dev.eff.memory_efficiency),
+        t_memory=b
+        / (
+            dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+            if bandwidth is None
+            else np.asarray(bandwidth, dtype=np.float64)
+        ),
         t_comm=_z(b),
         t_overhead=np.where(b > 0, dev.eff.kernel_overhead_s, 0.0),
     )
