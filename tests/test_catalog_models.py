@@ -33,8 +33,16 @@ def n_params(m: ModelSpec) -> float:
         attn = q + kv + m.n_heads * a.v_head_dim * d
     else:
         q_out, kv_out = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
-        attn = d * (q_out + 2 * kv_out) + q_out * d
-        attn += (q_out + 2 * kv_out) if m.qkv_bias else 0
+        gate = q_out if m.attn_output_gate else 0  # a second query-sized projection
+        attn = d * (q_out + gate + 2 * kv_out) + q_out * d
+        attn += (q_out + gate + 2 * kv_out) if m.qkv_bias else 0
+    la = m.linear_attention
+    if la is not None:  # Gated DeltaNet: in_proj_qkvz + in_proj_ba, conv, A_log/dt_bias, norm, out
+        qk, v = la.n_k_heads * la.k_head_dim, la.n_v_heads * la.v_head_dim
+        gdn = d * (2 * qk + 2 * v + 2 * la.n_v_heads) + la.conv_kernel * (2 * qk + v)
+        gdn += 2 * la.n_v_heads + la.v_head_dim + v * d
+        n_lin = layers - layers // la.full_attention_every
+        attn = ((layers - n_lin) * attn + n_lin * gdn) / layers  # per-layer average
     per_ffn = (3 if m.gated else 2) * d
     if m.moe is None:
         ffn = layers * per_ffn * m.d_ff
@@ -340,6 +348,8 @@ NEW_PRESETS = {
     "qwen3-next-80b-a3b": (80e9, 3.6e9),
     "qwen3.5-122b-a10b": (122e9, 10e9),
     "qwen3.5-397b-a17b": (397e9, 17e9),
+    "qwen3.6-27b": (27e9, 27e9),
+    "qwen3.6-35b-a3b": (35e9, 3.2e9),
 }
 
 
