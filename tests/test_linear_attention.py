@@ -243,3 +243,35 @@ def test_decode_recurrence_matches_the_kernel_benchmark(key: tuple, us: float) -
     assert per_layer_us == pytest.approx(us, rel=0.08)
     want = float(ops["linear_attention"].bytes) / dev.linear_decode_bytes_per_s
     assert float(ops["linear_attention"].t_memory) == pytest.approx(want)
+
+
+def test_speculative_decoding_keeps_a_state_per_verified_token() -> None:
+    """With K drafts a hybrid keeps 1 + K state slots per sequence (vLLM's speculative state
+    blocks) and verification writes the state after each of its K + 1 tokens; the MTP layer
+    the server holds is full attention (its KV, not a state)."""
+    from siliconomics.inference.speculative import Speculative, memory_model, step_cost
+
+    m = registry.get_model("qwen3.5-397b-a17b")
+    spec = Speculative(draft_tokens=3, accepted=2.5)
+    held = memory_model(m, spec)
+    assert (held.n_layers, held.n_linear_layers, held.n_attention_layers) == (61, 45, 16)
+    one = InferencePlan(tp=8)
+    base = state_bytes_per_seq_per_chip(m, one)
+    assert state_bytes_per_seq_per_chip(held, one) == pytest.approx(4 * base)
+    kv = kv_bytes_per_token_per_chip
+    assert kv(held, one) == pytest.approx(kv(m, one) * 16 / 15)
+    assert memory_model(m).linear_attention.state_slots == 1  # type: ignore[union-attr]
+    dev = resolve.device("b200")
+    plan = InferencePlan(tp=8, weight_dtype="fp8")
+    ops = {op.name: op for op in step_cost(m, dev, plan, 32.0, 2000.0, spec).ops}
+    per_seq = 5 * linear_shape_cache(m, 8)  # read 1, write K + 1 = 4
+    acts = 4 * (2 * 2 * 128 + 2 * 8 * 128) * 2  # 4 tokens: q, k, v in, output out (bf16)
+    want = 45 * 32 * (per_seq + acts)
+    assert float(ops["linear_attention"].bytes) == pytest.approx(want)
+    assert "mtp_linear_attention" not in ops  # the draft layer is full attention
+
+
+def linear_shape_cache(m: Any, tp: int) -> float:
+    from siliconomics.ops.linear_attention import linear_shape
+
+    return linear_shape(m, tp).cache_bytes()

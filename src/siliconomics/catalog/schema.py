@@ -330,6 +330,20 @@ class LinearAttentionSpec(_Frozen):
         description="format of the recurrent state in the serving cache (HF mamba_ssm_dtype; "
         "vLLM's --mamba-ssm-cache-dtype)",
     )
+    state_slots: int = Field(
+        default=1,
+        ge=1,
+        description="state + conv caches held per sequence: 1, or 1 + K under speculative "
+        "decoding with K drafts (vLLM keeps the state after each verified token in a slot of "
+        "its own, to roll back to the last accepted one); set by the serving memory model, "
+        "not by Hugging Face configs",
+    )
+    trailing_full_layers: int = Field(
+        default=0,
+        ge=0,
+        description="full-attention layers after the interleaved pattern: the MTP layers a "
+        "speculating server holds (inference/speculative.memory_model); 0 in model files",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LinearAttentionSpec:
@@ -440,7 +454,8 @@ class ModelSpec(_Frozen):
         la = self.linear_attention
         if la is None:
             return 0
-        return self.n_layers - self.n_layers // la.full_attention_every
+        patterned = self.n_layers - la.trailing_full_layers
+        return patterned - patterned // la.full_attention_every
 
     @property
     def n_attention_layers(self) -> int:

@@ -104,7 +104,7 @@ def decode_grid(model: ModelSpec, dev: Device, w: Workload, buckets: list[Bucket
     I = np.array([b.mean_input for b in buckets])[:, None]
     O = np.array([b.mean_output for b in buckets])[:, None]
     spec = None if w.mtp is None else w.mtp.to_speculative()
-    held = model if spec is None else speculative.memory_model(model)
+    held = model if spec is None else speculative.memory_model(model, spec)
     plans, caps, tpots, watts = [], [], [], []
     for plan in candidate_plans(model, dev, w.weights_dtype, w.act_dtype, w.kv_dtype):
         try:

@@ -208,7 +208,7 @@ def estimate_static(
     _check_lengths(B, I, O)
     if shapes is None and dev.eff.shape_bucket_min is not None:
         shapes = buckets.Buckets(minimum=dev.eff.shape_bucket_min)
-    mem_model = model if spec is None else speculative.memory_model(model)
+    mem_model = model if spec is None else speculative.memory_model(model, spec)
     mem = memory_breakdown(mem_model, dev, plan, B, I + O, B * I)
     if check_memory:
         _require_fit(mem, model, dev, plan, f"batch {np.max(B):g} x {np.max(I + O):g} tokens")
@@ -317,7 +317,7 @@ def estimate_max_throughput(
         speculative.check(model, spec)
         if graph_batch_sizes:
             raise SiliconomicsError("speculative decoding with CUDA-graph padding is not modelled")
-    mem_model = model if spec is None else speculative.memory_model(model)
+    mem_model = model if spec is None else speculative.memory_model(model, spec)
     I, O = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (input_len, output_len)))
     _check_lengths(np.ones_like(I), I, O)
     # The prefill token budget is per engine; with attention data parallelism every dp rank

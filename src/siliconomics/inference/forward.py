@@ -231,7 +231,11 @@ def _linear_attention_ops(st: _Step) -> list[OpCost]:
         dev.vector_flops,
     )
     per_tok = sh.core_token_bytes(st.a) + np.where(prefill, sh.prefill_state_bytes_per_token(), 0.0)
-    nbytes = B * sh.step_state_bytes_per_seq() + T * per_tok
+    # Verification writes the state after each of its s tokens into a slot of its own (to
+    # roll back to the last accepted one) and reads the current one: (1 + s) caches moved;
+    # a plain step reads and writes one.
+    seq_bytes = (1.0 + s) * sh.cache_bytes() if st.verify else sh.step_state_bytes_per_seq()
+    nbytes = B * seq_bytes + T * per_tok
     bw = np.where(
         prefill, dev.hbm_bytes_per_s * dev.eff.memory_efficiency, dev.linear_decode_bytes_per_s
     )

@@ -103,10 +103,21 @@ def mtp_module(model: ModelSpec) -> ModelSpec:
     return model.model_copy(update=upd)
 
 
-def memory_model(model: ModelSpec) -> ModelSpec:
+def memory_model(model: ModelSpec, spec: Speculative | None = None) -> ModelSpec:
     """The model with its MTP layers counted as extra layers: their weights and their KV cache
-    (the 2D->D projection, 2 D^2 parameters, is left out)."""
-    return model.model_copy(update={"n_layers": model.n_layers + model.n_mtp_layers})
+    (the 2D->D projection, 2 D^2 parameters, is left out). In a Gated DeltaNet hybrid the MTP
+    layers are full attention, and with ``spec`` every sequence holds 1 + K state slots
+    (vLLM's speculative state blocks: the state after each verified token, to roll back to
+    the last accepted one)."""
+    upd: dict[str, object] = {"n_layers": model.n_layers + model.n_mtp_layers}
+    la = model.linear_attention
+    if la is not None:
+        slots = 1 + spec.draft_tokens if spec is not None else la.state_slots
+        extra = la.trailing_full_layers + model.n_mtp_layers
+        upd["linear_attention"] = la.model_copy(
+            update={"state_slots": slots, "trailing_full_layers": extra}
+        )
+    return model.model_copy(update=upd)
 
 
 def step_cost(

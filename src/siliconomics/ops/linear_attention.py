@@ -124,6 +124,14 @@ class LinearShape:
         return 2.0 * self.cache_bytes()
 
 
+def cache_bytes_per_seq(model: ModelSpec, tp: int) -> float:
+    """Per-sequence cache of one Gated DeltaNet layer as a server holds it: ``state_slots``
+    copies of the state and conv inputs (several under speculative decoding)."""
+    la = model.linear_attention
+    assert la is not None
+    return la.state_slots * linear_shape(model, tp).cache_bytes()
+
+
 def linear_shape(model: ModelSpec, tp: int) -> LinearShape:
     la = model.linear_attention
     assert la is not None

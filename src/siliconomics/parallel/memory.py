@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from ..ops.linear_attention import linear_params_per_layer, linear_shape
+from ..ops.linear_attention import cache_bytes_per_seq, linear_params_per_layer, linear_shape
 from ..ops.quant import stored_weight_bytes
 from ..parallel.plan import InferencePlan
 from ..units import DTYPE_BYTES
@@ -137,7 +137,7 @@ def state_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan) -> float
     if model.linear_attention is None:
         return 0.0
     layers = _stage_layers(model, plan) / plan.dp * model.n_linear_layers / model.n_layers
-    return float(layers * linear_shape(model, plan.tp).cache_bytes())
+    return float(layers * cache_bytes_per_seq(model, plan.tp))
 
 
 def kv_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan, ctx: ArrayLike) -> F:

@@ -82,7 +82,7 @@ def _kv_and_slots(
     model: ModelSpec, dev: Device, pc: PoolConfig, max_ctx: int | None
 ) -> tuple[int, int]:
     if pc.spec is not None:
-        model = speculative.memory_model(model)
+        model = speculative.memory_model(model, pc.spec)
     w = weight_bytes_per_chip(model, pc.plan)
     free = (
         dev.usable_bytes(w)
@@ -123,7 +123,7 @@ def build_pool(
     kv_tokens, slots = _kv_and_slots(model, dev, pc, max_ctx)
     stepped = model  # the model the steps run (with its MTP module when speculating)
     if pc.spec is not None:  # memory holds the MTP layer's weights and KV cache too
-        model = speculative.memory_model(model)
+        model = speculative.memory_model(model, pc.spec)
     weights = weight_bytes_per_chip(model, pc.plan)
     usable = dev.usable_bytes(weights)
     if weights > usable:
