@@ -18,7 +18,7 @@ from . import gridcore
 from .flops import model_flops_per_token
 from .kernels import SC
 from .memory import TrainMemory, train_memory
-from .plan import _INT_FIELDS, PlanGrid, TrainPlan, check_trainable, scalar_grid, stage_layers
+from .plan import _INT_FIELDS, PlanGrid, TrainPlan, scalar_grid, stage_layers
 from .precision import peak_dtype
 from .step import (
     LayoutTimes,
@@ -160,7 +160,6 @@ def evaluate_grid(
     times, parameters per chip) is computed once per distinct layout and the rest per plan,
     in blocks of :data:`BLOCK` plans; the results equal an evaluation of every plan on its
     own (``tests/test_train_fast.py``)."""
-    check_trainable(model)
     overlap = overlap or default_overlap(dev)
     shape = np.shape(g.dp)
     flat = _flat(g)
@@ -379,7 +378,6 @@ def step_times_only(
     """Time-only path for the plan search: the step time of every plan of a flat grid
     (equal to ``evaluate_grid(...).step.total``), without the components, memory or
     utilisation; in blocks of :data:`BLOCK` plans."""
-    check_trainable(model)
     ov = overlap or default_overlap(dev)
     g = _flat(g)
     if gridcore.use(model, algorithm, g.size, g.recompute):

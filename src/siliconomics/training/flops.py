@@ -11,6 +11,7 @@ MFU counts these model FLOPs (PaLM, Chowdhery et al. 2022, App. B); HFU adds rec
 from __future__ import annotations
 
 from ..catalog.schema import ModelSpec
+from ..ops.linear_attention import CHUNK
 from ..parallel.memory import active_params, param_counts
 
 
@@ -43,7 +44,15 @@ def attention_flops_per_token(model: ModelSpec, seq_len: float, *, causal: bool 
     else:
         per_head = 2 * model.head_dim
     keys_w = attended_keys(model, seq_len, causal=causal)
-    return 2.0 * model.n_layers * model.n_heads * per_head * keys_w
+    la = model.linear_attention
+    if la is None:
+        return 2.0 * model.n_layers * model.n_heads * per_head * keys_w
+    # Gated DeltaNet hybrid: softmax attention in its full-attention layers only, and the
+    # chunked gated delta rule's matrix FLOPs in the others (ops/linear_attention.py)
+    c, dk, dv = CHUNK, la.k_head_dim, la.v_head_dim
+    gdn = la.n_v_heads * (2.0 * c * (3 * dk + 2 * dv) + 6.0 * dk * dv)
+    softmax = 2.0 * model.n_attention_layers * model.n_heads * per_head * keys_w
+    return softmax + model.n_linear_layers * gdn
 
 
 def forward_flops_per_token(model: ModelSpec, seq_len: float) -> float:

@@ -251,9 +251,14 @@ def available() -> bool:
 
 
 def supported(model: ModelSpec, algorithm: str) -> bool:
-    """Whether the compiled path can evaluate this model (dense; auto/hierarchical
-    collectives) here (numba installed)."""
-    return model.moe is None and algorithm in ("auto", "hierarchical") and _AVAILABLE
+    """Whether the compiled path can evaluate this model (dense, softmax attention only;
+    auto/hierarchical collectives) here (numba installed)."""
+    return (
+        model.moe is None
+        and model.linear_attention is None
+        and algorithm in ("auto", "hierarchical")
+        and _AVAILABLE
+    )
 
 
 #: None: automatic (:func:`use`); True / False: the compiled path always (where supported) /

@@ -138,10 +138,13 @@ def expert_dp(g: PlanGrid) -> F:
 
 def lora_params_per_layer(model: ModelSpec, rank: int, tp: NDArray) -> F:
     """Adapter parameters of one layer on one chip: rank-r A and B matrices on the QKV and
-    output projections (Hu et al. 2021 adapt the attention weights)."""
+    output projections (Hu et al. 2021 adapt the attention weights; in a Gated DeltaNet
+    hybrid, of its softmax-attention layers)."""
     hd = model.head_dim
     qkv_out = (model.n_heads + 2 * model.n_kv_heads) * hd
-    full = rank * (model.d_model + qkv_out) + rank * (model.n_heads * hd + model.d_model)
+    full: float = rank * (model.d_model + qkv_out) + rank * (model.n_heads * hd + model.d_model)
+    if model.linear_attention is not None:  # adapters on the softmax-attention layers only
+        full = full * model.n_attention_layers / model.n_layers
     return full / np.asarray(tp, dtype=np.float64)
 
 
@@ -175,9 +178,21 @@ def activation_bytes_per_token_layer(
     attn_core = 4.0 * hq if flash else 5.0 * hq * seq_len
     # FP8 attention (cuDNN FP8 fused attention) saves Q, K, V and O in FP8
     qkvo = 1.0 if rc.fp8_attention else ACT_BYTES
-    split = qkvo * ((hq + 2 * hkv) * hd + hq * hd) + attn_core
+    q = 2 * hq if model.attn_output_gate else hq  # the gated output keeps its gate
+    split = qkvo * ((q + 2 * hkv) * hd + hq * hd) + attn_core
     if gi < ACT_BYTES:
         split = split + gi * hq * hd
+    la = model.linear_attention
+    if la is not None:  # Gated DeltaNet layers: their share of the layers stores instead ...
+        fa = model.n_attention_layers / model.n_layers
+        nk, nv = xp.ceil(la.n_k_heads / tp), xp.ceil(la.n_v_heads / tp)
+        ch = 2 * nk * la.k_head_dim + nv * la.v_head_dim
+        # ... the conv input and output (q, k, v), the gate z, beta and alpha, the output and
+        # the gated norm's output (the out_proj input; its quantised copy in low precision)
+        gdn = ACT_BYTES * (2 * ch + 3 * nv * la.v_head_dim + 2 * nv)
+        if gi < ACT_BYTES:
+            gdn = gdn + gi * nv * la.v_head_dim
+        split = fa * split + (1 - fa) * gdn
     if model.moe is None:
         f = xp.ceil(model.d_ff / tp)
     else:

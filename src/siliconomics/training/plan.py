@@ -162,7 +162,6 @@ class TrainPlan:
             raise SiliconomicsError(
                 f"optimizer '{self.optimizer}' is unknown; allowed: {', '.join(OPTIMIZER_BYTES)}"
             )
-        check_trainable(model)
         check_recipe(dev, self.dtype)  # unknown format, or one the chip lacks: one-line error
         check_method(self.method, self.dtype)
         why = plan_invalid_reason(model, dev, scalar_grid(self), seq_len, global_batch)
@@ -363,6 +362,11 @@ def _validity_checks(
         ),
         ((g.dp * g.cp) % maximum(g.shard, 1) == 0, "shard group must divide dp*cp"),
         (
+            (g.cp == 1) | (model.linear_attention is None),
+            "cp > 1 is not modelled for Gated DeltaNet layers (context parallelism would pass "
+            "the recurrent state between ranks)",
+        ),
+        (
             (g.recompute != OFFLOAD) | can_offload(dev),
             f"recompute=offload needs the chip's host memory and host link, both above zero "
             f"({dev.id}'s spec has none: chips.<id>.memory.host_bytes, "
@@ -425,18 +429,6 @@ def last_rank_layers(model: ModelSpec, pp: I, vpp: I, xp: Any) -> Any:
     stages = pp * vpp
     c = xp.ceil(L / stages)
     return (vpp - 1) * c + xp.maximum(L - (stages - 1) * c, 0.0)
-
-
-def check_trainable(model: ModelSpec) -> None:
-    """Refuse architectures whose training step is not modelled: Gated DeltaNet layers
-    (Qwen3-Next, Qwen3.5) are priced for inference only, and pricing them as softmax-attention
-    layers in training would be silently wrong."""
-    if model.linear_attention is not None:
-        raise SiliconomicsError(
-            f"{model.id}: training of models with Gated DeltaNet (linear-attention) layers is "
-            f"not modelled yet ({model.n_linear_layers} of its {model.n_layers} layers); "
-            "inference (estimate, compare, simulate, plan) is"
-        )
 
 
 def check_plan_fields(plan: TrainPlan) -> None:

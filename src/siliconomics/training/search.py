@@ -30,7 +30,7 @@ from .estimate import (
 )
 from .lora import check_method
 from .memory import train_memory
-from .plan import RECOMPUTE, PlanGrid, check_trainable, resolve_etp
+from .plan import RECOMPUTE, PlanGrid, resolve_etp
 from .precision import check_recipe
 from .step import Overlap
 
@@ -200,7 +200,6 @@ def search_plans(
 ) -> list[TrainEstimate]:
     """The ``top`` fastest valid plans that fit memory, best first, each with ``why``.
     Raises :class:`DoesNotFitError` naming the smallest footprint when none fits."""
-    check_trainable(model)
     if n_chips < 1 or seq_len < 1 or global_batch_seqs < 1:
         raise SiliconomicsError("chips, seq_len and global batch must be positive")
     g, _ = _valid_grid(

@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
+from ..ops.linear_attention import CHUNK, CHUNK_STATE_BYTES
 from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
@@ -345,10 +346,13 @@ class _Layer:
             return _Gemm(len(self._gemms) - 1)
         return attention_time(self.c, self.xp, flops, nbytes, peak=rate)
 
-    def adapter(self, m: ArrayLike, k: ArrayLike, n: ArrayLike) -> None:
-        """LoRA/QLoRA adapter on a ``[m x k] @ [k x n]`` projection (nothing for full)."""
+    def adapter(self, m: ArrayLike, k: ArrayLike, n: ArrayLike, weight: float = 1.0) -> None:
+        """LoRA/QLoRA adapter on a ``[m x k] @ [k x n]`` projection (nothing for full),
+        ``weight`` layers' worth."""
         if self.g.method != "full":
             f, b = adapter_times_lean(self.c, self.xp, m, k, n, self.g.lora_rank)
+            if weight != 1.0:
+                f, b = weight * f, weight * b
             self.fwd, self.bwd = self.fwd + f, self.bwd + b
 
     def elementwise(self, nbytes: Any, flops: Any, weight: float = 1.0) -> None:
@@ -375,10 +379,14 @@ def layer_times(
     ly = _Layer(model, dev, g, seq_len, xp, settle=compiled)
     T, hq, hkv, tp, hd, D = ly.T, ly.hq, ly.hkv, ly.tp, model.head_dim, model.d_model
     lora = g.method != "full"
+    # Gated DeltaNet hybrids: the softmax-attention ops are fa layers' worth, the rest
+    # (_gdn_layer) 1 - fa; fa = 1 otherwise (x 1.0 is exact: other models are unchanged)
+    fa = model.n_attention_layers / model.n_layers
     if model.mla is None:
-        ly.gemm(T, (hq + 2 * hkv) * hd, D, frozen=lora)
-        ly.adapter(T, D, (hq + 2 * hkv) * hd)
-        attn_flops = 4.0 * T * hq * hd * attended_keys(model, ly.S)
+        q = 2 * hq if model.attn_output_gate else hq  # the output gate doubles q_proj
+        ly.gemm(T, (q + 2 * hkv) * hd, D, fa, frozen=lora)
+        ly.adapter(T, D, (hq + 2 * hkv) * hd, fa)
+        attn_flops = fa * 4.0 * T * hq * hd * attended_keys(model, ly.S)
         v_dim = hd
     else:
         mla = model.mla
@@ -396,13 +404,15 @@ def layer_times(
         ly.mla_up_fwd = ly.mla_up_fwd + ly.settle().fwd - f0
         attn_flops = 2.0 * T * hq * (hd + mla.v_head_dim) * attended_keys(model, ly.S)
         v_dim = mla.v_head_dim
-    attn_bytes = ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
+    attn_bytes = fa * ACT_BYTES * T * (2 * hq * hd + 2 * hkv * hd * g.cp)
     adt = attention_dtype(dev, ly.rc)
     af = ly.rate_op(attn_flops, attn_bytes, ly.c.attn_peak(adt))
     ly.fwd, ly.bwd, ly.attn_fwd = ly.fwd + af, ly.bwd + 2.5 * af, af
-    ly.gemm(T, D, hq * v_dim, frozen=lora)
+    ly.gemm(T, D, hq * v_dim, fa, frozen=lora)
     if model.mla is None:
-        ly.adapter(T, hq * v_dim, D)
+        ly.adapter(T, hq * v_dim, D, fa)
+    if model.linear_attention is not None:
+        _gdn_layer(ly, model, 1.0 - fa, frozen=lora)
     sp_tokens = xp.where(g.sp, T / tp, T)
     norms = 1 if model.parallel_attn_mlp else 2
     ly.elementwise(norms * 3.0 * sp_tokens * D * ACT_BYTES, norms * 8.0 * sp_tokens * D)
@@ -418,6 +428,29 @@ def layer_times(
     if n_moe and model.moe is not None:
         _moe_layer(ly, model, n_moe / L, frozen=lora)
     return ly.settle() if settle else ly
+
+
+def _gdn_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
+    """Gated DeltaNet layers, ``w`` layers' worth (:mod:`..ops.linear_attention`): the input
+    and output projections (GEMMs, heads split over tp), the convolution and gated norm
+    (streaming), and the chunked gated delta rule over the whole sequence (matrix FLOPs at
+    the 16-bit attention rate, as flash-linear-attention's kernels run whatever the recipe;
+    backward 2.5x the forward, as for fused attention)."""
+    la = model.linear_attention
+    assert la is not None
+    xp, T, D = ly.xp, ly.T, model.d_model
+    nk, nv = xp.ceil(la.n_k_heads / ly.tp), xp.ceil(la.n_v_heads / ly.tp)
+    dk, dv = la.k_head_dim, la.v_head_dim
+    ch = 2 * nk * dk + nv * dv
+    ly.gemm(T, 2 * nk * dk + 2 * nv * dv + 2 * nv, D, w, frozen=frozen)
+    conv_norm_bytes = T * (2.0 * ch + 3.0 * nv * dv) * ACT_BYTES
+    ly.elementwise(conv_norm_bytes, T * (2.0 * la.conv_kernel * ch + 4.0 * nv * dv), w)
+    flops = T * nv * (2.0 * CHUNK * (3 * dk + 2 * dv) + 6.0 * dk * dv)
+    states = 2.0 * nv * dk * dv * CHUNK_STATE_BYTES / CHUNK
+    nbytes = T * ((ch + nv * dv) * ACT_BYTES + states)
+    core = ly.rate_op(flops, nbytes, ly.c.attn_peak("bf16"))
+    ly.fwd, ly.bwd = ly.fwd + w * core, ly.bwd + 2.5 * (w * core)
+    ly.gemm(T, D, nv * dv, w, frozen=frozen)
 
 
 def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
