@@ -30,6 +30,7 @@ MODELS = [
     "llama-3.1-8b",
     "mixtral-8x7b",
     "qwen3-30b-a3b",
+    "qwen3.6-35b-a3b",  # Gated DeltaNet hybrid
     "deepseek-v3.2",
     "nosuch",
     "",
