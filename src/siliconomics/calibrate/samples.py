@@ -46,7 +46,11 @@ def regime(row: MeasuredRow) -> str:
 
 
 def model_class(model: ModelSpec | None) -> str:
-    return "moe" if model is not None and model.moe is not None else "dense"
+    """``dense`` or ``moe``; ``+gdn`` for Gated DeltaNet hybrids (Qwen3-Next, Qwen3.5), a
+    class of its own in the band cells: no calibration row is of that architecture, so its
+    bands fall back to the family's and widen (calibrate/bands.py, ``WIDEN_CLASS``)."""
+    base = "moe" if model is not None and model.moe is not None else "dense"
+    return base + "+gdn" if model is not None and model.linear_attention is not None else base
 
 
 def dtype_of(row: MeasuredRow) -> str:
