@@ -285,3 +285,11 @@ def linear_shape_cache(m: Any, tp: int) -> float:
     from siliconomics.ops.linear_attention import linear_shape
 
     return linear_shape(m, tp).cache_bytes()
+
+
+def test_the_hybrid_rows_are_held_out_of_calibration() -> None:
+    from siliconomics.cli.calibrate_cmds import corpus_files, measured_files
+
+    names = {p.name for p in measured_files(None, corpus=True)}
+    assert "hybrid.csv" not in names and "trtllm.csv" in names
+    assert "hybrid.csv" in {p.name for p in corpus_files()}  # still read and validated
