@@ -54,6 +54,12 @@ CHUNK_STATE_BYTES = 2.0
 """per-chunk states of the chunked kernel, 16-bit (the final state is in ``state_dtype``)"""
 
 
+def chunked_flops_per_head(dk: float, dv: float) -> float:
+    """FLOPs of the chunked gated delta rule per token and value head: ``2 C (3 dk + 2 dv)``
+    inside the chunk and ``6 dk dv`` across chunks (module docstring)."""
+    return 2.0 * CHUNK * (3 * dk + 2 * dv) + 6.0 * dk * dv
+
+
 @dataclass(frozen=True)
 class LinearShape:
     """One Gated DeltaNet layer's dimensions on one chip of a ``tp``-way shard."""
@@ -93,8 +99,7 @@ class LinearShape:
         return DECODE_FLOPS_PER_STATE * self.state_elems
 
     def prefill_flops_per_token(self) -> float:
-        per_head = 2.0 * CHUNK * (3 * self.dk + 2 * self.dv) + 6.0 * self.dk * self.dv
-        return self.nv * per_head
+        return self.nv * chunked_flops_per_head(self.dk, self.dv)
 
     def core_token_bytes(self, act_bytes: float) -> float:
         """The recurrence's per-token traffic: q, k, v in, the output out."""

@@ -11,7 +11,7 @@ MFU counts these model FLOPs (PaLM, Chowdhery et al. 2022, App. B); HFU adds rec
 from __future__ import annotations
 
 from ..catalog.schema import ModelSpec
-from ..ops.linear_attention import CHUNK
+from ..ops.linear_attention import chunked_flops_per_head
 from ..parallel.memory import active_params, param_counts
 
 
@@ -49,8 +49,7 @@ def attention_flops_per_token(model: ModelSpec, seq_len: float, *, causal: bool 
         return 2.0 * model.n_layers * model.n_heads * per_head * keys_w
     # Gated DeltaNet hybrid: softmax attention in its full-attention layers only, and the
     # chunked gated delta rule's matrix FLOPs in the others (ops/linear_attention.py)
-    c, dk, dv = CHUNK, la.k_head_dim, la.v_head_dim
-    gdn = la.n_v_heads * (2.0 * c * (3 * dk + 2 * dv) + 6.0 * dk * dv)
+    gdn = la.n_v_heads * chunked_flops_per_head(la.k_head_dim, la.v_head_dim)
     softmax = 2.0 * model.n_attention_layers * model.n_heads * per_head * keys_w
     return softmax + model.n_linear_layers * gdn
 

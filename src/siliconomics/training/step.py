@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from ..ops.linear_attention import CHUNK, CHUNK_STATE_BYTES
+from ..ops.linear_attention import CHUNK, CHUNK_STATE_BYTES, chunked_flops_per_head
 from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
@@ -445,7 +445,7 @@ def _gdn_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     ly.gemm(T, 2 * nk * dk + 2 * nv * dv + 2 * nv, D, w, frozen=frozen)
     conv_norm_bytes = T * (2.0 * ch + 3.0 * nv * dv) * ACT_BYTES
     ly.elementwise(conv_norm_bytes, T * (2.0 * la.conv_kernel * ch + 4.0 * nv * dv), w)
-    flops = T * nv * (2.0 * CHUNK * (3 * dk + 2 * dv) + 6.0 * dk * dv)
+    flops = T * nv * chunked_flops_per_head(dk, dv)
     states = 2.0 * nv * dk * dv * CHUNK_STATE_BYTES / CHUNK
     nbytes = T * ((ch + nv * dv) * ACT_BYTES + states)
     core = ly.rate_op(flops, nbytes, ly.c.attn_peak("bf16"))
