@@ -389,8 +389,9 @@ def test_minimax_m25_preset_and_its_mtp_modules(tmp_path: Path) -> None:
 
 
 def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
-    """Linear-attention (gated DeltaNet) and Mamba layers have no price in the schema: the
-    loader names them instead of pricing them as softmax attention."""
+    """Layers the schema cannot price (linear attention without Gated DeltaNet keys, unknown
+    Nemotron-H blocks, latent MoE, per-layer shapes, compressed attention, unequal global
+    layers): the loader names them instead of pricing them as something else."""
     base = {
         "hidden_size": 2048, "num_hidden_layers": 4, "num_attention_heads": 16,
         "num_key_value_heads": 2, "intermediate_size": 5120, "vocab_size": 151936,
@@ -400,13 +401,12 @@ def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
         load_hf_config(
             _write(tmp_path / "qn", {**base, "model_type": "qwen3_next", "layer_types": lt})
         )
-    with pytest.raises(SiliconomicsError, match="2 Mamba layers"):
-        load_hf_config(
-            _write(
-                tmp_path / "nh",
-                {**base, "model_type": "nemotron_h", "hybrid_override_pattern": "M-M*"},
-            )
-        )
+    nh = {**base, "model_type": "nemotron_h", "hybrid_override_pattern": "M-M*X"}
+    with pytest.raises(SiliconomicsError, match="has blocks 'X'"):
+        load_hf_config(_write(tmp_path / "nh", nh))
+    latent = {**nh, "hybrid_override_pattern": "MEM*E", "moe_latent_size": 1024}
+    with pytest.raises(SiliconomicsError, match="LatentMoE"):
+        load_hf_config(_write(tmp_path / "nh3", latent))
     nas = {**base, "model_type": "nemotron-nas", "block_configs": [{"ffn": {"ffn_mult": 2.6}}] * 4}
     with pytest.raises(SiliconomicsError, match="'block_configs' gives each of its 4 layers"):
         load_hf_config(_write(tmp_path / "nas", nas))

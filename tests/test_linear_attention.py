@@ -251,7 +251,7 @@ def test_decode_recurrence_matches_the_kernel_benchmark(key: tuple, us: float) -
     ops = {op.name: op for op in forward_cost(m, dev, plan, float(batch), 1.0, 2000.0).ops}
     per_layer_us = float(ops["linear_attention"].time) / m.n_linear_layers * 1e6
     assert per_layer_us == pytest.approx(us, rel=0.08)
-    want = float(ops["linear_attention"].bytes) / dev.linear_decode_bytes_per_s
+    want = float(ops["linear_attention"].bytes) / dev.linear_decode_bytes_per_s()
     assert float(ops["linear_attention"].t_memory) == pytest.approx(want)
 
 

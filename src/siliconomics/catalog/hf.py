@@ -97,7 +97,7 @@ def _model_id(path: Path, file: Path, c: _Config) -> str:
 
 
 def _activation(c: _Config, gated: bool) -> str:
-    key, act = c.first("hidden_act", "hidden_activation", "activation_function")
+    key, act = c.first("mlp_hidden_act", "hidden_act", "hidden_activation", "activation_function")
     act = str(act or ("silu" if gated else "gelu")).lower()
     if "gelu" in act:
         return "geglu" if gated else "gelu"
@@ -105,6 +105,8 @@ def _activation(c: _Config, gated: bool) -> str:
         return "swiglu"
     if act == "relu" and not gated:
         return "relu"
+    if act == "relu2" and not gated:  # squared ReLU (Nemotron-H), a plain two-matrix MLP
+        return "relu2"
     raise c.fail(f"'{key}' = {act!r} is not supported for model_type {c.raw.get('model_type')!r}")
 
 
@@ -113,6 +115,14 @@ def _shared_experts(c: _Config, family: str, moe_d_ff: int) -> int:
     expert of the routed experts' width in every MoE layer (no config key); Qwen2-MoE gives
     the shared expert's width, counted in routed-expert widths."""
     n = c.opt_int("n_shared_experts", "num_shared_experts", minimum=0)
+    wide = c.opt_int("moe_shared_expert_intermediate_size", minimum=0)  # Nemotron-H
+    if n is not None and wide:
+        if wide % moe_d_ff:
+            raise c.fail(
+                f"'moe_shared_expert_intermediate_size' {wide} is not a multiple of the expert "
+                f"width {moe_d_ff}; the schema counts shared experts in expert widths"
+            )
+        return n * wide // moe_d_ff if n else 0
     if n is not None:
         return n
     if family.startswith("llama4"):
@@ -197,11 +207,23 @@ def _only_attention(c: _Config) -> None:
                 "not modelled"
             )
     pattern = c.raw.get("hybrid_override_pattern")
-    if isinstance(pattern, str) and "M" in pattern:
-        raise c.fail(
-            f"'hybrid_override_pattern' has {pattern.count('M')} Mamba layers; state-space "
-            "layers are not modelled"
-        )
+    if isinstance(pattern, str):
+        other = sorted(set(pattern) - set(_BLOCKS))
+        if other:
+            raise c.fail(
+                f"'hybrid_override_pattern' has blocks {', '.join(repr(b) for b in other)}; "
+                "M (Mamba-2), * (attention), - (MLP) and E (MoE) are modelled"
+            )
+        if "-" in pattern and "E" in pattern:
+            raise c.fail(
+                "'hybrid_override_pattern' mixes dense MLP (-) and MoE (E) blocks; one FFN "
+                "kind per model is modelled"
+            )
+        if c.raw.get("moe_latent_size"):
+            raise c.fail(
+                f"'moe_latent_size' {c.raw['moe_latent_size']}: the experts run in a latent "
+                "space (LatentMoE, Nemotron 3 Super/Ultra); this MoE is not modelled"
+            )
 
 
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -245,6 +267,49 @@ def _linear_attention(c: _Config, n_layers: int) -> dict[str, Any] | None:
         "k_head_dim": c.req("linear_key_head_dim"),
         "v_head_dim": c.req("linear_value_head_dim"),
         "conv_kernel": c.req("linear_conv_kernel_dim", default=4),
+        "state_dtype": _STATE_DTYPES.get(str(dt), "bf16"),
+    }
+
+
+_BLOCKS = "M*-E"
+"""Nemotron-H ``hybrid_override_pattern`` blocks: Mamba-2 mixer, attention, MLP, MoE"""
+
+
+def _blocks(c: _Config) -> tuple[int, int, int] | None:
+    """(mixer layers, Mamba-2 layers, FFN layers) of a Nemotron-H block pattern, or None.
+    Each block is a norm, one sub-layer and a residual add; a mixer (M or *) and the FFN
+    block after it are priced as one layer, and mixers without an FFN as a mixer alone
+    (``ffn_layers``)."""
+    pattern = c.raw.get("hybrid_override_pattern")
+    if not isinstance(pattern, str):
+        return None
+    mixers = pattern.count("M") + pattern.count("*")
+    ffns = pattern.count("-") + pattern.count("E")
+    if ffns > mixers:
+        raise c.fail(
+            f"'hybrid_override_pattern' has {ffns} FFN blocks but {mixers} mixers; more FFN "
+            "blocks than mixers are not modelled"
+        )
+    if "*" not in pattern:
+        raise c.fail("'hybrid_override_pattern' has no attention block (*); not modelled")
+    return mixers, pattern.count("M"), ffns
+
+
+def _mamba2(c: _Config, n_mamba: int) -> dict[str, Any]:
+    """Mamba-2 layers as a ``linear_attention`` table (groups as key heads, the state size as
+    the key width, heads of ``mamba_head_dim`` as value heads)."""
+    key, dt = c.first("mamba_ssm_cache_dtype")
+    if dt is not None and dt not in _STATE_DTYPES:
+        raise c.fail(f"'{key}' = {dt!r} is not one of {', '.join(_STATE_DTYPES)}")
+    return {
+        "kind": "mamba2",
+        "n_linear": n_mamba,
+        "n_k_heads": c.req("n_groups"),
+        "n_v_heads": c.req("mamba_num_heads"),
+        "k_head_dim": c.req("ssm_state_size"),
+        "v_head_dim": c.req("mamba_head_dim"),
+        "conv_kernel": c.req("conv_kernel", default=4),
+        "chunk": c.req("chunk_size", default=128),
         "state_dtype": _STATE_DTYPES.get(str(dt), "bf16"),
     }
 
@@ -318,11 +383,17 @@ def load_hf_config(path: Path) -> ModelSpec:
     file, raw = _read(path)
     c = _Config(raw, str(file))
     family = c.opt_str("model_type") or "unknown"
-    gated = family not in _PLAIN_MLP
+    gated = family not in _PLAIN_MLP and family != "nemotron_h"
     _only_attention(c)
 
     d = c.req("hidden_size", "n_embd", "d_model")
     n_layers = c.req("num_hidden_layers", "n_layer", "num_layers")
+    blocks = _blocks(c)
+    ffn_layers = None
+    linear = _linear_attention(c, n_layers)
+    if blocks is not None:  # Nemotron-H: layers = mixers, some without an FFN block
+        n_layers, n_mamba, ffn_layers = blocks
+        linear = _mamba2(c, n_mamba) if n_mamba else None
     n_heads = c.req("num_attention_heads", "n_head", "num_heads")
     n_kv = c.req(
         "num_key_value_heads", "num_kv_heads", default=1 if raw.get("multi_query") else n_heads
@@ -343,7 +414,7 @@ def load_hf_config(path: Path) -> ModelSpec:
             raise c.fail(
                 f"missing 'head_dim' (hidden size {d} is not a multiple of {n_heads} heads)"
             )
-        head_dim = c.req("head_dim", default=d // n_heads)
+        head_dim = c.req("head_dim", "attention_head_dim", default=d // n_heads)
     # Llama 4: intermediate_size_mlp is the dense layers' FFN, intermediate_size the experts'.
     d_ff = c.req("intermediate_size_mlp", "intermediate_size", "n_inner", "ffn_dim", default=4 * d)
 
@@ -387,7 +458,8 @@ def load_hf_config(path: Path) -> ModelSpec:
         "activation_clamp": raw.get("swiglu_limit"),
         # Qwen3-Next gates every full-attention output (no config key); Qwen3.5 says so
         "attn_output_gate": bool(raw.get("attn_output_gate", family == "qwen3_next")),
-        "linear_attention": _linear_attention(c, n_layers),
+        "linear_attention": linear,
+        "ffn_layers": ffn_layers,
         "moe": moe,
         "mla": mla,
         "dsa": dsa,

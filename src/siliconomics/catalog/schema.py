@@ -315,8 +315,29 @@ class LinearAttentionSpec(_Frozen):
     holds one ``k_head_dim x v_head_dim`` state per value head (in ``state_dtype``) and the
     last ``conv_kernel - 1`` inputs of its causal depthwise convolution over q, k and v."""
 
-    full_attention_every: int = Field(
-        ge=1, description="every n-th layer is full attention (HF full_attention_interval)"
+    kind: Literal["gated-deltanet", "mamba2"] = Field(
+        default="gated-deltanet",
+        description="gated-deltanet (Qwen3-Next, Qwen3.5) or mamba2 (Nemotron-H: the heads "
+        "below read as n_k_heads = n_groups, n_v_heads = mamba_num_heads, k_head_dim = "
+        "ssm_state_size, v_head_dim = mamba_head_dim)",
+    )
+    full_attention_every: int | None = Field(
+        default=None,
+        ge=1,
+        description="every n-th layer is full attention (HF full_attention_interval); give "
+        "this or n_linear",
+    )
+    n_linear: int | None = Field(
+        default=None,
+        ge=0,
+        description="linear-attention layers, counted (a block pattern that is not periodic, "
+        "e.g. Nemotron-H's hybrid_override_pattern); give this or full_attention_every",
+    )
+    chunk: int = Field(
+        default=64,
+        ge=1,
+        description="tokens per chunk of the chunked prefill kernel (flash-linear-attention's "
+        "64 for Gated DeltaNet; HF chunk_size for Mamba-2)",
     )
     n_k_heads: int = Field(ge=1, description="query/key heads (HF linear_num_key_heads)")
     n_v_heads: int = Field(ge=1, description="value heads (HF linear_num_value_heads)")
@@ -347,6 +368,8 @@ class LinearAttentionSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> LinearAttentionSpec:
+        if (self.full_attention_every is None) == (self.n_linear is None):
+            raise ValueError("linear attention: give exactly one of full_attention_every, n_linear")
         if self.n_v_heads % self.n_k_heads:
             raise ValueError(
                 f"linear attention: n_v_heads {self.n_v_heads} not a multiple of n_k_heads "
@@ -371,7 +394,7 @@ class ModelSpec(_Frozen):
     max_position: int | None = Field(default=None, description="max context of the model")
     tied_embeddings: bool = Field(default=False, description="LM head shares embeddings")
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    activation: Literal["swiglu", "geglu", "gelu", "relu"] = "swiglu"
+    activation: Literal["swiglu", "geglu", "gelu", "relu", "relu2"] = "swiglu"
     attention: Literal["mha", "gqa", "mqa", "mla"] = "gqa"
     position: str = Field(default="rope", description="rope, rope-partial, learned, ...")
     parallel_attn_mlp: bool = Field(default=False, description="GPT-J style parallel block")
@@ -394,8 +417,15 @@ class ModelSpec(_Frozen):
     )
     linear_attention: LinearAttentionSpec | None = Field(
         default=None,
-        description="Gated DeltaNet layers between the full-attention ones (None: every layer "
-        "full attention)",
+        description="Gated DeltaNet or Mamba-2 layers between the full-attention ones (None: "
+        "every layer full attention)",
+    )
+    ffn_layers: int | None = Field(
+        default=None,
+        ge=0,
+        description="layers that carry an FFN (dense, or MoE in an MoE model); the others are "
+        "a mixer (attention or linear attention) alone, as Nemotron-H's separate mixer and FFN "
+        "blocks pair up; None: every layer",
     )
     activation_clamp: float | None = Field(
         default=None,
@@ -432,6 +462,19 @@ class ModelSpec(_Frozen):
             )
         if self.attention == "mla" and self.mla is None:
             raise ValueError(f"{self.id}: attention 'mla' needs an [mla] table")
+        if self.ffn_layers is not None:
+            if self.ffn_layers > self.n_layers:
+                raise ValueError(
+                    f"{self.id}: ffn_layers {self.ffn_layers} exceeds n_layers {self.n_layers}"
+                )
+            if self.moe is not None and (self.moe.n_dense_layers or self.moe.moe_layer_step != 1):
+                raise ValueError(
+                    f"{self.id}: with ffn_layers every FFN is MoE (n_dense_layers 0, "
+                    "moe_layer_step 1)"
+                )
+        la = self.linear_attention
+        if la is not None and la.n_linear is not None and la.n_linear > self.n_layers:
+            raise ValueError(f"{self.id}: n_linear {la.n_linear} exceeds n_layers {self.n_layers}")
         if self.linear_attention is not None and (self.mla is not None or self.sliding_window):
             raise ValueError(
                 f"{self.id}: linear-attention layers are modelled beside GQA/MHA full "
@@ -454,6 +497,9 @@ class ModelSpec(_Frozen):
         la = self.linear_attention
         if la is None:
             return 0
+        if la.n_linear is not None:
+            return la.n_linear
+        assert la.full_attention_every is not None
         patterned = self.n_layers - la.trailing_full_layers
         return patterned - patterned // la.full_attention_every
 
@@ -463,11 +509,29 @@ class ModelSpec(_Frozen):
         return self.n_layers - self.n_linear_layers
 
     @property
+    def blocks_per_layer(self) -> float:
+        """Residual blocks (a norm, a sub-layer, a tensor-parallel all-reduce) per layer,
+        averaged: 2 (mixer, FFN), 1 with a parallel attention + MLP block, (L + ffn_layers) / L
+        when some layers are a mixer alone."""
+        if self.ffn_layers is not None:
+            return (self.n_layers + self.ffn_layers) / self.n_layers
+        return 1.0 if self.parallel_attn_mlp else 2.0
+
+    @property
+    def n_dense_ffn_layers(self) -> int:
+        """Layers with a dense FFN: those with an FFN (all, or ``ffn_layers``) but not MoE."""
+        with_ffn = self.n_layers if self.ffn_layers is None else self.ffn_layers
+        return with_ffn - self.n_moe_layers
+
+    @property
     def n_moe_layers(self) -> int:
         """Layers whose FFN is a mixture of experts: after ``moe.n_dense_layers`` leading dense
-        layers, layer i (0-based) is MoE when ``(i + 1) % moe.moe_layer_step == 0``."""
+        layers, layer i (0-based) is MoE when ``(i + 1) % moe.moe_layer_step == 0``; with
+        ``ffn_layers``, every layer that has an FFN."""
         if self.moe is None:
             return 0
+        if self.ffn_layers is not None:
+            return self.ffn_layers
         step = self.moe.moe_layer_step
         return sum(1 for i in range(self.moe.n_dense_layers, self.n_layers) if (i + 1) % step == 0)
 

@@ -129,7 +129,7 @@ def _layer_counts(model: ModelSpec) -> tuple[int, int, int, int]:
     else:
         n_full = model.n_attention_layers
     n_moe = model.n_moe_layers
-    return n_full, model.n_attention_layers - n_full, L - n_moe, n_moe
+    return n_full, model.n_attention_layers - n_full, model.n_dense_ffn_layers, n_moe
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,7 +237,9 @@ def _linear_attention_ops(st: _Step) -> list[OpCost]:
     seq_bytes = (1.0 + s) * sh.cache_bytes() if st.verify else sh.step_state_bytes_per_seq()
     nbytes = B * seq_bytes + T * per_tok
     bw = np.where(
-        prefill, dev.hbm_bytes_per_s * dev.eff.memory_efficiency, dev.linear_decode_bytes_per_s
+        prefill,
+        dev.hbm_bytes_per_s * dev.eff.memory_efficiency,
+        dev.linear_decode_bytes_per_s(sh.kind),
     )
     core = attention_op(
         dev, "linear_attention", flops, nbytes, compute_dtype="bf16", rate=rate, bandwidth=bw
@@ -362,7 +364,7 @@ def _block_ops(st: _Step) -> list[OpCost]:
     """Norms, residual adds and the tensor-parallel all-reduces of every layer."""
     model, dev, t = st.model, st.dev, st.plan.tp
     T, D, L, a = st.T, model.d_model, model.n_layers, st.r
-    per_layer = 1 if model.parallel_attn_mlp else 2
+    per_layer = model.blocks_per_layer
     norm = memory_op(dev, "norm+residual", 3.0 * T * D * a, 8.0 * T * D)
     ops = []
     if t > 1:

@@ -363,7 +363,7 @@ def _linear_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[An
             seq_s=n * sh.step_state_bytes_per_seq() / bw,
             tok_s=n * sh.core_token_bytes(a) / bw,
             chunk_s=n * sh.prefill_state_bytes_per_token() / bw,
-            decode_bw=dev.linear_decode_bytes_per_s / bw,
+            decode_bw=dev.linear_decode_bytes_per_s(sh.kind) / bw,
             stream_s=n * stream,
             over_s=n * 3.0 * dev.eff.kernel_overhead_s,
         ),
@@ -898,7 +898,7 @@ def _block_parts(
     (forward._block_ops)."""
     D, L = model.d_model, model.n_layers
     _, r, _ = _formats(plan)
-    times = float((1 if model.parallel_attn_mlp else 2) * L)
+    times = float(model.blocks_per_layer * L)
     per_tok = _linear_mem_s(dev, 3.0 * D * r, 8.0 * D) * times
     ko = dev.eff.kernel_overhead_s
     if plan.tp <= 1:

@@ -97,6 +97,7 @@ def mtp_module(model: ModelSpec) -> ModelSpec:
         "sliding_window": None,
         "sliding_window_every": 0,
         "linear_attention": None,  # the MTP layer is full attention (Qwen3-Next, Qwen3.5)
+        "ffn_layers": None,
         "moe": moe,
         "n_mtp_layers": 0,
     }
@@ -110,6 +111,8 @@ def memory_model(model: ModelSpec, spec: Speculative | None = None) -> ModelSpec
     (vLLM's speculative state blocks: the state after each verified token, to roll back to
     the last accepted one)."""
     upd: dict[str, object] = {"n_layers": model.n_layers + model.n_mtp_layers}
+    if model.ffn_layers is not None:  # each MTP layer has its FFN
+        upd["ffn_layers"] = model.ffn_layers + model.n_mtp_layers
     la = model.linear_attention
     if la is not None:
         slots = 1 + spec.draft_tokens if spec is not None else la.state_slots

@@ -131,11 +131,11 @@ class Device:
         f = self.eff.mla_decode_efficiency
         return self.eff.attention_efficiency if f is None else f
 
-    @property
-    def linear_decode_bytes_per_s(self) -> float:
-        """HBM bandwidth of the Gated DeltaNet recurrent decode kernel: the profile's
-        ``linear_decode_efficiency`` (a kernel benchmark), else its ``memory_efficiency``."""
-        f = self.eff.linear_decode_efficiency
+    def linear_decode_bytes_per_s(self, kind: str = "gated-deltanet") -> float:
+        """HBM bandwidth of a linear-attention layer's recurrent decode kernel: for Gated
+        DeltaNet the profile's ``linear_decode_efficiency`` (a kernel benchmark), else (and for
+        Mamba-2, which has no benchmark here) its ``memory_efficiency``."""
+        f = self.eff.linear_decode_efficiency if kind == "gated-deltanet" else None
         return self.hbm_bytes_per_s * (self.eff.memory_efficiency if f is None else f)
 
     def mla_decode_flops(self, act_dtype: str, kv_dtype: str) -> float:

@@ -46,40 +46,61 @@ from ..units import DTYPE_BYTES
 
 CHUNK = 64.0
 """tokens per chunk of flash-linear-attention's chunked gated delta rule (``BT = 64``)"""
-DECODE_FLOPS_PER_STATE = 7.0
-"""FLOPs per state element per decoded token: decay, S^T k, rank-1 update, S^T q"""
+DECODE_FLOPS_PER_STATE = {"gated-deltanet": 7.0, "mamba2": 5.0}
+"""FLOPs per state element per decoded token. Gated DeltaNet: decay, S^T k, rank-1 update,
+S^T q. Mamba-2 (``selective_state_update``): decay, dt B x^T, C h."""
 CONV_STATE_BYTES = 2.0
 """the convolution's cached inputs stay in the model's 16-bit format"""
 CHUNK_STATE_BYTES = 2.0
 """per-chunk states of the chunked kernel, 16-bit (the final state is in ``state_dtype``)"""
 
 
-def chunked_flops_per_head(dk: float, dv: float) -> float:
-    """FLOPs of the chunked gated delta rule per token and value head: ``2 C (3 dk + 2 dv)``
-    inside the chunk and ``6 dk dv`` across chunks (module docstring)."""
-    return 2.0 * CHUNK * (3 * dk + 2 * dv) + 6.0 * dk * dv
+def in_width(kind: str, nk: float, nv: float, dk: float, dv: float) -> float:
+    """Output width of a layer's input projections: q/k (Mamba-2: B/C per group), v and the
+    gate z (Mamba-2: x and z) per value head, and per value head beta and alpha (Gated
+    DeltaNet) or dt (Mamba-2)."""
+    return 2 * nk * dk + 2 * nv * dv + (2 if kind == "gated-deltanet" else 1) * nv
+
+
+def chunked_flops_per_token(
+    kind: str, nk: float, nv: float, dk: float, dv: float, chunk: float
+) -> float:
+    """Matrix FLOPs of the chunked (prefill) form per token, all heads of one chip.
+
+    Gated DeltaNet (flash-linear-attention's ``chunk_gated_delta_rule``), per value head:
+    ``2 C (3 dk + 2 dv)`` inside the chunk (``K K^T``, the WY transform of K, ``Q K^T``; of V,
+    the masked scores times the values) and ``6 dk dv`` across chunks (``W S``, ``Q S``,
+    ``K^T V``). Mamba-2 (state-space duality, Dao and Gu 2024), per head ``2 C dv`` (the masked
+    scores times x) and ``4 dk dv`` (chunk states ``B^T x`` and outputs ``C h``), plus
+    ``2 C dk`` per group for the scores ``C B^T``."""
+    if kind == "gated-deltanet":
+        return nv * (2.0 * chunk * (3 * dk + 2 * dv) + 6.0 * dk * dv)
+    return nv * (2.0 * chunk * dv + 4.0 * dk * dv) + nk * 2.0 * chunk * dk
 
 
 @dataclass(frozen=True)
 class LinearShape:
-    """One Gated DeltaNet layer's dimensions on one chip of a ``tp``-way shard."""
+    """One linear-attention layer's dimensions on one chip of a ``tp``-way shard (Mamba-2:
+    nk = groups, nv = heads, dk = state size, dv = head dim)."""
 
-    nk: int  # query/key heads on this chip
+    kind: str
+    nk: int  # query/key heads on this chip (Mamba-2: B/C groups)
     nv: int  # value heads on this chip
     dk: int
     dv: int
     conv_kernel: int
     state_bytes: float  # bytes per state element
+    chunk: float = CHUNK
 
     @property
     def conv_channels(self) -> int:
-        """q, k and v channels through the convolution."""
+        """q, k and v channels through the convolution (Mamba-2: x, B and C)."""
         return 2 * self.nk * self.dk + self.nv * self.dv
 
     @property
     def in_width(self) -> int:
-        """Output width of the input projections (q, k, v, z; beta and alpha per value head)."""
-        return 2 * self.nk * self.dk + 2 * self.nv * self.dv + 2 * self.nv
+        """Output width of the input projections."""
+        return int(in_width(self.kind, self.nk, self.nv, self.dk, self.dv))
 
     @property
     def out_in(self) -> int:
@@ -96,10 +117,10 @@ class LinearShape:
         return self.state_elems * self.state_bytes + conv
 
     def decode_flops_per_token(self) -> float:
-        return DECODE_FLOPS_PER_STATE * self.state_elems
+        return DECODE_FLOPS_PER_STATE[self.kind] * self.state_elems
 
     def prefill_flops_per_token(self) -> float:
-        return self.nv * chunked_flops_per_head(self.dk, self.dv)
+        return chunked_flops_per_token(self.kind, self.nk, self.nv, self.dk, self.dv, self.chunk)
 
     def core_token_bytes(self, act_bytes: float) -> float:
         """The recurrence's per-token traffic: q, k, v in, the output out."""
@@ -121,7 +142,7 @@ class LinearShape:
 
     def prefill_state_bytes_per_token(self) -> float:
         """Per-chunk states written and read by the chunked kernel, per token."""
-        return 2.0 * self.state_elems * CHUNK_STATE_BYTES / CHUNK
+        return 2.0 * self.state_elems * CHUNK_STATE_BYTES / self.chunk
 
     def step_state_bytes_per_seq(self) -> float:
         """The cache read at the start of a step and written at its end, per sequence: the
@@ -130,7 +151,7 @@ class LinearShape:
 
 
 def cache_bytes_per_seq(model: ModelSpec, tp: int) -> float:
-    """Per-sequence cache of one Gated DeltaNet layer as a server holds it: ``state_slots``
+    """Per-sequence cache of one linear-attention layer as a server holds it: ``state_slots``
     copies of the state and conv inputs (several under speculative decoding)."""
     la = model.linear_attention
     assert la is not None
@@ -141,6 +162,8 @@ def linear_shape(model: ModelSpec, tp: int) -> LinearShape:
     la = model.linear_attention
     assert la is not None
     return LinearShape(
+        kind=la.kind,
+        chunk=float(la.chunk),
         nk=-(-la.n_k_heads // tp),
         nv=-(-la.n_v_heads // tp),
         dk=la.k_head_dim,
@@ -151,10 +174,12 @@ def linear_shape(model: ModelSpec, tp: int) -> LinearShape:
 
 
 def linear_params_per_layer(model: ModelSpec, tp: int) -> float:
-    """Parameters of one Gated DeltaNet layer on one chip: the projections, the convolution,
-    the per-head decay and step parameters (``A_log``, ``dt_bias``) and the gated norm."""
+    """Parameters of one linear-attention layer on one chip: the projections, the
+    convolution, the per-head decay and step parameters and the gated norm."""
     sh = linear_shape(model, tp)
     D = model.d_model
-    return float(
-        D * sh.in_width + sh.out_in * D + sh.conv_kernel * sh.conv_channels + 2 * sh.nv + sh.dv
-    )
+    if sh.kind == "mamba2":  # A_log, D, dt_bias per head; conv bias; grouped norm over d_inner
+        extra = 3 * sh.nv + sh.conv_channels + sh.nv * sh.dv
+    else:  # A_log, dt_bias per value head; the gated norm of one head's width
+        extra = 2 * sh.nv + sh.dv
+    return float(D * sh.in_width + sh.out_in * D + sh.conv_kernel * sh.conv_channels + extra)

@@ -52,7 +52,7 @@ def param_counts(
             attn += D * (x.index_head_dim + x.index_n_heads) + 2 * x.index_head_dim
     mats = 3 if model.gated else 2
     n_moe = model.n_moe_layers
-    n_dense = L - n_moe
+    n_dense = model.n_dense_ffn_layers
     dense_ffn = mats * D * -(-model.d_ff // tp)
     experts = 0.0
     if model.moe is not None:
@@ -68,7 +68,9 @@ def param_counts(
         "attention": attention,
         "ffn_dense": float(dense_ffn * n_dense),
         "ffn_experts": float(experts * n_moe),
-        "norms": float(2 * D * L + D),
+        "norms": float(2 * D * L + D)
+        if model.ffn_layers is None
+        else float(D * (L + model.ffn_layers) + D),
         "embedding": float(vocab),
         "lm_head": 0.0 if model.tied_embeddings else float(vocab),
     }

@@ -11,7 +11,7 @@ MFU counts these model FLOPs (PaLM, Chowdhery et al. 2022, App. B); HFU adds rec
 from __future__ import annotations
 
 from ..catalog.schema import ModelSpec
-from ..ops.linear_attention import chunked_flops_per_head
+from ..ops.linear_attention import chunked_flops_per_token
 from ..parallel.memory import active_params, param_counts
 
 
@@ -49,7 +49,8 @@ def attention_flops_per_token(model: ModelSpec, seq_len: float, *, causal: bool 
         return 2.0 * model.n_layers * model.n_heads * per_head * keys_w
     # Gated DeltaNet hybrid: softmax attention in its full-attention layers only, and the
     # chunked gated delta rule's matrix FLOPs in the others (ops/linear_attention.py)
-    gdn = la.n_v_heads * chunked_flops_per_head(la.k_head_dim, la.v_head_dim)
+    dk, dv = la.k_head_dim, la.v_head_dim
+    gdn = chunked_flops_per_token(la.kind, la.n_k_heads, la.n_v_heads, dk, dv, la.chunk)
     softmax = 2.0 * model.n_attention_layers * model.n_heads * per_head * keys_w
     return softmax + model.n_linear_layers * gdn
 

@@ -256,6 +256,7 @@ def supported(model: ModelSpec, algorithm: str) -> bool:
     return (
         model.moe is None
         and model.linear_attention is None
+        and model.ffn_layers is None
         and algorithm in ("auto", "hierarchical")
         and _AVAILABLE
     )

@@ -195,12 +195,17 @@ def activation_bytes_per_token_layer(
         split = fa * split + (1 - fa) * gdn
     if model.moe is None:
         f = xp.ceil(model.d_ff / tp)
+        if model.ffn_layers is not None:  # some layers are a mixer alone (Nemotron-H)
+            f = f * (model.ffn_layers / model.n_layers)
     else:
         moe = model.moe
         frac_moe = model.n_moe_layers / model.n_layers
         skew = _moe_rank_skew(model, g, seq_len)
         fe = xp.ceil(moe.moe_d_ff / tp) * (moe.experts_per_token * skew + moe.n_shared_experts)
-        f = frac_moe * fe + (1 - frac_moe) * xp.ceil(model.d_ff / tp)
+        frac_dense = (
+            1 - frac_moe if model.ffn_layers is None else model.n_dense_ffn_layers / model.n_layers
+        )
+        f = frac_moe * fe + frac_dense * xp.ceil(model.d_ff / tp)
         split = split + frac_moe * moe_permuted_input_bytes(model, g, gi) * skew
     # MLP: up/gate outputs (the activation function's input: 16-bit, or FP8 where the recipe
     # stores it so) and the down-projection input.

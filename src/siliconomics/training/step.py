@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..catalog.schema import ModelSpec
 from ..ops.device import Device
-from ..ops.linear_attention import CHUNK, CHUNK_STATE_BYTES, chunked_flops_per_head
+from ..ops.linear_attention import CHUNK_STATE_BYTES, chunked_flops_per_token, in_width
 from ..ops.roofline import OpCost, memory_op
 from ..parallel import hierarchical as coll
 from ..parallel.moe import dispatch_combine, expert_ops, experts_hit, imbalance
@@ -414,13 +414,14 @@ def layer_times(
     if model.linear_attention is not None:
         _gdn_layer(ly, model, 1.0 - fa, frozen=lora)
     sp_tokens = xp.where(g.sp, T / tp, T)
-    norms = 1 if model.parallel_attn_mlp else 2
+    norms = model.blocks_per_layer
     ly.elementwise(norms * 3.0 * sp_tokens * D * ACT_BYTES, norms * 8.0 * sp_tokens * D)
     mats_in = 2 if model.gated else 1
     L = model.n_layers
     n_moe = model.n_moe_layers
-    if L - n_moe:
-        w = (L - n_moe) / L
+    n_dense = model.n_dense_ffn_layers
+    if n_dense:
+        w = n_dense / L
         f = xp.ceil(model.d_ff / tp)
         ly.gemm(T, mats_in * f, D, w, frozen=lora)
         ly.elementwise(T * f * ACT_BYTES * (mats_in + 1), 4.0 * T * f, w)
@@ -442,11 +443,11 @@ def _gdn_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     nk, nv = xp.ceil(la.n_k_heads / ly.tp), xp.ceil(la.n_v_heads / ly.tp)
     dk, dv = la.k_head_dim, la.v_head_dim
     ch = 2 * nk * dk + nv * dv
-    ly.gemm(T, 2 * nk * dk + 2 * nv * dv + 2 * nv, D, w, frozen=frozen)
+    ly.gemm(T, in_width(la.kind, nk, nv, dk, dv), D, w, frozen=frozen)
     conv_norm_bytes = T * (2.0 * ch + 3.0 * nv * dv) * ACT_BYTES
     ly.elementwise(conv_norm_bytes, T * (2.0 * la.conv_kernel * ch + 4.0 * nv * dv), w)
-    flops = T * nv * chunked_flops_per_head(dk, dv)
-    states = 2.0 * nv * dk * dv * CHUNK_STATE_BYTES / CHUNK
+    flops = T * chunked_flops_per_token(la.kind, nk, nv, dk, dv, la.chunk)
+    states = 2.0 * nv * dk * dv * CHUNK_STATE_BYTES / la.chunk
     nbytes = T * ((ch + nv * dv) * ACT_BYTES + states)
     core = ly.rate_op(flops, nbytes, ly.c.attn_peak("bf16"))
     ly.fwd, ly.bwd = ly.fwd + w * core, ly.bwd + 2.5 * (w * core)
@@ -877,7 +878,7 @@ def _plan_times(
     passes = 2.0 + (g.recompute == 2)  # forward, backward (+ recomputed forward)
 
     # tensor parallel: 2 collectives' worth of all-reduce per layer and pass (AG+RS with SP).
-    per_layer_ar = 1.0 if model.parallel_attn_mlp else 2.0
+    per_layer_ar = model.blocks_per_layer
     n_moe = model.n_moe_layers
     # The overlap fractions hide communication behind the micro-batch's own compute, never
     # more than that compute: exposed = max(raw x (1 - overlap), raw - compute).
