@@ -37,21 +37,30 @@ def n_params(m: ModelSpec) -> float:
         attn = d * (q_out + gate + 2 * kv_out) + q_out * d
         attn += (q_out + gate + 2 * kv_out) if m.qkv_bias else 0
     la = m.linear_attention
-    if la is not None:  # Gated DeltaNet: in_proj_qkvz + in_proj_ba, conv, A_log/dt_bias, norm, out
-        qk, v = la.n_k_heads * la.k_head_dim, la.n_v_heads * la.v_head_dim
-        gdn = d * (2 * qk + 2 * v + 2 * la.n_v_heads) + la.conv_kernel * (2 * qk + v)
-        gdn += 2 * la.n_v_heads + la.v_head_dim + v * d
-        n_lin = layers - layers // la.full_attention_every
-        attn = ((layers - n_lin) * attn + n_lin * gdn) / layers  # per-layer average
+    if la is not None:
+        qk, v, nv = la.n_k_heads * la.k_head_dim, la.n_v_heads * la.v_head_dim, la.n_v_heads
+        conv = 2 * qk + v
+        if la.kind == "gated-deltanet":  # in_proj_qkvz + in_proj_ba, conv, A_log/dt_bias, norm
+            lin = d * (2 * qk + 2 * v + 2 * nv) + la.conv_kernel * conv + 2 * nv + la.v_head_dim
+        else:  # Mamba-2: in_proj (z, x, B, C, dt), conv + bias, A_log/D/dt_bias, grouped norm
+            lin = d * (2 * qk + 2 * v + nv) + (la.conv_kernel + 1) * conv + 3 * nv + v
+        lin += v * d  # out_proj
+        n_lin = (
+            la.n_linear
+            if la.n_linear is not None
+            else layers - layers // (la.full_attention_every or 1)
+        )
+        attn = ((layers - n_lin) * attn + n_lin * lin) / layers  # per-layer average
     per_ffn = (3 if m.gated else 2) * d
+    with_ffn = layers if m.ffn_layers is None else m.ffn_layers  # Nemotron-H: mixer-only layers
     if m.moe is None:
-        ffn = layers * per_ffn * m.d_ff
+        ffn = with_ffn * per_ffn * m.d_ff
     else:
         e = m.moe
         moe_layer = (e.n_experts + e.n_shared_experts) * per_ffn * e.moe_d_ff + e.n_experts * d
-        n_moe = (layers - e.n_dense_layers) // e.moe_layer_step  # Llama 4: every 2nd layer
-        ffn = n_moe * moe_layer + (layers - n_moe) * per_ffn * m.d_ff
-    return emb + layers * attn + ffn + (2 * layers + 1) * d
+        n_moe = (with_ffn - e.n_dense_layers) // e.moe_layer_step  # Llama 4: every 2nd layer
+        ffn = n_moe * moe_layer + (with_ffn - n_moe) * per_ffn * m.d_ff
+    return emb + layers * attn + ffn + (layers + with_ffn + 1) * d
 
 
 # Published totals; sources in the comments.
@@ -350,6 +359,9 @@ NEW_PRESETS = {
     "qwen3.5-397b-a17b": (397e9, 17e9),
     "qwen3.6-27b": (27e9, 27e9),
     "qwen3.6-35b-a3b": (35e9, 3.2e9),
+    # Mamba-2 hybrids (NVIDIA: Nemotron 3 Nano 31.6B total, 3.6B active with embeddings)
+    "nemotron-3-nano-30b-a3b": (31.6e9, 3.6e9),
+    "nemotron-h-56b": (56e9, 56e9),
 }
 
 

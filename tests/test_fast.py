@@ -49,6 +49,9 @@ LAYOUTS = [
     # Gated DeltaNet hybrids: per-sequence states, gated full attention, fp32 state (Qwen3.5)
     ("h200-sxm", "qwen3-next-80b-a3b", {"tp": 2, "ep": 2, "weight_dtype": "fp8"}),
     ("b200", "qwen3.5-397b-a17b", {"tp": 8, "weight_dtype": "fp4", "kv_dtype": "fp8"}),
+    # Mamba-2 hybrids: mixers without an FFN block, squared-ReLU experts / MLPs
+    ("h100-sxm", "nemotron-3-nano-30b-a3b", {"tp": 2, "ep": 2}),
+    ("h200-sxm", "nemotron-h-56b", {"tp": 4, "weight_dtype": "fp8", "act_dtype": "fp8"}),
 ]
 
 B_AXIS = np.array([1.0, 3.0, 8.0, 33.0, 256.0])

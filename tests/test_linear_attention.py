@@ -293,3 +293,71 @@ def test_the_hybrid_rows_are_held_out_of_calibration() -> None:
     names = {p.name for p in measured_files(None, corpus=True)}
     assert "hybrid.csv" not in names and "trtllm.csv" in names
     assert "hybrid.csv" in {p.name for p in corpus_files()}  # still read and validated
+
+
+# NVIDIA Nemotron 3 Nano (HF config.json of nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16)
+NEMOTRON_NANO: dict[str, Any] = {
+    "model_type": "nemotron_h", "hidden_size": 2688, "num_hidden_layers": 52,
+    "hybrid_override_pattern": "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME",
+    "num_attention_heads": 32, "num_key_value_heads": 2, "head_dim": 128,
+    "intermediate_size": 1856, "mlp_hidden_act": "relu2", "mamba_num_heads": 64,
+    "mamba_head_dim": 64, "n_groups": 8, "ssm_state_size": 128, "conv_kernel": 4,
+    "chunk_size": 128, "mamba_ssm_cache_dtype": "float32", "n_routed_experts": 128,
+    "num_experts_per_tok": 6, "moe_intermediate_size": 1856,
+    "moe_shared_expert_intermediate_size": 3712, "n_shared_experts": 1,
+    "vocab_size": 131072, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+}  # fmt: skip
+
+
+def test_nemotron_h_blocks_become_mixer_layers(tmp_path: Path) -> None:
+    """52 blocks: 23 Mamba-2 + 6 attention mixers (the layers) and 23 MoE blocks (the layers
+    that carry an FFN); squared-ReLU experts; the shared expert is two expert widths."""
+    m = load_hf_config(_write(tmp_path / "nano", NEMOTRON_NANO))
+    la = m.linear_attention
+    assert la is not None and la.kind == "mamba2" and la.state_dtype == "fp32"
+    assert (m.n_layers, m.ffn_layers, m.n_linear_layers, m.n_attention_layers) == (29, 23, 23, 6)
+    assert (m.n_moe_layers, m.n_dense_ffn_layers) == (23, 0)
+    assert (m.activation, m.gated, m.norm) == ("relu2", False, "rmsnorm")
+    assert m.moe is not None and m.moe.n_shared_experts == 2
+    assert m.blocks_per_layer == pytest.approx(52 / 29)
+    preset = registry.get_model("nemotron-3-nano-30b-a3b")
+    assert (preset.linear_attention, preset.moe, preset.ffn_layers) == (la, m.moe, 23)
+
+
+def test_mamba2_costs() -> None:
+    m = registry.get_model("nemotron-3-nano-30b-a3b")
+    dev = resolve.device("h100-sxm")
+    plan = InferencePlan()
+    # state: 64 heads x 64 x 128 in fp32; conv: 3 inputs of x (4,096) and B, C (2 x 8 x 128)
+    per_layer = 64 * 64 * 128 * 4 + 3 * (4096 + 2048) * 2
+    assert state_bytes_per_seq_per_chip(m, plan) == 23 * per_layer
+    assert kv_bytes_per_token_per_chip(m, plan) == 6 * 2 * 2 * 128 * 2  # 6 attention layers
+    ops = {op.name: op for op in forward_cost(m, dev, plan, 16.0, 1.0, 1000.0).ops}
+    assert float(ops["linear_attention"].flops) == pytest.approx(23 * 16 * 5 * 64 * 64 * 128)
+    # one norm and residual per block: 52, not 2 x 29
+    assert float(ops["norm+residual"].bytes) == pytest.approx(52 * 3 * 16 * 2688 * 2)
+    # Mamba-2 decode: no kernel benchmark, so the profile's plain memory efficiency
+    assert dev.linear_decode_bytes_per_s("mamba2") == pytest.approx(
+        dev.hbm_bytes_per_s * dev.eff.memory_efficiency
+    )
+    with pytest.raises(SiliconomicsError, match="LatentMoE"):
+        load_hf_config_dict({**NEMOTRON_NANO, "moe_latent_size": 1024})
+
+
+def load_hf_config_dict(raw: dict[str, Any]) -> Any:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return load_hf_config(_write(Path(d) / "m", raw))
+
+
+def test_cli_runs_a_mamba2_hybrid() -> None:
+    runner = CliRunner()
+    for args in (
+        ["estimate", "--model", "nemotron-3-nano-30b-a3b", "--chip", "h100-sxm", "--batch", "8"],
+        ["train", "--model", "nemotron-h-56b", "--chip", "h100-sxm", "--chips", "32"],
+        ["simulate", "--model", "nemotron-3-nano-30b-a3b", "--chip", "h100-sxm",
+         "--requests", "30", "--input", "500", "--output", "100"],
+    ):  # fmt: skip
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, (args, r.output, r.exception)

@@ -63,6 +63,7 @@ CASES = [
     # Gated DeltaNet hybrids (numpy path only: the compiled path covers softmax attention)
     ("qwen3-next-80b-a3b", "b200", 32, 4096, 128, "fp8", "full", {}),
     ("qwen3.6-27b", "h100-sxm", 16, 8192, 64, "bf16", "lora", {}),
+    ("nemotron-h-56b", "h100-sxm", 32, 8192, 128, "fp8", "full", {}),
 ]
 IDS = [f"{c[0]}-{c[1]}-{c[5]}-{c[6]}" for c in CASES]
 
@@ -260,7 +261,11 @@ def test_lean_precision_and_lora_equal_reference(chip: str) -> None:
 
 
 def gridcore_supported(m: object) -> bool:
-    return m.moe is None and m.linear_attention is None  # type: ignore[attr-defined]
+    return (
+        m.moe is None  # type: ignore[attr-defined]
+        and m.linear_attention is None  # type: ignore[attr-defined]
+        and m.ffn_layers is None  # type: ignore[attr-defined]
+    )
 
 
 DENSE = [c for c in CASES if gridcore_supported(get_model(c[0]))]

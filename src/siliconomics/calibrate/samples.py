@@ -46,11 +46,13 @@ def regime(row: MeasuredRow) -> str:
 
 
 def model_class(model: ModelSpec | None) -> str:
-    """``dense`` or ``moe``; ``+gdn`` for Gated DeltaNet hybrids (Qwen3-Next, Qwen3.5), a
-    class of its own in the band cells: no calibration row is of that architecture, so its
+    """``dense`` or ``moe``; ``+gdn`` for Gated DeltaNet hybrids (Qwen3-Next, Qwen3.5) and
+    ``+ssm`` for Mamba-2 ones (Nemotron-H), a class of its own in the band cells: no calibration row is of that architecture, so its
     bands fall back to the family's and widen (calibrate/bands.py, ``WIDEN_CLASS``)."""
     base = "moe" if model is not None and model.moe is not None else "dense"
-    return base + "+gdn" if model is not None and model.linear_attention is not None else base
+    if model is None or model.linear_attention is None:
+        return base
+    return base + ("+gdn" if model.linear_attention.kind == "gated-deltanet" else "+ssm")
 
 
 def dtype_of(row: MeasuredRow) -> str:

@@ -444,7 +444,7 @@ def load_hf_config(path: Path) -> ModelSpec:
             "max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"
         ),
         "tied_embeddings": bool(raw.get("tie_word_embeddings", family in _TIED_BY_DEFAULT)),
-        "norm": "rmsnorm" if gated else "layernorm",
+        "norm": "rmsnorm" if gated or family == "nemotron_h" else "layernorm",
         "activation": _activation(c, gated),
         "attention": "mla" if mla else "mha" if n_kv == n_heads else "mqa" if n_kv == 1 else "gqa",
         "position": _position(raw, family, head_dim),

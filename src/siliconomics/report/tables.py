@@ -81,10 +81,10 @@ def chips_table() -> Table:
 
 def models_table() -> Table:
     # 80 columns with ids whole; family and max context are in 'siliconomics show MODEL'
-    # (attn "gdn": Gated DeltaNet layers between GQA ones)
+    # (attn "gdn" / "ssm": Gated DeltaNet / Mamba-2 layers between GQA ones)
     t = compact_table(
         "Model presets (parameters in billions; exp = active/total experts; "
-        "gdn = Gated DeltaNet + GQA)"
+        "gdn = Gated DeltaNet + GQA, ssm = Mamba-2 + GQA)"
     )
     for col in ("id", "params", "active", "layers", "d_model", "heads/kv", "attn", "exp"):
         t.add_column(col, justify="left" if col in ("id", "attn") else "right", no_wrap=True)
@@ -97,7 +97,9 @@ def models_table() -> Table:
             str(m.n_layers),
             str(m.d_model),
             f"{m.n_heads}/{m.n_kv_heads}",
-            m.attention if m.linear_attention is None else "gdn",
+            m.attention
+            if m.linear_attention is None
+            else ("gdn" if m.linear_attention.kind == "gated-deltanet" else "ssm"),
             moe,
         )
     return t
