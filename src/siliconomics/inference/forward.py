@@ -119,8 +119,9 @@ def _heads_per_chip(model: ModelSpec, tp: int) -> tuple[int, int]:
 
 
 def _layer_counts(model: ModelSpec) -> tuple[int, int, int, int]:
-    """(full-attention layers, windowed layers, dense-FFN layers, MoE layers); Gated DeltaNet
-    layers (``model.n_linear_layers``) are neither full nor windowed."""
+    """(full-attention layers, windowed layers, dense-FFN layers, MoE layers); linear-attention
+    layers (Gated DeltaNet, Mamba-2: ``model.n_linear_layers``) are neither full nor
+    windowed."""
     L = model.n_layers
     if model.sliding_window and model.sliding_window_every:
         n_full = L // model.sliding_window_every
@@ -215,10 +216,11 @@ def _attention_ops(st: _Step) -> list[OpCost]:
 
 
 def _linear_attention_ops(st: _Step) -> list[OpCost]:
-    """Gated DeltaNet layers (:mod:`..ops.linear_attention`): input and output projections, the
-    convolution, the gated delta rule and the gated norm. Decode steps (and speculative
-    verification) run the recurrent form on the vector units, reading and writing each
-    sequence's state once; prompt chunks run the chunked form at the attention rate."""
+    """Linear-attention layers, Gated DeltaNet or Mamba-2 (:mod:`..ops.linear_attention`):
+    input and output projections, the convolution, the recurrence and the gated norm. Decode
+    steps (and speculative verification) run the recurrent form on the vector units, reading
+    and writing each sequence's state once; prompt chunks run the chunked form at the
+    attention rate."""
     model, dev, plan = st.model, st.dev, st.plan
     n = model.n_linear_layers
     sh = linear_shape(model, plan.tp)

@@ -320,7 +320,7 @@ def _attention(
 
 @dataclass(frozen=True, slots=True)
 class _Linear:
-    """Gated DeltaNet layers but their projections (forward._linear_attention_ops): the
+    """Linear-attention layers but their projections (forward._linear_attention_ops): the
     recurrence (decode: vector rate, prompt chunks: chunked form at the attention rate; the
     per-sequence cache read and written once a step) and the convolution and gated norm
     (streaming); seconds per step, layers folded in."""
@@ -343,7 +343,7 @@ class _Linear:
 
 
 def _linear_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
-    """Projections (GEMMs) and the :class:`_Linear` of the Gated DeltaNet layers."""
+    """Projections (GEMMs) and the :class:`_Linear` of the linear-attention layers."""
     n = float(model.n_linear_layers)
     sh = linear_shape(model, plan.tp)
     a, r, w = _formats(plan)
