@@ -58,6 +58,9 @@ def n_params(m: ModelSpec) -> float:
     else:
         e = m.moe
         moe_layer = (e.n_experts + e.n_shared_experts) * per_ffn * e.moe_d_ff + e.n_experts * d
+        if e.latent_dim is not None:  # LatentMoE: routed experts at the latent width + D<->latent
+            moe_layer -= e.n_experts * per_ffn * e.moe_d_ff * (d - e.latent_dim) // d
+            moe_layer += 2 * d * e.latent_dim
         n_moe = (with_ffn - e.n_dense_layers) // e.moe_layer_step  # Llama 4: every 2nd layer
         ffn = n_moe * moe_layer + (with_ffn - n_moe) * per_ffn * m.d_ff
     return emb + layers * attn + ffn + (layers + with_ffn + 1) * d
@@ -362,6 +365,9 @@ NEW_PRESETS = {
     # Mamba-2 hybrids (NVIDIA: Nemotron 3 Nano 31.6B total, 3.6B active with embeddings)
     "nemotron-3-nano-30b-a3b": (31.6e9, 3.6e9),
     "nemotron-h-56b": (56e9, 56e9),
+    # LatentMoE (NVIDIA: Nemotron 3 Super 120B total, 12B active; Ultra 550B, 55B active)
+    "nemotron-3-super-120b-a12b": (120e9, 12e9),
+    "nemotron-3-ultra-550b-a55b": (550e9, 55e9),
 }
 
 
@@ -402,7 +408,7 @@ def test_minimax_m25_preset_and_its_mtp_modules(tmp_path: Path) -> None:
 
 def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
     """Layers the schema cannot price (linear attention without Gated DeltaNet keys, unknown
-    Nemotron-H blocks, latent MoE, per-layer shapes, compressed attention, unequal global
+    Nemotron-H blocks, per-layer shapes, compressed attention, unequal global
     layers): the loader names them instead of pricing them as something else."""
     base = {
         "hidden_size": 2048, "num_hidden_layers": 4, "num_attention_heads": 16,
@@ -416,9 +422,9 @@ def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
     nh = {**base, "model_type": "nemotron_h", "hybrid_override_pattern": "M-M*X"}
     with pytest.raises(SiliconomicsError, match="has blocks 'X'"):
         load_hf_config(_write(tmp_path / "nh", nh))
-    latent = {**nh, "hybrid_override_pattern": "MEM*E", "moe_latent_size": 1024}
-    with pytest.raises(SiliconomicsError, match="LatentMoE"):
-        load_hf_config(_write(tmp_path / "nh3", latent))
+    listed = {**base, "model_type": "nemotron_h", "layers_block_type": ["mamba", "mamba3"]}
+    with pytest.raises(SiliconomicsError, match="'layers_block_type' has 'mamba3'"):
+        load_hf_config(_write(tmp_path / "nh3", listed))
     nas = {**base, "model_type": "nemotron-nas", "block_configs": [{"ffn": {"ffn_mult": 2.6}}] * 4}
     with pytest.raises(SiliconomicsError, match="'block_configs' gives each of its 4 layers"):
         load_hf_config(_write(tmp_path / "nas", nas))

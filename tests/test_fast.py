@@ -52,6 +52,9 @@ LAYOUTS = [
     # Mamba-2 hybrids: mixers without an FFN block, squared-ReLU experts / MLPs
     ("h100-sxm", "nemotron-3-nano-30b-a3b", {"tp": 2, "ep": 2}),
     ("h200-sxm", "nemotron-h-56b", {"tp": 4, "weight_dtype": "fp8", "act_dtype": "fp8"}),
+    # LatentMoE: experts, permute and all-to-all at the latent width, replicated projections
+    ("b200", "nemotron-3-super-120b-a12b", {"tp": 2, "ep": 2, "weight_dtype": "fp4"}),
+    ("b200", "nemotron-3-super-120b-a12b", {"dp": 4, "ep": 4, "weight_dtype": "fp8"}),
 ]
 
 B_AXIS = np.array([1.0, 3.0, 8.0, 33.0, 256.0])

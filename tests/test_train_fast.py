@@ -64,6 +64,7 @@ CASES = [
     ("qwen3-next-80b-a3b", "b200", 32, 4096, 128, "fp8", "full", {}),
     ("qwen3.6-27b", "h100-sxm", 16, 8192, 64, "bf16", "lora", {}),
     ("nemotron-h-56b", "h100-sxm", 32, 8192, 128, "fp8", "full", {}),
+    ("nemotron-3-super-120b-a12b", "b200", 32, 8192, 128, "fp8", "full", {}),
 ]
 IDS = [f"{c[0]}-{c[1]}-{c[5]}-{c[6]}" for c in CASES]
 

@@ -155,6 +155,7 @@ def _moe(c: _Config, family: str, d_ff: int) -> dict[str, Any] | None:
         "moe_layer_step": c.req(
             "interleave_moe_layer_step", "decoder_sparse_step", "moe_layer_freq", default=1
         ),
+        "latent_dim": c.opt_int("moe_latent_size"),  # LatentMoE (Nemotron 3 Super/Ultra)
     }
 
 
@@ -219,11 +220,6 @@ def _only_attention(c: _Config) -> None:
                 "'hybrid_override_pattern' mixes dense MLP (-) and MoE (E) blocks; one FFN "
                 "kind per model is modelled"
             )
-        if c.raw.get("moe_latent_size"):
-            raise c.fail(
-                f"'moe_latent_size' {c.raw['moe_latent_size']}: the experts run in a latent "
-                "space (LatentMoE, Nemotron 3 Super/Ultra); this MoE is not modelled"
-            )
 
 
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -273,6 +269,31 @@ def _linear_attention(c: _Config, n_layers: int) -> dict[str, Any] | None:
 
 _BLOCKS = "M*-E"
 """Nemotron-H ``hybrid_override_pattern`` blocks: Mamba-2 mixer, attention, MLP, MoE"""
+
+_BLOCK_NAMES = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
+"""Nemotron-H ``layers_block_type`` entries (Nemotron 3 Ultra's config) as pattern blocks"""
+
+
+def _block_list_as_pattern(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """A Nemotron-H config that lists its blocks (``layers_block_type``, with
+    ``num_hidden_layers`` null) instead of giving ``hybrid_override_pattern``: the same
+    config with the pattern string and the layer count filled in."""
+    names = raw.get("layers_block_type")
+    if raw.get("model_type") != "nemotron_h" or not isinstance(names, list):
+        return raw
+    if raw.get("hybrid_override_pattern") is not None:
+        return raw
+    unknown = sorted({str(n) for n in names} - set(_BLOCK_NAMES))
+    if unknown:
+        raise SiliconomicsError(
+            f"{where}: 'layers_block_type' has {', '.join(repr(n) for n in unknown)}; "
+            f"{', '.join(_BLOCK_NAMES)} are modelled"
+        )
+    pattern = "".join(_BLOCK_NAMES[str(n)] for n in names)
+    out = dict(raw, hybrid_override_pattern=pattern)
+    if out.get("num_hidden_layers") is None:
+        out["num_hidden_layers"] = len(names)
+    return out
 
 
 def _blocks(c: _Config) -> tuple[int, int, int] | None:
@@ -381,6 +402,7 @@ def load_hf_config(path: Path) -> ModelSpec:
     """Map a Hugging Face ``config.json`` (a file, or a folder holding one) to a ModelSpec."""
     path = Path(path)
     file, raw = _read(path)
+    raw = _block_list_as_pattern(raw, str(file))
     c = _Config(raw, str(file))
     family = c.opt_str("model_type") or "unknown"
     gated = family not in _PLAIN_MLP and family != "nemotron_h"

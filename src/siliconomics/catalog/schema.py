@@ -283,6 +283,15 @@ class MoESpec(_Frozen):
         "dense: layer i (0-based) is MoE when (i + 1) % n == 0, as Hugging Face Llama 4's "
         "interleave_moe_layer_step (Maverick 2, Scout 1); 1 = every layer MoE",
     )
+    latent_dim: int | None = Field(
+        default=None,
+        ge=1,
+        description="LatentMoE (NVIDIA Nemotron 3 Super/Ultra, Hugging Face moe_latent_size): "
+        "the routed experts run at this width; each token is projected d_model -> latent_dim "
+        "before dispatch and back after combine (two projections replicated on every tensor-"
+        "parallel rank); the router and the shared experts stay at d_model. None: experts at "
+        "d_model",
+    )
 
 
 class DSASpec(_Frozen):
@@ -516,6 +525,14 @@ class ModelSpec(_Frozen):
         if self.ffn_layers is not None:
             return (self.n_layers + self.ffn_layers) / self.n_layers
         return 1.0 if self.parallel_attn_mlp else 2.0
+
+    @property
+    def expert_width(self) -> int:
+        """Input/output width of the routed experts, of their permute/unpermute and of the
+        expert-parallel all-to-all payload: ``moe.latent_dim`` (LatentMoE) or ``d_model``."""
+        if self.moe is not None and self.moe.latent_dim is not None:
+            return self.moe.latent_dim
+        return self.d_model
 
     @property
     def n_dense_ffn_layers(self) -> int:

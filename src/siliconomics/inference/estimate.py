@@ -256,6 +256,7 @@ def estimate_static(
         + _context_note(model, I, O)
         + _mla_note(model, dev, plan)
         + _linear_note(model, plan)
+        + _latent_note(model)
         + _spec_note(spec),
         spec=spec,
         shapes=shapes,
@@ -392,6 +393,7 @@ def estimate_max_throughput(
         + _context_note(model, I, O)
         + _mla_note(model, dev, plan)
         + _linear_note(model, plan)
+        + _latent_note(model)
         + _spec_note(spec),
         spec=spec,
     )
@@ -412,18 +414,33 @@ def _padding_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
 
 
 def _linear_note(model: ModelSpec, plan: InferencePlan) -> tuple[str, ...]:
-    """What a Gated DeltaNet hybrid adds to the answer: which layers cache no KV, and the
-    fixed-size state every sequence holds instead (docs/MODEL.md)."""
+    """What a Gated DeltaNet / Mamba-2 hybrid adds to the answer: which layers cache no KV,
+    and the fixed-size state every sequence holds instead (docs/MODEL.md)."""
     la = model.linear_attention
     if la is None:
         return ()
     state = state_bytes_per_seq_per_chip(model, plan)
+    kind = "Gated DeltaNet" if la.kind == "gated-deltanet" else "Mamba-2"
+    what = "linear attention" if la.kind == "gated-deltanet" else "Mamba-2 mixers"
     return (
-        f"Gated DeltaNet: {model.n_linear_layers} of {model.n_layers} layers are linear "
-        f"attention with no KV cache; each sequence holds {state / 2**20:.1f} MiB of "
+        f"{kind}: {model.n_linear_layers} of {model.n_layers} layers are {what} "
+        f"with no KV cache; each sequence holds {state / 2**20:.1f} MiB of "
         f"{la.state_dtype} state and conv inputs per chip whatever its length, read and "
         "written once per decode step (recurrent form on the vector units; prompt chunks in "
         "the chunked form)",
+    )
+
+
+def _latent_note(model: ModelSpec) -> tuple[str, ...]:
+    """LatentMoE (docs/MODEL.md): the routed experts and their all-to-all at a latent width."""
+    if model.moe is None or model.moe.latent_dim is None:
+        return ()
+    lat, D = model.moe.latent_dim, model.d_model
+    return (
+        f"LatentMoE: routed tokens are projected {D:,} -> {lat:,} before dispatch and back "
+        f"after combine (two projections whole on every tensor-parallel rank); the experts, "
+        f"permute and all-to-all run at {lat:,} ({D / lat:.0f}x less traffic per token than "
+        "at the hidden size), the router and shared experts at the hidden size",
     )
 
 

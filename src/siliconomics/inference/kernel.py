@@ -322,8 +322,10 @@ def _attention(
 class _Linear:
     """Linear-attention layers but their projections (forward._linear_attention_ops): the
     recurrence (decode: vector rate, prompt chunks: chunked form at the attention rate; the
-    per-sequence cache read and written once a step) and the convolution and gated norm
-    (streaming); seconds per step, layers folded in."""
+    per-sequence cache read and written once a step); seconds per step, layers folded in. The
+    convolution and gated norm (streaming, token-proportional) are memory ops in the reference
+    and padded with the other token ops under CUDA graphs (:mod:`.graphs`): their coefficients
+    ride here and :func:`build_step_kernel` adds them to the step's token ops."""
 
     decode_flop_s: float  # seconds per token, recurrent form
     prefill_flop_s: float  # seconds per token, chunked form (s > 1)
@@ -331,15 +333,16 @@ class _Linear:
     tok_s: float  # seconds per token: activation traffic of the recurrence (same)
     chunk_s: float  # seconds per token: per-chunk states (s > 1)
     decode_bw: float  # recurrent (decode) kernel's bandwidth over the chunked form's
-    stream_s: float  # seconds per token: convolution and gated norm
-    over_s: float
+    stream_s: float  # seconds per token: convolution and gated norm (token ops, see above)
+    stream_over_s: float  # their launches (likewise)
+    over_s: float  # the recurrence's launch
 
     def time(self, xp: Any, b: V, s: V, c: V, t: V) -> V:
         prefill = s > 1
         t_c = t * xp.where(prefill, self.prefill_flop_s, self.decode_flop_s)
         t_m = b * self.seq_s + t * (self.tok_s + xp.where(prefill, self.chunk_s, 0.0))
         t_m = xp.where(prefill, t_m, t_m / self.decode_bw)
-        return xp.maximum(t_c, t_m) + t * self.stream_s + self.over_s
+        return xp.maximum(t_c, t_m) + self.over_s
 
 
 def _linear_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[Any]:
@@ -365,7 +368,8 @@ def _linear_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list[An
             chunk_s=n * sh.prefill_state_bytes_per_token() / bw,
             decode_bw=dev.linear_decode_bytes_per_s(sh.kind) / bw,
             stream_s=n * stream,
-            over_s=n * 3.0 * dev.eff.kernel_overhead_s,
+            stream_over_s=n * 2.0 * dev.eff.kernel_overhead_s,
+            over_s=n * dev.eff.kernel_overhead_s,
         ),
         _gemm(dev, model.d_model, sh.out_in, n, dtype=cd, a=a, w=w, out=r),
     ]
@@ -582,7 +586,7 @@ def _all_to_all(
     k = model.moe.experts_per_token
     return _AllToAll(
         times=times,
-        bytes_per_token=float(distinct_ranks(k, ep)) * model.d_model,
+        bytes_per_token=float(distinct_ranks(k, ep)) * model.expert_width,
         imb_c=2.0 * math.log(ep) * (1.0 - 1.0 / ep),
         imb_skew=_imb_skew(ep, model.moe.n_experts),
         k=float(k),
@@ -616,6 +620,7 @@ class _Moe:
     down: _Grouped
     dispatch: _AllToAll | None
     shared: tuple[_Gemm, ...]
+    latent: tuple[_Gemm, ...]  # LatentMoE's D -> latent -> D projections of the routed tokens
 
     def _rows_hit(self, xp: Any, t_all: V) -> tuple[V, V]:
         """Token-expert rows on the busiest rank and experts hit (parallel/moe.expert_ops)."""
@@ -638,6 +643,8 @@ class _Moe:
         total = total + (tl * self.local_s + rows * self.row_s + self.over_s) * self.times
         if self.dispatch is not None:
             total = total + self.dispatch.time(xp, tl)
+        for g in self.latent:
+            total = total + g.time(xp, tl)
         for g in self.shared:
             total = total + g.time(xp, t)
         return total
@@ -934,7 +941,7 @@ def _moe_part(model: ModelSpec, dev: Device, plan: InferencePlan, n_moe: int) ->
     assert model.moe is not None
     moe = model.moe
     a, r, w = _formats(plan)
-    E, k, D = moe.n_experts, moe.experts_per_token, model.d_model
+    E, k, D, W = moe.n_experts, moe.experts_per_token, model.d_model, model.expert_width
     cd = plan.compute_dtype
     mats_in = 2 if model.gated else 1
     fe = float(math.ceil(moe.moe_d_ff / plan.etp))
@@ -944,9 +951,15 @@ def _moe_part(model: ModelSpec, dev: Device, plan: InferencePlan, n_moe: int) ->
     quant = 3.0 if a < 2.0 else 0.0
     local = (
         _linear_mem_s(dev, 8.0 * E, 10.0 * E)  # router top-k
-        + _linear_mem_s(dev, D * (r + k * a), quant * k * D)  # expand (permute)
-        + _linear_mem_s(dev, D * (1.0 + k) * r, 2.0 * k * D)  # unpermute
+        + _linear_mem_s(dev, W * (r + k * a), quant * k * W)  # expand (permute)
+        + _linear_mem_s(dev, W * (1.0 + k) * r, 2.0 * k * W)  # unpermute
     )
+    latent: tuple[_Gemm, ...] = ()
+    if moe.latent_dim is not None:
+        latent = (
+            _gemm(dev, W, D, n_moe, dtype=cd, a=a, w=w, out=r),
+            _gemm(dev, D, W, n_moe, dtype=cd, a=a, w=w, out=r),
+        )
     fs = -(-moe.n_shared_experts * moe.moe_d_ff // plan.tp)
     shared: tuple[_Gemm, ...] = ()
     if moe.n_shared_experts:
@@ -971,10 +984,11 @@ def _moe_part(model: ModelSpec, dev: Device, plan: InferencePlan, n_moe: int) ->
         row_s=_linear_mem_s(dev, fe * (mats_in * r + a), 4.0 * fe + quant * fe),
         over_s=4.0 * dev.eff.kernel_overhead_s,
         act_over_s=dev.eff.kernel_overhead_s,
-        up=_grouped(dev, mats_in * fe, D, n_moe, dtype=cd, a=a, w=w, out=r),
-        down=_grouped(dev, D, fe, n_moe, dtype=cd, a=a, w=w, out=r),
+        up=_grouped(dev, mats_in * fe, W, n_moe, dtype=cd, a=a, w=w, out=r),
+        down=_grouped(dev, W, fe, n_moe, dtype=cd, a=a, w=w, out=r),
         dispatch=disp,
         shared=shared,
+        latent=latent,
     )
 
 
@@ -1006,6 +1020,9 @@ def build_step_kernel(model: ModelSpec, dev: Device, plan: InferencePlan) -> Ste
     )
     gemms = [p for p in parts if isinstance(p, _Gemm)]
     token_s, fixed_s, ar = _block_parts(model, dev, plan)
+    for p in parts:
+        if isinstance(p, _Linear):  # its convolution and gated norm are token ops
+            token_s, fixed_s = token_s + p.stream_s, fixed_s + p.stream_over_s
     if n_dense:
         up, down, act_s, act_over = _dense_parts(model, dev, plan, n_dense)
         gemms += [up, down]

@@ -58,8 +58,11 @@ def param_counts(
     if model.moe is not None:
         moe = model.moe
         etp_ = max(tp // ep, 1) if etp is None else etp
-        experts = -(-moe.n_experts // ep) * mats * D * -(-moe.moe_d_ff // etp_)
+        W = model.expert_width
+        experts = -(-moe.n_experts // ep) * mats * W * -(-moe.moe_d_ff // etp_)
         experts += mats * D * -(-(moe.n_shared_experts * moe.moe_d_ff) // tp) + D * moe.n_experts
+        if moe.latent_dim is not None:  # LatentMoE: D -> latent and back, whole on every rank
+            experts += 2 * D * moe.latent_dim
     vocab = -(-model.vocab_size // tp) * D
     attention = float(attn * model.n_attention_layers)
     if model.linear_attention is not None:
@@ -88,8 +91,8 @@ def active_params(model: ModelSpec) -> float:
     moe = model.moe
     mats = 3 if model.gated else 2
     n_moe = model.n_moe_layers
-    routed = moe.n_experts * mats * model.d_model * moe.moe_d_ff * n_moe
-    active_routed = moe.experts_per_token * mats * model.d_model * moe.moe_d_ff * n_moe
+    routed = moe.n_experts * mats * model.expert_width * moe.moe_d_ff * n_moe
+    active_routed = moe.experts_per_token * mats * model.expert_width * moe.moe_d_ff * n_moe
     return sum(pc.values()) - routed + active_routed
 
 

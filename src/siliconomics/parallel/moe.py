@@ -31,6 +31,13 @@ ranks (each expert's FFN width split etp ways), D hidden size, Fe expert FFN wid
   scattered back (weighted sum of k outputs) after: each reads T·D and writes T·k·D values
   (or the reverse), ``2·T·D·(1 + k)·bytes`` in all (Megatron-Core ``moe_permute``/``unpermute``,
   TensorRT-LLM / SGLang expand-and-reduce kernels).
+* LatentMoE (NVIDIA Nemotron 3 Super/Ultra, ``moe.latent_dim`` = ℓ): each routed token is
+  projected ``D -> ℓ`` before the permute and dispatch and ``ℓ -> D`` after the combine and
+  unpermute (``fc1_latent_proj`` / ``fc2_latent_proj``; vLLM's ``NemotronHMoE`` holds them as
+  ``ReplicatedLinear``, whole on every tensor-parallel rank, over the tokens that rank routes).
+  Permute, the grouped GEMMs (``ℓ x Fe`` experts), unpermute and the all-to-all payload all run
+  at width ℓ instead of D (W below: ℓ, or D without a latent); the router and the shared
+  experts stay at D.
 * All-to-all (expert parallelism across ranks): each rank sends its own ``T_r`` tokens to the
   ranks that own their experts; a token goes once to each distinct destination rank (DeepEP and
   TensorRT-LLM's wide-EP kernels deduplicate per rank), ``ep·(1 - (1 - 1/ep)^k)`` ranks on
@@ -143,7 +150,7 @@ def expert_ops(
     ep_ = np.asarray(ep, dtype=np.float64)
     fe = np.ceil(moe.moe_d_ff / np.asarray(etp, dtype=np.float64))
     mats_in = 2 if model.gated else 1
-    D = model.d_model
+    D, W = model.d_model, model.expert_width
     mean_rows = T * k / ep_
     rows = mean_rows * imbalance(mean_rows, ep_, capacity_factor, load_cv=load_cv, n_experts=E)
     n_local = E / ep_
@@ -152,15 +159,32 @@ def expert_ops(
     ops = [
         gemm(dev, "router", Tl, E, D, compute_dtype=rd, a_bytes=2.0, w_bytes=2.0, out_bytes=4.0),
         memory_op(dev, "router_topk", 8.0 * Tl * E, 10.0 * Tl * E),
-        # Expand: read each token once in the 16-bit residual format, write its k copies in
-        # the GEMM input format (the quantisation is fused into the expand kernel).
+    ]
+    latent = moe.latent_dim
+    if latent is not None:  # LatentMoE's D -> latent projection of the routed tokens
+        ops.append(
+            gemm(
+                dev,
+                "moe_latent_down",
+                Tl,
+                latent,
+                D,
+                compute_dtype=compute_dtype,
+                a_bytes=a_bytes,
+                w_bytes=w_bytes,
+                out_bytes=out_bytes,
+            )
+        )
+    # Expand: read each token once in the 16-bit residual format, write its k copies in
+    # the GEMM input format (the quantisation is fused into the expand kernel).
+    ops.append(
         memory_op(
             dev,
             "moe_permute",
-            Tl * D * (out_bytes + k * a_bytes),
-            _quant_flops(Tl * k * D, a_bytes),
-        ),
-    ]
+            Tl * W * (out_bytes + k * a_bytes),
+            _quant_flops(Tl * k * W, a_bytes),
+        )
+    )
 
     def grouped(name: str, n: F, kk: F | int) -> OpCost:
         return grouped_gemm(
@@ -178,15 +202,29 @@ def expert_ops(
             efficiency=grouped_efficiency,
         )
 
-    ops.append(grouped("moe_up", mats_in * fe, D))
+    ops.append(grouped("moe_up", mats_in * fe, W))
     # The up GEMM writes 16-bit outputs; the activation (SwiGLU) reads them and writes the
     # down GEMM's input, quantised to the compute format in the same kernel.
     act_bytes = rows * fe * (mats_in * out_bytes + a_bytes)
     ops.append(
         memory_op(dev, "moe_act", act_bytes, 4.0 * rows * fe + _quant_flops(rows * fe, a_bytes))
     )
-    ops.append(grouped("moe_down", D * np.ones_like(fe), fe))
-    ops.append(memory_op(dev, "moe_unpermute", Tl * D * (1.0 + k) * out_bytes, 2.0 * Tl * k * D))
+    ops.append(grouped("moe_down", W * np.ones_like(fe), fe))
+    ops.append(memory_op(dev, "moe_unpermute", Tl * W * (1.0 + k) * out_bytes, 2.0 * Tl * k * W))
+    if latent is not None:  # and back: latent -> D
+        ops.append(
+            gemm(
+                dev,
+                "moe_latent_up",
+                Tl,
+                D,
+                latent,
+                compute_dtype=compute_dtype,
+                a_bytes=a_bytes,
+                w_bytes=w_bytes,
+                out_bytes=out_bytes,
+            )
+        )
     return ops
 
 
@@ -215,7 +253,7 @@ def dispatch_combine(
     ep_ = np.asarray(ep, dtype=np.float64)
     tok = np.asarray(tokens_per_rank, dtype=np.float64)
     copies = distinct_ranks(k, ep_) if dedup else np.full_like(ep_, float(k))
-    sends = tok * copies * model.d_model
+    sends = tok * copies * model.expert_width
     # The busiest rank receives imbalance x the mean: the collective ends when it has.
     mean_rows = tok * k
     skew = imbalance(

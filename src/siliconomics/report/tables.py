@@ -83,10 +83,10 @@ def models_table() -> Table:
     # 80 columns with ids whole; family and max context are in 'siliconomics show MODEL'
     # (attn "gdn" / "ssm": Gated DeltaNet / Mamba-2 layers between GQA ones)
     t = compact_table(
-        "Model presets (parameters in billions; exp = active/total experts; "
-        "gdn = Gated DeltaNet + GQA, ssm = Mamba-2 + GQA)"
+        "Model presets (parameters in billions; width = d_model; q/kv = query/KV heads; "
+        "exp = active/total experts; gdn = Gated DeltaNet + GQA, ssm = Mamba-2 + GQA)"
     )
-    for col in ("id", "params", "active", "layers", "d_model", "heads/kv", "attn", "exp"):
+    for col in ("id", "params", "active", "layers", "width", "q/kv", "attn", "exp"):
         t.add_column(col, justify="left" if col in ("id", "attn") else "right", no_wrap=True)
     for m in models().values():
         moe = f"{m.moe.experts_per_token}/{m.moe.n_experts}" if m.moe else "-"

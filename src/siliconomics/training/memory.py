@@ -123,7 +123,7 @@ def routed_params_per_layer(model: ModelSpec, g: PlanGrid) -> F:
         return np.zeros(np.shape(g.tp))
     moe = model.moe
     mats = 3 if model.gated else 2
-    per = np.ceil(moe.n_experts / g.ep) * mats * model.d_model
+    per = np.ceil(moe.n_experts / g.ep) * mats * model.expert_width
     per = per * np.ceil(moe.moe_d_ff / np.maximum(g.etp, 1))
     return np.asarray(per * model.n_moe_layers / model.n_layers, dtype=np.float64)
 
@@ -219,11 +219,16 @@ def moe_permuted_input_bytes(model: ModelSpec, g: PlanGrid, gi: float) -> F:
     one MLP input counted above. The expert fc1 input is the permuted token copies, k rows per
     token (Transformer Engine ``GroupedLinear`` saves ``inputmats`` = all ``sum(m_splits)``
     rows; Megatron-Core's permute keeps no other copy): ``(k - 1)·D·bytes``, /tp as the
-    sequence-parallel routed tokens are. Frozen experts (LoRA) save none."""
+    sequence-parallel routed tokens are. Frozen experts (LoRA) save none. LatentMoE: the k
+    copies are latent-wide and the latent -> D projection's input (one more latent row) is
+    saved too: ``(k + 1)·latent·bytes``."""
     assert model.moe is not None
     tp = np.asarray(g.tp, dtype=np.float64)
     full = np.where(g.method == "full", 1.0, 0.0)
-    return full * (model.moe.experts_per_token - 1) * model.d_model * gi / tp
+    k = model.moe.experts_per_token
+    if model.moe.latent_dim is not None:
+        return full * (k + 1) * model.moe.latent_dim * gi / tp
+    return full * (k - 1) * model.d_model * gi / tp
 
 
 def _moe_rank_skew(model: ModelSpec, g: PlanGrid, seq_len: int) -> F:

@@ -498,7 +498,7 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
         if not frozen and op.name in ("moe_up", "moe_down"):
             # wgrad: one [Fe x rows] @ [rows x D] per expert touched, accumulating into the
             # grad buffer; with few rows per expert the accumulate traffic dominates.
-            n_w = (mats_in if op.name == "moe_up" else 1) * fe * model.d_model
+            n_w = (mats_in if op.name == "moe_up" else 1) * fe * model.expert_width
             accum = hit * n_w * ly.accum_bytes / bw
             ly.bwd = ly.bwd + w * np.maximum(op.time, accum + dev.eff.kernel_overhead_s)
         elif not frozen:
@@ -516,7 +516,9 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
             T * g.ep * g.etp / tp * moe.experts_per_token / g.ep, g.ep, g.capacity_factor or None
         )
     )
-    sort_b = np.where((g.ep > 1) & (n_local > 1), rows_r * model.d_model * 2.0 * ACT_BYTES, 0.0)
+    sort_b = np.where(
+        (g.ep > 1) & (n_local > 1), rows_r * model.expert_width * 2.0 * ACT_BYTES, 0.0
+    )
     t_sort = w * 2.0 * _t(memory_op(dev, "moe_sort_chunks", sort_b))  # before + after
     ly.fwd, ly.bwd = ly.fwd + t_sort, ly.bwd + t_sort  # the gradients are sorted back likewise
     if model.activation_clamp and megatron_stack(dev):  # clamp outside the fused GLU (.stack)
@@ -531,7 +533,8 @@ def _moe_layer(ly: _Layer, model: ModelSpec, w: float, *, frozen: bool) -> None:
     ly.bwd = ly.bwd + w * calls * np.maximum(hit - 1.0, 0.0) * dev.eff.kernel_overhead_s
     if r.lowp:  # the recipe's quantisation passes around both expert GEMMs (.precision)
         rows = T * moe.experts_per_token * g.etp / tp
-        for m_, n_, k_ in ((rows, mats_in * fe, model.d_model), (rows, model.d_model, fe)):
+        W = model.expert_width
+        for m_, n_, k_ in ((rows, mats_in * fe, W), (rows, W, fe)):
             qf, qb = quant_time(dev, r, m_, n_, k_, frozen=frozen)
             ly.fwd, ly.bwd = ly.fwd + w * qf, ly.bwd + w * qb
     # the host's per-expert loop after the dispatcher's device-to-host sync (.host): the expert
