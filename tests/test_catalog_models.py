@@ -365,6 +365,12 @@ NEW_PRESETS = {
     # Mamba-2 hybrids (NVIDIA: Nemotron 3 Nano 31.6B total, 3.6B active with embeddings)
     "nemotron-3-nano-30b-a3b": (31.6e9, 3.6e9),
     "nemotron-h-56b": (56e9, 56e9),
+    # Gemma 3 (Google's sizes name the whole model; the 0.4B SigLIP tower of 4B-27B is not
+    # counted here)
+    "gemma-3-1b": (1e9, 1e9),
+    "gemma-3-4b": (4e9, 4e9),
+    "gemma-3-12b": (12e9, 12e9),
+    "gemma-3-27b": (27e9, 27e9),
     # LatentMoE (NVIDIA: Nemotron 3 Super 120B total, 12B active; Ultra 550B, 55B active)
     "nemotron-3-super-120b-a12b": (120e9, 12e9),
     "nemotron-3-ultra-550b-a55b": (550e9, 55e9),
