@@ -36,6 +36,12 @@ def n_params(m: ModelSpec) -> float:
         gate = q_out if m.attn_output_gate else 0  # a second query-sized projection
         attn = d * (q_out + gate + 2 * kv_out) + q_out * d
         attn += (q_out + gate + 2 * kv_out) if m.qkv_bias else 0
+        g = m.global_attention
+        if g is not None:  # Gemma 4: full layers of their own width and KV heads
+            n_full = layers // m.sliding_window_every
+            qg, kvg = m.n_heads * g.head_dim, g.n_kv_heads * g.head_dim
+            attn_g = d * (qg + (1 if g.k_eq_v else 2) * kvg) + qg * d
+            attn = ((layers - n_full) * attn + n_full * attn_g) / layers
     la = m.linear_attention
     if la is not None:
         qk, v, nv = la.n_k_heads * la.k_head_dim, la.n_v_heads * la.v_head_dim, la.n_v_heads
@@ -371,6 +377,9 @@ NEW_PRESETS = {
     "gemma-3-4b": (4e9, 4e9),
     "gemma-3-12b": (12e9, 12e9),
     "gemma-3-27b": (27e9, 27e9),
+    # Gemma 4 (31B: 30.7B; 26B-A4B: Google's 25.2B total / 3.8B active)
+    "gemma-4-31b": (30.7e9, 30.7e9),
+    "gemma-4-26b-a4b": (25.2e9, 3.8e9),
     # LatentMoE (NVIDIA: Nemotron 3 Super 120B total, 12B active; Ultra 550B, 55B active)
     "nemotron-3-super-120b-a12b": (120e9, 12e9),
     "nemotron-3-ultra-550b-a55b": (550e9, 55e9),
@@ -438,8 +447,11 @@ def test_hf_hybrid_layers_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SiliconomicsError, match="compresses the KV cache of 2 layers"):
         load_hf_config(_write(tmp_path / "v4", v4))
     g4 = {**base, "model_type": "gemma4_text", "head_dim": 256, "global_head_dim": 512}
-    with pytest.raises(SiliconomicsError, match="'global_head_dim' 512 differs"):
+    with pytest.raises(SiliconomicsError, match="has no sliding-window layer pattern"):
         load_hf_config(_write(tmp_path / "g4", g4))
+    e2b = {**g4, "num_kv_shared_layers": 20}
+    with pytest.raises(SiliconomicsError, match="'num_kv_shared_layers' 20: layers that reuse"):
+        load_hf_config(_write(tmp_path / "e2b", e2b))
     ok = ["sliding_attention", "full_attention"] * 2
     m = load_hf_config(
         _write(

@@ -55,6 +55,9 @@ LAYOUTS = [
     # LatentMoE: experts, permute and all-to-all at the latent width, replicated projections
     ("b200", "nemotron-3-super-120b-a12b", {"tp": 2, "ep": 2, "weight_dtype": "fp4"}),
     ("b200", "nemotron-3-super-120b-a12b", {"dp": 4, "ep": 4, "weight_dtype": "fp8"}),
+    # Gemma 4: full-attention layers of their own head width and KV heads (K = V)
+    ("h100-sxm", "gemma-4-31b", {"tp": 2}),
+    ("b200", "gemma-4-26b-a4b", {"tp": 2, "ep": 2, "weight_dtype": "fp8", "act_dtype": "fp8"}),
 ]
 
 B_AXIS = np.array([1.0, 3.0, 8.0, 33.0, 256.0])

@@ -113,7 +113,17 @@ def _activation(c: _Config, gated: bool) -> str:
 def _shared_experts(c: _Config, family: str, moe_d_ff: int) -> int:
     """Always-active experts: DeepSeek/GLM/Kimi ``n_shared_experts``; Llama 4 has one shared
     expert of the routed experts' width in every MoE layer (no config key); Qwen2-MoE gives
-    the shared expert's width, counted in routed-expert widths."""
+    the shared expert's width, counted in routed-expert widths; Gemma 4's MoE block runs
+    beside a dense MLP of ``intermediate_size`` whose output it adds (``enable_moe_block``),
+    an always-active expert of that width."""
+    if c.raw.get("enable_moe_block"):
+        dense = c.req("intermediate_size")
+        if dense % moe_d_ff:
+            raise c.fail(
+                f"'intermediate_size' {dense} (the dense MLP beside the experts) is not a "
+                f"multiple of the expert width {moe_d_ff}; the schema counts it in expert widths"
+            )
+        return dense // moe_d_ff
     n = c.opt_int("n_shared_experts", "num_shared_experts", minimum=0)
     wide = c.opt_int("moe_shared_expert_intermediate_size", minimum=0)  # Nemotron-H
     if n is not None and wide:
@@ -148,7 +158,7 @@ def _moe(c: _Config, family: str, d_ff: int) -> dict[str, Any] | None:
     moe_d_ff = c.req("moe_intermediate_size", "intermediate_size", default=d_ff)
     return {
         "n_experts": n_experts,
-        "experts_per_token": c.req("num_experts_per_tok", "experts_per_token"),
+        "experts_per_token": c.req("num_experts_per_tok", "experts_per_token", "top_k_experts"),
         "moe_d_ff": moe_d_ff,
         "n_shared_experts": _shared_experts(c, family, moe_d_ff),
         "n_dense_layers": c.req("first_k_dense_replace", default=0, minimum=0),
@@ -164,12 +174,11 @@ _ATTENTION_LAYERS = ("full_attention", "sliding_attention", "attention")
 
 
 def _only_attention(c: _Config) -> None:
-    """Refuse models whose layers the schema cannot price: linear attention / gated DeltaNet
-            (Qwen3-Next, Qwen3.5 ``layer_types``), Mamba (Nemotron-H ``hybrid_override_pattern``),
-            per-layer shapes (DeciLM / Llama-Nemotron ``block_configs``), compressed attention
-        (DeepSeek-V4 ``compress_ratios``), global layers of another shape (Gemma 4
-    ``global_head_dim``). Pricing them as uniform
-            softmax-attention layers would be silently wrong."""
+    """Refuse models whose layers the schema cannot price: linear-attention kinds other than
+    Gated DeltaNet (``layer_types``), unknown Nemotron-H blocks, per-layer shapes (DeciLM /
+    Llama-Nemotron ``block_configs``), compressed attention (DeepSeek-V4 ``compress_ratios``),
+    and Gemma 4's KV-shared layers, per-layer input embeddings and double-wide MLPs (E2B /
+    E4B). Pricing them as uniform softmax-attention layers would be silently wrong."""
     layer_types = c.raw.get("layer_types")
     if isinstance(layer_types, list):
         known = set(_ATTENTION_LAYERS)
@@ -196,17 +205,15 @@ def _only_attention(c: _Config) -> None:
             "layers (DeepSeek-V4 compressed attention, with hyper-connections and an output "
             "LoRA); this attention is not modelled"
         )
-    for key, local in (
-        ("global_head_dim", "head_dim"),
-        ("num_global_key_value_heads", "num_key_value_heads"),
+    for key, what in (
+        ("num_kv_shared_layers", "reuse earlier layers' KV cache (Gemma 4 E2B/E4B)"),
+        ("hidden_size_per_layer_input", "add per-layer input embeddings (Gemma 4 E2B/E4B)"),
     ):
-        g, v = c.raw.get(key), c.raw.get(local)
-        if isinstance(g, int) and isinstance(v, int) and g != v:
-            raise c.fail(
-                f"'{key}' {g} differs from '{local}' {v}: the global attention layers have "
-                "another shape than the local ones (Gemma 4); layers of different shapes are "
-                "not modelled"
-            )
+        n = c.raw.get(key)
+        if isinstance(n, int) and n > 0:
+            raise c.fail(f"'{key}' {n}: layers that {what} are not modelled")
+    if c.raw.get("use_double_wide_mlp"):
+        raise c.fail("'use_double_wide_mlp': layers with MLPs of two widths are not modelled")
     pattern = c.raw.get("hybrid_override_pattern")
     if isinstance(pattern, str):
         other = sorted(set(pattern) - set(_BLOCKS))
@@ -335,6 +342,18 @@ def _mamba2(c: _Config, n_mamba: int) -> dict[str, Any]:
     }
 
 
+def _global_attention(c: _Config, head_dim: int, n_kv: int) -> dict[str, Any] | None:
+    """Gemma 4's full-attention layers of their own shape: ``global_head_dim`` wide and, with
+    ``attention_k_eq_v`` (values = keys, no v_proj), ``num_global_key_value_heads`` KV heads
+    (vLLM's ``Gemma4Attention``); None when they match the windowed layers."""
+    g_dim = c.opt_int("global_head_dim") or head_dim
+    k_eq_v = bool(c.raw.get("attention_k_eq_v"))
+    g_kv = (c.opt_int("num_global_key_value_heads") or n_kv) if k_eq_v else n_kv
+    if (g_dim, g_kv, k_eq_v) == (head_dim, n_kv, False):
+        return None
+    return {"head_dim": g_dim, "n_kv_heads": g_kv, "k_eq_v": k_eq_v}
+
+
 def _mtp_layers(c: _Config) -> int:
     """Multi-token-prediction layers: DeepSeek/GLM ``num_nextn_predict_layers``; MiniMax-M2
     ``num_mtp_modules`` x ``mtp_transformer_layers`` when ``use_mtp``."""
@@ -451,6 +470,12 @@ def load_hf_config(path: Path) -> ModelSpec:
         }
 
     window, every = _sliding(c)
+    global_attention = _global_attention(c, head_dim, n_kv)
+    if global_attention is not None and not (window and every):
+        raise c.fail(
+            "'global_head_dim' / 'attention_k_eq_v' shape the full-attention layers between "
+            "sliding-window ones, but the config has no sliding-window layer pattern"
+        )
 
     spec: dict[str, Any] = {
         "id": _model_id(path, file, c),
@@ -481,6 +506,7 @@ def load_hf_config(path: Path) -> ModelSpec:
         # Qwen3-Next gates every full-attention output (no config key); Qwen3.5 says so
         "attn_output_gate": bool(raw.get("attn_output_gate", family == "qwen3_next")),
         "linear_attention": linear,
+        "global_attention": global_attention,
         "ffn_layers": ffn_layers,
         "moe": moe,
         "mla": mla,

@@ -316,6 +316,22 @@ class MLASpec(_Frozen):
     v_head_dim: int = Field(ge=1, description="value head dim")
 
 
+class GlobalAttentionSpec(_Frozen):
+    """The full-attention layers of a sliding-window model when they have another shape than
+    the windowed ones (Gemma 4: ``global_head_dim`` 512 against ``head_dim`` 256, and
+    ``num_global_key_value_heads``). Every full-attention layer keeps the model's query-head
+    count; its projections, attention and KV cache use these head width and KV heads."""
+
+    head_dim: int = Field(ge=1, description="head width of the full-attention layers")
+    n_kv_heads: int = Field(ge=1, description="KV heads of the full-attention layers")
+    k_eq_v: bool = Field(
+        default=False,
+        description="the values are the keys (HF attention_k_eq_v: no v_proj in the "
+        "full-attention layers); the cache still holds K and V, as vLLM's attention layer "
+        "stores them",
+    )
+
+
 class LinearAttentionSpec(_Frozen):
     """Gated DeltaNet linear attention (Yang, Kautz and Hatamizadeh, "Gated Delta Networks",
     ICLR 2025), as Qwen3-Next and Qwen3.5 interleave it with full attention: layer i (0-based)
@@ -442,6 +458,11 @@ class ModelSpec(_Frozen):
         description="gated activation clamped to this limit before the GLU (HF "
         "'swiglu_limit'; gpt-oss 7.0): gate input clamped from above, linear input to +-limit",
     )
+    global_attention: GlobalAttentionSpec | None = Field(
+        default=None,
+        description="the full-attention layers' own head width and KV heads when they differ "
+        "from the windowed layers' (Gemma 4); needs sliding_window and sliding_window_every",
+    )
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     dsa: DSASpec | None = Field(
@@ -489,6 +510,23 @@ class ModelSpec(_Frozen):
                 f"{self.id}: linear-attention layers are modelled beside GQA/MHA full "
                 "attention only (not with MLA or sliding windows)"
             )
+        ga = self.global_attention
+        if ga is not None:
+            if not (self.sliding_window and self.sliding_window_every):
+                raise ValueError(
+                    f"{self.id}: a [global_attention] table needs sliding_window and "
+                    "sliding_window_every (it shapes the full-attention layers between windowed "
+                    "ones)"
+                )
+            if self.mla is not None or self.linear_attention is not None:
+                raise ValueError(
+                    f"{self.id}: [global_attention] is modelled with GQA/MHA attention only"
+                )
+            if self.n_heads % ga.n_kv_heads:
+                raise ValueError(
+                    f"{self.id}: n_heads {self.n_heads} not a multiple of the global layers' "
+                    f"n_kv_heads {ga.n_kv_heads}"
+                )
         if self.dsa is not None and self.mla is None:
             raise ValueError(
                 f"{self.id}: a [dsa] table (DeepSeek Sparse Attention) needs attention 'mla' "

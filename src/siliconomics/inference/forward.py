@@ -199,17 +199,35 @@ def _attention_ops(st: _Step) -> list[OpCost]:
     cache_full = st.c + s
     La = model.n_attention_layers
     q = 2 * hq if model.attn_output_gate else hq  # the output gate doubles q_proj
-    ops = [st.g("qkv_proj", T, (q + 2 * hkv) * hd, D).scaled(La)]
-    for n_layers, window in ((n_full, None), (n_swa, model.sliding_window)):
+    ga = model.global_attention
+    # (layers, window, head width, KV heads per chip, KV projections) per kind of layer
+    kinds = [(n_full, None, hd, hkv, 2), (n_swa, model.sliding_window, hd, hkv, 2)]
+    if ga is None:
+        ops = [st.g("qkv_proj", T, (q + 2 * hkv) * hd, D).scaled(La)]
+    else:  # Gemma 4: the full layers have their own head width and KV heads (K = V: one proj)
+        kinds[0] = (n_full, None, ga.head_dim, -(-ga.n_kv_heads // plan.tp), 1 if ga.k_eq_v else 2)
+        ops = [
+            st.g(name, T, (q + nkv * kh) * h, D).scaled(n)
+            for name, (n, _, h, kh, nkv) in zip(("qkv_proj_global", "qkv_proj"), kinds, strict=True)
+            if n
+        ]
+    for n_layers, window, h, kh, _ in kinds:
         if n_layers == 0:
             continue
         keys = keys_full if window is None else np.minimum(keys_full, window)
         cache = cache_full if window is None else np.minimum(cache_full, window)
-        flops = 4.0 * B * s * hq * hd * keys
-        nbytes = B * cache * 2 * hkv * hd * kvb + 2.0 * T * hq * hd * st.a
+        flops = 4.0 * B * s * hq * h * keys
+        nbytes = B * cache * 2 * kh * h * kvb + 2.0 * T * hq * h * st.a
         name = "attention" if window is None else "attention_window"
         ops.append(attention_op(dev, name, flops, nbytes, compute_dtype=ad).scaled(n_layers))
-    ops.append(st.g("o_proj", T, D, hq * hd).scaled(La))
+    if ga is None:
+        ops.append(st.g("o_proj", T, D, hq * hd).scaled(La))
+    else:
+        ops += [
+            st.g(name, T, D, hq * h).scaled(n)
+            for name, (n, _, h, _, _) in zip(("o_proj_global", "o_proj"), kinds, strict=True)
+            if n
+        ]
     if model.linear_attention is not None:
         ops += _linear_attention_ops(st)
     return ops

@@ -40,6 +40,7 @@ from ..parallel.memory import (
     INDEXER_SCALE_BYTES,
     activation_bytes_per_chip,
     kv_bytes_per_token_per_chip,
+    kv_full_fraction,
     state_bytes_per_seq_per_chip,
     weight_bytes_per_chip,
 )
@@ -697,8 +698,7 @@ def _memory(model: ModelSpec, dev: Device, plan: InferencePlan) -> _Memory:
     window, full_frac = math.inf, 1.0
     if model.sliding_window and model.mla is None:
         window = float(model.sliding_window)
-        every = model.sliding_window_every
-        full_frac = (1.0 / every) if every else 0.0
+        full_frac = kv_full_fraction(model, plan)
     weights = weight_bytes_per_chip(model, plan)
     return _Memory(
         weights=weights,
@@ -823,23 +823,41 @@ def _attention_parts(model: ModelSpec, dev: Device, plan: InferencePlan) -> list
     cd = plan.compute_dtype
     La = float(model.n_attention_layers)
     q = 2 * hq if model.attn_output_gate else hq  # the output gate doubles q_proj
-    parts: list[Any] = [_gemm(dev, (q + 2 * hkv) * hd, D, La, dtype=cd, a=a, w=w, out=r)]
     n_full, n_swa, _, _ = _layer_counts(model)
-    for n_layers, window in ((n_full, None), (n_swa, model.sliding_window)):
+    ga = model.global_attention
+    # (layers, window, head width, KV heads per chip, KV projections) per kind of layer
+    kinds = [(n_full, None, hd, hkv, 2), (n_swa, model.sliding_window, hd, hkv, 2)]
+    if ga is not None:  # forward._attention_ops: full layers of their own shape
+        kinds[0] = (n_full, None, ga.head_dim, -(-ga.n_kv_heads // plan.tp), 1 if ga.k_eq_v else 2)
+        parts: list[Any] = [
+            _gemm(dev, (q + nkv * kh) * h, D, float(n), dtype=cd, a=a, w=w, out=r)
+            for n, _, h, kh, nkv in kinds
+            if n
+        ]
+    else:
+        parts = [_gemm(dev, (q + 2 * hkv) * hd, D, La, dtype=cd, a=a, w=w, out=r)]
+    for n_layers, window, h, kh, _ in kinds:
         if n_layers:
-            fc = 4.0 * hq * hd / peak
+            fc = 4.0 * hq * h / peak
             parts.append(
                 _attention(
                     float(n_layers),
                     window,
                     flop=fc,
                     flop_prefill=fc,
-                    kv=2 * hkv * hd * kvb / bw,
-                    q=2.0 * hq * hd * a / bw,
+                    kv=2 * kh * h * kvb / bw,
+                    q=2.0 * hq * h * a / bw,
                     over=dev.eff.kernel_overhead_s,
                 )
             )
-    parts.append(_gemm(dev, D, hq * hd, La, dtype=cd, a=a, w=w, out=r))
+    if ga is not None:
+        parts += [
+            _gemm(dev, D, hq * h, float(n), dtype=cd, a=a, w=w, out=r)
+            for n, _, h, _, _ in kinds
+            if n
+        ]
+    else:
+        parts.append(_gemm(dev, D, hq * hd, La, dtype=cd, a=a, w=w, out=r))
     if model.linear_attention is not None:
         parts += _linear_parts(model, dev, plan)
     return parts

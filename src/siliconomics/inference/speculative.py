@@ -96,6 +96,7 @@ def mtp_module(model: ModelSpec) -> ModelSpec:
         "n_layers": 1,
         "sliding_window": None,
         "sliding_window_every": 0,
+        "global_attention": None,
         "linear_attention": None,  # the MTP layer is full attention (Qwen3-Next, Qwen3.5)
         "ffn_layers": None,
         "moe": moe,

@@ -65,6 +65,12 @@ def param_counts(
             experts += 2 * D * moe.latent_dim
     vocab = -(-model.vocab_size // tp) * D
     attention = float(attn * model.n_attention_layers)
+    ga = model.global_attention
+    if ga is not None:  # the full-attention layers have their own head width and KV heads
+        n_full = model.n_layers // model.sliding_window_every
+        hkv_g = -(-ga.n_kv_heads // tp)
+        attn_g = D * (hq + (1 if ga.k_eq_v else 2) * hkv_g) * ga.head_dim + hq * ga.head_dim * D
+        attention = float(attn * (model.n_attention_layers - n_full) + attn_g * n_full)
     if model.linear_attention is not None:
         attention += linear_params_per_layer(model, tp) * model.n_linear_layers
     return {
@@ -131,7 +137,31 @@ def kv_bytes_per_token_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
     hkv = -(-model.n_kv_heads // plan.tp)
     if model.linear_attention is not None:  # only the full-attention layers cache K and V
         layers = layers * model.n_attention_layers / model.n_layers
+    ga = model.global_attention
+    if ga is not None:  # windowed and full layers of different shapes: their mean per layer
+        n_full = model.n_layers // model.sliding_window_every
+        full = n_full * 2 * -(-ga.n_kv_heads // plan.tp) * ga.head_dim
+        window = (model.n_layers - n_full) * 2 * hkv * model.head_dim
+        return layers * (full + window) / model.n_layers * kvb
     return layers * 2 * hkv * model.head_dim * kvb
+
+
+def kv_full_fraction(model: ModelSpec, plan: InferencePlan) -> float:
+    """Share of a token's KV bytes held by the full-attention layers of a sliding-window model
+    (the rest stops growing at the window): the share of full layers, 1/every, or with
+    ``global_attention`` the full layers' share of the bytes. 1 without windows."""
+    if not model.sliding_window or model.mla is not None:
+        return 1.0
+    every = model.sliding_window_every
+    if not every:
+        return 0.0
+    ga = model.global_attention
+    if ga is None:
+        return 1.0 / every
+    n_full = model.n_layers // every
+    full = n_full * -(-ga.n_kv_heads // plan.tp) * ga.head_dim
+    window = (model.n_layers - n_full) * -(-model.n_kv_heads // plan.tp) * model.head_dim
+    return full / (full + window)
 
 
 def state_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan) -> float:
@@ -151,8 +181,7 @@ def kv_bytes_per_seq_per_chip(model: ModelSpec, plan: InferencePlan, ctx: ArrayL
     c = np.asarray(ctx, dtype=np.float64)
     per_tok = kv_bytes_per_token_per_chip(model, plan)
     if model.sliding_window and model.mla is None:
-        every = model.sliding_window_every
-        full_frac = (1.0 / every) if every else 0.0
+        full_frac = kv_full_fraction(model, plan)
         return per_tok * (full_frac * c + (1 - full_frac) * np.minimum(c, model.sliding_window))
     if model.linear_attention is not None:
         return per_tok * c + state_bytes_per_seq_per_chip(model, plan)
@@ -167,6 +196,8 @@ def activation_bytes_per_chip(model: ModelSpec, plan: InferencePlan, tokens: Arr
     a = DTYPE_BYTES[plan.act_dtype]
     hq = -(-model.n_heads // plan.tp)
     widest = max(2 * -(-model.d_ff // plan.tp), hq * model.head_dim * 3, model.d_model)
+    if model.global_attention is not None:
+        widest = max(widest, hq * model.global_attention.head_dim * 3)
     if model.linear_attention is not None:
         widest = max(widest, linear_shape(model, plan.tp).in_width)
     if model.moe is not None:

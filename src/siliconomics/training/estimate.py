@@ -18,7 +18,7 @@ from . import gridcore
 from .flops import model_flops_per_token
 from .kernels import SC
 from .memory import TrainMemory, train_memory
-from .plan import _INT_FIELDS, PlanGrid, TrainPlan, scalar_grid, stage_layers
+from .plan import _INT_FIELDS, PlanGrid, TrainPlan, check_model, scalar_grid, stage_layers
 from .precision import peak_dtype
 from .step import (
     LayoutTimes,
@@ -160,6 +160,7 @@ def evaluate_grid(
     times, parameters per chip) is computed once per distinct layout and the rest per plan,
     in blocks of :data:`BLOCK` plans; the results equal an evaluation of every plan on its
     own (``tests/test_train_fast.py``)."""
+    check_model(model)
     overlap = overlap or default_overlap(dev)
     shape = np.shape(g.dp)
     flat = _flat(g)
@@ -508,6 +509,7 @@ def estimate_training(
     :func:`evaluate_grid` in the same order, so the two agree (``tests/test_train_fast.py``)."""
     if seq_len < 1 or global_batch_seqs < 1:
         raise SiliconomicsError("seq_len and global_batch_seqs must be positive integers")
+    check_model(model)
     dev = train_device(device)
     plan.validate(model, dev, seq_len=seq_len, global_batch=global_batch_seqs)
     est = _estimate_one(model, dev, plan, seq_len, global_batch_seqs, overlap, algorithm)

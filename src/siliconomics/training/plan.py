@@ -431,6 +431,15 @@ def last_rank_layers(model: ModelSpec, pp: I, vpp: I, xp: Any) -> Any:
     return (vpp - 1) * c + xp.maximum(L - (stages - 1) * c, 0.0)
 
 
+def check_model(model: ModelSpec) -> None:
+    """Refuse, by name, models whose layers the training step model does not price."""
+    if model.global_attention is not None:
+        raise SiliconomicsError(
+            f"training {model.id} is not modelled: its full-attention layers have another head "
+            "width and KV heads than its windowed ones (Gemma 4 global_head_dim); inference is"
+        )
+
+
 def check_plan_fields(plan: TrainPlan) -> None:
     """Fields whose bad values would crash downstream (a zero degree divides by zero, an
     unknown optimizer has no state size); recompute and zero are checked, with the other

@@ -156,8 +156,9 @@ def _valid_grid(
     lora_rank: int,
 ) -> tuple[PlanGrid, int]:
     """The valid candidate plans, and how many candidates were generated."""
-    from .plan import can_offload, plan_validity
+    from .plan import can_offload, check_model, plan_validity
 
+    check_model(model)
     dev = train_device(device)
     chip_id = dev.id
     check_recipe(dev, dtype)
