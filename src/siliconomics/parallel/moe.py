@@ -161,20 +161,23 @@ def expert_ops(
         memory_op(dev, "router_topk", 8.0 * Tl * E, 10.0 * Tl * E),
     ]
     latent = moe.latent_dim
-    if latent is not None:  # LatentMoE's D -> latent projection of the routed tokens
-        ops.append(
-            gemm(
-                dev,
-                "moe_latent_down",
-                Tl,
-                latent,
-                D,
-                compute_dtype=compute_dtype,
-                a_bytes=a_bytes,
-                w_bytes=w_bytes,
-                out_bytes=out_bytes,
-            )
+
+    def projection(name: str, n: int, k: int) -> OpCost:
+        """One of LatentMoE's D <-> latent projections over the tokens this rank routes."""
+        return gemm(
+            dev,
+            name,
+            Tl,
+            n,
+            k,
+            compute_dtype=compute_dtype,
+            a_bytes=a_bytes,
+            w_bytes=w_bytes,
+            out_bytes=out_bytes,
         )
+
+    if latent is not None:  # LatentMoE's D -> latent projection of the routed tokens
+        ops.append(projection("moe_latent_down", latent, D))
     # Expand: read each token once in the 16-bit residual format, write its k copies in
     # the GEMM input format (the quantisation is fused into the expand kernel).
     ops.append(
@@ -212,19 +215,7 @@ def expert_ops(
     ops.append(grouped("moe_down", W * np.ones_like(fe), fe))
     ops.append(memory_op(dev, "moe_unpermute", Tl * W * (1.0 + k) * out_bytes, 2.0 * Tl * k * W))
     if latent is not None:  # and back: latent -> D
-        ops.append(
-            gemm(
-                dev,
-                "moe_latent_up",
-                Tl,
-                D,
-                latent,
-                compute_dtype=compute_dtype,
-                a_bytes=a_bytes,
-                w_bytes=w_bytes,
-                out_bytes=out_bytes,
-            )
-        )
+        ops.append(projection("moe_latent_up", D, latent))
     return ops
 
 
